@@ -1,0 +1,293 @@
+//! Bounded, allocation-free header parsing shared by the kernel programs and
+//! userspace.
+//!
+//! Every read goes through [`Packet::load`], so the kernel side has exactly one
+//! place that proves to the verifier that an access is in bounds, and userspace
+//! gets the same guarantee from slice indexing. Loops are unrolled or bounded
+//! by constants so the verifier accepts them.
+
+/// Read access to a packet's bytes. `load` returns `None` instead of reading
+/// past the end; implementations must never panic.
+pub trait Packet {
+    fn load<T: Copy>(&self, offset: usize) -> Option<T>;
+}
+
+impl Packet for [u8] {
+    #[inline(always)]
+    fn load<T: Copy>(&self, offset: usize) -> Option<T> {
+        let end = offset.checked_add(core::mem::size_of::<T>())?;
+        let bytes = self.get(offset..end)?;
+        // SAFETY: `bytes` holds exactly size_of::<T>() bytes, T is plain data
+        // read unaligned.
+        Some(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+    }
+}
+
+pub const ETH_HLEN: usize = 14;
+pub const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_IPV6: u16 = 0x86DD;
+pub const ETH_P_8021Q: u16 = 0x8100;
+pub const ETH_P_8021AD: u16 = 0x88A8;
+/// Pre-standard QinQ outer tag still emitted by some switches.
+pub const ETH_P_QINQ1: u16 = 0x9100;
+
+pub const IPPROTO_HOPOPTS: u8 = 0;
+pub const IPPROTO_ICMP: u8 = 1;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_ROUTING: u8 = 43;
+pub const IPPROTO_FRAGMENT: u8 = 44;
+pub const IPPROTO_AH: u8 = 51;
+pub const IPPROTO_ICMPV6: u8 = 58;
+pub const IPPROTO_DSTOPTS: u8 = 60;
+
+/// Tags beyond this (QinQ is two) make a frame unparsed rather than costing an
+/// unbounded walk.
+pub const MAX_VLAN_TAGS: usize = 2;
+/// IPv6 extension headers walked before giving up; real traffic uses one or two.
+pub const MAX_IPV6_EXT_HEADERS: usize = 6;
+
+pub const TCP_FIN: u8 = 0x01;
+pub const TCP_SYN: u8 = 0x02;
+pub const TCP_RST: u8 = 0x04;
+pub const TCP_ACK: u8 = 0x10;
+
+/// Address family of a parsed packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Family {
+    V4 = 0,
+    V6 = 1,
+}
+
+/// Where a packet sits in an IP fragment train: only the first fragment
+/// carries the L4 header, so later ones have no ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Fragment {
+    None = 0,
+    First = 1,
+    Later = 2,
+}
+
+/// Headers of an IP packet, enough to classify it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parsed {
+    pub family: Family,
+    /// The upper-layer protocol after IPv6 extension headers.
+    pub proto: u8,
+    /// IPv4 addresses sit in the first four bytes, the rest zero.
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    /// Source/destination port for TCP and UDP; ICMP type/code in `sport`/`dport`.
+    pub sport: u16,
+    pub dport: u16,
+    pub tcp_flags: u8,
+    pub fragment: Fragment,
+    pub vlan_tags: u8,
+    /// Offset of the L4 header from the start of the frame.
+    pub l4_offset: u16,
+}
+
+/// Why a frame was not classified. The kernel counts these and passes the
+/// frame (fail open).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ParseError {
+    /// Not IPv4 or IPv6 (ARP, LLDP, ...): not an error, just nothing to check.
+    NotIp = 0,
+    /// The frame ends inside a header.
+    Truncated = 1,
+    /// A header field is impossible (IPv4 IHL < 5, wrong version nibble...).
+    Malformed = 2,
+    /// More VLAN tags or IPv6 extension headers than we walk.
+    TooDeep = 3,
+}
+
+#[inline(always)]
+fn be16(v: u16) -> u16 {
+    u16::from_be(v)
+}
+
+/// Parses an Ethernet frame (with up to two 802.1Q/802.1ad tags).
+#[inline(always)]
+pub fn parse_ethernet<P: Packet + ?Sized>(pkt: &P) -> Result<Parsed, ParseError> {
+    let mut ethertype = be16(pkt.load::<u16>(12).ok_or(ParseError::Truncated)?);
+    let mut offset = ETH_HLEN;
+    let mut tags = 0u8;
+    let mut i = 0;
+    while i < MAX_VLAN_TAGS {
+        if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD && ethertype != ETH_P_QINQ1 {
+            break;
+        }
+        ethertype = be16(pkt.load::<u16>(offset + 2).ok_or(ParseError::Truncated)?);
+        offset += 4;
+        tags += 1;
+        i += 1;
+    }
+    if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD || ethertype == ETH_P_QINQ1 {
+        return Err(ParseError::TooDeep);
+    }
+    let mut parsed = match ethertype {
+        ETH_P_IP => parse_ipv4(pkt, offset)?,
+        ETH_P_IPV6 => parse_ipv6(pkt, offset)?,
+        _ => return Err(ParseError::NotIp),
+    };
+    parsed.vlan_tags = tags;
+    Ok(parsed)
+}
+
+/// Parses a packet that starts with its IP header (raw IP captures).
+#[inline(always)]
+pub fn parse_ip<P: Packet + ?Sized>(pkt: &P, offset: usize) -> Result<Parsed, ParseError> {
+    let first: u8 = pkt.load(offset).ok_or(ParseError::Truncated)?;
+    match first >> 4 {
+        4 => parse_ipv4(pkt, offset),
+        6 => parse_ipv6(pkt, offset),
+        _ => Err(ParseError::Malformed),
+    }
+}
+
+#[inline(always)]
+fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, offset: usize) -> Result<Parsed, ParseError> {
+    // version/IHL, ..., frag (6), ttl, proto (9), csum, src (12), dst (16)
+    let vihl: u8 = pkt.load(offset).ok_or(ParseError::Truncated)?;
+    if vihl >> 4 != 4 {
+        return Err(ParseError::Malformed);
+    }
+    let ihl = ((vihl & 0x0f) as usize) * 4;
+    if ihl < 20 {
+        return Err(ParseError::Malformed);
+    }
+    let frag = be16(pkt.load::<u16>(offset + 6).ok_or(ParseError::Truncated)?);
+    let proto: u8 = pkt.load(offset + 9).ok_or(ParseError::Truncated)?;
+    let src: [u8; 4] = pkt.load(offset + 12).ok_or(ParseError::Truncated)?;
+    let dst: [u8; 4] = pkt.load(offset + 16).ok_or(ParseError::Truncated)?;
+    // Options must be present too, or the L4 offset would point into nowhere.
+    pkt.load::<u8>(offset + ihl - 1).ok_or(ParseError::Truncated)?;
+    let more_fragments = frag & 0x2000 != 0;
+    let frag_offset = frag & 0x1fff;
+    let fragment = if frag_offset != 0 {
+        Fragment::Later
+    } else if more_fragments {
+        Fragment::First
+    } else {
+        Fragment::None
+    };
+    let mut parsed = Parsed {
+        family: Family::V4,
+        proto,
+        src: [0; 16],
+        dst: [0; 16],
+        sport: 0,
+        dport: 0,
+        tcp_flags: 0,
+        fragment,
+        vlan_tags: 0,
+        l4_offset: (offset + ihl) as u16,
+    };
+    parsed.src[..4].copy_from_slice(&src);
+    parsed.dst[..4].copy_from_slice(&dst);
+    if fragment != Fragment::Later {
+        parse_l4(pkt, offset + ihl, &mut parsed)?;
+    }
+    Ok(parsed)
+}
+
+#[inline(always)]
+fn parse_ipv6<P: Packet + ?Sized>(pkt: &P, offset: usize) -> Result<Parsed, ParseError> {
+    let vtc: u8 = pkt.load(offset).ok_or(ParseError::Truncated)?;
+    if vtc >> 4 != 6 {
+        return Err(ParseError::Malformed);
+    }
+    let mut next: u8 = pkt.load(offset + 6).ok_or(ParseError::Truncated)?;
+    let src: [u8; 16] = pkt.load(offset + 8).ok_or(ParseError::Truncated)?;
+    let dst: [u8; 16] = pkt.load(offset + 24).ok_or(ParseError::Truncated)?;
+    let mut l4 = offset + 40;
+    let mut fragment = Fragment::None;
+    let mut i = 0;
+    while i < MAX_IPV6_EXT_HEADERS {
+        match next {
+            IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => {
+                let hdr: [u8; 2] = pkt.load(l4).ok_or(ParseError::Truncated)?;
+                next = hdr[0];
+                l4 += (hdr[1] as usize + 1) * 8;
+            }
+            IPPROTO_AH => {
+                let hdr: [u8; 2] = pkt.load(l4).ok_or(ParseError::Truncated)?;
+                next = hdr[0];
+                l4 += (hdr[1] as usize + 2) * 4;
+            }
+            IPPROTO_FRAGMENT => {
+                let hdr: [u8; 4] = pkt.load(l4).ok_or(ParseError::Truncated)?;
+                next = hdr[0];
+                let off_flags = u16::from_be_bytes([hdr[2], hdr[3]]);
+                fragment = if off_flags & 0xfff8 != 0 {
+                    Fragment::Later
+                } else if off_flags & 1 != 0 {
+                    Fragment::First
+                } else {
+                    Fragment::None
+                };
+                l4 += 8;
+            }
+            _ => break,
+        }
+        i += 1;
+    }
+    if matches!(
+        next,
+        IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS | IPPROTO_AH | IPPROTO_FRAGMENT
+    ) {
+        return Err(ParseError::TooDeep);
+    }
+    let mut parsed = Parsed {
+        family: Family::V6,
+        proto: next,
+        src,
+        dst,
+        sport: 0,
+        dport: 0,
+        tcp_flags: 0,
+        fragment,
+        vlan_tags: 0,
+        l4_offset: l4 as u16,
+    };
+    if fragment != Fragment::Later {
+        parse_l4(pkt, l4, &mut parsed)?;
+    }
+    Ok(parsed)
+}
+
+#[inline(always)]
+fn parse_l4<P: Packet + ?Sized>(
+    pkt: &P,
+    offset: usize,
+    parsed: &mut Parsed,
+) -> Result<(), ParseError> {
+    match parsed.proto {
+        IPPROTO_TCP => {
+            let ports: [u16; 2] = pkt.load(offset).ok_or(ParseError::Truncated)?;
+            // Data offset (12) and flags (13): a TCP header is at least 20 bytes.
+            let hdr: [u8; 2] = pkt.load(offset + 12).ok_or(ParseError::Truncated)?;
+            if hdr[0] >> 4 < 5 {
+                return Err(ParseError::Malformed);
+            }
+            parsed.sport = be16(ports[0]);
+            parsed.dport = be16(ports[1]);
+            parsed.tcp_flags = hdr[1];
+        }
+        IPPROTO_UDP => {
+            let ports: [u16; 2] = pkt.load(offset).ok_or(ParseError::Truncated)?;
+            parsed.sport = be16(ports[0]);
+            parsed.dport = be16(ports[1]);
+        }
+        IPPROTO_ICMP | IPPROTO_ICMPV6 => {
+            let tc: [u8; 2] = pkt.load(offset).ok_or(ParseError::Truncated)?;
+            parsed.sport = tc[0] as u16;
+            parsed.dport = tc[1] as u16;
+        }
+        _ => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,7 @@
+//! portconform's userspace: loads and attaches the kernel programs, reads their
+//! maps, and runs the daemon. `main.rs` is only the command line.
+
+pub mod daemon;
+pub mod loader;
+pub mod object;
+pub mod stats;

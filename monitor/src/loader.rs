@@ -1,0 +1,237 @@
+//! Loading the kernel programs and attaching them: XDP on each interface's
+//! ingress, TC (tcx) on its egress. Links are owned by [`Monitor`]; dropping it
+//! detaches everything, and the kernel does the same if the process dies,
+//! because all attachments are bpf links tied to our file descriptors.
+
+use std::{ffi::CString, io};
+
+use aya::{
+    Ebpf, EbpfError,
+    maps::{Array, MapError},
+    programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode},
+};
+use monitor_common::{
+    maps::{IFSLOT_MAP, PROG_EGRESS, PROG_INGRESS},
+    stats::{IFINDEX_LIMIT, MAX_IFACES},
+};
+
+use crate::object::EBPF_OBJECT;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("no network interface named {0:?} (list them with `ip link`)")]
+    UnknownInterface(String),
+    #[error("interface {0:?} is given twice")]
+    DuplicateInterface(String),
+    #[error("at most {max} interfaces can be monitored at once, got {0}", max = MAX_IFACES - 1)]
+    TooManyInterfaces(usize),
+    #[error("interface {name:?} has index {index}, beyond the {IFINDEX_LIMIT} the counters cover")]
+    IfindexTooLarge { name: String, index: u32 },
+    #[error(
+        "permission denied while {what}: portconform needs root, or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON"
+    )]
+    Permission { what: String },
+    #[error("loading the eBPF object failed: {0}")]
+    Object(#[source] EbpfError),
+    #[error("the kernel rejected program {program}: {source}")]
+    Program {
+        program: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("attaching {program} to {iface} failed: {source}")]
+    Attach {
+        program: &'static str,
+        iface: String,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("map {map}: {source}")]
+    Map {
+        map: &'static str,
+        #[source]
+        source: MapError,
+    },
+}
+
+/// How the XDP program ended up attached to an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XdpAttachMode {
+    /// In the driver: the fast path.
+    Native,
+    /// In the generic network stack, because the driver has no XDP support.
+    Generic,
+}
+
+impl XdpAttachMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            XdpAttachMode::Native => "native",
+            XdpAttachMode::Generic => "generic",
+        }
+    }
+}
+
+/// One monitored interface.
+#[derive(Clone, Debug)]
+pub struct Interface {
+    pub name: String,
+    pub index: u32,
+    /// Counter slot the kernel uses for this interface.
+    pub slot: u32,
+    pub xdp_mode: XdpAttachMode,
+}
+
+/// The loaded object with its programs attached. Dropping it detaches.
+pub struct Monitor {
+    ebpf: Ebpf,
+    interfaces: Vec<Interface>,
+}
+
+impl Monitor {
+    /// Loads the programs and attaches them to every interface in `names`.
+    /// On error nothing stays attached (the partly built monitor is dropped).
+    pub fn attach(names: &[String]) -> Result<Self, LoadError> {
+        let resolved = resolve_interfaces(names)?;
+        raise_memlock_limit();
+        let mut ebpf = Ebpf::load(EBPF_OBJECT).map_err(|err| match &err {
+            EbpfError::MapError(MapError::CreateError { io_error, .. })
+                if io_error.kind() == io::ErrorKind::PermissionDenied =>
+            {
+                LoadError::Permission { what: "creating BPF maps".into() }
+            }
+            _ => LoadError::Object(err),
+        })?;
+
+        let mut interfaces = Vec::with_capacity(resolved.len());
+        {
+            let mut ifslot: Array<_, u32> = Array::try_from(
+                ebpf.map_mut(IFSLOT_MAP).expect("the object defines PC_IFSLOT"),
+            )
+            .map_err(|source| LoadError::Map { map: IFSLOT_MAP, source })?;
+            for (i, (name, index)) in resolved.iter().enumerate() {
+                let slot = i as u32 + 1;
+                ifslot
+                    .set(*index, slot, 0)
+                    .map_err(|source| LoadError::Map { map: IFSLOT_MAP, source })?;
+                interfaces.push(Interface {
+                    name: name.clone(),
+                    index: *index,
+                    slot,
+                    xdp_mode: XdpAttachMode::Native,
+                });
+            }
+        }
+
+        let xdp: &mut Xdp = program(&mut ebpf, PROG_INGRESS)?;
+        xdp.load().map_err(|source| program_error(PROG_INGRESS, source))?;
+        for iface in &mut interfaces {
+            iface.xdp_mode = attach_xdp(xdp, iface)?;
+        }
+
+        let tc: &mut SchedClassifier = program(&mut ebpf, PROG_EGRESS)?;
+        tc.load().map_err(|source| program_error(PROG_EGRESS, source))?;
+        for iface in &interfaces {
+            tc.attach(&iface.name, TcAttachType::Egress).map_err(|source| {
+                attach_error(PROG_EGRESS, &iface.name, source)
+            })?;
+        }
+        Ok(Self { ebpf, interfaces })
+    }
+
+    pub fn interfaces(&self) -> &[Interface] {
+        &self.interfaces
+    }
+
+    pub fn ebpf(&self) -> &Ebpf {
+        &self.ebpf
+    }
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, LoadError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    let prog = ebpf.program_mut(name).expect("the embedded object defines every program");
+    prog.try_into().map_err(|source| program_error(name, source))
+}
+
+/// Native XDP first; drivers without it get generic mode, and the caller says so.
+fn attach_xdp(xdp: &mut Xdp, iface: &Interface) -> Result<XdpAttachMode, LoadError> {
+    match xdp.attach_to_if_index(iface.index, XdpMode::Driver) {
+        Ok(_) => Ok(XdpAttachMode::Native),
+        Err(native_err) if !is_permission(&native_err) => {
+            match xdp.attach_to_if_index(iface.index, XdpMode::Skb) {
+                Ok(_) => Ok(XdpAttachMode::Generic),
+                Err(_) => Err(attach_error(PROG_INGRESS, &iface.name, native_err)),
+            }
+        }
+        Err(err) => Err(attach_error(PROG_INGRESS, &iface.name, err)),
+    }
+}
+
+fn resolve_interfaces(names: &[String]) -> Result<Vec<(String, u32)>, LoadError> {
+    if names.len() >= MAX_IFACES as usize {
+        return Err(LoadError::TooManyInterfaces(names.len()));
+    }
+    let mut out: Vec<(String, u32)> = Vec::with_capacity(names.len());
+    for name in names {
+        if out.iter().any(|(n, _)| n == name) {
+            return Err(LoadError::DuplicateInterface(name.clone()));
+        }
+        let index = if_index(name).ok_or_else(|| LoadError::UnknownInterface(name.clone()))?;
+        if index >= IFINDEX_LIMIT {
+            return Err(LoadError::IfindexTooLarge { name: name.clone(), index });
+        }
+        out.push((name.clone(), index));
+    }
+    Ok(out)
+}
+
+/// Interface index of `name`, or `None` when there is no such interface.
+pub fn if_index(name: &str) -> Option<u32> {
+    let c_name = CString::new(name).ok()?;
+    // SAFETY: `c_name` is a valid NUL-terminated string.
+    let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+    (index != 0).then_some(index)
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; lifting it is
+/// harmless on newer ones and failure is reported by the load itself.
+fn raise_memlock_limit() {
+    let rlim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: plain syscall with a valid pointer.
+    let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) };
+}
+
+fn is_permission(err: &ProgramError) -> bool {
+    io_error(err).is_some_and(|e| {
+        matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
+    })
+}
+
+fn io_error(err: &ProgramError) -> Option<&io::Error> {
+    match err {
+        ProgramError::SyscallError(e) => Some(&e.io_error),
+        ProgramError::LoadError { io_error, .. } => Some(io_error),
+        _ => None,
+    }
+}
+
+fn program_error(program: &'static str, source: ProgramError) -> LoadError {
+    // A verifier rejection is EACCES or EINVAL with a log; EPERM means privileges.
+    if io_error(&source).and_then(io::Error::raw_os_error) == Some(libc::EPERM) {
+        return LoadError::Permission { what: format!("loading {program}") };
+    }
+    LoadError::Program { program, source }
+}
+
+fn attach_error(program: &'static str, iface: &str, source: ProgramError) -> LoadError {
+    if is_permission(&source) {
+        return LoadError::Permission { what: format!("attaching {program} to {iface}") };
+    }
+    if let ProgramError::UnknownInterface { name } = &source {
+        return LoadError::UnknownInterface(name.clone());
+    }
+    LoadError::Attach { program, iface: iface.to_string(), source }
+}
