@@ -11,6 +11,8 @@ pub const PROG_INGRESS: &str = "pc_ingress";
 pub const PROG_EGRESS: &str = "pc_egress";
 /// A bare XDP_PASS, the baseline benchmarks are measured against.
 pub const PROG_XDP_PASS: &str = "pc_xdp_pass";
+/// A bare TC_ACT_OK, the egress baseline.
+pub const PROG_TC_PASS: &str = "pc_tc_pass";
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]

@@ -45,6 +45,12 @@ pub fn pc_xdp_pass(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
+/// A bare TC_ACT_OK: the egress baseline.
+#[classifier]
+pub fn pc_tc_pass(_ctx: TcContext) -> i32 {
+    TC_ACT_OK
+}
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

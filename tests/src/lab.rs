@@ -1,0 +1,182 @@
+//! Network namespaces joined by veth pairs, removed on drop.
+
+use std::{
+    process::{Command, Output},
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+
+/// Prefix of every namespace the lab creates; stale ones (from a killed run)
+/// are removed when a new lab starts.
+const PREFIX: &str = "pct-";
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Runs a command to completion, failing with its stderr when it fails.
+pub fn sh(cmd: &mut Command) -> anyhow::Result<Output> {
+    let out = cmd.output().with_context(|| format!("could not start {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out)
+}
+
+fn ip(args: &[&str]) -> anyhow::Result<Output> {
+    sh(Command::new("ip").args(args))
+}
+
+/// Deletes namespaces left by lab runs whose process is gone.
+pub fn remove_stale_namespaces() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(name) = line.split_whitespace().next() else { continue };
+        let Some(rest) = name.strip_prefix(PREFIX) else { continue };
+        let pid: Option<u32> = rest.split('-').next().and_then(|p| p.parse().ok());
+        if let Some(pid) = pid {
+            if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = Command::new("ip").args(["netns", "del", name]).status();
+            }
+        }
+    }
+}
+
+/// A network namespace owned by this process.
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Creates `pct-<pid>-<n>-<label>` with loopback up, and sysctls that make
+    /// traffic counts exact: no ICMP rate limiting, no IPv6 autoconfiguration.
+    pub fn new(label: &str) -> anyhow::Result<Self> {
+        remove_stale_namespaces();
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let name = format!("{PREFIX}{}-{n}-{label}", std::process::id());
+        ip(&["netns", "add", &name])?;
+        let ns = Self { name };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        for (key, value) in [
+            ("net.ipv4.icmp_ratelimit", "0"),
+            ("net.ipv6.icmp.ratelimit", "0"),
+            ("net.ipv6.conf.all.accept_ra", "0"),
+            ("net.ipv6.conf.default.accept_ra", "0"),
+            ("net.ipv6.conf.all.accept_dad", "0"),
+            ("net.ipv6.conf.default.accept_dad", "0"),
+        ] {
+            ns.sysctl(key, value)?;
+        }
+        Ok(ns)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn sysctl(&self, key: &str, value: &str) -> anyhow::Result<()> {
+        sh(Command::new("ip").args(["netns", "exec", &self.name, "sysctl", "-qw"]).arg(format!("{key}={value}")))?;
+        Ok(())
+    }
+
+    /// `ip -n <ns> args...`
+    pub fn ip(&self, args: &[&str]) -> anyhow::Result<Output> {
+        let mut full = vec!["-n", &self.name];
+        full.extend_from_slice(args);
+        ip(&full)
+    }
+
+    /// A command that runs inside this namespace, killed after `limit`.
+    pub fn command(&self, limit: Duration, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name, "timeout", "-s", "KILL"])
+            .arg(format!("{}", limit.as_secs_f64()))
+            .arg(program);
+        cmd
+    }
+
+    /// Runs `program args...` in the namespace (bounded by `limit`), failing
+    /// when it exits non-zero.
+    pub fn run(&self, limit: Duration, program: &str, args: &[&str]) -> anyhow::Result<Output> {
+        sh(self.command(limit, program).args(args))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting the namespace destroys its veth ends and their peers.
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// One end of a veth pair: its namespace, name, addresses and MAC.
+#[derive(Clone, Debug)]
+pub struct End {
+    pub ns: String,
+    pub ifname: String,
+    pub mac: String,
+    pub v4: String,
+    pub v6: String,
+}
+
+/// Joins `a` and `b` with a veth pair and addresses them: `a` gets `.1`/`::1`,
+/// `b` gets `.2`/`::2` in `v4_net` (a /24 like "192.0.2") and `v6_net` (a /64
+/// like "2001:db8:1"). Neighbours are static and IPv6 has no link-local
+/// address, so the link is silent until a test sends something.
+pub fn link(
+    a: &Netns,
+    b: &Netns,
+    id: u32,
+    v4_net: &str,
+    v6_net: &str,
+) -> anyhow::Result<(End, End)> {
+    let tag = format!("{}{}", std::process::id() % 10000, id);
+    let (if_a, if_b) = (format!("pca{tag}"), format!("pcb{tag}"));
+    ip(&["link", "add", &if_a, "netns", a.name(), "type", "veth", "peer", "name", &if_b, "netns", b.name()])?;
+    let ends = [
+        End {
+            ns: a.name().into(),
+            ifname: if_a,
+            mac: format!("02:00:00:00:{:02x}:01", id & 0xff),
+            v4: format!("{v4_net}.1"),
+            v6: format!("{v6_net}::1"),
+        },
+        End {
+            ns: b.name().into(),
+            ifname: if_b,
+            mac: format!("02:00:00:00:{:02x}:02", id & 0xff),
+            v4: format!("{v4_net}.2"),
+            v6: format!("{v6_net}::2"),
+        },
+    ];
+    for (ns, end, peer) in [(a, &ends[0], &ends[1]), (b, &ends[1], &ends[0])] {
+        let dev = end.ifname.as_str();
+        ns.ip(&["link", "set", "dev", dev, "address", &end.mac])?;
+        ns.ip(&["link", "set", "dev", dev, "addrgenmode", "none"])?;
+        ns.ip(&["addr", "add", &format!("{}/24", end.v4), "dev", dev])?;
+        ns.ip(&["addr", "add", &format!("{}/64", end.v6), "dev", dev, "nodad"])?;
+        ns.ip(&["link", "set", "dev", dev, "up"])?;
+        for addr in [&peer.v4, &peer.v6] {
+            ns.ip(&["neigh", "replace", addr, "lladdr", &peer.mac, "dev", dev, "nud", "permanent"])?;
+        }
+    }
+    let [ea, eb] = ends;
+    Ok((ea, eb))
+}
+
+/// Waits out the multicast listener reports the kernel sends when IPv6
+/// addresses are added, so that only the test's own traffic is counted.
+pub fn settle() {
+    std::thread::sleep(Duration::from_millis(2500));
+}
+
+/// Whether an XDP program is attached to `ifname` in `ns` (as `ip link` shows).
+pub fn xdp_attached(ns: &Netns, ifname: &str) -> anyhow::Result<bool> {
+    let out = ns.ip(&["-d", "link", "show", "dev", ifname])?;
+    Ok(String::from_utf8_lossy(&out.stdout).contains("prog/xdp"))
+}

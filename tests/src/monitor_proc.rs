@@ -1,0 +1,135 @@
+//! `portconform run` as a child process inside a lab namespace, stopped with
+//! SIGTERM the way an operator or systemd would.
+
+use std::{
+    io::{BufRead as _, BufReader, Read as _},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::{lab::Netns, portconform_bin};
+
+pub struct MonitorProc {
+    child: Option<Child>,
+    stderr_lines: mpsc::Receiver<String>,
+    stderr_seen: Vec<String>,
+    stdout: Option<thread::JoinHandle<String>>,
+}
+
+/// What the monitor printed by the time it exited.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl MonitorProc {
+    /// Starts `portconform run --iface <ifaces> <extra>` in `ns` and waits
+    /// until it reports every interface attached.
+    pub fn start(ns: &Netns, ifaces: &[&str], extra: &[&str]) -> anyhow::Result<Self> {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns.name()]).arg(portconform_bin()).arg("run");
+        for iface in ifaces {
+            cmd.args(["--iface", iface]);
+        }
+        cmd.args(extra).stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+        let mut child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
+        let stderr = child.stderr.take().expect("piped");
+        let mut stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdout = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stdout.read_to_string(&mut s);
+            s
+        });
+        let mut proc = Self { child: Some(child), stderr_lines: rx, stderr_seen: Vec::new(), stdout: Some(stdout) };
+        proc.wait_for_attach(ifaces.len(), Duration::from_secs(30))?;
+        Ok(proc)
+    }
+
+    fn wait_for_attach(&mut self, count: usize, limit: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        let attached = |seen: &[String]| seen.iter().filter(|l| l.contains("attached to")).count();
+        while attached(&self.stderr_seen) < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr_lines.recv_timeout(left.min(Duration::from_millis(200))) {
+                Ok(line) => self.stderr_seen.push(line),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let done = self.stop_now()?;
+                    bail!("portconform exited before attaching ({}): {}", done.status, done.stderr);
+                }
+            }
+            if Instant::now() >= deadline {
+                let done = self.stop_now()?;
+                bail!("portconform did not attach within {limit:?}: {}", done.stderr);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the process to exit.
+    pub fn stop(mut self) -> anyhow::Result<Finished> {
+        self.stop_now()
+    }
+
+    fn stop_now(&mut self) -> anyhow::Result<Finished> {
+        let mut child = self.child.take().context("already stopped")?;
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("portconform ignored SIGTERM for 15 s");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let stdout = self.stdout.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+        while let Ok(line) = self.stderr_lines.recv_timeout(Duration::from_millis(500)) {
+            self.stderr_seen.push(line);
+        }
+        Ok(Finished { status, stdout, stderr: self.stderr_seen.join("\n") })
+    }
+}
+
+impl Drop for MonitorProc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs `portconform args...` (outside any lab) to completion, bounded.
+pub fn run_portconform(args: &[&str]) -> anyhow::Result<Finished> {
+    let out = Command::new("timeout")
+        .args(["-s", "KILL", "30"])
+        .arg(portconform_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("running portconform")?;
+    Ok(Finished {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}

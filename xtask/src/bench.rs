@@ -1,0 +1,33 @@
+//! `cargo xtask bench`: runs the benchmark program of the tests crate, which
+//! times the kernel programs with BPF_PROG_TEST_RUN against bare pass programs
+//! loaded in the same run.
+
+use anyhow::bail;
+
+use crate::{cmd, setup};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// test_run repetitions per packet and program.
+    #[arg(long, default_value_t = 2_000_000)]
+    repeat: u32,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    setup::ensure()?;
+    if !cmd::is_root() {
+        bail!("BPF_PROG_TEST_RUN needs root");
+    }
+    cmd::run(cmd::cargo().args([
+        "run",
+        "--release",
+        "-q",
+        "-p",
+        "portconform-tests",
+        "--bin",
+        "bench",
+        "--",
+        "--repeat",
+        &args.repeat.to_string(),
+    ]))
+}
