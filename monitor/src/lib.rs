@@ -4,4 +4,5 @@
 pub mod daemon;
 pub mod loader;
 pub mod object;
+pub mod policy;
 pub mod stats;

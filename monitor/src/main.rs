@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use monitor::{
     daemon::{self, SummaryFormat},
     loader::{Monitor, XdpAttachMode},
+    policy::cli::PolicyArgs,
 };
 
 /// Checks live traffic against the ports that vendor documents require.
@@ -21,6 +22,8 @@ struct Cli {
 enum Command {
     /// Attach to interfaces and count their traffic until SIGINT/SIGTERM.
     Run(RunArgs),
+    /// Compile vendor port documents into a policy, show it, explain a port.
+    Policy(PolicyArgs),
 }
 
 #[derive(clap::Args)]
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
+        Command::Policy(args) => monitor::policy::cli::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

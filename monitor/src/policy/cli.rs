@@ -1,0 +1,225 @@
+//! The `portconform policy ...` subcommands. Argument parsing and printing
+//! only; the work is done by the library modules.
+
+use std::{
+    io::{self, Write},
+    path::PathBuf,
+};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::{
+    compile_paths, explain,
+    inventory::Inventory,
+    load,
+    model::{Policy, PortRange, Release},
+    profiles,
+    resolve::{self, Conditions, DynamicPorts, ResolveOptions},
+    show,
+};
+
+#[derive(Args)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Compile vendor port documents (Markdown/HTML) into a policy file.
+    Compile(CompileArgs),
+    /// List every rule, role and skipped row of a policy.
+    Show(ShowArgs),
+    /// Which rules allow a port (PORT, PORT/tcp, PORT/udp or icmp), and why.
+    Explain(ExplainArgs),
+}
+
+#[derive(Args)]
+pub struct CompileArgs {
+    /// Vendor documents, compiled in the order given.
+    #[arg(required = true, value_name = "DOC")]
+    pub docs: Vec<PathBuf>,
+    /// Write the policy here instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Which policy to use, and how to resolve it on this host.
+#[derive(Args)]
+pub struct Selection {
+    /// A compiled policy file.
+    #[arg(long, value_name = "FILE", conflicts_with = "profile")]
+    pub policy: Option<PathBuf>,
+    /// An embedded profile (thoughtspot, auth0-psaas).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// The installed product release: picks among release-dependent rules.
+    #[arg(long, value_name = "X.Y.Z", value_parser = parse_release)]
+    pub release: Option<Release>,
+    /// Declare a condition true (part of its text, a rule id, or `all`);
+    /// conditional rules apply only when enabled. Repeatable.
+    #[arg(long = "enable-condition", value_name = "TEXT")]
+    pub enable_condition: Vec<String>,
+    /// Range for the dynamic-port rules (default: this host's
+    /// net.ipv4.ip_local_port_range).
+    #[arg(long, value_name = "LO-HI", value_parser = parse_port_range)]
+    pub dynamic_ports: Option<PortRange>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Also show how an inventory binds the policy's roles (and check it).
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ExplainArgs {
+    /// PORT, PORT/tcp, PORT/udp or icmp.
+    #[arg(value_name = "PORT[/PROTO]", value_parser = parse_target)]
+    pub target: explain::Target,
+    #[command(flatten)]
+    pub selection: Selection,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+fn parse_release(s: &str) -> Result<Release, String> {
+    s.parse()
+}
+
+fn parse_port_range(s: &str) -> Result<PortRange, String> {
+    resolve::parse_range(s).ok_or_else(|| format!("{s:?} is not a port range LO-HI"))
+}
+
+fn parse_target(s: &str) -> Result<explain::Target, String> {
+    s.parse()
+}
+
+pub fn run(args: PolicyArgs) -> anyhow::Result<()> {
+    let result = match args.command {
+        PolicyCommand::Compile(a) => compile(a),
+        PolicyCommand::Show(a) => show(a),
+        PolicyCommand::Explain(a) => explain(a),
+    };
+    // `policy show | head` closes the pipe early: not an error.
+    match result {
+        Err(e)
+            if e.downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+fn compile(args: CompileArgs) -> anyhow::Result<()> {
+    let policy = compile_paths(&args.docs)?;
+    let mut stderr = io::stderr().lock();
+    for w in &policy.warnings {
+        writeln!(stderr, "warning: {w}")?;
+    }
+    let text = policy.to_toml();
+    match &args.output {
+        Some(path) => std::fs::write(path, &text)
+            .with_context(|| format!("writing {}", path.display()))?,
+        None => io::stdout().lock().write_all(text.as_bytes())?,
+    }
+    writeln!(
+        stderr,
+        "compiled {} document{}: {} rules, {} skipped, {} warnings{}",
+        policy.documents.len(),
+        if policy.documents.len() == 1 { "" } else { "s" },
+        policy.rules.len(),
+        policy.skipped.len(),
+        policy.warnings.len(),
+        args.output
+            .as_ref()
+            .map(|p| format!(" -> {}", p.display()))
+            .unwrap_or_default(),
+    )?;
+    Ok(())
+}
+
+fn select(selection: &Selection) -> anyhow::Result<(Policy, ResolveOptions)> {
+    let policy = match (&selection.policy, &selection.profile) {
+        (Some(path), _) => load::from_file(path)?,
+        (None, Some(name)) => profiles::load(name)?,
+        (None, None) => bail!(
+            "give --policy FILE or --profile NAME (profiles: {})",
+            profiles::names()
+        ),
+    };
+    let all = selection.enable_condition.iter().any(|c| c == "all");
+    let options = ResolveOptions {
+        release: selection.release.clone(),
+        conditions: Conditions {
+            all,
+            enabled: selection
+                .enable_condition
+                .iter()
+                .filter(|c| *c != "all")
+                .cloned()
+                .collect(),
+        },
+        dynamic_ports: selection
+            .dynamic_ports
+            .map(DynamicPorts::configured)
+            .unwrap_or_else(DynamicPorts::from_host),
+    };
+    Ok((policy, options))
+}
+
+fn show(args: ShowArgs) -> anyhow::Result<()> {
+    let (policy, options) = select(&args.selection)?;
+    let resolved = resolve::resolve(&policy, &options)?;
+    let inventory = args
+        .inventory
+        .as_ref()
+        .map(|path| Inventory::load(path, &policy))
+        .transpose()?;
+    let mut out = io::stdout().lock();
+    match args.format {
+        Format::Json => {
+            let mut value = show::json(&policy, &resolved, &options);
+            if let Some(inv) = &inventory {
+                value["inventory"] = inv.bindings_json(&policy);
+            }
+            serde_json::to_writer_pretty(&mut out, &value)?;
+            writeln!(out)?;
+        }
+        Format::Table => {
+            show::table(&mut out, &policy, &resolved, &options)?;
+            if let Some(inv) = &inventory {
+                inv.write_bindings(&mut out, &policy)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn explain(args: ExplainArgs) -> anyhow::Result<()> {
+    let (policy, options) = select(&args.selection)?;
+    let resolved = resolve::resolve(&policy, &options)?;
+    let mut out = io::stdout().lock();
+    match args.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &explain::json(&args.target, &resolved))?;
+            writeln!(out)?;
+        }
+        Format::Table => explain::text(&mut out, &args.target, &resolved, &options)?,
+    }
+    Ok(())
+}

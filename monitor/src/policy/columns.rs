@@ -1,0 +1,165 @@
+//! Table columns are recognised by what their header means, not where they
+//! are: the two seed documents order them differently and use different
+//! words for the same thing (Dest. / Destination, Use / Service Name).
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Column {
+    Port,
+    Protocol,
+    Service,
+    Direction,
+    Source,
+    Destination,
+    /// A peer column with no side: `IP/DNS`, `Host`, `Endpoint`.
+    Peer,
+    Required,
+    Notes,
+    /// Prose about the row; read by people, not by the compiler.
+    Description,
+}
+
+impl fmt::Display for Column {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Column::Port => "port",
+            Column::Protocol => "protocol",
+            Column::Service => "service",
+            Column::Direction => "direction",
+            Column::Source => "source",
+            Column::Destination => "destination",
+            Column::Peer => "peer",
+            Column::Required => "required",
+            Column::Notes => "notes",
+            Column::Description => "description (not compiled)",
+        })
+    }
+}
+
+/// The meaning of a header cell, if it has a known one.
+pub fn recognise(header: &str) -> Option<Column> {
+    let lower = header.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let has = |w: &str| words.contains(&w);
+    let column = if has("port") || has("ports") {
+        Column::Port
+    } else if has("protocol") || has("proto") || has("transport") {
+        Column::Protocol
+    } else if has("direction") || has("dir") {
+        Column::Direction
+    } else if has("source") || has("src") || has("from") || has("origin") {
+        Column::Source
+    } else if has("dest") || has("destination") || has("dst") || has("to") || has("target") {
+        Column::Destination
+    } else if has("ip") || has("dns") || has("host") || has("hostname") || has("address")
+        || has("endpoint") || has("domain") || has("url") || has("peer")
+    {
+        Column::Peer
+    } else if has("required") || has("mandatory") || has("optional") {
+        Column::Required
+    } else if has("notes") || has("note") || has("remarks") || has("comment") || has("comments") {
+        Column::Notes
+    } else if has("service") || has("use") || has("usage") || has("purpose") || has("name")
+        || has("application") || has("component")
+    {
+        Column::Service
+    } else if has("description") || has("details") || has("explanation") {
+        Column::Description
+    } else {
+        return None;
+    };
+    Some(column)
+}
+
+/// Header positions of each column. The first column with a meaning wins;
+/// later ones with the same meaning are reported.
+#[derive(Debug, Default)]
+pub struct Layout {
+    positions: Vec<(Column, usize)>,
+    pub unknown: Vec<String>,
+    pub repeated: Vec<String>,
+}
+
+impl Layout {
+    pub fn of(header: &[String]) -> Layout {
+        let mut layout = Layout::default();
+        for (i, h) in header.iter().enumerate() {
+            match recognise(h) {
+                Some(c) if layout.get(c).is_some() => layout.repeated.push(h.clone()),
+                Some(c) => layout.positions.push((c, i)),
+                None if h.trim().is_empty() => layout.unknown.push("(empty header)".into()),
+                None => layout.unknown.push(h.clone()),
+            }
+        }
+        layout
+    }
+
+    pub fn get(&self, column: Column) -> Option<usize> {
+        self.positions
+            .iter()
+            .find(|(c, _)| *c == column)
+            .map(|(_, i)| *i)
+    }
+
+    pub fn has(&self, column: Column) -> bool {
+        self.get(column).is_some()
+    }
+
+    /// The cell of `column` in `cells`, if the table has that column (a
+    /// short row reads as empty cells).
+    pub fn cell<'c>(&self, cells: &'c [String], column: Column) -> Option<&'c str> {
+        self.get(column)
+            .map(|i| cells.get(i).map_or("", String::as_str))
+    }
+
+    /// "Port→port, Use→service, ..." for the table's decision record.
+    pub fn describe(&self, header: &[String]) -> String {
+        self.positions
+            .iter()
+            .map(|(c, i)| format!("{}→{}", header[*i], c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_headers() {
+        let cases = [
+            ("Port", Column::Port),
+            ("Protocol", Column::Protocol),
+            ("Service Name", Column::Service),
+            ("Direction", Column::Direction),
+            ("Source", Column::Source),
+            ("Dest.", Column::Destination),
+            ("Destination", Column::Destination),
+            ("Description", Column::Description),
+            ("Use", Column::Service),
+            ("Required?", Column::Required),
+            ("Notes", Column::Notes),
+            ("IP/DNS", Column::Peer),
+        ];
+        for (h, c) in cases {
+            assert_eq!(recognise(h), Some(c), "{h}");
+        }
+        assert_eq!(recognise("Colour"), None);
+    }
+
+    #[test]
+    fn layout_by_meaning() {
+        let header: Vec<String> = ["Use", "Direction", "IP/DNS", "Port", "Notes", "Required?"]
+            .map(String::from)
+            .to_vec();
+        let l = Layout::of(&header);
+        assert_eq!(l.get(Column::Port), Some(3));
+        assert_eq!(l.get(Column::Required), Some(5));
+        assert_eq!(l.cell(&["a".into()], Column::Port), Some(""));
+    }
+}

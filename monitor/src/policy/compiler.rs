@@ -1,0 +1,312 @@
+//! Compiles documents into a [`Policy`]: walks each document's blocks in
+//! order, keeping the section context (headings, pending prose rules) that
+//! tables and prose need, then links rules across the document (duplicates,
+//! supersession).
+
+use std::collections::{HashMap, HashSet};
+
+use super::{
+    document::{self, Block},
+    error::CompileError,
+    model::{DocumentInfo, FORMAT_VERSION, Note, Policy, Rule, Skipped, Source},
+    prose::{self, SectionProse},
+    source::Document,
+    tables,
+};
+
+/// Past this many warnings a document is not a port document; the rest are
+/// counted, not kept, so that garbage input cannot flood memory or stderr.
+const MAX_NOTES_PER_DOC: usize = 200;
+
+/// Compiles `docs` into one policy. Only document-level problems are errors;
+/// row-level problems become warnings and skipped entries.
+pub fn compile(docs: &[Document]) -> Result<Policy, CompileError> {
+    if docs.is_empty() {
+        return Err(CompileError::NoDocuments);
+    }
+    let mut policy = Policy {
+        format: FORMAT_VERSION,
+        documents: Vec::new(),
+        rules: Vec::new(),
+        skipped: Vec::new(),
+        decisions: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let mut prefixes = HashSet::new();
+    let mut names = HashSet::new();
+    for doc in docs {
+        if !names.insert(doc.name.as_str()) {
+            return Err(CompileError::DuplicateDocument(doc.name.clone()));
+        }
+        let prefix = id_prefix(&doc.name, &mut prefixes);
+        let ctx = compile_one(doc, &prefix);
+        if ctx.rules.is_empty() {
+            return Err(CompileError::NoRules {
+                name: doc.name.clone(),
+            });
+        }
+        policy.documents.push(DocumentInfo {
+            name: doc.name.clone(),
+            id_prefix: prefix,
+            lines: doc.lines(),
+        });
+        policy.rules.extend(ctx.rules);
+        policy.skipped.extend(ctx.skipped);
+        policy.decisions.extend(ctx.decisions);
+        policy.warnings.extend(ctx.warnings);
+    }
+    Ok(policy)
+}
+
+fn compile_one(doc: &Document, prefix: &str) -> Ctx {
+    let mut ctx = Ctx::new(&doc.name, prefix);
+    let mut section = SectionProse::default();
+    let mut headings: Vec<(u8, String)> = Vec::new();
+    for block in document::parse(&doc.text) {
+        match block {
+            Block::Heading { level, text, line } => {
+                prose::finish_section(&mut ctx, &mut section, &headings);
+                while headings.last().is_some_and(|(l, _)| *l >= level) {
+                    headings.pop();
+                }
+                headings.push((level, text));
+                section = SectionProse::starting_at(line);
+            }
+            Block::Prose {
+                kind,
+                text,
+                code,
+                line,
+            } => prose::read(&mut ctx, &mut section, &headings, kind, &text, &code, line),
+            Block::Table(table) => {
+                let ids = tables::compile(&mut ctx, &table, &headings);
+                section.tables += 1;
+                prose::after_table(&mut ctx, &mut section, &ids, table.line);
+            }
+            Block::BrokenTable { line } => ctx.warn(
+                line,
+                "text laid out like a pipe table is not a table (missing the |---| delimiter \
+                 row?): ignored"
+                    .into(),
+            ),
+        }
+    }
+    prose::finish_section(&mut ctx, &mut section, &headings);
+    ctx.flag_duplicates();
+    // Stable: warnings about one line stay in the order they were found.
+    ctx.warnings.sort_by_key(|w| w.source.line);
+    ctx.decisions.sort_by_key(|d| d.source.line);
+    if ctx.suppressed > 0 {
+        let n = ctx.suppressed;
+        ctx.warnings.push(Note {
+            source: ctx.source(doc.lines()),
+            message: format!("{n} more warnings and decisions not shown"),
+        });
+    }
+    ctx
+}
+
+/// A short, stable prefix for rule ids: the file name's first word.
+fn id_prefix(name: &str, taken: &mut HashSet<String>) -> String {
+    let stem = name.split('.').next().unwrap_or(name);
+    let base: String = stem
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .take(16)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let base = if base.is_empty() { "doc".to_string() } else { base };
+    let mut candidate = base.clone();
+    let mut n = 2;
+    while !taken.insert(candidate.clone()) {
+        candidate = format!("{base}_{n}");
+        n += 1;
+    }
+    candidate
+}
+
+/// What one document compiles to, and the helpers that record provenance.
+pub struct Ctx {
+    doc: String,
+    prefix: String,
+    pub rules: Vec<Rule>,
+    pub skipped: Vec<Skipped>,
+    pub decisions: Vec<Note>,
+    pub warnings: Vec<Note>,
+    ids: HashSet<String>,
+    suppressed: usize,
+}
+
+impl Ctx {
+    fn new(doc: &str, prefix: &str) -> Self {
+        Ctx {
+            doc: doc.to_string(),
+            prefix: prefix.to_string(),
+            rules: Vec::new(),
+            skipped: Vec::new(),
+            decisions: Vec::new(),
+            warnings: Vec::new(),
+            ids: HashSet::new(),
+            suppressed: 0,
+        }
+    }
+
+    pub fn source(&self, line: u32) -> Source {
+        Source {
+            doc: self.doc.clone(),
+            line,
+        }
+    }
+
+    pub fn warn(&mut self, line: u32, message: String) {
+        if self.warnings.len() >= MAX_NOTES_PER_DOC {
+            self.suppressed += 1;
+            return;
+        }
+        let source = self.source(line);
+        self.warnings.push(Note { source, message });
+    }
+
+    pub fn decide(&mut self, line: u32, message: String) {
+        if self.decisions.len() >= MAX_NOTES_PER_DOC {
+            self.suppressed += 1;
+            return;
+        }
+        let source = self.source(line);
+        self.decisions.push(Note { source, message });
+    }
+
+    /// Records a row or prose rule that yields no rule, and warns about it.
+    pub fn skip(&mut self, line: u32, what: String, reason: String) {
+        self.warn(line, format!("{what}: skipped: {reason}"));
+        if self.skipped.len() >= MAX_NOTES_PER_DOC {
+            return;
+        }
+        let source = self.source(line);
+        self.skipped.push(Skipped {
+            source,
+            what,
+            reason,
+        });
+    }
+
+    /// Adds rules read from `line`, giving them ids: `prefix-line`, with a
+    /// letter per rule when the line yields several. Returns the ids.
+    pub fn add_rules(&mut self, line: u32, rules: Vec<Rule>) -> Vec<String> {
+        let base = format!("{}-{}", self.prefix, line);
+        let lettered = rules.len() > 1 || self.ids.contains(&base);
+        let mut next = 0usize;
+        let mut ids = Vec::with_capacity(rules.len());
+        for mut rule in rules {
+            let id = if lettered {
+                loop {
+                    let candidate = format!("{base}{}", letters(next));
+                    next += 1;
+                    if !self.ids.contains(&candidate) {
+                        break candidate;
+                    }
+                }
+            } else {
+                base.clone()
+            };
+            self.ids.insert(id.clone());
+            rule.id = id.clone();
+            rule.source = self.source(line);
+            ids.push(id);
+            self.rules.push(rule);
+        }
+        ids
+    }
+
+    pub fn rule_mut(&mut self, id: &str) -> Option<&mut Rule> {
+        self.rules.iter_mut().find(|r| r.id == id)
+    }
+
+    /// Marks rules that allow exactly the traffic of an earlier rule of the
+    /// same document (the 4853 RPC/HTTP pair, a table repeated under another
+    /// heading). Both stay, so every row remains visible; the later one
+    /// points at the first.
+    fn flag_duplicates(&mut self) {
+        type Key = (String, String, String, String, String, String, String, String);
+        let mut first: HashMap<Key, (String, u32, String)> = HashMap::new();
+        let mut found = Vec::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            let key: Key = (
+                rule.proto.to_string(),
+                rule.ports.to_string(),
+                rule.direction.to_string(),
+                rule.local_role.clone(),
+                rule.peer_label(),
+                rule.since.as_ref().map(ToString::to_string).unwrap_or_default(),
+                rule.until.as_ref().map(ToString::to_string).unwrap_or_default(),
+                rule.condition.clone().unwrap_or_default(),
+            );
+            match first.get(&key) {
+                Some((id, line, service)) => found.push((i, id.clone(), *line, service.clone())),
+                None => {
+                    first.insert(key, (rule.id.clone(), rule.source.line, rule.service.clone()));
+                }
+            }
+        }
+        for (i, first_id, first_line, first_service) in found {
+            let rule = &mut self.rules[i];
+            let same_service = first_service == rule.service;
+            let what = if same_service {
+                "the same service".to_string()
+            } else {
+                format!("another service ({first_service})")
+            };
+            rule.duplicate_of = Some(first_id.clone());
+            rule.notes.push(format!(
+                "duplicate of {first_id} (line {first_line}, {what}): same traffic, kept for the record"
+            ));
+            let message = format!(
+                "{} {} {} {} {} is listed again (first at line {first_line} for {what}); flagged \
+                 as a duplicate of {first_id}",
+                rule.proto,
+                rule.ports,
+                rule.direction,
+                rule.local_role,
+                rule.peer_label(),
+            );
+            let line = rule.source.line;
+            self.warn(line, message);
+        }
+    }
+}
+
+/// a, b, ..., z, aa, ab, ...
+fn letters(mut n: usize) -> String {
+    let mut out = Vec::new();
+    loop {
+        out.push(b'a' + (n % 26) as u8);
+        if n < 26 {
+            break;
+        }
+        n = n / 26 - 1;
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn letter_suffixes() {
+        assert_eq!(letters(0), "a");
+        assert_eq!(letters(25), "z");
+        assert_eq!(letters(26), "aa");
+        assert_eq!(letters(27), "ab");
+    }
+
+    #[test]
+    fn prefixes_are_short_and_unique() {
+        let mut taken = HashSet::new();
+        assert_eq!(id_prefix("000_2809db0a7820664a.txt", &mut taken), "000");
+        assert_eq!(id_prefix("000_other.md", &mut taken), "000_2");
+        assert_eq!(id_prefix("ThoughtSpot-ports.md", &mut taken), "thoughtspot");
+        assert_eq!(id_prefix("_.md", &mut taken), "doc");
+    }
+}

@@ -1,0 +1,264 @@
+//! HTML side of a document, read with html5ever's spec-compliant tokenizer,
+//! which reports the line of every token: the line of a `<tr>` is the
+//! provenance of its row. Tables are rebuilt from the tokens with the
+//! implied-end-tag rules that matter for tables (a new `<tr>` or `<td>`
+//! closes the previous one), so sloppy real-world markup still reads right.
+
+use std::cell::RefCell;
+
+use html5ever::{
+    TokenizerResult, local_name,
+    tendril::StrTendril,
+    tokenizer::{
+        BufferQueue, TagKind, Token, TokenSink, TokenSinkResult, Tokenizer, TokenizerOpts,
+        states::RawKind,
+    },
+};
+
+use super::document::{Block, Row, Table, collapse_ws};
+
+/// Tables of the HTML in `text`, plus its headings (section context).
+pub fn parse(text: &str) -> Vec<Block> {
+    let sink = Sink::default();
+    let input = BufferQueue::default();
+    input.push_back(StrTendril::from_slice(text));
+    let tokenizer = Tokenizer::new(sink, TokenizerOpts::default());
+    // The sink never blocks on scripts, so `feed` only returns `Script` if
+    // the tokenizer changes; feed until the queue is drained either way.
+    while let TokenizerResult::Script(()) = tokenizer.feed(&input) {}
+    tokenizer.end();
+    let state = tokenizer.sink.state.into_inner();
+    state.blocks
+}
+
+#[derive(Default)]
+struct Sink {
+    state: RefCell<State>,
+}
+
+#[derive(Default)]
+struct State {
+    blocks: Vec<Block>,
+    /// Open tables, innermost last (tables may nest).
+    tables: Vec<TableBuilder>,
+    heading: Option<(u8, u32, String)>,
+}
+
+#[derive(Default)]
+struct TableBuilder {
+    header: Option<(u32, Vec<String>)>,
+    rows: Vec<Row>,
+    row: Option<RowBuilder>,
+    in_thead: bool,
+}
+
+struct RowBuilder {
+    line: u32,
+    cells: Vec<String>,
+    all_th: bool,
+    cell: Option<String>,
+}
+
+impl TokenSink for Sink {
+    type Handle = ();
+
+    fn process_token(&self, token: Token, line_number: u64) -> TokenSinkResult<()> {
+        let line = u32::try_from(line_number).unwrap_or(u32::MAX);
+        let mut state = self.state.borrow_mut();
+        match token {
+            Token::TagToken(tag) => {
+                let start = tag.kind == TagKind::StartTag;
+                match tag.name {
+                    local_name!("script") if start => {
+                        return TokenSinkResult::RawData(RawKind::ScriptData);
+                    }
+                    local_name!("style") if start => {
+                        return TokenSinkResult::RawData(RawKind::Rawtext);
+                    }
+                    local_name!("textarea") | local_name!("title") if start => {
+                        return TokenSinkResult::RawData(RawKind::Rcdata);
+                    }
+                    local_name!("table") if start => state.tables.push(TableBuilder::default()),
+                    local_name!("table") => state.close_table(),
+                    local_name!("thead") => {
+                        if let Some(t) = state.tables.last_mut() {
+                            t.in_thead = start;
+                        }
+                    }
+                    local_name!("tr") if start => {
+                        if let Some(t) = state.tables.last_mut() {
+                            t.close_row();
+                            t.row = Some(RowBuilder::new(line));
+                        }
+                    }
+                    local_name!("tr") => {
+                        if let Some(t) = state.tables.last_mut() {
+                            t.close_row();
+                        }
+                    }
+                    local_name!("td") | local_name!("th") if start => {
+                        let is_th = tag.name == local_name!("th");
+                        if let Some(t) = state.tables.last_mut() {
+                            let row = t.row.get_or_insert_with(|| RowBuilder::new(line));
+                            row.close_cell();
+                            row.all_th &= is_th;
+                            row.cell = Some(String::new());
+                        }
+                    }
+                    local_name!("td") | local_name!("th") => {
+                        if let Some(row) = state.tables.last_mut().and_then(|t| t.row.as_mut()) {
+                            row.close_cell();
+                        }
+                    }
+                    local_name!("br") | local_name!("p") | local_name!("div") | local_name!("li") => {
+                        state.push_text(" ");
+                    }
+                    local_name!("h1")
+                    | local_name!("h2")
+                    | local_name!("h3")
+                    | local_name!("h4")
+                    | local_name!("h5")
+                    | local_name!("h6") => {
+                        if start && state.tables.is_empty() {
+                            let level = tag.name.as_bytes()[1] - b'0';
+                            state.heading = Some((level, line, String::new()));
+                        } else if let Some((level, hline, text)) = state.heading.take() {
+                            state.blocks.push(Block::Heading {
+                                level,
+                                text: collapse_ws(&text),
+                                line: hline,
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Token::CharacterTokens(text) => state.push_text(&text),
+            Token::EOFToken => {
+                while !state.tables.is_empty() {
+                    state.close_table();
+                }
+            }
+            _ => {}
+        }
+        TokenSinkResult::Continue
+    }
+}
+
+impl State {
+    fn push_text(&mut self, text: &str) {
+        if let Some(cell) = self
+            .tables
+            .last_mut()
+            .and_then(|t| t.row.as_mut())
+            .and_then(|r| r.cell.as_mut())
+        {
+            cell.push_str(text);
+        } else if let Some((_, _, heading)) = self.heading.as_mut() {
+            heading.push_str(text);
+        }
+    }
+
+    fn close_table(&mut self) {
+        let Some(mut t) = self.tables.pop() else {
+            return;
+        };
+        t.close_row();
+        let (line, header) = match t.header {
+            Some(h) => h,
+            // Without a header row the first row is taken as the header, as
+            // many hand-written tables do with bold <td>s.
+            None if !t.rows.is_empty() => {
+                let first = t.rows.remove(0);
+                (first.line, first.cells)
+            }
+            None => return,
+        };
+        self.blocks.push(Block::Table(Table {
+            line,
+            header,
+            rows: t.rows,
+        }));
+    }
+}
+
+impl TableBuilder {
+    fn close_row(&mut self) {
+        let Some(mut row) = self.row.take() else {
+            return;
+        };
+        row.close_cell();
+        if row.cells.is_empty() {
+            return;
+        }
+        if self.header.is_none() && (self.in_thead || row.all_th) {
+            self.header = Some((row.line, row.cells));
+            return;
+        }
+        let written = row.cells.len();
+        self.rows.push(Row {
+            line: row.line,
+            cells: row.cells,
+            written_cells: written,
+        });
+    }
+}
+
+impl RowBuilder {
+    fn new(line: u32) -> Self {
+        RowBuilder {
+            line,
+            cells: Vec::new(),
+            all_th: true,
+            cell: None,
+        }
+    }
+
+    fn close_cell(&mut self) {
+        if let Some(cell) = self.cell.take() {
+            self.cells.push(collapse_ws(&cell));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tables(text: &str) -> Vec<Table> {
+        parse(text)
+            .into_iter()
+            .filter_map(|b| match b {
+                Block::Table(t) => Some(t),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rows_carry_the_line_of_their_tr() {
+        let t = &tables(
+            "<table>\n<thead><tr>\n<th>Port</th><th>Use</th></tr></thead>\n<tbody>\n<tr>\n <td>80/(443 or 4443)</td>\n <td>Inbound <b>and</b> Outbound &amp; more</td>\n</tr>\n</tbody></table>",
+        )[0];
+        assert_eq!(t.line, 2);
+        assert_eq!(t.header, vec!["Port", "Use"]);
+        assert_eq!(t.rows[0].line, 5);
+        assert_eq!(
+            t.rows[0].cells,
+            vec!["80/(443 or 4443)", "Inbound and Outbound & more"]
+        );
+    }
+
+    #[test]
+    fn implied_end_tags_and_unclosed_table() {
+        let t = &tables("<table><tr><th>Port<th>Use\n<tr><td>22<td>ssh\n<tr><td>53<td>dns")[0];
+        assert_eq!(t.rows.len(), 2);
+        assert_eq!(t.rows[1].cells, vec!["53", "dns"]);
+        assert_eq!(t.rows[1].line, 3);
+    }
+
+    #[test]
+    fn script_content_is_not_a_table() {
+        assert!(tables("<script>var s = '<table><tr><td>1</td></tr></table>';</script>").is_empty());
+    }
+}

@@ -1,0 +1,574 @@
+//! The compiled policy: what `policy compile` writes and every other command
+//! reads. The TOML form is meant to be reviewed by a person, so each rule
+//! carries its provenance (`doc:line`) and the normalisation decisions taken
+//! on the way from the document's wording to the rule.
+
+use std::{fmt, str::FromStr};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::error::PolicyError;
+
+/// Bumped when a change to the file layout would make an older reader
+/// misinterpret a newer file.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The role of the monitored appliance host in every vendor document: it is
+/// one of the cluster's nodes (DESIGN.md: "All nodes" is `nodes`).
+pub const NODES: &str = "nodes";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub format: u32,
+    #[serde(default)]
+    pub documents: Vec<DocumentInfo>,
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    /// Rows and prose that the documents state but no rule implements, each
+    /// with its reason, so that a reviewer can account for every row.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+    /// Decisions that concern a whole table or section (column meanings,
+    /// defaults for missing columns) rather than one rule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<Note>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Note>,
+}
+
+/// A document the policy was compiled from, by the stable name used in every
+/// `source` (the file name, never a path that differs between machines).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentInfo {
+    pub name: String,
+    /// Prefix of the ids of this document's rules.
+    pub id_prefix: String,
+    pub lines: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Stable across recompiles of an unchanged document: prefix, line, and a
+    /// letter when one row yields several rules.
+    pub id: String,
+    pub service: String,
+    pub proto: Proto,
+    pub ports: Ports,
+    /// The ports are alternatives ("25 or 587"): the site uses one of them.
+    /// All are allowed; a probe needs only one to answer.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub alternatives: bool,
+    pub direction: Direction,
+    pub local_role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_role: Option<String>,
+    /// Literal peers (addresses, networks, DNS names) when the document names
+    /// endpoints instead of a role. Exactly one of `peer_role`/`peer` is set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peer: Vec<Peer>,
+    pub required: Required,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    /// First release the rule applies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Release>,
+    /// First release the rule no longer applies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Release>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
+    /// Same traffic as an earlier rule; kept so that the row stays visible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<String>,
+    pub source: Source,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl Rule {
+    /// Roles the rule needs bound to addresses (its local role and its peer
+    /// role, if any).
+    pub fn roles(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.local_role.as_str()).chain(self.peer_role.as_deref())
+    }
+
+    /// How the peer is shown to people: the role, or the literal endpoints.
+    pub fn peer_label(&self) -> String {
+        match &self.peer_role {
+            Some(role) => role.clone(),
+            None => self
+                .peer
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Skipped {
+    pub source: Source,
+    pub what: String,
+    pub reason: String,
+}
+
+/// A decision or warning tied to a place in a document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Note {
+    pub source: Source,
+    pub message: String,
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.source, self.message)
+    }
+}
+
+/// L4 protocol of a rule. `Icmp` stands for ICMP towards IPv4 peers and
+/// ICMPv6 towards IPv6 peers: the documents say "ICMP" for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Icmp,
+}
+
+impl Proto {
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Icmp => "icmp",
+        }
+    }
+
+    /// ICMP has no ports: its rules match every message type.
+    pub fn has_ports(self) -> bool {
+        !matches!(self, Proto::Icmp)
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Proto {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Proto::Tcp),
+            "udp" => Ok(Proto::Udp),
+            "icmp" | "icmpv6" => Ok(Proto::Icmp),
+            _ => Err(format!("unknown protocol {s:?} (expected tcp, udp or icmp)")),
+        }
+    }
+}
+
+/// Direction of the connection relative to the monitored host: `Inbound`
+/// means the peer opens the connection to a local port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+    Bidirectional,
+}
+
+impl Direction {
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+            Direction::Bidirectional => "bidirectional",
+        }
+    }
+
+    /// Whether connections opened in `one_way` (inbound or outbound) fall
+    /// under this rule.
+    pub fn covers(self, one_way: Direction) -> bool {
+        self == Direction::Bidirectional || self == one_way
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Required {
+    Yes,
+    No,
+    /// Applies only when its `condition` is enabled (`--enable-condition`).
+    Conditional,
+}
+
+impl Required {
+    pub fn name(self) -> &'static str {
+        match self {
+            Required::Yes => "yes",
+            Required::No => "no",
+            Required::Conditional => "conditional",
+        }
+    }
+}
+
+/// An inclusive port range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PortRange {
+    pub lo: u16,
+    pub hi: u16,
+}
+
+impl PortRange {
+    pub fn single(port: u16) -> Self {
+        PortRange { lo: port, hi: port }
+    }
+
+    pub fn contains(self, port: u16) -> bool {
+        self.lo <= port && port <= self.hi
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.lo == self.hi {
+            write!(f, "{}", self.lo)
+        } else {
+            write!(f, "{}-{}", self.lo, self.hi)
+        }
+    }
+}
+
+impl Serialize for PortRange {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        [self.lo, self.hi].serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let [lo, hi] = <[u16; 2]>::deserialize(d)?;
+        if lo == 0 || lo > hi {
+            return Err(serde::de::Error::custom(format!(
+                "bad port range [{lo}, {hi}]: ports are 1-65535 and lo <= hi"
+            )));
+        }
+        Ok(PortRange { lo, hi })
+    }
+}
+
+/// The ports of a rule: a fixed list, or the host's dynamic (ephemeral)
+/// range, which differs between hosts and is therefore resolved when the
+/// policy is used, not when it is compiled.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Ports {
+    List(Vec<PortRange>),
+    Dynamic,
+}
+
+impl Ports {
+    pub const DYNAMIC: &'static str = "dynamic";
+}
+
+impl fmt::Display for Ports {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ports::Dynamic => f.write_str(Self::DYNAMIC),
+            Ports::List(list) if list.is_empty() => f.write_str("-"),
+            Ports::List(list) => {
+                for (i, r) in list.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{r}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Serialize for Ports {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Ports::List(list) => list.serialize(s),
+            Ports::Dynamic => s.serialize_str(Self::DYNAMIC),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Ports {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            List(Vec<PortRange>),
+            Word(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::List(list) => Ok(Ports::List(list)),
+            Raw::Word(w) if w == Self::DYNAMIC => Ok(Ports::Dynamic),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "ports must be a list of [lo, hi] or \"dynamic\", not {w:?}"
+            ))),
+        }
+    }
+}
+
+/// A literal peer named by a document.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Peer {
+    Net(IpNet),
+    Name(String),
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // A host route reads better as the bare address.
+            Peer::Net(net) if net.prefix_len() == net.max_prefix_len() => {
+                write!(f, "{}", net.addr())
+            }
+            Peer::Net(net) => write!(f, "{net}"),
+            Peer::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+impl FromStr for Peer {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(addr) = s.parse::<std::net::IpAddr>() {
+            return Ok(Peer::Net(IpNet::from(addr)));
+        }
+        if let Ok(net) = s.parse::<IpNet>() {
+            return Ok(Peer::Net(net));
+        }
+        if super::normalize::endpoints::is_dns_name(s) {
+            return Ok(Peer::Name(s.to_ascii_lowercase()));
+        }
+        Err(format!(
+            "{s:?} is neither an address, a CIDR nor a DNS name"
+        ))
+    }
+}
+
+impl Serialize for Peer {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Peer {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A product release such as `4.5.1`, compared numerically part by part
+/// (`4.10` is after `4.9`; missing parts count as zero).
+#[derive(Debug, Clone, Eq)]
+pub struct Release(Vec<u32>);
+
+impl Release {
+    fn parts(&self, n: usize) -> impl Iterator<Item = u32> + '_ {
+        self.0.iter().copied().chain(std::iter::repeat(0)).take(n)
+    }
+}
+
+impl PartialEq for Release {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Ord for Release {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let n = self.0.len().max(other.0.len());
+        self.parts(n).cmp(other.parts(n))
+    }
+}
+
+impl PartialOrd for Release {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl FromStr for Release {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Result<Vec<u32>, _> = s.trim().split('.').map(str::parse::<u32>).collect();
+        match parts {
+            Ok(p) if !p.is_empty() && p.len() <= 8 => Ok(Release(p)),
+            _ => Err(format!("{s:?} is not a release number such as 4.5.1")),
+        }
+    }
+}
+
+impl fmt::Display for Release {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(u32::to_string).collect();
+        f.write_str(&parts.join("."))
+    }
+}
+
+impl Serialize for Release {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Release {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Provenance: the document's stable name and a 1-based line.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Source {
+    pub doc: String,
+    pub line: u32,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.doc, self.line)
+    }
+}
+
+impl FromStr for Source {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (doc, line) = s
+            .rsplit_once(':')
+            .ok_or_else(|| format!("source {s:?} is not doc:line"))?;
+        let line = line
+            .parse()
+            .map_err(|_| format!("source {s:?} is not doc:line"))?;
+        Ok(Source {
+            doc: doc.to_string(),
+            line,
+        })
+    }
+}
+
+impl Serialize for Source {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Policy {
+    pub fn from_toml(text: &str, origin: &str) -> Result<Policy, PolicyError> {
+        let policy: Policy = toml::from_str(text).map_err(|e| PolicyError::Parse {
+            origin: origin.to_string(),
+            line: e
+                .span()
+                .map(|s| super::source::line_of(text, s.start))
+                .unwrap_or(0),
+            message: e.message().to_string(),
+        })?;
+        if policy.format != FORMAT_VERSION {
+            return Err(PolicyError::Format {
+                origin: origin.to_string(),
+                found: policy.format,
+            });
+        }
+        policy.validate(origin)?;
+        Ok(policy)
+    }
+
+    pub fn to_toml(&self) -> String {
+        let body = toml::to_string(self).expect("a policy always serialises to TOML");
+        format!(
+            "# portconform policy, compiled from vendor documents: review it, then use it\n\
+             # with --policy. Each rule names its source (doc:line) and the decisions\n\
+             # taken to read it.\n\n{body}"
+        )
+    }
+
+    /// Invariants that serde cannot express: unique ids, one kind of peer,
+    /// references to existing rules.
+    fn validate(&self, origin: &str) -> Result<(), PolicyError> {
+        let invalid = |id: &str, why: String| PolicyError::Invalid {
+            origin: origin.to_string(),
+            rule: id.to_string(),
+            why,
+        };
+        let mut ids = std::collections::HashSet::new();
+        for rule in &self.rules {
+            if !ids.insert(rule.id.as_str()) {
+                return Err(invalid(&rule.id, "duplicate rule id".into()));
+            }
+        }
+        for rule in &self.rules {
+            if rule.peer_role.is_some() == !rule.peer.is_empty() {
+                return Err(invalid(
+                    &rule.id,
+                    "exactly one of peer_role and peer must be set".into(),
+                ));
+            }
+            if (rule.required == Required::Conditional) != rule.condition.is_some() {
+                return Err(invalid(
+                    &rule.id,
+                    "a condition goes with required = \"conditional\" and only with it".into(),
+                ));
+            }
+            for target in [&rule.superseded_by, &rule.duplicate_of].into_iter().flatten() {
+                if !ids.contains(target.as_str()) {
+                    return Err(invalid(&rule.id, format!("refers to unknown rule {target:?}")));
+                }
+            }
+            if rule.proto.has_ports() == matches!(&rule.ports, Ports::List(l) if l.is_empty()) {
+                return Err(invalid(
+                    &rule.id,
+                    "tcp and udp rules need ports; icmp rules have none".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every role the policy refers to, sorted, `nodes` first.
+    pub fn roles(&self) -> Vec<&str> {
+        let mut roles: Vec<&str> = self.rules.iter().flat_map(Rule::roles).collect();
+        roles.sort_by_key(|r| (*r != NODES, *r));
+        roles.dedup();
+        roles
+    }
+
+    pub fn rule(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+}

@@ -1,0 +1,435 @@
+//! Source / Destination / IP-DNS cells: roles ("All nodes", "Admin IP
+//! addresses", "LDAP server (provided by customer)"), literal addresses and
+//! networks, DNS names (repaired when a stray space split one), URLs (reduced
+//! to their host), and lists of these ("Admin IP addresses and all nodes",
+//! "apt-mirror.example.com (192.0.2.7)").
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::policy::model::{NODES, Peer};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Role(String),
+    Literal(Peer),
+}
+
+impl Endpoint {
+    pub fn is_nodes(&self) -> bool {
+        matches!(self, Endpoint::Role(r) if r == NODES)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointReading {
+    pub endpoints: Vec<Endpoint>,
+    /// Decisions to record on the rules built from this cell.
+    pub notes: Vec<Remark>,
+    /// Guesses to warn about (and record).
+    pub warnings: Vec<Remark>,
+}
+
+/// A note or warning, tied to the endpoint it is about (if any) so that it
+/// is recorded only on the rules for that peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remark {
+    pub about: Option<Endpoint>,
+    pub text: String,
+}
+
+impl Remark {
+    fn on(about: &Endpoint, text: String) -> Remark {
+        Remark {
+            about: Some(about.clone()),
+            text,
+        }
+    }
+
+    /// Whether the remark concerns a rule whose peer is `role` or `literals`.
+    pub fn concerns(&self, role: Option<&str>, literals: &[Peer]) -> bool {
+        match &self.about {
+            None => true,
+            Some(Endpoint::Role(r)) => role == Some(r.as_str()),
+            Some(Endpoint::Literal(p)) => literals.contains(p),
+        }
+    }
+}
+
+/// Stable role names for the kinds of peer vendor documents name in words.
+/// The inventory binds these names to addresses.
+pub mod roles {
+    pub const ADMIN: &str = "admin";
+    pub const VENDOR_SUPPORT: &str = "vendor-support";
+    pub const SMTP_RELAY: &str = "smtp-relay";
+    pub const LDAP_SERVER: &str = "ldap-server";
+    pub const LOAD_BALANCER: &str = "load-balancer";
+    pub const JUMP_HOST: &str = "jump-host";
+    pub const MONITORING: &str = "monitoring-endpoint";
+    pub const LOCAL_DNS: &str = "local-dns";
+    pub const CLI_CLIENTS: &str = "cli-clients";
+}
+
+pub fn parse(cell: &str) -> Result<EndpointReading, String> {
+    let cell = cell.trim();
+    if cell.is_empty() {
+        return Err("no endpoint given".into());
+    }
+    let mut out = EndpointReading::default();
+    let (outside, parentheticals) = split_parentheticals(cell);
+    for part in split_list(&outside) {
+        classify(&part, &mut out);
+    }
+    for inner in parentheticals {
+        let parts = split_list(&inner);
+        let literals: Vec<Peer> = parts.iter().filter_map(|p| literal(p)).collect();
+        if !literals.is_empty() && literals.len() == parts.len() {
+            for peer in literals {
+                let e = Endpoint::Literal(peer);
+                out.notes.push(Remark::on(
+                    &e,
+                    format!("{e} (in parentheses) kept as a peer beside the name"),
+                ));
+                push(&mut out.endpoints, e);
+            }
+        } else {
+            out.notes.push(Remark {
+                about: None,
+                text: format!("qualifier ({}) dropped", inner.trim()),
+            });
+        }
+    }
+    if out.endpoints.is_empty() {
+        return Err(format!("no endpoint in {cell:?}"));
+    }
+    Ok(out)
+}
+
+fn push(list: &mut Vec<Endpoint>, e: Endpoint) {
+    if !list.contains(&e) {
+        list.push(e);
+    }
+}
+
+fn classify(part: &str, out: &mut EndpointReading) {
+    let part = part.trim();
+    if part.is_empty() {
+        return;
+    }
+    if let Some(host) = url_host(part) {
+        let e = classify_host(host, part, out);
+        out.notes.push(Remark::on(&e, format!("URL {part} reduced to its host")));
+        return;
+    }
+    if let Some(peer) = literal(part) {
+        push(&mut out.endpoints, Endpoint::Literal(peer));
+        return;
+    }
+    if looks_like_host(part) {
+        classify_host(part, part, out);
+        return;
+    }
+    if let Some(role) = role_of(part) {
+        let e = Endpoint::Role(role.to_string());
+        if role != NODES {
+            out.notes.push(Remark::on(&e, format!("{part:?} read as role {role}")));
+        }
+        push(&mut out.endpoints, e);
+        return;
+    }
+    let e = Endpoint::Role(slug(part));
+    out.warnings.push(Remark::on(
+        &e,
+        format!("unrecognised endpoint {part:?}: read as role {e} (bind it in the inventory)"),
+    ));
+    push(&mut out.endpoints, e);
+}
+
+fn classify_host(host: &str, written: &str, out: &mut EndpointReading) -> Endpoint {
+    if let Some(peer) = literal(host) {
+        let e = Endpoint::Literal(peer);
+        push(&mut out.endpoints, e.clone());
+        return e;
+    }
+    let joined: String = host.split_whitespace().collect();
+    if is_dns_name(&joined) {
+        let e = Endpoint::Literal(Peer::Name(joined.to_ascii_lowercase()));
+        if joined != host {
+            out.warnings.push(Remark::on(
+                &e,
+                format!("stray space in DNS name {written:?} removed: {e}"),
+            ));
+        }
+        push(&mut out.endpoints, e.clone());
+        e
+    } else {
+        let e = Endpoint::Role(slug(written));
+        out.warnings.push(Remark::on(
+            &e,
+            format!("{written:?} is not a valid host name: read as role {e} (bind it in the inventory)"),
+        ));
+        push(&mut out.endpoints, e.clone());
+        e
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Role(r) => f.write_str(r),
+            Endpoint::Literal(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+/// An address, a network, or a DNS name, written alone.
+pub fn literal(text: &str) -> Option<Peer> {
+    let t = text.trim();
+    if let Ok(addr) = t.parse::<IpAddr>() {
+        return Some(Peer::Net(IpNet::from(addr)));
+    }
+    if let Ok(net) = t.parse::<IpNet>() {
+        return Some(Peer::Net(net.trunc()));
+    }
+    if is_dns_name(t) {
+        return Some(Peer::Name(t.trim_end_matches('.').to_ascii_lowercase()));
+    }
+    None
+}
+
+/// Host-name characters only, with a dot, and at most one break: a name
+/// split by a stray space ("api.mix  panel.com"), not a phrase.
+fn looks_like_host(t: &str) -> bool {
+    t.contains('.')
+        && t.split_whitespace().count() <= 2
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == ' ')
+}
+
+/// The host of `scheme://[user@]host[:port][/path]`.
+fn url_host(t: &str) -> Option<&str> {
+    let (_, rest) = t.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(bracketed) = host.strip_prefix('[') {
+        // [v6 address]:port
+        bracketed.split(']').next().unwrap_or(bracketed)
+    } else {
+        match host.rsplit_once(':') {
+            Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+            _ => host,
+        }
+    };
+    (!host.trim().is_empty()).then_some(host)
+}
+
+/// RFC 1123 host name with at least two labels and an alphabetic top-level
+/// label (so that `4.5.1` is not a name).
+pub fn is_dns_name(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    if s.len() > 253 || !s.contains('.') {
+        return false;
+    }
+    let labels: Vec<&str> = s.split('.').collect();
+    let valid = labels.iter().all(|l| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    });
+    let tld = labels.last().copied().unwrap_or("");
+    valid && tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic())
+}
+
+/// The stable role for a phrase, if it is one of the known kinds.
+pub fn role_of(phrase: &str) -> Option<&'static str> {
+    let lower = phrase.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let text = words.join(" ");
+    let has = |w: &str| words.contains(&w);
+    let role = if text.contains("load balancer") || has("loadbalancer") || has("lb") {
+        roles::LOAD_BALANCER
+    } else if (has("jump") && (has("host") || has("server") || has("box")))
+        || has("jumphost")
+        || has("bastion")
+    {
+        roles::JUMP_HOST
+    } else if has("smtp") || (has("relay") && (has("mail") || has("email"))) || text.contains("mail server") {
+        roles::SMTP_RELAY
+    } else if has("ldap") || has("ldaps") || text.contains("active directory") {
+        roles::LDAP_SERVER
+    } else if has("admin") || has("admins") || has("administrator") || has("administrators") {
+        roles::ADMIN
+    } else if has("support") {
+        roles::VENDOR_SUPPORT
+    } else if has("monitoring") {
+        roles::MONITORING
+    } else if has("dns")
+        || text.contains("domain server")
+        || text.contains("name server")
+        || has("nameservers")
+        || has("resolver")
+        || has("resolvers")
+    {
+        roles::LOCAL_DNS
+    } else if has("cli") || text.contains("command line") {
+        roles::CLI_CLIENTS
+    } else if has("node") || has("nodes") || has("instance") || has("instances") {
+        NODES
+    } else {
+        return None;
+    };
+    Some(role)
+}
+
+/// A role name for a phrase no known role matches: lowercase words joined by
+/// dashes, without filler words.
+pub fn slug(phrase: &str) -> String {
+    const FILLER: &[&str] = &["your", "the", "a", "an", "all", "ip", "address", "addresses", "of", "our", "any"];
+    let lower = phrase.to_lowercase();
+    let mut out = String::new();
+    for w in lower
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty() && !FILLER.contains(w))
+    {
+        if out.len() + w.len() + 1 > 40 {
+            break;
+        }
+        if !out.is_empty() {
+            out.push('-');
+        }
+        out.push_str(w);
+    }
+    if out.is_empty() { "unnamed-peer".into() } else { out }
+}
+
+/// Splits off top-level parenthesised parts: "LDAP server (provided by
+/// customer)" is "LDAP server" plus the qualifier "provided by customer".
+fn split_parentheticals(cell: &str) -> (String, Vec<String>) {
+    let mut outside = String::new();
+    let mut inner = Vec::new();
+    let mut depth = 0usize;
+    let mut current = String::new();
+    for c in cell.chars() {
+        match c {
+            '(' => {
+                if depth > 0 {
+                    current.push(c);
+                }
+                depth += 1;
+            }
+            ')' if depth > 0 => {
+                depth -= 1;
+                if depth == 0 {
+                    inner.push(std::mem::take(&mut current));
+                    outside.push(' ');
+                } else {
+                    current.push(c);
+                }
+            }
+            _ if depth > 0 => current.push(c),
+            _ => outside.push(c),
+        }
+    }
+    if depth > 0 {
+        // Unclosed: keep the text rather than lose it.
+        outside.push_str(&current);
+    }
+    (outside, inner)
+}
+
+/// Splits a list on commas, semicolons and the words "and", "or", "&".
+fn split_list(text: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    for chunk in text.split([',', ';']) {
+        let mut current: Vec<&str> = Vec::new();
+        for word in chunk.split(' ') {
+            if matches!(word.to_ascii_lowercase().as_str(), "and" | "or" | "&") {
+                parts.push(current.join(" "));
+                current.clear();
+            } else {
+                current.push(word);
+            }
+        }
+        parts.push(current.join(" "));
+    }
+    parts
+        .into_iter()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roles(cell: &str) -> Vec<String> {
+        parse(cell)
+            .unwrap()
+            .endpoints
+            .into_iter()
+            .map(|e| match e {
+                Endpoint::Role(r) => format!("role:{r}"),
+                Endpoint::Literal(p) => p.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn roles_and_lists() {
+        assert_eq!(roles("All nodes"), vec!["role:nodes"]);
+        assert_eq!(roles("Admin IP addresses and all nodes"), vec!["role:admin", "role:nodes"]);
+        assert_eq!(
+            roles("All nodes and SMTP relay (provided by customer)"),
+            vec!["role:nodes", "role:smtp-relay"]
+        );
+        assert_eq!(roles("LDAP server (provided by customer)"), vec!["role:ldap-server"]);
+        assert_eq!(roles("ThoughtSpot Support"), vec!["role:vendor-support"]);
+        assert_eq!(roles("Your load balancer IP address (often on internal network)"), vec!["role:load-balancer"]);
+        assert_eq!(roles("CLI Applications (often on the internal network)"), vec!["role:cli-clients"]);
+        assert_eq!(roles("Jump Host"), vec!["role:jump-host"]);
+        assert_eq!(roles("Monitoring Endpoint"), vec!["role:monitoring-endpoint"]);
+        assert_eq!(roles("Local domain servers"), vec!["role:local-dns"]);
+    }
+
+    #[test]
+    fn literals_urls_and_repairs() {
+        assert_eq!(roles("208.83.110.20   "), vec!["208.83.110.20"]);
+        assert_eq!(
+            roles("apt-mirror.it.auth0.com (52.8.153.197)"),
+            vec!["apt-mirror.it.auth0.com", "52.8.153.197"]
+        );
+        assert_eq!(
+            roles("https://je8b47jfif.execute-api.us-east-2.amazonaws.com/monitoring"),
+            vec!["je8b47jfif.execute-api.us-east-2.amazonaws.com"]
+        );
+        let r = parse("https://api.mix  panel.com").unwrap();
+        assert_eq!(r.endpoints, vec![Endpoint::Literal(Peer::Name("api.mixpanel.com".into()))]);
+        assert!(r.warnings[0].text.contains("stray space"));
+        assert_eq!(roles("2001:db8::/32"), vec!["2001:db8::/32"]);
+        assert_eq!(roles("http://[2001:db8::1]:8080/x"), vec!["2001:db8::1"]);
+    }
+
+    #[test]
+    fn unknown_phrases_become_warned_roles() {
+        let r = parse("Partner gateway farm").unwrap();
+        assert_eq!(r.endpoints, vec![Endpoint::Role("partner-gateway-farm".into())]);
+        assert_eq!(r.warnings.len(), 1);
+        assert!(parse("  ").is_err());
+    }
+
+    #[test]
+    fn dns_names() {
+        assert!(is_dns_name("s3.us-west-1.amazonaws.com"));
+        assert!(!is_dns_name("4.5.1"));
+        assert!(!is_dns_name("localhost"));
+        assert!(!is_dns_name("-a.example.com"));
+    }
+}

@@ -1,0 +1,10 @@
+//! Normalisation of the wording of one table cell into policy terms. Each
+//! reader returns its reading plus the notes (decisions) and warnings
+//! (guesses) that the compiler records with `doc:line`.
+
+pub mod direction;
+pub mod endpoints;
+pub mod ports;
+pub mod protocol;
+pub mod required;
+pub mod sides;

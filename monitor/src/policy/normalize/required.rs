@@ -1,0 +1,118 @@
+//! The Required? column and the conditions hidden in Notes
+//! ("Required if rate limiting is used").
+
+use crate::policy::model::Required;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    pub required: Required,
+    pub condition: Option<String>,
+    pub note: Option<String>,
+    /// Set when the cells disagree and a reading was chosen.
+    pub warning: Option<String>,
+}
+
+/// Reads a Required? cell (if the table has one) and a Notes cell (if any).
+pub fn parse(required: Option<&str>, notes: Option<&str>) -> Result<Requirement, String> {
+    let stated = match required.map(str::trim) {
+        None => None,
+        Some(cell) => Some(parse_cell(cell)?),
+    };
+    let in_required_cell = required.and_then(condition_of);
+    let in_notes = notes.and_then(condition_of);
+    let condition = in_required_cell.or(in_notes);
+    Ok(match (stated, condition) {
+        (Some(Required::No), Some(cond)) => Requirement {
+            required: Required::Conditional,
+            warning: Some(format!(
+                "Required? says No but the notes make it required if {cond}: read as conditional"
+            )),
+            note: Some("Required? No with a condition: conditional".into()),
+            condition: Some(cond),
+        },
+        (_, Some(cond)) => Requirement {
+            required: Required::Conditional,
+            note: Some(format!("required only if {cond} (enable with --enable-condition)")),
+            condition: Some(cond),
+            warning: None,
+        },
+        (Some(r), None) => Requirement {
+            required: r,
+            condition: None,
+            note: None,
+            warning: None,
+        },
+        (None, None) => Requirement {
+            required: Required::Yes,
+            condition: None,
+            note: None,
+            warning: None,
+        },
+    })
+}
+
+fn parse_cell(cell: &str) -> Result<Required, String> {
+    let lower = cell.to_lowercase();
+    let first = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .find(|w| !w.is_empty())
+        .unwrap_or("");
+    match first {
+        "yes" | "y" | "true" | "required" | "mandatory" | "must" => Ok(Required::Yes),
+        "no" | "n" | "false" | "optional" | "recommended" => Ok(Required::No),
+        "conditional" | "conditionally" | "depends" | "if" | "when" => Ok(Required::Conditional),
+        "" => Err("the Required? cell is empty".into()),
+        _ => Err(format!("cannot read Required? {:?} as yes or no", cell)),
+    }
+}
+
+/// The condition of a "required if ..." / "only if ..." phrase, without the
+/// leading "if" and the trailing period. Purpose phrases ("required for
+/// logging") are not conditions.
+pub fn condition_of(text: &str) -> Option<String> {
+    // ASCII lowering keeps byte offsets valid for slicing `text`.
+    let lower = text.to_ascii_lowercase();
+    const MARKERS: &[&str] = &[
+        "required if ",
+        "required when ",
+        "required only if ",
+        "needed if ",
+        "needed when ",
+        "only if ",
+        "only when ",
+        "necessary if ",
+    ];
+    let start = MARKERS
+        .iter()
+        .filter_map(|m| lower.find(m).map(|i| i + m.len()))
+        .min()
+        .or_else(|| lower.strip_prefix("if ").map(|_| 3))?;
+    let rest = text.get(start..)?;
+    let end = rest.find(['.', ';', '(']).unwrap_or(rest.len());
+    let cond = rest[..end].trim().trim_end_matches(',').trim();
+    (!cond.is_empty()).then(|| cond.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions() {
+        let r = parse(Some("Yes"), Some("Required if rate limiting is used")).unwrap();
+        assert_eq!(r.required, Required::Conditional);
+        assert_eq!(r.condition.as_deref(), Some("rate limiting is used"));
+        assert!(r.warning.is_none());
+
+        let r = parse(Some("No"), Some("Required if you are using Grafana instrumentation")).unwrap();
+        assert_eq!(r.required, Required::Conditional);
+        assert_eq!(r.condition.as_deref(), Some("you are using Grafana instrumentation"));
+        assert!(r.warning.is_some());
+
+        let r = parse(Some("Yes"), Some("Required for logging and debugging")).unwrap();
+        assert_eq!(r.required, Required::Yes);
+        assert_eq!(parse(Some("No"), Some("")).unwrap().required, Required::No);
+        assert_eq!(parse(None, None).unwrap().required, Required::Yes);
+        assert!(parse(Some("perhaps"), None).is_err());
+    }
+}

@@ -1,0 +1,247 @@
+//! A policy says what the documents say; resolving it says what applies on
+//! this host: which release is installed, which conditions hold, and what the
+//! dynamic port range is. The kernel-map builder, `show` and `explain` all
+//! work from the resolved rules, so that they agree.
+
+use std::fmt;
+
+use super::{
+    error::PolicyError,
+    model::{Policy, PortRange, Ports, Release, Required, Rule},
+};
+
+/// Linux's default `net.ipv4.ip_local_port_range`, used when the host's
+/// cannot be read.
+pub const LINUX_DEFAULT_DYNAMIC: PortRange = PortRange { lo: 32768, hi: 60999 };
+
+const IP_LOCAL_PORT_RANGE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
+
+#[derive(Debug, Clone)]
+pub struct ResolveOptions {
+    /// The installed release; `None` keeps release-dependent rules of every
+    /// release active (the union), which is what an unknown host needs.
+    pub release: Option<Release>,
+    pub conditions: Conditions,
+    pub dynamic_ports: DynamicPorts,
+}
+
+/// Conditions the operator declared true (`--enable-condition`).
+#[derive(Debug, Clone, Default)]
+pub struct Conditions {
+    pub all: bool,
+    /// Matched case-insensitively against a rule's condition text (any part
+    /// of it) or its id.
+    pub enabled: Vec<String>,
+}
+
+impl Conditions {
+    fn matches(&self, rule: &Rule) -> bool {
+        let Some(condition) = &rule.condition else {
+            return false;
+        };
+        self.all
+            || self.enabled.iter().any(|e| {
+                e == &rule.id || condition.to_lowercase().contains(&e.to_lowercase())
+            })
+    }
+}
+
+/// Where the range of `ports = "dynamic"` rules comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DynamicPorts {
+    pub range: PortRange,
+    pub origin: DynamicOrigin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DynamicOrigin {
+    /// Given with `--dynamic-ports`.
+    Configured,
+    /// Read from the host's `ip_local_port_range`.
+    Host,
+    /// The host's could not be read; Linux's default is used.
+    LinuxDefault,
+}
+
+impl fmt::Display for DynamicOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DynamicOrigin::Configured => "--dynamic-ports",
+            DynamicOrigin::Host => "this host's ip_local_port_range",
+            DynamicOrigin::LinuxDefault => "Linux's default (ip_local_port_range unreadable)",
+        })
+    }
+}
+
+impl DynamicPorts {
+    /// The host's ephemeral range, or Linux's default if it cannot be read.
+    pub fn from_host() -> DynamicPorts {
+        std::fs::read_to_string(IP_LOCAL_PORT_RANGE)
+            .ok()
+            .and_then(|s| parse_range(&s))
+            .map(|range| DynamicPorts {
+                range,
+                origin: DynamicOrigin::Host,
+            })
+            .unwrap_or(DynamicPorts {
+                range: LINUX_DEFAULT_DYNAMIC,
+                origin: DynamicOrigin::LinuxDefault,
+            })
+    }
+
+    pub fn configured(range: PortRange) -> DynamicPorts {
+        DynamicPorts {
+            range,
+            origin: DynamicOrigin::Configured,
+        }
+    }
+}
+
+/// "32768\t60999" (procfs) or "32768-60999" (command line).
+pub fn parse_range(s: &str) -> Option<PortRange> {
+    let mut parts = s
+        .split(|c: char| c.is_whitespace() || c == '-')
+        .filter(|p| !p.is_empty());
+    let lo: u16 = parts.next()?.parse().ok()?;
+    let hi: u16 = parts.next()?.parse().ok()?;
+    (parts.next().is_none() && lo > 0 && lo <= hi).then_some(PortRange { lo, hi })
+}
+
+/// Whether a rule applies under the options, and why not if it does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    Active,
+    /// Replaced from `from` on (the installed release is at or past it).
+    Superseded { from: Release, by: Option<String> },
+    /// Introduced in a later release than the installed one.
+    NotYet { since: Release },
+    /// Its condition was not enabled.
+    ConditionOff,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            State::Active => f.write_str("active"),
+            State::Superseded { from, by: Some(by) } => {
+                write!(f, "superseded by {by} from release {from}")
+            }
+            State::Superseded { from, by: None } => write!(f, "dropped from release {from}"),
+            State::NotYet { since } => write!(f, "applies from release {since}"),
+            State::ConditionOff => f.write_str("condition not enabled"),
+        }
+    }
+}
+
+/// A rule with its ports made concrete and its state under the options.
+#[derive(Debug, Clone)]
+pub struct Resolved<'p> {
+    pub rule: &'p Rule,
+    pub ports: Vec<PortRange>,
+    pub state: State,
+}
+
+impl Resolved<'_> {
+    pub fn is_active(&self) -> bool {
+        self.state == State::Active
+    }
+
+    /// Active and required: a flow on it that gets no answer is "blocked".
+    pub fn is_required(&self) -> bool {
+        self.is_active() && matches!(self.rule.required, Required::Yes | Required::Conditional)
+    }
+
+    pub fn matches_port(&self, port: u16) -> bool {
+        self.ports.iter().any(|r| r.contains(port))
+    }
+}
+
+/// Resolves every rule of `policy`, in policy order. Fails if an enabled
+/// condition matches no rule, since that is almost always a typo.
+pub fn resolve<'p>(
+    policy: &'p Policy,
+    options: &ResolveOptions,
+) -> Result<Vec<Resolved<'p>>, PolicyError> {
+    for wanted in &options.conditions.enabled {
+        let probe = Conditions {
+            all: false,
+            enabled: vec![wanted.clone()],
+        };
+        if !policy.rules.iter().any(|r| probe.matches(r)) {
+            let mut known: Vec<&str> = policy
+                .rules
+                .iter()
+                .filter_map(|r| r.condition.as_deref())
+                .collect();
+            known.sort_unstable();
+            known.dedup();
+            return Err(PolicyError::UnknownCondition {
+                given: wanted.clone(),
+                known: if known.is_empty() {
+                    "(the policy has no conditional rule)".into()
+                } else {
+                    known.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ")
+                },
+            });
+        }
+    }
+    Ok(policy
+        .rules
+        .iter()
+        .map(|rule| {
+            let ports = match &rule.ports {
+                Ports::List(list) => list.clone(),
+                Ports::Dynamic => vec![options.dynamic_ports.range],
+            };
+            Resolved {
+                rule,
+                ports,
+                state: state_of(rule, options),
+            }
+        })
+        .collect())
+}
+
+fn state_of(rule: &Rule, options: &ResolveOptions) -> State {
+    if let Some(release) = &options.release {
+        if let Some(until) = &rule.until
+            && release >= until
+        {
+            return State::Superseded {
+                from: until.clone(),
+                by: rule.superseded_by.clone(),
+            };
+        }
+        if let Some(since) = &rule.since
+            && release < since
+        {
+            return State::NotYet {
+                since: since.clone(),
+            };
+        }
+    }
+    if rule.required == Required::Conditional && !options.conditions.matches(rule) {
+        return State::ConditionOff;
+    }
+    State::Active
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("32768\t60999\n"), Some(PortRange { lo: 32768, hi: 60999 }));
+        assert_eq!(parse_range("20000-65535"), Some(PortRange { lo: 20000, hi: 65535 }));
+        assert_eq!(parse_range("2-1"), None);
+        assert_eq!(parse_range("1"), None);
+        assert_eq!(parse_range("1-2-3"), None);
+    }
+
+    #[test]
+    fn host_range_is_sane() {
+        let d = DynamicPorts::from_host();
+        assert!(d.range.lo <= d.range.hi && d.range.lo > 0);
+    }
+}

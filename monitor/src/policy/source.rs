@@ -1,0 +1,154 @@
+//! Reading a vendor document: bounded in size, checked to be text, and named
+//! by a stable name so that provenance does not depend on where it was read.
+
+use std::{
+    fs::File,
+    io::Read as _,
+    path::{Path, PathBuf},
+};
+
+use super::error::CompileError;
+
+/// Port documents are a few kilobytes; anything this large is a mistake (a
+/// log, an archive) and parsing it would only waste memory and time.
+pub const MAX_DOCUMENT_BYTES: u64 = 4 * 1024 * 1024;
+
+/// A document ready to be compiled.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// The stable name used in `doc:line` (the file name).
+    pub name: String,
+    pub text: String,
+}
+
+impl Document {
+    /// Reads `path`, refusing files over [`MAX_DOCUMENT_BYTES`] without
+    /// reading them whole (the limit holds for pipes and devices too).
+    pub fn read(path: &Path) -> Result<Document, CompileError> {
+        let read_err = |source| CompileError::Read {
+            path: PathBuf::from(path),
+            source,
+        };
+        let name = stable_name(path);
+        let file = File::open(path).map_err(read_err)?;
+        let mut bytes = Vec::new();
+        file.take(MAX_DOCUMENT_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_err)?;
+        if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
+            let size = std::fs::metadata(path)
+                .map(|m| m.len())
+                .unwrap_or(bytes.len() as u64);
+            return Err(CompileError::TooLarge {
+                name,
+                size: size.max(bytes.len() as u64),
+                limit: MAX_DOCUMENT_BYTES,
+            });
+        }
+        Document::from_bytes(name, bytes)
+    }
+
+    /// Checks that `bytes` are a text document; `name` is used as is.
+    pub fn from_bytes(name: String, bytes: Vec<u8>) -> Result<Document, CompileError> {
+        if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
+            return Err(CompileError::TooLarge {
+                name,
+                size: bytes.len() as u64,
+                limit: MAX_DOCUMENT_BYTES,
+            });
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(CompileError::Empty { name });
+        }
+        if let Some(nul) = bytes.iter().position(|&b| b == 0) {
+            let line = line_of_bytes(&bytes, nul);
+            return Err(CompileError::Binary { name, line });
+        }
+        match String::from_utf8(bytes) {
+            Ok(mut text) => {
+                // Windows line endings would otherwise leave `\r` in cells.
+                if text.contains('\r') {
+                    text = text.replace("\r\n", "\n").replace('\r', "\n");
+                }
+                Ok(Document { name, text })
+            }
+            Err(e) => {
+                let offset = e.utf8_error().valid_up_to();
+                let line = line_of_bytes(e.as_bytes(), offset);
+                Err(CompileError::NotUtf8 { name, line, offset })
+            }
+        }
+    }
+
+    pub fn lines(&self) -> u32 {
+        u32::try_from(self.text.lines().count()).unwrap_or(u32::MAX)
+    }
+}
+
+/// The file name, so that the same document compiles to the same policy on
+/// every machine and from every working directory.
+pub fn stable_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.to_string_lossy().into_owned())
+}
+
+/// 1-based line of a byte offset.
+pub fn line_of(text: &str, offset: usize) -> u32 {
+    line_of_bytes(text.as_bytes(), offset)
+}
+
+fn line_of_bytes(bytes: &[u8], offset: usize) -> u32 {
+    let end = offset.min(bytes.len());
+    let newlines = bytes[..end].iter().filter(|&&b| b == b'\n').count();
+    u32::try_from(newlines + 1).unwrap_or(u32::MAX)
+}
+
+/// Maps byte offsets to lines in O(log n), for parsers that report offsets.
+#[derive(Debug)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    pub fn line(&self, offset: usize) -> u32 {
+        let idx = self.starts.partition_point(|&s| s <= offset);
+        u32::try_from(idx.max(1)).unwrap_or(u32::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_index_matches_counting() {
+        let text = "a\nbb\n\nccc";
+        let idx = LineIndex::new(text);
+        for off in 0..text.len() {
+            assert_eq!(idx.line(off), line_of(text, off), "offset {off}");
+        }
+    }
+
+    #[test]
+    fn rejects_binary_empty_and_bad_utf8() {
+        assert!(matches!(
+            Document::from_bytes("e".into(), b" \n ".to_vec()),
+            Err(CompileError::Empty { .. })
+        ));
+        assert!(matches!(
+            Document::from_bytes("b".into(), b"a\nb\0c".to_vec()),
+            Err(CompileError::Binary { line: 2, .. })
+        ));
+        assert!(matches!(
+            Document::from_bytes("u".into(), b"ok\n\xff".to_vec()),
+            Err(CompileError::NotUtf8 { line: 2, .. })
+        ));
+    }
+}

@@ -1,0 +1,372 @@
+//! Table rows to rules. A row may yield several rules (one per protocol, per
+//! peer, per group of ports); a row that cannot be read yields a skipped
+//! entry and a warning, never a silent gap.
+
+use super::{
+    columns::{Column, Layout},
+    compiler::Ctx,
+    document::{Row, Table},
+    model::{Direction, NODES, Ports, Proto, Required, Rule, Source},
+    normalize::{
+        direction,
+        endpoints::{self, EndpointReading},
+        ports, protocol, required,
+        sides::{self, PeerSpec, Sides},
+    },
+};
+
+/// Service names longer than this are sentences; they are cut at a word.
+const MAX_SERVICE: usize = 48;
+
+/// What the table's section and missing columns imply for every row.
+struct Defaults {
+    direction: Option<Direction>,
+}
+
+/// Compiles `table` into `ctx`; returns the ids of the rules it yielded.
+pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<String> {
+    let layout = Layout::of(&table.header);
+    if !layout.has(Column::Port) {
+        ctx.warn(
+            table.line,
+            format!(
+                "table without a Port column (header: {}): not a port table, ignored",
+                table.header.join(" | ")
+            ),
+        );
+        return Vec::new();
+    }
+    ctx.decide(table.line, format!("columns: {}", layout.describe(&table.header)));
+    for h in &layout.unknown {
+        ctx.warn(table.line, format!("column {h:?} not recognised: ignored"));
+    }
+    for h in &layout.repeated {
+        ctx.warn(table.line, format!("column {h:?} repeats another column's meaning: ignored"));
+    }
+    let defaults = table_defaults(ctx, table, &layout, headings);
+    let mut ids = Vec::new();
+    for row in &table.rows {
+        if row.cells.iter().all(|c| c.trim().is_empty()) {
+            ctx.skip(row.line, "empty row".into(), "every cell is empty".into());
+            continue;
+        }
+        if row.written_cells != table.header.len() {
+            let effect = if row.written_cells < table.header.len() {
+                "missing cells read as empty"
+            } else {
+                "extra cells ignored"
+            };
+            ctx.warn(
+                row.line,
+                format!(
+                    "row has {} cells but the header has {}: {effect}",
+                    row.written_cells,
+                    table.header.len()
+                ),
+            );
+        }
+        match compile_row(&layout, &defaults, row) {
+            Ok(read) => {
+                for w in read.warnings {
+                    ctx.warn(row.line, w);
+                }
+                ids.extend(ctx.add_rules(row.line, read.rules));
+            }
+            Err(reason) => {
+                let port = layout.cell(&row.cells, Column::Port).unwrap_or("");
+                ctx.skip(row.line, format!("row for port {:?}", truncate(port, 40)), reason);
+            }
+        }
+    }
+    ids
+}
+
+fn table_defaults(ctx: &mut Ctx, table: &Table, layout: &Layout, headings: &[(u8, String)]) -> Defaults {
+    let section = headings
+        .iter()
+        .map(|(_, h)| h.to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" / ");
+    let between_nodes = [
+        "between cluster nodes",
+        "between nodes",
+        "between the nodes",
+        "intracluster",
+        "intra-cluster",
+        "within the cluster",
+        "cluster nodes",
+    ]
+    .iter()
+    .any(|k| section.contains(k));
+    let has_endpoints =
+        layout.has(Column::Source) || layout.has(Column::Destination) || layout.has(Column::Peer);
+    let mut direction = None;
+    if !layout.has(Column::Direction) {
+        if between_nodes {
+            direction = Some(Direction::Bidirectional);
+            ctx.decide(
+                table.line,
+                "no Direction column; the section is about traffic between nodes: bidirectional"
+                    .into(),
+            );
+        } else {
+            ctx.warn(
+                table.line,
+                "no Direction column and the section does not say: rows are read as \
+                 bidirectional"
+                    .into(),
+            );
+            direction = Some(Direction::Bidirectional);
+        }
+    }
+    if !has_endpoints {
+        if between_nodes {
+            ctx.decide(
+                table.line,
+                "no Source/Destination column; the section is about traffic between nodes: peer \
+                 is nodes"
+                    .into(),
+            );
+        } else {
+            ctx.warn(
+                table.line,
+                "no Source/Destination/IP column and the section names no peers: peer taken as \
+                 nodes"
+                    .into(),
+            );
+        }
+    }
+    if !layout.has(Column::Protocol) {
+        ctx.decide(
+            table.line,
+            "no Protocol column: protocol from the port cell or a service name that settles it \
+             (DNS: UDP and TCP), otherwise TCP (warned per row)"
+                .into(),
+        );
+    }
+    if !layout.has(Column::Required) {
+        ctx.decide(table.line, "no Required? column: rows are required".into());
+    }
+    Defaults { direction }
+}
+
+struct RowReading {
+    rules: Vec<Rule>,
+    warnings: Vec<String>,
+}
+
+fn nonempty(s: Option<&str>) -> Option<&str> {
+    s.map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn compile_row(layout: &Layout, defaults: &Defaults, row: &Row) -> Result<RowReading, String> {
+    let cells = &row.cells;
+    let cell = |c: Column| nonempty(layout.cell(cells, c));
+    let port_cell = ports::parse(layout.cell(cells, Column::Port).unwrap_or(""))?;
+    let mut notes: Vec<String> = port_cell.notes.clone();
+    let mut warnings: Vec<String> = Vec::new();
+
+    let service_cell = cell(Column::Service);
+    let protos = protocols(&port_cell, cell(Column::Protocol), service_cell, &mut notes, &mut warnings)?;
+    let service = shorten(
+        service_cell
+            .or(cell(Column::Protocol))
+            .unwrap_or("unnamed service"),
+    );
+
+    let direction = match cell(Column::Direction) {
+        Some(text) => direction::parse(text)?,
+        None if layout.has(Column::Direction) => return Err("no direction given".into()),
+        None => defaults
+            .direction
+            .ok_or_else(|| "no direction given".to_string())?,
+    };
+
+    let mut remarks: Vec<endpoints::Remark> = Vec::new();
+    let mut read = |c: Column| -> Result<Option<Vec<endpoints::Endpoint>>, String> {
+        let Some(text) = cell(c) else { return Ok(None) };
+        let EndpointReading {
+            endpoints,
+            notes: n,
+            warnings: w,
+        } = endpoints::parse(text)?;
+        warnings.extend(w.iter().map(|r| r.text.clone()));
+        remarks.extend(n);
+        remarks.extend(w);
+        Ok(Some(endpoints))
+    };
+    let source = read(Column::Source)?;
+    let destination = read(Column::Destination)?;
+    let peer = read(Column::Peer)?;
+    let assignments = sides::assign(
+        direction,
+        &Sides {
+            source: source.as_deref(),
+            destination: destination.as_deref(),
+            peer: peer.as_deref(),
+        },
+    );
+
+    if layout.cell(cells, Column::Required).is_some_and(|c| c.trim().is_empty()) {
+        warnings.push("the Required? cell is empty: read as required".into());
+    }
+    let requirement = required::parse(cell(Column::Required), cell(Column::Notes))?;
+    if let Some(n) = &requirement.note {
+        notes.push(n.clone());
+    }
+    if let Some(w) = &requirement.warning {
+        warnings.push(w.clone());
+    }
+
+    // One rule per peer, per group of ports, per protocol.
+    let groups: Vec<(Ports, bool)> = if port_cell.groups.is_empty() {
+        vec![(Ports::List(Vec::new()), false)]
+    } else {
+        port_cell
+            .groups
+            .iter()
+            .map(|g| (Ports::List(g.ranges.clone()), g.alternatives && g.ranges.len() > 1))
+            .collect()
+    };
+    let mut rules = Vec::new();
+    for a in &assignments {
+        warnings.extend(a.warnings.iter().cloned());
+        for (ports, alternatives) in &groups {
+            for &proto in &protos {
+                let ports = if proto.has_ports() {
+                    ports.clone()
+                } else {
+                    Ports::List(Vec::new())
+                };
+                if proto.has_ports() && matches!(&ports, Ports::List(l) if l.is_empty()) {
+                    return Err(format!("{proto} needs ports and the row gives none"));
+                }
+                let (peer_role, peer) = match &a.peer {
+                    PeerSpec::Role(r) => (Some(r.clone()), Vec::new()),
+                    PeerSpec::Literals(l) => (None, l.clone()),
+                };
+                let mut rule_notes = notes.clone();
+                rule_notes.extend(
+                    remarks
+                        .iter()
+                        .filter(|r| r.concerns(peer_role.as_deref(), &peer))
+                        .map(|r| r.text.clone()),
+                );
+                rule_notes.extend(a.notes.iter().cloned());
+                rule_notes.extend(a.warnings.iter().cloned());
+                rules.push(Rule {
+                    id: String::new(),
+                    service: service.clone(),
+                    proto,
+                    ports,
+                    alternatives: *alternatives && proto.has_ports(),
+                    direction: a.direction,
+                    local_role: NODES.into(),
+                    peer_role,
+                    peer,
+                    required: requirement.required,
+                    condition: requirement.condition.clone(),
+                    since: None,
+                    until: None,
+                    superseded_by: None,
+                    duplicate_of: None,
+                    source: Source {
+                        doc: String::new(),
+                        line: row.line,
+                    },
+                    notes: rule_notes,
+                });
+            }
+        }
+    }
+    debug_assert!(rules.iter().all(|r| r.required != Required::Conditional || r.condition.is_some()));
+    Ok(RowReading { rules, warnings })
+}
+
+/// The row's L4 protocols, from (in order of trust) an ICMP port cell, the
+/// Protocol cell, a protocol written in the port cell, a service name that
+/// settles it, and finally TCP, warned as a guess.
+fn protocols(
+    port_cell: &ports::PortCell,
+    protocol_cell: Option<&str>,
+    service: Option<&str>,
+    notes: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Proto>, String> {
+    if port_cell.icmp {
+        return Ok(vec![Proto::Icmp]);
+    }
+    if let Some(text) = protocol_cell {
+        let reading = protocol::parse(text)?;
+        if let Some(n) = reading.note {
+            notes.push(n);
+        }
+        if !port_cell.protos.is_empty() && port_cell.protos != reading.protos {
+            warnings.push(format!(
+                "the port cell names {} but the Protocol column says {text:?}: the Protocol column wins",
+                port_cell.protos.iter().map(|p| p.name()).collect::<Vec<_>>().join("/")
+            ));
+        }
+        return Ok(reading.protos);
+    }
+    if !port_cell.protos.is_empty() {
+        return Ok(port_cell.protos.clone());
+    }
+    if let Some(reading) = service.and_then(protocol::from_service) {
+        if let Some(n) = reading.note {
+            notes.push(n);
+        }
+        return Ok(reading.protos);
+    }
+    let guess = "no protocol given: TCP assumed".to_string();
+    warnings.push(guess.clone());
+    notes.push(guess);
+    Ok(vec![Proto::Tcp])
+}
+
+/// Cuts a long service cell at a word boundary: the cell names the service,
+/// the rest is prose that belongs in the document, not the policy.
+fn shorten(text: &str) -> String {
+    let text = text.trim();
+    if text.chars().count() <= MAX_SERVICE {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    for word in text.split_whitespace() {
+        if out.chars().count() + word.chars().count() + 1 > MAX_SERVICE - 1 {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    if out.is_empty() {
+        out = text.chars().take(MAX_SERVICE - 1).collect();
+    }
+    out.push('…');
+    out
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let mut s: String = text.chars().take(max).collect();
+        s.push('…');
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shortens_sentences_at_a_word() {
+        assert_eq!(shorten("nginx"), "nginx");
+        let s = shorten("Zookeeper servers listen on this RPC port for client connections");
+        assert!(s.ends_with('…') && s.chars().count() <= MAX_SERVICE, "{s}");
+        assert_eq!(s, "Zookeeper servers listen on this RPC port for…");
+    }
+}
