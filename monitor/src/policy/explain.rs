@@ -119,7 +119,11 @@ pub fn text(
     )?;
     for r in hits {
         let rule = r.rule;
-        let ports = show::ports_text(rule.proto, &r.ports, rule.alternatives);
+        let ports = if rule.proto.has_ports() {
+            format!(" {}", show::ports_text(rule.proto, &r.ports, rule.alternatives))
+        } else {
+            String::new()
+        };
         let required = match &rule.condition {
             Some(c) => format!("required if {c}"),
             None => format!("required: {}", rule.required.name()),
@@ -127,7 +131,7 @@ pub fn text(
         let marker = if r.is_active() { ' ' } else { '-' };
         writeln!(
             out,
-            "{marker} {:<9} {} {ports} {}, local role {}, {required}",
+            "{marker} {:<9} {}{ports} {}, local role {}, {required}",
             rule.id,
             rule.proto,
             peer_phrase(r),

@@ -109,13 +109,20 @@ pub fn annotations(r: &Resolved, options: &ResolveOptions) -> Vec<String> {
         let on = if r.state == State::ConditionOff { "off" } else { "on" };
         out.push(format!("if {c} [{on}]"));
     }
-    match (&rule.until, &rule.superseded_by) {
-        (Some(until), Some(by)) => out.push(format!("before release {until}; superseded by {by}")),
-        (Some(until), None) => out.push(format!("before release {until}")),
-        _ => {}
-    }
-    if let Some(since) = &rule.since {
-        out.push(format!("from release {since}"));
+    let release_state = matches!(r.state, State::Superseded { .. } | State::NotYet { .. });
+    if release_state {
+        out.push(format!("inactive: {}", r.state));
+    } else {
+        match (&rule.until, &rule.superseded_by) {
+            (Some(until), Some(by)) => {
+                out.push(format!("before release {until}; superseded by {by}"))
+            }
+            (Some(until), None) => out.push(format!("before release {until}")),
+            _ => {}
+        }
+        if let Some(since) = &rule.since {
+            out.push(format!("from release {since}"));
+        }
     }
     if rule.ports == Ports::Dynamic {
         out.push(format!(
@@ -125,9 +132,6 @@ pub fn annotations(r: &Resolved, options: &ResolveOptions) -> Vec<String> {
     }
     if let Some(d) = &rule.duplicate_of {
         out.push(format!("duplicate of {d}"));
-    }
-    if !r.is_active() && r.state != State::ConditionOff {
-        out.push(format!("inactive: {}", r.state));
     }
     out
 }
