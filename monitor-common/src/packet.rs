@@ -164,7 +164,8 @@ fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, offset: usize) -> Result<Parsed, Pars
     let src: [u8; 4] = pkt.load(offset + 12).ok_or(ParseError::Truncated)?;
     let dst: [u8; 4] = pkt.load(offset + 16).ok_or(ParseError::Truncated)?;
     // Options must be present too, or the L4 offset would point into nowhere.
-    pkt.load::<u8>(offset + ihl - 1).ok_or(ParseError::Truncated)?;
+    pkt.load::<u8>(offset + ihl - 1)
+        .ok_or(ParseError::Truncated)?;
     let more_fragments = frag & 0x2000 != 0;
     let frag_offset = frag & 0x1fff;
     let fragment = if frag_offset != 0 {

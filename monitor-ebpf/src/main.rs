@@ -21,7 +21,12 @@ use crate::frame::Frame;
 #[xdp]
 pub fn pc_ingress(ctx: XdpContext) -> u32 {
     let frame = Frame::new(ctx.data(), ctx.data_end());
-    stats::count(&frame, ctx.ingress_ifindex() as u32, Direction::Ingress, frame.len() as u64);
+    stats::count(
+        &frame,
+        ctx.ingress_ifindex() as u32,
+        Direction::Ingress,
+        frame.len() as u64,
+    );
     xdp_action::XDP_PASS
 }
 
@@ -35,7 +40,12 @@ pub fn pc_egress(ctx: TcContext) -> i32 {
         let _ = ctx.pull_data(want as u32);
     }
     let frame = Frame::new(ctx.data(), ctx.data_end());
-    stats::count(&frame, skb_ifindex(&ctx), Direction::Egress, ctx.len() as u64);
+    stats::count(
+        &frame,
+        skb_ifindex(&ctx),
+        Direction::Egress,
+        ctx.len() as u64,
+    );
     TC_ACT_OK
 }
 

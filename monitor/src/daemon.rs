@@ -63,11 +63,17 @@ fn emit(
     let text = match options.summary {
         SummaryFormat::Json => stats::render_json(snapshot, &ts, last),
         SummaryFormat::Table => {
-            let title = if last { format!("{ts} final counters") } else { format!("{ts} counters") };
+            let title = if last {
+                format!("{ts} final counters")
+            } else {
+                format!("{ts} counters")
+            };
             stats::render_table(snapshot, previous, &title)
         }
     };
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes()).context("writing the summary")?;
+    stdout
+        .write_all(text.as_bytes())
+        .context("writing the summary")?;
     stdout.flush().context("writing the summary")
 }

@@ -98,7 +98,9 @@ impl Monitor {
             EbpfError::MapError(MapError::CreateError { io_error, .. })
                 if io_error.kind() == io::ErrorKind::PermissionDenied =>
             {
-                LoadError::Permission { what: "creating BPF maps".into() }
+                LoadError::Permission {
+                    what: "creating BPF maps".into(),
+                }
             }
             _ => LoadError::Object(err),
         })?;
@@ -106,14 +108,21 @@ impl Monitor {
         let mut interfaces = Vec::with_capacity(resolved.len());
         {
             let mut ifslot: Array<_, u32> = Array::try_from(
-                ebpf.map_mut(IFSLOT_MAP).expect("the object defines PC_IFSLOT"),
+                ebpf.map_mut(IFSLOT_MAP)
+                    .expect("the object defines PC_IFSLOT"),
             )
-            .map_err(|source| LoadError::Map { map: IFSLOT_MAP, source })?;
+            .map_err(|source| LoadError::Map {
+                map: IFSLOT_MAP,
+                source,
+            })?;
             for (i, (name, index)) in resolved.iter().enumerate() {
                 let slot = i as u32 + 1;
                 ifslot
                     .set(*index, slot, 0)
-                    .map_err(|source| LoadError::Map { map: IFSLOT_MAP, source })?;
+                    .map_err(|source| LoadError::Map {
+                        map: IFSLOT_MAP,
+                        source,
+                    })?;
                 interfaces.push(Interface {
                     name: name.clone(),
                     index: *index,
@@ -124,17 +133,18 @@ impl Monitor {
         }
 
         let xdp: &mut Xdp = program(&mut ebpf, PROG_INGRESS)?;
-        xdp.load().map_err(|source| program_error(PROG_INGRESS, source))?;
+        xdp.load()
+            .map_err(|source| program_error(PROG_INGRESS, source))?;
         for iface in &mut interfaces {
             iface.xdp_mode = attach_xdp(xdp, iface)?;
         }
 
         let tc: &mut SchedClassifier = program(&mut ebpf, PROG_EGRESS)?;
-        tc.load().map_err(|source| program_error(PROG_EGRESS, source))?;
+        tc.load()
+            .map_err(|source| program_error(PROG_EGRESS, source))?;
         for iface in &interfaces {
-            tc.attach(&iface.name, TcAttachType::Egress).map_err(|source| {
-                attach_error(PROG_EGRESS, &iface.name, source)
-            })?;
+            tc.attach(&iface.name, TcAttachType::Egress)
+                .map_err(|source| attach_error(PROG_EGRESS, &iface.name, source))?;
         }
         Ok(Self { ebpf, interfaces })
     }
@@ -152,8 +162,11 @@ fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, L
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
 {
-    let prog = ebpf.program_mut(name).expect("the embedded object defines every program");
-    prog.try_into().map_err(|source| program_error(name, source))
+    let prog = ebpf
+        .program_mut(name)
+        .expect("the embedded object defines every program");
+    prog.try_into()
+        .map_err(|source| program_error(name, source))
 }
 
 /// Native XDP first; drivers without it get generic mode, and the caller says so.
@@ -181,7 +194,10 @@ fn resolve_interfaces(names: &[String]) -> Result<Vec<(String, u32)>, LoadError>
         }
         let index = if_index(name).ok_or_else(|| LoadError::UnknownInterface(name.clone()))?;
         if index >= IFINDEX_LIMIT {
-            return Err(LoadError::IfindexTooLarge { name: name.clone(), index });
+            return Err(LoadError::IfindexTooLarge {
+                name: name.clone(),
+                index,
+            });
         }
         out.push((name.clone(), index));
     }
@@ -199,15 +215,17 @@ pub fn if_index(name: &str) -> Option<u32> {
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; lifting it is
 /// harmless on newer ones and failure is reported by the load itself.
 fn raise_memlock_limit() {
-    let rlim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    let rlim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
     // SAFETY: plain syscall with a valid pointer.
     let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) };
 }
 
 fn is_permission(err: &ProgramError) -> bool {
-    io_error(err).is_some_and(|e| {
-        matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
-    })
+    io_error(err)
+        .is_some_and(|e| matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)))
 }
 
 fn io_error(err: &ProgramError) -> Option<&io::Error> {
@@ -221,17 +239,25 @@ fn io_error(err: &ProgramError) -> Option<&io::Error> {
 fn program_error(program: &'static str, source: ProgramError) -> LoadError {
     // A verifier rejection is EACCES or EINVAL with a log; EPERM means privileges.
     if io_error(&source).and_then(io::Error::raw_os_error) == Some(libc::EPERM) {
-        return LoadError::Permission { what: format!("loading {program}") };
+        return LoadError::Permission {
+            what: format!("loading {program}"),
+        };
     }
     LoadError::Program { program, source }
 }
 
 fn attach_error(program: &'static str, iface: &str, source: ProgramError) -> LoadError {
     if is_permission(&source) {
-        return LoadError::Permission { what: format!("attaching {program} to {iface}") };
+        return LoadError::Permission {
+            what: format!("attaching {program} to {iface}"),
+        };
     }
     if let ProgramError::UnknownInterface { name } = &source {
         return LoadError::UnknownInterface(name.clone());
     }
-    LoadError::Attach { program, iface: iface.to_string(), source }
+    LoadError::Attach {
+        program,
+        iface: iface.to_string(),
+        source,
+    }
 }

@@ -26,10 +26,12 @@ impl IfaceCounters {
 
     /// All packets in one direction, parsed or not.
     pub fn total(&self, dir: Direction) -> Counter {
-        self.counters[dir as usize].iter().fold(Counter::default(), |acc, c| Counter {
-            packets: acc.packets + c.packets,
-            bytes: acc.bytes + c.bytes,
-        })
+        self.counters[dir as usize]
+            .iter()
+            .fold(Counter::default(), |acc, c| Counter {
+                packets: acc.packets + c.packets,
+                bytes: acc.bytes + c.bytes,
+            })
     }
 }
 
@@ -41,7 +43,10 @@ pub struct Snapshot {
 
 /// Sums the per-CPU values of every monitored interface's slots.
 pub fn read(monitor: &Monitor) -> Result<Snapshot, MapError> {
-    let map = monitor.ebpf().map(STATS_MAP).expect("the object defines PC_STATS");
+    let map = monitor
+        .ebpf()
+        .map(STATS_MAP)
+        .expect("the object defines PC_STATS");
     let stats: PerCpuArray<_, Counter> = PerCpuArray::try_from(map)?;
     read_from(&stats, monitor.interfaces())
 }
@@ -52,7 +57,10 @@ pub fn read_from<T: std::borrow::Borrow<aya::maps::MapData>>(
 ) -> Result<Snapshot, MapError> {
     let mut ifaces = Vec::with_capacity(interfaces.len());
     for iface in interfaces {
-        let mut out = IfaceCounters { name: iface.name.clone(), ..Default::default() };
+        let mut out = IfaceCounters {
+            name: iface.name.clone(),
+            ..Default::default()
+        };
         for dir in Direction::ALL {
             for slot in 0..SLOTS {
                 let values = stats.get(&stats_index(iface.slot, dir, slot), 0)?;
@@ -124,7 +132,10 @@ pub fn render_table(snapshot: &Snapshot, previous: Option<&Snapshot>, title: &st
         );
         let mut rows: BTreeMap<u32, ()> = BTreeMap::new();
         for slot in 0..SLOTS {
-            if Direction::ALL.iter().any(|d| iface.get(*d, slot).packets > 0) {
+            if Direction::ALL
+                .iter()
+                .any(|d| iface.get(*d, slot).packets > 0)
+            {
                 rows.insert(slot, ());
             }
         }

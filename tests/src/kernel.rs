@@ -45,14 +45,18 @@ impl Kernel {
             let prog: &mut SchedClassifier = ebpf.program_mut(name).context(name)?.try_into()?;
             prog.load().with_context(|| format!("loading {name}"))?;
         }
-        let mut ifslot: Array<_, u32> = Array::try_from(ebpf.map_mut(IFSLOT_MAP).context(IFSLOT_MAP)?)?;
+        let mut ifslot: Array<_, u32> =
+            Array::try_from(ebpf.map_mut(IFSLOT_MAP).context(IFSLOT_MAP)?)?;
         ifslot.set(TEST_RUN_IFINDEX, TEST_RUN_SLOT, 0)?;
         Ok(Self { ebpf })
     }
 
     /// Runs program `name` over `frame` `repeat` times.
     pub fn run(&self, name: &str, frame: &[u8], repeat: u32) -> anyhow::Result<Run> {
-        let prog = self.ebpf.program(name).with_context(|| format!("no program {name}"))?;
+        let prog = self
+            .ebpf
+            .program(name)
+            .with_context(|| format!("no program {name}"))?;
         let mut opts = TestRunOptions::new();
         opts.data_in = Some(frame);
         opts.repeat = repeat;
@@ -61,13 +65,22 @@ impl Kernel {
             aya::programs::Program::SchedClassifier(p) => p.test_run(opts),
             _ => anyhow::bail!("{name} is not an XDP or TC program"),
         }
-        .with_context(|| format!("BPF_PROG_TEST_RUN of {name} on a {}-byte frame", frame.len()))?;
-        Ok(Run { verdict: result.return_value, per_packet: result.duration })
+        .with_context(|| {
+            format!(
+                "BPF_PROG_TEST_RUN of {name} on a {}-byte frame",
+                frame.len()
+            )
+        })?;
+        Ok(Run {
+            verdict: result.return_value,
+            per_packet: result.duration,
+        })
     }
 
     /// Counters the programs have accumulated for test_run's interface.
     pub fn counters(&self) -> anyhow::Result<IfaceCounters> {
-        let map: PerCpuArray<_, Counter> = PerCpuArray::try_from(self.ebpf.map(STATS_MAP).context(STATS_MAP)?)?;
+        let map: PerCpuArray<_, Counter> =
+            PerCpuArray::try_from(self.ebpf.map(STATS_MAP).context(STATS_MAP)?)?;
         let iface = Interface {
             name: "test_run".into(),
             index: TEST_RUN_IFINDEX,

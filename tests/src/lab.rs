@@ -15,7 +15,9 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// Runs a command to completion, failing with its stderr when it fails.
 pub fn sh(cmd: &mut Command) -> anyhow::Result<Output> {
-    let out = cmd.output().with_context(|| format!("could not start {cmd:?}"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("could not start {cmd:?}"))?;
     if !out.status.success() {
         bail!(
             "{cmd:?} failed ({}): {}",
@@ -36,11 +38,16 @@ pub fn remove_stale_namespaces() {
         return;
     };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Some(name) = line.split_whitespace().next() else { continue };
-        let Some(rest) = name.strip_prefix(PREFIX) else { continue };
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        let Some(rest) = name.strip_prefix(PREFIX) else {
+            continue;
+        };
         let pid: Option<u32> = rest.split('-').next().and_then(|p| p.parse().ok());
         if let Some(pid) = pid {
-            if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            {
                 let _ = Command::new("ip").args(["netns", "del", name]).status();
             }
         }
@@ -80,7 +87,9 @@ impl Netns {
     }
 
     pub fn sysctl(&self, key: &str, value: &str) -> anyhow::Result<()> {
-        sh(Command::new("ip").args(["netns", "exec", &self.name, "sysctl", "-qw"]).arg(format!("{key}={value}")))?;
+        sh(Command::new("ip")
+            .args(["netns", "exec", &self.name, "sysctl", "-qw"])
+            .arg(format!("{key}={value}")))?;
         Ok(())
     }
 
@@ -100,6 +109,21 @@ impl Netns {
         cmd
     }
 
+    /// A long-running program (a server) in this namespace. `ip netns exec`
+    /// execs it in place, so killing the child kills the program itself; the
+    /// caller bounds its lifetime (see [`Background`]).
+    pub fn spawn(&self, program: &str, args: &[&str]) -> anyhow::Result<Background> {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.name, program])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {program} in {}", self.name))?;
+        Ok(Background(child))
+    }
+
     /// Runs `program args...` in the namespace (bounded by `limit`), failing
     /// when it exits non-zero.
     pub fn run(&self, limit: Duration, program: &str, args: &[&str]) -> anyhow::Result<Output> {
@@ -110,7 +134,19 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         // Deleting the namespace destroys its veth ends and their peers.
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// A background program, killed when dropped.
+pub struct Background(std::process::Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -137,7 +173,20 @@ pub fn link(
 ) -> anyhow::Result<(End, End)> {
     let tag = format!("{}{}", std::process::id() % 10000, id);
     let (if_a, if_b) = (format!("pca{tag}"), format!("pcb{tag}"));
-    ip(&["link", "add", &if_a, "netns", a.name(), "type", "veth", "peer", "name", &if_b, "netns", b.name()])?;
+    ip(&[
+        "link",
+        "add",
+        &if_a,
+        "netns",
+        a.name(),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &if_b,
+        "netns",
+        b.name(),
+    ])?;
     let ends = [
         End {
             ns: a.name().into(),
@@ -159,10 +208,27 @@ pub fn link(
         ns.ip(&["link", "set", "dev", dev, "address", &end.mac])?;
         ns.ip(&["link", "set", "dev", dev, "addrgenmode", "none"])?;
         ns.ip(&["addr", "add", &format!("{}/24", end.v4), "dev", dev])?;
-        ns.ip(&["addr", "add", &format!("{}/64", end.v6), "dev", dev, "nodad"])?;
+        ns.ip(&[
+            "addr",
+            "add",
+            &format!("{}/64", end.v6),
+            "dev",
+            dev,
+            "nodad",
+        ])?;
         ns.ip(&["link", "set", "dev", dev, "up"])?;
         for addr in [&peer.v4, &peer.v6] {
-            ns.ip(&["neigh", "replace", addr, "lladdr", &peer.mac, "dev", dev, "nud", "permanent"])?;
+            ns.ip(&[
+                "neigh",
+                "replace",
+                addr,
+                "lladdr",
+                &peer.mac,
+                "dev",
+                dev,
+                "nud",
+                "permanent",
+            ])?;
         }
     }
     let [ea, eb] = ends;

@@ -33,11 +33,16 @@ impl MonitorProc {
     /// until it reports every interface attached.
     pub fn start(ns: &Netns, ifaces: &[&str], extra: &[&str]) -> anyhow::Result<Self> {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns.name()]).arg(portconform_bin()).arg("run");
+        cmd.args(["netns", "exec", ns.name()])
+            .arg(portconform_bin())
+            .arg("run");
         for iface in ifaces {
             cmd.args(["--iface", iface]);
         }
-        cmd.args(extra).stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+        cmd.args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
         let mut child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
         let stderr = child.stderr.take().expect("piped");
         let mut stdout = child.stdout.take().expect("piped");
@@ -54,7 +59,12 @@ impl MonitorProc {
             let _ = stdout.read_to_string(&mut s);
             s
         });
-        let mut proc = Self { child: Some(child), stderr_lines: rx, stderr_seen: Vec::new(), stdout: Some(stdout) };
+        let mut proc = Self {
+            child: Some(child),
+            stderr_lines: rx,
+            stderr_seen: Vec::new(),
+            stdout: Some(stdout),
+        };
         proc.wait_for_attach(ifaces.len(), Duration::from_secs(30))?;
         Ok(proc)
     }
@@ -64,17 +74,27 @@ impl MonitorProc {
         let attached = |seen: &[String]| seen.iter().filter(|l| l.contains("attached to")).count();
         while attached(&self.stderr_seen) < count {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.stderr_lines.recv_timeout(left.min(Duration::from_millis(200))) {
+            match self
+                .stderr_lines
+                .recv_timeout(left.min(Duration::from_millis(200)))
+            {
                 Ok(line) => self.stderr_seen.push(line),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     let done = self.stop_now()?;
-                    bail!("portconform exited before attaching ({}): {}", done.status, done.stderr);
+                    bail!(
+                        "portconform exited before attaching ({}): {}",
+                        done.status,
+                        done.stderr
+                    );
                 }
             }
             if Instant::now() >= deadline {
                 let done = self.stop_now()?;
-                bail!("portconform did not attach within {limit:?}: {}", done.stderr);
+                bail!(
+                    "portconform did not attach within {limit:?}: {}",
+                    done.stderr
+                );
             }
         }
         Ok(())
@@ -101,11 +121,19 @@ impl MonitorProc {
             }
             thread::sleep(Duration::from_millis(20));
         };
-        let stdout = self.stdout.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+        let stdout = self
+            .stdout
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
         while let Ok(line) = self.stderr_lines.recv_timeout(Duration::from_millis(500)) {
             self.stderr_seen.push(line);
         }
-        Ok(Finished { status, stdout, stderr: self.stderr_seen.join("\n") })
+        Ok(Finished {
+            status,
+            stdout,
+            stderr: self.stderr_seen.join("\n"),
+        })
     }
 }
 

@@ -90,8 +90,18 @@ fn with_ipv6_ext(mut frame: Vec<u8>, exts: &[u8]) -> Vec<u8> {
 
 pub fn corpus() -> Vec<Case> {
     let mut cases = vec![
-        Case { name: "ipv4 tcp syn", frame: v4_tcp_syn(40000, 2181), slot: V4_TCP, ports: Some((40000, 2181)) },
-        Case { name: "ipv4 udp", frame: v4_udp(5353, 53, b"query"), slot: V4_UDP, ports: Some((5353, 53)) },
+        Case {
+            name: "ipv4 tcp syn",
+            frame: v4_tcp_syn(40000, 2181),
+            slot: V4_TCP,
+            ports: Some((40000, 2181)),
+        },
+        Case {
+            name: "ipv4 udp",
+            frame: v4_udp(5353, 53, b"query"),
+            slot: V4_UDP,
+            ports: Some((5353, 53)),
+        },
         Case {
             name: "ipv4 icmp echo",
             frame: build(|v| {
@@ -117,7 +127,12 @@ pub fn corpus() -> Vec<Case> {
             slot: V6_TCP,
             ports: Some((40001, 5432)),
         },
-        Case { name: "ipv6 udp", frame: v6_udp(40002, 53, b"q"), slot: V6_UDP, ports: Some((40002, 53)) },
+        Case {
+            name: "ipv6 udp",
+            frame: v6_udp(40002, 53, b"q"),
+            slot: V6_UDP,
+            ports: Some((40002, 53)),
+        },
         Case {
             name: "icmpv6 echo",
             frame: build(|v| {
@@ -150,7 +165,7 @@ pub fn corpus() -> Vec<Case> {
                 PacketBuilder::ethernet2(MAC_A, MAC_B)
                     .double_vlan(vlan(200), vlan(300))
                     .ipv6(V6_A, V6_B, 64)
-                    .udp(40004, 123, )
+                    .udp(40004, 123)
                     .write(v, b"ntp")
                     .expect("builds")
             }),
@@ -169,8 +184,18 @@ pub fn corpus() -> Vec<Case> {
             slot: SLOT_TOO_DEEP,
             ports: None,
         },
-        Case { name: "arp", frame: arp(), slot: SLOT_NOT_IP, ports: None },
-        Case { name: "runt frame (10 bytes)", frame: vec![0xff; 10], slot: SLOT_TRUNCATED, ports: None },
+        Case {
+            name: "arp",
+            frame: arp(),
+            slot: SLOT_NOT_IP,
+            ports: None,
+        },
+        Case {
+            name: "runt frame (10 bytes)",
+            frame: vec![0xff; 10],
+            slot: SLOT_TRUNCATED,
+            ports: None,
+        },
         Case {
             name: "ipv4 header cut short",
             frame: v4_tcp_syn(1, 2)[..14 + 12].to_vec(),
@@ -183,7 +208,12 @@ pub fn corpus() -> Vec<Case> {
             slot: SLOT_TRUNCATED,
             ports: None,
         },
-        Case { name: "ipv4 ihl 3", frame: patch(v4_tcp_syn(1, 2), 14, 0x43), slot: SLOT_MALFORMED, ports: None },
+        Case {
+            name: "ipv4 ihl 3",
+            frame: patch(v4_tcp_syn(1, 2), 14, 0x43),
+            slot: SLOT_MALFORMED,
+            ports: None,
+        },
         Case {
             name: "ipv4 version 5 in an ipv4 ethertype",
             frame: patch(v4_tcp_syn(1, 2), 14, 0x55),
@@ -196,22 +226,42 @@ pub fn corpus() -> Vec<Case> {
             slot: SLOT_MALFORMED,
             ports: None,
         },
-        Case { name: "ipv4 gre", frame: patch(v4_tcp_syn(1, 2), 14 + 9, 47), slot: V4_OTHER, ports: Some((0, 0)) },
+        Case {
+            name: "ipv4 gre",
+            frame: patch(v4_tcp_syn(1, 2), 14 + 9, 47),
+            slot: V4_OTHER,
+            ports: Some((0, 0)),
+        },
     ];
     // Three stacked VLAN tags: more than the parser walks.
     let mut triple = cases[7].frame.clone();
     triple.splice(12..12, [0x81, 0x00, 0x00, 0x05]);
-    cases.push(Case { name: "three vlan tags", frame: triple, slot: SLOT_TOO_DEEP, ports: None });
+    cases.push(Case {
+        name: "three vlan tags",
+        frame: triple,
+        slot: SLOT_TOO_DEEP,
+        ports: None,
+    });
     // A later IPv4 fragment has no L4 header: counted by protocol, no ports.
     let mut later = v4_udp(1, 2, &[0u8; 32]);
     later[14 + 6] = 0x00;
     later[14 + 7] = 0x04; // fragment offset 4 × 8 bytes
-    cases.push(Case { name: "ipv4 later fragment", frame: later, slot: V4_UDP, ports: Some((0, 0)) });
+    cases.push(Case {
+        name: "ipv4 later fragment",
+        frame: later,
+        slot: V4_UDP,
+        ports: Some((0, 0)),
+    });
     // IPv4 with 4 bytes of options.
     let mut opts = v4_tcp_syn(40007, 22);
     opts[14] = 0x46;
     opts.splice(34..34, [1, 1, 1, 0]);
-    cases.push(Case { name: "ipv4 with options", frame: opts, slot: V4_TCP, ports: Some((40007, 22)) });
+    cases.push(Case {
+        name: "ipv4 with options",
+        frame: opts,
+        slot: V4_TCP,
+        ports: Some((40007, 22)),
+    });
     cases
 }
 

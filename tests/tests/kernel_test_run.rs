@@ -22,12 +22,20 @@ fn every_frame_passes_and_lands_in_its_slot() {
         }
         let before = kernel.counters().expect("counters");
         let ingress = kernel.run(PROG_INGRESS, &case.frame, 1).expect("xdp run");
-        assert_eq!(ingress.verdict, XDP_PASS, "{}: XDP must pass every frame", case.name);
+        assert_eq!(
+            ingress.verdict, XDP_PASS,
+            "{}: XDP must pass every frame",
+            case.name
+        );
         // test_run's skb path refuses to build an skb whose IP header is cut
         // short (EINVAL), so such frames are checked on ingress only.
         let dirs: &[Direction] = match kernel.run(PROG_EGRESS, &case.frame, 1) {
             Ok(egress) => {
-                assert_eq!(egress.verdict, TC_ACT_OK, "{}: TC must pass every frame", case.name);
+                assert_eq!(
+                    egress.verdict, TC_ACT_OK,
+                    "{}: TC must pass every frame",
+                    case.name
+                );
                 &Direction::ALL
             }
             Err(err) if case.slot == SLOT_TRUNCATED => {
@@ -49,7 +57,12 @@ fn every_frame_passes_and_lands_in_its_slot() {
                     case.name,
                     slot_name(slot)
                 );
-                assert_eq!(bytes, want * case.frame.len() as u64, "{}: {dir:?} bytes", case.name);
+                assert_eq!(
+                    bytes,
+                    want * case.frame.len() as u64,
+                    "{}: {dir:?} bytes",
+                    case.name
+                );
             }
         }
     }
@@ -59,9 +72,17 @@ fn every_frame_passes_and_lands_in_its_slot() {
 fn repeated_runs_count_every_repetition() {
     let kernel = Kernel::load().expect("load");
     let case = &corpus()[0];
-    let before = kernel.counters().expect("counters").get(Direction::Ingress, case.slot);
-    kernel.run(PROG_INGRESS, &case.frame, 1000).expect("xdp run");
-    let after = kernel.counters().expect("counters").get(Direction::Ingress, case.slot);
+    let before = kernel
+        .counters()
+        .expect("counters")
+        .get(Direction::Ingress, case.slot);
+    kernel
+        .run(PROG_INGRESS, &case.frame, 1000)
+        .expect("xdp run");
+    let after = kernel
+        .counters()
+        .expect("counters")
+        .get(Direction::Ingress, case.slot);
     assert_eq!(after.packets - before.packets, 1000);
     assert_eq!(after.bytes - before.bytes, 1000 * case.frame.len() as u64);
 }
@@ -82,6 +103,9 @@ fn host_parser_agrees_with_the_corpus() {
             assert_eq!((p.sport, p.dport), ports, "{}: ports", case.name);
         }
         // Reading past the end is refused, never a panic.
-        assert_eq!(frame.load::<u64>(frame.len().saturating_sub(4)), None::<u64>);
+        assert_eq!(
+            frame.load::<u64>(frame.len().saturating_sub(4)),
+            None::<u64>
+        );
     }
 }

@@ -17,25 +17,31 @@ type Totals = HashMap<(String, String, String, String), (u64, u64)>;
 fn final_totals(stdout: &str) -> Totals {
     let mut totals = Totals::new();
     for line in stdout.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"));
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"));
         if v["final"] != serde_json::Value::Bool(true) {
             continue;
         }
         let key = |k: &str| v[k].as_str().unwrap_or_default().to_string();
         totals.insert(
             (key("iface"), key("direction"), key("family"), key("proto")),
-            (v["packets"].as_u64().unwrap_or(0), v["bytes"].as_u64().unwrap_or(0)),
+            (
+                v["packets"].as_u64().unwrap_or(0),
+                v["bytes"].as_u64().unwrap_or(0),
+            ),
         );
     }
     totals
 }
 
 fn packets(t: &Totals, iface: &str, dir: &str, family: &str, proto: &str) -> u64 {
-    t.get(&(iface.into(), dir.into(), family.into(), proto.into())).map_or(0, |v| v.0)
+    t.get(&(iface.into(), dir.into(), family.into(), proto.into()))
+        .map_or(0, |v| v.0)
 }
 
 fn bytes(t: &Totals, iface: &str, dir: &str, family: &str, proto: &str) -> u64 {
-    t.get(&(iface.into(), dir.into(), family.into(), proto.into())).map_or(0, |v| v.1)
+    t.get(&(iface.into(), dir.into(), family.into(), proto.into()))
+        .map_or(0, |v| v.1)
 }
 
 struct Lab {
@@ -45,7 +51,6 @@ struct Lab {
     h1: End,
     p1: End,
     h2: End,
-
 }
 
 fn lab() -> Lab {
@@ -55,41 +60,91 @@ fn lab() -> Lab {
     let (h1, p1) = lab::link(&host, &peer1, 1, "192.0.2", "2001:db8:1").expect("link 1");
     let (h2, _p2) = lab::link(&host, &peer2, 2, "198.51.100", "2001:db8:2").expect("link 2");
     lab::settle();
-    Lab { host, peer1, peer2, h1, p1, h2 }
+    Lab {
+        host,
+        peer1,
+        peer2,
+        h1,
+        p1,
+        h2,
+    }
 }
 
 #[test]
 fn counts_real_traffic_exactly_on_two_interfaces_and_detaches_on_sigterm() {
     let lab = lab();
     let (i1, i2) = (lab.h1.ifname.as_str(), lab.h2.ifname.as_str());
-    let mon = MonitorProc::start(&lab.host, &[i1, i2], &["--summary", "json", "--interval", "0.5"]).expect("start");
+    let mon = MonitorProc::start(
+        &lab.host,
+        &[i1, i2],
+        &["--summary", "json", "--interval", "0.5"],
+    )
+    .expect("start");
     assert!(xdp_attached(&lab.host, i1).unwrap() && xdp_attached(&lab.host, i2).unwrap());
 
     // Inbound TCP: 20 SYNs to a closed port, each answered by one RST.
     lab.peer1
-        .run(T, "hping3", &["-q", "-S", "-p", "9", "-c", "20", "-i", "u10000", &lab.h1.v4])
+        .run(
+            T,
+            "hping3",
+            &[
+                "-q", "-S", "-p", "9", "-c", "20", "-i", "u10000", &lab.h1.v4,
+            ],
+        )
         .ok(); // hping3 exits 1 when every probe is answered by RST... the counts below decide
     // Inbound UDP: 15 datagrams to a closed port, each answered by ICMP port unreachable.
     lab.peer1
-        .run(T, "hping3", &["-q", "--udp", "-p", "5300", "-c", "15", "-i", "u10000", &lab.h1.v4])
+        .run(
+            T,
+            "hping3",
+            &[
+                "-q", "--udp", "-p", "5300", "-c", "15", "-i", "u10000", &lab.h1.v4,
+            ],
+        )
         .ok();
     // ICMP both ways: 10 echo requests in, 5 out.
-    lab.peer1.run(T, "ping", &["-q", "-c", "10", "-i", "0.01", &lab.h1.v4]).expect("ping in");
-    lab.host.run(T, "ping", &["-q", "-c", "5", "-i", "0.01", &lab.p1.v4]).expect("ping out");
+    lab.peer1
+        .run(T, "ping", &["-q", "-c", "10", "-i", "0.01", &lab.h1.v4])
+        .expect("ping in");
+    lab.host
+        .run(T, "ping", &["-q", "-c", "5", "-i", "0.01", &lab.p1.v4])
+        .expect("ping out");
     // IPv6: 7 echo requests in, 4 TCP connects and 5 UDP datagrams to closed ports.
-    lab.peer1.run(T, "ping", &["-6", "-q", "-c", "7", "-i", "0.01", &lab.h1.v6]).expect("ping6");
+    lab.peer1
+        .run(
+            T,
+            "ping",
+            &["-6", "-q", "-c", "7", "-i", "0.01", &lab.h1.v6],
+        )
+        .expect("ping6");
     for _ in 0..4 {
-        let _ = lab.peer1.run(T, "nc", &["-6", "-z", "-w", "2", &lab.h1.v6, "9"]);
+        let _ = lab
+            .peer1
+            .run(T, "nc", &["-6", "-z", "-w", "2", &lab.h1.v6, "9"]);
     }
     for _ in 0..5 {
-        let _ = lab.peer1.run(T, "sh", &["-c", &format!("printf x | nc -6 -u -w 0 {} 5300", lab.h1.v6)]);
+        let _ = lab.peer1.run(
+            T,
+            "sh",
+            &[
+                "-c",
+                &format!("printf x | nc -6 -u -w 0 {} 5300", lab.h1.v6),
+            ],
+        );
     }
     // Second interface: 3 pings from peer 2.
-    lab.peer2.run(T, "ping", &["-q", "-c", "3", "-i", "0.01", &lab.h2.v4]).expect("ping on link 2");
+    lab.peer2
+        .run(T, "ping", &["-q", "-c", "3", "-i", "0.01", &lab.h2.v4])
+        .expect("ping on link 2");
     std::thread::sleep(Duration::from_millis(300));
 
     let done = mon.stop().expect("stop");
-    assert!(done.status.success(), "exit status {} stderr: {}", done.status, done.stderr);
+    assert!(
+        done.status.success(),
+        "exit status {} stderr: {}",
+        done.status,
+        done.stderr
+    );
     let t = final_totals(&done.stdout);
     let expect = [
         (i1, "inbound", "ipv4", "tcp", 20),
@@ -123,7 +178,10 @@ fn counts_real_traffic_exactly_on_two_interfaces_and_detaches_on_sigterm() {
     assert_eq!(bytes(&t, i2, "outbound", "ipv4", "icmp"), 3 * 98);
 
     for iface in [i1, i2] {
-        assert!(!xdp_attached(&lab.host, iface).unwrap(), "XDP still attached to {iface} after SIGTERM");
+        assert!(
+            !xdp_attached(&lab.host, iface).unwrap(),
+            "XDP still attached to {iface} after SIGTERM"
+        );
     }
     assert_no_programs_loaded();
     assert!(done.stderr.contains("detached"), "{}", done.stderr);
@@ -137,7 +195,10 @@ fn assert_no_programs_loaded() {
         .filter_map(|p| p.name_as_str().map(String::from))
         .collect();
     for ours in ["pc_ingress", "pc_egress"] {
-        assert!(!names.iter().any(|n| n == ours), "{ours} is still loaded: {names:?}");
+        assert!(
+            !names.iter().any(|n| n == ours),
+            "{ours} is still loaded: {names:?}"
+        );
     }
 }
 
@@ -145,7 +206,12 @@ fn assert_no_programs_loaded() {
 fn unknown_interface_is_a_clear_error() {
     let done = run_portconform(&["run", "--iface", "no-such-if0"]).expect("run");
     assert_eq!(done.status.code(), Some(1));
-    assert!(done.stderr.contains("no network interface named \"no-such-if0\""), "{}", done.stderr);
+    assert!(
+        done.stderr
+            .contains("no network interface named \"no-such-if0\""),
+        "{}",
+        done.stderr
+    );
 }
 
 #[test]
@@ -153,10 +219,15 @@ fn interface_without_native_xdp_falls_back_to_generic_mode() {
     let ns = Netns::new("lo").expect("ns");
     // Loopback has no driver XDP support.
     let mon = MonitorProc::start(&ns, &["lo"], &["--interval", "60"]).expect("start");
-    ns.run(T, "ping", &["-q", "-c", "2", "-i", "0.01", "127.0.0.1"]).expect("ping lo");
+    ns.run(T, "ping", &["-q", "-c", "2", "-i", "0.01", "127.0.0.1"])
+        .expect("ping lo");
     let done = mon.stop().expect("stop");
     assert!(done.status.success(), "{}", done.stderr);
-    assert!(done.stderr.contains("xdp generic ingress"), "{}", done.stderr);
+    assert!(
+        done.stderr.contains("xdp generic ingress"),
+        "{}",
+        done.stderr
+    );
     assert!(done.stderr.contains("no native XDP"), "{}", done.stderr);
     // On lo every packet is both sent and received: 4 echo messages each way.
     assert!(done.stdout.contains("final counters"), "{}", done.stdout);
@@ -166,13 +237,23 @@ fn interface_without_native_xdp_falls_back_to_generic_mode() {
 fn missing_privileges_are_a_clear_error() {
     let done = portconform_tests::lab::sh(
         std::process::Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"])
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--",
+            ])
             .arg("sh")
             .arg("-c")
-            .arg(format!("{} run --iface lo; echo exit=$?", portconform_tests::portconform_bin().display())),
+            .arg(format!(
+                "{} run --iface lo; echo exit=$?",
+                portconform_tests::portconform_bin().display()
+            )),
     )
     .expect("setpriv");
-    let out = String::from_utf8_lossy(&done.stdout).into_owned() + &String::from_utf8_lossy(&done.stderr);
+    let out =
+        String::from_utf8_lossy(&done.stdout).into_owned() + &String::from_utf8_lossy(&done.stderr);
     assert!(out.contains("exit=1"), "{out}");
     assert!(out.contains("needs root"), "{out}");
 }

@@ -29,7 +29,9 @@ pub fn describe(cmd: &Command) -> String {
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let line = describe(cmd);
     eprintln!("xtask: $ {line}");
-    let status = cmd.status().with_context(|| format!("could not start `{line}`"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start `{line}`"))?;
     if !status.success() {
         bail!("`{line}` failed ({status})");
     }
@@ -44,7 +46,9 @@ pub fn output(cmd: &mut Command) -> Option<Output> {
 /// stdout of a successful `cmd`, or `None`.
 pub fn stdout_of(cmd: &mut Command) -> Option<String> {
     let out = output(cmd)?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 pub fn cargo() -> Command {

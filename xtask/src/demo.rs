@@ -12,9 +12,13 @@ pub fn run() -> anyhow::Result<()> {
     }
     cmd::run(cmd::cargo().args(["build", "--release", "-p", "monitor"]))?;
     let bin = cmd::root().join("target/release/portconform");
-    cmd::run(
-        cmd::cargo()
-            .env("PORTCONFORM_BIN", &bin)
-            .args(["run", "--release", "-q", "-p", "portconform-tests", "--bin", "demo"]),
-    )
+    cmd::run(cmd::cargo().env("PORTCONFORM_BIN", &bin).args([
+        "run",
+        "--release",
+        "-q",
+        "-p",
+        "portconform-tests",
+        "--bin",
+        "demo",
+    ]))
 }

@@ -35,7 +35,10 @@ pub fn run() -> anyhow::Result<()> {
 
 /// Runs setup only if something is missing, so every task can call it cheaply.
 pub fn ensure() -> anyhow::Result<()> {
-    if rust_src_installed() && bpf_linker_ok().unwrap_or(false) && missing(DEBIAN_PACKAGES).is_empty() {
+    if rust_src_installed()
+        && bpf_linker_ok().unwrap_or(false)
+        && missing(DEBIAN_PACKAGES).is_empty()
+    {
         return Ok(());
     }
     run()
@@ -68,8 +71,14 @@ fn ensure_rust_src() -> anyhow::Result<()> {
     if rust_src_installed() {
         return Ok(());
     }
-    cmd::run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
-        .context("adding rust-src to the nightly toolchain (needed for -Z build-std=core)")
+    cmd::run(Command::new("rustup").args([
+        "component",
+        "add",
+        "rust-src",
+        "--toolchain",
+        "nightly",
+    ]))
+    .context("adding rust-src to the nightly toolchain (needed for -Z build-std=core)")
 }
 
 /// The LLVM major version the nightly rustc was built with.
@@ -80,7 +89,9 @@ pub fn nightly_llvm_major() -> anyhow::Result<u32> {
 }
 
 fn parse_llvm_major(version_output: &str) -> Option<u32> {
-    let line = version_output.lines().find_map(|l| l.strip_prefix("LLVM version: "))?;
+    let line = version_output
+        .lines()
+        .find_map(|l| l.strip_prefix("LLVM version: "))?;
     line.split('.').next()?.trim().parse().ok()
 }
 
@@ -88,7 +99,8 @@ fn parse_llvm_major(version_output: &str) -> Option<u32> {
 /// from cargo's install record (the binary itself does not say).
 fn bpf_linker_ok() -> anyhow::Result<bool> {
     let major = nightly_llvm_major()?;
-    Ok(installed_bpf_linker_features()?.is_some_and(|f| f.iter().any(|f| *f == rust_llvm_feature(major))))
+    Ok(installed_bpf_linker_features()?
+        .is_some_and(|f| f.iter().any(|f| *f == rust_llvm_feature(major))))
 }
 
 fn rust_llvm_feature(major: u32) -> String {
@@ -118,9 +130,16 @@ fn installed_bpf_linker_features() -> anyhow::Result<Option<Vec<String>>> {
         let mut features: Vec<String> = info
             .get("features")
             .and_then(|f| f.as_array())
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default();
-        let no_default = info.get("no_default_features").and_then(|v| v.as_bool()).unwrap_or(false);
+        let no_default = info
+            .get("no_default_features")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
         if !no_default && version == "0.10.4" {
             // 0.10.4's default features are llvm-22 + rust-llvm-22.
             features.push(rust_llvm_feature(22));
@@ -148,7 +167,9 @@ fn ensure_bpf_linker() -> anyhow::Result<()> {
             ),
         },
     };
-    eprintln!("xtask: nightly uses LLVM {major}: installing bpf-linker {version} with rust-llvm-{major}");
+    eprintln!(
+        "xtask: nightly uses LLVM {major}: installing bpf-linker {version} with rust-llvm-{major}"
+    );
     cmd::run(Command::new("cargo").args([
         "install",
         "bpf-linker",

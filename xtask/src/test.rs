@@ -75,8 +75,14 @@ pub fn root_tests(filter: Option<&str>) -> anyhow::Result<()> {
     cmd::run(cmd::cargo().args(["build", "--release", "-p", "monitor"]))?;
     let bin = cmd::root().join("target/release/portconform");
     let mut test = cmd::cargo();
-    test.env("PORTCONFORM_BIN", &bin)
-        .args(["test", "--release", "-p", "portconform-tests", "--", "--test-threads=1"]);
+    test.env("PORTCONFORM_BIN", &bin).args([
+        "test",
+        "--release",
+        "-p",
+        "portconform-tests",
+        "--",
+        "--test-threads=1",
+    ]);
     if let Some(filter) = filter {
         test.arg(filter);
     }
