@@ -99,13 +99,28 @@ fn check(doc: &str, golden_file: &str) -> Policy {
     let expected = golden(golden_file);
     let actual: Vec<String> = policy.rules.iter().map(project).collect();
 
-    let missing: Vec<&String> = expected.rules.iter().filter(|r| !actual.contains(r)).collect();
-    let unexpected: Vec<&String> = actual.iter().filter(|r| !expected.rules.contains(r)).collect();
+    let missing: Vec<&String> = expected
+        .rules
+        .iter()
+        .filter(|r| !actual.contains(r))
+        .collect();
+    let unexpected: Vec<&String> = actual
+        .iter()
+        .filter(|r| !expected.rules.contains(r))
+        .collect();
     assert!(
         missing.is_empty() && unexpected.is_empty(),
         "{doc} differs from {golden_file}\nexpected but not compiled:\n  {}\ncompiled but not expected:\n  {}",
-        missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n  "),
-        unexpected.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n  "),
+        missing
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n  "),
+        unexpected
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n  "),
     );
     assert_eq!(actual, expected.rules, "{doc}: same rules, different order");
 
@@ -127,7 +142,10 @@ fn check(doc: &str, golden_file: &str) -> Policy {
     let skipped: Vec<u32> = policy.skipped.iter().map(|s| s.source.line).collect();
     assert_eq!(skipped, expected.skips, "{doc}: skipped rows and prose");
     for rule in &policy.rules {
-        assert_eq!(rule.source.doc, doc, "provenance names the file, not a path");
+        assert_eq!(
+            rule.source.doc, doc,
+            "provenance names the file, not a path"
+        );
     }
     policy
 }
@@ -153,7 +171,10 @@ fn every_row_accounted_for(doc: &str, policy: &Policy) {
     for row in rows {
         let covered = policy.rules.iter().any(|r| r.source.line == row)
             || policy.skipped.iter().any(|s| s.source.line == row);
-        assert!(covered, "{doc}:{row}: table row with neither a rule nor a skip");
+        assert!(
+            covered,
+            "{doc}:{row}: table row with neither a rule nor a skip"
+        );
     }
 }
 
@@ -176,16 +197,46 @@ fn every_compiled_decision_is_recorded_on_the_rule() {
     let policy = compile_paths(&[seed("000_2809db0a7820664a.txt")]).unwrap();
     let rule = |id: &str| policy.rule(id).unwrap();
     // Application protocol to L4.
-    assert!(rule("000-12").notes.iter().any(|n| n.contains("RPC over TCP")));
+    assert!(
+        rule("000-12")
+            .notes
+            .iter()
+            .any(|n| n.contains("RPC over TCP"))
+    );
     // Contradicting columns.
-    assert!(rule("000-67").notes.iter().any(|n| n.contains("named as Source")));
+    assert!(
+        rule("000-67")
+            .notes
+            .iter()
+            .any(|n| n.contains("named as Source"))
+    );
     // URL reduced, space repaired.
-    assert!(rule("000-66").notes.iter().any(|n| n.contains("reduced to its host")));
-    assert!(rule("000-66").notes.iter().any(|n| n.contains("stray space")));
+    assert!(
+        rule("000-66")
+            .notes
+            .iter()
+            .any(|n| n.contains("reduced to its host"))
+    );
+    assert!(
+        rule("000-66")
+            .notes
+            .iter()
+            .any(|n| n.contains("stray space"))
+    );
     // Supersession on both sides.
     assert!(rule("000-69").notes.iter().any(|n| n.contains("000-76")));
     assert!(rule("000-76").notes.iter().any(|n| n.contains("4.5.1")));
     // Role notes only on the rule for that peer.
-    assert!(rule("000-13b").notes.iter().any(|n| n.contains("role admin")));
-    assert!(!rule("000-13a").notes.iter().any(|n| n.contains("role admin")));
+    assert!(
+        rule("000-13b")
+            .notes
+            .iter()
+            .any(|n| n.contains("role admin"))
+    );
+    assert!(
+        !rule("000-13a")
+            .notes
+            .iter()
+            .any(|n| n.contains("role admin"))
+    );
 }

@@ -9,7 +9,10 @@ use std::{
 
 use monitor::policy::{CompileError, Document, Policy, compile, compile_paths, source};
 
-const MALFORMED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/policy/malformed");
+const MALFORMED: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/policy/malformed"
+);
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(MALFORMED).join(name)
@@ -95,7 +98,11 @@ fn unclosed_html_still_reads_by_line() {
 fn a_document_without_port_tables_is_an_error() {
     let err = compile_paths(&[fixture("no-port-column.md")]).unwrap_err();
     assert!(matches!(err, CompileError::NoRules { .. }));
-    assert!(err.to_string().starts_with("no-port-column.md: no port table"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("no-port-column.md: no port table"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -135,7 +142,11 @@ fn a_50_mb_file_is_refused_quickly() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("huge.md");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    writeln!(file, "|Port|Protocol|Direction|Source|Dest.|\n|--|--|--|--|--|").unwrap();
+    writeln!(
+        file,
+        "|Port|Protocol|Direction|Source|Dest.|\n|--|--|--|--|--|"
+    )
+    .unwrap();
     let row = b"|8080|TCP|inbound|All nodes|All nodes|\n";
     let mut written = 0usize;
     while written < 50 * 1024 * 1024 {
@@ -147,10 +158,15 @@ fn a_50_mb_file_is_refused_quickly() {
 
     let start = Instant::now();
     let err = compile_paths(&[&path]).unwrap_err();
-    assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
     assert!(matches!(err, CompileError::TooLarge { .. }), "{err}");
     assert!(
-        err.to_string().starts_with("huge.md: the file is 52428") && err.to_string().contains("refused"),
+        err.to_string().starts_with("huge.md: the file is 52428")
+            && err.to_string().contains("refused"),
         "{err}"
     );
 }
@@ -166,11 +182,22 @@ fn a_large_document_under_the_limit_compiles_in_bounded_time() {
         n += 1;
     }
     let start = Instant::now();
-    let policy = compile(&[Document::from_bytes("large.md".into(), text.into_bytes()).unwrap()])
-        .unwrap();
-    assert!(start.elapsed() < Duration::from_secs(60), "took {:?}", start.elapsed());
+    let policy =
+        compile(&[Document::from_bytes("large.md".into(), text.into_bytes()).unwrap()]).unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        start.elapsed()
+    );
     assert!(policy.rules.len() > 50_000);
     // Warnings are capped so that garbage cannot flood memory or the terminal.
     assert!(policy.warnings.len() <= 201, "{}", policy.warnings.len());
-    assert!(policy.warnings.last().unwrap().message.contains("more warnings"));
+    assert!(
+        policy
+            .warnings
+            .last()
+            .unwrap()
+            .message
+            .contains("more warnings")
+    );
 }

@@ -29,12 +29,25 @@ fn embedded_profiles_load_and_name_their_roles() {
     let ts = profiles::load("thoughtspot").unwrap();
     assert_eq!(
         ts.roles(),
-        vec!["nodes", "admin", "ldap-server", "smtp-relay", "vendor-support"]
+        vec![
+            "nodes",
+            "admin",
+            "ldap-server",
+            "smtp-relay",
+            "vendor-support"
+        ]
     );
     let a0 = profiles::load("auth0-psaas").unwrap();
     assert_eq!(
         a0.roles(),
-        vec!["nodes", "cli-clients", "jump-host", "load-balancer", "local-dns", "monitoring-endpoint"]
+        vec![
+            "nodes",
+            "cli-clients",
+            "jump-host",
+            "load-balancer",
+            "local-dns",
+            "monitoring-endpoint"
+        ]
     );
     let err = profiles::load("nope").unwrap_err().to_string();
     assert!(err.contains("thoughtspot, auth0-psaas"), "{err}");

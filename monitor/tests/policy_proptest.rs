@@ -66,19 +66,29 @@ fn header() -> impl Strategy<Value = Vec<String>> {
 }
 
 fn markdown_table() -> impl Strategy<Value = String> {
-    (header(), prop::collection::vec(prop::collection::vec(cell(), 0..9), 0..8)).prop_map(
-        |(header, rows)| {
-            let mut t = format!("|{}|\n|{}|\n", header.join("|"), vec!["--"; header.len()].join("|"));
+    (
+        header(),
+        prop::collection::vec(prop::collection::vec(cell(), 0..9), 0..8),
+    )
+        .prop_map(|(header, rows)| {
+            let mut t = format!(
+                "|{}|\n|{}|\n",
+                header.join("|"),
+                vec!["--"; header.len()].join("|")
+            );
             for row in rows {
                 t.push_str(&format!("|{}|\n", row.join("|").replace('\n', " ")));
             }
             t
-        },
-    )
+        })
 }
 
 fn html_table() -> impl Strategy<Value = String> {
-    (header(), prop::collection::vec(prop::collection::vec(cell(), 0..9), 0..8), any::<bool>())
+    (
+        header(),
+        prop::collection::vec(prop::collection::vec(cell(), 0..9), 0..8),
+        any::<bool>(),
+    )
         .prop_map(|(header, rows, close)| {
             let mut t = String::from("<table>\n<tr>");
             for h in header {

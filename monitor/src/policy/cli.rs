@@ -133,8 +133,9 @@ fn compile(args: CompileArgs) -> anyhow::Result<()> {
     }
     let text = policy.to_toml();
     match &args.output {
-        Some(path) => std::fs::write(path, &text)
-            .with_context(|| format!("writing {}", path.display()))?,
+        Some(path) => {
+            std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?
+        }
         None => io::stdout().lock().write_all(text.as_bytes())?,
     }
     writeln!(

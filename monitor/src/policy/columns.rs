@@ -55,16 +55,28 @@ pub fn recognise(header: &str) -> Option<Column> {
         Column::Source
     } else if has("dest") || has("destination") || has("dst") || has("to") || has("target") {
         Column::Destination
-    } else if has("ip") || has("dns") || has("host") || has("hostname") || has("address")
-        || has("endpoint") || has("domain") || has("url") || has("peer")
+    } else if has("ip")
+        || has("dns")
+        || has("host")
+        || has("hostname")
+        || has("address")
+        || has("endpoint")
+        || has("domain")
+        || has("url")
+        || has("peer")
     {
         Column::Peer
     } else if has("required") || has("mandatory") || has("optional") {
         Column::Required
     } else if has("notes") || has("note") || has("remarks") || has("comment") || has("comments") {
         Column::Notes
-    } else if has("service") || has("use") || has("usage") || has("purpose") || has("name")
-        || has("application") || has("component")
+    } else if has("service")
+        || has("use")
+        || has("usage")
+        || has("purpose")
+        || has("name")
+        || has("application")
+        || has("component")
     {
         Column::Service
     } else if has("description") || has("details") || has("explanation") {

@@ -115,7 +115,11 @@ fn id_prefix(name: &str, taken: &mut HashSet<String>) -> String {
         .take(16)
         .collect::<String>()
         .to_ascii_lowercase();
-    let base = if base.is_empty() { "doc".to_string() } else { base };
+    let base = if base.is_empty() {
+        "doc".to_string()
+    } else {
+        base
+    };
     let mut candidate = base.clone();
     let mut n = 2;
     while !taken.insert(candidate.clone()) {
@@ -227,7 +231,16 @@ impl Ctx {
     /// heading). Both stay, so every row remains visible; the later one
     /// points at the first.
     fn flag_duplicates(&mut self) {
-        type Key = (String, String, String, String, String, String, String, String);
+        type Key = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+        );
         let mut first: HashMap<Key, (String, u32, String)> = HashMap::new();
         let mut found = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
@@ -237,14 +250,23 @@ impl Ctx {
                 rule.direction.to_string(),
                 rule.local_role.clone(),
                 rule.peer_label(),
-                rule.since.as_ref().map(ToString::to_string).unwrap_or_default(),
-                rule.until.as_ref().map(ToString::to_string).unwrap_or_default(),
+                rule.since
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                rule.until
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
                 rule.condition.clone().unwrap_or_default(),
             );
             match first.get(&key) {
                 Some((id, line, service)) => found.push((i, id.clone(), *line, service.clone())),
                 None => {
-                    first.insert(key, (rule.id.clone(), rule.source.line, rule.service.clone()));
+                    first.insert(
+                        key,
+                        (rule.id.clone(), rule.source.line, rule.service.clone()),
+                    );
                 }
             }
         }

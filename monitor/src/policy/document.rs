@@ -23,7 +23,9 @@ pub enum Block {
     Table(Table),
     /// Text laid out like a pipe table that the Markdown parser did not read
     /// as one (usually a missing `|---|` delimiter row).
-    BrokenTable { line: u32 },
+    BrokenTable {
+        line: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

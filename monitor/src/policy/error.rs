@@ -21,7 +21,11 @@ pub enum CompileError {
     #[error("{name}:{line}: binary data (NUL byte); expected a Markdown or HTML document")]
     Binary { name: String, line: u32 },
     #[error("{name}:{line}: not UTF-8 text (invalid byte at offset {offset})")]
-    NotUtf8 { name: String, line: u32, offset: usize },
+    NotUtf8 {
+        name: String,
+        line: u32,
+        offset: usize,
+    },
     #[error(
         "{name}: no port table or port rule found (expected Markdown pipe tables or HTML tables \
          with a Port column)"
@@ -47,7 +51,10 @@ pub enum PolicyError {
         line: u32,
         message: String,
     },
-    #[error("{origin}: policy format {found} is not supported (this portconform reads format {})", super::model::FORMAT_VERSION)]
+    #[error(
+        "{origin}: policy format {found} is not supported (this portconform reads format {})",
+        super::model::FORMAT_VERSION
+    )]
     Format { origin: String, found: u32 },
     #[error("{origin}: rule {rule}: {why}")]
     Invalid {

@@ -120,7 +120,10 @@ pub fn text(
     for r in hits {
         let rule = r.rule;
         let ports = if rule.proto.has_ports() {
-            format!(" {}", show::ports_text(rule.proto, &r.ports, rule.alternatives))
+            format!(
+                " {}",
+                show::ports_text(rule.proto, &r.ports, rule.alternatives)
+            )
         } else {
             String::new()
         };
@@ -137,7 +140,11 @@ pub fn text(
             peer_phrase(r),
             rule.local_role
         )?;
-        writeln!(out, "  {:9} service {:?}, from {}", "", rule.service, rule.source)?;
+        writeln!(
+            out,
+            "  {:9} service {:?}, from {}",
+            "", rule.service, rule.source
+        )?;
         for a in show::annotations(r, options) {
             writeln!(out, "  {:9} └ {a}", "")?;
         }
@@ -163,10 +170,25 @@ mod tests {
     fn targets() {
         assert_eq!(
             "443/tcp".parse::<Target>(),
-            Ok(Target { port: Some(443), proto: Some(Proto::Tcp) })
+            Ok(Target {
+                port: Some(443),
+                proto: Some(Proto::Tcp)
+            })
         );
-        assert_eq!("53".parse::<Target>(), Ok(Target { port: Some(53), proto: None }));
-        assert_eq!("ICMP".parse::<Target>(), Ok(Target { port: None, proto: Some(Proto::Icmp) }));
+        assert_eq!(
+            "53".parse::<Target>(),
+            Ok(Target {
+                port: Some(53),
+                proto: None
+            })
+        );
+        assert_eq!(
+            "ICMP".parse::<Target>(),
+            Ok(Target {
+                port: None,
+                proto: Some(Proto::Icmp)
+            })
+        );
         assert!("70000".parse::<Target>().is_err());
         assert!("80/sctp".parse::<Target>().is_err());
         assert!("80/icmp".parse::<Target>().is_err());

@@ -110,7 +110,10 @@ impl TokenSink for Sink {
                             row.close_cell();
                         }
                     }
-                    local_name!("br") | local_name!("p") | local_name!("div") | local_name!("li") => {
+                    local_name!("br")
+                    | local_name!("p")
+                    | local_name!("div")
+                    | local_name!("li") => {
                         state.push_text(" ");
                     }
                     local_name!("h1")
@@ -259,6 +262,8 @@ mod tests {
 
     #[test]
     fn script_content_is_not_a_table() {
-        assert!(tables("<script>var s = '<table><tr><td>1</td></tr></table>';</script>").is_empty());
+        assert!(
+            tables("<script>var s = '<table><tr><td>1</td></tr></table>';</script>").is_empty()
+        );
     }
 }

@@ -78,8 +78,17 @@ impl Inventory {
             message,
         };
         for e in errors {
-            let offset = e.span().map_or(0, |s| s.start);
-            issues.push(issue(offset, e.message().trim().to_string()));
+            let span = e.span().unwrap_or(0..0);
+            let mut message = e.message().trim().to_string();
+            // toml says "duplicate key" without the key; the span has it.
+            if let Some(snippet) = text.get(span.clone())
+                && !snippet.is_empty()
+                && snippet.len() <= 64
+                && !snippet.contains('\n')
+            {
+                message = format!("{message} {:?}", snippet.trim());
+            }
+            issues.push(issue(span.start, message));
         }
         let mut roles = BTreeMap::new();
         for (key, value) in root.get_ref() {
@@ -111,14 +120,19 @@ impl Inventory {
                 let Some(entry) = item.get_ref().as_str() else {
                     issues.push(issue(
                         at,
-                        format!("role {name}: expected a string, found a {}", item.get_ref().type_str()),
+                        format!(
+                            "role {name}: expected a string, found a {}",
+                            item.get_ref().type_str()
+                        ),
                     ));
                     continue;
                 };
                 match parse_entry(entry) {
                     Ok(Entry::Net(net)) if !binding.nets.contains(&net) => binding.nets.push(net),
                     Ok(Entry::Name(n)) if !binding.names.contains(&n) => binding.names.push(n),
-                    Ok(_) => issues.push(issue(at, format!("role {name}: {entry:?} is listed twice"))),
+                    Ok(_) => {
+                        issues.push(issue(at, format!("role {name}: {entry:?} is listed twice")))
+                    }
                     Err(why) => issues.push(issue(at, format!("role {name}: {why}"))),
                 }
             }
@@ -146,7 +160,10 @@ impl Inventory {
             .map(|(name, b)| InventoryIssue {
                 origin: self.origin.clone(),
                 line: b.line,
-                message: format!("unknown role {name:?} (the policy's roles are: {})", known.join(", ")),
+                message: format!(
+                    "unknown role {name:?} (the policy's roles are: {})",
+                    known.join(", ")
+                ),
             })
             .collect();
         if issues.is_empty() {
@@ -204,7 +221,15 @@ impl Inventory {
                         .map(ToString::to_string)
                         .chain(b.names.iter().cloned())
                         .collect();
-                    writeln!(out, "  {role:<20} {}", if all.is_empty() { "(nothing)".into() } else { all.join(", ") })?;
+                    writeln!(
+                        out,
+                        "  {role:<20} {}",
+                        if all.is_empty() {
+                            "(nothing)".into()
+                        } else {
+                            all.join(", ")
+                        }
+                    )?;
                 }
                 None => writeln!(out, "  {role:<20} UNBOUND")?,
             }
@@ -221,9 +246,9 @@ enum Entry {
 fn parse_entry(entry: &str) -> Result<Entry, String> {
     let e = entry.trim();
     if e.contains('/') {
-        let net: IpNet = e
-            .parse()
-            .map_err(|_| format!("bad CIDR {entry:?} (expected e.g. 192.0.2.0/24 or 2001:db8::/32)"))?;
+        let net: IpNet = e.parse().map_err(|_| {
+            format!("bad CIDR {entry:?} (expected e.g. 192.0.2.0/24 or 2001:db8::/32)")
+        })?;
         if net.trunc() != net {
             return Err(format!(
                 "CIDR {entry:?} has host bits set; the network is {}",
@@ -259,7 +284,9 @@ mod tests {
 
     fn issues(text: &str) -> Vec<(u32, String)> {
         match Inventory::parse(text, "inv.toml") {
-            Err(InventoryError::Invalid(list)) => list.into_iter().map(|i| (i.line, i.message)).collect(),
+            Err(InventoryError::Invalid(list)) => {
+                list.into_iter().map(|i| (i.line, i.message)).collect()
+            }
             other => panic!("expected issues, got {other:?}"),
         }
     }
@@ -274,13 +301,18 @@ mod tests {
         let nodes = inv.binding("nodes").unwrap();
         assert_eq!(nodes.nets.len(), 3);
         assert_eq!(nodes.nets[0].to_string(), "192.0.2.1/32");
-        assert_eq!(inv.binding("smtp-relay").unwrap().names, vec!["mail.example.com"]);
+        assert_eq!(
+            inv.binding("smtp-relay").unwrap().names,
+            vec!["mail.example.com"]
+        );
         assert_eq!(inv.binding("smtp-relay").unwrap().line, 2);
     }
 
     #[test]
     fn errors_name_their_line() {
-        let found = issues("nodes = [\"192.0.2.1\"]\n\nadmin = [\"192.0.2.300/24\"]\nx = [\"10.0.0.1/24\"]\n");
+        let found = issues(
+            "nodes = [\"192.0.2.1\"]\n\nadmin = [\"192.0.2.300/24\"]\nx = [\"10.0.0.1/24\"]\n",
+        );
         assert_eq!(found.len(), 2);
         assert_eq!(found[0].0, 3);
         assert!(found[0].1.contains("bad CIDR"), "{found:?}");

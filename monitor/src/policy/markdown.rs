@@ -55,18 +55,16 @@ pub fn parse(text: &str) -> Parsed {
         let line = lines.line(range.start);
         match event {
             Event::Start(tag) => match tag {
-                Tag::Heading { level, .. } => stack.push(Capture::new(
-                    CaptureKind::Heading(level as u8),
-                    line,
-                )),
-                Tag::Paragraph => {
-                    // Paragraphs inside list items belong to the item.
-                    if !matches!(stack.last(), Some(c) if c.kind == CaptureKind::Item) {
-                        if looks_like_pipe_row(&text[range.clone()]) {
-                            blocks.push(Block::BrokenTable { line });
-                        }
-                        stack.push(Capture::new(CaptureKind::Paragraph, line));
+                Tag::Heading { level, .. } => {
+                    stack.push(Capture::new(CaptureKind::Heading(level as u8), line))
+                }
+                // Paragraphs inside list items belong to the item.
+                Tag::Paragraph if !matches!(stack.last(), Some(c) if c.kind == CaptureKind::Item) =>
+                {
+                    if looks_like_pipe_row(&text[range.clone()]) {
+                        blocks.push(Block::BrokenTable { line });
                     }
+                    stack.push(Capture::new(CaptureKind::Paragraph, line));
                 }
                 Tag::Item => stack.push(Capture::new(CaptureKind::Item, line)),
                 Tag::Table(_) => {

@@ -30,8 +30,10 @@ pub use compiler::compile;
 pub use error::{CompileError, InventoryError, InventoryIssue, PolicyError};
 pub use inventory::{Binding, Inventory};
 pub use load::{PolicySource, load};
+pub use model::{
+    Direction, Peer, Policy, PortRange, Ports, Proto, Release, Required, Rule, Source,
+};
 pub use resolve::{Conditions, DynamicPorts, ResolveOptions, Resolved, State, resolve};
-pub use model::{Direction, Peer, Policy, PortRange, Ports, Proto, Release, Required, Rule, Source};
 pub use source::Document;
 
 /// Reads and compiles the documents at `paths`, in order.

@@ -174,7 +174,9 @@ impl FromStr for Proto {
             "tcp" => Ok(Proto::Tcp),
             "udp" => Ok(Proto::Udp),
             "icmp" | "icmpv6" => Ok(Proto::Icmp),
-            _ => Err(format!("unknown protocol {s:?} (expected tcp, udp or icmp)")),
+            _ => Err(format!(
+                "unknown protocol {s:?} (expected tcp, udp or icmp)"
+            )),
         }
     }
 }
@@ -533,7 +535,7 @@ impl Policy {
             }
         }
         for rule in &self.rules {
-            if rule.peer_role.is_some() == !rule.peer.is_empty() {
+            if rule.peer_role.is_some() != rule.peer.is_empty() {
                 return Err(invalid(
                     &rule.id,
                     "exactly one of peer_role and peer must be set".into(),
@@ -545,9 +547,15 @@ impl Policy {
                     "a condition goes with required = \"conditional\" and only with it".into(),
                 ));
             }
-            for target in [&rule.superseded_by, &rule.duplicate_of].into_iter().flatten() {
+            for target in [&rule.superseded_by, &rule.duplicate_of]
+                .into_iter()
+                .flatten()
+            {
                 if !ids.contains(target.as_str()) {
-                    return Err(invalid(&rule.id, format!("refers to unknown rule {target:?}")));
+                    return Err(invalid(
+                        &rule.id,
+                        format!("refers to unknown rule {target:?}"),
+                    ));
                 }
             }
             if rule.proto.has_ports() == matches!(&rule.ports, Ports::List(l) if l.is_empty()) {

@@ -41,5 +41,9 @@ pub fn load(name: &str) -> Result<Policy, PolicyError> {
 }
 
 pub fn names() -> String {
-    PROFILES.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+    PROFILES
+        .iter()
+        .map(|p| p.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -101,7 +101,10 @@ pub fn read(
     if section.scheme.is_none() {
         if lower.contains("https") {
             section.scheme = Some((line, 443, "https"));
-        } else if lower.split(|c: char| !c.is_alphanumeric()).any(|w| w == "http") {
+        } else if lower
+            .split(|c: char| !c.is_alphanumeric())
+            .any(|w| w == "http")
+        {
             section.scheme = Some((line, 80, "http"));
         }
     }
@@ -144,7 +147,9 @@ pub fn after_table(ctx: &mut Ctx, section: &mut SectionProse, ids: &[String], ta
     let replaced: Vec<String> = ctx
         .rules
         .iter()
-        .filter(|r| r.source.line < p.line && r.ports == old && r.since.is_none() && r.until.is_none())
+        .filter(|r| {
+            r.source.line < p.line && r.ports == old && r.since.is_none() && r.until.is_none()
+        })
         .map(|r| r.id.clone())
         .collect();
     if replaced.is_empty() {
@@ -236,7 +241,10 @@ pub fn finish_section(ctx: &mut Ctx, section: &mut SectionProse, headings: &[(u8
             line: first,
         },
         notes: vec![
-            format!("endpoints from the list at lines {first}-{last} (section at line {})", section.start_line),
+            format!(
+                "endpoints from the list at lines {first}-{last} (section at line {})",
+                section.start_line
+            ),
             why.clone(),
             "uploads from the nodes: outbound TCP".into(),
         ],
@@ -321,10 +329,16 @@ fn release_change(lower: &str, line: u32) -> Option<PendingRelease> {
     if !(lower.contains("release") || lower.contains("version")) {
         return None;
     }
-    if !["later", "onward", "above", "newer"].iter().any(|k| lower.contains(k)) {
+    if !["later", "onward", "above", "newer"]
+        .iter()
+        .any(|k| lower.contains(k))
+    {
         return None;
     }
-    if !["not required", "no longer", "instead", "replace"].iter().any(|k| lower.contains(k)) {
+    if !["not required", "no longer", "instead", "replace"]
+        .iter()
+        .any(|k| lower.contains(k))
+    {
         return None;
     }
     let release = lower
@@ -361,8 +375,12 @@ fn unhandled_condition(lower: &str, text: &str) -> Option<String> {
     if !lower.starts_with("if ") {
         return None;
     }
-    let demands = ["must", "required", "need"].iter().any(|k| lower.contains(k));
-    let network = ["connect", "endpoint", "access", "port"].iter().any(|k| lower.contains(k));
+    let demands = ["must", "required", "need"]
+        .iter()
+        .any(|k| lower.contains(k));
+    let network = ["connect", "endpoint", "access", "port"]
+        .iter()
+        .any(|k| lower.contains(k));
     if !(demands && network) || port_mention(lower).is_some() {
         return None;
     }
@@ -389,7 +407,10 @@ mod tests {
     #[test]
     fn port_mentions() {
         assert_eq!(port_mention("default port 443 is used"), Some(443));
-        assert_eq!(port_mention("the port is open; port 0 and port 99999"), None);
+        assert_eq!(
+            port_mention("the port is open; port 0 and port 99999"),
+            None
+        );
     }
 
     #[test]

@@ -12,7 +12,10 @@ use super::{
 
 /// Linux's default `net.ipv4.ip_local_port_range`, used when the host's
 /// cannot be read.
-pub const LINUX_DEFAULT_DYNAMIC: PortRange = PortRange { lo: 32768, hi: 60999 };
+pub const LINUX_DEFAULT_DYNAMIC: PortRange = PortRange {
+    lo: 32768,
+    hi: 60999,
+};
 
 const IP_LOCAL_PORT_RANGE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
 
@@ -40,9 +43,10 @@ impl Conditions {
             return false;
         };
         self.all
-            || self.enabled.iter().any(|e| {
-                e == &rule.id || condition.to_lowercase().contains(&e.to_lowercase())
-            })
+            || self
+                .enabled
+                .iter()
+                .any(|e| e == &rule.id || condition.to_lowercase().contains(&e.to_lowercase()))
     }
 }
 
@@ -112,9 +116,14 @@ pub fn parse_range(s: &str) -> Option<PortRange> {
 pub enum State {
     Active,
     /// Replaced from `from` on (the installed release is at or past it).
-    Superseded { from: Release, by: Option<String> },
+    Superseded {
+        from: Release,
+        by: Option<String>,
+    },
     /// Introduced in a later release than the installed one.
-    NotYet { since: Release },
+    NotYet {
+        since: Release,
+    },
     /// Its condition was not enabled.
     ConditionOff,
 }
@@ -180,7 +189,11 @@ pub fn resolve<'p>(
                 known: if known.is_empty() {
                     "(the policy has no conditional rule)".into()
                 } else {
-                    known.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ")
+                    known
+                        .iter()
+                        .map(|k| format!("{k:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 },
             });
         }
@@ -232,8 +245,20 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(parse_range("32768\t60999\n"), Some(PortRange { lo: 32768, hi: 60999 }));
-        assert_eq!(parse_range("20000-65535"), Some(PortRange { lo: 20000, hi: 65535 }));
+        assert_eq!(
+            parse_range("32768\t60999\n"),
+            Some(PortRange {
+                lo: 32768,
+                hi: 60999
+            })
+        );
+        assert_eq!(
+            parse_range("20000-65535"),
+            Some(PortRange {
+                lo: 20000,
+                hi: 65535
+            })
+        );
         assert_eq!(parse_range("2-1"), None);
         assert_eq!(parse_range("1"), None);
         assert_eq!(parse_range("1-2-3"), None);

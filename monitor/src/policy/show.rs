@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{
     model::{Direction, NODES, Policy, PortRange, Ports, Proto, Required},
-    resolve::{Resolved, ResolveOptions, State},
+    resolve::{ResolveOptions, Resolved, State},
 };
 
 /// The JSON object of one rule: the contract fields (`id`, `proto`, `ports`,
@@ -106,7 +106,11 @@ pub fn annotations(r: &Resolved, options: &ResolveOptions) -> Vec<String> {
     let rule = r.rule;
     let mut out = Vec::new();
     if let Some(c) = &rule.condition {
-        let on = if r.state == State::ConditionOff { "off" } else { "on" };
+        let on = if r.state == State::ConditionOff {
+            "off"
+        } else {
+            "on"
+        };
         out.push(format!("if {c} [{on}]"));
     }
     let release_state = matches!(r.state, State::Superseded { .. } | State::NotYet { .. });
@@ -136,6 +140,29 @@ pub fn annotations(r: &Resolved, options: &ResolveOptions) -> Vec<String> {
     out
 }
 
+/// Terminal width the table is laid out for.
+const WIDTH: usize = 100;
+
+/// Word-wraps `text` to [`WIDTH`]: the first line starts with `first`, the
+/// others with `indent`.
+fn wrap(first: &str, text: &str, indent: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut current = first.to_string();
+    let mut empty = true;
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let extra = usize::from(!empty) + word.chars().count();
+        if !empty && current.chars().count() + extra > WIDTH {
+            lines.push(std::mem::replace(&mut current, indent.to_string()));
+        } else if !empty {
+            current.push(' ');
+        }
+        current.push_str(word);
+        empty = false;
+    }
+    lines.push(current);
+    lines
+}
+
 pub fn table(
     out: &mut dyn Write,
     policy: &Policy,
@@ -158,7 +185,11 @@ pub fn table(
             doc.name,
             rules.len(),
             active,
-            if uniform_local { "; local role: nodes" } else { "" }
+            if uniform_local {
+                "; local role: nodes"
+            } else {
+                ""
+            }
         )?;
         let local_header = if uniform_local { "" } else { "LOCAL    " };
         writeln!(
@@ -193,11 +224,20 @@ pub fn table(
         }
         writeln!(out)?;
     }
-    writeln!(out, "roles (bind them in the inventory): {}", policy.roles().join(", "))?;
+    let roles = format!(
+        "roles (bind them in the inventory): {}",
+        policy.roles().join(", ")
+    );
+    for line in wrap("", &roles, "    ") {
+        writeln!(out, "{line}")?;
+    }
     if !policy.skipped.is_empty() {
         writeln!(out, "skipped ({}):", policy.skipped.len())?;
         for s in &policy.skipped {
-            writeln!(out, "  {}: {}: {}", s.source, s.what, s.reason)?;
+            let text = format!("{}: {}: {}", s.source, s.what, s.reason);
+            for line in wrap("  ", &text, "      ") {
+                writeln!(out, "{line}")?;
+            }
         }
     }
     writeln!(
@@ -206,6 +246,9 @@ pub fn table(
         policy.warnings.len(),
         policy.decisions.len()
     )?;
-    writeln!(out, "- marks a rule that does not apply under the given release/conditions")?;
+    writeln!(
+        out,
+        "- marks a rule that does not apply under the given release/conditions"
+    )?;
     Ok(())
 }

@@ -36,12 +36,18 @@ pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<S
         );
         return Vec::new();
     }
-    ctx.decide(table.line, format!("columns: {}", layout.describe(&table.header)));
+    ctx.decide(
+        table.line,
+        format!("columns: {}", layout.describe(&table.header)),
+    );
     for h in &layout.unknown {
         ctx.warn(table.line, format!("column {h:?} not recognised: ignored"));
     }
     for h in &layout.repeated {
-        ctx.warn(table.line, format!("column {h:?} repeats another column's meaning: ignored"));
+        ctx.warn(
+            table.line,
+            format!("column {h:?} repeats another column's meaning: ignored"),
+        );
     }
     let defaults = table_defaults(ctx, table, &layout, headings);
     let mut ids = Vec::new();
@@ -74,14 +80,23 @@ pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<S
             }
             Err(reason) => {
                 let port = layout.cell(&row.cells, Column::Port).unwrap_or("");
-                ctx.skip(row.line, format!("row for port {:?}", truncate(port, 40)), reason);
+                ctx.skip(
+                    row.line,
+                    format!("row for port {:?}", truncate(port, 40)),
+                    reason,
+                );
             }
         }
     }
     ids
 }
 
-fn table_defaults(ctx: &mut Ctx, table: &Table, layout: &Layout, headings: &[(u8, String)]) -> Defaults {
+fn table_defaults(
+    ctx: &mut Ctx,
+    table: &Table,
+    layout: &Layout,
+    headings: &[(u8, String)],
+) -> Defaults {
     let section = headings
         .iter()
         .map(|(_, h)| h.to_lowercase())
@@ -167,7 +182,13 @@ fn compile_row(layout: &Layout, defaults: &Defaults, row: &Row) -> Result<RowRea
     let mut warnings: Vec<String> = Vec::new();
 
     let service_cell = cell(Column::Service);
-    let protos = protocols(&port_cell, cell(Column::Protocol), service_cell, &mut notes, &mut warnings)?;
+    let protos = protocols(
+        &port_cell,
+        cell(Column::Protocol),
+        service_cell,
+        &mut notes,
+        &mut warnings,
+    )?;
     let service = shorten(
         service_cell
             .or(cell(Column::Protocol))
@@ -207,7 +228,10 @@ fn compile_row(layout: &Layout, defaults: &Defaults, row: &Row) -> Result<RowRea
         },
     );
 
-    if layout.cell(cells, Column::Required).is_some_and(|c| c.trim().is_empty()) {
+    if layout
+        .cell(cells, Column::Required)
+        .is_some_and(|c| c.trim().is_empty())
+    {
         warnings.push("the Required? cell is empty: read as required".into());
     }
     let requirement = required::parse(cell(Column::Required), cell(Column::Notes))?;
@@ -225,7 +249,12 @@ fn compile_row(layout: &Layout, defaults: &Defaults, row: &Row) -> Result<RowRea
         port_cell
             .groups
             .iter()
-            .map(|g| (Ports::List(g.ranges.clone()), g.alternatives && g.ranges.len() > 1))
+            .map(|g| {
+                (
+                    Ports::List(g.ranges.clone()),
+                    g.alternatives && g.ranges.len() > 1,
+                )
+            })
             .collect()
     };
     let mut rules = Vec::new();
@@ -279,7 +308,11 @@ fn compile_row(layout: &Layout, defaults: &Defaults, row: &Row) -> Result<RowRea
             }
         }
     }
-    debug_assert!(rules.iter().all(|r| r.required != Required::Conditional || r.condition.is_some()));
+    debug_assert!(
+        rules
+            .iter()
+            .all(|r| r.required != Required::Conditional || r.condition.is_some())
+    );
     Ok(RowReading { rules, warnings })
 }
 

@@ -10,7 +10,10 @@ pub fn parse(cell: &str) -> Result<Direction, String> {
         .filter(|w| !w.is_empty())
         .collect();
     let has = |set: &[&str]| words.iter().any(|w| set.contains(w));
-    if has(&["bidirectional", "bidi", "both", "twoway"]) || lower.contains("bi-directional") || lower.contains("two-way") {
+    if has(&["bidirectional", "bidi", "both", "twoway"])
+        || lower.contains("bi-directional")
+        || lower.contains("two-way")
+    {
         return Ok(Direction::Bidirectional);
     }
     let inbound = has(&["inbound", "in", "ingress", "incoming"]);

@@ -119,7 +119,8 @@ fn classify(part: &str, out: &mut EndpointReading) {
     }
     if let Some(host) = url_host(part) {
         let e = classify_host(host, part, out);
-        out.notes.push(Remark::on(&e, format!("URL {part} reduced to its host")));
+        out.notes
+            .push(Remark::on(&e, format!("URL {part} reduced to its host")));
         return;
     }
     if let Some(peer) = literal(part) {
@@ -133,7 +134,8 @@ fn classify(part: &str, out: &mut EndpointReading) {
     if let Some(role) = role_of(part) {
         let e = Endpoint::Role(role.to_string());
         if role != NODES {
-            out.notes.push(Remark::on(&e, format!("{part:?} read as role {role}")));
+            out.notes
+                .push(Remark::on(&e, format!("{part:?} read as role {role}")));
         }
         push(&mut out.endpoints, e);
         return;
@@ -167,7 +169,9 @@ fn classify_host(host: &str, written: &str, out: &mut EndpointReading) -> Endpoi
         let e = Endpoint::Role(slug(written));
         out.warnings.push(Remark::on(
             &e,
-            format!("{written:?} is not a valid host name: read as role {e} (bind it in the inventory)"),
+            format!(
+                "{written:?} is not a valid host name: read as role {e} (bind it in the inventory)"
+            ),
         ));
         push(&mut out.endpoints, e.clone());
         e
@@ -260,7 +264,10 @@ pub fn role_of(phrase: &str) -> Option<&'static str> {
         || has("bastion")
     {
         roles::JUMP_HOST
-    } else if has("smtp") || (has("relay") && (has("mail") || has("email"))) || text.contains("mail server") {
+    } else if has("smtp")
+        || (has("relay") && (has("mail") || has("email")))
+        || text.contains("mail server")
+    {
         roles::SMTP_RELAY
     } else if has("ldap") || has("ldaps") || text.contains("active directory") {
         roles::LDAP_SERVER
@@ -291,7 +298,19 @@ pub fn role_of(phrase: &str) -> Option<&'static str> {
 /// A role name for a phrase no known role matches: lowercase words joined by
 /// dashes, without filler words.
 pub fn slug(phrase: &str) -> String {
-    const FILLER: &[&str] = &["your", "the", "a", "an", "all", "ip", "address", "addresses", "of", "our", "any"];
+    const FILLER: &[&str] = &[
+        "your",
+        "the",
+        "a",
+        "an",
+        "all",
+        "ip",
+        "address",
+        "addresses",
+        "of",
+        "our",
+        "any",
+    ];
     let lower = phrase.to_lowercase();
     let mut out = String::new();
     for w in lower
@@ -306,7 +325,11 @@ pub fn slug(phrase: &str) -> String {
         }
         out.push_str(w);
     }
-    if out.is_empty() { "unnamed-peer".into() } else { out }
+    if out.is_empty() {
+        "unnamed-peer".into()
+    } else {
+        out
+    }
 }
 
 /// Splits off top-level parenthesised parts: "LDAP server (provided by
@@ -385,17 +408,32 @@ mod tests {
     #[test]
     fn roles_and_lists() {
         assert_eq!(roles("All nodes"), vec!["role:nodes"]);
-        assert_eq!(roles("Admin IP addresses and all nodes"), vec!["role:admin", "role:nodes"]);
+        assert_eq!(
+            roles("Admin IP addresses and all nodes"),
+            vec!["role:admin", "role:nodes"]
+        );
         assert_eq!(
             roles("All nodes and SMTP relay (provided by customer)"),
             vec!["role:nodes", "role:smtp-relay"]
         );
-        assert_eq!(roles("LDAP server (provided by customer)"), vec!["role:ldap-server"]);
+        assert_eq!(
+            roles("LDAP server (provided by customer)"),
+            vec!["role:ldap-server"]
+        );
         assert_eq!(roles("ThoughtSpot Support"), vec!["role:vendor-support"]);
-        assert_eq!(roles("Your load balancer IP address (often on internal network)"), vec!["role:load-balancer"]);
-        assert_eq!(roles("CLI Applications (often on the internal network)"), vec!["role:cli-clients"]);
+        assert_eq!(
+            roles("Your load balancer IP address (often on internal network)"),
+            vec!["role:load-balancer"]
+        );
+        assert_eq!(
+            roles("CLI Applications (often on the internal network)"),
+            vec!["role:cli-clients"]
+        );
         assert_eq!(roles("Jump Host"), vec!["role:jump-host"]);
-        assert_eq!(roles("Monitoring Endpoint"), vec!["role:monitoring-endpoint"]);
+        assert_eq!(
+            roles("Monitoring Endpoint"),
+            vec!["role:monitoring-endpoint"]
+        );
         assert_eq!(roles("Local domain servers"), vec!["role:local-dns"]);
     }
 
@@ -411,7 +449,10 @@ mod tests {
             vec!["je8b47jfif.execute-api.us-east-2.amazonaws.com"]
         );
         let r = parse("https://api.mix  panel.com").unwrap();
-        assert_eq!(r.endpoints, vec![Endpoint::Literal(Peer::Name("api.mixpanel.com".into()))]);
+        assert_eq!(
+            r.endpoints,
+            vec![Endpoint::Literal(Peer::Name("api.mixpanel.com".into()))]
+        );
         assert!(r.warnings[0].text.contains("stray space"));
         assert_eq!(roles("2001:db8::/32"), vec!["2001:db8::/32"]);
         assert_eq!(roles("http://[2001:db8::1]:8080/x"), vec!["2001:db8::1"]);
@@ -420,7 +461,10 @@ mod tests {
     #[test]
     fn unknown_phrases_become_warned_roles() {
         let r = parse("Partner gateway farm").unwrap();
-        assert_eq!(r.endpoints, vec![Endpoint::Role("partner-gateway-farm".into())]);
+        assert_eq!(
+            r.endpoints,
+            vec![Endpoint::Role("partner-gateway-farm".into())]
+        );
         assert_eq!(r.warnings.len(), 1);
         assert!(parse("  ").is_err());
     }

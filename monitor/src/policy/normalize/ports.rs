@@ -47,7 +47,10 @@ pub fn parse(cell: &str) -> Result<PortCell, String> {
         return Err("no port given".into());
     }
     if cell.len() > MAX_CELL {
-        return Err(format!("port cell is {} characters long; not a port list", cell.len()));
+        return Err(format!(
+            "port cell is {} characters long; not a port list",
+            cell.len()
+        ));
     }
     let toks = lex(cell)?;
     if let [Tok::Word(w)] = toks.as_slice() {
@@ -70,7 +73,10 @@ pub fn parse(cell: &str) -> Result<PortCell, String> {
     };
     let items = parser.seq()?;
     if parser.pos != toks.len() {
-        return Err(format!("cannot read {cell:?} as ports (stray {:?})", toks[parser.pos]));
+        return Err(format!(
+            "cannot read {cell:?} as ports (stray {:?})",
+            toks[parser.pos]
+        ));
     }
     let mut groups: Vec<PortGroup> = Vec::new();
     for item in items {
@@ -90,7 +96,9 @@ pub fn parse(cell: &str) -> Result<PortCell, String> {
     }
     let mut notes = Vec::new();
     if parser.slash_seen {
-        notes.push(format!("ports {cell:?}: '/' read as 'and' (every port listed is needed)"));
+        notes.push(format!(
+            "ports {cell:?}: '/' read as 'and' (every port listed is needed)"
+        ));
     }
     if groups.iter().any(|g| g.alternatives) {
         notes.push(format!(
@@ -109,7 +117,10 @@ pub fn parse(cell: &str) -> Result<PortCell, String> {
 }
 
 fn is_icmp(word: &str) -> bool {
-    matches!(word.to_ascii_lowercase().as_str(), "icmp" | "icmpv6" | "ping")
+    matches!(
+        word.to_ascii_lowercase().as_str(),
+        "icmp" | "icmpv6" | "ping"
+    )
 }
 
 fn lex(cell: &str) -> Result<Vec<Tok>, String> {
@@ -132,7 +143,11 @@ fn lex(cell: &str) -> Result<Vec<Tok>, String> {
                 }
                 let digits = &cell[i..end];
                 // More than 6 digits cannot be a port; say so without overflow.
-                let n = if digits.len() > 6 { u64::MAX } else { digits.parse().unwrap_or(u64::MAX) };
+                let n = if digits.len() > 6 {
+                    u64::MAX
+                } else {
+                    digits.parse().unwrap_or(u64::MAX)
+                };
                 toks.push(Tok::Num(n));
             }
             '-' | '\u{2013}' | '\u{2014}' | ':' => {
@@ -263,7 +278,9 @@ impl Parser<'_> {
                 if items.len() == 1 {
                     return Ok(items.remove(0));
                 }
-                Ok(Item::All(items.into_iter().flat_map(Item::into_ranges).collect()))
+                Ok(Item::All(
+                    items.into_iter().flat_map(Item::into_ranges).collect(),
+                ))
             }
             Some(Tok::Num(lo)) => {
                 self.pos += 1;
@@ -338,12 +355,21 @@ mod tests {
             groups("9200, 9300-9400"),
             vec![(vec![r(9200, 9200), r(9300, 9400)], false)]
         );
-        assert_eq!(groups("25 or 587"), vec![(vec![r(25, 25), r(587, 587)], true)]);
+        assert_eq!(
+            groups("25 or 587"),
+            vec![(vec![r(25, 25), r(587, 587)], true)]
+        );
         assert_eq!(
             groups("80/(443 or 4443)"),
-            vec![(vec![r(80, 80)], false), (vec![r(443, 443), r(4443, 4443)], true)]
+            vec![
+                (vec![r(80, 80)], false),
+                (vec![r(443, 443), r(4443, 4443)], true)
+            ]
         );
-        assert_eq!(groups("80/443"), vec![(vec![r(80, 80), r(443, 443)], false)]);
+        assert_eq!(
+            groups("80/443"),
+            vec![(vec![r(80, 80), r(443, 443)], false)]
+        );
         assert_eq!(groups("9300–9400"), vec![(vec![r(9300, 9400)], false)]);
         let dns = parse("53/udp").unwrap();
         assert_eq!(dns.protos, vec![Proto::Udp]);
@@ -352,9 +378,17 @@ mod tests {
 
     #[test]
     fn bad_cells_say_why() {
-        assert!(parse("70000").unwrap_err().contains("70000 is out of range"));
+        assert!(
+            parse("70000")
+                .unwrap_err()
+                .contains("70000 is out of range")
+        );
         assert!(parse("0").unwrap_err().contains("out of range"));
-        assert!(parse("99999999999999999999").unwrap_err().contains("too long"));
+        assert!(
+            parse("99999999999999999999")
+                .unwrap_err()
+                .contains("too long")
+        );
         assert!(parse("400-300").unwrap_err().contains("backwards"));
         assert!(parse("").unwrap_err().contains("no port"));
         assert!(parse("All").unwrap_err().contains("names no port"));

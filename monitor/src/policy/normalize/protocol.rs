@@ -126,7 +126,10 @@ pub fn parse(cell: &str) -> Result<ProtoReading, String> {
             .iter()
             .map(|(name, p)| format!("{name} over {}", names(p)))
             .collect();
-        format!("application protocol read as its transport: {}", described.join(", "))
+        format!(
+            "application protocol read as its transport: {}",
+            described.join(", ")
+        )
     });
     Ok(ProtoReading { protos, note })
 }
@@ -134,7 +137,10 @@ pub fn parse(cell: &str) -> Result<ProtoReading, String> {
 /// Guesses the transport from a service name when the table has no Protocol
 /// column: only names that settle it (DNS, NTP...) count.
 pub fn from_service(service: &str) -> Option<ProtoReading> {
-    let words: Vec<String> = service.split(|c: char| !c.is_alphanumeric()).map(key).collect();
+    let words: Vec<String> = service
+        .split(|c: char| !c.is_alphanumeric())
+        .map(key)
+        .collect();
     for w in &words {
         if w == "icmp" || w == "ping" {
             return Some(ProtoReading {
@@ -171,13 +177,25 @@ mod tests {
 
     #[test]
     fn application_protocols_map_to_transport() {
-        for app in ["RPC", "HTTP", "HTTPS", "Postgres", "Mem-cached ", "ODBC", "SCP", "SMTP"] {
+        for app in [
+            "RPC",
+            "HTTP",
+            "HTTPS",
+            "Postgres",
+            "Mem-cached ",
+            "ODBC",
+            "SCP",
+            "SMTP",
+        ] {
             let r = parse(app).unwrap();
             assert_eq!(r.protos, vec![Proto::Tcp], "{app}");
             assert!(r.note.is_some(), "{app}");
         }
         assert_eq!(parse("DNS").unwrap().protos, vec![Proto::Udp, Proto::Tcp]);
-        assert_eq!(parse("TCP/UDP").unwrap().protos, vec![Proto::Tcp, Proto::Udp]);
+        assert_eq!(
+            parse("TCP/UDP").unwrap().protos,
+            vec![Proto::Tcp, Proto::Udp]
+        );
         assert_eq!(parse("tcp").unwrap().note, None);
     }
 
@@ -189,8 +207,14 @@ mod tests {
 
     #[test]
     fn service_names_settle_only_udp_users() {
-        assert_eq!(from_service("DNS").unwrap().protos, vec![Proto::Udp, Proto::Tcp]);
-        assert_eq!(from_service("Healthcheck ICMP").unwrap().protos, vec![Proto::Icmp]);
+        assert_eq!(
+            from_service("DNS").unwrap().protos,
+            vec![Proto::Udp, Proto::Tcp]
+        );
+        assert_eq!(
+            from_service("Healthcheck ICMP").unwrap().protos,
+            vec![Proto::Icmp]
+        );
         assert!(from_service("Database").is_none());
         assert!(from_service("HTTP").is_none());
     }

@@ -32,7 +32,9 @@ pub fn parse(required: Option<&str>, notes: Option<&str>) -> Result<Requirement,
         },
         (_, Some(cond)) => Requirement {
             required: Required::Conditional,
-            note: Some(format!("required only if {cond} (enable with --enable-condition)")),
+            note: Some(format!(
+                "required only if {cond} (enable with --enable-condition)"
+            )),
             condition: Some(cond),
             warning: None,
         },
@@ -104,9 +106,16 @@ mod tests {
         assert_eq!(r.condition.as_deref(), Some("rate limiting is used"));
         assert!(r.warning.is_none());
 
-        let r = parse(Some("No"), Some("Required if you are using Grafana instrumentation")).unwrap();
+        let r = parse(
+            Some("No"),
+            Some("Required if you are using Grafana instrumentation"),
+        )
+        .unwrap();
         assert_eq!(r.required, Required::Conditional);
-        assert_eq!(r.condition.as_deref(), Some("you are using Grafana instrumentation"));
+        assert_eq!(
+            r.condition.as_deref(),
+            Some("you are using Grafana instrumentation")
+        );
         assert!(r.warning.is_some());
 
         let r = parse(Some("Yes"), Some("Required for logging and debugging")).unwrap();

@@ -21,7 +21,11 @@ impl PeerSpec {
     pub fn label(&self) -> String {
         match self {
             PeerSpec::Role(r) => r.clone(),
-            PeerSpec::Literals(l) => l.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            PeerSpec::Literals(l) => l
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
         }
     }
 }
@@ -167,7 +171,10 @@ fn group(
         let index = match e {
             Endpoint::Role(r) => {
                 let spec = PeerSpec::Role(r.clone());
-                match out.iter().position(|a| a.peer == spec && a.direction == direction) {
+                match out
+                    .iter()
+                    .position(|a| a.peer == spec && a.direction == direction)
+                {
                     Some(i) => i,
                     None => {
                         out.push(Assignment {
@@ -224,7 +231,9 @@ mod tests {
     }
 
     fn summary(a: &[Assignment]) -> Vec<String> {
-        a.iter().map(|a| format!("{} {}", a.direction, a.peer.label())).collect()
+        a.iter()
+            .map(|a| format!("{} {}", a.direction, a.peer.label()))
+            .collect()
     }
 
     #[test]
@@ -232,7 +241,11 @@ mod tests {
         let (s, d) = (eps("Admin IP addresses and all nodes"), eps("All nodes"));
         let a = assign(
             Direction::Bidirectional,
-            &Sides { source: Some(&s), destination: Some(&d), peer: None },
+            &Sides {
+                source: Some(&s),
+                destination: Some(&d),
+                peer: None,
+            },
         );
         assert_eq!(summary(&a), vec!["bidirectional nodes", "inbound admin"]);
         assert_eq!(a.iter().map(|a| a.warnings.len()).sum::<usize>(), 1);
@@ -240,10 +253,17 @@ mod tests {
 
     #[test]
     fn contradicting_smtp_row_reads_as_outbound_to_relay() {
-        let (s, d) = (eps("All nodes and SMTP relay (provided by customer)"), eps("All nodes"));
+        let (s, d) = (
+            eps("All nodes and SMTP relay (provided by customer)"),
+            eps("All nodes"),
+        );
         let a = assign(
             Direction::Outbound,
-            &Sides { source: Some(&s), destination: Some(&d), peer: None },
+            &Sides {
+                source: Some(&s),
+                destination: Some(&d),
+                peer: None,
+            },
         );
         assert_eq!(summary(&a), vec!["outbound smtp-relay"]);
         assert!(a[0].warnings[0].contains("named as Source"));
@@ -254,8 +274,15 @@ mod tests {
         let p = eps("apt-mirror.it.auth0.com (52.8.153.197)");
         let a = assign(
             Direction::Outbound,
-            &Sides { source: None, destination: None, peer: Some(&p) },
+            &Sides {
+                source: None,
+                destination: None,
+                peer: Some(&p),
+            },
         );
-        assert_eq!(summary(&a), vec!["outbound apt-mirror.it.auth0.com, 52.8.153.197"]);
+        assert_eq!(
+            summary(&a),
+            vec!["outbound apt-mirror.it.auth0.com, 52.8.153.197"]
+        );
     }
 }

@@ -1,0 +1,273 @@
+//! The `portconform policy` command line, as users and scripts see it: exit
+//! codes, stderr warnings, the JSON contract of DESIGN.md, and a table that
+//! fits 100 columns.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portconform");
+const SEEDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/seeds");
+const TS: &str = "000_2809db0a7820664a.txt";
+const A0: &str = "004_f8af2c70398e4594.txt";
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run portconform")
+}
+
+fn ok(args: &[&str]) -> (String, String) {
+    let out = run(args);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{args:?} failed:\n{stderr}");
+    (stdout, stderr)
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn compile_writes_a_policy_and_warns_with_doc_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("policy.toml");
+    let (stdout, stderr) = ok(&[
+        "policy",
+        "compile",
+        &format!("{SEEDS}/{TS}"),
+        &format!("{SEEDS}/{A0}"),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains(&format!("warning: {TS}:66: stray space")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("warning: {A0}:71: Required? says No")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("compiled 2 documents: 88 rules, 1 skipped"),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(!text.contains(SEEDS), "no absolute paths in the policy");
+    let (shown, _) = ok(&[
+        "policy",
+        "show",
+        "--policy",
+        out.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let v: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(v["rules"].as_array().unwrap().len(), 88);
+}
+
+#[test]
+fn show_json_has_the_contract_fields() {
+    for profile in ["thoughtspot", "auth0-psaas"] {
+        let (stdout, _) = ok(&["policy", "show", "--profile", profile, "--format", "json"]);
+        let v: Value = serde_json::from_str(&stdout).unwrap();
+        let rules = v["rules"].as_array().unwrap();
+        assert!(!rules.is_empty());
+        for r in rules {
+            for key in [
+                "id",
+                "proto",
+                "ports",
+                "direction",
+                "local_role",
+                "peer_role",
+                "required",
+                "condition",
+                "service",
+                "source",
+                "superseded_by",
+            ] {
+                assert!(r.get(key).is_some(), "{profile}: {key} missing in {r}");
+            }
+            assert!(["tcp", "udp", "icmp"].contains(&r["proto"].as_str().unwrap()));
+            assert!(
+                ["inbound", "outbound", "bidirectional"]
+                    .contains(&r["direction"].as_str().unwrap())
+            );
+            assert!(["yes", "no", "conditional"].contains(&r["required"].as_str().unwrap()));
+            for pair in r["ports"].as_array().unwrap() {
+                let pair = pair.as_array().unwrap();
+                assert_eq!(pair.len(), 2);
+                assert!(pair[0].as_u64().unwrap() <= pair[1].as_u64().unwrap());
+            }
+            let source = r["source"].as_str().unwrap();
+            let (doc, line) = source.rsplit_once(':').unwrap();
+            assert!(doc == TS || doc == A0, "{source}");
+            assert!(line.parse::<u32>().unwrap() > 0);
+            // A role, or literal peers.
+            assert!(r["peer_role"].is_string() == r["peer"].as_array().unwrap().is_empty());
+        }
+        assert!(v["roles"].as_array().unwrap().iter().any(|r| r == "nodes"));
+    }
+}
+
+#[test]
+fn show_table_fits_100_columns_and_lists_roles_and_skips() {
+    for profile in ["thoughtspot", "auth0-psaas"] {
+        let (stdout, _) = ok(&["policy", "show", "--profile", profile]);
+        for line in stdout.lines() {
+            assert!(line.chars().count() <= 100, "{profile}: too wide: {line}");
+        }
+        assert!(stdout.contains("roles (bind them in the inventory): nodes"));
+    }
+    let (stdout, _) = ok(&["policy", "show", "--profile", "auth0-psaas"]);
+    assert!(
+        stdout.contains(&format!("skipped (1):\n  {A0}:201: prose requirement if")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn release_picks_between_superseded_rules() {
+    let (old, _) = ok(&[
+        "policy",
+        "explain",
+        "8086/tcp",
+        "--profile",
+        "thoughtspot",
+        "--release",
+        "4.4",
+    ]);
+    assert!(old.contains("8086/tcp: 1 rule (1 active)"), "{old}");
+    assert!(old.contains(&format!("from {TS}:69")), "{old}");
+    let (new, _) = ok(&[
+        "policy",
+        "explain",
+        "8086/tcp",
+        "--profile",
+        "thoughtspot",
+        "--release",
+        "4.5.1",
+    ]);
+    assert!(
+        new.contains("(0 active)") && new.contains("superseded by 000-76"),
+        "{new}"
+    );
+    let (json, _) = ok(&[
+        "policy",
+        "show",
+        "--profile",
+        "thoughtspot",
+        "--release",
+        "4.4",
+        "--format",
+        "json",
+    ]);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let r76 = v["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "000-76")
+        .unwrap();
+    assert_eq!(r76["active"], false);
+    let r69 = v["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "000-69")
+        .unwrap();
+    assert_eq!(r69["superseded_by"], "000-76");
+    assert_eq!(r69["active"], true);
+}
+
+#[test]
+fn conditions_are_off_until_enabled() {
+    let (off, _) = ok(&["policy", "explain", "9001", "--profile", "auth0-psaas"]);
+    assert!(
+        off.contains("(0 active)") && off.contains("required if rate limiting is used"),
+        "{off}"
+    );
+    let (on, _) = ok(&[
+        "policy",
+        "explain",
+        "9001",
+        "--profile",
+        "auth0-psaas",
+        "--enable-condition",
+        "rate limiting",
+    ]);
+    assert!(on.contains("(1 active)"), "{on}");
+    let err = fails(&[
+        "policy",
+        "explain",
+        "9001",
+        "--profile",
+        "auth0-psaas",
+        "--enable-condition",
+        "quantum",
+    ]);
+    assert!(
+        err.contains("no conditional rule matches \"quantum\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn explain_says_which_peers_and_why() {
+    let (out, _) = ok(&["policy", "explain", "25", "--profile", "thoughtspot"]);
+    assert!(
+        out.contains("000-67") && out.contains("outbound to smtp-relay"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("from {TS}:67")), "{out}");
+    let (dyn_out, _) = ok(&[
+        "policy",
+        "explain",
+        "40000/tcp",
+        "--profile",
+        "thoughtspot",
+        "--dynamic-ports",
+        "20000-65535",
+    ]);
+    assert!(
+        dyn_out.contains("000-6 ") && dyn_out.contains("20000-65535 from --dynamic-ports"),
+        "{dyn_out}"
+    );
+    let (none, _) = ok(&["policy", "explain", "53/udp", "--profile", "thoughtspot"]);
+    assert!(none.starts_with("no rule allows 53/udp"), "{none}");
+    let (icmp, _) = ok(&["policy", "explain", "icmp", "--profile", "auth0-psaas"]);
+    assert!(icmp.contains("004-83"), "{icmp}");
+}
+
+#[test]
+fn errors_are_one_clear_line() {
+    let err = fails(&["policy", "compile", "/nonexistent/ports.md"]);
+    assert!(
+        err.starts_with("portconform: /nonexistent/ports.md: cannot read"),
+        "{err}"
+    );
+    let err = fails(&["policy", "show", "--profile", "nope"]);
+    assert!(
+        err.contains("unknown profile \"nope\"; the profiles are: thoughtspot, auth0-psaas"),
+        "{err}"
+    );
+    let err = fails(&["policy", "show"]);
+    assert!(
+        err.contains("give --policy FILE or --profile NAME"),
+        "{err}"
+    );
+    let err = fails(&["policy", "explain", "70000", "--profile", "thoughtspot"]);
+    assert!(err.contains("not a port"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "format = 1\n[[rules]]\nid = 3\n").unwrap();
+    let err = fails(&["policy", "show", "--policy", bad.to_str().unwrap()]);
+    assert!(err.contains("bad.toml:3:"), "{err}");
+}
