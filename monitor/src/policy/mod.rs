@@ -33,7 +33,9 @@ pub use load::{PolicySource, load};
 pub use model::{
     Direction, Peer, Policy, PortRange, Ports, Proto, Release, Required, Rule, Source,
 };
-pub use resolve::{Conditions, DynamicPorts, ResolveOptions, Resolved, State, resolve};
+pub use resolve::{
+    Conditions, DynamicPorts, Entry, PeerRef, ResolveOptions, Resolved, State, entries, resolve,
+};
 pub use source::Document;
 
 /// Reads and compiles the documents at `paths`, in order.

@@ -7,7 +7,7 @@ use std::fmt;
 
 use super::{
     error::PolicyError,
-    model::{Policy, PortRange, Ports, Release, Required, Rule},
+    model::{Direction, Peer, Policy, PortRange, Ports, Proto, Release, Required, Rule},
 };
 
 /// Linux's default `net.ipv4.ip_local_port_range`, used when the host's
@@ -239,6 +239,68 @@ fn state_of(rule: &Rule, options: &ResolveOptions) -> State {
     State::Active
 }
 
+/// The peer of an [`Entry`]: a role to look up in the inventory, or the
+/// literal networks and names the document gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerRef<'p> {
+    Role(&'p str),
+    Literals(&'p [Peer]),
+}
+
+/// One line of the kernel's allow tables: connections opened in `direction`
+/// (inbound or outbound, never bidirectional) to `ports` over `proto`,
+/// between the local role and the peer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Entry<'p> {
+    pub rule: &'p Rule,
+    pub proto: Proto,
+    /// Destination ports of the connection; `None` for ICMP.
+    pub ports: Option<PortRange>,
+    pub direction: Direction,
+    pub local_role: &'p str,
+    pub peer: PeerRef<'p>,
+    /// A flow on it that gets no answer is reported as blocked.
+    pub required: bool,
+}
+
+/// The active rules flattened for the map builder: bidirectional rules
+/// become an inbound and an outbound entry, port lists one entry per range.
+/// Inactive rules (other release, condition off) yield nothing.
+pub fn entries<'p>(resolved: &[Resolved<'p>]) -> Vec<Entry<'p>> {
+    let mut out = Vec::new();
+    for r in resolved.iter().filter(|r| r.is_active()) {
+        let rule = r.rule;
+        let peer = match &rule.peer_role {
+            Some(role) => PeerRef::Role(role),
+            None => PeerRef::Literals(&rule.peer),
+        };
+        let directions: &[Direction] = match rule.direction {
+            Direction::Bidirectional => &[Direction::Inbound, Direction::Outbound],
+            Direction::Inbound => &[Direction::Inbound],
+            Direction::Outbound => &[Direction::Outbound],
+        };
+        let ports: Vec<Option<PortRange>> = if rule.proto.has_ports() {
+            r.ports.iter().copied().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        for &direction in directions {
+            for &range in &ports {
+                out.push(Entry {
+                    rule,
+                    proto: rule.proto,
+                    ports: range,
+                    direction,
+                    local_role: &rule.local_role,
+                    peer,
+                    required: r.is_required(),
+                });
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +324,39 @@ mod tests {
         assert_eq!(parse_range("2-1"), None);
         assert_eq!(parse_range("1"), None);
         assert_eq!(parse_range("1-2-3"), None);
+    }
+
+    #[test]
+    fn entries_expand_directions_and_ranges_of_active_rules() {
+        let policy = crate::policy::profiles::load("thoughtspot").unwrap();
+        let options = ResolveOptions {
+            release: Some("4.6".parse().unwrap()),
+            conditions: Conditions::default(),
+            dynamic_ports: DynamicPorts::configured(PortRange {
+                lo: 40000,
+                hi: 40100,
+            }),
+        };
+        let resolved = resolve(&policy, &options).unwrap();
+        let all = entries(&resolved);
+        let of = |id: &str| all.iter().filter(|e| e.rule.id == id).collect::<Vec<_>>();
+        // Bidirectional: one inbound, one outbound.
+        let dynamic = of("000-6");
+        assert_eq!(dynamic.len(), 2);
+        assert_eq!(
+            dynamic[0].ports,
+            Some(PortRange {
+                lo: 40000,
+                hi: 40100
+            })
+        );
+        assert_eq!(dynamic[0].peer, PeerRef::Role("nodes"));
+        // Alternatives: one entry per port.
+        assert_eq!(of("000-67").len(), 2);
+        // Superseded at 4.6: no entry.
+        assert!(of("000-69").is_empty());
+        assert_eq!(of("000-76").len(), 1);
+        assert!(matches!(of("000-76")[0].peer, PeerRef::Literals(p) if p.len() == 1));
     }
 
     #[test]
