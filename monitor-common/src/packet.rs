@@ -271,24 +271,130 @@ fn parse_l4<P: Packet + ?Sized>(
             let ports: [u16; 2] = pkt.load(offset).ok_or(ParseError::Truncated)?;
             // Data offset (12) and flags (13): a TCP header is at least 20 bytes.
             let hdr: [u8; 2] = pkt.load(offset + 12).ok_or(ParseError::Truncated)?;
-            if hdr[0] >> 4 < 5 {
+            let header_len = (hdr[0] >> 4) as usize * 4;
+            if header_len < 20 {
                 return Err(ParseError::Malformed);
             }
+            // The whole header, options included, must be there.
+            pkt.load::<u8>(offset + header_len - 1)
+                .ok_or(ParseError::Truncated)?;
             parsed.sport = be16(ports[0]);
             parsed.dport = be16(ports[1]);
             parsed.tcp_flags = hdr[1];
         }
         IPPROTO_UDP => {
             let ports: [u16; 2] = pkt.load(offset).ok_or(ParseError::Truncated)?;
+            pkt.load::<u8>(offset + 7).ok_or(ParseError::Truncated)?;
             parsed.sport = be16(ports[0]);
             parsed.dport = be16(ports[1]);
         }
         IPPROTO_ICMP | IPPROTO_ICMPV6 => {
             let tc: [u8; 2] = pkt.load(offset).ok_or(ParseError::Truncated)?;
+            // Type, code, checksum and the 4-byte rest-of-header.
+            pkt.load::<u8>(offset + 7).ok_or(ParseError::Truncated)?;
             parsed.sport = tc[0] as u16;
             parsed.dport = tc[1] as u16;
         }
         _ => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ethernet + IPv4 (no options) + TCP SYN 40000 → 2181, no payload.
+    fn v4_tcp() -> [u8; 54] {
+        let mut f = [0u8; 54];
+        f[12..14].copy_from_slice(&ETH_P_IP.to_be_bytes());
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&40u16.to_be_bytes());
+        f[22] = 64;
+        f[23] = IPPROTO_TCP;
+        f[26..30].copy_from_slice(&[192, 0, 2, 1]);
+        f[30..34].copy_from_slice(&[192, 0, 2, 2]);
+        f[34..36].copy_from_slice(&40000u16.to_be_bytes());
+        f[36..38].copy_from_slice(&2181u16.to_be_bytes());
+        f[46] = 0x50;
+        f[47] = TCP_SYN;
+        f
+    }
+
+    /// Ethernet + 802.1Q + IPv6 + UDP 5353 → 53.
+    fn vlan_v6_udp() -> [u8; 66] {
+        let mut f = [0u8; 66];
+        f[12..14].copy_from_slice(&ETH_P_8021Q.to_be_bytes());
+        f[14..16].copy_from_slice(&100u16.to_be_bytes());
+        f[16..18].copy_from_slice(&ETH_P_IPV6.to_be_bytes());
+        f[18] = 0x60;
+        f[22..24].copy_from_slice(&8u16.to_be_bytes());
+        f[24] = IPPROTO_UDP;
+        f[26..28].copy_from_slice(&[0x20, 0x01]);
+        f[42..44].copy_from_slice(&[0x20, 0x01]);
+        f[58..60].copy_from_slice(&5353u16.to_be_bytes());
+        f[60..62].copy_from_slice(&53u16.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn parses_ipv4_tcp() {
+        let p = parse_ethernet(&v4_tcp()[..]).unwrap();
+        assert_eq!(p.family, Family::V4);
+        assert_eq!(
+            (p.proto, p.sport, p.dport, p.tcp_flags),
+            (IPPROTO_TCP, 40000, 2181, TCP_SYN)
+        );
+        assert_eq!(&p.src[..4], &[192, 0, 2, 1]);
+        assert_eq!(&p.dst[..4], &[192, 0, 2, 2]);
+        assert_eq!(
+            (p.l4_offset, p.fragment, p.vlan_tags),
+            (34, Fragment::None, 0)
+        );
+    }
+
+    #[test]
+    fn parses_tagged_ipv6_udp() {
+        let p = parse_ethernet(&vlan_v6_udp()[..]).unwrap();
+        assert_eq!(
+            (p.family, p.proto, p.sport, p.dport),
+            (Family::V6, IPPROTO_UDP, 5353, 53)
+        );
+        assert_eq!((p.vlan_tags, p.l4_offset), (1, 58));
+        assert_eq!(&p.src[..2], &[0x20, 0x01]);
+    }
+
+    #[test]
+    fn raw_ip_entry_point_matches_ethernet() {
+        let f = v4_tcp();
+        let mut via_eth = parse_ethernet(&f[..]).unwrap();
+        let raw = parse_ip(&f[ETH_HLEN..], 0).unwrap();
+        via_eth.l4_offset -= ETH_HLEN as u16;
+        assert_eq!(raw, via_eth);
+        assert_eq!(parse_ip(&[0x10u8][..], 0), Err(ParseError::Malformed));
+    }
+
+    /// Every cut of a valid frame inside its headers is `Truncated`, never a
+    /// panic or a wrong parse; once the headers are whole, it parses.
+    #[test]
+    fn every_prefix_is_truncated_or_parsed() {
+        for (frame, headers) in [(&v4_tcp()[..], 54), (&vlan_v6_udp()[..], 66)] {
+            for len in 0..frame.len() {
+                let r = parse_ethernet(&frame[..len]);
+                if len < headers {
+                    assert_eq!(r, Err(ParseError::Truncated), "prefix {len}");
+                } else {
+                    assert!(r.is_ok(), "prefix {len}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn load_never_reads_past_the_end() {
+        let bytes = [1u8, 2, 3, 4];
+        assert_eq!(bytes[..].load::<u32>(0), Some(u32::from_ne_bytes(bytes)));
+        assert_eq!(bytes[..].load::<u32>(1), None);
+        assert_eq!(bytes[..].load::<u8>(usize::MAX), None);
+    }
 }

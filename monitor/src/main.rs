@@ -41,7 +41,7 @@ struct RunArgs {
 
 fn parse_interval(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v >= 0.1 && v <= 86_400.0 => Ok(v),
+        Ok(v) if (0.1..=86_400.0).contains(&v) => Ok(v),
         _ => Err(format!(
             "{s:?} is not a number of seconds between 0.1 and 86400"
         )),

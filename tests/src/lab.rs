@@ -45,11 +45,11 @@ pub fn remove_stale_namespaces() {
             continue;
         };
         let pid: Option<u32> = rest.split('-').next().and_then(|p| p.parse().ok());
-        if let Some(pid) = pid {
-            if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
-            {
-                let _ = Command::new("ip").args(["netns", "del", name]).status();
-            }
+        if let Some(pid) = pid
+            && pid != std::process::id()
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
         }
     }
 }
