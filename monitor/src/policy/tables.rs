@@ -23,6 +23,14 @@ struct Defaults {
     direction: Option<Direction>,
 }
 
+impl Defaults {
+    /// Without a Direction column, Source and Destination alone say which
+    /// way connections go; reading them so is not a guess to warn about.
+    fn direction_implied(&self) -> bool {
+        self.direction.is_some()
+    }
+}
+
 /// Compiles `table` into `ctx`; returns the ids of the rules it yielded.
 pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<String> {
     let layout = Layout::of(&table.header);
@@ -115,10 +123,16 @@ fn table_defaults(
     .any(|k| section.contains(k));
     let has_endpoints =
         layout.has(Column::Source) || layout.has(Column::Destination) || layout.has(Column::Peer);
+    let has_sides = layout.has(Column::Source) || layout.has(Column::Destination);
     let mut direction = None;
     if !layout.has(Column::Direction) {
-        if between_nodes {
-            direction = Some(Direction::Bidirectional);
+        direction = Some(Direction::Bidirectional);
+        if has_sides {
+            ctx.decide(
+                table.line,
+                "no Direction column: the side that opens the connection is the Source".into(),
+            );
+        } else if between_nodes {
             ctx.decide(
                 table.line,
                 "no Direction column; the section is about traffic between nodes: bidirectional"
@@ -131,7 +145,6 @@ fn table_defaults(
                  bidirectional"
                     .into(),
             );
-            direction = Some(Direction::Bidirectional);
         }
     }
     if !has_endpoints {
@@ -189,11 +202,11 @@ fn compile_row(layout: &Layout, defaults: &Defaults, row: &Row) -> Result<RowRea
         &mut notes,
         &mut warnings,
     )?;
-    let service = shorten(
-        service_cell
-            .or(cell(Column::Protocol))
-            .unwrap_or("unnamed service"),
-    );
+    // Without a service column, an application protocol (HTTPS, SSH) names
+    // the service well enough; a bare transport does not.
+    let app_protocol =
+        cell(Column::Protocol).filter(|p| protocol::parse(p).is_ok_and(|r| r.note.is_some()));
+    let service = shorten(service_cell.or(app_protocol).unwrap_or("unnamed service"));
 
     let direction = match cell(Column::Direction) {
         Some(text) => direction::parse(text)?,
@@ -225,6 +238,7 @@ fn compile_row(layout: &Layout, defaults: &Defaults, row: &Row) -> Result<RowRea
             source: source.as_deref(),
             destination: destination.as_deref(),
             peer: peer.as_deref(),
+            direction_implied: defaults.direction_implied(),
         },
     );
 

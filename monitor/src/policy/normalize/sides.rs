@@ -44,6 +44,9 @@ pub struct Sides<'a> {
     pub source: Option<&'a [Endpoint]>,
     pub destination: Option<&'a [Endpoint]>,
     pub peer: Option<&'a [Endpoint]>,
+    /// The table has no Direction column: `Bidirectional` was assumed, and
+    /// the sides decide without a warning.
+    pub direction_implied: bool,
 }
 
 pub fn assign(stated: Direction, sides: &Sides) -> Vec<Assignment> {
@@ -102,17 +105,21 @@ pub fn assign(stated: Direction, sides: &Sides) -> Vec<Assignment> {
             Direction::Bidirectional if in_s && in_d => (Direction::Bidirectional, None),
             Direction::Bidirectional if in_s => (
                 Direction::Inbound,
-                Some(format!(
-                    "bidirectional, but {name} appears only as Source: read as inbound \
-                     connections from {name}"
-                )),
+                (!sides.direction_implied).then(|| {
+                    format!(
+                        "bidirectional, but {name} appears only as Source: read as inbound \
+                         connections from {name}"
+                    )
+                }),
             ),
             Direction::Bidirectional => (
                 Direction::Outbound,
-                Some(format!(
-                    "bidirectional, but {name} appears only as Destination: read as outbound \
-                     connections to {name}"
-                )),
+                (!sides.direction_implied).then(|| {
+                    format!(
+                        "bidirectional, but {name} appears only as Destination: read as \
+                         outbound connections to {name}"
+                    )
+                }),
             ),
             Direction::Outbound if in_s && !in_d => (
                 Direction::Outbound,
@@ -245,6 +252,7 @@ mod tests {
                 source: Some(&s),
                 destination: Some(&d),
                 peer: None,
+                direction_implied: false,
             },
         );
         assert_eq!(summary(&a), vec!["bidirectional nodes", "inbound admin"]);
@@ -263,6 +271,7 @@ mod tests {
                 source: Some(&s),
                 destination: Some(&d),
                 peer: None,
+                direction_implied: false,
             },
         );
         assert_eq!(summary(&a), vec!["outbound smtp-relay"]);
@@ -278,6 +287,7 @@ mod tests {
                 source: None,
                 destination: None,
                 peer: Some(&p),
+                direction_implied: false,
             },
         );
         assert_eq!(

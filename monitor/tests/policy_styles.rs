@@ -1,0 +1,55 @@
+//! Documents in the seeds' styles but with other words and column orders
+//! compile too: columns are found by meaning, roles by what they name.
+
+use monitor::policy::{Direction, Proto, Required, compile_paths};
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/policy/other-vendor.md"
+);
+
+#[test]
+fn other_headers_and_no_direction_column() {
+    let p = compile_paths(&[FIXTURE]).unwrap();
+    let summary: Vec<String> = p
+        .rules
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {} {}",
+                r.id,
+                r.proto,
+                r.ports,
+                r.direction,
+                r.peer_label()
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "other-5 udp 123 outbound ntp.example.org",
+            "other-6a tcp 514 outbound syslog-collector",
+            "other-6b udp 514 outbound syslog-collector",
+            "other-7a tcp 8443 inbound partner-portal",
+            "other-7b tcp 8443 inbound 192.0.2.0/24",
+        ]
+    );
+    let ntp = &p.rules[0];
+    assert_eq!(ntp.proto, Proto::Udp);
+    assert_eq!(ntp.required, Required::Conditional);
+    assert_eq!(ntp.condition.as_deref(), Some("no local clock"));
+    assert_eq!(p.rules[1].required, Required::No);
+    assert_eq!(p.rules[3].direction, Direction::Inbound);
+    assert_eq!(p.rules[3].service, "HTTPS");
+    // Reading direction from From/To is a decision, not a guess; the unknown
+    // peer phrases are guesses.
+    assert!(p.decisions.iter().any(|d| d.message.contains("the Source")));
+    let warned: Vec<u32> = p.warnings.iter().map(|w| w.source.line).collect();
+    assert_eq!(warned, [6, 7]);
+    assert!(
+        p.warnings[0]
+            .message
+            .contains("unrecognised endpoint \"Syslog collector\"")
+    );
+}
