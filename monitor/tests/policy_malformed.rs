@@ -174,7 +174,14 @@ fn a_50_mb_file_is_refused_quickly() {
 #[test]
 fn a_large_document_under_the_limit_compiles_in_bounded_time() {
     // Just under the limit: tens of thousands of rows, many of them bad.
-    let mut text = String::from("|Port|Protocol|Direction|Source|Dest.|\n|--|--|--|--|--|\n");
+    // A release change before it makes every row of the big table a
+    // successor: linking them must stay linear.
+    let mut text = String::from(
+        "|Port|Protocol|Direction|Source|Dest.|\n|--|--|--|--|--|\n\
+         |8086|TCP|outbound|All nodes|All nodes|\n\n\
+         In releases 4.5.1 and later, port 8086 is not required. Open the following port instead:\n\n\
+         |Port|Protocol|Direction|Source|Dest.|\n|--|--|--|--|--|\n",
+    );
     let mut n = 0u32;
     while text.len() < (source::MAX_DOCUMENT_BYTES as usize) - 200 {
         let port = 1 + n % 70_000;
@@ -190,6 +197,8 @@ fn a_large_document_under_the_limit_compiles_in_bounded_time() {
         start.elapsed()
     );
     assert!(policy.rules.len() > 50_000);
+    assert_eq!(policy.rules[0].superseded_by.as_deref(), Some("large-9"));
+    assert!(policy.rules.last().unwrap().since.is_some());
     // Warnings are capped so that garbage cannot flood memory or the terminal.
     assert!(policy.warnings.len() <= 201, "{}", policy.warnings.len());
     assert!(

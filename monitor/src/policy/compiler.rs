@@ -137,7 +137,8 @@ pub struct Ctx {
     pub skipped: Vec<Skipped>,
     pub decisions: Vec<Note>,
     pub warnings: Vec<Note>,
-    ids: HashSet<String>,
+    /// Rule id to its index in `rules`.
+    ids: HashMap<String, usize>,
     suppressed: usize,
 }
 
@@ -150,7 +151,7 @@ impl Ctx {
             skipped: Vec::new(),
             decisions: Vec::new(),
             warnings: Vec::new(),
-            ids: HashSet::new(),
+            ids: HashMap::new(),
             suppressed: 0,
         }
     }
@@ -198,7 +199,7 @@ impl Ctx {
     /// letter per rule when the line yields several. Returns the ids.
     pub fn add_rules(&mut self, line: u32, rules: Vec<Rule>) -> Vec<String> {
         let base = format!("{}-{}", self.prefix, line);
-        let lettered = rules.len() > 1 || self.ids.contains(&base);
+        let lettered = rules.len() > 1 || self.ids.contains_key(&base);
         let mut next = 0usize;
         let mut ids = Vec::with_capacity(rules.len());
         for mut rule in rules {
@@ -206,14 +207,14 @@ impl Ctx {
                 loop {
                     let candidate = format!("{base}{}", letters(next));
                     next += 1;
-                    if !self.ids.contains(&candidate) {
+                    if !self.ids.contains_key(&candidate) {
                         break candidate;
                     }
                 }
             } else {
                 base.clone()
             };
-            self.ids.insert(id.clone());
+            self.ids.insert(id.clone(), self.rules.len());
             rule.id = id.clone();
             rule.source = self.source(line);
             ids.push(id);
@@ -223,7 +224,8 @@ impl Ctx {
     }
 
     pub fn rule_mut(&mut self, id: &str) -> Option<&mut Rule> {
-        self.rules.iter_mut().find(|r| r.id == id)
+        let index = *self.ids.get(id)?;
+        self.rules.get_mut(index)
     }
 
     /// Marks rules that allow exactly the traffic of an earlier rule of the
