@@ -64,6 +64,11 @@ pub struct Row {
 
 /// Parses `text` as Markdown (with pipe tables) and the HTML blocks inside it.
 pub fn parse(text: &str) -> Vec<Block> {
+    if is_html_document(text) {
+        // Markdown would read indented lines after a blank line as code and
+        // hide the tables in them.
+        return html::parse(text);
+    }
     let md = markdown::parse(text);
     let mut blocks = md.blocks;
     if !md.html_ranges.is_empty() {
@@ -72,6 +77,17 @@ pub fn parse(text: &str) -> Vec<Block> {
     // Stable: blocks on one line keep their order.
     blocks.sort_by_key(Block::line);
     blocks
+}
+
+/// A whole HTML page rather than Markdown with HTML in it.
+fn is_html_document(text: &str) -> bool {
+    let start = text.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+    let head: String = start
+        .chars()
+        .take(16)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    head.starts_with("<!doctype html") || head.starts_with("<html")
 }
 
 /// Keeps the bytes of the HTML ranges and only the line breaks elsewhere, so
@@ -101,6 +117,14 @@ pub fn collapse_ws(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn html_pages_are_read_as_html() {
+        let page = "<!DOCTYPE html>\n<html><body>\n<h2>Ports</h2>\n\n    <table>\n\n        <tr><th>Port</th></tr>\n        <tr><td>443</td></tr>\n    </table>\n</body></html>\n";
+        let blocks = parse(page);
+        assert!(matches!(&blocks[0], Block::Heading { line: 3, text, .. } if text == "Ports"));
+        assert!(matches!(&blocks[1], Block::Table(t) if t.rows[0].line == 8));
+    }
 
     #[test]
     fn mixed_document_keeps_order_and_lines() {
