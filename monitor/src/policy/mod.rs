@@ -2,10 +2,41 @@
 //! provenance, the site inventory that binds their roles to addresses, and
 //! the `policy` subcommands that show and explain them.
 //!
-//! For the kernel-map builder the entry points are [`Policy`] (load it with
-//! [`load`] from `--policy`/`--profile`), [`resolve`] (turns release,
-//! conditions and the dynamic port range into the rules that apply on this
-//! host) and [`Inventory`] (role → networks and names).
+//! # How documents are read
+//!
+//! Every rule is seen from the monitored host, which is one of the cluster's
+//! nodes: `local_role` is `nodes` and the other side is a `peer_role` or
+//! literal `peer` addresses and names. `inbound` means the peer opens the
+//! connection to the local port; Source is the side that opens it.
+//!
+//! - Roles have stable names the inventory binds: `nodes`, `admin`,
+//!   `vendor-support`, `smtp-relay`, `ldap-server`, `load-balancer`,
+//!   `jump-host`, `monitoring-endpoint`, `local-dns`, `cli-clients`. Other
+//!   phrases become a slug role, with a warning.
+//! - A row yields one rule per peer, per group of ports, per L4 protocol:
+//!   "Admin IP addresses and all nodes" gives a nodes rule and an admin rule;
+//!   DNS gives UDP and TCP; `80/(443 or 4443)` gives "80" and "443 or 4443"
+//!   (`alternatives`).
+//! - When the columns contradict each other (an outbound row naming the SMTP
+//!   relay as Source), the reading that a deployment needs wins, warned.
+//! - `required = "conditional"` rules apply only when their condition is
+//!   enabled; `no` rules are allowed but never reported as blocked.
+//! - Release changes keep both rules: the old one gets `until` and
+//!   `superseded_by`, the new one `since`; `--release` picks, and without it
+//!   both apply.
+//! - `ports = "dynamic"` is the host's ephemeral range, resolved when used.
+//! - Rows that allow the same traffic as an earlier row are kept and marked
+//!   `duplicate_of`; rows and prose that yield no rule are listed in
+//!   `skipped` with the reason.
+//!
+//! # For the kernel-map builder
+//!
+//! Load with [`load`] (`--policy` / `--profile`), resolve with [`resolve`]
+//! (release, enabled conditions, dynamic range from
+//! [`DynamicPorts::from_host`]), flatten with [`entries`] (one-way direction,
+//! one port range, role or literal peer, required flag), and bind roles with
+//! [`Inventory`] ([`Inventory::binding`] gives a role's networks and names;
+//! [`Inventory::unbound`] the roles to report at start).
 
 pub mod cli;
 mod columns;

@@ -534,7 +534,18 @@ impl Policy {
                 return Err(invalid(&rule.id, "duplicate rule id".into()));
             }
         }
+        let docs: std::collections::HashSet<&str> =
+            self.documents.iter().map(|d| d.name.as_str()).collect();
         for rule in &self.rules {
+            if !docs.contains(rule.source.doc.as_str()) {
+                return Err(invalid(
+                    &rule.id,
+                    format!(
+                        "source {} names a document missing from [[documents]]",
+                        rule.source
+                    ),
+                ));
+            }
             if rule.peer_role.is_some() != rule.peer.is_empty() {
                 return Err(invalid(
                     &rule.id,
@@ -578,5 +589,68 @@ impl Policy {
 
     pub fn rule(&self, id: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+format = 1
+[[documents]]
+name = "d.md"
+id_prefix = "d"
+lines = 9
+[[rules]]
+id = "d-3"
+service = "web"
+proto = "tcp"
+ports = [[443, 443]]
+direction = "inbound"
+local_role = "nodes"
+peer_role = "admin"
+required = "yes"
+source = "d.md:3"
+"#;
+
+    fn error_of(text: &str) -> String {
+        Policy::from_toml(text, "p.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn hand_edited_policies_are_checked() {
+        assert!(Policy::from_toml(MINIMAL, "p.toml").is_ok());
+        let e = error_of(&MINIMAL.replace("source = \"d.md:3\"", "source = \"x.md:3\""));
+        assert!(e.contains("missing from [[documents]]"), "{e}");
+        let e = error_of(&format!("{MINIMAL}peer = [\"192.0.2.1\"]\n"));
+        assert!(e.contains("exactly one of peer_role and peer"), "{e}");
+        let e = error_of(&MINIMAL.replace("required = \"yes\"", "required = \"conditional\""));
+        assert!(e.contains("condition"), "{e}");
+        let e = error_of(&format!("{MINIMAL}superseded_by = \"d-9\"\n"));
+        assert!(e.contains("unknown rule \"d-9\""), "{e}");
+        let e = error_of(&MINIMAL.replace("[[443, 443]]", "[[443, 80]]"));
+        assert!(e.starts_with("p.toml:"), "{e}");
+        let e = error_of(&MINIMAL.replace("format = 1", "format = 2"));
+        assert!(e.contains("format 2 is not supported"), "{e}");
+    }
+
+    #[test]
+    fn releases_compare_numerically() {
+        let r = |s: &str| s.parse::<Release>().unwrap();
+        assert!(r("4.10") > r("4.9"));
+        assert_eq!(r("4.5"), r("4.5.0"));
+        assert!(r("4.5.1") > r("4.5"));
+        assert!("4.x".parse::<Release>().is_err());
+    }
+
+    #[test]
+    fn peers_and_sources_parse_back() {
+        for p in ["192.0.2.1", "2001:db8::/32", "api.example.com"] {
+            assert_eq!(p.parse::<Peer>().unwrap().to_string(), p);
+        }
+        assert!("not a host!".parse::<Peer>().is_err());
+        let s: Source = "a:b.md:12".parse().unwrap();
+        assert_eq!((s.doc.as_str(), s.line), ("a:b.md", 12));
     }
 }
