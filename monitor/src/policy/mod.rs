@@ -31,7 +31,7 @@
 //!
 //! # For the kernel-map builder
 //!
-//! Load with [`load`] (`--policy` / `--profile`), resolve with [`resolve`]
+//! Load with [`load()`] (`--policy` / `--profile`), resolve with [`resolve()`]
 //! (release, enabled conditions, dynamic range from
 //! [`DynamicPorts::from_host`]), flatten with [`entries`] (one-way direction,
 //! one port range, role or literal peer, required flag), and bind roles with
