@@ -106,6 +106,22 @@ fn a_document_without_port_tables_is_an_error() {
 }
 
 #[test]
+fn a_document_whose_rows_are_all_bad_says_why() {
+    let doc = Document::from_bytes(
+        "bad-rows.md".into(),
+        b"|Port|Protocol|Direction|\n|--|--|--|\n|70000|TCP|inbound|\n|80|Gopher|inbound|\n"
+            .to_vec(),
+    )
+    .unwrap();
+    let err = compile(&[doc]).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "bad-rows.md: no rule compiled: every port row was skipped (2 in all; the first, line 3: \
+         port 70000 is out of range (ports are 1-65535))"
+    );
+}
+
+#[test]
 fn empty_and_blank_files_are_errors() {
     for name in ["empty.md", "blank.md"] {
         let err = compile_paths(&[fixture(name)]).unwrap_err();

@@ -41,8 +41,16 @@ pub fn compile(docs: &[Document]) -> Result<Policy, CompileError> {
         let prefix = id_prefix(&doc.name, &mut prefixes);
         let ctx = compile_one(doc, &prefix);
         if ctx.rules.is_empty() {
-            return Err(CompileError::NoRules {
-                name: doc.name.clone(),
+            return Err(match ctx.skipped.first() {
+                Some(first) => CompileError::AllSkipped {
+                    name: doc.name.clone(),
+                    skipped: ctx.skipped.len(),
+                    first_line: first.source.line,
+                    first_reason: first.reason.clone(),
+                },
+                None => CompileError::NoRules {
+                    name: doc.name.clone(),
+                },
             });
         }
         policy.documents.push(DocumentInfo {

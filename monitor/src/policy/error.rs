@@ -31,6 +31,16 @@ pub enum CompileError {
          with a Port column)"
     )]
     NoRules { name: String },
+    #[error(
+        "{name}: no rule compiled: every port row was skipped ({skipped} in all; the first, line \
+         {first_line}: {first_reason})"
+    )]
+    AllSkipped {
+        name: String,
+        skipped: usize,
+        first_line: u32,
+        first_reason: String,
+    },
     #[error("no documents given")]
     NoDocuments,
     #[error("{0}: given twice")]
