@@ -53,3 +53,40 @@ fn other_headers_and_no_direction_column() {
             .contains("unrecognised endpoint \"Syslog collector\"")
     );
 }
+
+#[test]
+fn html_page_with_tables_and_prose() {
+    let page = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/policy/vendor-page.html"
+    );
+    let p = compile_paths(&[page]).unwrap();
+    let summary: Vec<String> = p
+        .rules
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {} {} {}",
+                r.id,
+                r.proto,
+                r.ports,
+                r.direction,
+                r.peer_label(),
+                r.required.name()
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "vendor-10 tcp 5701-5703 bidirectional nodes yes",
+            "vendor-11 udp 123 bidirectional nodes conditional",
+            "vendor-18 tcp 443 outbound telemetry.example.com, telemetry-eu.example.com yes",
+        ]
+    );
+    assert_eq!(
+        p.rules[1].condition.as_deref(),
+        Some("no external time source")
+    );
+    assert_eq!(p.rules[2].service, "Telemetry");
+}

@@ -15,7 +15,7 @@ use html5ever::{
     },
 };
 
-use super::document::{Block, Row, Table, collapse_ws};
+use super::document::{Block, ProseKind, Row, Table, collapse_ws};
 
 /// Tables of the HTML in `text`, plus its headings (section context).
 pub fn parse(text: &str) -> Vec<Block> {
@@ -42,6 +42,17 @@ struct State {
     /// Open tables, innermost last (tables may nest).
     tables: Vec<TableBuilder>,
     heading: Option<(u8, u32, String)>,
+    /// Paragraph or list item outside tables, for prose rules in HTML pages.
+    prose: Option<ProseBuilder>,
+}
+
+struct ProseBuilder {
+    kind: ProseKind,
+    line: u32,
+    text: String,
+    code: Vec<String>,
+    /// Text of an open `<code>` element.
+    in_code: Option<String>,
 }
 
 #[derive(Default)]
@@ -78,7 +89,10 @@ impl TokenSink for Sink {
                     local_name!("textarea") | local_name!("title") if start => {
                         return TokenSinkResult::RawData(RawKind::Rcdata);
                     }
-                    local_name!("table") if start => state.tables.push(TableBuilder::default()),
+                    local_name!("table") if start => {
+                        state.close_prose();
+                        state.tables.push(TableBuilder::default());
+                    }
                     local_name!("table") => state.close_table(),
                     local_name!("thead") => {
                         if let Some(t) = state.tables.last_mut() {
@@ -110,6 +124,35 @@ impl TokenSink for Sink {
                             row.close_cell();
                         }
                     }
+                    local_name!("p") | local_name!("li") if state.tables.is_empty() => {
+                        state.close_prose();
+                        if start {
+                            let kind = if tag.name == local_name!("li") {
+                                ProseKind::ListItem
+                            } else {
+                                ProseKind::Paragraph
+                            };
+                            state.prose = Some(ProseBuilder {
+                                kind,
+                                line,
+                                text: String::new(),
+                                code: Vec::new(),
+                                in_code: None,
+                            });
+                        }
+                    }
+                    local_name!("ul") | local_name!("ol") if state.tables.is_empty() => {
+                        state.close_prose();
+                    }
+                    local_name!("code") => {
+                        if let Some(p) = state.prose.as_mut() {
+                            if start {
+                                p.in_code = Some(String::new());
+                            } else if let Some(code) = p.in_code.take() {
+                                p.code.push(code.trim().to_string());
+                            }
+                        }
+                    }
                     local_name!("br")
                     | local_name!("p")
                     | local_name!("div")
@@ -123,6 +166,7 @@ impl TokenSink for Sink {
                     | local_name!("h5")
                     | local_name!("h6") => {
                         if start && state.tables.is_empty() {
+                            state.close_prose();
                             let level = tag.name.as_bytes()[1] - b'0';
                             state.heading = Some((level, line, String::new()));
                         } else if let Some((level, hline, text)) = state.heading.take() {
@@ -141,6 +185,7 @@ impl TokenSink for Sink {
                 while !state.tables.is_empty() {
                     state.close_table();
                 }
+                state.close_prose();
             }
             _ => {}
         }
@@ -159,6 +204,26 @@ impl State {
             cell.push_str(text);
         } else if let Some((_, _, heading)) = self.heading.as_mut() {
             heading.push_str(text);
+        } else if let Some(p) = self.prose.as_mut() {
+            p.text.push_str(text);
+            if let Some(code) = p.in_code.as_mut() {
+                code.push_str(text);
+            }
+        }
+    }
+
+    fn close_prose(&mut self) {
+        let Some(p) = self.prose.take() else {
+            return;
+        };
+        let text = collapse_ws(&p.text);
+        if !text.is_empty() {
+            self.blocks.push(Block::Prose {
+                kind: p.kind,
+                text,
+                code: p.code,
+                line: p.line,
+            });
         }
     }
 
@@ -258,6 +323,26 @@ mod tests {
         assert_eq!(t.rows.len(), 2);
         assert_eq!(t.rows[1].cells, vec!["53", "dns"]);
         assert_eq!(t.rows[1].line, 3);
+    }
+
+    #[test]
+    fn paragraphs_and_list_items_with_code() {
+        let blocks = parse(
+            "<p>Uploads use\n<code>https</code> on port 443.</p>\n<ul>\n<li><code>s3.example.com</code></li>\n<li>b</li></ul>",
+        );
+        assert_eq!(
+            blocks[0],
+            Block::Prose {
+                kind: ProseKind::Paragraph,
+                text: "Uploads use https on port 443.".into(),
+                code: vec!["https".into()],
+                line: 1
+            }
+        );
+        assert!(
+            matches!(&blocks[1], Block::Prose { kind: ProseKind::ListItem, code, line: 4, .. } if code == &["s3.example.com"])
+        );
+        assert_eq!(blocks.len(), 3);
     }
 
     #[test]
