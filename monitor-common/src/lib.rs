@@ -4,8 +4,11 @@
 //! way, because they run the same code.
 #![no_std]
 
+pub mod classify;
+pub mod flow;
 pub mod maps;
 pub mod packet;
+pub mod policy;
 pub mod stats;
 
 pub use packet::{Packet, ParseError, Parsed};

@@ -6,6 +6,24 @@ pub const STATS_MAP: &str = "PC_STATS";
 /// ifindex → counter slot of the interface, written by userspace at attach.
 pub const IFSLOT_MAP: &str = "PC_IFSLOT";
 
+/// Policy maps, see [`crate::policy`].
+pub const PORTCLASS_MAP: &str = "PC_PORTCLASS";
+pub const RULESETS_MAP: &str = "PC_RULESETS";
+pub const HOST4_MAP: &str = "PC_HOST4";
+pub const HOST6_MAP: &str = "PC_HOST6";
+pub const NET4_MAP: &str = "PC_NET4";
+pub const NET6_MAP: &str = "PC_NET6";
+/// Per-rule packet/byte counters (per CPU), indexed by rule index.
+pub const RULESTATS_MAP: &str = "PC_RULESTATS";
+/// Unexpected-flow dedup LRU, see [`crate::flow`].
+pub const FLOWS_MAP: &str = "PC_FLOWS";
+/// Ring buffer of first sightings.
+pub const EVENTS_MAP: &str = "PC_EVENTS";
+/// Classifier counters (per CPU), see `KSTAT_*`.
+pub const KSTATS_MAP: &str = "PC_KSTATS";
+/// Switches, see `CONFIG_*`.
+pub const CONFIG_MAP: &str = "PC_CONFIG";
+
 /// Program names (≤ 15 bytes).
 pub const PROG_INGRESS: &str = "pc_ingress";
 pub const PROG_EGRESS: &str = "pc_egress";

@@ -1,31 +1,54 @@
 //! portconform's kernel programs: XDP on ingress, TC on egress.
 //!
-//! Both are thin entries around a `try_` function; both fail open (every
+//! Both are thin entries around one `observe` function; both fail open (every
 //! packet passes, whatever happens here) and count what they could not parse.
 #![no_std]
 #![no_main]
+// Atomic adds on shared flow counters: the BPF target has no compare-and-swap,
+// so core's Atomic types lack fetch_add; the intrinsic lowers to BPF XADD.
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
+mod flows;
 mod frame;
 mod maps;
+mod policy;
 mod stats;
 
 use aya_ebpf::{
     bindings::{TC_ACT_OK, xdp_action},
+    helpers::generated::{bpf_skb_load_bytes, bpf_xdp_load_bytes},
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
-use monitor_common::stats::Direction;
+use monitor_common::{
+    Packet,
+    classify::{self, Verdict},
+    flow::{
+        CONFIG_CLASSIFY, EVENT_HEADER_BYTES, KSTAT_ALLOWED, KSTAT_FRAGMENTS, KSTAT_INFRASTRUCTURE,
+        KSTAT_UNEXPECTED,
+    },
+    packet,
+    stats::{Direction, slot_of, slot_of_error},
+};
 
-use crate::frame::Frame;
+use crate::{
+    flows::{CopyHeaders, Sighting},
+    frame::Frame,
+    maps::PC_CONFIG,
+    policy::KernelPolicy,
+};
 
 #[xdp]
 pub fn pc_ingress(ctx: XdpContext) -> u32 {
     let frame = Frame::new(ctx.data(), ctx.data_end());
-    stats::count(
+    let len = frame.len() as u64;
+    observe(
+        &XdpHeaders(&ctx),
         &frame,
         ctx.ingress_ifindex() as u32,
         Direction::Ingress,
-        frame.len() as u64,
+        len,
     );
     xdp_action::XDP_PASS
 }
@@ -40,13 +63,93 @@ pub fn pc_egress(ctx: TcContext) -> i32 {
         let _ = ctx.pull_data(want as u32);
     }
     let frame = Frame::new(ctx.data(), ctx.data_end());
-    stats::count(
+    observe(
+        &TcHeaders(&ctx),
         &frame,
         skb_ifindex(&ctx),
         Direction::Egress,
-        ctx.len() as u64,
+        u64::from(ctx.len()),
     );
     TC_ACT_OK
+}
+
+/// Counts the packet, and when a policy is loaded classifies it: allowed
+/// traffic only bumps its rule's counter; unexpected traffic takes the
+/// flow-dedup path.
+#[inline(always)]
+fn observe<H: CopyHeaders, P: Packet>(
+    ctx: &H,
+    frame: &P,
+    ifindex: u32,
+    dir: Direction,
+    bytes: u64,
+) {
+    let parsed = match packet::parse_ethernet(frame) {
+        Ok(parsed) => parsed,
+        Err(err) => {
+            stats::count_traffic(ifindex, dir, slot_of_error(err), bytes);
+            return;
+        }
+    };
+    stats::count_traffic(ifindex, dir, slot_of(&parsed), bytes);
+    if PC_CONFIG.get(0).is_none_or(|c| c & CONFIG_CLASSIFY == 0) {
+        return;
+    }
+    match classify::classify(&KernelPolicy, &parsed, dir) {
+        Verdict::Allowed { rule, .. } => {
+            stats::count_kstat(KSTAT_ALLOWED);
+            stats::count_rule(rule, bytes);
+        }
+        Verdict::Infrastructure => stats::count_kstat(KSTAT_INFRASTRUCTURE),
+        Verdict::Fragment => stats::count_kstat(KSTAT_FRAGMENTS),
+        Verdict::Unexpected {
+            reason,
+            nearest_rule,
+            conn,
+        } => {
+            stats::count_kstat(KSTAT_UNEXPECTED);
+            let sighting = Sighting {
+                parsed: &parsed,
+                conn,
+                reason,
+                nearest_rule,
+                ifindex,
+                dir,
+                bytes,
+            };
+            flows::unexpected(ctx, &sighting);
+        }
+    }
+}
+
+struct XdpHeaders<'a>(&'a XdpContext);
+
+impl CopyHeaders for XdpHeaders<'_> {
+    #[inline(always)]
+    fn copy_headers(&self, dst: &mut [u8; EVENT_HEADER_BYTES]) -> usize {
+        let Some(len) = frame::copy_len(self.0.data_end().saturating_sub(self.0.data())) else {
+            return 0;
+        };
+        // SAFETY: `dst` holds EVENT_HEADER_BYTES ≥ len bytes; the helper
+        // bounds-checks the packet side.
+        let ret = unsafe { bpf_xdp_load_bytes(self.0.ctx, 0, dst.as_mut_ptr().cast(), len) };
+        if ret == 0 { len as usize } else { 0 }
+    }
+}
+
+struct TcHeaders<'a>(&'a TcContext);
+
+impl CopyHeaders for TcHeaders<'_> {
+    #[inline(always)]
+    fn copy_headers(&self, dst: &mut [u8; EVENT_HEADER_BYTES]) -> usize {
+        let Some(len) = frame::copy_len(self.0.len() as usize) else {
+            return 0;
+        };
+        // SAFETY: as above, with the skb helper.
+        let ret =
+            unsafe { bpf_skb_load_bytes(self.0.skb.skb.cast(), 0, dst.as_mut_ptr().cast(), len) };
+        if ret == 0 { len as usize } else { 0 }
+    }
 }
 
 /// A bare XDP_PASS: the baseline the benchmarks divide by.
@@ -61,6 +164,13 @@ pub fn pc_tc_pass(_ctx: TcContext) -> i32 {
     TC_ACT_OK
 }
 
+/// The egress device's index (aya-ebpf has no accessor for it).
+#[inline(always)]
+fn skb_ifindex(ctx: &TcContext) -> u32 {
+    // SAFETY: `skb` is the context pointer the kernel handed this program.
+    unsafe { (*ctx.skb.skb).ifindex }
+}
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
@@ -70,10 +180,3 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
 #[unsafe(link_section = "license")]
 #[unsafe(no_mangle)]
 static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
-
-/// The egress device's index (aya-ebpf has no accessor for it).
-#[inline(always)]
-fn skb_ifindex(ctx: &TcContext) -> u32 {
-    // SAFETY: `skb` is the context pointer the kernel handed this program.
-    unsafe { (*ctx.skb.skb).ifindex }
-}

@@ -2,15 +2,55 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use monitor_common::{
+    flow::{FlowKey, FlowState, KSTATS, MAX_FLOWS, RING_BYTES},
     maps::Counter,
+    policy::{
+        MAX_HOSTS, MAX_NETS, MAX_RULES, MAX_RULESETS, Net4, Net6, PORT_TABLE_ENTRIES, RuleSet,
+    },
     stats::{IFINDEX_LIMIT, STATS_ENTRIES},
 };
+
+/// BPF_F_NO_PREALLOC: LPM tries require it.
+const NO_PREALLOC: u32 = 1;
 
 #[map(name = "PC_STATS")]
 pub static PC_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(STATS_ENTRIES, 0);
 
 #[map(name = "PC_IFSLOT")]
 pub static PC_IFSLOT: Array<u32> = Array::with_max_entries(IFINDEX_LIMIT, 0);
+
+#[map(name = "PC_CONFIG")]
+pub static PC_CONFIG: Array<u32> = Array::with_max_entries(1, 0);
+
+#[map(name = "PC_PORTCLASS")]
+pub static PC_PORTCLASS: Array<u16> = Array::with_max_entries(PORT_TABLE_ENTRIES, 0);
+
+#[map(name = "PC_RULESETS")]
+pub static PC_RULESETS: Array<RuleSet> = Array::with_max_entries(MAX_RULESETS, 0);
+
+#[map(name = "PC_HOST4")]
+pub static PC_HOST4: HashMap<Net4, u64> = HashMap::with_max_entries(MAX_HOSTS, 0);
+
+#[map(name = "PC_HOST6")]
+pub static PC_HOST6: HashMap<Net6, u64> = HashMap::with_max_entries(MAX_HOSTS, 0);
+
+#[map(name = "PC_NET4")]
+pub static PC_NET4: LpmTrie<Net4, u64> = LpmTrie::with_max_entries(MAX_NETS, NO_PREALLOC);
+
+#[map(name = "PC_NET6")]
+pub static PC_NET6: LpmTrie<Net6, u64> = LpmTrie::with_max_entries(MAX_NETS, NO_PREALLOC);
+
+#[map(name = "PC_RULESTATS")]
+pub static PC_RULESTATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(MAX_RULES, 0);
+
+#[map(name = "PC_FLOWS")]
+pub static PC_FLOWS: LruHashMap<FlowKey, FlowState> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
+
+#[map(name = "PC_EVENTS")]
+pub static PC_EVENTS: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);
+
+#[map(name = "PC_KSTATS")]
+pub static PC_KSTATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(KSTATS, 0);

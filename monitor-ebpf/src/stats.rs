@@ -2,20 +2,36 @@
 //! counter bump. No hash maps, no locks.
 
 use monitor_common::{
-    Packet, packet,
-    stats::{Direction, IFINDEX_LIMIT, MAX_IFACES, slot_of, slot_of_error, stats_index},
+    maps::Counter,
+    stats::{Direction, IFINDEX_LIMIT, MAX_IFACES, stats_index},
 };
 
-use crate::maps::{PC_IFSLOT, PC_STATS};
+use crate::maps::{PC_IFSLOT, PC_KSTATS, PC_RULESTATS, PC_STATS};
 
 #[inline(always)]
-pub fn count<P: Packet>(frame: &P, ifindex: u32, dir: Direction, bytes: u64) {
-    let slot = match packet::parse_ethernet(frame) {
-        Ok(parsed) => slot_of(&parsed),
-        Err(err) => slot_of_error(err),
-    };
-    let iface = iface_slot(ifindex);
-    if let Some(counter) = PC_STATS.get_ptr_mut(stats_index(iface, dir, slot)) {
+pub fn count_traffic(ifindex: u32, dir: Direction, slot: u32, bytes: u64) {
+    bump(
+        PC_STATS.get_ptr_mut(stats_index(iface_slot(ifindex), dir, slot)),
+        bytes,
+    );
+}
+
+#[inline(always)]
+pub fn count_rule(rule: u16, bytes: u64) {
+    bump(PC_RULESTATS.get_ptr_mut(u32::from(rule)), bytes);
+}
+
+#[inline(always)]
+pub fn count_kstat(index: u32) {
+    if let Some(v) = PC_KSTATS.get_ptr_mut(index) {
+        // SAFETY: per-CPU value, only this CPU writes it while we run.
+        unsafe { *v += 1 };
+    }
+}
+
+#[inline(always)]
+fn bump(counter: Option<*mut Counter>, bytes: u64) {
+    if let Some(counter) = counter {
         // SAFETY: per-CPU value, only this CPU writes it while we run.
         unsafe {
             (*counter).packets += 1;

@@ -1,0 +1,287 @@
+//! The per-packet decision: is this packet part of a connection the policy
+//! allows? Pure logic over a [`PolicyLookup`], so the XDP/TC programs and
+//! replay call the same function.
+
+use crate::{
+    packet::{
+        Family, Fragment, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Parsed, TCP_ACK,
+        TCP_SYN,
+    },
+    policy::{
+        CONN_INBOUND, CONN_OUTBOUND, L4_ICMP, L4_ICMPV6, L4_TCP, L4_UDP, NO_RULE, RULE_REQUIRED,
+        RuleSet, port_index,
+    },
+    stats::Direction,
+};
+
+/// Read access to the policy maps.
+pub trait PolicyLookup {
+    /// `PC_PORTCLASS[index]`: rule-set id, 0 for none.
+    fn port_class(&self, index: u32) -> u16;
+    /// `PC_RULESETS[id]`.
+    fn rule_set(&self, id: u16) -> Option<&RuleSet>;
+    /// Role mask of a peer address (IPv4 in the first 4 bytes).
+    fn peer_roles(&self, family: Family, addr: &[u8; 16]) -> u64;
+}
+
+/// Why a packet is unexpected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Reason {
+    /// No rule covers this port in this direction.
+    NoRule = 1,
+    /// Rules cover the port, but not for this peer.
+    PeerNotAllowed = 2,
+}
+
+/// The classifier's answer for one packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// A connection opened in the direction a rule allows (or its reply).
+    Allowed {
+        rule: u16,
+        required: bool,
+        reply: bool,
+    },
+    /// Network plumbing the documents never list (ND, MLD, ICMP errors):
+    /// passed without judgement; blocked-flow tracking reads ICMP errors.
+    Infrastructure,
+    /// Later IP fragments carry no ports; counted, not judged.
+    Fragment,
+    /// Outside the policy. `conn` is the connection as we understand it.
+    Unexpected {
+        reason: Reason,
+        nearest_rule: u16,
+        conn: Conn,
+    },
+}
+
+/// A connection in its initiator → responder orientation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conn {
+    /// [`CONN_INBOUND`] (opened by the peer) or [`CONN_OUTBOUND`].
+    pub direction: u32,
+    /// The responder's port (the service), or the ICMP request type.
+    pub service_port: u16,
+    /// Whether this packet travels initiator → responder.
+    pub forward: bool,
+}
+
+/// The side of a packet's addresses that is the peer, given its direction.
+#[inline(always)]
+pub fn peer_addr(parsed: &Parsed, dir: Direction) -> &[u8; 16] {
+    match dir {
+        Direction::Ingress => &parsed.src,
+        Direction::Egress => &parsed.dst,
+    }
+}
+
+/// The connection direction of a packet that travels initiator → responder.
+#[inline(always)]
+const fn forward_conn_dir(dir: Direction) -> u32 {
+    match dir {
+        Direction::Ingress => CONN_INBOUND,
+        Direction::Egress => CONN_OUTBOUND,
+    }
+}
+
+#[inline(always)]
+const fn reverse(conn_dir: u32) -> u32 {
+    if conn_dir == CONN_INBOUND {
+        CONN_OUTBOUND
+    } else {
+        CONN_INBOUND
+    }
+}
+
+/// Result of looking one (direction, class, port) up for a peer.
+enum Match {
+    None,
+    Peer { nearest: u16 },
+    Allowed { rule: u16, required: bool },
+}
+
+#[inline(always)]
+fn match_port<L: PolicyLookup + ?Sized>(
+    policy: &L,
+    conn_dir: u32,
+    l4: u32,
+    port: u16,
+    roles: u64,
+) -> Match {
+    let id = policy.port_class(port_index(conn_dir, l4, port));
+    if id == 0 {
+        return Match::None;
+    }
+    let Some(set) = policy.rule_set(id) else {
+        return Match::None;
+    };
+    let mut nearest = NO_RULE;
+    let mut i = 0;
+    while i < set.rules.len() {
+        if (i as u32) >= set.len {
+            break;
+        }
+        let r = set.rules[i];
+        if nearest == NO_RULE {
+            nearest = r.rule;
+        }
+        if r.peer_roles & roles != 0 {
+            return Match::Allowed {
+                rule: r.rule,
+                required: r.flags & RULE_REQUIRED != 0,
+            };
+        }
+        i += 1;
+    }
+    Match::Peer { nearest }
+}
+
+/// Classifies one parsed packet seen in `dir`.
+#[inline(always)]
+pub fn classify<L: PolicyLookup + ?Sized>(policy: &L, parsed: &Parsed, dir: Direction) -> Verdict {
+    if parsed.fragment == Fragment::Later {
+        return Verdict::Fragment;
+    }
+    let fwd_dir = forward_conn_dir(dir);
+    match parsed.proto {
+        IPPROTO_TCP | IPPROTO_UDP => {
+            let l4 = if parsed.proto == IPPROTO_TCP {
+                L4_TCP
+            } else {
+                L4_UDP
+            };
+            let roles = policy.peer_roles(parsed.family, peer_addr(parsed, dir));
+            let syn = parsed.proto == IPPROTO_TCP && parsed.tcp_flags & TCP_SYN != 0;
+            let ack = parsed.tcp_flags & TCP_ACK != 0;
+            // A SYN opens a connection to dport; a SYN-ACK answers one on sport;
+            // anything else may be either, so try the request reading first.
+            let try_forward = !(syn && ack);
+            let try_reply = !(syn && !ack);
+            // Set when a rule covers the port but not this peer: (nearest
+            // rule, whether it was the request reading).
+            let mut mismatch: Option<(u16, bool)> = None;
+            if try_forward {
+                match match_port(policy, fwd_dir, l4, parsed.dport, roles) {
+                    Match::Allowed { rule, required } => {
+                        return Verdict::Allowed {
+                            rule,
+                            required,
+                            reply: false,
+                        };
+                    }
+                    Match::Peer { nearest } => mismatch = Some((nearest, true)),
+                    Match::None => {}
+                }
+            }
+            if try_reply {
+                match match_port(policy, reverse(fwd_dir), l4, parsed.sport, roles) {
+                    Match::Allowed { rule, required } => {
+                        return Verdict::Allowed {
+                            rule,
+                            required,
+                            reply: true,
+                        };
+                    }
+                    Match::Peer { nearest } if mismatch.is_none() => {
+                        mismatch = Some((nearest, false));
+                    }
+                    _ => {}
+                }
+            }
+            // Which end is the service: the SYN says so; else the port a rule
+            // names; else the lower port (services listen low, clients pick
+            // high ephemeral ports).
+            let forward = if syn {
+                !ack
+            } else if let Some((_, forward)) = mismatch {
+                forward
+            } else {
+                parsed.dport <= parsed.sport
+            };
+            let conn = if forward {
+                Conn {
+                    direction: fwd_dir,
+                    service_port: parsed.dport,
+                    forward: true,
+                }
+            } else {
+                Conn {
+                    direction: reverse(fwd_dir),
+                    service_port: parsed.sport,
+                    forward: false,
+                }
+            };
+            let (reason, nearest) = match mismatch {
+                Some((nearest, _)) => (Reason::PeerNotAllowed, nearest),
+                None => (Reason::NoRule, NO_RULE),
+            };
+            Verdict::Unexpected {
+                reason,
+                nearest_rule: nearest,
+                conn,
+            }
+        }
+        IPPROTO_ICMP | IPPROTO_ICMPV6 => classify_icmp(policy, parsed, dir),
+        _ => {
+            // Other protocols (GRE, ESP, SCTP...) have no rule class yet: any
+            // of them is unexpected, keyed by protocol alone.
+            let conn = Conn {
+                direction: fwd_dir,
+                service_port: 0,
+                forward: true,
+            };
+            Verdict::Unexpected {
+                reason: Reason::NoRule,
+                nearest_rule: NO_RULE,
+                conn,
+            }
+        }
+    }
+}
+
+/// ICMP echo requests are judged like connections (the "port" is the
+/// request type); replies follow their request; errors and neighbour
+/// discovery are infrastructure.
+#[inline(always)]
+fn classify_icmp<L: PolicyLookup + ?Sized>(policy: &L, parsed: &Parsed, dir: Direction) -> Verdict {
+    let v6 = parsed.proto == IPPROTO_ICMPV6;
+    let l4 = if v6 { L4_ICMPV6 } else { L4_ICMP };
+    let icmp_type = parsed.sport as u8;
+    // (request type, is this the reply) for request/reply pairs.
+    let (request, reply) = match (v6, icmp_type) {
+        (false, 8) => (8u8, false),
+        (false, 0) => (8, true),
+        (false, 13) => (13, false),
+        (false, 14) => (13, true),
+        (true, 128) => (128, false),
+        (true, 129) => (128, true),
+        _ => return Verdict::Infrastructure,
+    };
+    let fwd_dir = forward_conn_dir(dir);
+    let conn_dir = if reply { reverse(fwd_dir) } else { fwd_dir };
+    let roles = policy.peer_roles(parsed.family, peer_addr(parsed, dir));
+    match match_port(policy, conn_dir, l4, request as u16, roles) {
+        Match::Allowed { rule, required } => Verdict::Allowed {
+            rule,
+            required,
+            reply,
+        },
+        m => {
+            let (reason, nearest_rule) = match m {
+                Match::Peer { nearest } => (Reason::PeerNotAllowed, nearest),
+                _ => (Reason::NoRule, NO_RULE),
+            };
+            let conn = Conn {
+                direction: conn_dir,
+                service_port: request as u16,
+                forward: !reply,
+            };
+            Verdict::Unexpected {
+                reason,
+                nearest_rule,
+                conn,
+            }
+        }
+    }
+}

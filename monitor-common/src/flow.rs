@@ -1,0 +1,133 @@
+//! Unexpected flows: the LRU key and state the kernel deduplicates on, and
+//! the ring-buffer record of a first sighting.
+
+use crate::{
+    classify::{Conn, Reason},
+    packet::Parsed,
+};
+
+/// Bytes of each offending packet's headers carried in its event.
+pub const EVENT_HEADER_BYTES: usize = 128;
+/// Flows the dedup LRU holds.
+pub const MAX_FLOWS: u32 = 65536;
+/// Ring buffer size (a power of two, page multiple).
+pub const RING_BYTES: u32 = 1 << 22;
+
+/// One unexpected "flow" as users think of it: this initiator reaching this
+/// service. The initiator's ephemeral port is left out on purpose, so a
+/// client reconnecting (or a flood with random source ports) stays one flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub struct FlowKey {
+    pub initiator: [u8; 16],
+    pub responder: [u8; 16],
+    pub service_port: u16,
+    pub proto: u8,
+    pub family: u8,
+    /// CONN_INBOUND or CONN_OUTBOUND.
+    pub direction: u8,
+    pub _pad: [u8; 3],
+}
+
+impl FlowKey {
+    #[inline(always)]
+    pub fn new(parsed: &Parsed, conn: &Conn) -> Self {
+        let (initiator, responder) = if conn.forward {
+            (parsed.src, parsed.dst)
+        } else {
+            (parsed.dst, parsed.src)
+        };
+        Self {
+            initiator,
+            responder,
+            service_port: conn.service_port,
+            proto: parsed.proto,
+            family: parsed.family as u8,
+            direction: conn.direction as u8,
+            _pad: [0; 3],
+        }
+    }
+}
+
+/// Counters of an unexpected flow, updated atomically by every CPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct FlowState {
+    pub first_seen_ns: u64,
+    pub last_seen_ns: u64,
+    /// Packets initiator → responder.
+    pub packets: u64,
+    pub bytes: u64,
+    /// Packets responder → initiator.
+    pub reply_packets: u64,
+    pub ifindex: u32,
+    pub nearest_rule: u16,
+    pub reason: u8,
+    pub _pad: u8,
+}
+
+/// Indexes of the kernel's event counters (`PC_KSTATS`, per CPU): what the
+/// classifier did with packets beyond the traffic counters, and every way an
+/// event could be lost, so nothing is lost silently.
+pub const KSTAT_ALLOWED: u32 = 0;
+pub const KSTAT_UNEXPECTED: u32 = 1;
+pub const KSTAT_NEW_FLOWS: u32 = 2;
+pub const KSTAT_RINGBUF_FULL: u32 = 3;
+pub const KSTAT_FLOW_INSERT_FAILED: u32 = 4;
+pub const KSTAT_FRAGMENTS: u32 = 5;
+pub const KSTAT_INFRASTRUCTURE: u32 = 6;
+pub const KSTATS: u32 = 8;
+
+/// `PC_CONFIG[0]` bits.
+pub const CONFIG_CLASSIFY: u32 = 1;
+
+/// Event kinds, stable numbers (userspace and files depend on them).
+pub const EVENT_UNEXPECTED: u8 = 1;
+
+/// First sighting of an unexpected flow, sent through the ring buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct FlowEvent {
+    /// bpf_ktime_get_ns (CLOCK_MONOTONIC) of the packet.
+    pub ts_ns: u64,
+    pub key: FlowKey,
+    pub ifindex: u32,
+    /// Length of the whole packet, and how much of it is in `header`.
+    pub packet_len: u32,
+    pub captured: u16,
+    pub kind: u8,
+    pub reason: u8,
+    /// Direction of this packet: 0 ingress, 1 egress.
+    pub packet_direction: u8,
+    pub tcp_flags: u8,
+    pub nearest_rule: u16,
+    /// The packet's own ports (the initiator's port is here, not in the key).
+    pub sport: u16,
+    pub dport: u16,
+    pub _pad: [u8; 4],
+    pub header: [u8; EVENT_HEADER_BYTES],
+}
+
+impl FlowState {
+    pub const fn reason(&self) -> Option<Reason> {
+        match self.reason {
+            1 => Some(Reason::NoRule),
+            2 => Some(Reason::PeerNotAllowed),
+            _ => None,
+        }
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<FlowKey>() == 40);
+const _: () = assert!(core::mem::size_of::<FlowState>() == 48);
+const _: () = assert!(core::mem::size_of::<FlowEvent>() == 72 + EVENT_HEADER_BYTES);
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: repr(C), explicit padding, plain integers and byte arrays.
+    unsafe impl aya::Pod for super::FlowKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::FlowState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::FlowEvent {}
+}

@@ -1,0 +1,87 @@
+//! The compiled policy as the kernel sees it. Userspace (the map builder)
+//! fills these maps; the classifier reads them through [`PolicyLookup`] so
+//! the kernel and offline replay share one decision procedure.
+//!
+//! Layout, chosen so allowed traffic costs array lookups:
+//! - `PC_PORTCLASS`: array, index [`port_index`] (direction of the
+//!   connection, L4 class, destination port) → rule-set id (0 = no rule).
+//! - `PC_RULESETS`: array, rule-set id → [`RuleSet`]: up to
+//!   [`RULESET_WIDTH`] (peer-role mask, rule) pairs sharing those ports.
+//! - `PC_HOST4/6`: hash, exact peer address → role mask; `PC_NET4/6`: LPM
+//!   trie, prefix → role mask. The builder folds every enclosing prefix's
+//!   roles into each entry, so one hit gives the whole role set.
+
+/// Roles are bits of a u64.
+pub const MAX_ROLES: usize = 64;
+/// Rules the per-rule counters and events can name.
+pub const MAX_RULES: u32 = 1024;
+/// "No rule" in events and rule references.
+pub const NO_RULE: u16 = u16::MAX;
+/// Distinct sets of rules sharing a port.
+pub const MAX_RULESETS: u32 = 4096;
+/// Rules that may share one (direction, protocol, port).
+pub const RULESET_WIDTH: usize = 8;
+pub const MAX_HOSTS: u32 = 16384;
+pub const MAX_NETS: u32 = 16384;
+
+/// L4 classes with a port (or ICMP type) dimension in the port table.
+pub const L4_TCP: u32 = 0;
+pub const L4_UDP: u32 = 1;
+/// ICMP/ICMPv6: the "port" is the message type of the request (echo...).
+pub const L4_ICMP: u32 = 2;
+pub const L4_ICMPV6: u32 = 3;
+pub const L4_CLASSES: u32 = 4;
+pub const PORT_TABLE_ENTRIES: u32 = 2 * L4_CLASSES * 65536;
+
+/// Direction of a *connection* relative to the monitored host: opened by a
+/// peer (inbound) or by the host (outbound).
+pub const CONN_INBOUND: u32 = 0;
+pub const CONN_OUTBOUND: u32 = 1;
+
+/// Index into `PC_PORTCLASS`.
+#[inline(always)]
+pub const fn port_index(conn_dir: u32, l4: u32, port: u16) -> u32 {
+    ((conn_dir * L4_CLASSES + l4) << 16) | port as u32
+}
+
+/// A rule on a port: which peers may use it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct RuleRef {
+    /// Peer roles this rule admits; [`ANY_PEER`] admits every address.
+    pub peer_roles: u64,
+    /// Index of the rule in the compiled policy (per-rule counters, events).
+    pub rule: u16,
+    /// [`RULE_REQUIRED`] and friends.
+    pub flags: u16,
+    pub _pad: u32,
+}
+
+/// A rule whose flows must work (required = yes, or an enabled condition).
+pub const RULE_REQUIRED: u16 = 1;
+/// A peer-role mask that matches every peer (rules with no peer restriction).
+pub const ANY_PEER: u64 = u64::MAX;
+
+/// Rules sharing one (direction, L4 class, port).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct RuleSet {
+    pub len: u32,
+    pub _pad: u32,
+    pub rules: [RuleRef; RULESET_WIDTH],
+}
+
+const _: () = assert!(core::mem::size_of::<RuleRef>() == 16);
+const _: () = assert!(core::mem::size_of::<RuleSet>() == 8 + 16 * RULESET_WIDTH);
+
+/// LPM trie key data for IPv4 / IPv6 peers (the prefix length is aya's).
+pub type Net4 = [u8; 4];
+pub type Net6 = [u8; 16];
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: repr(C), explicit padding, plain integers.
+    unsafe impl aya::Pod for super::RuleRef {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::RuleSet {}
+}

@@ -1,0 +1,119 @@
+//! The rare path: unexpected packets. Each flow is deduplicated in an LRU
+//! keyed by (initiator, responder, service); only its first sighting goes to
+//! userspace through the ring buffer, with the packet's headers.
+
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
+
+use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_ns};
+use monitor_common::{
+    classify::{Conn, Reason},
+    flow::{
+        EVENT_HEADER_BYTES, EVENT_UNEXPECTED, FlowEvent, FlowKey, FlowState,
+        KSTAT_FLOW_INSERT_FAILED, KSTAT_NEW_FLOWS, KSTAT_RINGBUF_FULL,
+    },
+    packet::Parsed,
+    stats::Direction,
+};
+
+use crate::{
+    maps::{PC_EVENTS, PC_FLOWS},
+    stats::count_kstat,
+};
+
+/// Copies the first bytes of the packet being processed.
+pub trait CopyHeaders {
+    /// Writes up to `dst.len()` bytes from the packet's start; returns how many.
+    fn copy_headers(&self, dst: &mut [u8; EVENT_HEADER_BYTES]) -> usize;
+}
+
+pub struct Sighting<'a> {
+    pub parsed: &'a Parsed,
+    pub conn: Conn,
+    pub reason: Reason,
+    pub nearest_rule: u16,
+    pub ifindex: u32,
+    pub dir: Direction,
+    pub bytes: u64,
+}
+
+#[inline(always)]
+pub fn unexpected<H: CopyHeaders>(ctx: &H, s: &Sighting) {
+    let key = FlowKey::new(s.parsed, &s.conn);
+    let now = unsafe { bpf_ktime_get_ns() };
+    if let Some(state) = PC_FLOWS.get_ptr_mut(&key) {
+        add(state, s.conn.forward, s.bytes, now);
+        return;
+    }
+    let state = FlowState {
+        first_seen_ns: now,
+        last_seen_ns: now,
+        packets: u64::from(s.conn.forward),
+        bytes: if s.conn.forward { s.bytes } else { 0 },
+        reply_packets: u64::from(!s.conn.forward),
+        ifindex: s.ifindex,
+        nearest_rule: s.nearest_rule,
+        reason: s.reason as u8,
+        _pad: 0,
+    };
+    if PC_FLOWS
+        .insert(&key, &state, u64::from(BPF_NOEXIST))
+        .is_ok()
+    {
+        count_kstat(KSTAT_NEW_FLOWS);
+    } else if let Some(existing) = PC_FLOWS.get_ptr_mut(&key) {
+        // Another CPU inserted it first: it sends the event.
+        add(existing, s.conn.forward, s.bytes, now);
+        return;
+    } else {
+        // Not tracked, so later packets will report it again: better a
+        // duplicate event than a lost one.
+        count_kstat(KSTAT_FLOW_INSERT_FAILED);
+    }
+    emit(ctx, s, &key, now);
+}
+
+#[inline(always)]
+fn add(state: *mut FlowState, forward: bool, bytes: u64, now: u64) {
+    // SAFETY: `state` points into the LRU map value; several CPUs may update
+    // it at once, so counters use atomic adds.
+    unsafe {
+        if forward {
+            atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*state).packets, 1);
+            atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*state).bytes, bytes);
+        } else {
+            atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(
+                &raw mut (*state).reply_packets,
+                1,
+            );
+        }
+        (*state).last_seen_ns = now;
+    }
+}
+
+#[inline(always)]
+fn emit<H: CopyHeaders>(ctx: &H, s: &Sighting, key: &FlowKey, now: u64) {
+    let Some(mut entry) = PC_EVENTS.reserve::<FlowEvent>(0) else {
+        count_kstat(KSTAT_RINGBUF_FULL);
+        return;
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: `ev` points to a reserved, exclusively owned ring-buffer record.
+    unsafe {
+        (*ev).ts_ns = now;
+        (*ev).key = *key;
+        (*ev).ifindex = s.ifindex;
+        (*ev).packet_len = s.bytes as u32;
+        (*ev).kind = EVENT_UNEXPECTED;
+        (*ev).reason = s.reason as u8;
+        (*ev).packet_direction = s.dir as u8;
+        (*ev).tcp_flags = s.parsed.tcp_flags;
+        (*ev).nearest_rule = s.nearest_rule;
+        (*ev).sport = s.parsed.sport;
+        (*ev).dport = s.parsed.dport;
+        (*ev)._pad = [0; 4];
+        let header = &mut (*ev).header;
+        let n = ctx.copy_headers(header);
+        (*ev).captured = n as u16;
+    }
+    entry.submit(0);
+}
