@@ -29,6 +29,8 @@ pub struct PortGroup {
 enum Tok {
     Num(u64),
     Dash,
+    /// `20000+`: from that port up.
+    Plus,
     And,
     Slash,
     Or,
@@ -52,6 +54,8 @@ pub fn parse(cell: &str) -> Result<PortCell, String> {
             cell.len()
         ));
     }
+    let (cell, comments) = strip_comments(cell);
+    let cell = cell.as_str();
     let toks = lex(cell)?;
     if let [Tok::Word(w)] = toks.as_slice() {
         if is_icmp(w) {
@@ -69,6 +73,7 @@ pub fn parse(cell: &str) -> Result<PortCell, String> {
         pos: 0,
         protos: Vec::new(),
         slash_seen: false,
+        open_ended: false,
         depth: 0,
     };
     let items = parser.seq()?;
@@ -94,7 +99,13 @@ pub fn parse(cell: &str) -> Result<PortCell, String> {
             }),
         }
     }
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = comments
+        .iter()
+        .map(|c| format!("({c}) in the port cell is a comment: ignored"))
+        .collect();
+    if parser.open_ended {
+        notes.push(format!("ports {cell:?}: 'N+' read as N-65535"));
+    }
     if parser.slash_seen {
         notes.push(format!(
             "ports {cell:?}: '/' read as 'and' (every port listed is needed)"
@@ -114,6 +125,28 @@ pub fn parse(cell: &str) -> Result<PortCell, String> {
         protos: parser.protos,
         notes,
     })
+}
+
+/// Splits off parenthesised words that name no port (`443 (HTTPS)`).
+fn strip_comments(cell: &str) -> (String, Vec<String>) {
+    let mut out = String::with_capacity(cell.len());
+    let mut comments = Vec::new();
+    let mut rest = cell;
+    while let Some(open) = rest.find('(') {
+        let Some(close) = rest[open..].find(')').map(|c| open + c) else {
+            break;
+        };
+        let inner = &rest[open + 1..close];
+        out.push_str(&rest[..open]);
+        if inner.chars().any(|c| c.is_ascii_digit()) || inner.trim().is_empty() {
+            out.push_str(&rest[open..=close]);
+        } else {
+            comments.push(inner.trim().to_string());
+        }
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    (out.trim().to_string(), comments)
 }
 
 fn is_icmp(word: &str) -> bool {
@@ -154,7 +187,15 @@ fn lex(cell: &str) -> Result<Vec<Tok>, String> {
                 toks.push(Tok::Dash);
                 chars.next();
             }
-            ',' | ';' | '&' | '+' => {
+            '+' => {
+                chars.next();
+                let open_ended = matches!(toks.last(), Some(Tok::Num(_)))
+                    && chars
+                        .peek()
+                        .is_none_or(|&(_, n)| n.is_whitespace() || matches!(n, ',' | ';' | ')'));
+                toks.push(if open_ended { Tok::Plus } else { Tok::And });
+            }
+            ',' | ';' | '&' => {
                 toks.push(Tok::And);
                 chars.next();
             }
@@ -208,6 +249,7 @@ struct Parser<'t> {
     pos: usize,
     protos: Vec<Proto>,
     slash_seen: bool,
+    open_ended: bool,
     depth: usize,
 }
 
@@ -285,6 +327,11 @@ impl Parser<'_> {
             Some(Tok::Num(lo)) => {
                 self.pos += 1;
                 let lo = port(lo)?;
+                if self.peek() == Some(&Tok::Plus) {
+                    self.pos += 1;
+                    self.open_ended = true;
+                    return Ok(Item::All(vec![PortRange { lo, hi: u16::MAX }]));
+                }
                 if self.peek() == Some(&Tok::Dash) {
                     self.pos += 1;
                     let Some(Tok::Num(hi)) = self.peek().cloned() else {
@@ -371,6 +418,12 @@ mod tests {
             vec![(vec![r(80, 80), r(443, 443)], false)]
         );
         assert_eq!(groups("9300–9400"), vec![(vec![r(9300, 9400)], false)]);
+        assert_eq!(groups("443 (HTTPS)"), vec![(vec![r(443, 443)], false)]);
+        assert_eq!(groups("20000+"), vec![(vec![r(20000, 65535)], false)]);
+        assert_eq!(
+            groups("80+443"),
+            vec![(vec![r(80, 80), r(443, 443)], false)]
+        );
         let dns = parse("53/udp").unwrap();
         assert_eq!(dns.protos, vec![Proto::Udp]);
         assert!(parse("ICMP").unwrap().icmp);
