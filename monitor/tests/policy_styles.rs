@@ -90,3 +90,44 @@ fn html_page_with_tables_and_prose() {
     );
     assert_eq!(p.rules[2].service, "Telemetry");
 }
+
+#[test]
+fn release_change_reaches_a_table_in_a_subsection() {
+    let text = "\
+## Monitoring
+
+|Port|Protocol|Direction|Destination|
+|--|--|--|--|
+|8086|TCP|outbound|metrics.example.com|
+
+In version 2.0 and later port 8086 is no longer used; use the following instead.
+
+### New endpoint
+
+|Port|Protocol|Direction|Destination|
+|--|--|--|--|
+|443|TCP|outbound|metrics.example.com|
+
+## Other
+
+|Port|Protocol|Direction|Destination|
+|--|--|--|--|
+|8086|TCP|outbound|other.example.com|
+";
+    let doc =
+        monitor::policy::Document::from_bytes("sub.md".into(), text.as_bytes().to_vec()).unwrap();
+    let p = monitor::policy::compile(&[doc]).unwrap();
+    let r = |id: &str| p.rule(id).unwrap();
+    assert_eq!(r("sub-5").superseded_by.as_deref(), Some("sub-13"));
+    assert_eq!(
+        r("sub-13")
+            .since
+            .as_ref()
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("2.0")
+    );
+    // Later sections are not affected.
+    assert_eq!(r("sub-19").since, None);
+    assert_eq!(r("sub-19").until, None);
+}

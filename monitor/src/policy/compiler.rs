@@ -73,12 +73,13 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
     for block in document::parse(&doc.text) {
         match block {
             Block::Heading { level, text, line } => {
+                let next = section.next(level, line);
                 prose::finish_section(&mut ctx, &mut section, &headings);
                 while headings.last().is_some_and(|(l, _)| *l >= level) {
                     headings.pop();
                 }
                 headings.push((level, text));
-                section = SectionProse::starting_at(line);
+                section = next;
             }
             Block::Prose {
                 kind,

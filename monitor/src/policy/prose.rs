@@ -25,6 +25,8 @@ use super::{
 #[derive(Debug, Default)]
 pub struct SectionProse {
     start_line: u32,
+    /// Level of the heading that opened the section (0 before any).
+    level: u8,
     pub tables: usize,
     hosts: Vec<(u32, String)>,
     port: Option<(u32, u16)>,
@@ -40,9 +42,18 @@ struct PendingRelease {
 }
 
 impl SectionProse {
-    pub fn starting_at(line: u32) -> Self {
+    /// A new section under a heading of `level` at `line`. A release change
+    /// still waiting for its table carries into subsections of its section.
+    pub fn next(&mut self, level: u8, line: u32) -> Self {
+        let pending = if self.level > 0 && level > self.level {
+            self.pending.take()
+        } else {
+            None
+        };
         SectionProse {
             start_line: line,
+            level: if pending.is_some() { self.level } else { level },
+            pending,
             ..SectionProse::default()
         }
     }

@@ -57,8 +57,9 @@ pub fn assign(stated: Direction, sides: &Sides) -> Vec<Assignment> {
     }
     let s = sides.source.unwrap_or(&[]);
     let d = sides.destination.unwrap_or(&[]);
-    let s_nodes = s.iter().any(Endpoint::is_nodes);
-    let d_nodes = d.iter().any(Endpoint::is_nodes);
+    // A side the row leaves out is the monitored host itself.
+    let s_nodes = sides.source.is_none() || s.iter().any(Endpoint::is_nodes);
+    let d_nodes = sides.destination.is_none() || d.iter().any(Endpoint::is_nodes);
     let mut externals: Vec<&Endpoint> = Vec::new();
     for e in s.iter().chain(d).filter(|e| !e.is_nodes()) {
         if !externals.contains(&e) {
