@@ -2,7 +2,9 @@
 //! maps, and runs the daemon. `main.rs` is only the command line.
 
 pub mod daemon;
+pub mod events;
 pub mod loader;
 pub mod object;
 pub mod policy;
 pub mod stats;
+pub mod tables;

@@ -1,0 +1,11 @@
+//! Userspace sinks for classified traffic: the JSON-lines event log and the
+//! pcapng capture of offending packets. They are plain synchronous writers so
+//! that the daemon can drive them from whichever task drains its event queue.
+
+pub mod jsonl;
+pub mod pcapng;
+pub mod record;
+
+pub use jsonl::{JsonlError, JsonlWriter, Rotation};
+pub use pcapng::{CapturedPacket, PcapngError, PcapngWriter};
+pub use record::{Direction, EventKind, EventRecord, Proto, rfc3339};

@@ -1,0 +1,463 @@
+//! The enriched event record: the JSON-lines contract of DESIGN.md.
+//!
+//! Field names and their order are a contract that `report`, operators' `jq`
+//! scripts and log shippers rely on, so the struct mirrors the JSON exactly and
+//! the tests pin the serialized form.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// What happened. Lowercase in JSON because that is what consumers match on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// A flow that no rule allows.
+    Unexpected,
+    /// A required flow whose handshake was not answered or was refused.
+    Blocked,
+    /// A required flow that was blocked and has since succeeded.
+    Recovered,
+    /// A periodic or final refresh of a long-lived flow's counters.
+    Update,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Unexpected => "unexpected",
+            EventKind::Blocked => "blocked",
+            EventKind::Recovered => "recovered",
+            EventKind::Update => "update",
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Direction as seen from the monitored host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// L4 protocol. Protocols without a name of their own are written as their
+/// IANA number so that no packet becomes unrepresentable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Icmp,
+    Icmpv6,
+    Other(u8),
+}
+
+impl Proto {
+    /// Maps an IP protocol number; the named variants take precedence so that
+    /// `Other(6)` is never produced and equality stays meaningful.
+    pub fn from_number(n: u8) -> Proto {
+        match n {
+            6 => Proto::Tcp,
+            17 => Proto::Udp,
+            1 => Proto::Icmp,
+            58 => Proto::Icmpv6,
+            n => Proto::Other(n),
+        }
+    }
+
+    pub fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => 6,
+            Proto::Udp => 17,
+            Proto::Icmp => 1,
+            Proto::Icmpv6 => 58,
+            Proto::Other(n) => n,
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Proto::Tcp => f.write_str("tcp"),
+            Proto::Udp => f.write_str("udp"),
+            Proto::Icmp => f.write_str("icmp"),
+            Proto::Icmpv6 => f.write_str("icmpv6"),
+            Proto::Other(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// A protocol field that is neither a known name nor a number 0–255.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown protocol {0:?}: expected tcp, udp, icmp, icmpv6 or an IP protocol number 0-255")]
+pub struct ProtoParseError(String);
+
+impl FromStr for Proto {
+    type Err = ProtoParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Proto::Tcp),
+            "udp" => Ok(Proto::Udp),
+            "icmp" => Ok(Proto::Icmp),
+            "icmpv6" => Ok(Proto::Icmpv6),
+            other => other
+                .parse::<u8>()
+                .map(Proto::from_number)
+                .map_err(|_| ProtoParseError(s.to_owned())),
+        }
+    }
+}
+
+impl Serialize for Proto {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Proto {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The latest instant RFC 3339 with a four-digit year can express.
+const MAX_RFC3339_SECS: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+
+/// Formats a time as RFC 3339 UTC with nanoseconds.
+///
+/// Kernel timestamps converted from boot time can be garbage after a clock
+/// jump; humantime panics on times before 1970 or after 9999, so they are
+/// clamped to that range instead: a wrong-looking timestamp in a log is
+/// better than a daemon that dies on one.
+pub fn rfc3339(t: SystemTime) -> String {
+    let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let clamped = if since_epoch.as_secs() > MAX_RFC3339_SECS {
+        Duration::new(MAX_RFC3339_SECS, 999_999_999)
+    } else {
+        since_epoch
+    };
+    humantime::format_rfc3339_nanos(UNIX_EPOCH + clamped).to_string()
+}
+
+/// Serde adapter so that the record keeps `SystemTime`s (comparable, exact)
+/// while the JSON carries the contract's RFC 3339 strings.
+pub mod rfc3339_serde {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&rfc3339(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        humantime::parse_rfc3339(&s).map_err(|e| {
+            serde::de::Error::custom(format_args!("invalid RFC 3339 timestamp {s:?}: {e}"))
+        })
+    }
+}
+
+/// One event, one JSON object per line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    #[serde(with = "rfc3339_serde")]
+    pub ts: SystemTime,
+    pub kind: EventKind,
+    pub iface: String,
+    pub direction: Direction,
+    pub proto: Proto,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub count: u64,
+    #[serde(with = "rfc3339_serde")]
+    pub first_seen: SystemTime,
+    #[serde(with = "rfc3339_serde")]
+    pub last_seen: SystemTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Provenance of `rule` as `doc:line`, so a reader can open the document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_packets: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_roles: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl EventRecord {
+    /// A record with the mandatory fields; `count` starts at 1 and both
+    /// sightings at `ts`, which is what a first sighting is.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        kind: EventKind,
+        ts: SystemTime,
+        iface: impl Into<String>,
+        direction: Direction,
+        proto: Proto,
+        src: IpAddr,
+        sport: u16,
+        dst: IpAddr,
+        dport: u16,
+    ) -> Self {
+        EventRecord {
+            ts,
+            kind,
+            iface: iface.into(),
+            direction,
+            proto,
+            src,
+            dst,
+            sport,
+            dport,
+            count: 1,
+            first_seen: ts,
+            last_seen: ts,
+            rule: None,
+            source: None,
+            reason: None,
+            bytes: None,
+            reply_packets: None,
+            peer_roles: None,
+            note: None,
+        }
+    }
+
+    /// The record as one JSON object without the trailing newline.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
+    }
+}
+
+/// A port-less protocol (ICMP, others) shows as a bare address; IPv6 with a
+/// port gets brackets so the port cannot be mistaken for a hextet.
+struct Endpoint(IpAddr, Option<u16>);
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.0, self.1) {
+            (addr, None) => write!(f, "{addr}"),
+            (IpAddr::V4(a), Some(p)) => write!(f, "{a}:{p}"),
+            (IpAddr::V6(a), Some(p)) => write!(f, "[{a}]:{p}"),
+        }
+    }
+}
+
+/// The one-line description used for the console and pcapng comments, e.g.
+/// `unexpected tcp 198.51.100.7:40000 -> 192.0.2.1:2181 inbound on eth0 x3: 2181 is allowed, but only from nodes`.
+impl fmt::Display for EventRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ports = matches!(self.proto, Proto::Tcp | Proto::Udp);
+        let port = |p| if ports { Some(p) } else { None };
+        write!(
+            f,
+            "{} {} {} -> {} {} on {}",
+            self.kind,
+            self.proto,
+            Endpoint(self.src, port(self.sport)),
+            Endpoint(self.dst, port(self.dport)),
+            self.direction,
+            self.iface,
+        )?;
+        if self.count != 1 {
+            write!(f, " x{}", self.count)?;
+        }
+        if let Some(rule) = &self.rule {
+            write!(f, " rule {rule}")?;
+            if let Some(source) = &self.source {
+                write!(f, " ({source})")?;
+            }
+        }
+        if let Some(reason) = &self.reason {
+            write!(f, " reason {reason}")?;
+        }
+        if let Some(note) = &self.note {
+            write!(f, ": {note}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64, nanos: u32) -> SystemTime {
+        UNIX_EPOCH + Duration::new(secs, nanos)
+    }
+
+    fn sample() -> EventRecord {
+        let mut r = EventRecord::new(
+            EventKind::Unexpected,
+            at(1_795_365_758, 187_872_964),
+            "eth0",
+            Direction::Inbound,
+            Proto::Tcp,
+            "198.51.100.7".parse().unwrap(),
+            40000,
+            "192.0.2.1".parse().unwrap(),
+            2181,
+        );
+        r.first_seen = at(1_795_365_757, 5);
+        r.count = 3;
+        r
+    }
+
+    #[test]
+    fn rfc3339_has_nanoseconds_and_z() {
+        assert_eq!(
+            rfc3339(at(1_795_365_758, 187_872_964)),
+            "2026-11-22T16:42:38.187872964Z"
+        );
+        assert_eq!(rfc3339(at(0, 0)), "1970-01-01T00:00:00.000000000Z");
+    }
+
+    #[test]
+    fn rfc3339_clamps_instead_of_panicking() {
+        assert_eq!(
+            rfc3339(UNIX_EPOCH - Duration::from_secs(10)),
+            "1970-01-01T00:00:00.000000000Z"
+        );
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(400_000_000_000)),
+            "9999-12-31T23:59:59.999999999Z"
+        );
+    }
+
+    #[test]
+    fn minimal_record_has_exactly_the_contract_fields_in_order() {
+        let json = sample().to_json().unwrap();
+        assert_eq!(
+            json,
+            r#"{"ts":"2026-11-22T16:42:38.187872964Z","kind":"unexpected","iface":"eth0","direction":"inbound","proto":"tcp","src":"198.51.100.7","dst":"192.0.2.1","sport":40000,"dport":2181,"count":3,"first_seen":"2026-11-22T16:42:37.000000005Z","last_seen":"2026-11-22T16:42:38.187872964Z"}"#
+        );
+    }
+
+    #[test]
+    fn optional_fields_appear_when_set_and_round_trip() {
+        let mut r = sample();
+        r.kind = EventKind::Blocked;
+        r.direction = Direction::Outbound;
+        r.proto = Proto::Other(132);
+        r.src = "2001:db8::1".parse().unwrap();
+        r.dst = "2001:db8::2".parse().unwrap();
+        r.rule = Some("ts-zookeeper-2181".into());
+        r.source = Some("thoughtspot.md:42".into());
+        r.reason = Some("no-reply".into());
+        r.bytes = Some(1500);
+        r.reply_packets = Some(0);
+        r.peer_roles = Some(vec!["nodes".into(), "admin".into()]);
+        r.note = Some("2181 is allowed, but only from nodes".into());
+        let json = r.to_json().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["kind"], "blocked");
+        assert_eq!(v["direction"], "outbound");
+        assert_eq!(v["proto"], "132");
+        assert_eq!(v["src"], "2001:db8::1");
+        assert_eq!(v["rule"], "ts-zookeeper-2181");
+        assert_eq!(v["source"], "thoughtspot.md:42");
+        assert_eq!(v["reason"], "no-reply");
+        assert_eq!(v["bytes"], 1500);
+        assert_eq!(v["reply_packets"], 0);
+        assert_eq!(v["peer_roles"], serde_json::json!(["nodes", "admin"]));
+        assert_eq!(v["note"], "2181 is allowed, but only from nodes");
+        let back: EventRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn kinds_and_protocols_serialize_as_the_contract_says() {
+        for (k, s) in [
+            (EventKind::Unexpected, "\"unexpected\""),
+            (EventKind::Blocked, "\"blocked\""),
+            (EventKind::Recovered, "\"recovered\""),
+            (EventKind::Update, "\"update\""),
+        ] {
+            assert_eq!(serde_json::to_string(&k).unwrap(), s);
+        }
+        for (p, s) in [
+            (Proto::Tcp, "tcp"),
+            (Proto::Udp, "udp"),
+            (Proto::Icmp, "icmp"),
+            (Proto::Icmpv6, "icmpv6"),
+            (Proto::Other(47), "47"),
+        ] {
+            assert_eq!(p.to_string(), s);
+            assert_eq!(s.parse::<Proto>().unwrap(), p);
+        }
+        assert_eq!(Proto::from_number(6), Proto::Tcp);
+        assert_eq!("6".parse::<Proto>().unwrap(), Proto::Tcp);
+        assert!("sctp".parse::<Proto>().is_err());
+        assert!("256".parse::<Proto>().is_err());
+    }
+
+    #[test]
+    fn bad_timestamps_are_rejected_with_the_value() {
+        let json = sample()
+            .to_json()
+            .unwrap()
+            .replace("2026-11-22T16:42:37.000000005Z", "yesterday");
+        let err = serde_json::from_str::<EventRecord>(&json).unwrap_err();
+        assert!(err.to_string().contains("\"yesterday\""), "{err}");
+    }
+
+    #[test]
+    fn one_line_description() {
+        let mut r = sample();
+        r.note = Some("2181 is allowed, but only from nodes".into());
+        assert_eq!(
+            r.to_string(),
+            "unexpected tcp 198.51.100.7:40000 -> 192.0.2.1:2181 inbound on eth0 x3: \
+             2181 is allowed, but only from nodes"
+        );
+        r.proto = Proto::Icmpv6;
+        r.src = "2001:db8::7".parse().unwrap();
+        r.dst = "2001:db8::1".parse().unwrap();
+        r.count = 1;
+        r.note = None;
+        r.rule = Some("r1".into());
+        r.source = Some("doc.md:3".into());
+        assert_eq!(
+            r.to_string(),
+            "unexpected icmpv6 2001:db8::7 -> 2001:db8::1 inbound on eth0 rule r1 (doc.md:3)"
+        );
+        r.proto = Proto::Udp;
+        assert!(
+            r.to_string()
+                .contains("[2001:db8::7]:40000 -> [2001:db8::1]:2181")
+        );
+    }
+}
