@@ -49,6 +49,29 @@ impl FlowKey {
     }
 }
 
+impl FlowKey {
+    /// The same packet read the other way round: the other port is the
+    /// service. Without a SYN the classifier can only guess which end serves;
+    /// if the flow is already tracked under this reading, that wins.
+    #[inline(always)]
+    pub fn flipped(parsed: &Parsed, conn: &Conn) -> Self {
+        let other = Conn {
+            direction: if conn.direction == crate::policy::CONN_INBOUND {
+                crate::policy::CONN_OUTBOUND
+            } else {
+                crate::policy::CONN_INBOUND
+            },
+            service_port: if conn.forward {
+                parsed.sport
+            } else {
+                parsed.dport
+            },
+            forward: !conn.forward,
+        };
+        Self::new(parsed, &other)
+    }
+}
+
 /// Counters of an unexpected flow, updated atomically by every CPU.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]

@@ -45,7 +45,7 @@ pub const fn port_index(conn_dir: u32, l4: u32, port: u16) -> u32 {
 }
 
 /// A rule on a port: which peers may use it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[repr(C)]
 pub struct RuleRef {
     /// Peer roles this rule admits; [`ANY_PEER`] admits every address.

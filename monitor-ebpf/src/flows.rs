@@ -11,7 +11,7 @@ use monitor_common::{
         EVENT_HEADER_BYTES, EVENT_UNEXPECTED, FlowEvent, FlowKey, FlowState,
         KSTAT_FLOW_INSERT_FAILED, KSTAT_NEW_FLOWS, KSTAT_RINGBUF_FULL,
     },
-    packet::Parsed,
+    packet::{Parsed, TCP_SYN},
     stats::Direction,
 };
 
@@ -42,6 +42,13 @@ pub fn unexpected<H: CopyHeaders>(ctx: &H, s: &Sighting) {
     let now = unsafe { bpf_ktime_get_ns() };
     if let Some(state) = PC_FLOWS.get_ptr_mut(&key) {
         add(state, s.conn.forward, s.bytes, now);
+        return;
+    }
+    // No SYN told us which end serves: the flow may be tracked the other way.
+    if s.parsed.tcp_flags & TCP_SYN == 0
+        && let Some(state) = PC_FLOWS.get_ptr_mut(FlowKey::flipped(s.parsed, &s.conn))
+    {
+        add(state, !s.conn.forward, s.bytes, now);
         return;
     }
     let state = FlowState {

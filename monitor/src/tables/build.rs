@@ -1,0 +1,436 @@
+//! Policy entries + inventory → the kernel's tables.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    net::IpAddr,
+};
+
+use ipnet::IpNet;
+use monitor_common::policy::{
+    CONN_INBOUND, CONN_OUTBOUND, L4_ICMP, L4_ICMPV6, L4_TCP, L4_UDP, MAX_RULES, MAX_RULESETS,
+    RULE_REQUIRED, RULESET_WIDTH, RuleRef, RuleSet, port_index,
+};
+
+use super::peers::{PeerTable, RoleBits};
+use crate::policy::{Direction, Entry, Inventory, Peer, PeerRef, Proto};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BuildError {
+    #[error("the policy uses more than {max} peer roles (role {0:?} is one too many)", max = monitor_common::policy::MAX_ROLES)]
+    TooManyRoles(String),
+    #[error("the policy has more than {MAX_RULES} active rules")]
+    TooManyRules,
+    #[error("the policy needs more than {MAX_RULESETS} distinct rule combinations per port")]
+    TooManyRuleSets,
+}
+
+/// What events and metrics say about a kernel rule index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleInfo {
+    pub id: String,
+    pub service: String,
+    /// `doc:line`
+    pub source: String,
+    pub proto: Proto,
+    pub direction: Direction,
+    /// Ports as the policy writes them ("2181", "9300-9400", "icmp").
+    pub ports: String,
+    pub peer_label: String,
+    pub required: bool,
+}
+
+/// Everything the loader writes into the maps, plus the names userspace
+/// needs to explain what the kernel reports.
+#[derive(Debug, Clone, Default)]
+pub struct KernelTables {
+    /// `PC_PORTCLASS` entries that are not 0, by index.
+    pub port_classes: BTreeMap<u32, u16>,
+    /// `PC_RULESETS`, by id; id 0 is the empty set.
+    pub rule_sets: Vec<RuleSet>,
+    pub peers: PeerTable,
+    pub roles: RoleBits,
+    /// Kernel rule index → rule.
+    pub rules: Vec<RuleInfo>,
+    /// Roles with no address at all: their rules can never match.
+    pub unbound_roles: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl KernelTables {
+    pub fn rule(&self, index: u16) -> Option<&RuleInfo> {
+        self.rules.get(usize::from(index))
+    }
+}
+
+/// Where peers' addresses come from.
+pub struct Peers<'a> {
+    pub inventory: Option<&'a Inventory>,
+    /// `nodes` when there is no inventory: the monitored interfaces' subnets.
+    pub default_nodes: &'a [IpNet],
+    /// Addresses of a DNS name (the daemon resolves with a deadline).
+    pub resolve: &'a dyn Fn(&str) -> Vec<IpAddr>,
+}
+
+/// Builds the tables for `entries` (active rules, flattened).
+pub fn build(entries: &[Entry], peers: &Peers) -> Result<KernelTables, BuildError> {
+    let mut t = KernelTables {
+        rule_sets: vec![RuleSet::default()],
+        ..Default::default()
+    };
+    let mut rule_index: HashMap<&str, u16> = HashMap::new();
+    let mut lists: BTreeMap<u32, Vec<RuleRef>> = BTreeMap::new();
+    let mut bound_roles: BTreeSet<String> = BTreeSet::new();
+    let mut seen_roles: BTreeSet<String> = BTreeSet::new();
+
+    for entry in entries {
+        let rule = entry.rule;
+        let index = match rule_index.get(rule.id.as_str()) {
+            Some(i) => *i,
+            None => {
+                if t.rules.len() >= MAX_RULES as usize {
+                    return Err(BuildError::TooManyRules);
+                }
+                let i = t.rules.len() as u16;
+                t.rules.push(RuleInfo {
+                    id: rule.id.clone(),
+                    service: rule.service.clone(),
+                    source: rule.source.to_string(),
+                    proto: rule.proto,
+                    direction: rule.direction,
+                    ports: rule.ports.to_string(),
+                    peer_label: rule.peer_label(),
+                    required: entry.required,
+                });
+                rule_index.insert(&rule.id, i);
+                i
+            }
+        };
+        let (role, nets) = match entry.peer {
+            PeerRef::Role(name) => (name.to_string(), role_nets(name, peers, &mut t.warnings)),
+            PeerRef::Literals(list) => (
+                format!("peers of {}", rule.id),
+                literal_nets(list, peers, &mut t.warnings),
+            ),
+        };
+        let bit = t
+            .roles
+            .bit(&role)
+            .ok_or_else(|| BuildError::TooManyRoles(role.clone()))?;
+        let mask = 1u64 << bit;
+        seen_roles.insert(role.clone());
+        if !nets.is_empty() {
+            bound_roles.insert(role);
+        }
+        for net in nets {
+            t.peers.add(net, mask);
+        }
+        let conn_dir = match entry.direction {
+            Direction::Outbound => CONN_OUTBOUND,
+            _ => CONN_INBOUND,
+        };
+        let flags = if entry.required { RULE_REQUIRED } else { 0 };
+        let mut add = |l4: u32, port: u16| {
+            let list = lists.entry(port_index(conn_dir, l4, port)).or_default();
+            match list.iter_mut().find(|r| r.rule == index) {
+                Some(r) => {
+                    r.peer_roles |= mask;
+                    r.flags |= flags;
+                }
+                None => list.push(RuleRef {
+                    peer_roles: mask,
+                    rule: index,
+                    flags,
+                    _pad: 0,
+                }),
+            }
+        };
+        match (entry.proto, entry.ports) {
+            (Proto::Tcp, Some(range)) | (Proto::Udp, Some(range)) => {
+                let l4 = if entry.proto == Proto::Tcp {
+                    L4_TCP
+                } else {
+                    L4_UDP
+                };
+                for port in range.lo..=range.hi {
+                    add(l4, port);
+                }
+            }
+            // ICMP rules allow the request/reply exchanges (echo, timestamp);
+            // errors and neighbour discovery are never judged.
+            (Proto::Icmp, _) => {
+                add(L4_ICMP, 8);
+                add(L4_ICMP, 13);
+                add(L4_ICMPV6, 128);
+            }
+            (_, None) => {}
+        }
+    }
+
+    let mut ids: HashMap<Vec<RuleRef>, u16> = HashMap::new();
+    let mut truncated_ports = 0usize;
+    for (index, mut list) in lists {
+        if list.len() > RULESET_WIDTH {
+            truncated_ports += 1;
+            list.truncate(RULESET_WIDTH);
+        }
+        let id = match ids.get(&list) {
+            Some(id) => *id,
+            None => {
+                if t.rule_sets.len() >= MAX_RULESETS as usize {
+                    return Err(BuildError::TooManyRuleSets);
+                }
+                let mut set = RuleSet {
+                    len: list.len() as u32,
+                    ..Default::default()
+                };
+                set.rules[..list.len()].copy_from_slice(&list);
+                let id = t.rule_sets.len() as u16;
+                t.rule_sets.push(set);
+                ids.insert(list, id);
+                id
+            }
+        };
+        t.port_classes.insert(index, id);
+    }
+    if truncated_ports > 0 {
+        t.warnings.push(format!(
+            "{truncated_ports} ports are named by more than {RULESET_WIDTH} rules; the kernel checks the first {RULESET_WIDTH} of each"
+        ));
+    }
+    t.unbound_roles = seen_roles.difference(&bound_roles).cloned().collect();
+    Ok(t)
+}
+
+fn role_nets(role: &str, peers: &Peers, warnings: &mut Vec<String>) -> Vec<IpNet> {
+    match peers.inventory.and_then(|inv| inv.binding(role)) {
+        Some(binding) => {
+            let mut nets = binding.nets.clone();
+            nets.extend(resolve_all(&binding.names, peers, warnings));
+            nets
+        }
+        None if role == "nodes" && peers.inventory.is_none() => peers.default_nodes.to_vec(),
+        None => Vec::new(),
+    }
+}
+
+fn literal_nets(list: &[Peer], peers: &Peers, warnings: &mut Vec<String>) -> Vec<IpNet> {
+    let mut nets = Vec::new();
+    let mut names = Vec::new();
+    for peer in list {
+        match peer {
+            Peer::Net(net) => nets.push(*net),
+            Peer::Name(name) => names.push(name.clone()),
+        }
+    }
+    nets.extend(resolve_all(&names, peers, warnings));
+    nets
+}
+
+fn resolve_all(names: &[String], peers: &Peers, warnings: &mut Vec<String>) -> Vec<IpNet> {
+    let mut nets = Vec::new();
+    for name in names {
+        let addrs = (peers.resolve)(name);
+        if addrs.is_empty() {
+            let w =
+                format!("{name} did not resolve: traffic with it will be reported as unexpected");
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        }
+        nets.extend(addrs.into_iter().map(IpNet::from));
+    }
+    nets
+}
+
+/// The same lookups the kernel does, over the built tables: lets userspace
+/// (tests, replay) run the shared classifier without a kernel.
+impl monitor_common::classify::PolicyLookup for KernelTables {
+    fn port_class(&self, index: u32) -> u16 {
+        self.port_classes.get(&index).copied().unwrap_or(0)
+    }
+
+    fn rule_set(&self, id: u16) -> Option<&RuleSet> {
+        self.rule_sets.get(usize::from(id))
+    }
+
+    fn peer_roles(&self, family: monitor_common::packet::Family, addr: &[u8; 16]) -> u64 {
+        let ip = match family {
+            monitor_common::packet::Family::V4 => {
+                IpAddr::from([addr[0], addr[1], addr[2], addr[3]])
+            }
+            monitor_common::packet::Family::V6 => IpAddr::from(*addr),
+        };
+        self.peers.roles_of(ip)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use monitor_common::{
+        classify::{Reason, Verdict, classify},
+        packet::{Family, Fragment, IPPROTO_TCP, IPPROTO_UDP, Parsed, TCP_ACK, TCP_SYN},
+        stats::Direction as PktDir,
+    };
+
+    use monitor_common::flow::FlowKey;
+
+    use super::*;
+    use crate::policy::{
+        DynamicPorts, PortRange, ResolveOptions, entries, profiles, resolve, resolve::Conditions,
+    };
+
+    fn thoughtspot(inventory: &str) -> KernelTables {
+        let policy = profiles::load("thoughtspot").unwrap();
+        let options = ResolveOptions {
+            release: None,
+            conditions: Conditions::default(),
+            dynamic_ports: DynamicPorts::configured(PortRange {
+                lo: 32768,
+                hi: 60999,
+            }),
+        };
+        let resolved = resolve(&policy, &options).unwrap();
+        let inv = Inventory::parse(inventory, "inventory.toml").unwrap();
+        let no_dns = |_: &str| Vec::new();
+        build(
+            &entries(&resolved),
+            &Peers {
+                inventory: Some(&inv),
+                default_nodes: &[],
+                resolve: &no_dns,
+            },
+        )
+        .unwrap()
+    }
+
+    fn v4(a: [u8; 4]) -> [u8; 16] {
+        let mut x = [0; 16];
+        x[..4].copy_from_slice(&a);
+        x
+    }
+
+    fn tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, flags: u8) -> Parsed {
+        Parsed {
+            family: Family::V4,
+            proto: IPPROTO_TCP,
+            src: v4(src),
+            dst: v4(dst),
+            sport,
+            dport,
+            tcp_flags: flags,
+            fragment: Fragment::None,
+            vlan_tags: 0,
+            l4_offset: 34,
+        }
+    }
+
+    const INV: &str = "nodes = [\"192.0.2.0/24\"]\nadmin = [\"198.51.100.7\"]\n";
+    const NODE1: [u8; 4] = [192, 0, 2, 1];
+    const NODE2: [u8; 4] = [192, 0, 2, 2];
+    const ADMIN: [u8; 4] = [198, 51, 100, 7];
+    const STRANGER: [u8; 4] = [203, 0, 113, 9];
+
+    #[test]
+    fn zookeeper_between_nodes_is_allowed_both_ways() {
+        let t = thoughtspot(INV);
+        let syn = tcp(NODE2, NODE1, 40000, 2181, TCP_SYN);
+        let v = classify(&t, &syn, PktDir::Ingress);
+        let Verdict::Allowed {
+            rule, reply: false, ..
+        } = v
+        else {
+            panic!("{v:?}")
+        };
+        assert_eq!(t.rule(rule).unwrap().ports, "2181");
+        let synack = tcp(NODE1, NODE2, 2181, 40000, TCP_SYN | TCP_ACK);
+        assert!(matches!(
+            classify(&t, &synack, PktDir::Egress),
+            Verdict::Allowed { reply: true, .. }
+        ));
+        // bidirectional: node1 may open 2181 on node2 too.
+        let out = tcp(NODE1, NODE2, 40001, 2181, TCP_SYN);
+        assert!(matches!(
+            classify(&t, &out, PktDir::Egress),
+            Verdict::Allowed { reply: false, .. }
+        ));
+    }
+
+    #[test]
+    fn a_stranger_on_an_allowed_port_names_the_nearest_rule() {
+        let t = thoughtspot(INV);
+        let syn = tcp(STRANGER, NODE1, 40000, 2181, TCP_SYN);
+        match classify(&t, &syn, PktDir::Ingress) {
+            Verdict::Unexpected {
+                reason: Reason::PeerNotAllowed,
+                nearest_rule,
+                conn,
+            } => {
+                assert_eq!(t.rule(nearest_rule).unwrap().ports, "2181");
+                assert_eq!((conn.service_port, conn.forward), (2181, true));
+            }
+            v => panic!("{v:?}"),
+        }
+    }
+
+    #[test]
+    fn a_port_no_document_names_is_unexpected_and_its_reset_is_the_same_flow() {
+        let t = thoughtspot(INV);
+        // (From the admin host: between nodes, the reset's destination port
+        // would fall in the allowed dynamic range.)
+        let syn = tcp(ADMIN, NODE1, 40000, 6666, TCP_SYN);
+        let Verdict::Unexpected {
+            reason: Reason::NoRule,
+            conn,
+            ..
+        } = classify(&t, &syn, PktDir::Ingress)
+        else {
+            panic!()
+        };
+        assert!(conn.forward);
+        // The reset alone looks like node1 opening the admin's 40000 (an
+        // outbound range rule names it); read the other way it is the SYN's
+        // flow, which the kernel finds in its flow table.
+        let rst = tcp(NODE1, ADMIN, 6666, 40000, 0x14);
+        let Verdict::Unexpected { conn: back, .. } = classify(&t, &rst, PktDir::Egress) else {
+            panic!()
+        };
+        let first = FlowKey::new(&syn, &conn);
+        assert!(FlowKey::new(&rst, &back) == first || FlowKey::flipped(&rst, &back) == first);
+    }
+
+    #[test]
+    fn admin_reaches_http_debug_ports_but_not_rpc_ports() {
+        let t = thoughtspot(INV);
+        assert!(matches!(
+            classify(
+                &t,
+                &tcp(ADMIN, NODE1, 50000, 2101, TCP_SYN),
+                PktDir::Ingress
+            ),
+            Verdict::Allowed { .. }
+        ));
+        assert!(matches!(
+            classify(
+                &t,
+                &tcp(ADMIN, NODE1, 50000, 2100, TCP_SYN),
+                PktDir::Ingress
+            ),
+            Verdict::Unexpected {
+                reason: Reason::PeerNotAllowed,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn unbound_roles_are_listed() {
+        let t = thoughtspot(INV);
+        assert!(
+            t.unbound_roles.iter().any(|r| r == "smtp-relay"),
+            "{:?}",
+            t.unbound_roles
+        );
+        assert!(!t.unbound_roles.iter().any(|r| r == "nodes"));
+        let _ = IPPROTO_UDP;
+    }
+}

@@ -1,0 +1,11 @@
+//! The compiled policy turned into the kernel's lookup tables, and written
+//! into the loaded maps. Building is pure (tested without a kernel); writing
+//! is the loader's job.
+
+mod build;
+mod peers;
+mod write;
+
+pub use build::{BuildError, KernelTables, RuleInfo, build};
+pub use peers::{PeerTable, RoleBits};
+pub use write::write;
