@@ -154,7 +154,7 @@ fn compile(args: CompileArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn select(selection: &Selection) -> anyhow::Result<(Policy, ResolveOptions)> {
+pub fn select(selection: &Selection) -> anyhow::Result<(Policy, ResolveOptions)> {
     let policy = match (&selection.policy, &selection.profile) {
         (Some(path), _) => load::from_file(path)?,
         (None, Some(name)) => profiles::load(name)?,

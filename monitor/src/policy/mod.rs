@@ -56,6 +56,7 @@ pub mod resolve;
 pub mod show;
 pub mod source;
 mod tables;
+pub mod values;
 
 pub use compiler::compile;
 pub use error::{CompileError, InventoryError, InventoryIssue, PolicyError};

@@ -6,7 +6,7 @@ use super::{
     columns::{Column, Layout},
     compiler::Ctx,
     document::{Row, Table},
-    model::{Direction, NODES, Ports, Proto, Required, Rule, Source},
+    model::{Direction, NODES, PortRange, Ports, Proto, Required, Rule, Source},
     normalize::{
         direction,
         endpoints::{self, EndpointReading},
@@ -194,20 +194,13 @@ fn compile_row(layout: &Layout, defaults: &Defaults, row: &Row) -> Result<RowRea
     let mut notes: Vec<String> = port_cell.notes.clone();
     let mut warnings: Vec<String> = Vec::new();
 
-    let service_cell = cell(Column::Service);
     let protos = protocols(
         &port_cell,
         cell(Column::Protocol),
-        service_cell,
+        cell(Column::Service),
         &mut notes,
         &mut warnings,
     )?;
-    // Without a service column, an application protocol (HTTPS, SSH) names
-    // the service well enough; a bare transport does not.
-    let app_protocol =
-        cell(Column::Protocol).filter(|p| protocol::parse(p).is_ok_and(|r| r.note.is_some()));
-    let service = shorten(service_cell.or(app_protocol).unwrap_or("unnamed service"));
-
     let direction = match cell(Column::Direction) {
         Some(text) => direction::parse(text)?,
         None if layout.has(Column::Direction) => return Err("no direction given".into()),
@@ -215,7 +208,6 @@ fn compile_row(layout: &Layout, defaults: &Defaults, row: &Row) -> Result<RowRea
             .direction
             .ok_or_else(|| "no direction given".to_string())?,
     };
-
     let mut remarks: Vec<endpoints::Remark> = Vec::new();
     let mut read = |c: Column| -> Result<Option<Vec<endpoints::Endpoint>>, String> {
         let Some(text) = cell(c) else { return Ok(None) };
@@ -224,14 +216,15 @@ fn compile_row(layout: &Layout, defaults: &Defaults, row: &Row) -> Result<RowRea
             notes: n,
             warnings: w,
         } = endpoints::parse(text)?;
-        warnings.extend(w.iter().map(|r| r.text.clone()));
         remarks.extend(n);
         remarks.extend(w);
         Ok(Some(endpoints))
     };
-    let source = read(Column::Source)?;
-    let destination = read(Column::Destination)?;
-    let peer = read(Column::Peer)?;
+    let (source, destination, peer) = (
+        read(Column::Source)?,
+        read(Column::Destination)?,
+        read(Column::Peer)?,
+    );
     let assignments = sides::assign(
         direction,
         &Sides {
@@ -241,6 +234,9 @@ fn compile_row(layout: &Layout, defaults: &Defaults, row: &Row) -> Result<RowRea
             direction_implied: defaults.direction_implied(),
         },
     );
+    // Endpoint warnings are printed once per row; notes go on the rules.
+    let endpoint_warnings = remarks.iter().filter(|r| r.warning).map(|r| r.text.clone());
+    warnings.extend(endpoint_warnings);
 
     if layout
         .cell(cells, Column::Required)
@@ -249,78 +245,34 @@ fn compile_row(layout: &Layout, defaults: &Defaults, row: &Row) -> Result<RowRea
         warnings.push("the Required? cell is empty: read as required".into());
     }
     let requirement = required::parse(cell(Column::Required), cell(Column::Notes))?;
-    if let Some(n) = &requirement.note {
-        notes.push(n.clone());
-    }
-    if let Some(w) = &requirement.warning {
-        warnings.push(w.clone());
-    }
+    notes.extend(requirement.note.clone());
+    warnings.extend(requirement.warning.clone());
 
-    // One rule per peer, per group of ports, per protocol.
-    let groups: Vec<(Ports, bool)> = if port_cell.groups.is_empty() {
-        vec![(Ports::List(Vec::new()), false)]
-    } else {
-        port_cell
-            .groups
-            .iter()
-            .map(|g| {
-                (
-                    Ports::List(g.ranges.clone()),
-                    g.alternatives && g.ranges.len() > 1,
-                )
-            })
-            .collect()
+    let template = Rule {
+        id: String::new(),
+        service: service_name(cell(Column::Service), cell(Column::Protocol)),
+        proto: Proto::Tcp,
+        ports: Ports::List(Vec::new()),
+        alternatives: false,
+        direction,
+        local_role: NODES.into(),
+        peer_role: None,
+        peer: Vec::new(),
+        required: requirement.required,
+        condition: requirement.condition,
+        since: None,
+        until: None,
+        superseded_by: None,
+        duplicate_of: None,
+        source: Source {
+            doc: String::new(),
+            line: row.line,
+        },
+        notes,
     };
-    let mut rules = Vec::new();
+    let rules = expand(&template, &port_cell, &protos, &assignments, &remarks)?;
     for a in &assignments {
         warnings.extend(a.warnings.iter().cloned());
-        for (ports, alternatives) in &groups {
-            for &proto in &protos {
-                let ports = if proto.has_ports() {
-                    ports.clone()
-                } else {
-                    Ports::List(Vec::new())
-                };
-                if proto.has_ports() && matches!(&ports, Ports::List(l) if l.is_empty()) {
-                    return Err(format!("{proto} needs ports and the row gives none"));
-                }
-                let (peer_role, peer) = match &a.peer {
-                    PeerSpec::Role(r) => (Some(r.clone()), Vec::new()),
-                    PeerSpec::Literals(l) => (None, l.clone()),
-                };
-                let mut rule_notes = notes.clone();
-                rule_notes.extend(
-                    remarks
-                        .iter()
-                        .filter(|r| r.concerns(peer_role.as_deref(), &peer))
-                        .map(|r| r.text.clone()),
-                );
-                rule_notes.extend(a.notes.iter().cloned());
-                rule_notes.extend(a.warnings.iter().cloned());
-                rules.push(Rule {
-                    id: String::new(),
-                    service: service.clone(),
-                    proto,
-                    ports,
-                    alternatives: *alternatives && proto.has_ports(),
-                    direction: a.direction,
-                    local_role: NODES.into(),
-                    peer_role,
-                    peer,
-                    required: requirement.required,
-                    condition: requirement.condition.clone(),
-                    since: None,
-                    until: None,
-                    superseded_by: None,
-                    duplicate_of: None,
-                    source: Source {
-                        doc: String::new(),
-                        line: row.line,
-                    },
-                    notes: rule_notes,
-                });
-            }
-        }
     }
     debug_assert!(
         rules
@@ -328,6 +280,72 @@ fn compile_row(layout: &Layout, defaults: &Defaults, row: &Row) -> Result<RowRea
             .all(|r| r.required != Required::Conditional || r.condition.is_some())
     );
     Ok(RowReading { rules, warnings })
+}
+
+/// Without a service column, an application protocol (HTTPS, SSH) names the
+/// service well enough; a bare transport does not.
+fn service_name(service: Option<&str>, protocol_cell: Option<&str>) -> String {
+    let app_protocol = protocol_cell.filter(|p| protocol::parse(p).is_ok_and(|r| r.note.is_some()));
+    shorten(service.or(app_protocol).unwrap_or("unnamed service"))
+}
+
+/// One rule per peer, per group of ports, per protocol, each with the notes
+/// that concern it.
+fn expand(
+    template: &Rule,
+    port_cell: &ports::PortCell,
+    protos: &[Proto],
+    assignments: &[sides::Assignment],
+    remarks: &[endpoints::Remark],
+) -> Result<Vec<Rule>, String> {
+    let groups: Vec<(Vec<PortRange>, bool)> = if port_cell.groups.is_empty() {
+        vec![(Vec::new(), false)]
+    } else {
+        port_cell
+            .groups
+            .iter()
+            .map(|g| (g.ranges.clone(), g.alternatives && g.ranges.len() > 1))
+            .collect()
+    };
+    let mut rules = Vec::new();
+    for a in assignments {
+        let (peer_role, peer) = match &a.peer {
+            PeerSpec::Role(r) => (Some(r.clone()), Vec::new()),
+            PeerSpec::Literals(l) => (None, l.clone()),
+        };
+        let mut notes = template.notes.clone();
+        notes.extend(
+            remarks
+                .iter()
+                .filter(|r| r.concerns(peer_role.as_deref(), &peer))
+                .map(|r| r.text.clone()),
+        );
+        notes.extend(a.notes.iter().cloned());
+        notes.extend(a.warnings.iter().cloned());
+        for (ranges, alternatives) in &groups {
+            for &proto in protos {
+                if proto.has_ports() && ranges.is_empty() {
+                    return Err(format!("{proto} needs ports and the row gives none"));
+                }
+                let ports = if proto.has_ports() {
+                    ranges.clone()
+                } else {
+                    Vec::new()
+                };
+                rules.push(Rule {
+                    proto,
+                    ports: Ports::List(ports),
+                    alternatives: *alternatives && proto.has_ports(),
+                    direction: a.direction,
+                    peer_role: peer_role.clone(),
+                    peer: peer.clone(),
+                    notes: notes.clone(),
+                    ..template.clone()
+                });
+            }
+        }
+    }
+    Ok(rules)
 }
 
 /// The row's L4 protocols, from (in order of trust) an ICMP port cell, the

@@ -37,6 +37,8 @@ pub struct EndpointReading {
 pub struct Remark {
     pub about: Option<Endpoint>,
     pub text: String,
+    /// A guess (warned) rather than a plain decision.
+    pub warning: bool,
 }
 
 impl Remark {
@@ -44,6 +46,14 @@ impl Remark {
         Remark {
             about: Some(about.clone()),
             text,
+            warning: false,
+        }
+    }
+
+    fn guess(about: &Endpoint, text: String) -> Remark {
+        Remark {
+            warning: true,
+            ..Remark::on(about, text)
         }
     }
 
@@ -97,6 +107,7 @@ pub fn parse(cell: &str) -> Result<EndpointReading, String> {
             out.notes.push(Remark {
                 about: None,
                 text: format!("qualifier ({}) dropped", inner.trim()),
+                warning: false,
             });
         }
     }
@@ -141,7 +152,7 @@ fn classify(part: &str, out: &mut EndpointReading) {
         return;
     }
     let e = Endpoint::Role(slug(part));
-    out.warnings.push(Remark::on(
+    out.warnings.push(Remark::guess(
         &e,
         format!("unrecognised endpoint {part:?}: read as role {e} (bind it in the inventory)"),
     ));
@@ -158,7 +169,7 @@ fn classify_host(host: &str, written: &str, out: &mut EndpointReading) -> Endpoi
     if is_dns_name(&joined) {
         let e = Endpoint::Literal(Peer::Name(joined.to_ascii_lowercase()));
         if joined != host {
-            out.warnings.push(Remark::on(
+            out.warnings.push(Remark::guess(
                 &e,
                 format!("stray space in DNS name {written:?} removed: {e}"),
             ));
@@ -167,7 +178,7 @@ fn classify_host(host: &str, written: &str, out: &mut EndpointReading) -> Endpoi
         e
     } else {
         let e = Endpoint::Role(slug(written));
-        out.warnings.push(Remark::on(
+        out.warnings.push(Remark::guess(
             &e,
             format!(
                 "{written:?} is not a valid host name: read as role {e} (bind it in the inventory)"
