@@ -138,10 +138,19 @@ proptest! {
     fn near_miss_documents_never_panic_and_stay_consistent(
         parts in prop::collection::vec(prop_oneof![markdown_table(), html_table(), prose()], 1..6)
     ) {
-        if let Some(policy) = compile_text(parts.join("\n\n")) {
+        let text = parts.join("\n\n");
+        let lines = u32::try_from(text.lines().count()).unwrap();
+        if let Some(policy) = compile_text(text.clone()) {
             // What the compiler writes, it can read back.
-            let again = Policy::from_toml(&policy.to_toml(), "fuzz").unwrap();
-            prop_assert_eq!(policy, again);
+            let toml = policy.to_toml();
+            let again = Policy::from_toml(&toml, "fuzz").unwrap();
+            prop_assert_eq!(&policy, &again);
+            // Same input, same policy: profiles and reviews depend on it.
+            prop_assert_eq!(compile_text(text).unwrap().to_toml(), toml);
+            // Provenance points into the document.
+            for rule in &policy.rules {
+                prop_assert!(rule.source.line >= 1 && rule.source.line <= lines, "{}", rule.source);
+            }
         }
     }
 }
