@@ -95,6 +95,18 @@ fn unclosed_html_still_reads_by_line() {
 }
 
 #[test]
+fn html_table_without_header_cells_reads_its_first_row_as_header() {
+    let doc = Document::from_bytes(
+        "plain.html".into(),
+        b"<table>\n<tr><td><b>Port</b></td><td>Protocol</td></tr>\n<tr><td>8443</td><td>TCP</td></tr>\n</table>\n".to_vec(),
+    )
+    .unwrap();
+    let p = compile(&[doc]).unwrap();
+    assert_warning(&p, 2, "first row is read as the header");
+    assert_eq!(rule_lines(&p), vec![3]);
+}
+
+#[test]
 fn a_document_without_port_tables_is_an_error() {
     let err = compile_paths(&[fixture("no-port-column.md")]).unwrap_err();
     assert!(matches!(err, CompileError::NoRules { .. }));

@@ -51,6 +51,9 @@ pub struct Table {
     pub line: u32,
     pub header: Vec<String>,
     pub rows: Vec<Row>,
+    /// The table had no header cells (`<th>`, `<thead>`); its first row was
+    /// taken as the header.
+    pub header_from_first_row: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -232,13 +232,13 @@ impl State {
             return;
         };
         t.close_row();
-        let (line, header) = match t.header {
-            Some(h) => h,
-            // Without a header row the first row is taken as the header, as
+        let (line, header, header_from_first_row) = match t.header {
+            Some((line, header)) => (line, header, false),
+            // Without header cells the first row is taken as the header, as
             // many hand-written tables do with bold <td>s.
             None if !t.rows.is_empty() => {
                 let first = t.rows.remove(0);
-                (first.line, first.cells)
+                (first.line, first.cells, true)
             }
             None => return,
         };
@@ -246,6 +246,7 @@ impl State {
             line,
             header,
             rows: t.rows,
+            header_from_first_row,
         }));
     }
 }

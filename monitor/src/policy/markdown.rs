@@ -127,6 +127,7 @@ pub fn parse(text: &str) -> Parsed {
                             line: t.line,
                             header: t.header,
                             rows: t.rows,
+                            header_from_first_row: false,
                         }));
                     }
                 }

@@ -44,6 +44,12 @@ pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<S
         );
         return Vec::new();
     }
+    if table.header_from_first_row {
+        ctx.warn(
+            table.line,
+            "the table has no header cells: its first row is read as the header".into(),
+        );
+    }
     ctx.decide(
         table.line,
         format!("columns: {}", layout.describe(&table.header)),
