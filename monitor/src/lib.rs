@@ -4,6 +4,7 @@
 pub mod daemon;
 pub mod events;
 pub mod loader;
+pub mod metrics;
 pub mod object;
 pub mod policy;
 pub mod stats;
