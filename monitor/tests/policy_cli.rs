@@ -126,6 +126,12 @@ fn show_table_fits_100_columns_and_lists_roles_and_skips() {
         }
         assert!(stdout.contains("roles (bind them in the inventory): nodes"));
     }
+    let (notes, _) = ok(&["policy", "show", "--profile", "thoughtspot", "--notes"]);
+    assert!(
+        notes.contains(&format!("  {TS}:67: Direction is outbound")),
+        "{notes}"
+    );
+    assert!(notes.lines().all(|l| l.chars().count() <= 100), "{notes}");
     let (stdout, _) = ok(&["policy", "show", "--profile", "auth0-psaas"]);
     assert!(
         stdout.contains(&format!("skipped (1):\n  {A0}:201: prose requirement if")),

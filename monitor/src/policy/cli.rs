@@ -82,6 +82,9 @@ pub struct ShowArgs {
     /// Also show how an inventory binds the policy's roles (and check it).
     #[arg(long, value_name = "FILE")]
     pub inventory: Option<PathBuf>,
+    /// Also list the compiler's warnings and decisions, with doc:line.
+    #[arg(long)]
+    pub notes: bool,
 }
 
 #[derive(Args)]
@@ -203,6 +206,9 @@ fn show(args: ShowArgs) -> anyhow::Result<()> {
         }
         Format::Table => {
             show::table(&mut out, &policy, &resolved, &options)?;
+            if args.notes {
+                show::notes(&mut out, &policy)?;
+            }
             if let Some(inv) = &inventory {
                 inv.write_bindings(&mut out, &policy)?;
             }

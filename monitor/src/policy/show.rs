@@ -242,7 +242,7 @@ pub fn table(
     }
     writeln!(
         out,
-        "{} warnings, {} decisions recorded (policy compile prints them; --format json lists them)",
+        "{} warnings, {} decisions recorded (--notes lists them)",
         policy.warnings.len(),
         policy.decisions.len()
     )?;
@@ -250,5 +250,22 @@ pub fn table(
         out,
         "- marks a rule that does not apply under the given release/conditions"
     )?;
+    Ok(())
+}
+
+/// The compiler's warnings and table-level decisions, for reviewing an
+/// embedded profile or a policy compiled elsewhere.
+pub fn notes(out: &mut dyn Write, policy: &Policy) -> io::Result<()> {
+    for (title, notes) in [
+        ("warnings", &policy.warnings),
+        ("decisions", &policy.decisions),
+    ] {
+        writeln!(out, "{title} ({}):", notes.len())?;
+        for n in notes {
+            for line in wrap("  ", &n.to_string(), "      ") {
+                writeln!(out, "{line}")?;
+            }
+        }
+    }
     Ok(())
 }
