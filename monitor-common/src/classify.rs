@@ -156,8 +156,8 @@ pub fn classify<L: PolicyLookup + ?Sized>(policy: &L, parsed: &Parsed, dir: Dire
             let ack = parsed.tcp_flags & TCP_ACK != 0;
             // A SYN opens a connection to dport; a SYN-ACK answers one on sport;
             // anything else may be either, so try the request reading first.
-            let try_forward = !(syn && ack);
-            let try_reply = !(syn && !ack);
+            let try_forward = !syn || !ack;
+            let try_reply = !syn || ack;
             // Set when a rule covers the port but not this peer: (nearest
             // rule, whether it was the request reading).
             let mut mismatch: Option<(u16, bool)> = None;

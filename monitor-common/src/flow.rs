@@ -127,7 +127,9 @@ pub struct FlowEvent {
     /// The packet's own ports (the initiator's port is here, not in the key).
     pub sport: u16,
     pub dport: u16,
-    pub _pad: [u8; 4],
+    /// 1 when this packet travels initiator → responder.
+    pub forward: u8,
+    pub _pad: [u8; 3],
     pub header: [u8; EVENT_HEADER_BYTES],
 }
 

@@ -117,7 +117,8 @@ fn emit<H: CopyHeaders>(ctx: &H, s: &Sighting, key: &FlowKey, now: u64) {
         (*ev).nearest_rule = s.nearest_rule;
         (*ev).sport = s.parsed.sport;
         (*ev).dport = s.parsed.dport;
-        (*ev)._pad = [0; 4];
+        (*ev).forward = u8::from(s.conn.forward);
+        (*ev)._pad = [0; 3];
         let header = &mut (*ev).header;
         let n = ctx.copy_headers(header);
         (*ev).captured = n as u16;

@@ -7,15 +7,16 @@ use std::{ffi::CString, io};
 
 use aya::{
     Ebpf, EbpfError,
-    maps::{Array, MapError},
+    maps::{Array, HashMap, MapData, MapError, RingBuf},
     programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode},
 };
 use monitor_common::{
-    maps::{IFSLOT_MAP, PROG_EGRESS, PROG_INGRESS},
+    flow::{FlowKey, FlowState},
+    maps::{EVENTS_MAP, FLOWS_MAP, IFSLOT_MAP, PROG_EGRESS, PROG_INGRESS},
     stats::{IFINDEX_LIMIT, MAX_IFACES},
 };
 
-use crate::object::EBPF_OBJECT;
+use crate::{object::EBPF_OBJECT, tables::KernelTables};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -155,6 +156,40 @@ impl Monitor {
 
     pub fn ebpf(&self) -> &Ebpf {
         &self.ebpf
+    }
+
+    /// Writes the policy tables and switches classification on.
+    pub fn enable_policy(
+        &mut self,
+        tables: &KernelTables,
+    ) -> Result<(), crate::tables::WriteError> {
+        crate::tables::write(&mut self.ebpf, tables)
+    }
+
+    /// The ring buffer of first sightings (can be taken once).
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>, LoadError> {
+        let map = self.ebpf.take_map(EVENTS_MAP).ok_or(LoadError::Map {
+            map: EVENTS_MAP,
+            source: MapError::InvalidName {
+                name: EVENTS_MAP.into(),
+            },
+        })?;
+        RingBuf::try_from(map).map_err(|source| LoadError::Map {
+            map: EVENTS_MAP,
+            source,
+        })
+    }
+
+    /// The unexpected-flow table.
+    pub fn flows(&self) -> Result<HashMap<&MapData, FlowKey, FlowState>, LoadError> {
+        let map = self
+            .ebpf
+            .map(FLOWS_MAP)
+            .expect("the object defines PC_FLOWS");
+        HashMap::try_from(map).map_err(|source| LoadError::Map {
+            map: FLOWS_MAP,
+            source,
+        })
     }
 }
 

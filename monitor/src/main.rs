@@ -1,13 +1,13 @@
 //! The `portconform` command line.
 
-use std::{process::ExitCode, time::Duration};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use monitor::{
-    daemon::{self, SummaryFormat},
-    loader::{Monitor, XdpAttachMode},
-    policy::cli::PolicyArgs,
+    daemon::SummaryFormat,
+    events::Rotation,
+    policy::cli::{PolicyArgs, Selection},
+    run::RunConfig,
 };
 
 /// Checks live traffic against the ports that vendor documents require.
@@ -20,7 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Attach to interfaces and count their traffic until SIGINT/SIGTERM.
+    /// Attach to interfaces, count their traffic and, with a policy, report
+    /// flows it does not allow, until SIGINT/SIGTERM.
     Run(RunArgs),
     /// Compile vendor port documents into a policy, show it, explain a port.
     Policy(PolicyArgs),
@@ -31,9 +32,26 @@ struct RunArgs {
     /// Interface to monitor (XDP on ingress, TC on egress); repeat or comma-separate.
     #[arg(long = "iface", required = true, value_delimiter = ',')]
     ifaces: Vec<String>,
+    #[command(flatten)]
+    selection: Selection,
+    /// Site inventory binding the policy's roles to addresses (TOML).
+    #[arg(long, value_name = "FILE")]
+    inventory: Option<PathBuf>,
+    /// Write events as JSON lines to FILE (`-` for stdout), rotated by size.
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
+    /// Rotate the events file when it would pass this many MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    events_max_mib: u64,
+    /// Rotated events files to keep.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    events_keep: usize,
     /// Seconds between summaries.
     #[arg(long, default_value_t = 5.0, value_parser = parse_interval)]
     interval: f64,
+    /// Seconds between refreshed counts of long-lived unexpected flows.
+    #[arg(long, default_value_t = 30.0, value_parser = parse_interval)]
+    refresh: f64,
     /// Summary format on stdout.
     #[arg(long, value_enum, default_value_t = SummaryFormat::Table)]
     summary: SummaryFormat,
@@ -65,30 +83,17 @@ fn main() -> ExitCode {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
-    let monitor = Monitor::attach(&args.ifaces)?;
-    for iface in monitor.interfaces() {
-        let note = match iface.xdp_mode {
-            XdpAttachMode::Native => "",
-            XdpAttachMode::Generic => {
-                " (the driver has no native XDP: using generic mode, which is slower)"
-            }
-        };
-        eprintln!(
-            "portconform: attached to {}: xdp {} ingress, tc egress{note}",
-            iface.name,
-            iface.xdp_mode.name()
-        );
-    }
-    let options = daemon::Options {
+    monitor::run::run(RunConfig {
+        ifaces: args.ifaces,
+        selection: args.selection,
+        inventory: args.inventory,
+        events: args.events,
+        events_rotation: Rotation {
+            max_bytes: args.events_max_mib * 1024 * 1024,
+            keep: args.events_keep,
+        },
         interval: Duration::from_secs_f64(args.interval),
+        refresh: Duration::from_secs_f64(args.refresh),
         summary: args.summary,
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(daemon::run(&monitor, &options))?;
-    drop(monitor);
-    eprintln!("portconform: detached, exiting");
-    Ok(())
+    })
 }

@@ -6,6 +6,6 @@ mod build;
 mod peers;
 mod write;
 
-pub use build::{BuildError, KernelTables, RuleInfo, build};
+pub use build::{BuildError, KernelTables, Peers, RuleInfo, build};
 pub use peers::{PeerTable, RoleBits};
-pub use write::write;
+pub use write::{WriteError, write};

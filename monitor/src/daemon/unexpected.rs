@@ -1,0 +1,216 @@
+//! Turning the kernel's first sightings and flow counters into event records
+//! a person can act on: interface and role names, the nearest rule, and the
+//! document line behind it.
+
+use std::{collections::HashMap, net::IpAddr, time::SystemTime};
+
+use monitor_common::{
+    classify::Reason,
+    flow::{FlowEvent, FlowKey, FlowState},
+    packet::Family,
+    policy::{CONN_INBOUND, NO_RULE},
+};
+
+use super::clock::Clock;
+use crate::{
+    events::{Direction, EventKind, EventRecord, Proto},
+    tables::KernelTables,
+};
+
+/// Everything needed to explain a flow.
+pub struct Enricher<'a> {
+    pub tables: &'a KernelTables,
+    pub ifaces: &'a [(u32, String)],
+    pub clock: Clock,
+}
+
+fn addr(family: u8, bytes: &[u8; 16]) -> IpAddr {
+    if family == Family::V4 as u8 {
+        IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]])
+    } else {
+        IpAddr::from(*bytes)
+    }
+}
+
+fn reason_name(reason: u8) -> &'static str {
+    match reason {
+        r if r == Reason::PeerNotAllowed as u8 => "peer-not-allowed",
+        _ => "no-rule",
+    }
+}
+
+impl Enricher<'_> {
+    fn iface(&self, ifindex: u32) -> String {
+        self.ifaces
+            .iter()
+            .find(|(i, _)| *i == ifindex)
+            .map(|(_, n)| n.clone())
+            .unwrap_or_else(|| format!("if{ifindex}"))
+    }
+
+    /// The record of a flow from its key and what the kernel knows of it.
+    fn record(
+        &self,
+        kind: EventKind,
+        key: &FlowKey,
+        ts: SystemTime,
+        ifindex: u32,
+        reason: u8,
+        nearest: u16,
+    ) -> EventRecord {
+        let initiator = addr(key.family, &key.initiator);
+        let responder = addr(key.family, &key.responder);
+        let direction = if u32::from(key.direction) == CONN_INBOUND {
+            Direction::Inbound
+        } else {
+            Direction::Outbound
+        };
+        let proto = Proto::from_number(key.proto);
+        let mut r = EventRecord::new(
+            kind,
+            ts,
+            self.iface(ifindex),
+            direction,
+            proto,
+            initiator,
+            0,
+            responder,
+            key.service_port,
+        );
+        let peer = if direction == Direction::Inbound {
+            initiator
+        } else {
+            responder
+        };
+        let roles = self.tables.roles.names(self.tables.peers.roles_of(peer));
+        r.peer_roles = Some(roles.iter().map(|s| s.to_string()).collect());
+        r.reason = Some(reason_name(reason).to_string());
+        let what = match proto {
+            Proto::Icmp | Proto::Icmpv6 => format!("{proto} type {}", key.service_port),
+            _ => format!("{proto} {}", key.service_port),
+        };
+        let rule = (nearest != NO_RULE)
+            .then(|| self.tables.rule(nearest))
+            .flatten();
+        r.note = Some(match rule {
+            Some(rule) => {
+                r.rule = Some(rule.id.clone());
+                r.source = Some(rule.source.clone());
+                let towards = if direction == Direction::Inbound {
+                    "from"
+                } else {
+                    "to"
+                };
+                format!(
+                    "{what} {} is allowed, but only {towards} {} ({} {})",
+                    direction.as_str(),
+                    rule.peer_label,
+                    rule.id,
+                    rule.source
+                )
+            }
+            None => format!("no rule allows {what} {}", direction.as_str()),
+        });
+        r
+    }
+
+    /// The record of a first sighting.
+    pub fn first_sighting(&self, ev: &FlowEvent) -> EventRecord {
+        let ts = self.clock.wall(ev.ts_ns);
+        let mut r = self.record(
+            EventKind::Unexpected,
+            &ev.key,
+            ts,
+            ev.ifindex,
+            ev.reason,
+            ev.nearest_rule,
+        );
+        // The initiator's port is the packet's source port if it travels
+        // initiator → responder, else its destination port.
+        r.sport = if ev.forward != 0 { ev.sport } else { ev.dport };
+        if matches!(r.proto, Proto::Icmp | Proto::Icmpv6) {
+            r.sport = 0;
+        }
+        r.count = u64::from(ev.forward != 0);
+        r.bytes = Some(if ev.forward != 0 {
+            u64::from(ev.packet_len)
+        } else {
+            0
+        });
+        r.reply_packets = Some(u64::from(ev.forward == 0));
+        r
+    }
+
+    /// A refreshed count for a long-lived flow.
+    pub fn update(&self, key: &FlowKey, state: &FlowState, initiator_port: u16) -> EventRecord {
+        let last = self.clock.wall(state.last_seen_ns);
+        let mut r = self.record(
+            EventKind::Update,
+            key,
+            last,
+            state.ifindex,
+            state.reason,
+            state.nearest_rule,
+        );
+        r.sport = initiator_port;
+        r.count = state.packets;
+        r.first_seen = self.clock.wall(state.first_seen_ns);
+        r.last_seen = last;
+        r.bytes = Some(state.bytes);
+        r.reply_packets = Some(state.reply_packets);
+        r
+    }
+}
+
+/// What was last reported of each flow, so refreshes only mention flows that
+/// changed. Bounded by the kernel's LRU: flows it evicted are forgotten.
+#[derive(Default)]
+pub struct Reported {
+    flows: HashMap<FlowKey, (u64, u64, u16)>,
+}
+
+impl Reported {
+    pub fn first(&mut self, ev: &FlowEvent, initiator_port: u16) {
+        let fwd = u64::from(ev.forward != 0);
+        self.flows.insert(ev.key, (fwd, 1 - fwd, initiator_port));
+    }
+
+    /// Whether `state` differs from what was reported; records it if so.
+    /// Returns the initiator port to report.
+    pub fn changed(&mut self, key: &FlowKey, state: &FlowState) -> Option<u16> {
+        let entry = self.flows.entry(*key).or_insert((0, 0, 0));
+        if (entry.0, entry.1) == (state.packets, state.reply_packets) {
+            return None;
+        }
+        entry.0 = state.packets;
+        entry.1 = state.reply_packets;
+        Some(entry.2)
+    }
+
+    /// Drops flows no longer in the kernel's table.
+    pub fn retain(&mut self, live: &std::collections::HashSet<FlowKey>) {
+        self.flows.retain(|k, _| live.contains(k));
+    }
+}
+
+/// One console line per new unexpected flow.
+pub fn console_line(r: &EventRecord) -> String {
+    let roles = r
+        .peer_roles
+        .as_ref()
+        .filter(|r| !r.is_empty())
+        .map(|r| r.join(","))
+        .unwrap_or_else(|| "no role".into());
+    format!(
+        "UNEXPECTED {} {} {}:{} -> {}:{} on {} [peer: {}] {}",
+        r.direction.as_str(),
+        r.proto,
+        r.src,
+        r.sport,
+        r.dst,
+        r.dport,
+        r.iface,
+        roles,
+        r.note.as_deref().unwrap_or_default()
+    )
+}

@@ -1,0 +1,114 @@
+//! Facts about this host's interfaces and names that the policy needs when
+//! no inventory says otherwise.
+
+use std::{
+    collections::BTreeSet,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use ipnet::IpNet;
+
+/// Subnets configured on `ifaces` (link-local IPv6 left out): DESIGN.md's
+/// default for the `nodes` role when there is no inventory.
+pub fn subnets(ifaces: &[String]) -> Vec<IpNet> {
+    let mut out = BTreeSet::new();
+    let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills a list we free below.
+    if unsafe { libc::getifaddrs(&mut addrs) } != 0 {
+        return Vec::new();
+    }
+    let mut cur = addrs;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() || ifa.ifa_netmask.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_name is a NUL-terminated string.
+        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }.to_string_lossy();
+        if !ifaces.iter().any(|i| *i == name) {
+            continue;
+        }
+        // SAFETY: both point to sockaddrs of the family ifa_addr says.
+        if let Some(net) = unsafe { sockaddr_net(ifa.ifa_addr, ifa.ifa_netmask) } {
+            out.insert(net.trunc());
+        }
+    }
+    // SAFETY: the list came from getifaddrs.
+    unsafe { libc::freeifaddrs(addrs) };
+    out.into_iter().collect()
+}
+
+unsafe fn sockaddr_net(addr: *const libc::sockaddr, mask: *const libc::sockaddr) -> Option<IpNet> {
+    // SAFETY: the caller passes sockaddrs whose family field is valid.
+    match i32::from(unsafe { (*addr).sa_family }) {
+        libc::AF_INET => {
+            // SAFETY: AF_INET sockaddrs are sockaddr_in.
+            let (a, m) = unsafe {
+                (
+                    &*addr.cast::<libc::sockaddr_in>(),
+                    &*mask.cast::<libc::sockaddr_in>(),
+                )
+            };
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            let prefix = u32::from_be(m.sin_addr.s_addr).count_ones() as u8;
+            IpNet::new(IpAddr::V4(ip), prefix).ok()
+        }
+        libc::AF_INET6 => {
+            // SAFETY: AF_INET6 sockaddrs are sockaddr_in6.
+            let (a, m) = unsafe {
+                (
+                    &*addr.cast::<libc::sockaddr_in6>(),
+                    &*mask.cast::<libc::sockaddr_in6>(),
+                )
+            };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            if ip.segments()[0] & 0xffc0 == 0xfe80 {
+                return None;
+            }
+            let prefix = m
+                .sin6_addr
+                .s6_addr
+                .iter()
+                .map(|b| b.count_ones())
+                .sum::<u32>() as u8;
+            IpNet::new(IpAddr::V6(ip), prefix).ok()
+        }
+        _ => None,
+    }
+}
+
+/// Resolves names with one deadline for all of them, so an unreachable
+/// resolver delays start-up by `budget` at most. A name that misses the
+/// deadline resolves to nothing (the caller warns).
+pub struct Resolver {
+    deadline: Instant,
+}
+
+impl Resolver {
+    pub fn new(budget: Duration) -> Self {
+        Self {
+            deadline: Instant::now() + budget,
+        }
+    }
+
+    pub fn resolve(&self, name: &str) -> Vec<IpAddr> {
+        let (tx, rx) = mpsc::channel();
+        let host = format!("{name}:0");
+        std::thread::spawn(move || {
+            let addrs: Vec<IpAddr> = host
+                .to_socket_addrs()
+                .map(|it| it.map(|sa| sa.ip()).collect())
+                .unwrap_or_default();
+            let _ = tx.send(addrs);
+        });
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        let mut addrs = rx.recv_timeout(left).unwrap_or_default();
+        addrs.sort();
+        addrs.dedup();
+        addrs
+    }
+}

@@ -1,0 +1,157 @@
+//! `portconform run`: load the policy, bind its roles, attach, classify.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::Context as _;
+
+use crate::{
+    daemon::{self, Sinks, SummaryFormat},
+    events::{JsonlWriter, Rotation},
+    loader::{Monitor, XdpAttachMode},
+    netif,
+    policy::{self, Inventory, cli::Selection},
+    tables::{self, KernelTables},
+};
+
+/// Everything `run` was asked to do.
+pub struct RunConfig {
+    pub ifaces: Vec<String>,
+    pub selection: Selection,
+    pub inventory: Option<PathBuf>,
+    pub events: Option<PathBuf>,
+    pub events_rotation: Rotation,
+    pub interval: Duration,
+    pub refresh: Duration,
+    pub summary: SummaryFormat,
+}
+
+/// How long start-up may spend resolving DNS names of the policy and
+/// inventory, all names together.
+const DNS_BUDGET: Duration = Duration::from_secs(3);
+
+pub fn run(config: RunConfig) -> anyhow::Result<()> {
+    let tables = match (&config.selection.policy, &config.selection.profile) {
+        (None, None) => {
+            if config.inventory.is_some() || config.events.is_some() {
+                anyhow::bail!(
+                    "--inventory and --events need a policy: give --policy FILE or --profile NAME"
+                );
+            }
+            eprintln!("portconform: no --policy or --profile: counting traffic only");
+            None
+        }
+        _ => Some(build_tables(&config)?),
+    };
+    let mut monitor = Monitor::attach(&config.ifaces)?;
+    for iface in monitor.interfaces() {
+        let note = match iface.xdp_mode {
+            XdpAttachMode::Native => "",
+            XdpAttachMode::Generic => {
+                " (the driver has no native XDP: using generic mode, which is slower)"
+            }
+        };
+        eprintln!(
+            "portconform: attached to {}: xdp {} ingress, tc egress{note}",
+            iface.name,
+            iface.xdp_mode.name()
+        );
+    }
+    if let Some(t) = &tables {
+        monitor
+            .enable_policy(t)
+            .context("loading the policy into the kernel")?;
+        eprintln!(
+            "portconform: classifying against {} rules ({} ports, {} peer networks)",
+            t.rules.len(),
+            t.port_classes.len(),
+            t.peers.len()
+        );
+    }
+    let events = config
+        .events
+        .as_ref()
+        .map(|p| JsonlWriter::open(p, config.events_rotation))
+        .transpose()
+        .context("opening the events file")?;
+    let mut sinks = Sinks {
+        events,
+        console: true,
+    };
+    let options = daemon::Options {
+        interval: config.interval,
+        summary: config.summary,
+        refresh: config.refresh,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(daemon::run(
+        &mut monitor,
+        tables.as_ref(),
+        &mut sinks,
+        &options,
+    ))?;
+    drop(monitor);
+    eprintln!("portconform: detached, exiting");
+    Ok(())
+}
+
+fn build_tables(config: &RunConfig) -> anyhow::Result<KernelTables> {
+    let (policy, options) = policy::cli::select(&config.selection)?;
+    let resolved = policy::resolve(&policy, &options)?;
+    let entries = policy::entries(&resolved);
+    let inventory = config
+        .inventory
+        .as_ref()
+        .map(|p| Inventory::load(p, &policy))
+        .transpose()?;
+    let default_nodes = if inventory.is_none() {
+        netif::subnets(&config.ifaces)
+    } else {
+        Vec::new()
+    };
+    if inventory.is_none() {
+        let nets: Vec<String> = default_nodes.iter().map(|n| n.to_string()).collect();
+        eprintln!(
+            "portconform: no --inventory: role `nodes` is the monitored interfaces' subnets ({})",
+            if nets.is_empty() {
+                "none".into()
+            } else {
+                nets.join(", ")
+            }
+        );
+    }
+    let resolver = netif::Resolver::new(DNS_BUDGET);
+    let resolve = |name: &str| resolver.resolve(name);
+    let peers = tables::Peers {
+        inventory: inventory.as_ref(),
+        default_nodes: &default_nodes,
+        resolve: &resolve,
+    };
+    let t = tables::build(&entries, &peers)?;
+    for w in &t.warnings {
+        eprintln!("portconform: warning: {w}");
+    }
+    // Literal peers that did not resolve were warned about above.
+    for role in t
+        .unbound_roles
+        .iter()
+        .filter(|r| !r.starts_with("peers of "))
+    {
+        let rules = t
+            .rules
+            .iter()
+            .filter(|r| r.peer_label.contains(role.as_str()))
+            .count();
+        eprintln!(
+            "portconform: role `{role}` has no address (bind it in --inventory): its rules match no peer{}",
+            if rules > 0 {
+                format!(" ({rules} rules)")
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(t)
+}
