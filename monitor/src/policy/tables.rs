@@ -198,7 +198,8 @@ fn compile_row(layout: &Layout, defaults: &Defaults, row: &Row) -> Result<RowRea
     let cell = |c: Column| nonempty(layout.cell(cells, c));
     let port_cell = ports::parse(layout.cell(cells, Column::Port).unwrap_or(""))?;
     let mut notes: Vec<String> = port_cell.notes.clone();
-    let mut warnings: Vec<String> = Vec::new();
+    notes.extend(port_cell.guesses.iter().cloned());
+    let mut warnings: Vec<String> = port_cell.guesses.clone();
 
     let protos = protocols(
         &port_cell,

@@ -17,6 +17,8 @@ pub struct PortCell {
     pub protos: Vec<Proto>,
     /// Readings worth recording (e.g. how a `/` was understood).
     pub notes: Vec<String>,
+    /// Readings that are guesses: also warned about.
+    pub guesses: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +66,7 @@ pub fn parse(cell: &str) -> Result<PortCell, String> {
                 icmp: true,
                 protos: vec![Proto::Icmp],
                 notes: Vec::new(),
+                guesses: Vec::new(),
             });
         }
         return Err(format!("{cell:?} names no port"));
@@ -106,9 +109,12 @@ pub fn parse(cell: &str) -> Result<PortCell, String> {
     if parser.open_ended {
         notes.push(format!("ports {cell:?}: 'N+' read as N-65535"));
     }
+    let mut guesses = Vec::new();
     if parser.slash_seen {
-        notes.push(format!(
-            "ports {cell:?}: '/' read as 'and' (every port listed is needed)"
+        // "80/443" may mean either; allowing both is the reading that cannot
+        // break the service.
+        guesses.push(format!(
+            "ports {cell:?}: '/' read as 'and' (every port listed is allowed)"
         ));
     }
     if groups.iter().any(|g| g.alternatives) {
@@ -124,6 +130,7 @@ pub fn parse(cell: &str) -> Result<PortCell, String> {
         icmp: false,
         protos: parser.protos,
         notes,
+        guesses,
     })
 }
 
