@@ -360,6 +360,36 @@ mod tests {
     }
 
     #[test]
+    fn conditional_rules_enter_the_maps_only_when_enabled() {
+        let policy = crate::policy::profiles::load("auth0-psaas").unwrap();
+        let mut options = ResolveOptions {
+            release: None,
+            conditions: Conditions::default(),
+            dynamic_ports: DynamicPorts::configured(LINUX_DEFAULT_DYNAMIC),
+        };
+        let ids = |options: &ResolveOptions| {
+            let resolved = resolve(&policy, options).unwrap();
+            entries(&resolved)
+                .iter()
+                .filter(|e| e.rule.id == "004-47")
+                .map(|e| (e.direction, e.required))
+                .collect::<Vec<_>>()
+        };
+        assert!(ids(&options).is_empty());
+        options.conditions.enabled.push("Rate Limiting".into());
+        assert_eq!(
+            ids(&options),
+            [(Direction::Inbound, true), (Direction::Outbound, true)]
+        );
+        // Optional rules are allowed but never required.
+        let resolved = resolve(&policy, &options).unwrap();
+        let all = entries(&resolved);
+        let github: Vec<_> = all.iter().filter(|e| e.rule.id == "004-156").collect();
+        assert_eq!(github.len(), 1);
+        assert!(!github[0].required);
+    }
+
+    #[test]
     fn host_range_is_sane() {
         let d = DynamicPorts::from_host();
         assert!(d.range.lo <= d.range.hi && d.range.lo > 0);
