@@ -8,7 +8,7 @@
 
 use std::{
     collections::BTreeMap,
-    io::{self, Write},
+    io::{self, Read as _, Write},
     net::IpAddr,
     path::Path,
 };
@@ -51,16 +51,34 @@ impl Inventory {
             path: path.to_path_buf(),
             source,
         };
-        let meta = std::fs::metadata(path).map_err(read_err)?;
         let origin = path.display().to_string();
-        if meta.len() > MAX_INVENTORY_BYTES {
-            return Err(InventoryError::Invalid(vec![InventoryIssue {
-                origin,
-                line: 0,
-                message: format!("larger than {MAX_INVENTORY_BYTES} bytes: not an inventory"),
-            }]));
+        // Bounded read: the limit holds for pipes and devices too.
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .map_err(read_err)?
+            .take(MAX_INVENTORY_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_err)?;
+        let invalid = |line: u32, message: String| {
+            InventoryError::Invalid(vec![InventoryIssue {
+                origin: origin.clone(),
+                line,
+                message,
+            }])
+        };
+        if bytes.len() as u64 > MAX_INVENTORY_BYTES {
+            return Err(invalid(
+                0,
+                format!("larger than {MAX_INVENTORY_BYTES} bytes: not an inventory"),
+            ));
         }
-        let text = std::fs::read_to_string(path).map_err(read_err)?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let offset = e.utf8_error().valid_up_to();
+            invalid(
+                line_of(&String::from_utf8_lossy(&e.as_bytes()[..offset]), offset),
+                "not UTF-8 text".into(),
+            )
+        })?;
         let inventory = Inventory::parse(&text, &origin)?;
         inventory.check_roles(policy)?;
         Ok(inventory)
