@@ -148,6 +148,17 @@ impl JsonlWriter {
         Ok(())
     }
 
+    /// Writes a batch and flushes it, the daemon's usual unit of work.
+    pub fn write_batch<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = &'a EventRecord>,
+    ) -> Result<(), JsonlError> {
+        for r in records {
+            self.write(r)?;
+        }
+        self.flush()
+    }
+
     pub fn flush(&mut self) -> Result<(), JsonlError> {
         let path = &self.path;
         self.sink
@@ -415,24 +426,65 @@ mod tests {
         assert_eq!(counts(&path), vec![13]);
     }
 
+    /// Runs itself in a child process so that the lines land on a stdout the
+    /// test can read, instead of the test runner's.
     #[test]
     fn stdout_mode_never_rotates() {
-        let mut w = JsonlWriter::open(
-            "-",
-            Rotation {
-                max_bytes: 1,
-                keep: 1,
-            },
-        )
-        .unwrap();
-        assert!(w.is_stdout());
-        for i in 10..13 {
-            w.write(&record(i)).unwrap();
+        const CHILD: &str = "PORTCONFORM_JSONL_STDOUT_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            let mut w = JsonlWriter::open(
+                "-",
+                Rotation {
+                    max_bytes: 1,
+                    keep: 1,
+                },
+            )
+            .unwrap();
+            assert!(w.is_stdout());
+            for i in 10..13 {
+                w.write(&record(i)).unwrap();
+            }
+            w.flush().unwrap();
+            assert_eq!(w.rotations(), 0);
+            return;
         }
-        w.flush().unwrap();
-        assert_eq!(w.rotations(), 0);
-        assert!(!Path::new("-").exists());
-        assert!(!Path::new("-.1").exists());
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "events::jsonl::tests::stdout_mode_never_rotates"])
+            .args(["--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let got: Vec<u64> = stdout
+            .lines()
+            // libtest prints "test NAME ... " without a newline before the
+            // test body runs, so the first line may carry that prefix.
+            .filter_map(|l| l.find('{').map(|i| &l[i..]))
+            .map(|l| serde_json::from_str::<EventRecord>(l).unwrap().count)
+            .collect();
+        assert_eq!(got, vec![10, 11, 12], "{stdout}");
+        // Nothing was created where a file named "-" or "-.1" would go.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn writers_can_move_to_another_thread() {
+        fn send<T: Send>() {}
+        send::<JsonlWriter>();
+        send::<crate::events::PcapngWriter>();
+    }
+
+    #[test]
+    fn write_batch_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ev.jsonl");
+        let mut w = JsonlWriter::open(&path, Rotation::default()).unwrap();
+        let batch: Vec<_> = (10..15).map(record).collect();
+        w.write_batch(&batch).unwrap();
+        assert_eq!(counts(&path), vec![10, 11, 12, 13, 14]);
     }
 
     #[test]
