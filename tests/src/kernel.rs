@@ -6,16 +6,21 @@ use std::time::Duration;
 use anyhow::Context as _;
 use aya::{
     Ebpf,
-    maps::{Array, PerCpuArray},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
     programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
 };
 use monitor::{
     loader::{Interface, XdpAttachMode},
     object::EBPF_OBJECT,
     stats::{self, IfaceCounters},
+    tables::KernelTables,
 };
-use monitor_common::maps::{
-    Counter, IFSLOT_MAP, PROG_EGRESS, PROG_INGRESS, PROG_TC_PASS, PROG_XDP_PASS, STATS_MAP,
+use monitor_common::{
+    flow::{FlowEvent, FlowKey, FlowState},
+    maps::{
+        Counter, EVENTS_MAP, FLOWS_MAP, IFSLOT_MAP, KSTATS_MAP, PROG_EGRESS, PROG_INGRESS,
+        PROG_TC_PASS, PROG_XDP_PASS, RULESTATS_MAP, STATS_MAP,
+    },
 };
 
 /// test_run hands XDP and TC programs the namespace's loopback device.
@@ -77,6 +82,52 @@ impl Kernel {
         })
     }
 
+    /// Writes policy tables and switches classification on.
+    pub fn enable_policy(&mut self, tables: &KernelTables) -> anyhow::Result<()> {
+        monitor::tables::write(&mut self.ebpf, tables)?;
+        Ok(())
+    }
+
+    /// Sum over CPUs of a per-CPU u64 counter.
+    pub fn kstat(&self, index: u32) -> anyhow::Result<u64> {
+        let map: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(self.ebpf.map(KSTATS_MAP).context(KSTATS_MAP)?)?;
+        Ok(map.get(&index, 0)?.iter().sum())
+    }
+
+    /// Packets counted for a rule index.
+    pub fn rule_packets(&self, rule: u16) -> anyhow::Result<u64> {
+        let map: PerCpuArray<_, Counter> =
+            PerCpuArray::try_from(self.ebpf.map(RULESTATS_MAP).context(RULESTATS_MAP)?)?;
+        Ok(map
+            .get(&u32::from(rule), 0)?
+            .iter()
+            .map(|c| c.packets)
+            .sum())
+    }
+
+    /// The tracked unexpected flows.
+    pub fn flows(&self) -> anyhow::Result<Vec<(FlowKey, FlowState)>> {
+        let map: HashMap<_, FlowKey, FlowState> =
+            HashMap::try_from(self.ebpf.map(FLOWS_MAP).context(FLOWS_MAP)?)?;
+        Ok(map.iter().filter_map(Result::ok).collect())
+    }
+
+    /// Drains the first-sighting events from the ring buffer.
+    pub fn events(&mut self) -> anyhow::Result<Vec<FlowEvent>> {
+        let mut ring = RingBuf::try_from(self.ebpf.map_mut(EVENTS_MAP).context(EVENTS_MAP)?)?;
+        let mut out = Vec::new();
+        while let Some(item) = ring.next() {
+            anyhow::ensure!(
+                item.len() >= size_of::<FlowEvent>(),
+                "short ring buffer record"
+            );
+            // SAFETY: the kernel writes FlowEvent records; length checked.
+            out.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<FlowEvent>()) });
+        }
+        Ok(out)
+    }
+
     /// Counters the programs have accumulated for test_run's interface.
     pub fn counters(&self) -> anyhow::Result<IfaceCounters> {
         let map: PerCpuArray<_, Counter> =
@@ -90,4 +141,30 @@ impl Kernel {
         let mut snapshot = stats::read_from(&map, &[iface])?;
         Ok(snapshot.ifaces.remove(0))
     }
+}
+
+/// Tables for an embedded profile bound by an inventory (TOML text), with
+/// the dynamic range pinned so results do not depend on the host.
+pub fn profile_tables(profile: &str, inventory: &str) -> anyhow::Result<KernelTables> {
+    use monitor::policy::{
+        self, DynamicPorts, Inventory, PortRange, ResolveOptions, profiles, resolve::Conditions,
+    };
+    let policy = profiles::load(profile)?;
+    let options = ResolveOptions {
+        release: None,
+        conditions: Conditions::default(),
+        dynamic_ports: DynamicPorts::configured(PortRange {
+            lo: 32768,
+            hi: 60999,
+        }),
+    };
+    let resolved = policy::resolve(&policy, &options)?;
+    let inventory = Inventory::parse(inventory, "inventory.toml")?;
+    let no_dns = |_: &str| Vec::new();
+    let peers = monitor::tables::Peers {
+        inventory: Some(&inventory),
+        default_nodes: &[],
+        resolve: &no_dns,
+    };
+    Ok(monitor::tables::build(&policy::entries(&resolved), &peers)?)
 }

@@ -1,0 +1,278 @@
+//! The classifier in the kernel (BPF_PROG_TEST_RUN) against the thoughtspot
+//! profile: allowed traffic bumps its rule's counter and nothing else;
+//! unexpected traffic is deduplicated into one flow and one ring-buffer
+//! event; and for every frame, the kernel does what the same classifier
+//! compiled for the host says it should (the replay guarantee).
+
+use etherparse::{PacketBuilder, VlanId};
+use monitor::tables::KernelTables;
+use monitor_common::{
+    classify::{Reason, Verdict, classify},
+    flow::{
+        EVENT_UNEXPECTED, FlowKey, KSTAT_ALLOWED, KSTAT_FRAGMENTS, KSTAT_INFRASTRUCTURE,
+        KSTAT_NEW_FLOWS, KSTAT_UNEXPECTED,
+    },
+    maps::{PROG_EGRESS, PROG_INGRESS},
+    packet::{self, TCP_ACK, TCP_SYN},
+    stats::Direction,
+};
+use portconform_tests::kernel::{Kernel, profile_tables};
+
+const INVENTORY: &str = r#"
+nodes = ["192.0.2.0/24", "2001:db8:1::/64"]
+admin = ["198.51.100.7"]
+"#;
+const NODE1: [u8; 4] = [192, 0, 2, 1];
+const NODE2: [u8; 4] = [192, 0, 2, 2];
+const ADMIN: [u8; 4] = [198, 51, 100, 7];
+const STRANGER: [u8; 4] = [203, 0, 113, 9];
+const NODE1_V6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+const NODE2_V6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+fn tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+    let mut b = PacketBuilder::ethernet2(MAC, MAC)
+        .ipv4(src, dst, 64)
+        .tcp(sport, dport, 1, 1024);
+    if flags & TCP_SYN != 0 {
+        b = b.syn();
+    }
+    if flags & TCP_ACK != 0 {
+        b = b.ack(1);
+    }
+    if flags & 0x04 != 0 {
+        b = b.rst();
+    }
+    let mut v = Vec::new();
+    b.write(&mut v, &[]).unwrap();
+    v
+}
+
+fn udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(MAC, MAC)
+        .ipv4(src, dst, 64)
+        .udp(sport, dport)
+        .write(&mut v, b"q")
+        .unwrap();
+    v
+}
+
+fn setup() -> (Kernel, KernelTables) {
+    let tables = profile_tables("thoughtspot", INVENTORY).expect("tables");
+    let mut kernel = Kernel::load().expect("load");
+    kernel.enable_policy(&tables).expect("write tables");
+    (kernel, tables)
+}
+
+fn run(kernel: &Kernel, dir: Direction, frame: &[u8]) {
+    let prog = match dir {
+        Direction::Ingress => PROG_INGRESS,
+        Direction::Egress => PROG_EGRESS,
+    };
+    kernel.run(prog, frame, 1).expect("test_run");
+}
+
+fn rule_of(tables: &KernelTables, port: &str) -> u16 {
+    tables
+        .rules
+        .iter()
+        .position(|r| r.ports == port && r.peer_label.contains("nodes"))
+        .expect("rule") as u16
+}
+
+#[test]
+fn allowed_traffic_bumps_its_rule_and_reports_nothing() {
+    let (mut kernel, tables) = setup();
+    let zk = rule_of(&tables, "2181");
+    run(
+        &kernel,
+        Direction::Ingress,
+        &tcp(NODE2, NODE1, 40000, 2181, TCP_SYN),
+    );
+    run(
+        &kernel,
+        Direction::Egress,
+        &tcp(NODE1, NODE2, 2181, 40000, TCP_SYN | TCP_ACK),
+    );
+    run(
+        &kernel,
+        Direction::Ingress,
+        &tcp(NODE2, NODE1, 40000, 2181, TCP_ACK),
+    );
+    assert_eq!(kernel.rule_packets(zk).unwrap(), 3);
+    assert_eq!(kernel.kstat(KSTAT_ALLOWED).unwrap(), 3);
+    assert_eq!(kernel.kstat(KSTAT_UNEXPECTED).unwrap(), 0);
+    assert!(kernel.events().unwrap().is_empty());
+    assert!(kernel.flows().unwrap().is_empty());
+}
+
+#[test]
+fn a_flood_of_one_unexpected_flow_is_one_event_and_a_count() {
+    let (mut kernel, _) = setup();
+    let syn = tcp(ADMIN, NODE1, 40000, 7777, TCP_SYN);
+    kernel.run(PROG_INGRESS, &syn, 500).expect("test_run");
+    // The host answers each with a reset: the same flow, counted as replies.
+    kernel
+        .run(PROG_EGRESS, &tcp(NODE1, ADMIN, 7777, 40000, 0x14), 500)
+        .expect("test_run");
+    // Another source port of the same client is still the same flow.
+    run(
+        &kernel,
+        Direction::Ingress,
+        &tcp(ADMIN, NODE1, 40001, 7777, TCP_SYN),
+    );
+    let events = kernel.events().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let ev = events[0];
+    assert_eq!(
+        (
+            ev.kind,
+            ev.reason,
+            ev.key.service_port,
+            ev.sport,
+            ev.forward
+        ),
+        (EVENT_UNEXPECTED, Reason::NoRule as u8, 7777, 40000, 1)
+    );
+    assert_eq!(&ev.key.initiator[..4], &ADMIN);
+    assert_eq!(usize::from(ev.captured), syn.len());
+    assert_eq!(&ev.header[..syn.len()], &syn[..]);
+    let flows = kernel.flows().unwrap();
+    assert_eq!(flows.len(), 1);
+    let (_, state) = flows[0];
+    assert_eq!((state.packets, state.reply_packets), (501, 500));
+    assert_eq!(kernel.kstat(KSTAT_NEW_FLOWS).unwrap(), 1);
+}
+
+#[test]
+fn an_allowed_port_from_the_wrong_peer_names_the_nearest_rule() {
+    let (mut kernel, tables) = setup();
+    run(
+        &kernel,
+        Direction::Ingress,
+        &tcp(STRANGER, NODE1, 40000, 2181, TCP_SYN),
+    );
+    let events = kernel.events().unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].reason, Reason::PeerNotAllowed as u8);
+    assert_eq!(tables.rule(events[0].nearest_rule).unwrap().ports, "2181");
+}
+
+#[test]
+fn outbound_unexpected_and_udp_flows_are_oriented_by_service() {
+    let (mut kernel, _) = setup();
+    // node1 queries a DNS server that no rule names, then gets the answer.
+    run(
+        &kernel,
+        Direction::Egress,
+        &udp(NODE1, STRANGER, 45000, 5353),
+    );
+    run(
+        &kernel,
+        Direction::Ingress,
+        &udp(STRANGER, NODE1, 5353, 45000),
+    );
+    let events = kernel.events().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].key.service_port, 5353);
+    let flows = kernel.flows().unwrap();
+    assert_eq!((flows[0].1.packets, flows[0].1.reply_packets), (1, 1));
+}
+
+/// The classification corpus: for each frame and direction, what the host
+/// classifier decides is what the kernel does.
+#[test]
+fn kernel_and_host_classifier_agree_frame_by_frame() {
+    let (mut kernel, tables) = setup();
+    let mut frames: Vec<(Direction, Vec<u8>)> = vec![
+        (Direction::Ingress, tcp(NODE2, NODE1, 40000, 2181, TCP_SYN)),
+        (
+            Direction::Egress,
+            tcp(NODE1, NODE2, 2181, 40000, TCP_SYN | TCP_ACK),
+        ),
+        (Direction::Ingress, tcp(ADMIN, NODE1, 50000, 2101, TCP_SYN)),
+        (Direction::Ingress, tcp(ADMIN, NODE1, 50000, 2100, TCP_SYN)),
+        (Direction::Ingress, tcp(STRANGER, NODE1, 50001, 22, TCP_SYN)),
+        (Direction::Egress, tcp(NODE1, STRANGER, 50002, 443, TCP_SYN)),
+        (Direction::Ingress, udp(NODE2, NODE1, 40001, 53)),
+        (Direction::Ingress, tcp(NODE2, NODE1, 40002, 6666, TCP_SYN)),
+        (Direction::Egress, tcp(NODE1, NODE2, 6666, 40002, 0x14)),
+    ];
+    let mut v6 = Vec::new();
+    PacketBuilder::ethernet2(MAC, MAC)
+        .ipv6(NODE2_V6, NODE1_V6, 64)
+        .tcp(40003, 2181, 1, 1024)
+        .syn()
+        .write(&mut v6, &[])
+        .unwrap();
+    frames.push((Direction::Ingress, v6));
+    let mut echo = Vec::new();
+    PacketBuilder::ethernet2(MAC, MAC)
+        .ipv4(NODE2, NODE1, 64)
+        .icmpv4_echo_request(1, 1)
+        .write(&mut echo, b"p")
+        .unwrap();
+    frames.push((Direction::Ingress, echo));
+    let mut vlan = Vec::new();
+    PacketBuilder::ethernet2(MAC, MAC)
+        .single_vlan(VlanId::try_new(7).unwrap())
+        .ipv4(ADMIN, NODE1, 64)
+        .tcp(40004, 9999, 1, 1024)
+        .syn()
+        .write(&mut vlan, &[])
+        .unwrap();
+    frames.push((Direction::Ingress, vlan));
+    let mut frag = udp(NODE2, NODE1, 1, 2);
+    frag[14 + 7] = 0x10; // a later fragment
+    frames.push((Direction::Ingress, frag));
+
+    for (dir, frame) in &frames {
+        let parsed = packet::parse_ethernet(&frame[..]).expect("parses");
+        let verdict = classify(&tables, &parsed, *dir);
+        let before = (
+            kernel.kstat(KSTAT_ALLOWED).unwrap(),
+            kernel.kstat(KSTAT_UNEXPECTED).unwrap(),
+            kernel.kstat(KSTAT_INFRASTRUCTURE).unwrap(),
+            kernel.kstat(KSTAT_FRAGMENTS).unwrap(),
+        );
+        run(&kernel, *dir, frame);
+        let after = (
+            kernel.kstat(KSTAT_ALLOWED).unwrap(),
+            kernel.kstat(KSTAT_UNEXPECTED).unwrap(),
+            kernel.kstat(KSTAT_INFRASTRUCTURE).unwrap(),
+            kernel.kstat(KSTAT_FRAGMENTS).unwrap(),
+        );
+        let delta = (
+            after.0 - before.0,
+            after.1 - before.1,
+            after.2 - before.2,
+            after.3 - before.3,
+        );
+        let want = match verdict {
+            Verdict::Allowed { .. } => (1, 0, 0, 0),
+            Verdict::Unexpected { .. } => (0, 1, 0, 0),
+            Verdict::Infrastructure => (0, 0, 1, 0),
+            Verdict::Fragment => (0, 0, 0, 1),
+        };
+        assert_eq!(
+            delta, want,
+            "{dir:?} frame {frame:02x?}: host says {verdict:?}"
+        );
+        if let Verdict::Unexpected { conn, .. } = verdict {
+            let key = FlowKey::new(&parsed, &conn);
+            let flipped = FlowKey::flipped(&parsed, &conn);
+            assert!(
+                kernel
+                    .flows()
+                    .unwrap()
+                    .iter()
+                    .any(|(k, _)| *k == key || *k == flipped),
+                "{dir:?}: flow of {verdict:?} not tracked"
+            );
+        }
+    }
+    // Each distinct unexpected flow was reported once.
+    let events = kernel.events().unwrap();
+    assert_eq!(events.len(), kernel.flows().unwrap().len());
+}
