@@ -66,6 +66,11 @@ impl Document {
         }
         match String::from_utf8(bytes) {
             Ok(mut text) => {
+                // Editors on Windows start files with a byte-order mark; it
+                // would glue itself to the first heading or cell.
+                if let Some(rest) = text.strip_prefix('\u{feff}') {
+                    text = rest.to_string();
+                }
                 // Windows line endings would otherwise leave `\r` in cells.
                 if text.contains('\r') {
                     text = text.replace("\r\n", "\n").replace('\r', "\n");
@@ -134,6 +139,13 @@ mod tests {
         for off in 0..text.len() {
             assert_eq!(idx.line(off), line_of(text, off), "offset {off}");
         }
+    }
+
+    #[test]
+    fn strips_bom_and_crlf() {
+        let doc =
+            Document::from_bytes("w.md".into(), b"\xef\xbb\xbf# T\r\n|a|\r\n".to_vec()).unwrap();
+        assert_eq!(doc.text, "# T\n|a|\n");
     }
 
     #[test]
