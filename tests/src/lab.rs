@@ -121,7 +121,45 @@ impl Netns {
             .stderr(std::process::Stdio::null())
             .spawn()
             .with_context(|| format!("starting {program} in {}", self.name))?;
-        Ok(Background(child))
+        Ok(Background { child, stop: None })
+    }
+
+    /// Like [`Netns::spawn`], but dropping the result first sends `signal`
+    /// and gives the program `grace` to exit cleanly (PostgreSQL's fast
+    /// shutdown on SIGINT, say) before it is killed.
+    pub fn spawn_graceful(
+        &self,
+        program: &str,
+        args: &[&str],
+        signal: i32,
+        grace: Duration,
+    ) -> anyhow::Result<Background> {
+        let mut bg = self.spawn(program, args)?;
+        bg.stop = Some((signal, grace));
+        Ok(bg)
+    }
+
+    /// Waits (bounded) until something in this namespace listens on TCP
+    /// `port`, as `ss` shows: no packet is sent to find out.
+    pub fn wait_tcp_listening(&self, port: u16, limit: Duration) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let out = self.run(
+                Duration::from_secs(5),
+                "ss",
+                &["-Hltn", &format!("sport = :{port}")],
+            )?;
+            if !out.stdout.is_empty() {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                bail!(
+                    "nothing listens on TCP port {port} in {} after {limit:?}",
+                    self.name
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Runs `program args...` in the namespace (bounded by `limit`), failing
@@ -140,13 +178,58 @@ impl Drop for Netns {
     }
 }
 
-/// A background program, killed when dropped.
-pub struct Background(std::process::Child);
+/// A background program, killed when dropped (after a grace period for the
+/// programs started with [`Netns::spawn_graceful`]).
+pub struct Background {
+    child: std::process::Child,
+    /// Signal to send first, and how long to wait for the exit after it.
+    stop: Option<(i32, Duration)>,
+}
 
 impl Drop for Background {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Some((signal, grace)) = self.stop {
+            // SAFETY: plain kill(2) on our own, not yet reaped, child.
+            unsafe { libc::kill(self.child.id() as i32, signal) };
+            let deadline = std::time::Instant::now() + grace;
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A scratch directory under the system's temporary directory, removed with
+/// its contents on drop.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> anyhow::Result<Self> {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!("{PREFIX}{}-{n}-{label}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(Self(path))
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// `path()/name` as text, for command lines.
+    pub fn file(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

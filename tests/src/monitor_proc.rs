@@ -161,3 +161,22 @@ pub fn run_portconform(args: &[&str]) -> anyhow::Result<Finished> {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
 }
+
+/// The records of a JSON-lines events file (`portconform run --events FILE`),
+/// in file order; every line must be one JSON object.
+pub fn read_events(path: impl AsRef<std::path::Path>) -> anyhow::Result<Vec<serde_json::Value>> {
+    let path = path.as_ref();
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .with_context(|| format!("{}:{}: not JSON: {line:?}", path.display(), i + 1))?;
+            if !v.is_object() {
+                bail!("{}:{}: not a JSON object: {line:?}", path.display(), i + 1);
+            }
+            Ok(v)
+        })
+        .collect()
+}
