@@ -7,12 +7,15 @@ use std::{ffi::CString, io};
 
 use aya::{
     Ebpf, EbpfError,
-    maps::{Array, HashMap, MapData, MapError, RingBuf},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
     programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode},
 };
 use monitor_common::{
-    flow::{FlowKey, FlowState},
-    maps::{EVENTS_MAP, FLOWS_MAP, IFSLOT_MAP, PROG_EGRESS, PROG_INGRESS},
+    flow::{FlowKey, FlowState, KSTATS},
+    maps::{
+        Counter, EVENTS_MAP, FLOWS_MAP, IFSLOT_MAP, KSTATS_MAP, PROG_EGRESS, PROG_INGRESS,
+        RULESTATS_MAP,
+    },
     stats::{IFINDEX_LIMIT, MAX_IFACES},
 };
 
@@ -178,6 +181,56 @@ impl Monitor {
             map: EVENTS_MAP,
             source,
         })
+    }
+
+    /// Classifier counters (see `KSTAT_*`), summed over CPUs.
+    pub fn kstats(&self) -> Result<[u64; KSTATS as usize], LoadError> {
+        let map = self
+            .ebpf
+            .map(KSTATS_MAP)
+            .expect("the object defines PC_KSTATS");
+        let map: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(map).map_err(|source| LoadError::Map {
+                map: KSTATS_MAP,
+                source,
+            })?;
+        let mut out = [0u64; KSTATS as usize];
+        for (i, v) in out.iter_mut().enumerate() {
+            *v = map
+                .get(&(i as u32), 0)
+                .map_err(|source| LoadError::Map {
+                    map: KSTATS_MAP,
+                    source,
+                })?
+                .iter()
+                .sum();
+        }
+        Ok(out)
+    }
+
+    /// Packets and bytes per rule index, for the first `rules` rules.
+    pub fn rule_stats(&self, rules: usize) -> Result<Vec<Counter>, LoadError> {
+        let map = self
+            .ebpf
+            .map(RULESTATS_MAP)
+            .expect("the object defines PC_RULESTATS");
+        let map: PerCpuArray<_, Counter> =
+            PerCpuArray::try_from(map).map_err(|source| LoadError::Map {
+                map: RULESTATS_MAP,
+                source,
+            })?;
+        (0..rules as u32)
+            .map(|i| {
+                let values = map.get(&i, 0).map_err(|source| LoadError::Map {
+                    map: RULESTATS_MAP,
+                    source,
+                })?;
+                Ok(values.iter().fold(Counter::default(), |a, c| Counter {
+                    packets: a.packets + c.packets,
+                    bytes: a.bytes + c.bytes,
+                }))
+            })
+            .collect()
     }
 
     /// The unexpected-flow table.

@@ -1,6 +1,6 @@
 //! The `portconform` command line.
 
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use monitor::{
@@ -46,6 +46,15 @@ struct RunArgs {
     /// Rotated events files to keep.
     #[arg(long, value_name = "N", default_value_t = 5)]
     events_keep: usize,
+    /// Write the headers of each unexpected flow's first packet to FILE (pcapng).
+    #[arg(long, value_name = "FILE.pcapng")]
+    pcap: Option<PathBuf>,
+    /// Stop adding packets to the pcapng file at this many MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pcap_max_mib: u64,
+    /// Serve Prometheus metrics at ADDR:PORT (a bare PORT means 127.0.0.1:PORT).
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_metrics)]
+    metrics: Option<SocketAddr>,
     /// Seconds between summaries.
     #[arg(long, default_value_t = 5.0, value_parser = parse_interval)]
     interval: f64,
@@ -55,6 +64,10 @@ struct RunArgs {
     /// Summary format on stdout.
     #[arg(long, value_enum, default_value_t = SummaryFormat::Table)]
     summary: SummaryFormat,
+}
+
+fn parse_metrics(s: &str) -> Result<SocketAddr, String> {
+    monitor::metrics::parse_metrics_addr(s).map_err(|e| e.to_string())
 }
 
 fn parse_interval(s: &str) -> Result<f64, String> {
@@ -88,6 +101,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         selection: args.selection,
         inventory: args.inventory,
         events: args.events,
+        pcap: args.pcap,
+        pcap_max_bytes: args.pcap_max_mib * 1024 * 1024,
+        metrics: args.metrics,
         events_rotation: Rotation {
             max_bytes: args.events_max_mib * 1024 * 1024,
             keep: args.events_keep,

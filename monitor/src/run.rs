@@ -1,13 +1,14 @@
 //! `portconform run`: load the policy, bind its roles, attach, classify.
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 
 use crate::{
     daemon::{self, Sinks, SummaryFormat},
-    events::{JsonlWriter, Rotation},
+    events::{JsonlWriter, PcapngWriter, Rotation},
     loader::{Monitor, XdpAttachMode},
+    metrics::{Metrics, serve},
     netif,
     policy::{self, Inventory, cli::Selection},
     tables::{self, KernelTables},
@@ -20,6 +21,9 @@ pub struct RunConfig {
     pub inventory: Option<PathBuf>,
     pub events: Option<PathBuf>,
     pub events_rotation: Rotation,
+    pub pcap: Option<PathBuf>,
+    pub pcap_max_bytes: u64,
+    pub metrics: Option<SocketAddr>,
     pub interval: Duration,
     pub refresh: Duration,
     pub summary: SummaryFormat,
@@ -73,8 +77,20 @@ pub fn run(config: RunConfig) -> anyhow::Result<()> {
         .map(|p| JsonlWriter::open(p, config.events_rotation))
         .transpose()
         .context("opening the events file")?;
+    let pcap = config
+        .pcap
+        .as_ref()
+        .map(|p| {
+            let names = monitor.interfaces().iter().map(|i| i.name.clone());
+            PcapngWriter::create(p, names, config.pcap_max_bytes)
+        })
+        .transpose()
+        .context("creating the pcapng file")?;
+    let metrics = config.metrics.map(|_| Arc::new(Metrics::new()));
     let mut sinks = Sinks {
         events,
+        pcap,
+        metrics: metrics.clone(),
         console: true,
     };
     let options = daemon::Options {
@@ -86,12 +102,23 @@ pub fn run(config: RunConfig) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(daemon::run(
-        &mut monitor,
-        tables.as_ref(),
-        &mut sinks,
-        &options,
-    ))?;
+    runtime.block_on(async {
+        // Bound inside the runtime; dropped (and stopped) when the daemon returns.
+        let _server = match (config.metrics, metrics) {
+            (Some(addr), Some(m)) => {
+                let server = serve(addr, m)
+                    .await
+                    .context("starting the metrics endpoint")?;
+                eprintln!(
+                    "portconform: metrics at http://{}/metrics",
+                    server.local_addr()
+                );
+                Some(server)
+            }
+            _ => None,
+        };
+        daemon::run(&mut monitor, tables.as_ref(), &mut sinks, &options).await
+    })?;
     drop(monitor);
     eprintln!("portconform: detached, exiting");
     Ok(())

@@ -3,10 +3,11 @@
 //! flows, periodic summaries, and a clean detach on SIGINT/SIGTERM.
 
 pub mod clock;
+pub mod feed;
 pub mod summary;
 pub mod unexpected;
 
-use std::{collections::HashSet, time::Duration};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use aya::maps::{HashMap as BpfHashMap, MapData, RingBuf};
@@ -19,8 +20,9 @@ use tokio::{
 pub use summary::SummaryFormat;
 
 use crate::{
-    events::{EventRecord, JsonlWriter},
+    events::{CapturedPacket, EventRecord, JsonlWriter, PcapngWriter},
     loader::Monitor,
+    metrics::Metrics,
     stats::{self, Snapshot},
     tables::KernelTables,
 };
@@ -37,6 +39,9 @@ pub struct Options {
 /// Where classified events go.
 pub struct Sinks {
     pub events: Option<JsonlWriter>,
+    /// Headers of each flow's first packet.
+    pub pcap: Option<PcapngWriter>,
+    pub metrics: Option<Arc<Metrics>>,
     /// Print one line per new unexpected flow on stderr.
     pub console: bool,
 }
@@ -99,6 +104,7 @@ pub async fn run(
             _ = ticker.tick() => {
                 let snapshot = stats::read(monitor).context("reading the counters")?;
                 summary::emit(&snapshot, previous.as_ref(), options.summary, false)?;
+                report_kernel(monitor, &snapshot, tables, sinks, options.summary)?;
                 previous = Some(snapshot);
             }
             _ = refresh.tick(), if tables.is_some() => {
@@ -117,8 +123,39 @@ pub async fn run(
     if let Some(w) = sinks.events.as_mut() {
         w.flush().context("flushing the events file")?;
     }
+    if let Some(p) = sinks.pcap.as_mut() {
+        p.flush().context("flushing the pcapng file")?;
+    }
     let snapshot = stats::read(monitor).context("reading the counters")?;
-    summary::emit(&snapshot, previous.as_ref(), options.summary, true)
+    summary::emit(&snapshot, previous.as_ref(), options.summary, true)?;
+    report_kernel(monitor, &snapshot, tables, sinks, options.summary)
+}
+
+/// Feeds the metrics endpoint and, with a policy, prints what the
+/// classifier did and lost (table summaries only: JSON stays one schema).
+fn report_kernel(
+    monitor: &Monitor,
+    traffic: &Snapshot,
+    tables: Option<&KernelTables>,
+    sinks: &Sinks,
+    format: SummaryFormat,
+) -> anyhow::Result<()> {
+    let kstats = monitor.kstats()?;
+    let live = match tables {
+        Some(_) => monitor.flows()?.keys().filter(Result::is_ok).count() as u64,
+        None => 0,
+    };
+    if tables.is_some() && format == SummaryFormat::Table {
+        println!("{}", feed::classifier_line(&kstats, live));
+    }
+    if let Some(m) = &sinks.metrics {
+        let rules = monitor.rule_stats(tables.map_or(0, |t| t.rules.len()))?;
+        let dropped = sinks.pcap.as_ref().map_or(0, PcapngWriter::packets_dropped);
+        m.update(feed::metrics_snapshot(
+            traffic, &kstats, &rules, tables, live, dropped,
+        ));
+    }
+    Ok(())
 }
 
 /// Decodes up to [`DRAIN_BUDGET`] first sightings; returns how many.
@@ -145,11 +182,25 @@ fn drain(
         let record = enricher.first_sighting(&ev);
         reported.first(&ev, record.sport);
         emit(&record, sinks)?;
+        if let Some(pcap) = sinks.pcap.as_mut() {
+            let captured = usize::from(ev.captured).min(ev.header.len());
+            pcap.write_packet(&CapturedPacket {
+                iface: &record.iface,
+                ts: record.ts,
+                original_len: ev.packet_len,
+                data: &ev.header[..captured],
+                comment: &console_line(&record),
+            })
+            .context("writing the pcapng file")?;
+        }
     }
-    if n > 0
-        && let Some(w) = sinks.events.as_mut()
-    {
-        w.flush().context("flushing the events file")?;
+    if n > 0 {
+        if let Some(w) = sinks.events.as_mut() {
+            w.flush().context("flushing the events file")?;
+        }
+        if let Some(p) = sinks.pcap.as_mut() {
+            p.flush().context("flushing the pcapng file")?;
+        }
     }
     Ok(n)
 }

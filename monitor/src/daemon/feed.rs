@@ -1,0 +1,100 @@
+//! Kernel counters → the metrics endpoint and the summary's classifier line.
+
+use monitor_common::{
+    flow::{
+        KSTAT_ALLOWED, KSTAT_FLOW_INSERT_FAILED, KSTAT_FRAGMENTS, KSTAT_NEW_FLOWS,
+        KSTAT_RINGBUF_FULL, KSTAT_UNEXPECTED, KSTATS,
+    },
+    stats::{Direction, SLOT_MALFORMED, SLOT_TOO_DEEP, SLOT_TRUNCATED, SLOTS, slot_name},
+};
+
+use crate::{
+    events::record,
+    metrics::{self, Family, FlowTable, ParseFailures, RuleCounter, TrafficCounter},
+    stats::Snapshot,
+    tables::KernelTables,
+};
+
+/// The metrics view of one moment.
+pub fn metrics_snapshot(
+    traffic: &Snapshot,
+    kstats: &[u64; KSTATS as usize],
+    rules: &[monitor_common::maps::Counter],
+    tables: Option<&KernelTables>,
+    live_flows: u64,
+    pcap_dropped: u64,
+) -> metrics::Snapshot {
+    let mut out = metrics::Snapshot::default();
+    let mut failures = ParseFailures::default();
+    for iface in &traffic.ifaces {
+        for dir in Direction::ALL {
+            for slot in 0..SLOTS {
+                let c = iface.get(dir, slot);
+                match slot {
+                    SLOT_TRUNCATED => failures.truncated += c.packets,
+                    SLOT_MALFORMED => failures.malformed += c.packets,
+                    SLOT_TOO_DEEP => failures.too_deep += c.packets,
+                    s if s < 10 => {
+                        let (family, proto) = slot_name(s);
+                        out.traffic.push(TrafficCounter {
+                            iface: iface.name.clone(),
+                            direction: match dir {
+                                Direction::Ingress => record::Direction::Inbound,
+                                Direction::Egress => record::Direction::Outbound,
+                            },
+                            family: if family == "ipv4" {
+                                Family::Ipv4
+                            } else {
+                                Family::Ipv6
+                            },
+                            proto: proto.parse().unwrap_or(record::Proto::Other(0)),
+                            packets: c.packets,
+                            bytes: c.bytes,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    out.parse_failures = failures;
+    if let Some(t) = tables {
+        out.rules = t
+            .rules
+            .iter()
+            .zip(rules)
+            .map(|(r, c)| RuleCounter {
+                rule: r.id.clone(),
+                service: r.service.clone(),
+                packets: c.packets,
+                bytes: c.bytes,
+            })
+            .collect();
+    }
+    let new_flows = kstats[KSTAT_NEW_FLOWS as usize];
+    out.unexpected_flows = new_flows;
+    out.events_lost = kstats[KSTAT_RINGBUF_FULL as usize];
+    out.flow_table = FlowTable {
+        insert_failures: kstats[KSTAT_FLOW_INSERT_FAILED as usize],
+        // Flows are never deleted, so those gone from the LRU were evicted.
+        evictions: new_flows.saturating_sub(live_flows),
+    };
+    out.pcap_packets_dropped = pcap_dropped;
+    out
+}
+
+/// One line for the summary: what the classifier did, and every loss.
+pub fn classifier_line(kstats: &[u64; KSTATS as usize], live_flows: u64) -> String {
+    let new_flows = kstats[KSTAT_NEW_FLOWS as usize];
+    format!(
+        "  classifier: {} allowed, {} unexpected packets in {} flows ({} tracked, {} evicted), {} later fragments; lost: {} events (ring buffer full), {} flows not tracked",
+        kstats[KSTAT_ALLOWED as usize],
+        kstats[KSTAT_UNEXPECTED as usize],
+        new_flows,
+        live_flows,
+        new_flows.saturating_sub(live_flows),
+        kstats[KSTAT_FRAGMENTS as usize],
+        kstats[KSTAT_RINGBUF_FULL as usize],
+        kstats[KSTAT_FLOW_INSERT_FAILED as usize],
+    )
+}
