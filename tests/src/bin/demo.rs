@@ -1,9 +1,12 @@
-//! The lab demo behind `cargo xtask demo`: an appliance node and two peers in
-//! network namespaces, real clients and servers talking, and portconform on
-//! the appliance counting every packet. Everything is removed at the end,
-//! also when a step fails.
+//! The lab demo behind `cargo xtask demo`: a ThoughtSpot appliance node, a
+//! second node and an admin workstation in network namespaces; real clients
+//! and servers talking; portconform on the appliance with the embedded
+//! thoughtspot profile, reporting the flows the vendor's document does not
+//! allow. Everything is removed at the end, also when a step fails; the
+//! events and the capture of offending packets stay in target/demo/.
 
 use std::{
+    path::PathBuf,
     process::{Command, Stdio},
     thread,
     time::Duration,
@@ -12,6 +15,7 @@ use std::{
 use anyhow::Context as _;
 use portconform_tests::{
     lab::{self, Netns},
+    monitor_proc::read_events,
     portconform_bin,
 };
 
@@ -22,52 +26,106 @@ fn step(text: &str) {
 }
 
 fn main() -> anyhow::Result<()> {
-    step("building the lab: appliance node1, peer node2, an admin workstation");
+    let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/demo");
+    std::fs::create_dir_all(&out_dir).context("creating target/demo")?;
+    let out_dir = out_dir.canonicalize().context("target/demo")?;
+    let events = out_dir.join("events.jsonl");
+    let pcap = out_dir.join("unexpected.pcapng");
+    let inventory = out_dir.join("inventory.toml");
+    let _ = std::fs::remove_file(&events);
+
+    step("building the lab: appliance node1, cluster peer node2, an admin workstation");
     let node1 = Netns::new("node1")?;
     let node2 = Netns::new("node2")?;
     let admin = Netns::new("admin")?;
-    let (n1_cluster, n2) = lab::link(&node1, &node2, 1, "192.0.2", "2001:db8:1")?;
-    let (n1_admin, adm) = lab::link(&node1, &admin, 2, "198.51.100", "2001:db8:2")?;
+    let (n1, n2) = lab::link(&node1, &node2, 1, "192.0.2", "2001:db8:1")?;
+    let (n1_adm, adm) = lab::link(&node1, &admin, 2, "198.51.100", "2001:db8:2")?;
     println!(
-        "    node1 {} / {} <-> node2 {} ; node1 {} <-> admin {}",
-        n1_cluster.v4, n1_cluster.v6, n2.v4, n1_admin.v4, adm.v4
+        "    node1 {} <-> node2 {}   |   node1 {} <-> admin {}",
+        n1.v4, n2.v4, n1_adm.v4, adm.v4
     );
+    std::fs::write(
+        &inventory,
+        format!(
+            "# Roles of the thoughtspot profile bound to this lab's addresses.\n\
+             nodes = [\"192.0.2.0/24\", \"2001:db8:1::/64\"]\nadmin = [\"{}\"]\n",
+            adm.v4
+        ),
+    )?;
+    println!("    inventory: {}", inventory.display());
     lab::settle();
 
-    step("starting portconform on node1 (XDP ingress + TC egress on both links)");
+    step(
+        "services on node1: ZooKeeper's 2181 and PostgreSQL's 5432 (documented), and 6666 (not documented)",
+    );
+    let _servers = [
+        node1.spawn("nc", &["-k", "-l", "2181"])?,
+        node1.spawn("nc", &["-k", "-l", "5432"])?,
+        node1.spawn("nc", &["-k", "-l", "6666"])?,
+    ];
+    for port in [2181, 5432, 6666] {
+        node1.wait_tcp_listening(port, Duration::from_secs(5))?;
+    }
+
+    step("starting portconform on node1 with the embedded thoughtspot profile");
     let mut monitor = Command::new("ip")
         .args(["netns", "exec", node1.name()])
         .arg(portconform_bin())
+        .args(["run", "--iface", &n1.ifname, "--iface", &n1_adm.ifname])
+        .args(["--profile", "thoughtspot", "--inventory"])
+        .arg(&inventory)
+        .arg("--events")
+        .arg(&events)
+        .arg("--pcap")
+        .arg(&pcap)
+        // The document's "dynamic ports between nodes" would cover the
+        // clients' ephemeral ports (32768-60999 here); pin it below them so
+        // the demo's unexpected node-to-node connection is visible whole.
         .args([
-            "run",
-            "--iface",
-            &n1_cluster.ifname,
-            "--iface",
-            &n1_admin.ifname,
             "--interval",
-            "4",
+            "6",
+            "--refresh",
+            "2",
+            "--dynamic-ports",
+            "20000-29999",
         ])
         .stdin(Stdio::null())
         .spawn()
         .context("starting portconform")?;
-    thread::sleep(Duration::from_secs(1));
+    thread::sleep(Duration::from_secs(2));
 
-    let result = traffic(
-        &node1,
-        &node2,
-        &admin,
-        &n1_cluster.v4,
-        &n1_cluster.v6,
-        &n1_admin.v4,
-    );
-    thread::sleep(Duration::from_millis(4500));
+    let result = traffic(&node1, &node2, &admin, &n1.v4, &n1_adm.v4, &n2.v4);
+    thread::sleep(Duration::from_secs(3));
 
-    step("stopping portconform (SIGTERM): final counters, then everything detaches");
+    step("stopping portconform (SIGTERM): final counts, then everything detaches");
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(monitor.id() as i32, libc::SIGTERM) };
     let status = monitor.wait()?;
     result?;
     anyhow::ensure!(status.success(), "portconform exited with {status}");
+
+    step(&format!(
+        "the events file ({}): one line per unexpected flow, then refreshed counts",
+        events.display()
+    ));
+    for e in read_events(&events)? {
+        println!(
+            "    {:<10} {:<8} {:<4} {}:{} -> {}:{} count {} ({})",
+            e["kind"].as_str().unwrap_or_default(),
+            e["direction"].as_str().unwrap_or_default(),
+            e["proto"].as_str().unwrap_or_default(),
+            e["src"].as_str().unwrap_or_default(),
+            e["sport"],
+            e["dst"].as_str().unwrap_or_default(),
+            e["dport"],
+            e["count"],
+            e["note"].as_str().unwrap_or_default(),
+        );
+    }
+    println!(
+        "    headers of each flow's first packet: {} (open it with tshark or wireshark)",
+        pcap.display()
+    );
     step("removing the lab");
     Ok(())
 }
@@ -77,41 +135,43 @@ fn traffic(
     node2: &Netns,
     admin: &Netns,
     n1: &str,
-    n1v6: &str,
     n1_admin: &str,
+    n2: &str,
 ) -> anyhow::Result<()> {
-    step("node2 -> node1: a client sends 5 requests to a TCP service on 2181");
-    let _server = node1.spawn("nc", &["-k", "-l", "2181"])?;
-    thread::sleep(Duration::from_millis(300));
-    for i in 0..5 {
+    step(
+        "node2 -> node1: a ZooKeeper client on 2181 and a PostgreSQL client on 5432 (allowed between nodes)",
+    );
+    for port in ["2181", "5432"] {
+        for i in 0..3 {
+            node2.run(
+                T,
+                "sh",
+                &["-c", &format!("echo request-{i} | nc -N -w 2 {n1} {port}")],
+            )?;
+        }
+    }
+    step("node2 -> node1: a client on 6666, which no document allows (3 connections: one flow)");
+    for i in 0..3 {
         node2.run(
             T,
             "sh",
-            &["-c", &format!("echo request-{i} | nc -N -w 2 {n1} 2181")],
+            &["-c", &format!("echo hello-{i} | nc -N -w 2 {n1} 6666")],
         )?;
     }
-
-    step("node2 -> node1: ping over IPv4 and IPv6");
-    node2.run(T, "ping", &["-q", "-c", "5", "-i", "0.2", n1])?;
-    node2.run(T, "ping", &["-6", "-q", "-c", "5", "-i", "0.2", n1v6])?;
-
-    step(
-        "node1 -> node2: DNS-style UDP datagrams to port 53 (nothing listens: ICMP unreachable comes back)",
+    step("admin -> node1: ZooKeeper's 2181, which the document allows only between nodes");
+    let _ = admin.run(
+        T,
+        "sh",
+        &["-c", &format!("echo stat | nc -N -w 2 {n1_admin} 2181")],
     );
-    for _ in 0..3 {
-        node1.run(
-            T,
-            "sh",
-            &["-c", &format!("printf q | nc -u -w 0 {} 53", "192.0.2.2")],
-        )?;
-    }
-
-    step("admin -> node1: an hping3 SYN burst to port 8080 (closed: node1 answers with RSTs)");
+    step("node1 -> node2: a DNS query to UDP 53 (no rule for DNS on this appliance)");
+    node1.run(T, "sh", &["-c", &format!("printf q | nc -u -w 0 {n2} 53")])?;
+    step("admin -> node1: an hping3 burst of 200 SYNs to 8080 (one flow, counted in the kernel)");
     let _ = admin.run(
         T,
         "hping3",
         &[
-            "-q", "-S", "-p", "8080", "-c", "50", "-i", "u2000", n1_admin,
+            "-q", "-S", "-s", "40000", "-k", "-p", "8080", "-c", "200", "-i", "u2000", n1_admin,
         ],
     );
     Ok(())
