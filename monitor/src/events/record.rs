@@ -165,7 +165,7 @@ fn clamp_rfc3339(t: SystemTime) -> SystemTime {
     if since_epoch.as_secs() > MAX_RFC3339_SECS {
         UNIX_EPOCH + Duration::new(MAX_RFC3339_SECS, 999_999_999)
     } else {
-        t
+        UNIX_EPOCH + since_epoch
     }
 }
 
