@@ -493,6 +493,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn connections_past_the_cap_are_closed_and_slots_come_back() {
+        let server = serve("127.0.0.1:0".parse().unwrap(), Arc::new(Metrics::new()))
+            .await
+            .unwrap();
+        let addr = server.local_addr();
+        let (idle, extra) = tokio::task::spawn_blocking(move || {
+            let idle: Vec<_> = (0..MAX_CONNECTIONS)
+                .map(|_| std::net::TcpStream::connect(addr).unwrap())
+                .collect();
+            // Let the server accept them all before the extra one arrives.
+            std::thread::sleep(Duration::from_millis(300));
+            let mut extra = std::net::TcpStream::connect(addr).unwrap();
+            extra.set_read_timeout(Some(REQUEST_TIMEOUT / 2)).unwrap();
+            let _ = extra.write_all(b"GET /metrics HTTP/1.1\r\n\r\n");
+            let mut out = Vec::new();
+            let r = extra.read_to_end(&mut out);
+            (idle, (r.map_err(|e| e.kind()), out))
+        })
+        .await
+        .unwrap();
+        // Closed without a response (EOF or reset), and well before a timeout.
+        assert!(
+            matches!(extra, (Ok(0), _) | (Err(io::ErrorKind::ConnectionReset), _)),
+            "{extra:?}"
+        );
+        drop(idle);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let resp = exchange(addr, b"GET /metrics HTTP/1.1\r\n\r\n".to_vec()).await;
+        assert!(resp.starts_with("HTTP/1.1 200 OK"), "{resp}");
+        server.abort();
+    }
+
+    #[tokio::test]
     async fn bind_error_names_the_address() {
         let metrics = Arc::new(Metrics::new());
         let first = serve("127.0.0.1:0".parse().unwrap(), Arc::clone(&metrics))
