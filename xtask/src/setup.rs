@@ -16,6 +16,9 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "netcat-openbsd", // IPv6 TCP/UDP clients and listeners
     "tcpdump",        // reference oracle
     "util-linux",     // setpriv, to test the unprivileged error
+    "nmap",           // SYN scans of a monitored node (run_classify_e2e)
+    "socat",          // TCP echo servers on the policy's ports, IPv4 and IPv6
+    "postgresql",     // a real PostgreSQL on 5432 between nodes (run_classify_e2e)
 ];
 
 /// bpf-linker releases known to carry a `rust-llvm-N` feature, by LLVM major.
