@@ -31,16 +31,17 @@ const T: Duration = Duration::from_secs(20);
 /// The dynamic-port range given to the monitor (`--dynamic-ports`).
 ///
 /// The thoughtspot document allows a dynamic port range both ways between
-/// nodes (rule 000-6); by default the monitor takes it from the host's
-/// net.ipv4.ip_local_port_range, 32768-60999, which is also where every
-/// client of the lab takes its source ports. Between two `nodes` hosts, the
-/// packets of an unexpected connection that carry the client's port (the
-/// responder's replies, whose destination port is in the range) would then
-/// match the dynamic rule and look allowed: the flow would still be reported,
-/// but its counts would miss them. A range that no client here uses keeps the
-/// rule in the policy and out of the way: clients' ephemeral ports are in
-/// CLIENT_PORTS, nmap picks its source port from 33000 up, nc and hping3 are
-/// given theirs.
+/// nodes (rule 000-6). By default the monitor takes it from the host's
+/// net.ipv4.ip_local_port_range, which is also where clients take their
+/// source ports. Between two `nodes` hosts, every packet of an unexpected
+/// TCP connection after the SYN carries the client's ephemeral port (as
+/// source port one way, destination port the other) and matches that rule:
+/// the flow is still reported from its SYN, but its counts miss the rest
+/// (tried by hand: 3 connections to 6666 counted 3 packets, and the RSTs
+/// answering a SYN flood counted as 0 replies). A range that no client here
+/// uses keeps the rule in the policy and out of the way: clients' ephemeral
+/// ports are CLIENT_PORTS, nmap's random source ports are 33000 and up, and
+/// nc and hping3 are given theirs where a test checks them.
 const DYNAMIC_PORTS: &str = "20000-20009";
 /// net.ipv4.ip_local_port_range of every namespace in the lab.
 const CLIENT_PORTS: &str = "40000 49999";
@@ -152,19 +153,21 @@ impl Lab {
             .collect()
     }
 
-    /// Starts `server` and keeps it until the lab goes.
+    /// Keeps `server` running until the lab goes.
     fn keep(&mut self, server: Background) {
         self.servers.push(server);
     }
 }
 
-/// A TCP echo server (socat, one process per connection) on `port` in `ns`,
-/// IPv4 and IPv6; returns once it listens.
+/// A TCP echo server (socat, one process per connection, each ended after
+/// 10 s idle) on `port` in `ns`, IPv4 and IPv6; returns once it listens.
 fn echo_server(ns: &Netns, port: u16) -> Background {
     let bg = ns
         .spawn(
             "socat",
             &[
+                "-T",
+                "10",
                 &format!("TCP6-LISTEN:{port},ipv6only=0,reuseaddr,fork"),
                 "EXEC:cat",
             ],
@@ -229,6 +232,20 @@ fn postgres(ns: &Netns, dir: &TempDir) -> Background {
         .spawn_graceful("setpriv", &args, libc::SIGINT, Duration::from_secs(10))
         .expect("postgres");
     ns.wait_tcp_listening(5432, T).expect("postgres listening");
+    // Listening is not yet accepting sessions (startup): ask over the Unix
+    // socket, which no monitored interface sees.
+    let deadline = std::time::Instant::now() + T;
+    let pg_isready = bin.join("pg_isready").display().to_string();
+    while ns
+        .run(T, &pg_isready, &["-q", "-h", &data, "-p", "5432"])
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "PostgreSQL not ready in {T:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     bg
 }
 
