@@ -101,13 +101,44 @@ enum Match {
     Allowed { rule: u16, required: bool },
 }
 
+/// The peer's roles, looked up only once a port turns out to have rules:
+/// traffic on ports no rule names never pays for the address lookups.
+struct Roles {
+    family: Family,
+    addr: [u8; 16],
+    mask: Option<u64>,
+}
+
+impl Roles {
+    #[inline(always)]
+    fn new(parsed: &Parsed, dir: Direction) -> Self {
+        Self {
+            family: parsed.family,
+            addr: *peer_addr(parsed, dir),
+            mask: None,
+        }
+    }
+
+    #[inline(always)]
+    fn get<L: PolicyLookup + ?Sized>(&mut self, policy: &L) -> u64 {
+        match self.mask {
+            Some(m) => m,
+            None => {
+                let m = policy.peer_roles(self.family, &self.addr);
+                self.mask = Some(m);
+                m
+            }
+        }
+    }
+}
+
 #[inline(always)]
 fn match_port<L: PolicyLookup + ?Sized>(
     policy: &L,
     conn_dir: u32,
     l4: u32,
     port: u16,
-    roles: u64,
+    roles: &mut Roles,
 ) -> Match {
     let id = policy.port_class(port_index(conn_dir, l4, port));
     if id == 0 {
@@ -116,6 +147,7 @@ fn match_port<L: PolicyLookup + ?Sized>(
     let Some(set) = policy.rule_set(id) else {
         return Match::None;
     };
+    let roles = roles.get(policy);
     let mut nearest = NO_RULE;
     let mut i = 0;
     while i < set.rules.len() {
@@ -151,7 +183,7 @@ pub fn classify<L: PolicyLookup + ?Sized>(policy: &L, parsed: &Parsed, dir: Dire
             } else {
                 L4_UDP
             };
-            let roles = policy.peer_roles(parsed.family, peer_addr(parsed, dir));
+            let mut roles = Roles::new(parsed, dir);
             let syn = parsed.proto == IPPROTO_TCP && parsed.tcp_flags & TCP_SYN != 0;
             let ack = parsed.tcp_flags & TCP_ACK != 0;
             // A SYN opens a connection to dport; a SYN-ACK answers one on sport;
@@ -162,7 +194,7 @@ pub fn classify<L: PolicyLookup + ?Sized>(policy: &L, parsed: &Parsed, dir: Dire
             // rule, whether it was the request reading).
             let mut mismatch: Option<(u16, bool)> = None;
             if try_forward {
-                match match_port(policy, fwd_dir, l4, parsed.dport, roles) {
+                match match_port(policy, fwd_dir, l4, parsed.dport, &mut roles) {
                     Match::Allowed { rule, required } => {
                         return Verdict::Allowed {
                             rule,
@@ -175,7 +207,7 @@ pub fn classify<L: PolicyLookup + ?Sized>(policy: &L, parsed: &Parsed, dir: Dire
                 }
             }
             if try_reply {
-                match match_port(policy, reverse(fwd_dir), l4, parsed.sport, roles) {
+                match match_port(policy, reverse(fwd_dir), l4, parsed.sport, &mut roles) {
                     Match::Allowed { rule, required } => {
                         return Verdict::Allowed {
                             rule,
@@ -260,8 +292,8 @@ fn classify_icmp<L: PolicyLookup + ?Sized>(policy: &L, parsed: &Parsed, dir: Dir
     };
     let fwd_dir = forward_conn_dir(dir);
     let conn_dir = if reply { reverse(fwd_dir) } else { fwd_dir };
-    let roles = policy.peer_roles(parsed.family, peer_addr(parsed, dir));
-    match match_port(policy, conn_dir, l4, request as u16, roles) {
+    let mut roles = Roles::new(parsed, dir);
+    match match_port(policy, conn_dir, l4, request as u16, &mut roles) {
         Match::Allowed { rule, required } => Verdict::Allowed {
             rule,
             required,

@@ -72,7 +72,9 @@ impl FlowKey {
     }
 }
 
-/// Counters of an unexpected flow, updated atomically by every CPU.
+/// Counters of an unexpected flow. The LRU is per CPU: each CPU adds to its
+/// own copy without atomics; the CPU that inserted the flow also holds its
+/// first sighting and explanation (`first_seen_ns != 0`). Userspace merges.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct FlowState {
@@ -101,8 +103,13 @@ pub const KSTAT_FRAGMENTS: u32 = 5;
 pub const KSTAT_INFRASTRUCTURE: u32 = 6;
 pub const KSTATS: u32 = 8;
 
-/// `PC_CONFIG[0]` bits.
+/// `PC_CONFIG[0]` bits. The presence bits let the kernel skip lookups in
+/// peer maps that are empty (a hash miss still costs a hash).
 pub const CONFIG_CLASSIFY: u32 = 1;
+pub const CONFIG_HOSTS4: u32 = 2;
+pub const CONFIG_HOSTS6: u32 = 4;
+pub const CONFIG_NETS4: u32 = 8;
+pub const CONFIG_NETS6: u32 = 16;
 
 /// Event kinds, stable numbers (userspace and files depend on them).
 pub const EVENT_UNEXPECTED: u8 = 1;
@@ -134,6 +141,28 @@ pub struct FlowEvent {
 }
 
 impl FlowState {
+    /// Folds the per-CPU copies of one flow into one view: counters add up,
+    /// the first sighting is the earliest, the explanation comes from the CPU
+    /// that inserted the flow.
+    pub fn merge<'a>(copies: impl IntoIterator<Item = &'a FlowState>) -> FlowState {
+        let mut out = FlowState::default();
+        for c in copies {
+            out.packets += c.packets;
+            out.bytes += c.bytes;
+            out.reply_packets += c.reply_packets;
+            out.last_seen_ns = out.last_seen_ns.max(c.last_seen_ns);
+            if c.first_seen_ns != 0
+                && (out.first_seen_ns == 0 || c.first_seen_ns < out.first_seen_ns)
+            {
+                out.first_seen_ns = c.first_seen_ns;
+                out.ifindex = c.ifindex;
+                out.nearest_rule = c.nearest_rule;
+                out.reason = c.reason;
+            }
+        }
+        out
+    }
+
     pub const fn reason(&self) -> Option<Reason> {
         match self.reason {
             1 => Some(Reason::NoRule),

@@ -104,6 +104,22 @@ pub enum ParseError {
     TooDeep = 3,
 }
 
+/// An IPv4 address (as loaded, network byte order in memory) in the first
+/// four bytes of a zeroed 16. Built from words on purpose: zeroing a byte
+/// array compiles to a `memset` call, a byte loop in BPF, on the hot path.
+#[inline(always)]
+fn v4_bytes(addr: u32) -> [u8; 16] {
+    // SAFETY: [u32; 4] and [u8; 16] have the same size; every bit pattern is valid.
+    unsafe { core::mem::transmute::<[u32; 4], [u8; 16]>([addr, 0, 0, 0]) }
+}
+
+/// An IPv6 address loaded as two words (two loads instead of sixteen).
+#[inline(always)]
+fn v6_bytes(words: [u64; 2]) -> [u8; 16] {
+    // SAFETY: same size; every bit pattern is valid.
+    unsafe { core::mem::transmute::<[u64; 2], [u8; 16]>(words) }
+}
+
 #[inline(always)]
 fn be16(v: u16) -> u16 {
     u16::from_be(v)
@@ -161,8 +177,8 @@ fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, offset: usize) -> Result<Parsed, Pars
     }
     let frag = be16(pkt.load::<u16>(offset + 6).ok_or(ParseError::Truncated)?);
     let proto: u8 = pkt.load(offset + 9).ok_or(ParseError::Truncated)?;
-    let src: [u8; 4] = pkt.load(offset + 12).ok_or(ParseError::Truncated)?;
-    let dst: [u8; 4] = pkt.load(offset + 16).ok_or(ParseError::Truncated)?;
+    let src: u32 = pkt.load(offset + 12).ok_or(ParseError::Truncated)?;
+    let dst: u32 = pkt.load(offset + 16).ok_or(ParseError::Truncated)?;
     // Options must be present too, or the L4 offset would point into nowhere.
     pkt.load::<u8>(offset + ihl - 1)
         .ok_or(ParseError::Truncated)?;
@@ -178,8 +194,8 @@ fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, offset: usize) -> Result<Parsed, Pars
     let mut parsed = Parsed {
         family: Family::V4,
         proto,
-        src: [0; 16],
-        dst: [0; 16],
+        src: v4_bytes(src),
+        dst: v4_bytes(dst),
         sport: 0,
         dport: 0,
         tcp_flags: 0,
@@ -187,8 +203,6 @@ fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, offset: usize) -> Result<Parsed, Pars
         vlan_tags: 0,
         l4_offset: (offset + ihl) as u16,
     };
-    parsed.src[..4].copy_from_slice(&src);
-    parsed.dst[..4].copy_from_slice(&dst);
     if fragment != Fragment::Later {
         parse_l4(pkt, offset + ihl, &mut parsed)?;
     }
@@ -202,8 +216,8 @@ fn parse_ipv6<P: Packet + ?Sized>(pkt: &P, offset: usize) -> Result<Parsed, Pars
         return Err(ParseError::Malformed);
     }
     let mut next: u8 = pkt.load(offset + 6).ok_or(ParseError::Truncated)?;
-    let src: [u8; 16] = pkt.load(offset + 8).ok_or(ParseError::Truncated)?;
-    let dst: [u8; 16] = pkt.load(offset + 24).ok_or(ParseError::Truncated)?;
+    let src = v6_bytes(pkt.load(offset + 8).ok_or(ParseError::Truncated)?);
+    let dst = v6_bytes(pkt.load(offset + 24).ok_or(ParseError::Truncated)?);
     let mut l4 = offset + 40;
     let mut fragment = Fragment::None;
     let mut i = 0;

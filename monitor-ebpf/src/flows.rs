@@ -2,8 +2,6 @@
 //! keyed by (initiator, responder, service); only its first sighting goes to
 //! userspace through the ring buffer, with the packet's headers.
 
-use core::intrinsics::{AtomicOrdering, atomic_xadd};
-
 use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_ns};
 use monitor_common::{
     classify::{Conn, Reason},
@@ -40,7 +38,7 @@ pub struct Sighting<'a> {
 pub fn unexpected<H: CopyHeaders>(ctx: &H, s: &Sighting) {
     let key = FlowKey::new(s.parsed, &s.conn);
     let now = unsafe { bpf_ktime_get_ns() };
-    if let Some(state) = PC_FLOWS.get_ptr_mut(&key) {
+    if let Some(state) = PC_FLOWS.get_ptr_mut(key) {
         add(state, s.conn.forward, s.bytes, now);
         return;
     }
@@ -63,11 +61,11 @@ pub fn unexpected<H: CopyHeaders>(ctx: &H, s: &Sighting) {
         _pad: 0,
     };
     if PC_FLOWS
-        .insert(&key, &state, u64::from(BPF_NOEXIST))
+        .insert(key, state, u64::from(BPF_NOEXIST))
         .is_ok()
     {
         count_kstat(KSTAT_NEW_FLOWS);
-    } else if let Some(existing) = PC_FLOWS.get_ptr_mut(&key) {
+    } else if let Some(existing) = PC_FLOWS.get_ptr_mut(key) {
         // Another CPU inserted it first: it sends the event.
         add(existing, s.conn.forward, s.bytes, now);
         return;
@@ -81,17 +79,14 @@ pub fn unexpected<H: CopyHeaders>(ctx: &H, s: &Sighting) {
 
 #[inline(always)]
 fn add(state: *mut FlowState, forward: bool, bytes: u64, now: u64) {
-    // SAFETY: `state` points into the LRU map value; several CPUs may update
-    // it at once, so counters use atomic adds.
+    // SAFETY: `state` is this CPU's copy of the per-CPU LRU value: nobody
+    // else writes it while we run.
     unsafe {
         if forward {
-            atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*state).packets, 1);
-            atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*state).bytes, bytes);
+            (*state).packets += 1;
+            (*state).bytes += bytes;
         } else {
-            atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(
-                &raw mut (*state).reply_packets,
-                1,
-            );
+            (*state).reply_packets += 1;
         }
         (*state).last_seen_ns = now;
     }

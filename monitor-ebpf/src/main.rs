@@ -4,10 +4,6 @@
 //! packet passes, whatever happens here) and count what they could not parse.
 #![no_std]
 #![no_main]
-// Atomic adds on shared flow counters: the BPF target has no compare-and-swap,
-// so core's Atomic types lack fetch_add; the intrinsic lowers to BPF XADD.
-#![feature(core_intrinsics)]
-#![allow(internal_features)]
 
 mod flows;
 mod frame;
@@ -25,7 +21,7 @@ use monitor_common::{
     Packet,
     classify::{self, Verdict},
     flow::{
-        CONFIG_CLASSIFY, EVENT_HEADER_BYTES, KSTAT_ALLOWED, KSTAT_FRAGMENTS, KSTAT_INFRASTRUCTURE,
+        CONFIG_CLASSIFY, EVENT_HEADER_BYTES, KSTAT_FRAGMENTS, KSTAT_INFRASTRUCTURE,
         KSTAT_UNEXPECTED,
     },
     packet,
@@ -92,14 +88,13 @@ fn observe<H: CopyHeaders, P: Packet>(
         }
     };
     stats::count_traffic(ifindex, dir, slot_of(&parsed), bytes);
-    if PC_CONFIG.get(0).is_none_or(|c| c & CONFIG_CLASSIFY == 0) {
+    let config = PC_CONFIG.get(0).copied().unwrap_or(0);
+    if config & CONFIG_CLASSIFY == 0 {
         return;
     }
-    match classify::classify(&KernelPolicy, &parsed, dir) {
-        Verdict::Allowed { rule, .. } => {
-            stats::count_kstat(KSTAT_ALLOWED);
-            stats::count_rule(rule, bytes);
-        }
+    match classify::classify(&KernelPolicy { config }, &parsed, dir) {
+        // The allowed total is the sum of the rule counters: one bump, not two.
+        Verdict::Allowed { rule, .. } => stats::count_rule(rule, bytes),
         Verdict::Infrastructure => stats::count_kstat(KSTAT_INFRASTRUCTURE),
         Verdict::Fragment => stats::count_kstat(KSTAT_FRAGMENTS),
         Verdict::Unexpected {

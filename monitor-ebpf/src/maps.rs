@@ -2,7 +2,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use monitor_common::{
     flow::{FlowKey, FlowState, KSTATS, MAX_FLOWS, RING_BYTES},
@@ -47,7 +47,8 @@ pub static PC_NET6: LpmTrie<Net6, u64> = LpmTrie::with_max_entries(MAX_NETS, NO_
 pub static PC_RULESTATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(MAX_RULES, 0);
 
 #[map(name = "PC_FLOWS")]
-pub static PC_FLOWS: LruHashMap<FlowKey, FlowState> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
+pub static PC_FLOWS: LruPerCpuHashMap<FlowKey, FlowState> =
+    LruPerCpuHashMap::with_max_entries(MAX_FLOWS, 0);
 
 #[map(name = "PC_EVENTS")]
 pub static PC_EVENTS: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);

@@ -1,11 +1,19 @@
 //! The policy maps behind the shared classifier's lookup trait.
 
 use aya_ebpf::maps::lpm_trie::Key;
-use monitor_common::{classify::PolicyLookup, packet::Family, policy::RuleSet};
+use monitor_common::{
+    classify::PolicyLookup,
+    flow::{CONFIG_HOSTS4, CONFIG_HOSTS6, CONFIG_NETS4, CONFIG_NETS6},
+    packet::Family,
+    policy::RuleSet,
+};
 
 use crate::maps::{PC_HOST4, PC_HOST6, PC_NET4, PC_NET6, PC_PORTCLASS, PC_RULESETS};
 
-pub struct KernelPolicy;
+/// The lookups, knowing which peer maps have entries (`PC_CONFIG` bits).
+pub struct KernelPolicy {
+    pub config: u32,
+}
 
 impl PolicyLookup for KernelPolicy {
     #[inline(always)]
@@ -25,16 +33,26 @@ impl PolicyLookup for KernelPolicy {
         match family {
             Family::V4 => {
                 let a = [addr[0], addr[1], addr[2], addr[3]];
-                // SAFETY: the value is copied out before any other map call.
-                if let Some(roles) = unsafe { PC_HOST4.get(&a) } {
-                    return *roles;
+                if self.config & CONFIG_HOSTS4 != 0 {
+                    // SAFETY: the value is copied out before any other map call.
+                    if let Some(roles) = unsafe { PC_HOST4.get(a) } {
+                        return *roles;
+                    }
+                }
+                if self.config & CONFIG_NETS4 == 0 {
+                    return 0;
                 }
                 PC_NET4.get(Key::new(32, a)).copied().unwrap_or(0)
             }
             Family::V6 => {
-                // SAFETY: as above.
-                if let Some(roles) = unsafe { PC_HOST6.get(addr) } {
-                    return *roles;
+                if self.config & CONFIG_HOSTS6 != 0 {
+                    // SAFETY: as above.
+                    if let Some(roles) = unsafe { PC_HOST6.get(addr) } {
+                        return *roles;
+                    }
+                }
+                if self.config & CONFIG_NETS6 == 0 {
+                    return 0;
                 }
                 PC_NET6.get(Key::new(128, *addr)).copied().unwrap_or(0)
             }

@@ -7,7 +7,7 @@ use std::{ffi::CString, io};
 
 use aya::{
     Ebpf, EbpfError,
-    maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
+    maps::{Array, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode},
 };
 use monitor_common::{
@@ -233,16 +233,23 @@ impl Monitor {
             .collect()
     }
 
-    /// The unexpected-flow table.
-    pub fn flows(&self) -> Result<HashMap<&MapData, FlowKey, FlowState>, LoadError> {
+    /// The tracked unexpected flows, each with its per-CPU copies merged.
+    pub fn flows(&self) -> Result<Vec<(FlowKey, FlowState)>, LoadError> {
         let map = self
             .ebpf
             .map(FLOWS_MAP)
             .expect("the object defines PC_FLOWS");
-        HashMap::try_from(map).map_err(|source| LoadError::Map {
-            map: FLOWS_MAP,
-            source,
-        })
+        let map: PerCpuHashMap<_, FlowKey, FlowState> =
+            PerCpuHashMap::try_from(map).map_err(|source| LoadError::Map {
+                map: FLOWS_MAP,
+                source,
+            })?;
+        // Entries evicted while we iterate simply drop out.
+        Ok(map
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(k, v)| (k, FlowState::merge(v.iter())))
+            .collect())
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use aya::{
     Ebpf,
-    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    maps::{Array, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
 };
 use monitor::{
@@ -106,11 +106,20 @@ impl Kernel {
             .sum())
     }
 
-    /// The tracked unexpected flows.
+    /// The tracked unexpected flows, per-CPU copies merged.
     pub fn flows(&self) -> anyhow::Result<Vec<(FlowKey, FlowState)>> {
-        let map: HashMap<_, FlowKey, FlowState> =
-            HashMap::try_from(self.ebpf.map(FLOWS_MAP).context(FLOWS_MAP)?)?;
-        Ok(map.iter().filter_map(Result::ok).collect())
+        let map: PerCpuHashMap<_, FlowKey, FlowState> =
+            PerCpuHashMap::try_from(self.ebpf.map(FLOWS_MAP).context(FLOWS_MAP)?)?;
+        Ok(map
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(k, v)| (k, FlowState::merge(v.iter())))
+            .collect())
+    }
+
+    /// Packets counted over all rules: the allowed total.
+    pub fn allowed_packets(&self, rules: usize) -> anyhow::Result<u64> {
+        (0..rules as u16).map(|r| self.rule_packets(r)).sum()
     }
 
     /// Drains the first-sighting events from the ring buffer.

@@ -2,8 +2,8 @@
 
 use monitor_common::{
     flow::{
-        KSTAT_ALLOWED, KSTAT_FLOW_INSERT_FAILED, KSTAT_FRAGMENTS, KSTAT_NEW_FLOWS,
-        KSTAT_RINGBUF_FULL, KSTAT_UNEXPECTED, KSTATS,
+        KSTAT_FLOW_INSERT_FAILED, KSTAT_FRAGMENTS, KSTAT_NEW_FLOWS, KSTAT_RINGBUF_FULL,
+        KSTAT_UNEXPECTED, KSTATS,
     },
     stats::{Direction, SLOT_MALFORMED, SLOT_TOO_DEEP, SLOT_TRUNCATED, SLOTS, slot_name},
 };
@@ -84,11 +84,11 @@ pub fn metrics_snapshot(
 }
 
 /// One line for the summary: what the classifier did, and every loss.
-pub fn classifier_line(kstats: &[u64; KSTATS as usize], live_flows: u64) -> String {
+pub fn classifier_line(kstats: &[u64; KSTATS as usize], allowed: u64, live_flows: u64) -> String {
     let new_flows = kstats[KSTAT_NEW_FLOWS as usize];
     format!(
         "  classifier: {} allowed, {} unexpected packets in {} flows ({} tracked, {} evicted), {} later fragments; lost: {} events (ring buffer full), {} flows not tracked",
-        kstats[KSTAT_ALLOWED as usize],
+        allowed,
         kstats[KSTAT_UNEXPECTED as usize],
         new_flows,
         live_flows,

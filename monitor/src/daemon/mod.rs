@@ -10,8 +10,8 @@ pub mod unexpected;
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use aya::maps::{HashMap as BpfHashMap, MapData, RingBuf};
-use monitor_common::flow::{FlowEvent, FlowKey, FlowState};
+use aya::maps::{MapData, RingBuf};
+use monitor_common::flow::FlowEvent;
 use tokio::{
     io::{Interest, unix::AsyncFd},
     signal::unix::{SignalKind, signal},
@@ -142,14 +142,15 @@ fn report_kernel(
 ) -> anyhow::Result<()> {
     let kstats = monitor.kstats()?;
     let live = match tables {
-        Some(_) => monitor.flows()?.keys().filter(Result::is_ok).count() as u64,
+        Some(_) => monitor.flows()?.len() as u64,
         None => 0,
     };
+    let rules = monitor.rule_stats(tables.map_or(0, |t| t.rules.len()))?;
     if tables.is_some() && format == SummaryFormat::Table {
-        println!("{}", feed::classifier_line(&kstats, live));
+        let allowed = rules.iter().map(|c| c.packets).sum();
+        println!("{}", feed::classifier_line(&kstats, allowed, live));
     }
     if let Some(m) = &sinks.metrics {
-        let rules = monitor.rule_stats(tables.map_or(0, |t| t.rules.len()))?;
         let dropped = sinks.pcap.as_ref().map_or(0, PcapngWriter::packets_dropped);
         m.update(feed::metrics_snapshot(
             traffic, &kstats, &rules, tables, live, dropped,
@@ -222,10 +223,8 @@ fn refresh_flows(
     reported: &mut Reported,
     sinks: &mut Sinks,
 ) -> anyhow::Result<()> {
-    let flows: BpfHashMap<_, FlowKey, FlowState> = monitor.flows()?;
     let mut live = HashSet::new();
-    for entry in flows.iter() {
-        let Ok((key, state)) = entry else { continue };
+    for (key, state) in monitor.flows()? {
         live.insert(key);
         if let Some(initiator_port) = reported.changed(&key, &state) {
             emit(&enricher.update(&key, &state, initiator_port), sinks)?;

@@ -7,7 +7,7 @@ use aya::{
     maps::{Array, HashMap, LpmTrie, MapError, lpm_trie::Key},
 };
 use monitor_common::{
-    flow::CONFIG_CLASSIFY,
+    flow::{CONFIG_CLASSIFY, CONFIG_HOSTS4, CONFIG_HOSTS6, CONFIG_NETS4, CONFIG_NETS6},
     maps::{CONFIG_MAP, HOST4_MAP, HOST6_MAP, NET4_MAP, NET6_MAP, PORTCLASS_MAP, RULESETS_MAP},
     policy::{Net4, Net6, RuleSet},
 };
@@ -75,5 +75,16 @@ pub fn write(ebpf: &mut Ebpf, t: &KernelTables) -> Result<(), WriteError> {
     }
     let mut config: Array<_, u32> =
         Array::try_from(ebpf.map_mut(CONFIG_MAP).expect("defined")).map_err(err(CONFIG_MAP))?;
-    config.set(0, CONFIG_CLASSIFY, 0).map_err(err(CONFIG_MAP))
+    let mut bits = CONFIG_CLASSIFY;
+    for (present, bit) in [
+        (!t.peers.hosts4().is_empty(), CONFIG_HOSTS4),
+        (!t.peers.hosts6().is_empty(), CONFIG_HOSTS6),
+        (!t.peers.nets4().is_empty(), CONFIG_NETS4),
+        (!t.peers.nets6().is_empty(), CONFIG_NETS6),
+    ] {
+        if present {
+            bits |= bit;
+        }
+    }
+    config.set(0, bits, 0).map_err(err(CONFIG_MAP))
 }
