@@ -50,6 +50,8 @@ pub enum LoadError {
         #[source]
         source: ProgramError,
     },
+    #[error("loading the policy into the kernel: {0}")]
+    Policy(#[source] crate::tables::WriteError),
     #[error("map {map}: {source}")]
     Map {
         map: &'static str,
@@ -95,7 +97,10 @@ pub struct Monitor {
 impl Monitor {
     /// Loads the programs and attaches them to every interface in `names`.
     /// On error nothing stays attached (the partly built monitor is dropped).
-    pub fn attach(names: &[String]) -> Result<Self, LoadError> {
+    ///
+    /// With `tables`, the policy is in the maps and classification switched
+    /// on before any program is attached: the first packet is judged.
+    pub fn attach(names: &[String], tables: Option<&KernelTables>) -> Result<Self, LoadError> {
         let resolved = resolve_interfaces(names)?;
         raise_memlock_limit();
         let mut ebpf = Ebpf::load(EBPF_OBJECT).map_err(|err| match &err {
@@ -136,6 +141,10 @@ impl Monitor {
             }
         }
 
+        if let Some(t) = tables {
+            crate::tables::write(&mut ebpf, t).map_err(LoadError::Policy)?;
+        }
+
         let xdp: &mut Xdp = program(&mut ebpf, PROG_INGRESS)?;
         xdp.load()
             .map_err(|source| program_error(PROG_INGRESS, source))?;
@@ -159,14 +168,6 @@ impl Monitor {
 
     pub fn ebpf(&self) -> &Ebpf {
         &self.ebpf
-    }
-
-    /// Writes the policy tables and switches classification on.
-    pub fn enable_policy(
-        &mut self,
-        tables: &KernelTables,
-    ) -> Result<(), crate::tables::WriteError> {
-        crate::tables::write(&mut self.ebpf, tables)
     }
 
     /// The ring buffer of first sightings (can be taken once).

@@ -46,7 +46,7 @@ pub fn run(config: RunConfig) -> anyhow::Result<()> {
         }
         _ => Some(build_tables(&config)?),
     };
-    let mut monitor = Monitor::attach(&config.ifaces)?;
+    let mut monitor = Monitor::attach(&config.ifaces, tables.as_ref())?;
     for iface in monitor.interfaces() {
         let note = match iface.xdp_mode {
             XdpAttachMode::Native => "",
@@ -61,9 +61,6 @@ pub fn run(config: RunConfig) -> anyhow::Result<()> {
         );
     }
     if let Some(t) = &tables {
-        monitor
-            .enable_policy(t)
-            .context("loading the policy into the kernel")?;
         eprintln!(
             "portconform: classifying against {} rules ({} ports, {} peer networks)",
             t.rules.len(),
