@@ -60,10 +60,7 @@ pub fn unexpected<H: CopyHeaders>(ctx: &H, s: &Sighting) {
         reason: s.reason as u8,
         _pad: 0,
     };
-    if PC_FLOWS
-        .insert(key, state, u64::from(BPF_NOEXIST))
-        .is_ok()
-    {
+    if PC_FLOWS.insert(key, state, u64::from(BPF_NOEXIST)).is_ok() {
         count_kstat(KSTAT_NEW_FLOWS);
     } else if let Some(existing) = PC_FLOWS.get_ptr_mut(key) {
         // Another CPU inserted it first: it sends the event.
