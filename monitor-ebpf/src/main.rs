@@ -92,9 +92,10 @@ fn observe<H: CopyHeaders, P: Packet>(
     if config & CONFIG_CLASSIFY == 0 {
         return;
     }
-    match classify::classify(&KernelPolicy { config }, &parsed, dir) {
+    let policy = KernelPolicy { config };
+    match classify::classify(&policy, &parsed, dir) {
         // The allowed total is the sum of the rule counters: one bump, not two.
-        Verdict::Allowed { rule, .. } => stats::count_rule(rule, bytes),
+        Verdict::Allowed { rule, .. } => stats::count_rule(policy.set_b(), rule, bytes),
         Verdict::Infrastructure => stats::count_kstat(KSTAT_INFRASTRUCTURE),
         Verdict::Fragment => stats::count_kstat(KSTAT_FRAGMENTS),
         Verdict::Unexpected {

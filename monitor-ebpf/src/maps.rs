@@ -46,6 +46,28 @@ pub static PC_NET6: LpmTrie<Net6, u64> = LpmTrie::with_max_entries(MAX_NETS, NO_
 #[map(name = "PC_RULESTATS")]
 pub static PC_RULESTATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(MAX_RULES, 0);
 
+// Set B of the policy maps, live while CONFIG_SET_B is set.
+#[map(name = "PC_PORTCLASS_B")]
+pub static PC_PORTCLASS_B: Array<u16> = Array::with_max_entries(PORT_TABLE_ENTRIES, 0);
+
+#[map(name = "PC_RULESETS_B")]
+pub static PC_RULESETS_B: Array<RuleSet> = Array::with_max_entries(MAX_RULESETS, 0);
+
+#[map(name = "PC_HOST4_B")]
+pub static PC_HOST4_B: HashMap<Net4, u64> = HashMap::with_max_entries(MAX_HOSTS, 0);
+
+#[map(name = "PC_HOST6_B")]
+pub static PC_HOST6_B: HashMap<Net6, u64> = HashMap::with_max_entries(MAX_HOSTS, 0);
+
+#[map(name = "PC_NET4_B")]
+pub static PC_NET4_B: LpmTrie<Net4, u64> = LpmTrie::with_max_entries(MAX_NETS, NO_PREALLOC);
+
+#[map(name = "PC_NET6_B")]
+pub static PC_NET6_B: LpmTrie<Net6, u64> = LpmTrie::with_max_entries(MAX_NETS, NO_PREALLOC);
+
+#[map(name = "PC_RULESTATS_B")]
+pub static PC_RULESTATS_B: PerCpuArray<Counter> = PerCpuArray::with_max_entries(MAX_RULES, 0);
+
 #[map(name = "PC_FLOWS")]
 pub static PC_FLOWS: LruPerCpuHashMap<FlowKey, FlowState> =
     LruPerCpuHashMap::with_max_entries(MAX_FLOWS, 0);

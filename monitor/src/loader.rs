@@ -13,8 +13,8 @@ use aya::{
 use monitor_common::{
     flow::{FlowKey, FlowState, KSTATS},
     maps::{
-        Counter, EVENTS_MAP, FLOWS_MAP, IFSLOT_MAP, KSTATS_MAP, PROG_EGRESS, PROG_INGRESS,
-        RULESTATS_MAP,
+        Counter, EVENTS_MAP, FLOWS_MAP, IFSLOT_MAP, KSTATS_MAP, POLICY_SETS, PROG_EGRESS,
+        PROG_INGRESS,
     },
     stats::{IFINDEX_LIMIT, MAX_IFACES},
 };
@@ -92,6 +92,9 @@ pub struct Interface {
 pub struct Monitor {
     ebpf: Ebpf,
     interfaces: Vec<Interface>,
+    /// The tables in each policy map set, and which set is live.
+    sets: [Option<KernelTables>; 2],
+    live: usize,
 }
 
 impl Monitor {
@@ -159,7 +162,12 @@ impl Monitor {
             tc.attach(&iface.name, TcAttachType::Egress)
                 .map_err(|source| attach_error(PROG_EGRESS, &iface.name, source))?;
         }
-        Ok(Self { ebpf, interfaces })
+        Ok(Self {
+            ebpf,
+            interfaces,
+            sets: [tables.cloned(), None],
+            live: 0,
+        })
     }
 
     pub fn interfaces(&self) -> &[Interface] {
@@ -168,6 +176,26 @@ impl Monitor {
 
     pub fn ebpf(&self) -> &Ebpf {
         &self.ebpf
+    }
+
+    /// Swaps in a new policy without detaching: fills the idle map set, makes
+    /// it live in one update, and returns the per-rule counters the old set
+    /// accumulated (by the old tables' rule index) so totals survive.
+    pub fn replace_policy(&mut self, new: KernelTables) -> Result<Vec<Counter>, LoadError> {
+        let idle = 1 - self.live;
+        crate::tables::write_set(&mut self.ebpf, idle, &new, self.sets[idle].as_ref())
+            .map_err(LoadError::Policy)?;
+        crate::tables::activate(&mut self.ebpf, idle, &new).map_err(LoadError::Policy)?;
+        let old_rules = self.sets[self.live].as_ref().map_or(0, |t| t.rules.len());
+        let retired = self.rule_stats(old_rules)?;
+        self.sets[idle] = Some(new);
+        self.live = idle;
+        Ok(retired)
+    }
+
+    /// The live policy's tables.
+    pub fn tables(&self) -> Option<&KernelTables> {
+        self.sets[self.live].as_ref()
     }
 
     /// The ring buffer of first sightings (can be taken once).
@@ -209,23 +237,21 @@ impl Monitor {
         Ok(out)
     }
 
-    /// Packets and bytes per rule index, for the first `rules` rules.
+    /// Packets and bytes per rule index of the live set, for the first
+    /// `rules` rules.
     pub fn rule_stats(&self, rules: usize) -> Result<Vec<Counter>, LoadError> {
+        let name = POLICY_SETS[self.live].rulestats;
         let map = self
             .ebpf
-            .map(RULESTATS_MAP)
-            .expect("the object defines PC_RULESTATS");
+            .map(name)
+            .expect("the object defines the rule counters");
         let map: PerCpuArray<_, Counter> =
-            PerCpuArray::try_from(map).map_err(|source| LoadError::Map {
-                map: RULESTATS_MAP,
-                source,
-            })?;
+            PerCpuArray::try_from(map).map_err(|source| LoadError::Map { map: name, source })?;
         (0..rules as u32)
             .map(|i| {
-                let values = map.get(&i, 0).map_err(|source| LoadError::Map {
-                    map: RULESTATS_MAP,
-                    source,
-                })?;
+                let values = map
+                    .get(&i, 0)
+                    .map_err(|source| LoadError::Map { map: name, source })?;
                 Ok(values.iter().fold(Counter::default(), |a, c| Counter {
                     packets: a.packets + c.packets,
                     bytes: a.bytes + c.bytes,

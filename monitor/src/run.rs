@@ -114,7 +114,13 @@ pub fn run(config: RunConfig) -> anyhow::Result<()> {
             }
             _ => None,
         };
-        daemon::run(&mut monitor, tables.as_ref(), &mut sinks, &options).await
+        let rebuild = || build_tables(&config);
+        let reload: Option<daemon::Reload> = tables.as_ref().map(|_| &rebuild as daemon::Reload);
+        let watch: Vec<PathBuf> = [config.selection.policy.clone(), config.inventory.clone()]
+            .into_iter()
+            .flatten()
+            .collect();
+        daemon::run(&mut monitor, reload, &watch, &mut sinks, &options).await
     })?;
     drop(monitor);
     eprintln!("portconform: detached, exiting");

@@ -69,6 +69,49 @@ impl MonitorProc {
         Ok(proc)
     }
 
+    /// Waits until the daemon has printed `count` stderr lines containing
+    /// `needle` (counting lines seen so far), or fails after `limit`.
+    pub fn wait_stderr(
+        &mut self,
+        needle: &str,
+        count: usize,
+        limit: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self
+                .stderr_seen
+                .iter()
+                .filter(|l| l.contains(needle))
+                .count()
+                >= count
+            {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!(
+                    "no {needle:?} from portconform within {limit:?}: {}",
+                    self.stderr_seen.join("\n")
+                );
+            }
+            if let Ok(line) = self
+                .stderr_lines
+                .recv_timeout(left.min(Duration::from_millis(200)))
+            {
+                self.stderr_seen.push(line);
+            }
+        }
+    }
+
+    /// Sends `signal` (e.g. libc::SIGHUP) to the daemon.
+    pub fn signal(&self, signal: i32) {
+        if let Some(child) = &self.child {
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(child.id() as i32, signal) };
+        }
+    }
+
     fn wait_for_attach(&mut self, count: usize, limit: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + limit;
         let attached = |seen: &[String]| seen.iter().filter(|l| l.contains("attached to")).count();

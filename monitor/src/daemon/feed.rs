@@ -8,19 +8,21 @@ use monitor_common::{
     stats::{Direction, SLOT_MALFORMED, SLOT_TOO_DEEP, SLOT_TRUNCATED, SLOTS, slot_name},
 };
 
+use std::collections::BTreeMap;
+
+use monitor_common::maps::Counter;
+
 use crate::{
     events::record,
     metrics::{self, Family, FlowTable, ParseFailures, RuleCounter, TrafficCounter},
     stats::Snapshot,
-    tables::KernelTables,
 };
 
 /// The metrics view of one moment.
 pub fn metrics_snapshot(
     traffic: &Snapshot,
     kstats: &[u64; KSTATS as usize],
-    rules: &[monitor_common::maps::Counter],
-    tables: Option<&KernelTables>,
+    rules: &BTreeMap<String, (String, Counter)>,
     live_flows: u64,
     pcap_dropped: u64,
 ) -> metrics::Snapshot {
@@ -58,19 +60,15 @@ pub fn metrics_snapshot(
         }
     }
     out.parse_failures = failures;
-    if let Some(t) = tables {
-        out.rules = t
-            .rules
-            .iter()
-            .zip(rules)
-            .map(|(r, c)| RuleCounter {
-                rule: r.id.clone(),
-                service: r.service.clone(),
-                packets: c.packets,
-                bytes: c.bytes,
-            })
-            .collect();
-    }
+    out.rules = rules
+        .iter()
+        .map(|(id, (service, c))| RuleCounter {
+            rule: id.clone(),
+            service: service.clone(),
+            packets: c.packets,
+            bytes: c.bytes,
+        })
+        .collect();
     let new_flows = kstats[KSTAT_NEW_FLOWS as usize];
     out.unexpected_flows = new_flows;
     out.events_lost = kstats[KSTAT_RINGBUF_FULL as usize];

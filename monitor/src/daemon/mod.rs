@@ -7,11 +7,16 @@ pub mod feed;
 pub mod summary;
 pub mod unexpected;
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashSet},
+    path::PathBuf,
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
-use monitor_common::flow::FlowEvent;
+use monitor_common::{flow::FlowEvent, maps::Counter};
 use tokio::{
     io::{Interest, unix::AsyncFd},
     signal::unix::{SignalKind, signal},
@@ -50,53 +55,67 @@ pub struct Sinks {
 /// flood of new flows cannot starve the rest of the daemon.
 const DRAIN_BUDGET: usize = 4096;
 
+/// Rebuilds the policy tables from the files they came from.
+pub type Reload<'a> = &'a dyn Fn() -> anyhow::Result<KernelTables>;
+
+/// How often watched policy/inventory files are checked for changes.
+const WATCH_PERIOD: Duration = Duration::from_secs(2);
+
 /// Runs until SIGINT or SIGTERM, then refreshes flow counts, prints a final
-/// summary and returns; the caller drops the monitor, which detaches.
+/// summary and returns; the caller drops the monitor, which detaches. With a
+/// policy, SIGHUP or a change of a `watch`ed file rebuilds it with `reload`
+/// and swaps it in without detaching; a reload that fails keeps the policy
+/// in force and says why.
 pub async fn run(
     monitor: &mut Monitor,
-    tables: Option<&KernelTables>,
+    reload: Option<Reload<'_>>,
+    watch: &[PathBuf],
     sinks: &mut Sinks,
     options: &Options,
 ) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let mut ticker = tokio::time::interval(options.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await; // the first tick is immediate
     let mut refresh = tokio::time::interval(options.refresh);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     refresh.tick().await;
+    let mut watcher = tokio::time::interval(WATCH_PERIOD);
+    watcher.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    watcher.tick().await;
+    let mut stamps = file_stamps(watch);
 
     let ifaces: Vec<(u32, String)> = monitor
         .interfaces()
         .iter()
         .map(|i| (i.index, i.name.clone()))
         .collect();
-    let mut ring = match tables {
-        Some(_) => {
-            let events = monitor.take_events()?;
-            // SAFETY: the AsyncFd owns the ring buffer, hence its fd, for as
-            // long as the registration lives.
-            let fd = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
-                .map_err(std::io::Error::from)
-                .context("watching the ring buffer")?;
-            Some(fd)
-        }
-        None => None,
+    let classifying = monitor.tables().is_some();
+    let mut ring = if classifying {
+        let events = monitor.take_events()?;
+        // SAFETY: the AsyncFd owns the ring buffer, hence its fd, for as
+        // long as the registration lives.
+        let fd = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
+            .map_err(std::io::Error::from)
+            .context("watching the ring buffer")?;
+        Some(fd)
+    } else {
+        None
     };
-    let empty = KernelTables::default();
-    let enricher = Enricher {
-        tables: tables.unwrap_or(&empty),
-        ifaces: &ifaces,
-        clock: clock::Clock::new(),
+    let clock = clock::Clock::new();
+    let mut state = State {
+        reported: Reported::default(),
+        retired: BTreeMap::new(),
     };
-    let mut reported = Reported::default();
     let mut previous: Option<Snapshot> = None;
     loop {
         tokio::select! {
             ready = async { ring.as_mut().expect("guarded").readable_mut().await }, if ring.is_some() => {
                 let mut guard = ready.context("waiting on the ring buffer")?;
-                let drained = drain(guard.get_inner_mut(), &enricher, &mut reported, sinks)?;
+                let enricher = enricher(monitor, &ifaces, clock);
+                let drained = drain(guard.get_inner_mut(), &enricher, &mut state.reported, sinks)?;
                 if drained < DRAIN_BUDGET {
                     guard.clear_ready();
                 }
@@ -104,21 +123,37 @@ pub async fn run(
             _ = ticker.tick() => {
                 let snapshot = stats::read(monitor).context("reading the counters")?;
                 summary::emit(&snapshot, previous.as_ref(), options.summary, false)?;
-                report_kernel(monitor, &snapshot, tables, sinks, options.summary)?;
+                report_kernel(monitor, &snapshot, &state, sinks, options.summary)?;
                 previous = Some(snapshot);
             }
-            _ = refresh.tick(), if tables.is_some() => {
-                refresh_flows(monitor, &enricher, &mut reported, sinks)?;
+            _ = refresh.tick(), if classifying => {
+                refresh_flows(monitor, &enricher(monitor, &ifaces, clock), &mut state.reported, sinks)?;
+            }
+            _ = sighup.recv(), if reload.is_some() => {
+                swap_policy(monitor, reload, &mut state, "SIGHUP");
+            }
+            _ = watcher.tick(), if reload.is_some() && !watch.is_empty() => {
+                let now = file_stamps(watch);
+                if now != stamps {
+                    stamps = now;
+                    swap_policy(monitor, reload, &mut state, "a change of the policy or inventory file");
+                }
             }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
         }
     }
     if let Some(ring) = ring.as_mut() {
-        drain(ring.get_mut(), &enricher, &mut reported, sinks)?;
+        let enricher = enricher(monitor, &ifaces, clock);
+        drain(ring.get_mut(), &enricher, &mut state.reported, sinks)?;
     }
-    if tables.is_some() {
-        refresh_flows(monitor, &enricher, &mut reported, sinks)?;
+    if classifying {
+        refresh_flows(
+            monitor,
+            &enricher(monitor, &ifaces, clock),
+            &mut state.reported,
+            sinks,
+        )?;
     }
     if let Some(w) = sinks.events.as_mut() {
         w.flush().context("flushing the events file")?;
@@ -128,7 +163,70 @@ pub async fn run(
     }
     let snapshot = stats::read(monitor).context("reading the counters")?;
     summary::emit(&snapshot, previous.as_ref(), options.summary, true)?;
-    report_kernel(monitor, &snapshot, tables, sinks, options.summary)
+    report_kernel(monitor, &snapshot, &state, sinks, options.summary)
+}
+
+/// What the daemon remembers across events and reloads.
+struct State {
+    reported: Reported,
+    /// Per-rule counters of policies swapped out, by rule id, so totals
+    /// survive reloads.
+    retired: BTreeMap<String, Counter>,
+}
+
+static EMPTY: std::sync::OnceLock<KernelTables> = std::sync::OnceLock::new();
+
+fn enricher<'a>(
+    monitor: &'a Monitor,
+    ifaces: &'a [(u32, String)],
+    clock: clock::Clock,
+) -> Enricher<'a> {
+    let tables = monitor
+        .tables()
+        .unwrap_or_else(|| EMPTY.get_or_init(KernelTables::default));
+    Enricher {
+        tables,
+        ifaces,
+        clock,
+    }
+}
+
+/// Modification time and size of each watched file (`None` if unreadable).
+fn file_stamps(paths: &[PathBuf]) -> Vec<Option<(std::time::SystemTime, u64)>> {
+    paths
+        .iter()
+        .map(|p| {
+            std::fs::metadata(p)
+                .ok()
+                .and_then(|m| Some((m.modified().ok()?, m.len())))
+        })
+        .collect()
+}
+
+fn swap_policy(monitor: &mut Monitor, reload: Option<Reload<'_>>, state: &mut State, why: &str) {
+    let Some(reload) = reload else { return };
+    let result = reload().and_then(|tables| {
+        let rules = tables.rules.len();
+        let old: Vec<String> = monitor
+            .tables()
+            .map(|t| t.rules.iter().map(|r| r.id.clone()).collect())
+            .unwrap_or_default();
+        let retired = monitor.replace_policy(tables)?;
+        for (id, c) in old.iter().zip(retired) {
+            let total = state.retired.entry(id.clone()).or_default();
+            total.packets += c.packets;
+            total.bytes += c.bytes;
+        }
+        Ok(rules)
+    });
+    match result {
+        Ok(rules) => {
+            eprintln!("portconform: policy reloaded after {why}: classifying against {rules} rules")
+        }
+        Err(err) => eprintln!(
+            "portconform: reload after {why} failed, the current policy stays in force: {err:#}"
+        ),
+    }
 }
 
 /// Feeds the metrics endpoint and, with a policy, prints what the
@@ -136,24 +234,39 @@ pub async fn run(
 fn report_kernel(
     monitor: &Monitor,
     traffic: &Snapshot,
-    tables: Option<&KernelTables>,
+    state: &State,
     sinks: &Sinks,
     format: SummaryFormat,
 ) -> anyhow::Result<()> {
     let kstats = monitor.kstats()?;
+    let tables = monitor.tables();
     let live = match tables {
         Some(_) => monitor.flows()?.len() as u64,
         None => 0,
     };
-    let rules = monitor.rule_stats(tables.map_or(0, |t| t.rules.len()))?;
+    let live_rules = monitor.rule_stats(tables.map_or(0, |t| t.rules.len()))?;
+    // Live counters plus what swapped-out policies counted for the same ids.
+    let mut rules: BTreeMap<String, (String, Counter)> = state
+        .retired
+        .iter()
+        .map(|(id, c)| (id.clone(), (String::new(), *c)))
+        .collect();
+    if let Some(t) = tables {
+        for (info, c) in t.rules.iter().zip(&live_rules) {
+            let entry = rules.entry(info.id.clone()).or_default();
+            entry.0 = info.service.clone();
+            entry.1.packets += c.packets;
+            entry.1.bytes += c.bytes;
+        }
+    }
     if tables.is_some() && format == SummaryFormat::Table {
-        let allowed = rules.iter().map(|c| c.packets).sum();
+        let allowed = rules.values().map(|(_, c)| c.packets).sum();
         println!("{}", feed::classifier_line(&kstats, allowed, live));
     }
     if let Some(m) = &sinks.metrics {
         let dropped = sinks.pcap.as_ref().map_or(0, PcapngWriter::packets_dropped);
         m.update(feed::metrics_snapshot(
-            traffic, &kstats, &rules, tables, live, dropped,
+            traffic, &kstats, &rules, live, dropped,
         ));
     }
     Ok(())
@@ -181,7 +294,7 @@ fn drain(
         let ev: FlowEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
         drop(item);
         let record = enricher.first_sighting(&ev);
-        reported.first(&ev, record.sport);
+        reported.first(&ev, &record);
         emit(&record, sinks)?;
         if let Some(pcap) = sinks.pcap.as_mut() {
             let captured = usize::from(ev.captured).min(ev.header.len());
@@ -226,8 +339,8 @@ fn refresh_flows(
     let mut live = HashSet::new();
     for (key, state) in monitor.flows()? {
         live.insert(key);
-        if let Some(initiator_port) = reported.changed(&key, &state) {
-            emit(&enricher.update(&key, &state, initiator_port), sinks)?;
+        if let Some(record) = reported.update(enricher, &key, &state) {
+            emit(&record, sinks)?;
         }
     }
     reported.retain(&live);

@@ -163,28 +163,70 @@ impl Enricher<'_> {
 }
 
 /// What was last reported of each flow, so refreshes only mention flows that
-/// changed. Bounded by the kernel's LRU: flows it evicted are forgotten.
+/// changed and repeat the explanation of the first sighting (a reload may
+/// renumber rules). Bounded by the kernel's LRU: flows it evicted are
+/// forgotten.
 #[derive(Default)]
 pub struct Reported {
-    flows: HashMap<FlowKey, (u64, u64, u16)>,
+    flows: HashMap<FlowKey, Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    packets: u64,
+    reply_packets: u64,
+    initiator_port: u16,
+    explanation: Option<Explanation>,
+}
+
+#[derive(Clone)]
+struct Explanation {
+    rule: Option<String>,
+    source: Option<String>,
+    note: Option<String>,
+    peer_roles: Option<Vec<String>>,
 }
 
 impl Reported {
-    pub fn first(&mut self, ev: &FlowEvent, initiator_port: u16) {
+    pub fn first(&mut self, ev: &FlowEvent, record: &EventRecord) {
         let fwd = u64::from(ev.forward != 0);
-        self.flows.insert(ev.key, (fwd, 1 - fwd, initiator_port));
+        self.flows.insert(
+            ev.key,
+            Seen {
+                packets: fwd,
+                reply_packets: 1 - fwd,
+                initiator_port: record.sport,
+                explanation: Some(Explanation {
+                    rule: record.rule.clone(),
+                    source: record.source.clone(),
+                    note: record.note.clone(),
+                    peer_roles: record.peer_roles.clone(),
+                }),
+            },
+        );
     }
 
-    /// Whether `state` differs from what was reported; records it if so.
-    /// Returns the initiator port to report.
-    pub fn changed(&mut self, key: &FlowKey, state: &FlowState) -> Option<u16> {
-        let entry = self.flows.entry(*key).or_insert((0, 0, 0));
-        if (entry.0, entry.1) == (state.packets, state.reply_packets) {
+    /// The update record for `key` if its counts changed since last reported.
+    pub fn update(
+        &mut self,
+        enricher: &Enricher,
+        key: &FlowKey,
+        state: &FlowState,
+    ) -> Option<EventRecord> {
+        let seen = self.flows.entry(*key).or_default();
+        if (seen.packets, seen.reply_packets) == (state.packets, state.reply_packets) {
             return None;
         }
-        entry.0 = state.packets;
-        entry.1 = state.reply_packets;
-        Some(entry.2)
+        seen.packets = state.packets;
+        seen.reply_packets = state.reply_packets;
+        let mut r = enricher.update(key, state, seen.initiator_port);
+        if let Some(e) = &seen.explanation {
+            r.rule = e.rule.clone();
+            r.source = e.source.clone();
+            r.note = e.note.clone();
+            r.peer_roles = e.peer_roles.clone();
+        }
+        Some(r)
     }
 
     /// Drops flows no longer in the kernel's table.

@@ -8,4 +8,4 @@ mod write;
 
 pub use build::{BuildError, KernelTables, Peers, RuleInfo, build};
 pub use peers::{PeerTable, RoleBits};
-pub use write::{WriteError, write};
+pub use write::{WriteError, activate, write, write_set};

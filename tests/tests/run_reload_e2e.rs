@@ -1,0 +1,118 @@
+//! Reloading the policy while running: an inventory edit is picked up
+//! without detaching (a peer that becomes a node may then use node-only
+//! ports), a broken inventory is refused with its file and line while the
+//! policy in force keeps classifying, and SIGHUP reloads on demand.
+
+use std::time::Duration;
+
+use portconform_tests::{
+    lab::{self, Netns, TempDir, xdp_attached},
+    monitor_proc::{MonitorProc, read_events},
+};
+
+const T: Duration = Duration::from_secs(20);
+const RELOAD: Duration = Duration::from_secs(15);
+
+fn syn(peer: &Netns, dst: &str, port: u16, sport: u16) {
+    let (port, sport) = (port.to_string(), sport.to_string());
+    let _ = peer.run(
+        T,
+        "hping3",
+        &["-q", "-S", "-s", &sport, "-k", "-p", &port, "-c", "1", dst],
+    );
+}
+
+fn unexpected_ports(events: &str) -> Vec<u64> {
+    read_events(events)
+        .expect("events")
+        .iter()
+        .filter(|e| e["kind"] == "unexpected")
+        .filter_map(|e| e["dport"].as_u64())
+        .collect()
+}
+
+#[test]
+fn inventory_changes_and_sighup_reload_without_detaching() {
+    let dir = TempDir::new("reload").expect("dir");
+    let host = Netns::new("rlhost").expect("ns");
+    let peer = Netns::new("rlpeer").expect("ns");
+    let (h, p) = lab::link(&host, &peer, 71, "203.0.113", "2001:db8:71").expect("link");
+    lab::settle();
+    let inventory = dir.file("inventory.toml");
+    std::fs::write(
+        &inventory,
+        format!("nodes = [\"{}/32\"]\nadmin = [\"{}\"]\n", h.v4, p.v4),
+    )
+    .unwrap();
+    let events = dir.file("events.jsonl");
+    let mut mon = MonitorProc::start(
+        &host,
+        &[h.ifname.as_str()],
+        &[
+            "--profile",
+            "thoughtspot",
+            "--inventory",
+            &inventory,
+            "--events",
+            &events,
+            "--interval",
+            "30",
+        ],
+    )
+    .expect("start");
+
+    // The admin host may not use ZooKeeper's peer port 2888 (nodes only).
+    syn(&peer, &h.v4, 2888, 41000);
+    // The admin host becomes a node: the daemon notices the file change.
+    std::fs::write(
+        &inventory,
+        format!("nodes = [\"{}/32\", \"{}/32\"]\nadmin = []\n", h.v4, p.v4),
+    )
+    .unwrap();
+    mon.wait_stderr("policy reloaded", 1, RELOAD)
+        .expect("reload after the edit");
+    assert!(
+        xdp_attached(&host, &h.ifname).unwrap(),
+        "a reload must not detach"
+    );
+    syn(&peer, &h.v4, 3888, 41001); // now allowed: nodes only, and it is a node
+    syn(&peer, &h.v4, 6666, 41002); // still undocumented: classification goes on
+
+    // A broken inventory is refused with its line; the policy stays.
+    std::fs::write(
+        &inventory,
+        format!("nodes = [\"{}/32\"]\nadmin = [\"not-an-address!\"]\n", h.v4),
+    )
+    .unwrap();
+    mon.wait_stderr("the current policy stays in force", 1, RELOAD)
+        .expect("refused reload");
+    syn(&peer, &h.v4, 3889, 41003); // still judged by the last good policy
+    syn(&peer, &h.v4, 6667, 41004);
+
+    // Fixed, and reloaded on demand.
+    std::fs::write(
+        &inventory,
+        format!("nodes = [\"{}/32\"]\nadmin = [\"{}\"]\n", h.v4, p.v4),
+    )
+    .unwrap();
+    mon.signal(libc::SIGHUP);
+    mon.wait_stderr("policy reloaded", 2, RELOAD)
+        .expect("reload after SIGHUP or the edit");
+    syn(&peer, &h.v4, 3888, 41005); // a node port again off limits for the admin host
+    std::thread::sleep(Duration::from_millis(300));
+
+    let done = mon.stop().expect("stop");
+    assert!(done.status.success(), "{}", done.stderr);
+    assert!(
+        done.stderr.contains("inventory.toml:2"),
+        "the refusal names file and line: {}",
+        done.stderr
+    );
+    // 3889 is not a thoughtspot port at all, so it is unexpected under any policy.
+    assert_eq!(
+        unexpected_ports(&events),
+        vec![2888, 6666, 3889, 6667, 3888],
+        "{}",
+        done.stderr
+    );
+}
