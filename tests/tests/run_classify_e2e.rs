@@ -272,14 +272,21 @@ fn postgres_bindir() -> PathBuf {
 /// A TCP client in `ns`: sends a line to `addr`:`port` (from `sport` if
 /// given), half-closes, and checks the echo came back.
 fn talk(ns: &Netns, addr: &str, port: u16, sport: Option<u16>) {
+    talk_on_cpu(ns, None, addr, port, sport);
+}
+
+/// [`talk`], with the client pinned to `cpu` if given (with veth, the
+/// monitored host's XDP program runs on the sender's CPU).
+fn talk_on_cpu(ns: &Netns, cpu: Option<usize>, addr: &str, port: u16, sport: Option<u16>) {
     let from = sport.map(|p| format!("-p {p}")).unwrap_or_default();
+    let pin = cpu.map(|c| format!("taskset -c {c} ")).unwrap_or_default();
     let out = ns
         .run(
             T,
             "sh",
             &[
                 "-c",
-                &format!("echo hello-{port} | nc -N -w 5 {from} {addr} {port}"),
+                &format!("echo hello-{port} | {pin}nc -N -w 5 {from} {addr} {port}"),
             ],
         )
         .unwrap_or_else(|e| panic!("nc {addr} {port}: {e}"));
@@ -301,17 +308,44 @@ fn psql(ns: &Netns, addr: &str) {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "pg-42");
 }
 
-/// One UDP datagram from `ns` to `addr`:`port`, from `sport`.
-fn udp_datagram(ns: &Netns, addr: &str, port: u16, sport: u16) {
-    ns.run(
-        T,
-        "sh",
-        &[
+/// One UDP datagram from `client` to a closed `port` on `server` (IPv4
+/// `addr`), from `sport`; checked to have arrived by the server's count of
+/// datagrams to closed ports (each answered by ICMP port unreachable).
+fn udp_to_closed_port(client: &Netns, server: &Netns, addr: &str, port: u16, sport: u16) {
+    let before = udp_no_ports(server);
+    // socat's exit status reflects the ICMP error when it arrives in time.
+    let _ = client
+        .command(T, "sh")
+        .args([
             "-c",
-            &format!("printf x | nc -u -w 0 -p {sport} {addr} {port}"),
-        ],
-    )
-    .expect("nc -u");
+            &format!("printf x | socat -t 0.2 - UDP4:{addr}:{port},sourceport={sport}"),
+        ])
+        .output();
+    assert_eq!(
+        udp_no_ports(server),
+        before + 1,
+        "the datagram did not arrive"
+    );
+}
+
+/// Udp NoPorts of /proc/net/snmp in `ns`.
+fn udp_no_ports(ns: &Netns) -> u64 {
+    let out = ns.run(T, "cat", &["/proc/net/snmp"]).expect("snmp");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (
+        udp.next().expect("Udp header"),
+        udp.next().expect("Udp values"),
+    );
+    let col = names
+        .split_whitespace()
+        .position(|n| n == "NoPorts")
+        .expect("NoPorts");
+    values
+        .split_whitespace()
+        .nth(col)
+        .and_then(|v| v.parse().ok())
+        .expect("NoPorts value")
 }
 
 /// An nmap SYN scan of `ports` on `addr` from `ns`, one probe per port;
@@ -369,6 +403,22 @@ struct Event {
     source: Option<String>,
     peer_roles: Vec<String>,
     note: String,
+    first_seen: Instant,
+    last_seen: Instant,
+}
+
+/// An RFC 3339 UTC timestamp as (date and time to the second, nanoseconds):
+/// ordered like the instants it names.
+type Instant = (String, u32);
+
+fn instant(t: &str) -> Instant {
+    let parsed = t.strip_suffix('Z').and_then(|body| {
+        let (secs, frac) = body.split_once('.').unwrap_or((body, "0"));
+        let shape = secs.len() == 19 && secs.as_bytes()[10] == b'T' && frac.len() <= 9;
+        let nanos = format!("{frac:0<9}").parse().ok()?;
+        shape.then(|| (secs.to_string(), nanos))
+    });
+    parsed.unwrap_or_else(|| panic!("not an RFC 3339 UTC timestamp: {t:?}"))
 }
 
 /// What identifies a flow: (initiator, responder, service port, protocol).
@@ -386,13 +436,9 @@ impl Event {
                 .unwrap_or_else(|| panic!("{k:?} missing or not a number in {v}"))
         };
         let opt = |k: &str| v.get(k).and_then(Value::as_str).map(String::from);
-        for k in ["ts", "first_seen", "last_seen"] {
-            let t = text(k);
-            assert!(
-                t.len() >= 20 && t.as_bytes()[10] == b'T' && t.ends_with('Z'),
-                "{k} is not RFC 3339 UTC: {t:?}"
-            );
-        }
+        instant(&text("ts"));
+        let (first_seen, last_seen) = (instant(&text("first_seen")), instant(&text("last_seen")));
+        assert!(first_seen <= last_seen, "first_seen after last_seen: {v}");
         let port = |k: &str| u16::try_from(num(k)).unwrap_or_else(|_| panic!("{k} in {v}"));
         Self {
             kind: text("kind"),
@@ -415,6 +461,8 @@ impl Event {
                 .map(|r| r.as_str().expect("role name").to_string())
                 .collect(),
             note: text("note"),
+            first_seen,
+            last_seen,
         }
     }
 
@@ -435,24 +483,45 @@ fn flow(src: &str, dst: &str, dport: u16, proto: &str) -> Flow {
 /// The "unexpected" records by flow; fails if a flow was reported twice or
 /// a record has another kind than "unexpected" or "update".
 fn unexpected_by_flow(events: &[Event]) -> BTreeMap<Flow, Event> {
-    let mut by_flow = BTreeMap::new();
+    let mut by_flow: BTreeMap<Flow, Event> = BTreeMap::new();
+    // The latest record of each flow: an update refreshes a flow reported
+    // before it, with the same first sighting, and no count or last sighting
+    // going back.
+    let mut latest: BTreeMap<Flow, &Event> = BTreeMap::new();
     for e in events {
+        let f = e.flow();
         match e.kind.as_str() {
             "unexpected" => {
-                if let Some(first) = by_flow.insert(e.flow(), e.clone()) {
+                if let Some(first) = by_flow.insert(f.clone(), e.clone()) {
                     panic!("flow reported twice:\n{first:?}\n{e:?}");
                 }
             }
-            "update" => {}
+            "update" => {
+                let first = by_flow
+                    .get(&f)
+                    .unwrap_or_else(|| panic!("update before its flow's event: {e:?}"));
+                assert_eq!(
+                    (&e.first_seen, e.sport, &e.reason, &e.iface, &e.direction),
+                    (
+                        &first.first_seen,
+                        first.sport,
+                        &first.reason,
+                        &first.iface,
+                        &first.direction
+                    ),
+                    "update differs from its event:\n{first:?}\n{e:?}"
+                );
+            }
             other => panic!("unexpected kind {other:?}: {e:?}"),
         }
-    }
-    // An update only refreshes a flow already reported.
-    for e in events.iter().filter(|e| e.kind == "update") {
-        assert!(
-            by_flow.contains_key(&e.flow()),
-            "update for a flow never reported: {e:?}"
-        );
+        if let Some(prev) = latest.insert(f, e) {
+            assert!(
+                prev.count <= e.count
+                    && prev.reply_packets <= e.reply_packets
+                    && prev.last_seen <= e.last_seen,
+                "went back:\n{prev:?}\n{e:?}"
+            );
+        }
     }
     by_flow
 }
@@ -600,7 +669,7 @@ fn events_hold_exactly_the_unexpected_flows() {
     // host; node1 connecting out to the admin host on a port nothing allows.
     talk(&lab.node2, &n1.v4, 6666, Some(45001));
     talk(&lab.node2, &n1.v6, 6666, Some(45002));
-    udp_datagram(&lab.node2, &n1.v4, 6666, 45005);
+    udp_to_closed_port(&lab.node2, &lab.node1, &n1.v4, 6666, 45005);
     talk(&lab.admin, &a1.v4, 2181, Some(45003));
     psql(&lab.admin, &a1.v4);
     talk(&lab.node1, &adm.v4, 7070, Some(45004));
@@ -812,8 +881,11 @@ fn client_reconnecting_from_new_ports_is_one_flow() {
     wait_for_file(&pcap);
     // --refresh 60 outlasts the test: the only update is the one on exit.
     let mon = lab.monitor("60");
-    for _ in 0..CONNECTIONS {
-        talk(&lab.node2, &lab.n1.v4, 6666, None);
+    // Each connection from another CPU where there are several: the flow's
+    // state in the kernel must still be one.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for i in 0..CONNECTIONS {
+        talk_on_cpu(&lab.node2, Some(i % cpus), &lab.n1.v4, 6666, None);
     }
     std::thread::sleep(Duration::from_millis(300));
     let events = lab.stop(mon);
@@ -865,6 +937,64 @@ fn wait_for_file(path: &str) {
         assert!(
             std::time::Instant::now() < deadline,
             "{path} never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn connections_open_before_the_monitor_started_are_judged_by_their_service_port() {
+    let mut lab = lab(50);
+    for port in [2181, 6666] {
+        lab.keep(echo_server(&lab.node1, port));
+    }
+    // Two long-lived clients from node2, connected before the monitor
+    // attaches and still talking after: a line every 0.2 s for 6 s, to
+    // ZooKeeper's port (allowed between nodes) and to a port nothing allows.
+    // The monitor never sees their SYNs.
+    for port in [2181, 6666] {
+        let script = format!(
+            "i=0; while [ $i -lt 30 ]; do echo tick-$i; i=$((i+1)); sleep 0.2; done \
+             | nc -N -w 5 {} {port} >/dev/null",
+            lab.n1.v4
+        );
+        let client = lab.node2.spawn("sh", &["-c", &script]).expect("client");
+        lab.keep(client);
+    }
+    let established = |port: u16| {
+        let filter = format!("dport = :{port}");
+        let out = lab
+            .node2
+            .run(T, "ss", &["-Htn", "state", "established", &filter])
+            .expect("ss");
+        !out.stdout.is_empty()
+    };
+    wait_until(
+        || established(2181) && established(6666),
+        "clients connected",
+    );
+    let mon = lab.monitor("60");
+    wait_until(|| !established(2181) && !established(6666), "clients done");
+    std::thread::sleep(Duration::from_millis(300));
+    let events = lab.stop(mon);
+
+    // Mid-stream, 6666 is the end that serves (node1 listens there, and it
+    // is outside the clients' ephemeral range): one inbound flow from node2.
+    let f = flow(&lab.n2.v4, &lab.n1.v4, 6666, "tcp");
+    let got = assert_exactly(&events, &[(f.clone(), "no-rule")]);
+    assert_eq!(got[&f].direction, "inbound", "{:?}", got[&f]);
+    let last = updates(&events, &f).last().copied().cloned();
+    let last = last.unwrap_or_else(|| panic!("no update on exit: {events:#?}"));
+    assert!(last.count >= 10 && last.reply_packets >= 10, "{last:?}");
+}
+
+/// Polls `cond` every 50 ms, failing after T.
+fn wait_until(mut cond: impl FnMut() -> bool, what: &str) {
+    let deadline = std::time::Instant::now() + T;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {T:?}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
