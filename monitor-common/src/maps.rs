@@ -16,40 +16,6 @@ pub const NET6_MAP: &str = "PC_NET6";
 /// Per-rule packet/byte counters (per CPU), indexed by rule index.
 pub const RULESTATS_MAP: &str = "PC_RULESTATS";
 
-/// The policy maps of one set (see `flow::CONFIG_SET_B`): the rule indexes
-/// of a set are only meaningful with that set's tables, hence per-set rule
-/// counters too.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PolicyMaps {
-    pub portclass: &'static str,
-    pub rulesets: &'static str,
-    pub host4: &'static str,
-    pub host6: &'static str,
-    pub net4: &'static str,
-    pub net6: &'static str,
-    pub rulestats: &'static str,
-}
-
-pub const POLICY_SETS: [PolicyMaps; 2] = [
-    PolicyMaps {
-        portclass: PORTCLASS_MAP,
-        rulesets: RULESETS_MAP,
-        host4: HOST4_MAP,
-        host6: HOST6_MAP,
-        net4: NET4_MAP,
-        net6: NET6_MAP,
-        rulestats: RULESTATS_MAP,
-    },
-    PolicyMaps {
-        portclass: "PC_PORTCLASS_B",
-        rulesets: "PC_RULESETS_B",
-        host4: "PC_HOST4_B",
-        host6: "PC_HOST6_B",
-        net4: "PC_NET4_B",
-        net6: "PC_NET6_B",
-        rulestats: "PC_RULESTATS_B",
-    },
-];
 /// Unexpected-flow dedup LRU, see [`crate::flow`].
 pub const FLOWS_MAP: &str = "PC_FLOWS";
 /// Ring buffer of first sightings.

@@ -33,6 +33,27 @@ pub const L4_ICMPV6: u32 = 3;
 pub const L4_CLASSES: u32 = 4;
 pub const PORT_TABLE_ENTRIES: u32 = 2 * L4_CLASSES * 65536;
 
+/// Each policy map holds two sets (see `flow::CONFIG_SET_B`): arrays are
+/// twice as long (set B after set A), hash and trie keys start with the set.
+/// One map per kind keeps every lookup's map constant, which the verifier
+/// needs to inline array lookups; choosing between two maps would not.
+pub const POLICY_SETS: u32 = 2;
+
+/// Key of the exact-host maps: the set, then the address.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct Host4Key {
+    pub set: u32,
+    pub addr: [u8; 4],
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct Host6Key {
+    pub set: u32,
+    pub addr: [u8; 16],
+}
+
 /// Direction of a *connection* relative to the monitored host: opened by a
 /// peer (inbound) or by the host (outbound).
 pub const CONN_INBOUND: u32 = 0;
@@ -74,9 +95,23 @@ pub struct RuleSet {
 const _: () = assert!(core::mem::size_of::<RuleRef>() == 16);
 const _: () = assert!(core::mem::size_of::<RuleSet>() == 8 + 16 * RULESET_WIDTH);
 
-/// LPM trie key data for IPv4 / IPv6 peers (the prefix length is aya's).
-pub type Net4 = [u8; 4];
-pub type Net6 = [u8; 16];
+/// LPM trie key data: the set's byte, then the address; the prefix length
+/// covers the set byte too (8 + the network's length).
+pub type Net4 = [u8; 5];
+pub type Net6 = [u8; 17];
+
+#[inline(always)]
+pub const fn net4_key(set: u32, a: &[u8; 16]) -> Net4 {
+    [set as u8, a[0], a[1], a[2], a[3]]
+}
+
+#[inline(always)]
+pub const fn net6_key(set: u32, a: &[u8; 16]) -> Net6 {
+    [
+        set as u8, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12],
+        a[13], a[14], a[15],
+    ]
+}
 
 #[cfg(feature = "user")]
 mod pod {
@@ -84,4 +119,8 @@ mod pod {
     unsafe impl aya::Pod for super::RuleRef {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::RuleSet {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Host4Key {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Host6Key {}
 }

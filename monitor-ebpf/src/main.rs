@@ -95,7 +95,7 @@ fn observe<H: CopyHeaders, P: Packet>(
     let policy = KernelPolicy { config };
     match classify::classify(&policy, &parsed, dir) {
         // The allowed total is the sum of the rule counters: one bump, not two.
-        Verdict::Allowed { rule, .. } => stats::count_rule(policy.set_b(), rule, bytes),
+        Verdict::Allowed { rule, .. } => stats::count_rule(policy.set(), rule, bytes),
         Verdict::Infrastructure => stats::count_kstat(KSTAT_INFRASTRUCTURE),
         Verdict::Fragment => stats::count_kstat(KSTAT_FRAGMENTS),
         Verdict::Unexpected {

@@ -8,7 +8,8 @@ use monitor_common::{
     flow::{FlowKey, FlowState, KSTATS, MAX_FLOWS, RING_BYTES},
     maps::Counter,
     policy::{
-        MAX_HOSTS, MAX_NETS, MAX_RULES, MAX_RULESETS, Net4, Net6, PORT_TABLE_ENTRIES, RuleSet,
+        Host4Key, Host6Key, MAX_HOSTS, MAX_NETS, MAX_RULES, MAX_RULESETS, Net4, Net6, POLICY_SETS,
+        PORT_TABLE_ENTRIES, RuleSet,
     },
     stats::{IFINDEX_LIMIT, STATS_ENTRIES},
 };
@@ -25,48 +26,30 @@ pub static PC_IFSLOT: Array<u32> = Array::with_max_entries(IFINDEX_LIMIT, 0);
 #[map(name = "PC_CONFIG")]
 pub static PC_CONFIG: Array<u32> = Array::with_max_entries(1, 0);
 
+// Policy maps: two sets each, see monitor_common::policy::POLICY_SETS.
 #[map(name = "PC_PORTCLASS")]
-pub static PC_PORTCLASS: Array<u16> = Array::with_max_entries(PORT_TABLE_ENTRIES, 0);
+pub static PC_PORTCLASS: Array<u16> = Array::with_max_entries(POLICY_SETS * PORT_TABLE_ENTRIES, 0);
 
 #[map(name = "PC_RULESETS")]
-pub static PC_RULESETS: Array<RuleSet> = Array::with_max_entries(MAX_RULESETS, 0);
+pub static PC_RULESETS: Array<RuleSet> = Array::with_max_entries(POLICY_SETS * MAX_RULESETS, 0);
 
 #[map(name = "PC_HOST4")]
-pub static PC_HOST4: HashMap<Net4, u64> = HashMap::with_max_entries(MAX_HOSTS, 0);
+pub static PC_HOST4: HashMap<Host4Key, u64> = HashMap::with_max_entries(POLICY_SETS * MAX_HOSTS, 0);
 
 #[map(name = "PC_HOST6")]
-pub static PC_HOST6: HashMap<Net6, u64> = HashMap::with_max_entries(MAX_HOSTS, 0);
+pub static PC_HOST6: HashMap<Host6Key, u64> = HashMap::with_max_entries(POLICY_SETS * MAX_HOSTS, 0);
 
 #[map(name = "PC_NET4")]
-pub static PC_NET4: LpmTrie<Net4, u64> = LpmTrie::with_max_entries(MAX_NETS, NO_PREALLOC);
+pub static PC_NET4: LpmTrie<Net4, u64> =
+    LpmTrie::with_max_entries(POLICY_SETS * MAX_NETS, NO_PREALLOC);
 
 #[map(name = "PC_NET6")]
-pub static PC_NET6: LpmTrie<Net6, u64> = LpmTrie::with_max_entries(MAX_NETS, NO_PREALLOC);
+pub static PC_NET6: LpmTrie<Net6, u64> =
+    LpmTrie::with_max_entries(POLICY_SETS * MAX_NETS, NO_PREALLOC);
 
 #[map(name = "PC_RULESTATS")]
-pub static PC_RULESTATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(MAX_RULES, 0);
-
-// Set B of the policy maps, live while CONFIG_SET_B is set.
-#[map(name = "PC_PORTCLASS_B")]
-pub static PC_PORTCLASS_B: Array<u16> = Array::with_max_entries(PORT_TABLE_ENTRIES, 0);
-
-#[map(name = "PC_RULESETS_B")]
-pub static PC_RULESETS_B: Array<RuleSet> = Array::with_max_entries(MAX_RULESETS, 0);
-
-#[map(name = "PC_HOST4_B")]
-pub static PC_HOST4_B: HashMap<Net4, u64> = HashMap::with_max_entries(MAX_HOSTS, 0);
-
-#[map(name = "PC_HOST6_B")]
-pub static PC_HOST6_B: HashMap<Net6, u64> = HashMap::with_max_entries(MAX_HOSTS, 0);
-
-#[map(name = "PC_NET4_B")]
-pub static PC_NET4_B: LpmTrie<Net4, u64> = LpmTrie::with_max_entries(MAX_NETS, NO_PREALLOC);
-
-#[map(name = "PC_NET6_B")]
-pub static PC_NET6_B: LpmTrie<Net6, u64> = LpmTrie::with_max_entries(MAX_NETS, NO_PREALLOC);
-
-#[map(name = "PC_RULESTATS_B")]
-pub static PC_RULESTATS_B: PerCpuArray<Counter> = PerCpuArray::with_max_entries(MAX_RULES, 0);
+pub static PC_RULESTATS: PerCpuArray<Counter> =
+    PerCpuArray::with_max_entries(POLICY_SETS * MAX_RULES, 0);
 
 #[map(name = "PC_FLOWS")]
 pub static PC_FLOWS: LruPerCpuHashMap<FlowKey, FlowState> =

@@ -3,10 +3,11 @@
 
 use monitor_common::{
     maps::Counter,
+    policy::MAX_RULES,
     stats::{Direction, IFINDEX_LIMIT, MAX_IFACES, stats_index},
 };
 
-use crate::maps::{PC_IFSLOT, PC_KSTATS, PC_RULESTATS, PC_RULESTATS_B, PC_STATS};
+use crate::maps::{PC_IFSLOT, PC_KSTATS, PC_RULESTATS, PC_STATS};
 
 #[inline(always)]
 pub fn count_traffic(ifindex: u32, dir: Direction, slot: u32, bytes: u64) {
@@ -18,13 +19,11 @@ pub fn count_traffic(ifindex: u32, dir: Direction, slot: u32, bytes: u64) {
 
 /// Rule indexes belong to a map set, so do their counters.
 #[inline(always)]
-pub fn count_rule(set_b: bool, rule: u16, bytes: u64) {
-    let map = if set_b {
-        &PC_RULESTATS_B
-    } else {
-        &PC_RULESTATS
-    };
-    bump(map.get_ptr_mut(u32::from(rule)), bytes);
+pub fn count_rule(set: u32, rule: u16, bytes: u64) {
+    bump(
+        PC_RULESTATS.get_ptr_mut(set * MAX_RULES + u32::from(rule)),
+        bytes,
+    );
 }
 
 #[inline(always)]

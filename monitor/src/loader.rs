@@ -13,9 +13,10 @@ use aya::{
 use monitor_common::{
     flow::{FlowKey, FlowState, KSTATS},
     maps::{
-        Counter, EVENTS_MAP, FLOWS_MAP, IFSLOT_MAP, KSTATS_MAP, POLICY_SETS, PROG_EGRESS,
-        PROG_INGRESS,
+        Counter, EVENTS_MAP, FLOWS_MAP, IFSLOT_MAP, KSTATS_MAP, PROG_EGRESS, PROG_INGRESS,
+        RULESTATS_MAP,
     },
+    policy::MAX_RULES,
     stats::{IFINDEX_LIMIT, MAX_IFACES},
 };
 
@@ -240,7 +241,8 @@ impl Monitor {
     /// Packets and bytes per rule index of the live set, for the first
     /// `rules` rules.
     pub fn rule_stats(&self, rules: usize) -> Result<Vec<Counter>, LoadError> {
-        let name = POLICY_SETS[self.live].rulestats;
+        let name = RULESTATS_MAP;
+        let base = self.live as u32 * MAX_RULES;
         let map = self
             .ebpf
             .map(name)
@@ -250,7 +252,7 @@ impl Monitor {
         (0..rules as u32)
             .map(|i| {
                 let values = map
-                    .get(&i, 0)
+                    .get(&(base + i), 0)
                     .map_err(|source| LoadError::Map { map: name, source })?;
                 Ok(values.iter().fold(Counter::default(), |a, c| Counter {
                     packets: a.packets + c.packets,

@@ -74,6 +74,7 @@ fn lab() -> Lab {
 fn counts_real_traffic_exactly_on_two_interfaces_and_detaches_on_sigterm() {
     let lab = lab();
     let (i1, i2) = (lab.h1.ifname.as_str(), lab.h2.ifname.as_str());
+    let before = our_program_ids();
     let mon = MonitorProc::start(
         &lab.host,
         &[i1, i2],
@@ -183,23 +184,28 @@ fn counts_real_traffic_exactly_on_two_interfaces_and_detaches_on_sigterm() {
             "XDP still attached to {iface} after SIGTERM"
         );
     }
-    assert_no_programs_loaded();
+    assert_no_programs_left(&before);
     assert!(done.stderr.contains("detached"), "{}", done.stderr);
 }
 
-/// Both attachments are bpf links: once the daemon exits no portconform
-/// program may remain loaded anywhere (tcx links do not show in `ip link`).
-fn assert_no_programs_loaded() {
-    let names: Vec<String> = aya::programs::loaded_programs()
+/// Ids of the portconform programs loaded right now, by any process.
+fn our_program_ids() -> std::collections::BTreeSet<u32> {
+    aya::programs::loaded_programs()
         .filter_map(Result::ok)
-        .filter_map(|p| p.name_as_str().map(String::from))
-        .collect();
-    for ours in ["pc_ingress", "pc_egress"] {
-        assert!(
-            !names.iter().any(|n| n == ours),
-            "{ours} is still loaded: {names:?}"
-        );
-    }
+        .filter(|p| matches!(p.name_as_str(), Some("pc_ingress" | "pc_egress")))
+        .map(|p| p.id())
+        .collect()
+}
+
+/// Both attachments are bpf links: once the daemon exits, none of the
+/// programs it loaded may remain (tcx links do not show in `ip link`).
+/// Programs other processes loaded (`before`) are not ours to judge.
+fn assert_no_programs_left(before: &std::collections::BTreeSet<u32>) {
+    let left: Vec<u32> = our_program_ids().difference(before).copied().collect();
+    assert!(
+        left.is_empty(),
+        "programs still loaded after SIGTERM: ids {left:?}"
+    );
 }
 
 #[test]
@@ -235,6 +241,15 @@ fn interface_without_native_xdp_falls_back_to_generic_mode() {
 
 #[test]
 fn missing_privileges_are_a_clear_error() {
+    // The unprivileged user must be able to execute the binary: the build
+    // tree may sit in a private directory (a 0700 temporary clone in CI).
+    let dir = portconform_tests::lab::TempDir::new("nopriv").expect("dir");
+    let bin = dir.path().join("portconform");
+    std::fs::copy(portconform_tests::portconform_bin(), &bin).expect("copy binary");
+    for path in [dir.path(), bin.as_path()] {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+    }
     let done = portconform_tests::lab::sh(
         std::process::Command::new("setpriv")
             .args([
@@ -246,10 +261,7 @@ fn missing_privileges_are_a_clear_error() {
             ])
             .arg("sh")
             .arg("-c")
-            .arg(format!(
-                "{} run --iface lo; echo exit=$?",
-                portconform_tests::portconform_bin().display()
-            )),
+            .arg(format!("{} run --iface lo; echo exit=$?", bin.display())),
     )
     .expect("setpriv");
     let out =

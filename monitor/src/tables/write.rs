@@ -12,8 +12,14 @@ use monitor_common::{
     flow::{
         CONFIG_CLASSIFY, CONFIG_HOSTS4, CONFIG_HOSTS6, CONFIG_NETS4, CONFIG_NETS6, CONFIG_SET_B,
     },
-    maps::{CONFIG_MAP, Counter, POLICY_SETS},
-    policy::{MAX_RULES, Net4, Net6, RuleSet},
+    maps::{
+        CONFIG_MAP, Counter, HOST4_MAP, HOST6_MAP, NET4_MAP, NET6_MAP, PORTCLASS_MAP, RULESETS_MAP,
+        RULESTATS_MAP,
+    },
+    policy::{
+        Host4Key, Host6Key, MAX_RULES, MAX_RULESETS, Net4, Net6, PORT_TABLE_ENTRIES, RuleSet,
+        net4_key, net6_key,
+    },
 };
 
 use super::KernelTables;
@@ -44,84 +50,109 @@ pub fn write_set(
     new: &KernelTables,
     previous: Option<&KernelTables>,
 ) -> Result<(), WriteError> {
-    let names = POLICY_SETS[set];
+    let set32 = set as u32;
     {
+        let base = set32 * PORT_TABLE_ENTRIES;
         let mut ports: Array<_, u16> =
-            Array::try_from(map_mut(ebpf, names.portclass)).map_err(err(names.portclass))?;
+            Array::try_from(map_mut(ebpf, PORTCLASS_MAP)).map_err(err(PORTCLASS_MAP))?;
         if let Some(old) = previous {
             for index in old
                 .port_classes
                 .keys()
                 .filter(|i| !new.port_classes.contains_key(i))
             {
-                ports.set(*index, 0, 0).map_err(err(names.portclass))?;
+                ports.set(base + *index, 0, 0).map_err(err(PORTCLASS_MAP))?;
             }
         }
         for (&index, &id) in &new.port_classes {
-            ports.set(index, id, 0).map_err(err(names.portclass))?;
+            ports.set(base + index, id, 0).map_err(err(PORTCLASS_MAP))?;
         }
     }
     {
+        let base = set32 * MAX_RULESETS;
         let mut sets: Array<_, RuleSet> =
-            Array::try_from(map_mut(ebpf, names.rulesets)).map_err(err(names.rulesets))?;
-        for (id, set) in new.rule_sets.iter().enumerate() {
-            sets.set(id as u32, *set, 0).map_err(err(names.rulesets))?;
+            Array::try_from(map_mut(ebpf, RULESETS_MAP)).map_err(err(RULESETS_MAP))?;
+        for (id, rs) in new.rule_sets.iter().enumerate() {
+            sets.set(base + id as u32, *rs, 0)
+                .map_err(err(RULESETS_MAP))?;
         }
     }
     {
-        let mut hosts: HashMap<_, Net4, u64> =
-            HashMap::try_from(map_mut(ebpf, names.host4)).map_err(err(names.host4))?;
-        let old: Vec<Net4> = hosts.keys().filter_map(Result::ok).collect();
+        let mut hosts: HashMap<_, Host4Key, u64> =
+            HashMap::try_from(map_mut(ebpf, HOST4_MAP)).map_err(err(HOST4_MAP))?;
+        let old: Vec<Host4Key> = hosts
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| k.set == set32)
+            .collect();
         for k in old {
-            hosts.remove(&k).map_err(err(names.host4))?;
+            hosts.remove(&k).map_err(err(HOST4_MAP))?;
         }
         for (addr, mask) in new.peers.hosts4() {
-            hosts.insert(addr, mask, 0).map_err(err(names.host4))?;
+            let key = Host4Key { set: set32, addr };
+            hosts.insert(key, mask, 0).map_err(err(HOST4_MAP))?;
         }
     }
     {
-        let mut hosts: HashMap<_, Net6, u64> =
-            HashMap::try_from(map_mut(ebpf, names.host6)).map_err(err(names.host6))?;
-        let old: Vec<Net6> = hosts.keys().filter_map(Result::ok).collect();
+        let mut hosts: HashMap<_, Host6Key, u64> =
+            HashMap::try_from(map_mut(ebpf, HOST6_MAP)).map_err(err(HOST6_MAP))?;
+        let old: Vec<Host6Key> = hosts
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| k.set == set32)
+            .collect();
         for k in old {
-            hosts.remove(&k).map_err(err(names.host6))?;
+            hosts.remove(&k).map_err(err(HOST6_MAP))?;
         }
         for (addr, mask) in new.peers.hosts6() {
-            hosts.insert(addr, mask, 0).map_err(err(names.host6))?;
+            let key = Host6Key { set: set32, addr };
+            hosts.insert(key, mask, 0).map_err(err(HOST6_MAP))?;
         }
     }
     {
         let mut nets: LpmTrie<_, Net4, u64> =
-            LpmTrie::try_from(map_mut(ebpf, names.net4)).map_err(err(names.net4))?;
-        let old: Vec<Key<Net4>> = nets.keys().filter_map(Result::ok).collect();
+            LpmTrie::try_from(map_mut(ebpf, NET4_MAP)).map_err(err(NET4_MAP))?;
+        let old: Vec<Key<Net4>> = nets
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| k.data()[0] == set as u8)
+            .collect();
         for k in old {
-            nets.remove(&k).map_err(err(names.net4))?;
+            nets.remove(&k).map_err(err(NET4_MAP))?;
         }
         for (len, addr, mask) in new.peers.nets4() {
-            nets.insert(&Key::new(len, addr), mask, 0)
-                .map_err(err(names.net4))?;
+            let mut a = [0u8; 16];
+            a[..4].copy_from_slice(&addr);
+            let key = Key::new(8 + len, net4_key(set32, &a));
+            nets.insert(&key, mask, 0).map_err(err(NET4_MAP))?;
         }
     }
     {
         let mut nets: LpmTrie<_, Net6, u64> =
-            LpmTrie::try_from(map_mut(ebpf, names.net6)).map_err(err(names.net6))?;
-        let old: Vec<Key<Net6>> = nets.keys().filter_map(Result::ok).collect();
+            LpmTrie::try_from(map_mut(ebpf, NET6_MAP)).map_err(err(NET6_MAP))?;
+        let old: Vec<Key<Net6>> = nets
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| k.data()[0] == set as u8)
+            .collect();
         for k in old {
-            nets.remove(&k).map_err(err(names.net6))?;
+            nets.remove(&k).map_err(err(NET6_MAP))?;
         }
         for (len, addr, mask) in new.peers.nets6() {
-            nets.insert(&Key::new(len, addr), mask, 0)
-                .map_err(err(names.net6))?;
+            let key = Key::new(8 + len, net6_key(set32, &addr));
+            nets.insert(&key, mask, 0).map_err(err(NET6_MAP))?;
         }
     }
     if previous.is_some() {
         let mut stats: PerCpuArray<_, Counter> =
-            PerCpuArray::try_from(map_mut(ebpf, names.rulestats)).map_err(err(names.rulestats))?;
-        let cpus = nr_cpus().map_err(|(_, e)| err(names.rulestats)(MapError::from(e)))?;
+            PerCpuArray::try_from(map_mut(ebpf, RULESTATS_MAP)).map_err(err(RULESTATS_MAP))?;
+        let cpus = nr_cpus().map_err(|(_, e)| err(RULESTATS_MAP)(MapError::from(e)))?;
         for i in 0..MAX_RULES {
             let zero = PerCpuValues::try_from(vec![Counter::default(); cpus])
-                .map_err(|e| err(names.rulestats)(MapError::from(e)))?;
-            stats.set(i, zero, 0).map_err(err(names.rulestats))?;
+                .map_err(|e| err(RULESTATS_MAP)(MapError::from(e)))?;
+            stats
+                .set(set32 * MAX_RULES + i, zero, 0)
+                .map_err(err(RULESTATS_MAP))?;
         }
     }
     Ok(())
