@@ -16,6 +16,7 @@ use crate::{
     events::record,
     metrics::{self, Family, FlowTable, ParseFailures, RuleCounter, TrafficCounter},
     stats::Snapshot,
+    tables::KernelTables,
 };
 
 /// The metrics view of one moment.
@@ -95,4 +96,46 @@ pub fn classifier_line(kstats: &[u64; KSTATS as usize], allowed: u64, live_flows
         kstats[KSTAT_RINGBUF_FULL as usize],
         kstats[KSTAT_FLOW_INSERT_FAILED as usize],
     )
+}
+
+/// The busiest rules, for the table summary: which documented flows the
+/// traffic actually uses, each with the document line that allows it.
+pub fn top_rules_line(
+    rules: &BTreeMap<String, (String, Counter)>,
+    tables: Option<&KernelTables>,
+    top: usize,
+) -> Option<String> {
+    let mut busy: Vec<(&String, &Counter)> = rules
+        .iter()
+        .filter(|(_, (_, c))| c.packets > 0)
+        .map(|(id, (_, c))| (id, c))
+        .collect();
+    if busy.is_empty() {
+        return None;
+    }
+    busy.sort_by(|a, b| b.1.packets.cmp(&a.1.packets).then(a.0.cmp(b.0)));
+    let described: Vec<String> = busy
+        .iter()
+        .take(top)
+        .map(|(id, c)| {
+            let rule = tables.and_then(|t| t.rules.iter().find(|r| &r.id == *id));
+            match rule {
+                Some(r) => format!(
+                    "{id} {} {} ({}) {} pkts",
+                    r.proto, r.ports, r.source, c.packets
+                ),
+                None => format!("{id} {} pkts", c.packets),
+            }
+        })
+        .collect();
+    let more = busy.len().saturating_sub(top);
+    Some(format!(
+        "  allowed by rule: {}{}",
+        described.join(", "),
+        if more > 0 {
+            format!(" (+{more} more)")
+        } else {
+            String::new()
+        }
+    ))
 }

@@ -166,6 +166,9 @@ pub async fn run(
     report_kernel(monitor, &snapshot, &state, sinks, options.summary)
 }
 
+/// Rules listed by name in the table summary, busiest first.
+const TOP_RULES: usize = 5;
+
 /// What the daemon remembers across events and reloads.
 struct State {
     reported: Reported,
@@ -262,6 +265,9 @@ fn report_kernel(
     if tables.is_some() && format == SummaryFormat::Table {
         let allowed = rules.values().map(|(_, c)| c.packets).sum();
         println!("{}", feed::classifier_line(&kstats, allowed, live));
+        if let Some(line) = feed::top_rules_line(&rules, tables, TOP_RULES) {
+            println!("{line}");
+        }
     }
     if let Some(m) = &sinks.metrics {
         let dropped = sinks.pcap.as_ref().map_or(0, PcapngWriter::packets_dropped);
