@@ -842,15 +842,18 @@ fn hping3_flood_of_one_flow_is_one_event_with_its_count() {
         (40000, lab.n1.ifname.as_str())
     );
     assert!(first.count >= 1 && first.count <= N, "{first:?}");
+    // Counts never go back (unexpected_by_flow checks) and end at N.
     let ups = updates(&events, &f);
-    assert!(
-        ups.windows(2).all(|w| w[0].count <= w[1].count),
-        "counts went down: {ups:#?}"
-    );
     let last = ups
         .last()
         .unwrap_or_else(|| panic!("no update: {events:#?}"));
     assert_eq!((last.count, last.reply_packets), (N, N), "{last:?}");
+    // The flood outlasts two refresh periods: counts were refreshed during
+    // it, not only on exit.
+    assert!(
+        ups.iter().any(|u| u.count < N),
+        "no refresh during the flood: {ups:#?}"
+    );
 }
 
 #[test]
@@ -997,5 +1000,47 @@ fn wait_until(mut cond: impl FnMut() -> bool, what: &str) {
             "{what}: not within {T:?}"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+#[ignore = "monitor bug: a new outbound ICMP echo flow is counted as the replies of the \
+            inbound echo flow between the same hosts (the no-SYN 'flipped key' lookup in \
+            monitor-ebpf/src/flows.rs also applies to ICMP), so its event says count 0, \
+            reply_packets 1 and both flows' counts are wrong"]
+fn icmp_echo_both_ways_is_two_flows_with_their_own_counts() {
+    let lab = lab(60);
+    let mon = lab.monitor("60");
+    // No document allows ICMP echo: node2 pings node1 5 times, then node1
+    // pings node2 twice. Two flows, each initiated by the one that pings.
+    lab.node2
+        .run(T, "ping", &["-q", "-c", "5", "-i", "0.05", &lab.n1.v4])
+        .expect("ping node1");
+    lab.node1
+        .run(T, "ping", &["-q", "-c", "2", "-i", "0.05", &lab.n2.v4])
+        .expect("ping node2");
+    std::thread::sleep(Duration::from_millis(300));
+    let events = lab.stop(mon);
+
+    // ICMP flows are keyed by the request's type: echo request, 8.
+    let inbound = flow(&lab.n2.v4, &lab.n1.v4, 8, "icmp");
+    let outbound = flow(&lab.n1.v4, &lab.n2.v4, 8, "icmp");
+    let got = assert_exactly(
+        &events,
+        &[(inbound.clone(), "no-rule"), (outbound.clone(), "no-rule")],
+    );
+    assert_eq!(got[&inbound].direction, "inbound");
+    assert_eq!(got[&outbound].direction, "outbound");
+    // The first sighting of node1's pings is its first echo request.
+    assert_eq!(
+        (got[&outbound].count, got[&outbound].reply_packets),
+        (1, 0),
+        "{:?}",
+        got[&outbound]
+    );
+    for (f, n) in [(&inbound, 5), (&outbound, 2)] {
+        let last = updates(&events, f).last().copied().cloned();
+        let last = last.unwrap_or_else(|| panic!("no update for {f:?}: {events:#?}"));
+        assert_eq!((last.count, last.reply_packets), (n, n), "{last:?}");
     }
 }
