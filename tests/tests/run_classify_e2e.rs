@@ -951,44 +951,58 @@ fn connections_open_before_the_monitor_started_are_judged_by_their_service_port(
     for port in [2181, 6666] {
         lab.keep(echo_server(&lab.node1, port));
     }
-    // Two long-lived clients from node2, connected before the monitor
-    // attaches and still talking after: a line every 0.2 s for 6 s, to
-    // ZooKeeper's port (allowed between nodes) and to a port nothing allows.
-    // The monitor never sees their SYNs.
-    for port in [2181, 6666] {
+    lab.keep(echo_server(&lab.admin, 7070));
+    // Long-lived clients, connected before the monitor attaches and still
+    // talking after (a line every 0.2 s for 6 s), so the monitor never sees
+    // their SYNs: node2 to ZooKeeper's port on node1 (allowed between nodes)
+    // and to a port nothing allows; node1 out to the admin host on a port
+    // nothing allows.
+    let clients = [
+        (&lab.node2, &lab.n1.v4, 2181),
+        (&lab.node2, &lab.n1.v4, 6666),
+        (&lab.node1, &lab.adm.v4, 7070),
+    ];
+    let mut running = Vec::new();
+    for (ns, addr, port) in clients {
         let script = format!(
             "i=0; while [ $i -lt 30 ]; do echo tick-$i; i=$((i+1)); sleep 0.2; done \
-             | nc -N -w 5 {} {port} >/dev/null",
-            lab.n1.v4
+             | nc -N -w 5 {addr} {port} >/dev/null"
         );
-        let client = lab.node2.spawn("sh", &["-c", &script]).expect("client");
-        lab.keep(client);
+        running.push(ns.spawn("sh", &["-c", &script]).expect("client"));
     }
-    let established = |port: u16| {
+    let established = |ns: &Netns, port: u16| {
         let filter = format!("dport = :{port}");
-        let out = lab
-            .node2
+        let out = ns
             .run(T, "ss", &["-Htn", "state", "established", &filter])
             .expect("ss");
         !out.stdout.is_empty()
     };
-    wait_until(
-        || established(2181) && established(6666),
-        "clients connected",
-    );
+    let all = |want: bool| {
+        clients
+            .iter()
+            .all(|(ns, _, port)| established(ns, *port) == want)
+    };
+    wait_until(|| all(true), "clients connected");
     let mon = lab.monitor("60");
-    wait_until(|| !established(2181) && !established(6666), "clients done");
+    wait_until(|| all(false), "clients done");
+    drop(running);
     std::thread::sleep(Duration::from_millis(300));
     let events = lab.stop(mon);
 
-    // Mid-stream, 6666 is the end that serves (node1 listens there, and it
-    // is outside the clients' ephemeral range): one inbound flow from node2.
-    let f = flow(&lab.n2.v4, &lab.n1.v4, 6666, "tcp");
-    let got = assert_exactly(&events, &[(f.clone(), "no-rule")]);
-    assert_eq!(got[&f].direction, "inbound", "{:?}", got[&f]);
-    let last = updates(&events, &f).last().copied().cloned();
-    let last = last.unwrap_or_else(|| panic!("no update on exit: {events:#?}"));
-    assert!(last.count >= 10 && last.reply_packets >= 10, "{last:?}");
+    // Mid-stream, the port that is not the client's ephemeral one serves:
+    // one inbound flow from node2, one outbound flow from node1.
+    let inbound = flow(&lab.n2.v4, &lab.n1.v4, 6666, "tcp");
+    let outbound = flow(&lab.a1.v4, &lab.adm.v4, 7070, "tcp");
+    let got = assert_exactly(
+        &events,
+        &[(inbound.clone(), "no-rule"), (outbound.clone(), "no-rule")],
+    );
+    for (f, direction) in [(&inbound, "inbound"), (&outbound, "outbound")] {
+        assert_eq!(got[f].direction, direction, "{:?}", got[f]);
+        let last = updates(&events, f).last().copied().cloned();
+        let last = last.unwrap_or_else(|| panic!("no update on exit: {events:#?}"));
+        assert!(last.count >= 10 && last.reply_packets >= 10, "{last:?}");
+    }
 }
 
 /// Polls `cond` every 50 ms, failing after T.
