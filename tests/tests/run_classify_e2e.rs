@@ -146,11 +146,20 @@ impl Lab {
             done.status,
             done.stderr
         );
-        read_events(self.events_path())
+        let events: Vec<Event> = read_events(self.events_path())
             .expect("events file")
             .iter()
             .map(Event::parse)
-            .collect()
+            .collect();
+        // A console line per new unexpected flow, too.
+        let console = done
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("UNEXPECTED "))
+            .count();
+        let new = events.iter().filter(|e| e.kind == "unexpected").count();
+        assert_eq!(console, new, "console lines vs events\n{}", done.stderr);
+        events
     }
 
     /// Keeps `server` running until the lab goes.
