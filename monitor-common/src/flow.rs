@@ -50,6 +50,18 @@ impl FlowKey {
 }
 
 impl FlowKey {
+    /// Whether the classifier had to guess which end of this packet serves:
+    /// TCP without SYN and UDP. ICMP's type says request or reply, and a SYN
+    /// says who opens, so those are never re-read the other way.
+    #[inline(always)]
+    pub fn orientation_guessed(parsed: &Parsed) -> bool {
+        match parsed.proto {
+            crate::packet::IPPROTO_TCP => parsed.tcp_flags & crate::packet::TCP_SYN == 0,
+            crate::packet::IPPROTO_UDP => true,
+            _ => false,
+        }
+    }
+
     /// The same packet read the other way round: the other port is the
     /// service. Without a SYN the classifier can only guess which end serves;
     /// if the flow is already tracked under this reading, that wins.

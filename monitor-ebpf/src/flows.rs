@@ -9,7 +9,7 @@ use monitor_common::{
         EVENT_HEADER_BYTES, EVENT_UNEXPECTED, FlowEvent, FlowKey, FlowState,
         KSTAT_FLOW_INSERT_FAILED, KSTAT_NEW_FLOWS, KSTAT_RINGBUF_FULL,
     },
-    packet::{Parsed, TCP_SYN},
+    packet::Parsed,
     stats::Direction,
 };
 
@@ -42,8 +42,9 @@ pub fn unexpected<H: CopyHeaders>(ctx: &H, s: &Sighting) {
         add(state, s.conn.forward, s.bytes, now);
         return;
     }
-    // No SYN told us which end serves: the flow may be tracked the other way.
-    if s.parsed.tcp_flags & TCP_SYN == 0
+    // Where the classifier guessed which end serves, the flow may be
+    // tracked the other way round.
+    if FlowKey::orientation_guessed(s.parsed)
         && let Some(state) = PC_FLOWS.get_ptr_mut(FlowKey::flipped(s.parsed, &s.conn))
     {
         add(state, !s.conn.forward, s.bytes, now);

@@ -1027,10 +1027,6 @@ fn wait_until(mut cond: impl FnMut() -> bool, what: &str) {
 }
 
 #[test]
-#[ignore = "monitor bug: a new outbound ICMP echo flow is counted as the replies of the \
-            inbound echo flow between the same hosts (the no-SYN 'flipped key' lookup in \
-            monitor-ebpf/src/flows.rs also applies to ICMP), so its event says count 0, \
-            reply_packets 1 and both flows' counts are wrong"]
 fn icmp_echo_both_ways_is_two_flows_with_their_own_counts() {
     let lab = lab(60);
     let mon = lab.monitor("60");
