@@ -124,14 +124,11 @@ fn counts_real_traffic_exactly_on_two_interfaces_and_detaches_on_sigterm() {
             .run(T, "nc", &["-6", "-z", "-w", "2", &lab.h1.v6, "9"]);
     }
     for _ in 0..5 {
-        let _ = lab.peer1.run(
-            T,
-            "sh",
-            &[
-                "-c",
-                &format!("printf x | nc -6 -u -w 0 {} 5300", lab.h1.v6),
-            ],
-        );
+        // socat sends exactly one datagram; `nc -u -w 0` sometimes sends none.
+        let send = format!("printf x | socat -u - UDP6-SENDTO:[{}]:5300", lab.h1.v6);
+        lab.peer1
+            .run(T, "sh", &["-c", &send])
+            .expect("udp datagram");
     }
     // Second interface: 3 pings from peer 2.
     lab.peer2

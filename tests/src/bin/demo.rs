@@ -165,7 +165,7 @@ fn traffic(
         &["-c", &format!("echo stat | nc -N -w 2 {n1_admin} 2181")],
     );
     step("node1 -> node2: a DNS query to UDP 53 (no rule for DNS on this appliance)");
-    node1.run(T, "sh", &["-c", &format!("printf q | nc -u -w 0 {n2} 53")])?;
+    node1.run(T, "sh", &["-c", &format!("printf q | socat -u - UDP4-SENDTO:{n2}:53")])?;
     step("admin -> node1: an hping3 burst of 200 SYNs to 8080 (one flow, counted in the kernel)");
     let _ = admin.run(
         T,
