@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod netif;
 pub mod object;
 pub mod policy;
+pub mod replay;
 pub mod run;
 pub mod stats;
 pub mod tables;

@@ -1,0 +1,1019 @@
+//! Reading capture files as a stream of packets: pcap and pcapng, gzipped or
+//! not, several files merged in time order.
+//!
+//! Capture files come from incident responders, so they are often damaged
+//! (a capture cut when the disk filled, a copy truncated in transit, a file
+//! that is not a capture at all). The reader never trusts a length field:
+//! every record is framed against a hard cap before anything is allocated,
+//! a damaged record is reported with its file and byte offset, and whatever
+//! can still be framed after it is read. Memory is one buffer per file,
+//! whatever the file's size.
+//!
+//! pcap-file's `PcapReader`/`PcapNgReader` cannot report offsets and refuse
+//! packets whose original length exceeds the snapshot length (which is what
+//! every capture taken with `-s` contains), so this module drives its
+//! parsers over its own buffer instead.
+
+use std::{
+    cmp::Reverse,
+    collections::BinaryHeap,
+    fmt,
+    fs::File,
+    io::{self, Read},
+    path::{Path, PathBuf},
+};
+
+use pcap_file::{
+    DataLink, Endianness, PcapError, TsResolution,
+    pcap::PcapParser,
+    pcapng::{
+        Block, PcapNgParser,
+        blocks::interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption},
+    },
+};
+
+/// The largest packet any capture tool writes (libpcap's MAXIMUM_SNAPLEN).
+/// A record claiming more is corrupt, and must not make us allocate it.
+pub const MAX_PACKET: usize = 262_144;
+/// A pcapng block holds one packet plus options (comments, hashes); more
+/// than this is a corrupt length field.
+pub const MAX_BLOCK: usize = MAX_PACKET + 64 * 1024;
+/// Errors remembered per file; beyond this they are only counted, so a file
+/// of garbage cannot fill memory with messages.
+const MAX_ERRORS_KEPT: usize = 20;
+/// How much is read from the file at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
+const PCAP_MAGICS: [[u8; 4]; 4] = [
+    [0xa1, 0xb2, 0xc3, 0xd4],
+    [0xd4, 0xc3, 0xb2, 0xa1],
+    [0xa1, 0xb2, 0x3c, 0x4d],
+    [0x4d, 0x3c, 0xb2, 0xa1],
+];
+const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// What went wrong, without where (see [`CaptureError`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    #[error("cannot open: {0}")]
+    Open(String),
+    #[error("read error: {0}")]
+    Io(String),
+    #[error("empty file")]
+    Empty,
+    #[error(
+        "not a pcap or pcapng file (starts with {0}); expected a pcap, pcapng or gzip magic number"
+    )]
+    WrongMagic(String),
+    #[error("gzip inside gzip is not supported")]
+    NestedGzip,
+    #[error("file ends inside {what}: {needed} bytes needed, {present} present")]
+    Truncated {
+        what: &'static str,
+        needed: usize,
+        present: usize,
+    },
+    #[error(
+        "{what} claims {len} bytes, more than any capture holds ({max}); the rest of the file cannot be framed"
+    )]
+    AbsurdLength {
+        what: &'static str,
+        len: u64,
+        max: usize,
+    },
+    #[error("invalid {what}: {detail}")]
+    Invalid { what: &'static str, detail: String },
+    #[error("packet of interface {0}, which no interface description block declares")]
+    UnknownInterface(u32),
+    #[error(
+        "link type {0} is not supported (Ethernet, Linux SLL/SLL2 and raw IP are); its packets are skipped"
+    )]
+    UnsupportedLink(u32),
+}
+
+/// A problem in a capture file, with where it was found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {}byte {offset}: {problem}", path.display(), if *.gzip { "decompressed " } else { "" })]
+pub struct CaptureError {
+    pub path: PathBuf,
+    /// Offset of the record (or header) at fault, in the file or, for a
+    /// gzipped file, in its decompressed stream.
+    pub offset: u64,
+    pub gzip: bool,
+    pub problem: Problem,
+}
+
+/// How a capture frames its packets: what sits before the IP header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    Ethernet,
+    /// Linux cooked capture v1 (`tcpdump -i any`): 16-byte header.
+    Sll,
+    /// Linux cooked capture v2: 20-byte header.
+    Sll2,
+    /// The packet starts with its IP header.
+    RawIp,
+    Unsupported(u32),
+}
+
+impl Link {
+    fn from_datalink(d: DataLink) -> Link {
+        match u32::from(d) {
+            1 => Link::Ethernet,
+            113 => Link::Sll,
+            276 => Link::Sll2,
+            // LINKTYPE_RAW, its BSD DLT values, and the IPv4/IPv6-only types.
+            101 | 12 | 14 | 228 | 229 => Link::RawIp,
+            n => Link::Unsupported(n),
+        }
+    }
+
+    /// Bytes of link header a live interface would not have (Ethernet's 14
+    /// are what the kernel programs count, so they are not subtracted).
+    pub fn header_len(self) -> usize {
+        match self {
+            Link::Ethernet | Link::Unsupported(_) => 0,
+            Link::Sll => 16,
+            Link::Sll2 => 20,
+            Link::RawIp => 0,
+        }
+    }
+}
+
+/// One packet of a capture, borrowed from its reader until the next one.
+#[derive(Debug, Clone, Copy)]
+pub struct Packet<'a> {
+    /// Nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    /// Length on the wire; `data` may be shorter (snapshot length).
+    pub orig_len: u32,
+    pub link: Link,
+    /// Index into [`CaptureSet::interfaces`].
+    pub iface: usize,
+    pub data: &'a [u8],
+    /// Which file it came from (index into the paths given).
+    pub file: usize,
+}
+
+/// Per-file counters for the closing summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileStats {
+    pub path: PathBuf,
+    pub packets: u64,
+    /// Records skipped because they were damaged or of an unsupported link.
+    pub skipped: u64,
+    /// Problems found (kept in `errors` up to a bound).
+    pub problems: u64,
+    pub errors: Vec<CaptureError>,
+    /// Reading stopped before the end of the file.
+    pub stopped_early: bool,
+    pub opened: bool,
+}
+
+/// A growable window over a byte stream that knows the stream offset of
+/// its first byte.
+struct Window {
+    reader: Box<dyn Read + Send>,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Stream offset of `buf[start]`.
+    offset: u64,
+    eof: bool,
+}
+
+impl Window {
+    fn new(reader: Box<dyn Read + Send>) -> Self {
+        Self {
+            reader,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            offset: 0,
+            eof: false,
+        }
+    }
+
+    fn available(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Makes at least `n` bytes available unless the stream ends first;
+    /// returns how many are. `n` is bounded by the callers' caps.
+    fn fill(&mut self, n: usize) -> io::Result<usize> {
+        while self.end - self.start < n && !self.eof {
+            if self.start > 0 && (self.buf.len() - self.end < READ_CHUNK || self.start == self.end)
+            {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            let want = (self.end + READ_CHUNK).max(n);
+            if self.buf.len() < want {
+                self.buf.resize(want, 0);
+            }
+            match self.reader.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(k) => self.end += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.end - self.start)
+    }
+
+    fn consume(&mut self, n: usize) {
+        let n = n.min(self.end - self.start);
+        self.start += n;
+        self.offset += n as u64;
+    }
+}
+
+/// How a packet's timestamp ticks are turned into nanoseconds.
+#[derive(Debug, Clone, Copy)]
+struct TsUnit {
+    /// if_tsresol: bit 7 clear = 10^-n s, set = 2^-n s.
+    resol: u8,
+    /// if_tsoffset, seconds.
+    offset_s: u64,
+}
+
+impl TsUnit {
+    const MICROS: TsUnit = TsUnit {
+        resol: 6,
+        offset_s: 0,
+    };
+
+    fn to_ns(self, ticks: u64) -> u64 {
+        let ticks = u128::from(ticks);
+        let ns = if self.resol & 0x80 != 0 {
+            let shift = u32::from(self.resol & 0x7f).min(127);
+            (ticks * 1_000_000_000) >> shift
+        } else {
+            let n = u32::from(self.resol).min(38);
+            if n <= 9 {
+                ticks * 10u128.pow(9 - n)
+            } else {
+                ticks / 10u128.pow(n - 9)
+            }
+        };
+        let ns = ns + u128::from(self.offset_s) * 1_000_000_000;
+        u64::try_from(ns).unwrap_or(u64::MAX)
+    }
+}
+
+struct NgInterface {
+    link: Link,
+    snaplen: u32,
+    ts: TsUnit,
+    /// Index into the capture set's interface names.
+    name: usize,
+}
+
+enum Format {
+    Pcap {
+        parser: PcapParser,
+        iface: usize,
+    },
+    PcapNg {
+        parser: PcapNgParser,
+        interfaces: Vec<NgInterface>,
+        /// SPBs carry no timestamp: they take the previous packet's.
+        last_ts: u64,
+    },
+}
+
+/// Where the current packet sits in the window.
+#[derive(Clone, Copy)]
+struct Current {
+    ts_ns: u64,
+    orig_len: u32,
+    link: Link,
+    iface: usize,
+    /// Range in the window's available bytes.
+    data: (usize, usize),
+}
+
+/// One capture file read as a stream of packets.
+pub struct CaptureReader {
+    index: usize,
+    path: PathBuf,
+    gzip: bool,
+    window: Window,
+    format: Format,
+    /// Bytes of the current record still to consume before the next.
+    pending: usize,
+    current: Option<Current>,
+    pub stats: FileStats,
+}
+
+/// Interface names shared by all files: pcapng's if_name, else the file name.
+#[derive(Debug, Default)]
+pub struct Names {
+    names: Vec<String>,
+}
+
+impl Names {
+    fn intern(&mut self, name: &str) -> usize {
+        match self.names.iter().position(|n| n == name) {
+            Some(i) => i,
+            None => {
+                self.names.push(name.to_string());
+                self.names.len() - 1
+            }
+        }
+    }
+
+    pub fn get(&self, i: usize) -> &str {
+        self.names.get(i).map_or("?", String::as_str)
+    }
+
+    pub fn all(&self) -> &[String] {
+        &self.names
+    }
+}
+
+fn file_label(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+fn hex4(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn pcap_err(e: PcapError) -> String {
+    match e {
+        PcapError::InvalidField(s) => s.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Outcome of trying to read one record.
+enum Step {
+    Packet(Current),
+    /// A record that is not a packet, or a damaged one that was skipped.
+    Skipped,
+    End,
+}
+
+impl CaptureReader {
+    /// Opens `path` and reads its file header. A file that cannot be opened
+    /// or recognised is an error naming the file and offset.
+    pub fn open(index: usize, path: &Path, names: &mut Names) -> Result<Self, CaptureError> {
+        let err = |offset, gzip, problem| CaptureError {
+            path: path.to_path_buf(),
+            offset,
+            gzip,
+            problem,
+        };
+        let file = File::open(path).map_err(|e| err(0, false, Problem::Open(e.to_string())))?;
+        let mut window = Window::new(Box::new(file));
+        let n = window
+            .fill(4)
+            .map_err(|e| err(0, false, Problem::Io(e.to_string())))?;
+        let mut gzip = false;
+        if n >= 2 && window.available()[..2] == GZIP_MAGIC {
+            gzip = true;
+            let inner = std::mem::replace(&mut window, Window::new(Box::new(io::empty())));
+            let rest = io::Cursor::new(inner.available().to_vec()).chain(inner.reader);
+            window = Window::new(Box::new(flate2::read::MultiGzDecoder::new(rest)));
+            window
+                .fill(4)
+                .map_err(|e| err(0, true, Problem::Io(format!("gzip: {e}"))))?;
+        }
+        let head = window.available();
+        if head.is_empty() {
+            return Err(err(0, gzip, Problem::Empty));
+        }
+        if gzip && head.len() >= 2 && head[..2] == GZIP_MAGIC {
+            return Err(err(0, gzip, Problem::NestedGzip));
+        }
+        let label = file_label(path);
+        let format = if head.len() >= 4 && PCAP_MAGICS.iter().any(|m| head[..4] == *m) {
+            let n = window
+                .fill(24)
+                .map_err(|e| err(0, gzip, Problem::Io(e.to_string())))?;
+            if n < 24 {
+                return Err(err(
+                    0,
+                    gzip,
+                    Problem::Truncated {
+                        what: "the pcap file header",
+                        needed: 24,
+                        present: n,
+                    },
+                ));
+            }
+            let (_, parser) = PcapParser::new(&window.available()[..24]).map_err(|e| {
+                err(
+                    0,
+                    gzip,
+                    Problem::Invalid {
+                        what: "pcap file header",
+                        detail: pcap_err(e),
+                    },
+                )
+            })?;
+            window.consume(24);
+            Format::Pcap {
+                parser,
+                iface: names.intern(&label),
+            }
+        } else if head.len() >= 4 && head[..4] == PCAPNG_MAGIC {
+            let len = block_len(&mut window, None)
+                .map_err(|(offset, problem)| err(offset, gzip, problem))?
+                .ok_or_else(|| {
+                    err(
+                        0,
+                        gzip,
+                        Problem::Truncated {
+                            what: "the section header block",
+                            needed: 28,
+                            present: window.available().len(),
+                        },
+                    )
+                })?;
+            let (_, parser) = PcapNgParser::new(&window.available()[..len]).map_err(|e| {
+                err(
+                    0,
+                    gzip,
+                    Problem::Invalid {
+                        what: "section header block",
+                        detail: pcap_err(e),
+                    },
+                )
+            })?;
+            window.consume(len);
+            Format::PcapNg {
+                parser,
+                interfaces: Vec::new(),
+                last_ts: 0,
+            }
+        } else {
+            return Err(err(0, gzip, Problem::WrongMagic(hex4(head))));
+        };
+        let mut stats = FileStats {
+            path: path.to_path_buf(),
+            opened: true,
+            ..Default::default()
+        };
+        if let Format::Pcap { parser, .. } = &format
+            && let Link::Unsupported(n) = Link::from_datalink(parser.header().datalink)
+        {
+            // Every packet would be skipped: say it once, up front.
+            stats.problems += 1;
+            stats
+                .errors
+                .push(err(20, gzip, Problem::UnsupportedLink(n)));
+        }
+        Ok(Self {
+            index,
+            path: path.to_path_buf(),
+            gzip,
+            window,
+            format,
+            pending: 0,
+            current: None,
+            stats,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn problem(&mut self, offset: u64, problem: Problem) {
+        self.stats.problems += 1;
+        if self.stats.errors.len() < MAX_ERRORS_KEPT {
+            self.stats.errors.push(CaptureError {
+                path: self.path.clone(),
+                offset,
+                gzip: self.gzip,
+                problem,
+            });
+        }
+    }
+
+    /// The packet the reader is on, if any.
+    pub fn current(&self) -> Option<Packet<'_>> {
+        let c = self.current?;
+        Some(Packet {
+            ts_ns: c.ts_ns,
+            orig_len: c.orig_len,
+            link: c.link,
+            iface: c.iface,
+            data: &self.window.available()[c.data.0..c.data.1],
+            file: self.index,
+        })
+    }
+
+    /// Moves to the next packet; `false` at the end of what can be read.
+    /// Problems are recorded in `stats`, never returned: one bad record
+    /// must not hide the rest of the file.
+    pub fn advance(&mut self, names: &mut Names) -> bool {
+        self.window.consume(self.pending);
+        self.pending = 0;
+        self.current = None;
+        loop {
+            let step = match &self.format {
+                Format::Pcap { .. } => self.next_pcap(),
+                Format::PcapNg { .. } => self.next_pcapng(names),
+            };
+            match step {
+                Ok(Step::Packet(c)) => {
+                    self.stats.packets += 1;
+                    self.current = Some(c);
+                    return true;
+                }
+                Ok(Step::Skipped) => {}
+                Ok(Step::End) => return false,
+                Err((offset, problem)) => {
+                    self.problem(offset, problem);
+                    self.stats.stopped_early = true;
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn next_pcap(&mut self) -> Result<Step, (u64, Problem)> {
+        let Format::Pcap { parser, iface } = &self.format else {
+            unreachable!("called for pcap files only")
+        };
+        let (header, iface) = (parser.header(), *iface);
+        let at = self.window.offset;
+        let n = self
+            .window
+            .fill(16)
+            .map_err(|e| (at, Problem::Io(e.to_string())))?;
+        if n == 0 {
+            return Ok(Step::End);
+        }
+        if n < 16 {
+            return Err((
+                at,
+                Problem::Truncated {
+                    what: "a packet record header",
+                    needed: 16,
+                    present: n,
+                },
+            ));
+        }
+        let head = &self.window.available()[..16];
+        let incl_len = read_u32(&head[8..12], header.endianness) as usize;
+        if incl_len > MAX_PACKET {
+            return Err((
+                at,
+                Problem::AbsurdLength {
+                    what: "a packet record",
+                    len: incl_len as u64,
+                    max: MAX_PACKET,
+                },
+            ));
+        }
+        let n = self
+            .window
+            .fill(16 + incl_len)
+            .map_err(|e| (at, Problem::Io(e.to_string())))?;
+        if n < 16 + incl_len {
+            return Err((
+                at,
+                Problem::Truncated {
+                    what: "a packet record",
+                    needed: 16 + incl_len,
+                    present: n,
+                },
+            ));
+        }
+        let Format::Pcap { parser, .. } = &self.format else {
+            unreachable!("checked above")
+        };
+        let raw = match parser.next_raw_packet(self.window.available()) {
+            Ok((_, raw)) => raw,
+            Err(e) => {
+                // Framing was checked above; anything else is a bug in the
+                // parser's assumptions, reported rather than trusted.
+                return Err((
+                    at,
+                    Problem::Invalid {
+                        what: "packet record",
+                        detail: pcap_err(e),
+                    },
+                ));
+            }
+        };
+        self.pending = 16 + incl_len;
+        let frac_limit = match header.ts_resolution {
+            TsResolution::MicroSecond => 1_000_000,
+            TsResolution::NanoSecond => 1_000_000_000,
+        };
+        if raw.ts_frac >= frac_limit {
+            self.problem(
+                at,
+                Problem::Invalid {
+                    what: "packet record",
+                    detail: format!(
+                        "timestamp fraction {} is not below {frac_limit}; record skipped",
+                        raw.ts_frac
+                    ),
+                },
+            );
+            self.stats.skipped += 1;
+            return Ok(Step::Skipped);
+        }
+        let link = Link::from_datalink(header.datalink);
+        if let Link::Unsupported(_) = link {
+            self.stats.skipped += 1;
+            return Ok(Step::Skipped);
+        }
+        let frac_ns = match header.ts_resolution {
+            TsResolution::MicroSecond => u64::from(raw.ts_frac) * 1000,
+            TsResolution::NanoSecond => u64::from(raw.ts_frac),
+        };
+        Ok(Step::Packet(Current {
+            ts_ns: u64::from(raw.ts_sec) * 1_000_000_000 + frac_ns,
+            // A record may claim less on the wire than it holds; the bytes
+            // present are the better witness.
+            orig_len: raw.orig_len.max(raw.incl_len),
+            link,
+            iface,
+            data: (16, 16 + incl_len),
+        }))
+    }
+
+    fn next_pcapng(&mut self, names: &mut Names) -> Result<Step, (u64, Problem)> {
+        let Format::PcapNg { parser, .. } = &self.format else {
+            unreachable!("called for pcapng files only")
+        };
+        let endianness = parser.section().endianness;
+        let at = self.window.offset;
+        let Some(len) = block_len(&mut self.window, Some(endianness))? else {
+            return Ok(Step::End);
+        };
+        self.pending = len;
+        let Format::PcapNg {
+            parser,
+            interfaces,
+            last_ts,
+        } = &mut self.format
+        else {
+            unreachable!("checked above")
+        };
+        let bytes = &self.window.available()[..len];
+        let block = match parser.next_block(bytes) {
+            Ok((_, block)) => block,
+            Err(e) => {
+                let kind = read_u32(bytes, endianness);
+                if kind == SHB {
+                    // Without a section header nothing after it can be read.
+                    return Err((
+                        at,
+                        Problem::Invalid {
+                            what: "section header block",
+                            detail: pcap_err(e),
+                        },
+                    ));
+                }
+                if kind == IDB {
+                    // Keep interface numbering aligned: later packets name
+                    // interfaces by position.
+                    interfaces.push(NgInterface {
+                        link: Link::Unsupported(u32::MAX),
+                        snaplen: 0,
+                        ts: TsUnit::MICROS,
+                        name: 0,
+                    });
+                }
+                let what = block_name(kind);
+                self.problem(
+                    at,
+                    Problem::Invalid {
+                        what,
+                        detail: format!("{}; block skipped", pcap_err(e)),
+                    },
+                );
+                self.stats.skipped += 1;
+                return Ok(Step::Skipped);
+            }
+        };
+        let offset_in = |data: &[u8]| {
+            let start = data.as_ptr() as usize - bytes.as_ptr() as usize;
+            (start, start + data.len())
+        };
+        let (iface_id, ticks, orig_len, range) = match &block {
+            Block::SectionHeader(_) => {
+                interfaces.clear();
+                return Ok(Step::Skipped);
+            }
+            Block::InterfaceDescription(idb) => {
+                interfaces.push(ng_interface(idb, &self.path, names));
+                return Ok(Step::Skipped);
+            }
+            Block::EnhancedPacket(epb) => (
+                epb.interface_id,
+                Some(epb.timestamp.as_nanos() as u64),
+                epb.original_len,
+                offset_in(&epb.data),
+            ),
+            Block::Packet(pb) => {
+                // pcap-file reads the two timestamp halves as one u64 in the
+                // section's byte order; the format stores high word first.
+                let ts = match endianness {
+                    Endianness::Big => pb.timestamp,
+                    Endianness::Little => pb.timestamp.rotate_left(32),
+                };
+                (
+                    u32::from(pb.interface_id),
+                    Some(ts),
+                    pb.original_len,
+                    offset_in(&pb.data),
+                )
+            }
+            Block::SimplePacket(spb) => {
+                // The block's data includes padding: the original length
+                // and the interface's snapshot length say how much is real.
+                let snap = interfaces.first().map_or(u32::MAX, |i| i.snaplen);
+                let snap = if snap == 0 { u32::MAX } else { snap };
+                let real = spb
+                    .data
+                    .len()
+                    .min(spb.original_len as usize)
+                    .min(snap as usize);
+                let (s, _) = offset_in(&spb.data);
+                (0, None, spb.original_len, (s, s + real))
+            }
+            _ => return Ok(Step::Skipped),
+        };
+        let Some(iface) = interfaces.get(iface_id as usize) else {
+            self.problem(at, Problem::UnknownInterface(iface_id));
+            self.stats.skipped += 1;
+            return Ok(Step::Skipped);
+        };
+        let ts_ns = match ticks {
+            Some(t) => iface.ts.to_ns(t),
+            None => *last_ts,
+        };
+        *last_ts = ts_ns;
+        if let Link::Unsupported(_) = iface.link {
+            self.stats.skipped += 1;
+            return Ok(Step::Skipped);
+        }
+        let captured = (range.1 - range.0) as u32;
+        Ok(Step::Packet(Current {
+            ts_ns,
+            orig_len: orig_len.max(captured),
+            link: iface.link,
+            iface: iface.name,
+            data: range,
+        }))
+    }
+}
+
+const SHB: u32 = 0x0A0D_0D0A;
+const IDB: u32 = 1;
+
+fn block_name(kind: u32) -> &'static str {
+    match kind {
+        SHB => "section header block",
+        IDB => "interface description block",
+        2 => "packet block",
+        3 => "simple packet block",
+        6 => "enhanced packet block",
+        _ => "block",
+    }
+}
+
+fn read_u32(bytes: &[u8], e: Endianness) -> u32 {
+    let b = [bytes[0], bytes[1], bytes[2], bytes[3]];
+    match e {
+        Endianness::Big => u32::from_be_bytes(b),
+        Endianness::Little => u32::from_le_bytes(b),
+    }
+}
+
+/// Frames the next pcapng block: its checked total length, with that many
+/// bytes available; `None` at a clean end of file. `endianness` is the
+/// section's (`None` before the first section header).
+fn block_len(
+    window: &mut Window,
+    endianness: Option<Endianness>,
+) -> Result<Option<usize>, (u64, Problem)> {
+    let at = window.offset;
+    let io = |e: io::Error| (at, Problem::Io(e.to_string()));
+    let n = window.fill(12).map_err(io)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if n < 12 {
+        return Err((
+            at,
+            Problem::Truncated {
+                what: "a block header",
+                needed: 12,
+                present: n,
+            },
+        ));
+    }
+    let head = window.available();
+    // A section header carries its own byte order, after its length.
+    let endianness = if head[..4] == PCAPNG_MAGIC {
+        match head[8..12] {
+            [0x1a, 0x2b, 0x3c, 0x4d] => Endianness::Big,
+            [0x4d, 0x3c, 0x2b, 0x1a] => Endianness::Little,
+            _ => {
+                return Err((
+                    at,
+                    Problem::Invalid {
+                        what: "section header block",
+                        detail: format!("byte-order magic {}", hex4(&head[8..12])),
+                    },
+                ));
+            }
+        }
+    } else {
+        match endianness {
+            Some(e) => e,
+            None => {
+                return Err((
+                    at,
+                    Problem::Invalid {
+                        what: "pcapng file",
+                        detail: "does not start with a section header block".into(),
+                    },
+                ));
+            }
+        }
+    };
+    let len = read_u32(&head[4..8], endianness) as usize;
+    if len > MAX_BLOCK {
+        return Err((
+            at,
+            Problem::AbsurdLength {
+                what: "a block",
+                len: len as u64,
+                max: MAX_BLOCK,
+            },
+        ));
+    }
+    if len < 12 || !len.is_multiple_of(4) {
+        return Err((
+            at,
+            Problem::Invalid {
+                what: block_name(read_u32(head, endianness)),
+                detail: format!(
+                    "total length {len} (a block is a multiple of 4, at least 12); the rest of the file cannot be framed"
+                ),
+            },
+        ));
+    }
+    let n = window.fill(len).map_err(io)?;
+    if n < len {
+        return Err((
+            at,
+            Problem::Truncated {
+                what: block_name(read_u32(window.available(), endianness)),
+                needed: len,
+                present: n,
+            },
+        ));
+    }
+    let trailer = read_u32(&window.available()[len - 4..len], endianness) as usize;
+    if trailer != len {
+        return Err((
+            at,
+            Problem::Invalid {
+                what: block_name(read_u32(window.available(), endianness)),
+                detail: format!(
+                    "total length {len} at its start but {trailer} at its end; the rest of the file cannot be framed"
+                ),
+            },
+        ));
+    }
+    Ok(Some(len))
+}
+
+fn ng_interface(idb: &InterfaceDescriptionBlock, path: &Path, names: &mut Names) -> NgInterface {
+    let mut ts = TsUnit::MICROS;
+    let mut name = None;
+    for opt in &idb.options {
+        match opt {
+            InterfaceDescriptionOption::IfTsResol(r) => ts.resol = *r,
+            InterfaceDescriptionOption::IfTsOffset(o) => ts.offset_s = *o,
+            InterfaceDescriptionOption::IfName(n) if !n.trim().is_empty() => {
+                name = Some(n.trim().to_string())
+            }
+            _ => {}
+        }
+    }
+    let name = name.unwrap_or_else(|| file_label(path));
+    NgInterface {
+        link: Link::from_datalink(idb.linktype),
+        snaplen: idb.snaplen,
+        ts,
+        name: names.intern(&name),
+    }
+}
+
+/// Several capture files read as one stream in time order: a k-way merge
+/// holding one packet per file, so memory does not grow with the files.
+pub struct CaptureSet {
+    readers: Vec<CaptureReader>,
+    /// (timestamp, reader) of each reader's current packet; ties go to the
+    /// file given first.
+    heap: BinaryHeap<Reverse<(u64, usize)>>,
+    names: Names,
+    /// Files that could not be opened at all.
+    pub failed: Vec<CaptureError>,
+    started: bool,
+}
+
+impl CaptureSet {
+    /// Opens every file; those that cannot be read are kept in `failed`.
+    pub fn open(paths: &[PathBuf]) -> Self {
+        let mut names = Names::default();
+        let mut readers = Vec::new();
+        let mut failed = Vec::new();
+        for (i, p) in paths.iter().enumerate() {
+            match CaptureReader::open(i, p, &mut names) {
+                Ok(r) => readers.push(r),
+                Err(e) => failed.push(e),
+            }
+        }
+        Self {
+            readers,
+            heap: BinaryHeap::new(),
+            names,
+            failed,
+            started: false,
+        }
+    }
+
+    /// Interface names: the index in [`Packet::iface`] is the position here.
+    pub fn interfaces(&self) -> &Names {
+        &self.names
+    }
+
+    /// Calls `f` for every packet of every file in time order; returns
+    /// early with `f`'s error.
+    pub fn for_each<E>(
+        &mut self,
+        mut f: impl FnMut(&Packet<'_>, &Names) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if !self.started {
+            self.started = true;
+            for i in 0..self.readers.len() {
+                self.push(i);
+            }
+        }
+        while let Some(Reverse((_, i))) = self.heap.pop() {
+            if let Some(p) = self.readers[i].current() {
+                f(&p, &self.names)?;
+            }
+            self.push(i);
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, i: usize) {
+        if self.readers[i].advance(&mut self.names)
+            && let Some(p) = self.readers[i].current()
+        {
+            self.heap.push(Reverse((p.ts_ns, i)));
+        }
+    }
+
+    /// Per-file counters and problems, including files that failed to open.
+    pub fn stats(&self) -> Vec<FileStats> {
+        let mut out: Vec<FileStats> = self.readers.iter().map(|r| r.stats.clone()).collect();
+        for e in &self.failed {
+            out.push(FileStats {
+                path: e.path.clone(),
+                problems: 1,
+                errors: vec![e.clone()],
+                stopped_early: true,
+                ..Default::default()
+            });
+        }
+        out
+    }
+}
+
+impl fmt::Display for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Link::Ethernet => f.write_str("ethernet"),
+            Link::Sll => f.write_str("linux-sll"),
+            Link::Sll2 => f.write_str("linux-sll2"),
+            Link::RawIp => f.write_str("raw-ip"),
+            Link::Unsupported(n) => write!(f, "linktype {n}"),
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The `portconform replay` command: policy and host from the command line,
+//! packets from the capture set, records to the events file, and a summary
+//! of what was read and what could not be, on stderr.
+
+use std::{
+    net::IpAddr,
+    path::PathBuf,
+    time::{Duration, UNIX_EPOCH},
+};
+
+use anyhow::{Context as _, bail};
+use ipnet::IpNet;
+
+use super::{Counters, Hosts, Replayer, capture::CaptureSet, infer_hosts};
+use crate::{
+    daemon::unexpected::console_line,
+    events::{EventKind, EventRecord, JsonlWriter, Rotation, rfc3339},
+    netif,
+    policy::{self, Inventory, cli::Selection},
+    tables::{self, KernelTables},
+};
+
+/// Everything `replay` was asked to do.
+pub struct ReplayConfig {
+    pub captures: Vec<PathBuf>,
+    pub hosts: Vec<IpAddr>,
+    pub selection: Selection,
+    pub inventory: Option<PathBuf>,
+    pub events: Option<PathBuf>,
+    /// One stderr line per new unexpected flow, as `run` prints.
+    pub console: bool,
+}
+
+/// How long resolving the policy's and inventory's DNS names may take.
+const DNS_BUDGET: Duration = Duration::from_secs(3);
+/// Problems printed per file; the rest are counted.
+const PROBLEMS_SHOWN: usize = 10;
+
+pub fn run(config: ReplayConfig) -> anyhow::Result<()> {
+    if config.selection.policy.is_none() && config.selection.profile.is_none() {
+        bail!(
+            "replay needs a policy: give --policy FILE or --profile NAME (profiles: {})",
+            policy::profiles::names()
+        );
+    }
+    let hosts = if config.hosts.is_empty() {
+        let Some(inf) = infer_hosts(&config.captures) else {
+            report_failures(&CaptureSet::open(&config.captures));
+            bail!(
+                "no IP packet could be read from {} to tell which host the capture was taken on",
+                describe(&config.captures)
+            );
+        };
+        for (ip, n, total) in &inf.evidence {
+            eprintln!(
+                "portconform: no --host: taking {ip} as the capture's host (in {n} of the first {total} {} packets); give --host ADDR to choose",
+                if ip.is_ipv4() { "IPv4" } else { "IPv6" }
+            );
+        }
+        inf.hosts
+    } else {
+        config.hosts.clone()
+    };
+    let tables = build_tables(&config, &hosts)?;
+    eprintln!(
+        "portconform: replaying {} against {} rules as host {}",
+        describe(&config.captures),
+        tables.rules.len(),
+        hosts
+            .iter()
+            .map(IpAddr::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut events = config
+        .events
+        .as_ref()
+        // A replay's output is one batch: rotating it would split it.
+        .map(|p| {
+            JsonlWriter::open(
+                p,
+                Rotation {
+                    max_bytes: u64::MAX,
+                    keep: 0,
+                },
+            )
+        })
+        .transpose()
+        .context("opening the events file")?;
+    let mut set = CaptureSet::open(&config.captures);
+    let mut replayer = Replayer::new(&tables, Hosts::new(&hosts));
+    let mut out = Vec::new();
+    let mut emit = |out: &mut Vec<EventRecord>| -> anyhow::Result<()> {
+        for r in out.drain(..) {
+            if config.console && r.kind == EventKind::Unexpected {
+                eprintln!("{}", console_line(&r));
+            }
+            if let Some(w) = events.as_mut() {
+                w.write(&r).context("writing the events file")?;
+            }
+        }
+        Ok(())
+    };
+    set.for_each(|pkt, names| {
+        replayer.packet(pkt, names, &mut out);
+        if out.is_empty() {
+            Ok(())
+        } else {
+            emit(&mut out)
+        }
+    })?;
+    replayer.finish(set.interfaces(), &mut out);
+    emit(&mut out)?;
+    if let Some(w) = events.as_mut() {
+        w.flush().context("flushing the events file")?;
+    }
+    let problems = report_failures(&set);
+    eprintln!(
+        "portconform: {}",
+        summary(&replayer.counters, replayer.evictions())
+    );
+    if replayer.counters.packets == 0 && problems > 0 {
+        bail!("nothing could be read from {}", describe(&config.captures));
+    }
+    Ok(())
+}
+
+fn describe(paths: &[PathBuf]) -> String {
+    match paths {
+        [one] => one.display().to_string(),
+        many => format!("{} capture files", many.len()),
+    }
+}
+
+/// Prints every file's problems; returns how many there were.
+fn report_failures(set: &CaptureSet) -> u64 {
+    let mut total = 0;
+    for s in set.stats() {
+        total += s.problems;
+        for e in s.errors.iter().take(PROBLEMS_SHOWN) {
+            eprintln!("portconform: {e}");
+        }
+        let shown = s.errors.len().min(PROBLEMS_SHOWN) as u64;
+        if s.problems > shown {
+            eprintln!(
+                "portconform: {}: {} more problems",
+                s.path.display(),
+                s.problems - shown
+            );
+        }
+        if s.opened && (s.stopped_early || s.skipped > 0) {
+            eprintln!(
+                "portconform: {}: {} packets read{}{}",
+                s.path.display(),
+                s.packets,
+                if s.skipped > 0 {
+                    format!(", {} records skipped", s.skipped)
+                } else {
+                    String::new()
+                },
+                if s.stopped_early {
+                    ", then reading stopped"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    total
+}
+
+fn summary(c: &Counters, evictions: u64) -> String {
+    let span = match c.first_ts_ns {
+        Some(first) => format!(
+            " from {} to {}",
+            rfc3339(UNIX_EPOCH + Duration::from_nanos(first)),
+            rfc3339(UNIX_EPOCH + Duration::from_nanos(c.last_ts_ns))
+        ),
+        None => String::new(),
+    };
+    let unparsed = c.truncated + c.malformed + c.too_deep;
+    let mut s = format!(
+        "replayed {} packets{span}: {} allowed, {} unexpected in {} new flows, {} infrastructure, {} later fragments; {} not IP, {} unparsed ({} truncated, {} malformed, {} too deep), {} not to or from the host",
+        c.packets,
+        c.allowed,
+        c.unexpected,
+        c.new_flows,
+        c.infrastructure,
+        c.fragments,
+        c.not_ip,
+        unparsed,
+        c.truncated,
+        c.malformed,
+        c.too_deep,
+        c.not_host
+    );
+    if c.unsupported_link > 0 {
+        s.push_str(&format!(
+            ", {} of unsupported link types",
+            c.unsupported_link
+        ));
+    }
+    if evictions > 0 {
+        s.push_str(&format!(
+            "; {evictions} flows evicted from the full flow table (as the kernel would)"
+        ));
+    }
+    s
+}
+
+/// The tables `run` would build, with `nodes` defaulting to the host's own
+/// addresses: a capture file has no interfaces whose subnets could say.
+fn build_tables(config: &ReplayConfig, hosts: &[IpAddr]) -> anyhow::Result<KernelTables> {
+    let (policy, options) = policy::cli::select(&config.selection)?;
+    let resolved = policy::resolve(&policy, &options)?;
+    let entries = policy::entries(&resolved);
+    let inventory = config
+        .inventory
+        .as_ref()
+        .map(|p| Inventory::load(p, &policy))
+        .transpose()?;
+    let default_nodes: Vec<IpNet> = if inventory.is_none() {
+        hosts.iter().map(|ip| IpNet::from(*ip)).collect()
+    } else {
+        Vec::new()
+    };
+    if inventory.is_none() {
+        let nets: Vec<String> = default_nodes.iter().map(|n| n.to_string()).collect();
+        eprintln!(
+            "portconform: no --inventory: role `nodes` is the host alone ({}); give --inventory to name the other nodes",
+            nets.join(", ")
+        );
+    }
+    let resolver = netif::Resolver::new(DNS_BUDGET);
+    let resolve = |name: &str| resolver.resolve(name);
+    let peers = tables::Peers {
+        inventory: inventory.as_ref(),
+        default_nodes: &default_nodes,
+        resolve: &resolve,
+    };
+    let t = tables::build(&entries, &peers)?;
+    for w in &t.warnings {
+        eprintln!("portconform: warning: {w}");
+    }
+    for role in t
+        .unbound_roles
+        .iter()
+        .filter(|r| !r.starts_with("peers of "))
+    {
+        eprintln!(
+            "portconform: role `{role}` has no address (bind it in --inventory): its rules match no peer"
+        );
+    }
+    Ok(t)
+}

@@ -1,0 +1,408 @@
+//! `portconform replay`: capture files through the same classifier the
+//! kernel programs run, producing the events the live monitor would have
+//! written for that traffic, stamped with capture times.
+//!
+//! Nothing here decides anything: parsing and classification are
+//! monitor-common's (the code the XDP/TC programs run), flow deduplication
+//! mirrors the kernel's (see [`flows`]), and records are made by the
+//! daemon's [`Enricher`]. What replay adds is what a live interface gives
+//! for free: which packets are the host's and in which direction, and the
+//! time of each packet.
+
+pub mod capture;
+pub mod command;
+pub mod flows;
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::IpAddr,
+    path::PathBuf,
+};
+
+use monitor_common::{
+    classify::{self, Verdict},
+    packet::{self, ETH_HLEN, Family, ParseError, Parsed, TCP_ACK, TCP_SYN},
+    stats::Direction,
+};
+
+use crate::{
+    daemon::{
+        clock::Clock,
+        unexpected::{Enricher, Reported},
+    },
+    events::EventRecord,
+    tables::KernelTables,
+};
+use capture::{CaptureSet, Link, Names, Packet};
+use flows::{FlowTable, Seen, Sighting};
+
+/// The monitored host's addresses: they decide each packet's direction.
+#[derive(Debug, Clone, Default)]
+pub struct Hosts {
+    addrs: HashSet<(u8, [u8; 16])>,
+}
+
+fn key_of(ip: IpAddr) -> (u8, [u8; 16]) {
+    match ip {
+        IpAddr::V4(a) => {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&a.octets());
+            (Family::V4 as u8, b)
+        }
+        IpAddr::V6(a) => (Family::V6 as u8, a.octets()),
+    }
+}
+
+fn ip_of(family: Family, addr: &[u8; 16]) -> IpAddr {
+    match family {
+        Family::V4 => IpAddr::from([addr[0], addr[1], addr[2], addr[3]]),
+        Family::V6 => IpAddr::from(*addr),
+    }
+}
+
+impl Hosts {
+    pub fn new(addrs: &[IpAddr]) -> Self {
+        Self {
+            addrs: addrs.iter().copied().map(key_of).collect(),
+        }
+    }
+
+    fn has(&self, family: Family, addr: &[u8; 16]) -> bool {
+        self.addrs.contains(&(family as u8, *addr))
+    }
+
+    /// The direction a live monitor on the host would have seen the packet
+    /// in; `None` for traffic that is not the host's.
+    pub fn direction(&self, p: &Parsed) -> Option<Direction> {
+        if self.has(p.family, &p.dst) {
+            Some(Direction::Ingress)
+        } else if self.has(p.family, &p.src) {
+            Some(Direction::Egress)
+        } else {
+            None
+        }
+    }
+}
+
+/// What replay did with one packet: the kernel's decision, or why none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Classified(Direction, Verdict),
+    /// The parser gave up (the kernel counts these and passes the packet).
+    Unparsed(ParseError),
+    /// Neither address is one of the host's.
+    NotHost,
+    /// Of a link type replay cannot read.
+    UnsupportedLink,
+}
+
+/// Packet counts for the closing summary; the kernel keeps the same ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub packets: u64,
+    pub allowed: u64,
+    pub unexpected: u64,
+    pub infrastructure: u64,
+    pub fragments: u64,
+    pub not_ip: u64,
+    pub truncated: u64,
+    pub malformed: u64,
+    pub too_deep: u64,
+    pub not_host: u64,
+    pub unsupported_link: u64,
+    pub new_flows: u64,
+    pub first_ts_ns: Option<u64>,
+    pub last_ts_ns: u64,
+}
+
+/// Parses a captured frame as the kernel would have seen it on the wire,
+/// and the length the kernel would have counted (an Ethernet frame's).
+pub fn parse_frame(
+    link: Link,
+    data: &[u8],
+    orig_len: u32,
+    scratch: &mut Vec<u8>,
+) -> Result<(Parsed, u64), ParseError> {
+    let wire =
+        |header: usize| (u64::from(orig_len) + ETH_HLEN as u64).saturating_sub(header as u64);
+    match link {
+        Link::Ethernet => packet::parse_ethernet(data).map(|p| (p, u64::from(orig_len))),
+        // SLL's protocol field sits 2 bytes further than Ethernet's
+        // ethertype: seen from byte 2, the header is Ethernet-shaped, so
+        // the kernel's own parser (VLAN tags included) reads it.
+        Link::Sll => {
+            let view = data.get(2..).ok_or(ParseError::Truncated)?;
+            packet::parse_ethernet(view).map(|p| (p, wire(16)))
+        }
+        // SLL2 puts the protocol first: rebuild an Ethernet-shaped header.
+        Link::Sll2 => {
+            if data.len() < 20 {
+                return Err(ParseError::Truncated);
+            }
+            scratch.clear();
+            scratch.extend_from_slice(&[0u8; 12]);
+            scratch.extend_from_slice(&data[..2]);
+            scratch.extend_from_slice(&data[20..]);
+            packet::parse_ethernet(&scratch[..]).map(|p| (p, wire(20)))
+        }
+        Link::RawIp => packet::parse_ip(data, 0).map(|p| (p, wire(0))),
+        Link::Unsupported(_) => Err(ParseError::NotIp),
+    }
+}
+
+/// The replay engine: one packet in, the live monitor's records out.
+pub struct Replayer<'a> {
+    tables: &'a KernelTables,
+    hosts: Hosts,
+    flows: FlowTable,
+    reported: Reported,
+    /// (ifindex, name): ifindex is the interface's position in the capture
+    /// set's names, plus one (0 is no interface to the kernel).
+    ifaces: Vec<(u32, String)>,
+    scratch: Vec<u8>,
+    pub counters: Counters,
+}
+
+impl<'a> Replayer<'a> {
+    pub fn new(tables: &'a KernelTables, hosts: Hosts) -> Self {
+        Self::with_flow_table(tables, hosts, FlowTable::default())
+    }
+
+    /// With a flow table of another size (tests of eviction).
+    pub fn with_flow_table(tables: &'a KernelTables, hosts: Hosts, flows: FlowTable) -> Self {
+        Self {
+            tables,
+            hosts,
+            flows,
+            reported: Reported::default(),
+            ifaces: Vec::new(),
+            scratch: Vec::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    fn enricher(&self) -> Enricher<'_> {
+        Enricher {
+            tables: self.tables,
+            ifaces: &self.ifaces,
+            // Flow times are capture times, nanoseconds since the epoch.
+            clock: Clock::epoch(),
+        }
+    }
+
+    fn sync_names(&mut self, names: &Names) {
+        for (i, name) in names.all().iter().enumerate().skip(self.ifaces.len()) {
+            self.ifaces.push((i as u32 + 1, name.clone()));
+        }
+    }
+
+    /// Flow evictions so far: the kernel counts these too.
+    pub fn evictions(&self) -> u64 {
+        self.flows.evictions
+    }
+
+    /// Flows currently tracked.
+    pub fn flows(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Classifies one packet; records it gives rise to go to `out`.
+    pub fn packet(&mut self, pkt: &Packet, names: &Names, out: &mut Vec<EventRecord>) -> Outcome {
+        let c = &mut self.counters;
+        c.packets += 1;
+        c.first_ts_ns.get_or_insert(pkt.ts_ns);
+        c.last_ts_ns = c.last_ts_ns.max(pkt.ts_ns);
+        if let Link::Unsupported(_) = pkt.link {
+            c.unsupported_link += 1;
+            return Outcome::UnsupportedLink;
+        }
+        let (parsed, bytes) = match parse_frame(pkt.link, pkt.data, pkt.orig_len, &mut self.scratch)
+        {
+            Ok(v) => v,
+            Err(e) => {
+                match e {
+                    ParseError::NotIp => c.not_ip += 1,
+                    ParseError::Truncated => c.truncated += 1,
+                    ParseError::Malformed => c.malformed += 1,
+                    ParseError::TooDeep => c.too_deep += 1,
+                }
+                return Outcome::Unparsed(e);
+            }
+        };
+        let Some(dir) = self.hosts.direction(&parsed) else {
+            c.not_host += 1;
+            return Outcome::NotHost;
+        };
+        let verdict = classify::classify(self.tables, &parsed, dir);
+        match verdict {
+            Verdict::Allowed { .. } => c.allowed += 1,
+            Verdict::Infrastructure => c.infrastructure += 1,
+            Verdict::Fragment => c.fragments += 1,
+            Verdict::Unexpected {
+                reason,
+                nearest_rule,
+                conn,
+            } => {
+                c.unexpected += 1;
+                let sighting = Sighting {
+                    parsed: &parsed,
+                    conn,
+                    reason,
+                    nearest_rule,
+                    ifindex: pkt.iface as u32 + 1,
+                    dir,
+                    bytes,
+                    frame: pkt.data,
+                    ts_ns: pkt.ts_ns,
+                };
+                if let Seen::New(ev, evicted) = self.flows.unexpected(&sighting) {
+                    self.counters.new_flows += 1;
+                    self.sync_names(names);
+                    // The evicted flow's counts are final: say so before the
+                    // table forgets them (the live daemon's periodic refresh
+                    // would have, most of the time).
+                    if let Some((key, state)) = evicted {
+                        let enricher = Enricher {
+                            tables: self.tables,
+                            ifaces: &self.ifaces,
+                            clock: Clock::epoch(),
+                        };
+                        if let Some(r) = self.reported.update(&enricher, &key, &state) {
+                            out.push(r);
+                        }
+                        // What was reported of evicted flows is dropped in
+                        // batches, so memory stays bounded by the table.
+                        if self
+                            .flows
+                            .evictions
+                            .is_multiple_of(self.flows.capacity() as u64)
+                        {
+                            self.reported.retain(&self.flows.keys());
+                        }
+                    }
+                    let record = self.enricher().first_sighting(&ev);
+                    self.reported.first(&ev, &record);
+                    out.push(record);
+                }
+            }
+        }
+        Outcome::Classified(dir, verdict)
+    }
+
+    /// The end of the capture: the final `update` record of every flow whose
+    /// counts moved since its first sighting (what the daemon writes on exit).
+    pub fn finish(&mut self, names: &Names, out: &mut Vec<EventRecord>) {
+        self.sync_names(names);
+        let flows = self.flows.drain();
+        let enricher = Enricher {
+            tables: self.tables,
+            ifaces: &self.ifaces,
+            clock: Clock::epoch(),
+        };
+        for (key, state) in flows {
+            if let Some(r) = self.reported.update(&enricher, &key, &state) {
+                out.push(r);
+            }
+        }
+        self.reported = Reported::default();
+    }
+}
+
+/// Packets read to guess the host when no `--host` is given.
+pub const INFER_PACKETS: u64 = 100_000;
+/// Distinct addresses tallied while guessing; a scan of a whole network
+/// must not grow the tally without bound.
+const INFER_ADDRESSES: usize = 65_536;
+
+/// The guessed host and the evidence, for the message that announces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inference {
+    pub hosts: Vec<IpAddr>,
+    /// (address, packets it is in, IP packets of its family looked at).
+    pub evidence: Vec<(IpAddr, u64, u64)>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Tally {
+    packets: u64,
+    syn_to: u64,
+}
+
+/// Guesses the capture's host from the first [`INFER_PACKETS`] packets: a
+/// capture taken on a host has the host's address in nearly every packet,
+/// so the address in the most packets is taken (ties: the one most often
+/// the destination of a connection request), and an address of the other
+/// family too if it is in most of that family's packets. Broadcast,
+/// multicast and unspecified addresses are never the host.
+pub fn infer_hosts(paths: &[PathBuf]) -> Option<Inference> {
+    let mut set = CaptureSet::open(paths);
+    let mut tally: HashMap<IpAddr, Tally> = HashMap::new();
+    let mut per_family = [0u64; 2];
+    let mut seen = 0u64;
+    let mut scratch = Vec::new();
+    let _ = set.for_each(|pkt, _| {
+        seen += 1;
+        if seen > INFER_PACKETS {
+            return Err(());
+        }
+        let Ok((p, _)) = parse_frame(pkt.link, pkt.data, pkt.orig_len, &mut scratch) else {
+            return Ok(());
+        };
+        per_family[p.family as usize] += 1;
+        let syn = p.proto == packet::IPPROTO_TCP
+            && p.tcp_flags & TCP_SYN != 0
+            && p.tcp_flags & TCP_ACK == 0;
+        for (addr, is_dst) in [(&p.src, false), (&p.dst, true)] {
+            let ip = ip_of(p.family, addr);
+            if !could_be_host(ip) {
+                continue;
+            }
+            if tally.len() >= INFER_ADDRESSES && !tally.contains_key(&ip) {
+                continue;
+            }
+            let t = tally.entry(ip).or_default();
+            t.packets += 1;
+            if syn && is_dst {
+                t.syn_to += 1;
+            }
+        }
+        Ok(())
+    });
+    let best = |v6: bool| {
+        tally
+            .iter()
+            .filter(|(ip, _)| ip.is_ipv6() == v6)
+            .max_by(|a, b| {
+                (a.1.packets, a.1.syn_to)
+                    .cmp(&(b.1.packets, b.1.syn_to))
+                    // Deterministic among equals: the lower address.
+                    .then_with(|| b.0.cmp(a.0))
+            })
+            .map(|(ip, t)| (*ip, t.packets))
+    };
+    let candidates = [best(false), best(true)];
+    let first = candidates
+        .iter()
+        .flatten()
+        .max_by_key(|(_, n)| *n)
+        .copied()?;
+    let mut inference = Inference {
+        hosts: Vec::new(),
+        evidence: Vec::new(),
+    };
+    for (ip, n) in candidates.into_iter().flatten() {
+        let family_total = per_family[usize::from(ip.is_ipv6())];
+        if ip == first.0 || n * 2 > family_total {
+            inference.hosts.push(ip);
+            inference.evidence.push((ip, n, family_total));
+        }
+    }
+    Some(inference)
+}
+
+fn could_be_host(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => !(a.is_broadcast() || a.is_multicast() || a.is_unspecified()),
+        IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+    }
+}
