@@ -9,6 +9,7 @@ pub mod kernel;
 pub mod lab;
 pub mod monitor_proc;
 pub mod packets;
+pub mod services;
 
 use std::path::PathBuf;
 

@@ -14,7 +14,6 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    path::PathBuf,
     process::Command,
     time::Duration,
 };
@@ -22,6 +21,7 @@ use std::{
 use portconform_tests::{
     lab::{self, Background, End, Netns, TempDir, sh},
     monitor_proc::{MonitorProc, read_events, run_portconform},
+    services,
 };
 use serde_json::Value;
 
@@ -186,96 +186,6 @@ fn echo_server(ns: &Netns, port: u16) -> Background {
     bg
 }
 
-/// PostgreSQL (Debian's server, a fresh cluster in `dir`, trusting the lab's
-/// documentation ranges) on port 5432, all addresses of `ns`.
-fn postgres(ns: &Netns, dir: &TempDir) -> Background {
-    let bin = postgres_bindir();
-    let data = dir.path().join("pgdata");
-    std::fs::create_dir(&data).expect("pgdata");
-    sh(Command::new("chown").arg("postgres:postgres").arg(&data)).expect("chown pgdata");
-    let data = data.display().to_string();
-    let as_postgres = ["--reuid=postgres", "--regid=postgres", "--init-groups"];
-    // -N: no fsync; a throwaway cluster is ready in about 2 s instead of 5.
-    sh(Command::new("timeout")
-        .args(["-s", "KILL", "60", "setpriv"])
-        .args(as_postgres)
-        .arg(bin.join("initdb"))
-        .args([
-            "-D",
-            &data,
-            "-N",
-            "--auth=trust",
-            "--no-locale",
-            "-E",
-            "UTF8",
-        ])
-        .args(["-U", "postgres"]))
-    .expect("initdb");
-    let mut hba = std::fs::OpenOptions::new()
-        .append(true)
-        .open(format!("{data}/pg_hba.conf"))
-        .expect("pg_hba.conf");
-    std::io::Write::write_all(
-        &mut hba,
-        b"host all all 192.0.2.0/24 trust\nhost all all 198.51.100.0/24 trust\n\
-          host all all 2001:db8::/32 trust\n",
-    )
-    .expect("pg_hba.conf");
-    let postgres = bin.join("postgres").display().to_string();
-    let mut args: Vec<&str> = as_postgres.to_vec();
-    args.extend([
-        &postgres,
-        "-D",
-        &data,
-        "-k",
-        &data,
-        "-p",
-        "5432",
-        "-c",
-        "listen_addresses=*",
-        "-c",
-        "fsync=off",
-    ]);
-    // SIGINT is PostgreSQL's fast shutdown: sessions ended, clean exit.
-    let bg = ns
-        .spawn_graceful("setpriv", &args, libc::SIGINT, Duration::from_secs(10))
-        .expect("postgres");
-    ns.wait_tcp_listening(5432, T).expect("postgres listening");
-    // Listening is not yet accepting sessions (startup): ask over the Unix
-    // socket, which no monitored interface sees.
-    let deadline = std::time::Instant::now() + T;
-    let pg_isready = bin.join("pg_isready").display().to_string();
-    while ns
-        .run(T, &pg_isready, &["-q", "-h", &data, "-p", "5432"])
-        .is_err()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "PostgreSQL not ready in {T:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    bg
-}
-
-/// The bin directory of the newest PostgreSQL Debian installed.
-fn postgres_bindir() -> PathBuf {
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("no /usr/lib/postgresql: install Debian's postgresql (cargo xtask setup)")
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let v = e.file_name().to_str()?.parse().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("postgres").exists().then_some((v, bin))
-        })
-        .collect();
-    versions.sort();
-    versions
-        .pop()
-        .expect("no PostgreSQL server in /usr/lib/postgresql")
-        .1
-}
-
 // ------------------------------------------------------------ the clients --
 
 /// A TCP client in `ns`: sends a line to `addr`:`port` (from `sport` if
@@ -308,13 +218,13 @@ fn talk_on_cpu(ns: &Netns, cpu: Option<usize>, addr: &str, port: u16, sport: Opt
 
 /// A real PostgreSQL session from `ns`: one query over TCP.
 fn psql(ns: &Netns, addr: &str) {
-    let out = sh(ns
-        .command(T, &postgres_bindir().join("psql").display().to_string())
-        .env("PGCONNECT_TIMEOUT", "5")
-        .args(["-X", "-w", "-h", addr, "-U", "postgres", "-d", "postgres"])
-        .args(["-Atc", "select 'pg-' || 6 * 7"]))
-    .unwrap_or_else(|e| panic!("psql {addr}: {e}"));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "pg-42");
+    let answer =
+        services::psql(ns, addr, "select 'pg-' || 6 * 7").unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(answer, "pg-42");
+}
+
+fn postgres(ns: &Netns, dir: &TempDir) -> Background {
+    services::postgres(ns, dir).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// One UDP datagram from `client` to a closed `port` on `server` (IPv4

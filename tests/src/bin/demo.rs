@@ -14,9 +14,9 @@ use std::{
 
 use anyhow::Context as _;
 use portconform_tests::{
-    lab::{self, Netns},
+    lab::{self, Netns, TempDir},
     monitor_proc::read_events,
-    portconform_bin,
+    portconform_bin, services,
 };
 
 const T: Duration = Duration::from_secs(20);
@@ -56,14 +56,15 @@ fn main() -> anyhow::Result<()> {
     lab::settle();
 
     step(
-        "services on node1: ZooKeeper's 2181 and PostgreSQL's 5432 (documented), and 6666 (not documented)",
+        "services on node1: PostgreSQL on 5432, a listener on ZooKeeper's 2181, one on 6666 (undocumented)",
     );
+    let pg_dir = TempDir::new("demo-pg")?;
+    let _postgres = services::postgres(&node1, &pg_dir)?;
     let _servers = [
         node1.spawn("nc", &["-k", "-l", "2181"])?,
-        node1.spawn("nc", &["-k", "-l", "5432"])?,
         node1.spawn("nc", &["-k", "-l", "6666"])?,
     ];
-    for port in [2181, 5432, 6666] {
+    for port in [2181, 6666] {
         node1.wait_tcp_listening(port, Duration::from_secs(5))?;
     }
 
@@ -139,16 +140,14 @@ fn traffic(
     n2: &str,
 ) -> anyhow::Result<()> {
     step(
-        "node2 -> node1: a ZooKeeper client on 2181 and a PostgreSQL client on 5432 (allowed between nodes)",
+        "node2 -> node1: psql sessions to PostgreSQL and a client on 2181 (allowed between nodes)",
     );
-    for port in ["2181", "5432"] {
-        for i in 0..3 {
-            node2.run(
-                T,
-                "sh",
-                &["-c", &format!("echo request-{i} | nc -N -w 2 {n1} {port}")],
-            )?;
-        }
+    for i in 0..3 {
+        let query =
+            format!("select 'session {i}: ' || count(*) || ' backends' from pg_stat_activity");
+        println!("    psql: {}", services::psql(node2, n1, &query)?);
+        let send = format!("echo request-{i} | nc -N -w 2 {n1} 2181");
+        node2.run(T, "sh", &["-c", &send])?;
     }
     step("node2 -> node1: a client on 6666, which no document allows (3 connections: one flow)");
     for i in 0..3 {
@@ -158,14 +157,21 @@ fn traffic(
             &["-c", &format!("echo hello-{i} | nc -N -w 2 {n1} 6666")],
         )?;
     }
-    step("admin -> node1: ZooKeeper's 2181, which the document allows only between nodes");
+    step("admin -> node1: ZooKeeper's 2181 and a psql session, both allowed only between nodes");
     let _ = admin.run(
         T,
         "sh",
         &["-c", &format!("echo stat | nc -N -w 2 {n1_admin} 2181")],
     );
+    if let Ok(answer) = services::psql(admin, n1_admin, "select 'admin session ok'") {
+        println!("    psql: {answer} (PostgreSQL let it in; the vendor's document does not)");
+    }
     step("node1 -> node2: a DNS query to UDP 53 (no rule for DNS on this appliance)");
-    node1.run(T, "sh", &["-c", &format!("printf q | socat -u - UDP4-SENDTO:{n2}:53")])?;
+    node1.run(
+        T,
+        "sh",
+        &["-c", &format!("printf q | socat -u - UDP4-SENDTO:{n2}:53")],
+    )?;
     step("admin -> node1: an hping3 burst of 200 SYNs to 8080 (one flow, counted in the kernel)");
     let _ = admin.run(
         T,

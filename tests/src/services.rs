@@ -1,0 +1,111 @@
+//! Real servers from Debian's packages, started inside lab namespaces.
+
+use std::{
+    path::PathBuf,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::lab::{Background, Netns, TempDir, sh};
+
+const T: Duration = Duration::from_secs(20);
+
+/// The newest PostgreSQL server Debian installed.
+pub fn postgres_bindir() -> anyhow::Result<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .context("no /usr/lib/postgresql: install Debian's postgresql (cargo xtask setup)")?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let v = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("postgres").exists().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    Ok(versions
+        .pop()
+        .context("no PostgreSQL server in /usr/lib/postgresql")?
+        .1)
+}
+
+/// A throwaway PostgreSQL cluster in `dir`, serving 5432 on every address of
+/// `ns` to the documentation ranges (trust auth), ready for sessions.
+pub fn postgres(ns: &Netns, dir: &TempDir) -> anyhow::Result<Background> {
+    let bin = postgres_bindir()?;
+    let data = dir.path().join("pgdata");
+    std::fs::create_dir(&data).context("pgdata")?;
+    sh(Command::new("chown").arg("postgres:postgres").arg(&data))?;
+    let data = data.display().to_string();
+    let as_postgres = ["--reuid=postgres", "--regid=postgres", "--init-groups"];
+    // -N: no fsync; a throwaway cluster is ready in about 2 s instead of 5.
+    sh(Command::new("timeout")
+        .args(["-s", "KILL", "60", "setpriv"])
+        .args(as_postgres)
+        .arg(bin.join("initdb"))
+        .args([
+            "-D",
+            &data,
+            "-N",
+            "--auth=trust",
+            "--no-locale",
+            "-E",
+            "UTF8",
+        ])
+        .args(["-U", "postgres"]))
+    .context("initdb")?;
+    let mut hba = std::fs::OpenOptions::new()
+        .append(true)
+        .open(format!("{data}/pg_hba.conf"))
+        .context("pg_hba.conf")?;
+    std::io::Write::write_all(
+        &mut hba,
+        b"host all all 192.0.2.0/24 trust\nhost all all 198.51.100.0/24 trust\n\
+          host all all 203.0.113.0/24 trust\nhost all all 2001:db8::/32 trust\n",
+    )
+    .context("pg_hba.conf")?;
+    let postgres = bin.join("postgres").display().to_string();
+    let mut args: Vec<&str> = as_postgres.to_vec();
+    args.extend([
+        &postgres,
+        "-D",
+        &data,
+        "-k",
+        &data,
+        "-p",
+        "5432",
+        "-c",
+        "listen_addresses=*",
+        "-c",
+        "fsync=off",
+    ]);
+    // SIGINT is PostgreSQL's fast shutdown: sessions ended, clean exit.
+    let bg = ns.spawn_graceful("setpriv", &args, libc::SIGINT, Duration::from_secs(10))?;
+    ns.wait_tcp_listening(5432, T)?;
+    // Listening is not yet accepting sessions (startup): ask over the Unix
+    // socket, which no monitored interface sees.
+    let deadline = Instant::now() + T;
+    let pg_isready = bin.join("pg_isready").display().to_string();
+    while ns
+        .run(T, &pg_isready, &["-q", "-h", &data, "-p", "5432"])
+        .is_err()
+    {
+        if Instant::now() >= deadline {
+            bail!("PostgreSQL not ready in {T:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(bg)
+}
+
+/// One psql session from `ns` to `addr`; returns the query's answer.
+pub fn psql(ns: &Netns, addr: &str, query: &str) -> anyhow::Result<String> {
+    let out = sh(ns
+        .command(T, &postgres_bindir()?.join("psql").display().to_string())
+        .env("PGCONNECT_TIMEOUT", "5")
+        .args(["-X", "-w", "-h", addr, "-U", "postgres", "-d", "postgres"])
+        .args(["-Atc", query]))
+    .with_context(|| format!("psql to {addr}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
