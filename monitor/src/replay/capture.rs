@@ -41,6 +41,9 @@ pub const MAX_BLOCK: usize = MAX_PACKET + 64 * 1024;
 /// Errors remembered per file; beyond this they are only counted, so a file
 /// of garbage cannot fill memory with messages.
 const MAX_ERRORS_KEPT: usize = 20;
+/// Interfaces one pcapng section may declare: real captures have a few,
+/// a hostile file must not grow the list without bound.
+const MAX_INTERFACES: usize = 4096;
 /// How much is read from the file at a time.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -519,10 +522,11 @@ impl CaptureReader {
     /// Problems are recorded in `stats`, never returned: one bad record
     /// must not hide the rest of the file.
     pub fn advance(&mut self, names: &mut Names) -> bool {
-        self.window.consume(self.pending);
-        self.pending = 0;
         self.current = None;
         loop {
+            // The previous record (a packet, or a block that was skipped).
+            self.window.consume(self.pending);
+            self.pending = 0;
             let step = match &self.format {
                 Format::Pcap { .. } => self.next_pcap(),
                 Format::PcapNg { .. } => self.next_pcapng(names),
@@ -682,7 +686,7 @@ impl CaptureReader {
                         },
                     ));
                 }
-                if kind == IDB {
+                if kind == IDB && interfaces.len() < MAX_INTERFACES {
                     // Keep interface numbering aligned: later packets name
                     // interfaces by position.
                     interfaces.push(NgInterface {
@@ -714,7 +718,17 @@ impl CaptureReader {
                 return Ok(Step::Skipped);
             }
             Block::InterfaceDescription(idb) => {
-                interfaces.push(ng_interface(idb, &self.path, names));
+                if interfaces.len() >= MAX_INTERFACES {
+                    self.problem(
+                        at,
+                        Problem::Invalid {
+                            what: "interface description block",
+                            detail: format!("more than {MAX_INTERFACES} interfaces in one section; block skipped"),
+                        },
+                    );
+                } else {
+                    interfaces.push(ng_interface(idb, &self.path, names));
+                }
                 return Ok(Step::Skipped);
             }
             Block::EnhancedPacket(epb) => (

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use monitor_common::{
     classify::{Conn, Reason},
     flow::{EVENT_HEADER_BYTES, EVENT_UNEXPECTED, FlowEvent, FlowKey, FlowState, MAX_FLOWS},
-    packet::{Parsed, TCP_SYN},
+    packet::Parsed,
     stats::Direction,
 };
 
@@ -108,7 +108,9 @@ impl FlowTable {
             add(state, s.conn.forward, s.bytes, s.ts_ns);
             return Seen::Known;
         }
-        if s.parsed.tcp_flags & TCP_SYN == 0 {
+        // Where the classifier guessed which end serves, the flow may be
+        // tracked the other way round.
+        if FlowKey::orientation_guessed(s.parsed) {
             let flipped = FlowKey::flipped(s.parsed, &s.conn);
             if let Some(state) = self.touch(&flipped) {
                 add(state, !s.conn.forward, s.bytes, s.ts_ns);
