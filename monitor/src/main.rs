@@ -25,6 +25,28 @@ enum Command {
     Run(RunArgs),
     /// Compile vendor port documents into a policy, show it, explain a port.
     Policy(PolicyArgs),
+    /// Classify capture files (pcap, pcapng, gzipped) as the live monitor
+    /// would, writing its events with capture timestamps.
+    Replay(ReplayArgs),
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// Capture files, merged in time order.
+    #[arg(required = true, value_name = "CAPTURE")]
+    captures: Vec<PathBuf>,
+    /// An address of the host the capture was taken on (repeatable); without
+    /// it, the address in most packets is taken, and said so.
+    #[arg(long = "host", value_name = "ADDR", value_delimiter = ',')]
+    hosts: Vec<std::net::IpAddr>,
+    #[command(flatten)]
+    selection: Selection,
+    /// Site inventory binding the policy's roles to addresses (TOML).
+    #[arg(long, value_name = "FILE")]
+    inventory: Option<PathBuf>,
+    /// Write events as JSON lines to FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -85,6 +107,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Policy(args) => monitor::policy::cli::run(args),
+        Command::Replay(args) => replay(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -93,6 +116,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    monitor::replay::command::run(monitor::replay::command::ReplayConfig {
+        captures: args.captures,
+        hosts: args.hosts,
+        selection: args.selection,
+        inventory: args.inventory,
+        events: args.events,
+        console: true,
+    })
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {

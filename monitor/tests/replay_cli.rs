@@ -1,0 +1,142 @@
+//! `portconform replay` as a user runs it: events on stdout with capture
+//! times, problems named with file and byte offset on stderr, a non-zero
+//! exit only when nothing could be read, and the host guessed and said.
+
+use std::{io::Write as _, path::Path, process::Command, time::Duration};
+
+use etherparse::PacketBuilder;
+use monitor::events::{EventKind, EventRecord};
+use pcap_file::{
+    DataLink, Endianness, TsResolution,
+    pcap::{PcapHeader, PcapPacket, PcapWriter},
+};
+
+const INVENTORY: &str = "nodes = [\"192.0.2.0/24\"]\nadmin = [\"198.51.100.7\"]\n";
+const NODE1: [u8; 4] = [192, 0, 2, 1];
+const ADMIN: [u8; 4] = [198, 51, 100, 7];
+const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+/// 2026-11-22T16:42:38Z
+const T0: u64 = 1_795_365_758_000_000_000;
+
+fn tcp(syn: bool) -> Vec<u8> {
+    let mut b = PacketBuilder::ethernet2(MAC, MAC)
+        .ipv4(ADMIN, NODE1, 64)
+        .tcp(40000, 7777, 1, 1024);
+    b = if syn { b.syn() } else { b.ack(1) };
+    let mut v = Vec::new();
+    b.write(&mut v, &[]).unwrap();
+    v
+}
+
+fn pcap(path: &Path, frames: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    let header = PcapHeader {
+        ts_resolution: TsResolution::NanoSecond,
+        endianness: Endianness::Little,
+        datalink: DataLink::ETHERNET,
+        ..Default::default()
+    };
+    let mut w = PcapWriter::with_header(Vec::new(), header).unwrap();
+    for (ts, f) in frames {
+        w.write_packet(&PcapPacket::new(
+            Duration::from_nanos(*ts),
+            f.len() as u32,
+            f,
+        ))
+        .unwrap();
+    }
+    let bytes = w.into_writer();
+    std::fs::write(path, &bytes).unwrap();
+    bytes
+}
+
+fn portconform(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_portconform"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn replay_writes_events_and_fails_only_when_nothing_was_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain.pcap");
+    let bytes = pcap(&plain, &[(T0, tcp(true)), (T0 + 5, tcp(false))]);
+    let good = dir.path().join("good.pcap.gz");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&bytes).unwrap();
+    std::fs::write(&good, gz.finish().unwrap()).unwrap();
+    let junk = dir.path().join("junk.pcap");
+    std::fs::write(&junk, b"GARBAGE GARBAGE GARBAGE GARBAGE").unwrap();
+    let inv = dir.path().join("inv.toml");
+    std::fs::write(&inv, INVENTORY).unwrap();
+    let (good_s, junk_s, inv_s) = (
+        good.to_str().unwrap(),
+        junk.to_str().unwrap(),
+        inv.to_str().unwrap(),
+    );
+
+    let (ok, stdout, stderr) = portconform(&[
+        "replay",
+        junk_s,
+        good_s,
+        "--host",
+        "192.0.2.1",
+        "--profile",
+        "thoughtspot",
+        "--inventory",
+        inv_s,
+        "--events",
+        "-",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!("{junk_s}: byte 0: not a pcap or pcapng file")),
+        "{stderr}"
+    );
+    let lines: Vec<EventRecord> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines[0].kind, EventKind::Unexpected);
+    assert_eq!((lines[1].kind, lines[1].count), (EventKind::Update, 2));
+    assert!(
+        stdout.starts_with(
+            r#"{"ts":"2026-11-22T16:42:38.000000000Z","kind":"unexpected","iface":"good.pcap.gz""#
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#""last_seen":"2026-11-22T16:42:38.000000005Z""#),
+        "{stdout}"
+    );
+
+    let (ok, _, stderr) = portconform(&[
+        "replay",
+        junk_s,
+        "--host",
+        "192.0.2.1",
+        "--profile",
+        "thoughtspot",
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("nothing could be read"), "{stderr}");
+
+    // Without --host the choice is printed; without --inventory, `nodes`
+    // is the host alone.
+    let (ok, _, stderr) = portconform(&["replay", good_s, "--profile", "thoughtspot"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("no --host: taking 192.0.2.1 as the capture's host"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("role `nodes` is the host alone (192.0.2.1/32)"),
+        "{stderr}"
+    );
+}
