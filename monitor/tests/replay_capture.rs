@@ -354,19 +354,58 @@ fn wrong_magic_empty_files_and_missing_files_are_named() {
 }
 
 #[test]
-fn an_absurd_record_length_stops_framing_without_allocating_it() {
+fn an_absurd_record_length_is_skipped_to_the_next_valid_record_without_allocating_it() {
     let dir = tempfile::tempdir().unwrap();
-    let pkts = packets(5, 1_000, 1);
+    let pkts = packets(5, 1_795_365_758_000_000_000, 1_000);
     let mut bytes = pcap(&pkts);
-    let third = 24 + (16 + pkts[0].1.len()) + (16 + pkts[1].1.len());
+    let offsets: Vec<usize> = pkts
+        .iter()
+        .scan(24, |at, (_, d, _)| {
+            let here = *at;
+            *at += 16 + d.len();
+            Some(here)
+        })
+        .collect();
+    let third = offsets[2];
     // incl_len of the third record (little endian): 4 GiB - 16.
     bytes[third + 8..third + 12].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
     let p = write(dir.path(), "huge.pcap", &bytes);
     let (read, set) = read_all(&[p]);
-    assert_eq!(strip(&read), pkts[..2].to_vec());
+    assert_eq!(
+        strip(&read),
+        vec![
+            pkts[0].clone(),
+            pkts[1].clone(),
+            pkts[3].clone(),
+            pkts[4].clone()
+        ]
+    );
+    let msgs = problems(&set);
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert!(
+        msgs[0].contains(&format!(
+            "huge.pcap: byte {third}: a packet record claims 4294967280 bytes, more than any capture holds ({MAX_PACKET})"
+        )) && msgs[0].contains(&format!(
+            "{} bytes skipped to the next record that looks valid, at byte {}",
+            offsets[3] - third,
+            offsets[3]
+        )),
+        "{msgs:?}"
+    );
+    assert!(!set.stats()[0].stopped_early);
+
+    // In the last record there is nothing to resume at: reading stops.
+    let mut bytes = pcap(&pkts);
+    let last = offsets[4];
+    bytes[last + 8..last + 12].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+    let p = write(dir.path(), "tail.pcap", &bytes);
+    let (read, set) = read_all(&[p]);
+    assert_eq!(strip(&read), pkts[..4].to_vec());
     let msgs = problems(&set);
     assert!(
-        msgs[0].contains(&format!("huge.pcap: byte {third}: a packet record claims 4294967280 bytes, more than any capture holds ({MAX_PACKET})")),
+        msgs[0].contains(&format!(
+            "tail.pcap: byte {last}: a packet record claims 4294967280 bytes"
+        )) && msgs[0].contains("the records after it cannot be framed"),
         "{msgs:?}"
     );
     assert!(set.stats()[0].stopped_early);

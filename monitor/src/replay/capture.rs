@@ -78,12 +78,20 @@ pub enum Problem {
         present: usize,
     },
     #[error(
-        "{what} claims {len} bytes, more than any capture holds ({max}); the rest of the file cannot be framed"
+        "{what} claims {len} bytes, more than any capture holds ({max}): the records after it cannot be framed"
     )]
     AbsurdLength {
         what: &'static str,
         len: u64,
         max: usize,
+    },
+    #[error(
+        "{cause}; {skipped} bytes skipped to the next record that looks valid, at byte {resumed}"
+    )]
+    Resynced {
+        cause: Box<Problem>,
+        skipped: u64,
+        resumed: u64,
     },
     #[error("invalid {what}: {detail}")]
     Invalid { what: &'static str, detail: String },
@@ -308,6 +316,9 @@ pub struct CaptureReader {
     /// Bytes of the current record still to consume before the next.
     pending: usize,
     current: Option<Current>,
+    /// Time of the last packet read, to judge candidate records when
+    /// looking for the next one after damage.
+    last_ts_ns: Option<u64>,
     pub stats: FileStats,
 }
 
@@ -485,6 +496,7 @@ impl CaptureReader {
             format,
             pending: 0,
             current: None,
+            last_ts_ns: None,
             stats,
         })
     }
@@ -534,6 +546,7 @@ impl CaptureReader {
             match step {
                 Ok(Step::Packet(c)) => {
                     self.stats.packets += 1;
+                    self.last_ts_ns = Some(c.ts_ns);
                     self.current = Some(c);
                     return true;
                 }
@@ -574,14 +587,12 @@ impl CaptureReader {
         let head = &self.window.available()[..16];
         let incl_len = read_u32(&head[8..12], header.endianness) as usize;
         if incl_len > MAX_PACKET {
-            return Err((
-                at,
-                Problem::AbsurdLength {
-                    what: "a packet record",
-                    len: incl_len as u64,
-                    max: MAX_PACKET,
-                },
-            ));
+            let cause = Problem::AbsurdLength {
+                what: "a packet record",
+                len: incl_len as u64,
+                max: MAX_PACKET,
+            };
+            return self.resync_pcap(at, cause);
         }
         let n = self
             .window
@@ -651,6 +662,60 @@ impl CaptureReader {
             iface,
             data: (16, 16 + incl_len),
         }))
+    }
+
+    /// After a record whose length cannot be right, looks for the next
+    /// offset where a plausible record starts and is followed by another
+    /// (or by the end of the file), as pcap repair tools do: a corrupt
+    /// stretch in the middle of a capture should not cost its second half.
+    /// Streams through the file; memory stays bounded by the window.
+    fn resync_pcap(&mut self, at: u64, cause: Problem) -> Result<Step, (u64, Problem)> {
+        let Format::Pcap { parser, .. } = &self.format else {
+            unreachable!("called for pcap files only")
+        };
+        let header = parser.header();
+        let limits = RecordLimits {
+            endianness: header.endianness,
+            frac_limit: match header.ts_resolution {
+                TsResolution::MicroSecond => 1_000_000,
+                TsResolution::NanoSecond => 1_000_000_000,
+            },
+            max_len: match header.snaplen as usize {
+                0 => MAX_PACKET,
+                n => n.min(MAX_PACKET),
+            },
+            near_sec: self.last_ts_ns.map(|t| t / 1_000_000_000),
+        };
+        // Past the record that failed.
+        self.window.consume(1);
+        loop {
+            let here = self.window.offset;
+            let n = self
+                .window
+                .fill(RESYNC_SCAN + 2 * 16 + MAX_PACKET)
+                .map_err(|e| (here, Problem::Io(e.to_string())))?;
+            let eof = self.window.eof;
+            let avail = self.window.available();
+            let scan = if eof { n } else { RESYNC_SCAN.min(n) };
+            if let Some(k) = (0..scan).find(|&k| limits.plausible(&avail[k..], eof)) {
+                self.window.consume(k);
+                let resumed = self.window.offset;
+                self.problem(
+                    at,
+                    Problem::Resynced {
+                        cause: Box::new(cause),
+                        skipped: resumed - at,
+                        resumed,
+                    },
+                );
+                return Ok(Step::Skipped);
+            }
+            if eof {
+                self.window.consume(n);
+                return Err((at, cause));
+            }
+            self.window.consume(scan);
+        }
     }
 
     fn next_pcapng(&mut self, names: &mut Names) -> Result<Step, (u64, Problem)> {
@@ -788,6 +853,49 @@ impl CaptureReader {
             iface: iface.name,
             data: range,
         }))
+    }
+}
+
+/// Bytes examined per step while looking for the next valid record.
+const RESYNC_SCAN: usize = 64 * 1024;
+/// How far from the last good packet a candidate record's time may be.
+const RESYNC_TIME_WINDOW_S: u64 = 7 * 86_400;
+
+/// What a pcap record header must satisfy to be taken for one.
+struct RecordLimits {
+    endianness: Endianness,
+    frac_limit: u32,
+    max_len: usize,
+    near_sec: Option<u64>,
+}
+
+impl RecordLimits {
+    fn header_ok(&self, h: &[u8]) -> Option<usize> {
+        let sec = u64::from(read_u32(&h[0..4], self.endianness));
+        let frac = read_u32(&h[4..8], self.endianness);
+        let incl = read_u32(&h[8..12], self.endianness) as usize;
+        let orig = read_u32(&h[12..16], self.endianness) as usize;
+        let near = self
+            .near_sec
+            .is_none_or(|t| sec.abs_diff(t) <= RESYNC_TIME_WINDOW_S);
+        (near && frac < self.frac_limit && incl <= self.max_len && incl <= orig && orig <= 1 << 24)
+            .then_some(incl)
+    }
+
+    /// A record header at the start of `buf`, followed by another one or
+    /// by the end of the file.
+    fn plausible(&self, buf: &[u8], eof: bool) -> bool {
+        if buf.len() < 16 {
+            return false;
+        }
+        let Some(incl) = self.header_ok(&buf[..16]) else {
+            return false;
+        };
+        let next = 16 + incl;
+        match buf.get(next..next + 16) {
+            Some(h) => self.header_ok(h).is_some(),
+            None => eof && buf.len() == next,
+        }
     }
 }
 
