@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 
 use crate::{cmd, setup};
 
@@ -23,15 +23,88 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if !args.no_lint {
         lint()?;
     }
-    cmd::run(cmd::cargo().args([
+    let mut totals = Totals::default();
+    totals.add(run_counted(cmd::cargo().args([
         "test",
         "--workspace",
         "--exclude",
         "monitor-ebpf",
         "--exclude",
         "portconform-tests",
-    ]))?;
-    root_tests(args.filter.as_deref())
+    ]))?);
+    totals.add(root_tests(args.filter.as_deref())?);
+    // One closing line for every test of the run, so whoever reads the end
+    // of the log sees the whole count, not the last binary's.
+    println!("xtask: every gate passed");
+    println!(
+        "{} passed, {} failed, {} skipped",
+        totals.passed, totals.failed, totals.ignored
+    );
+    Ok(())
+}
+
+/// Test counts summed over cargo's `test result:` lines.
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    pub passed: u64,
+    pub failed: u64,
+    pub ignored: u64,
+}
+
+impl Totals {
+    fn add(&mut self, other: Totals) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+        self.ignored += other.ignored;
+    }
+}
+
+/// Reads "test result: ok. 5 passed; 0 failed; 1 ignored; ..." into totals.
+fn parse_result_line(line: &str) -> Option<Totals> {
+    let rest = line.trim().strip_prefix("test result: ")?;
+    let mut t = Totals::default();
+    for part in rest.split(';') {
+        let words: Vec<&str> = part.split_whitespace().collect();
+        let n = |w: &[&str]| w.iter().rev().nth(1).and_then(|v| v.parse::<u64>().ok());
+        match words.last() {
+            Some(&"passed") => t.passed = n(&words)?,
+            Some(&"failed") => t.failed = n(&words)?,
+            Some(&"ignored") => t.ignored = n(&words)?,
+            _ => {}
+        }
+    }
+    Some(t)
+}
+
+/// Runs a `cargo test`, passing its output through, and counts its tests.
+fn run_counted(command: &mut Command) -> anyhow::Result<Totals> {
+    use std::io::{BufRead as _, BufReader};
+    let line = cmd::describe(command);
+    eprintln!("xtask: $ {line}");
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("could not start `{line}`"))?;
+    let mut totals = Totals::default();
+    let stdout = child.stdout.take().expect("piped");
+    for l in BufReader::new(stdout).lines() {
+        let l = l.context("reading test output")?;
+        println!("{l}");
+        if let Some(t) = parse_result_line(&l) {
+            totals.add(t);
+        }
+    }
+    let status = child
+        .wait()
+        .with_context(|| format!("waiting for `{line}`"))?;
+    if !status.success() {
+        bail!(
+            "`{line}` failed ({status}); {} passed, {} failed so far",
+            totals.passed,
+            totals.failed
+        );
+    }
+    Ok(totals)
 }
 
 pub fn lint() -> anyhow::Result<()> {
@@ -68,7 +141,7 @@ pub fn lint() -> anyhow::Result<()> {
 
 /// Builds the release binary the end-to-end tests drive, then runs the root
 /// tests one at a time: they share the kernel and the network namespaces.
-pub fn root_tests(filter: Option<&str>) -> anyhow::Result<()> {
+pub fn root_tests(filter: Option<&str>) -> anyhow::Result<Totals> {
     if !cmd::is_root() {
         bail!("the kernel and namespace tests need root (BPF, network namespaces); run as root");
     }
@@ -86,5 +159,26 @@ pub fn root_tests(filter: Option<&str>) -> anyhow::Result<()> {
     if let Some(filter) = filter {
         test.arg(filter);
     }
-    cmd::run(&mut test)
+    run_counted(&mut test)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_cargo_result_lines() {
+        let t = parse_result_line(
+            "test result: ok. 87 passed; 2 failed; 3 ignored; 0 measured; 0 filtered out; finished in 5.07s",
+        );
+        assert_eq!(
+            t,
+            Some(Totals {
+                passed: 87,
+                failed: 2,
+                ignored: 3
+            })
+        );
+        assert_eq!(parse_result_line("running 3 tests"), None);
+    }
 }
