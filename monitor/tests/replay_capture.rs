@@ -488,22 +488,51 @@ fn pcapng_damage_inside_a_framed_block_skips_only_that_block() {
         )) && msgs[0].contains("block skipped"),
         "{msgs:?}"
     );
-    // A trailer that disagrees with the header: framing is lost there.
+    // A trailer that disagrees with the header, then a block claiming
+    // gigabytes: framing is lost there and found again at the next block.
+    for (name, patch) in [("trailer.pcapng", true), ("big.pcapng", false)] {
+        let mut bytes = pcapng_bytes(&pkts, None, Some(9));
+        let epbs = epb_offsets(&bytes);
+        let third = epbs[2];
+        let len = u32::from_be_bytes(bytes[third + 4..third + 8].try_into().unwrap()) as usize;
+        if patch {
+            bytes[third + len - 4..third + len].copy_from_slice(&4u32.to_be_bytes());
+        } else {
+            bytes[third + 4..third + 8].copy_from_slice(&0x7fff_fff0u32.to_be_bytes());
+        }
+        let p = write(dir.path(), name, &bytes);
+        let (read, set) = read_all(&[p]);
+        assert_eq!(
+            strip(&read),
+            vec![pkts[0].clone(), pkts[1].clone(), pkts[3].clone()],
+            "{name}"
+        );
+        let msgs = problems(&set);
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        let why = if patch {
+            format!(
+                "invalid enhanced packet block: total length {len} at its start but 4 at its end"
+            )
+        } else {
+            "a block claims 2147483632 bytes".to_string()
+        };
+        assert!(
+            msgs[0].contains(&format!("{name}: byte {third}: {why}"))
+                && msgs[0].contains(&format!(
+                    "{len} bytes skipped to the next record that looks valid, at byte {}",
+                    epbs[3]
+                )),
+            "{msgs:?}"
+        );
+    }
+    // Damage in the last block: nothing to resume at, reading stops.
     let mut bytes = pcapng_bytes(&pkts, None, Some(9));
-    let third = epb_offsets(&bytes)[2];
-    let len = u32::from_be_bytes(bytes[third + 4..third + 8].try_into().unwrap()) as usize;
-    bytes[third + len - 4..third + len].copy_from_slice(&4u32.to_be_bytes());
-    let p = write(dir.path(), "trailer.pcapng", &bytes);
+    let last = *epb_offsets(&bytes).last().unwrap();
+    bytes[last + 4..last + 8].copy_from_slice(&0x7fff_fff0u32.to_be_bytes());
+    let p = write(dir.path(), "tail.pcapng", &bytes);
     let (read, set) = read_all(&[p]);
-    assert_eq!(strip(&read), pkts[..2].to_vec());
-    assert!(problems(&set)[0].contains(&format!("byte {third}: invalid enhanced packet block: total length {len} at its start but 4 at its end")));
-    // A block claiming gigabytes.
-    let mut bytes = pcapng_bytes(&pkts, None, Some(9));
-    bytes[third + 4..third + 8].copy_from_slice(&0x7fff_fff0u32.to_be_bytes());
-    let p = write(dir.path(), "big.pcapng", &bytes);
-    let (read, set) = read_all(&[p]);
-    assert_eq!(read.len(), 2);
-    assert!(problems(&set)[0].contains("a block claims 2147483632 bytes"));
+    assert_eq!(strip(&read), pkts[..3].to_vec());
+    assert!(set.stats()[0].stopped_early);
 }
 
 #[test]

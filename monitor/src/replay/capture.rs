@@ -718,14 +718,63 @@ impl CaptureReader {
         }
     }
 
+    /// After a block whose framing is broken, looks for the next 4-byte
+    /// aligned offset where a known block type starts with a length that
+    /// its trailer repeats: pcapng's redundancy makes such a match a
+    /// reliable sign that framing is found again.
+    fn resync_pcapng(
+        &mut self,
+        at: u64,
+        cause: Problem,
+        endianness: Endianness,
+    ) -> Result<Step, (u64, Problem)> {
+        self.window.consume(4);
+        loop {
+            let here = self.window.offset;
+            let n = self
+                .window
+                .fill(RESYNC_SCAN + MAX_BLOCK)
+                .map_err(|e| (here, Problem::Io(e.to_string())))?;
+            let eof = self.window.eof;
+            let avail = self.window.available();
+            let scan = if eof { n } else { RESYNC_SCAN.min(n) };
+            let found = (0..scan)
+                .step_by(4)
+                .find(|&k| plausible_block(&avail[k..], endianness));
+            if let Some(k) = found {
+                self.window.consume(k);
+                let resumed = self.window.offset;
+                self.problem(
+                    at,
+                    Problem::Resynced {
+                        cause: Box::new(cause),
+                        skipped: resumed - at,
+                        resumed,
+                    },
+                );
+                return Ok(Step::Skipped);
+            }
+            if eof {
+                self.window.consume(n);
+                return Err((at, cause));
+            }
+            self.window.consume(scan);
+        }
+    }
+
     fn next_pcapng(&mut self, names: &mut Names) -> Result<Step, (u64, Problem)> {
         let Format::PcapNg { parser, .. } = &self.format else {
             unreachable!("called for pcapng files only")
         };
         let endianness = parser.section().endianness;
         let at = self.window.offset;
-        let Some(len) = block_len(&mut self.window, Some(endianness))? else {
-            return Ok(Step::End);
+        let len = match block_len(&mut self.window, Some(endianness)) {
+            Ok(Some(len)) => len,
+            Ok(None) => return Ok(Step::End),
+            Err((at, p @ (Problem::AbsurdLength { .. } | Problem::Invalid { .. }))) => {
+                return self.resync_pcapng(at, p, endianness);
+            }
+            Err(e) => return Err(e),
         };
         self.pending = len;
         let Format::PcapNg {
@@ -899,6 +948,23 @@ impl RecordLimits {
     }
 }
 
+/// A block of a type that carries packets or their context, whose length
+/// is sane and repeated by its trailer.
+fn plausible_block(buf: &[u8], endianness: Endianness) -> bool {
+    if buf.len() < 12 {
+        return false;
+    }
+    let kind = read_u32(buf, endianness);
+    if !matches!(kind, SHB | IDB | 2..=6) {
+        return false;
+    }
+    let len = read_u32(&buf[4..8], endianness) as usize;
+    if !(12..=MAX_BLOCK).contains(&len) || !len.is_multiple_of(4) || buf.len() < len {
+        return false;
+    }
+    read_u32(&buf[len - 4..len], endianness) as usize == len
+}
+
 const SHB: u32 = 0x0A0D_0D0A;
 const IDB: u32 = 1;
 
@@ -991,7 +1057,7 @@ fn block_len(
             Problem::Invalid {
                 what: block_name(read_u32(head, endianness)),
                 detail: format!(
-                    "total length {len} (a block is a multiple of 4, at least 12); the rest of the file cannot be framed"
+                    "total length {len} (a block is a multiple of 4, at least 12): the blocks after it cannot be framed"
                 ),
             },
         ));
@@ -1014,7 +1080,7 @@ fn block_len(
             Problem::Invalid {
                 what: block_name(read_u32(window.available(), endianness)),
                 detail: format!(
-                    "total length {len} at its start but {trailer} at its end; the rest of the file cannot be framed"
+                    "total length {len} at its start but {trailer} at its end: the blocks after it cannot be framed"
                 ),
             },
         ));
