@@ -88,7 +88,7 @@ pub fn run(config: RunConfig) -> anyhow::Result<()> {
         events,
         pcap,
         metrics: metrics.clone(),
-        console: true,
+        console: Some(daemon::Console::new()),
     };
     let options = daemon::Options {
         interval: config.interval,

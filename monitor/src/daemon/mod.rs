@@ -47,8 +47,72 @@ pub struct Sinks {
     /// Headers of each flow's first packet.
     pub pcap: Option<PcapngWriter>,
     pub metrics: Option<Arc<Metrics>>,
-    /// Print one line per new unexpected flow on stderr.
-    pub console: bool,
+    /// One stderr line per new unexpected flow, rate-limited.
+    pub console: Option<Console>,
+}
+
+/// Console lines for new flows, at most `BURST` at once and `PER_SEC` per
+/// second after that: a flood of spoofed sources must not flood the log.
+/// What is held back is counted and said, and is in the events file.
+pub struct Console {
+    tokens: f64,
+    last: std::time::Instant,
+    held_back: u64,
+}
+
+impl Console {
+    const BURST: f64 = 50.0;
+    const PER_SEC: f64 = 10.0;
+
+    pub fn new() -> Self {
+        Self {
+            tokens: Self::BURST,
+            last: std::time::Instant::now(),
+            held_back: 0,
+        }
+    }
+
+    /// Whether a line may be shown at `now`; when it may, how many lines
+    /// were held back before it (to be said first).
+    fn admit(&mut self, now: std::time::Instant) -> Option<u64> {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * Self::PER_SEC).min(Self::BURST);
+        self.last = now;
+        if self.tokens < 1.0 {
+            self.held_back += 1;
+            return None;
+        }
+        self.tokens -= 1.0;
+        Some(std::mem::take(&mut self.held_back))
+    }
+
+    fn line(&mut self, text: &str) {
+        if let Some(held_back) = self.admit(std::time::Instant::now()) {
+            if held_back > 0 {
+                eprintln!(
+                    "portconform: {held_back} more new unexpected flows not shown (rate limit; all are in the events file)"
+                );
+            }
+            eprintln!("{text}");
+        }
+    }
+
+    /// Says how many lines were held back since the last one shown.
+    fn flush(&mut self) {
+        if self.held_back > 0 {
+            eprintln!(
+                "portconform: {} more new unexpected flows not shown (rate limit; all are in the events file)",
+                self.held_back
+            );
+            self.held_back = 0;
+        }
+    }
+}
+
+impl Default for Console {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Events drained per wake-up before timers and signals get a turn, so a
@@ -160,6 +224,9 @@ pub async fn run(
     }
     if let Some(p) = sinks.pcap.as_mut() {
         p.flush().context("flushing the pcapng file")?;
+    }
+    if let Some(c) = sinks.console.as_mut() {
+        c.flush();
     }
     let snapshot = stats::read(monitor).context("reading the counters")?;
     summary::emit(&snapshot, previous.as_ref(), options.summary, true)?;
@@ -326,8 +393,10 @@ fn drain(
 }
 
 fn emit(record: &EventRecord, sinks: &mut Sinks) -> anyhow::Result<()> {
-    if sinks.console && record.kind == crate::events::EventKind::Unexpected {
-        eprintln!("{}", console_line(record));
+    if let Some(console) = sinks.console.as_mut()
+        && record.kind == crate::events::EventKind::Unexpected
+    {
+        console.line(&console_line(record));
     }
     if let Some(w) = sinks.events.as_mut() {
         w.write(record).context("writing the events file")?;
@@ -354,4 +423,24 @@ fn refresh_flows(
         w.flush().context("flushing the events file")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::Console;
+
+    #[test]
+    fn console_lines_are_rate_limited_and_the_rest_is_counted() {
+        let mut c = Console::new();
+        let t0 = Instant::now();
+        let shown = (0..1000).filter(|_| c.admit(t0).is_some()).count();
+        assert_eq!(shown, 50, "a burst of 50, then nothing at the same instant");
+        // One second later: ten more, the first of which reports the 950 held back.
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(c.admit(t1), Some(950));
+        let more = (0..100).filter(|_| c.admit(t1).is_some()).count();
+        assert_eq!(more, 9);
+    }
 }
