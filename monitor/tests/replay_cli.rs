@@ -94,6 +94,11 @@ fn replay_writes_events_and_fails_only_when_nothing_was_read() {
         "-",
     ]);
     assert!(ok, "{stderr}");
+    // Not a terminal: no progress bar, no control characters.
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\r'),
+        "{stderr:?}"
+    );
     assert!(
         stderr.contains(&format!("{junk_s}: byte 0: not a pcap or pcapng file")),
         "{stderr}"

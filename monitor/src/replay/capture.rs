@@ -21,6 +21,10 @@ use std::{
     fs::File,
     io::{self, Read},
     path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use pcap_file::{
@@ -241,6 +245,21 @@ impl Window {
     }
 }
 
+/// Counts the bytes taken from the file itself (compressed, for a gzipped
+/// one), so progress can be shown against the file sizes.
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 /// How a packet's timestamp ticks are turned into nanoseconds.
 #[derive(Debug, Clone, Copy)]
 struct TsUnit {
@@ -319,6 +338,9 @@ pub struct CaptureReader {
     /// Time of the last packet read, to judge candidate records when
     /// looking for the next one after damage.
     last_ts_ns: Option<u64>,
+    /// The file's size and how much of it has been read, for progress.
+    size: u64,
+    consumed: Arc<AtomicU64>,
     pub stats: FileStats,
 }
 
@@ -389,7 +411,12 @@ impl CaptureReader {
             problem,
         };
         let file = File::open(path).map_err(|e| err(0, false, Problem::Open(e.to_string())))?;
-        let mut window = Window::new(Box::new(file));
+        let size = file.metadata().map_or(0, |m| m.len());
+        let consumed = Arc::new(AtomicU64::new(0));
+        let mut window = Window::new(Box::new(Counting {
+            inner: file,
+            count: consumed.clone(),
+        }));
         let n = window
             .fill(4)
             .map_err(|e| err(0, false, Problem::Io(e.to_string())))?;
@@ -497,6 +524,8 @@ impl CaptureReader {
             pending: 0,
             current: None,
             last_ts_ns: None,
+            size,
+            consumed,
             stats,
         })
     }
@@ -1175,6 +1204,32 @@ impl CaptureSet {
             && let Some(p) = self.readers[i].current()
         {
             self.heap.push(Reverse((p.ts_ns, i)));
+        }
+    }
+
+    /// (bytes read, total bytes) over the files that opened: progress
+    /// through the input, compressed bytes for gzipped files.
+    pub fn progress(&self) -> (u64, u64) {
+        self.readers.iter().fold((0, 0), |(read, total), r| {
+            (
+                read + r.consumed.load(Ordering::Relaxed).min(r.size),
+                total + r.size,
+            )
+        })
+    }
+
+    /// Bytes read so far, callable while [`for_each`](Self::for_each) runs.
+    pub fn progress_counter(&self) -> impl Fn() -> u64 + 'static {
+        let files: Vec<(Arc<AtomicU64>, u64)> = self
+            .readers
+            .iter()
+            .map(|r| (r.consumed.clone(), r.size))
+            .collect();
+        move || {
+            files
+                .iter()
+                .map(|(c, size)| c.load(Ordering::Relaxed).min(*size))
+                .sum()
         }
     }
 

@@ -3,12 +3,14 @@
 //! of what was read and what could not be, on stderr.
 
 use std::{
+    io::IsTerminal as _,
     net::IpAddr,
     path::PathBuf,
     time::{Duration, UNIX_EPOCH},
 };
 
 use anyhow::{Context as _, bail};
+use indicatif::{ProgressBar, ProgressStyle};
 use ipnet::IpNet;
 
 use super::{Counters, Hosts, Replayer, capture::CaptureSet, infer_hosts};
@@ -35,6 +37,26 @@ pub struct ReplayConfig {
 const DNS_BUDGET: Duration = Duration::from_secs(3);
 /// Problems printed per file; the rest are counted.
 const PROBLEMS_SHOWN: usize = 10;
+/// Inputs smaller than this replay too fast for a progress bar to help.
+const PROGRESS_MIN_BYTES: u64 = 32 * 1024 * 1024;
+/// Packets between progress updates: cheap enough to be invisible.
+const PROGRESS_EVERY: u64 = 1 << 16;
+
+/// A progress bar over the input bytes, on a terminal and for long inputs
+/// only: a pipe or a log file gets no control characters.
+fn progress_bar(set: &CaptureSet) -> Option<ProgressBar> {
+    let (_, total) = set.progress();
+    if total < PROGRESS_MIN_BYTES || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(total);
+    let style = ProgressStyle::with_template(
+        "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}",
+    )
+    .ok()?;
+    bar.set_style(style);
+    Some(bar)
+}
 
 pub fn run(config: ReplayConfig) -> anyhow::Result<()> {
     if config.selection.policy.is_none() && config.selection.profile.is_none() {
@@ -88,12 +110,17 @@ pub fn run(config: ReplayConfig) -> anyhow::Result<()> {
         .transpose()
         .context("opening the events file")?;
     let mut set = CaptureSet::open(&config.captures);
+    let bar = progress_bar(&set);
     let mut replayer = Replayer::new(&tables, Hosts::new(&hosts));
     let mut out = Vec::new();
     let mut emit = |out: &mut Vec<EventRecord>| -> anyhow::Result<()> {
         for r in out.drain(..) {
             if config.console && r.kind == EventKind::Unexpected {
-                eprintln!("{}", console_line(&r));
+                let line = console_line(&r);
+                match &bar {
+                    Some(bar) => bar.suspend(|| eprintln!("{line}")),
+                    None => eprintln!("{line}"),
+                }
             }
             if let Some(w) = events.as_mut() {
                 w.write(&r).context("writing the events file")?;
@@ -101,14 +128,28 @@ pub fn run(config: ReplayConfig) -> anyhow::Result<()> {
         }
         Ok(())
     };
+    let progress = |set_progress: u64, packets: u64| {
+        if let Some(bar) = &bar {
+            bar.set_position(set_progress);
+            bar.set_message(format!("{packets} packets"));
+        }
+    };
+    let read_so_far = set.progress_counter();
     set.for_each(|pkt, names| {
         replayer.packet(pkt, names, &mut out);
+        let packets = replayer.counters.packets;
+        if packets.is_multiple_of(PROGRESS_EVERY) {
+            progress(read_so_far(), packets);
+        }
         if out.is_empty() {
             Ok(())
         } else {
             emit(&mut out)
         }
     })?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
     replayer.finish(set.interfaces(), &mut out);
     emit(&mut out)?;
     if let Some(w) = events.as_mut() {
