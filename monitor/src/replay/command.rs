@@ -37,6 +37,8 @@ pub struct ReplayConfig {
 const DNS_BUDGET: Duration = Duration::from_secs(3);
 /// Problems printed per file; the rest are counted.
 const PROBLEMS_SHOWN: usize = 10;
+/// New-flow lines printed on stderr when events also go to a file.
+const CONSOLE_LINES: u64 = 50;
 /// Inputs smaller than this replay too fast for a progress bar to help.
 const PROGRESS_MIN_BYTES: u64 = 32 * 1024 * 1024;
 /// Packets between progress updates: cheap enough to be invisible.
@@ -113,9 +115,20 @@ pub fn run(config: ReplayConfig) -> anyhow::Result<()> {
     let bar = progress_bar(&set);
     let mut replayer = Replayer::new(&tables, Hosts::new(&hosts));
     let mut out = Vec::new();
+    // With an events file the console is a preview: a capture of a scan
+    // has a new flow per packet. Without one, it is the only output.
+    let console_cap = if events.is_some() {
+        CONSOLE_LINES
+    } else {
+        u64::MAX
+    };
+    let (mut shown, mut held_back) = (0u64, 0u64);
     let mut emit = |out: &mut Vec<EventRecord>| -> anyhow::Result<()> {
         for r in out.drain(..) {
-            if config.console && r.kind == EventKind::Unexpected {
+            if config.console && r.kind == EventKind::Unexpected && shown >= console_cap {
+                held_back += 1;
+            } else if config.console && r.kind == EventKind::Unexpected {
+                shown += 1;
                 let line = console_line(&r);
                 match &bar {
                     Some(bar) => bar.suspend(|| eprintln!("{line}")),
@@ -154,6 +167,11 @@ pub fn run(config: ReplayConfig) -> anyhow::Result<()> {
     emit(&mut out)?;
     if let Some(w) = events.as_mut() {
         w.flush().context("flushing the events file")?;
+    }
+    if held_back > 0 {
+        eprintln!(
+            "portconform: {held_back} more new unexpected flows not shown here; all are in the events file"
+        );
     }
     let problems = report_failures(&set);
     eprintln!(
