@@ -196,6 +196,51 @@ fn pcapng_honours_the_interface_name_and_timestamp_resolution() {
 }
 
 #[test]
+fn pcapng_simple_packet_blocks_take_the_previous_time_and_the_snapshot_length() {
+    use pcap_file::pcapng::blocks::simple_packet::SimplePacketBlock;
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = PcapNgWriter::with_endianness(Vec::new(), Endianness::Little).unwrap();
+    w.write_pcapng_block(InterfaceDescriptionBlock {
+        linktype: DataLink::ETHERNET,
+        snaplen: 64,
+        options: vec![InterfaceDescriptionOption::IfTsResol(9)],
+    })
+    .unwrap();
+    let data = frame(3, 100);
+    w.write_pcapng_block(EnhancedPacketBlock {
+        interface_id: 0,
+        timestamp: Duration::from_nanos(42),
+        original_len: 61,
+        data: Cow::Owned(frame(1, 61)),
+        options: vec![],
+    })
+    .unwrap();
+    // 61 bytes padded to 64 in the block: the original length says 61.
+    w.write_pcapng_block(SimplePacketBlock {
+        original_len: 61,
+        data: Cow::Owned(frame(2, 61)),
+    })
+    .unwrap();
+    // Longer than the snapshot length: only 64 bytes are real.
+    w.write_pcapng_block(SimplePacketBlock {
+        original_len: 100,
+        data: Cow::Owned(data[..64].to_vec()),
+    })
+    .unwrap();
+    let p = write(dir.path(), "spb.pcapng", &w.into_inner());
+    let (read, set) = read_all(&[p]);
+    assert!(problems(&set).is_empty());
+    assert_eq!(
+        strip(&read),
+        vec![
+            (42, frame(1, 61), 61),
+            (42, frame(2, 61), 61),
+            (42, data[..64].to_vec(), 100)
+        ]
+    );
+}
+
+#[test]
 fn link_types_are_recognised_and_unknown_ones_skipped_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let pkts = packets(3, 1_000_000_000, 1);

@@ -1260,3 +1260,27 @@ impl fmt::Display for Link {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::TsUnit;
+
+    #[test]
+    fn timestamp_units_follow_if_tsresol_and_if_tsoffset() {
+        let at = |resol, offset_s, ticks| TsUnit { resol, offset_s }.to_ns(ticks);
+        assert_eq!(at(6, 0, 1_500_000), 1_500_000_000);
+        assert_eq!(at(9, 0, 7), 7);
+        assert_eq!(at(3, 0, 2), 2_000_000);
+        // Finer than nanoseconds: truncated.
+        assert_eq!(at(12, 0, 5_999), 5);
+        // Powers of two: 2^-10 s ticks.
+        assert_eq!(at(0x80 | 10, 0, 1024), 1_000_000_000);
+        assert_eq!(at(0x80 | 1, 0, 1), 500_000_000);
+        // if_tsoffset is added in seconds.
+        assert_eq!(at(6, 10, 1), 10_000_001_000);
+        // Absurd values saturate instead of wrapping or panicking.
+        assert_eq!(at(0, u64::MAX, u64::MAX), u64::MAX);
+        assert_eq!(at(0x80 | 0x7f, 0, u64::MAX), 0);
+        assert_eq!(at(200 & 0x7f, 0, u64::MAX), 0);
+    }
+}
