@@ -132,6 +132,21 @@ fn replay_writes_events_and_fails_only_when_nothing_was_read() {
     assert!(!ok);
     assert!(stderr.contains("nothing could be read"), "{stderr}");
 
+    // A wrong --host is pointed out.
+    let (ok, _, stderr) = portconform(&[
+        "replay",
+        good_s,
+        "--host",
+        "192.0.2.99",
+        "--profile",
+        "thoughtspot",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("no packet is to or from 192.0.2.99: is --host the address"),
+        "{stderr}"
+    );
+
     // Without --host the choice is printed; without --inventory, `nodes`
     // is the host alone.
     let (ok, _, stderr) = portconform(&["replay", good_s, "--profile", "thoughtspot"]);

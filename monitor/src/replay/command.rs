@@ -178,6 +178,18 @@ pub fn run(config: ReplayConfig) -> anyhow::Result<()> {
         "portconform: {}",
         summary(&replayer.counters, replayer.evictions())
     );
+    let c = &replayer.counters;
+    if c.not_host > 0 && c.not_host == c.packets - c.not_ip - c.truncated - c.malformed - c.too_deep
+    {
+        eprintln!(
+            "portconform: no packet is to or from {}: is --host the address of the host the capture was taken on?",
+            hosts
+                .iter()
+                .map(IpAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(" or ")
+        );
+    }
     if replayer.counters.packets == 0 && problems > 0 {
         bail!("nothing could be read from {}", describe(&config.captures));
     }
