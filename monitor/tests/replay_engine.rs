@@ -307,3 +307,53 @@ fn without_host_the_address_in_most_packets_is_taken() {
     assert_eq!(inf.hosts, vec![IpAddr::from(NODE1)]);
     assert_eq!(inf.evidence, vec![(IpAddr::from(NODE1), 20, 21)]);
 }
+
+/// Garbage inside packets (runts, impossible headers, headers cut by the
+/// snapshot length, non-IP) is counted as the kernel counts it, never
+/// classified and never fatal.
+#[test]
+fn garbage_headers_are_counted_as_unparsed_and_the_rest_is_classified() {
+    use monitor_common::packet::ParseError;
+    let t = thoughtspot();
+    let dir = tempfile::tempdir().unwrap();
+    let good = tcp(ADMIN, NODE1, 40000, 7777, SYN);
+    let mut ihl3 = good.clone();
+    ihl3[14] = 0x43;
+    let mut arp = good.clone();
+    arp[12..14].copy_from_slice(&[0x08, 0x06]);
+    let frames = vec![
+        (T0, vec![0xff; 10]),
+        (T0 + 1, ihl3),
+        (T0 + 2, good[..40].to_vec()),
+        (T0 + 3, arp),
+        (T0 + 4, good.clone()),
+    ];
+    let p = dir.path().join("garbage.pcap");
+    write_pcap(&p, DataLink::ETHERNET, &frames);
+    let r = replay(&t, &node1(), &[p], FlowTable::default());
+    assert_eq!(
+        r.outcomes[..4],
+        [
+            Outcome::Unparsed(ParseError::Truncated),
+            Outcome::Unparsed(ParseError::Malformed),
+            Outcome::Unparsed(ParseError::Truncated),
+            Outcome::Unparsed(ParseError::NotIp),
+        ]
+    );
+    assert!(matches!(
+        r.outcomes[4],
+        Outcome::Classified(Direction::Ingress, Verdict::Unexpected { .. })
+    ));
+    let c = &r.counters;
+    assert_eq!(
+        (
+            c.truncated,
+            c.malformed,
+            c.not_ip,
+            c.unexpected,
+            c.new_flows
+        ),
+        (2, 1, 1, 1, 1)
+    );
+    assert_eq!(r.records.len(), 1);
+}
