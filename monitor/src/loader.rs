@@ -38,13 +38,13 @@ pub enum LoadError {
     Permission { what: String },
     #[error("loading the eBPF object failed: {0}")]
     Object(#[source] EbpfError),
-    #[error("the kernel rejected program {program}: {source}")]
+    #[error("the kernel rejected program {program}")]
     Program {
         program: &'static str,
         #[source]
         source: ProgramError,
     },
-    #[error("attaching {program} to {iface} failed: {source}")]
+    #[error("attaching {program} to {iface} failed")]
     Attach {
         program: &'static str,
         iface: String,
@@ -53,7 +53,7 @@ pub enum LoadError {
     },
     #[error("loading the policy into the kernel: {0}")]
     Policy(#[source] crate::tables::WriteError),
-    #[error("map {map}: {source}")]
+    #[error("map {map}")]
     Map {
         map: &'static str,
         #[source]

@@ -31,17 +31,17 @@ impl Default for Rotation {
 
 #[derive(Debug, thiserror::Error)]
 pub enum JsonlError {
-    #[error("cannot open events file {}: {source}", path.display())]
+    #[error("cannot open events file {}", path.display())]
     Open { path: PathBuf, source: io::Error },
-    #[error("cannot write events to {}: {source}", path.display())]
+    #[error("cannot write events to {}", path.display())]
     Write { path: PathBuf, source: io::Error },
-    #[error("cannot rotate events file {} to {}: {source}", from.display(), to.display())]
+    #[error("cannot rotate events file {} to {}", from.display(), to.display())]
     Rotate {
         from: PathBuf,
         to: PathBuf,
         source: io::Error,
     },
-    #[error("cannot remove old events file {}: {source}", path.display())]
+    #[error("cannot remove old events file {}", path.display())]
     Remove { path: PathBuf, source: io::Error },
     #[error(
         "events file {}: rotation size must be at least 1 byte (got 0); \
@@ -492,9 +492,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing-dir").join("ev.jsonl");
         let err = JsonlWriter::open(&path, Rotation::default()).err().unwrap();
-        let msg = err.to_string();
+        // The message names the file; the cause is the error's source, as
+        // `{:#}` at the CLI edge prints it.
+        let msg = format!("{:#}", anyhow::Error::from(err));
         assert!(msg.contains("missing-dir/ev.jsonl"), "{msg}");
         assert!(msg.contains("No such file"), "{msg}");
+        assert_eq!(
+            msg.matches("No such file").count(),
+            1,
+            "the cause once: {msg}"
+        );
 
         let err = JsonlWriter::open(
             dir.path().join("x"),

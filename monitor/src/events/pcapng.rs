@@ -38,11 +38,11 @@ const TSRESOL_NANOS: u8 = 9;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PcapngError {
-    #[error("cannot create pcapng file {}: {source}", path.display())]
+    #[error("cannot create pcapng file {}", path.display())]
     Create { path: PathBuf, source: io::Error },
-    #[error("cannot write pcapng file {}: {source}", path.display())]
+    #[error("cannot write pcapng file {}", path.display())]
     Write { path: PathBuf, source: io::Error },
-    #[error("cannot encode a pcapng block for {}: {source}", path.display())]
+    #[error("cannot encode a pcapng block for {}", path.display())]
     Encode {
         path: PathBuf,
         source: pcap_file::PcapError,

@@ -40,7 +40,7 @@ const DRAIN_TIME: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot listen for metrics on {addr}: {source}")]
+    #[error("cannot listen for metrics on {addr}")]
     Bind { addr: SocketAddr, source: io::Error },
 }
 
@@ -543,7 +543,10 @@ mod tests {
             .await
             .unwrap();
         let taken = first.local_addr();
-        let err = serve(taken, metrics).await.unwrap_err().to_string();
+        let err = format!(
+            "{:#}",
+            anyhow::Error::from(serve(taken, metrics).await.unwrap_err())
+        );
         assert!(err.contains(&taken.to_string()), "{err}");
         assert!(err.contains("in use"), "{err}");
         first.abort();

@@ -9,7 +9,7 @@ use thiserror::Error;
 /// are not errors: the row is skipped and a warning says why.
 #[derive(Debug, Error)]
 pub enum CompileError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read")]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -50,7 +50,7 @@ pub enum CompileError {
 /// Why a compiled policy file could not be used.
 #[derive(Debug, Error)]
 pub enum PolicyError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read")]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -89,7 +89,7 @@ pub struct InventoryIssue {
 
 #[derive(Debug, Error)]
 pub enum InventoryError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read")]
     Read {
         path: PathBuf,
         source: std::io::Error,

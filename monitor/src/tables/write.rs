@@ -25,7 +25,7 @@ use monitor_common::{
 use super::KernelTables;
 
 #[derive(Debug, thiserror::Error)]
-#[error("writing map {map}: {source}")]
+#[error("writing map {map}")]
 pub struct WriteError {
     map: &'static str,
     #[source]
