@@ -10,5 +10,6 @@ pub mod object;
 pub mod policy;
 pub mod replay;
 pub mod run;
+pub mod startup;
 pub mod stats;
 pub mod tables;

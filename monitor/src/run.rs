@@ -10,8 +10,9 @@ use crate::{
     loader::{Monitor, XdpAttachMode},
     metrics::{Metrics, serve},
     netif,
-    policy::{self, Inventory, cli::Selection},
-    tables::{self, KernelTables},
+    policy::cli::Selection,
+    startup,
+    tables::KernelTables,
 };
 
 /// Everything `run` was asked to do.
@@ -28,10 +29,6 @@ pub struct RunConfig {
     pub refresh: Duration,
     pub summary: SummaryFormat,
 }
-
-/// How long start-up may spend resolving DNS names of the policy and
-/// inventory, all names together.
-const DNS_BUDGET: Duration = Duration::from_secs(3);
 
 pub fn run(config: RunConfig) -> anyhow::Result<()> {
     let tables = match (&config.selection.policy, &config.selection.profile) {
@@ -128,60 +125,10 @@ pub fn run(config: RunConfig) -> anyhow::Result<()> {
 }
 
 fn build_tables(config: &RunConfig) -> anyhow::Result<KernelTables> {
-    let (policy, options) = policy::cli::select(&config.selection)?;
-    let resolved = policy::resolve(&policy, &options)?;
-    let entries = policy::entries(&resolved);
-    let inventory = config
-        .inventory
-        .as_ref()
-        .map(|p| Inventory::load(p, &policy))
-        .transpose()?;
-    let default_nodes = if inventory.is_none() {
-        netif::subnets(&config.ifaces)
-    } else {
-        Vec::new()
-    };
-    if inventory.is_none() {
-        let nets: Vec<String> = default_nodes.iter().map(|n| n.to_string()).collect();
-        eprintln!(
-            "portconform: no --inventory: role `nodes` is the monitored interfaces' subnets ({})",
-            if nets.is_empty() {
-                "none".into()
-            } else {
-                nets.join(", ")
-            }
-        );
-    }
-    let resolver = netif::Resolver::new(DNS_BUDGET);
-    let resolve = |name: &str| resolver.resolve(name);
-    let peers = tables::Peers {
-        inventory: inventory.as_ref(),
-        default_nodes: &default_nodes,
-        resolve: &resolve,
-    };
-    let t = tables::build(&entries, &peers)?;
-    for w in &t.warnings {
-        eprintln!("portconform: warning: {w}");
-    }
-    // Literal peers that did not resolve were warned about above.
-    for role in t
-        .unbound_roles
-        .iter()
-        .filter(|r| !r.starts_with("peers of "))
-    {
-        let rules = t
-            .rules
-            .iter()
-            .filter(|r| r.peer_label.contains(role.as_str()))
-            .count();
-        eprintln!(
-            "portconform: role `{role}` has no address (bind it in --inventory): its rules match no peer{}",
-            if rules > 0 {
-                format!(" ({rules} rules)")
-            } else {
-                String::new()
-            }
-        );
-    }
-    Ok(t)
+    startup::load_tables(
+        &config.selection,
+        config.inventory.as_deref(),
+        || netif::subnets(&config.ifaces),
+        "the monitored interfaces' subnets",
+    )
 }

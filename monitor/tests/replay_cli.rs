@@ -156,7 +156,7 @@ fn replay_writes_events_and_fails_only_when_nothing_was_read() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("role `nodes` is the host alone (192.0.2.1/32)"),
+        stderr.contains("role `nodes` is the capture's host alone (192.0.2.1/32)"),
         "{stderr}"
     );
 }

@@ -17,9 +17,8 @@ use super::{Counters, Hosts, Replayer, capture::CaptureSet, infer_hosts};
 use crate::{
     daemon::unexpected::console_line,
     events::{EventKind, EventRecord, JsonlWriter, Rotation, rfc3339},
-    netif,
-    policy::{self, Inventory, cli::Selection},
-    tables::{self, KernelTables},
+    policy::{self, cli::Selection},
+    tables::KernelTables,
 };
 
 /// Everything `replay` was asked to do.
@@ -33,8 +32,6 @@ pub struct ReplayConfig {
     pub console: bool,
 }
 
-/// How long resolving the policy's and inventory's DNS names may take.
-const DNS_BUDGET: Duration = Duration::from_secs(3);
 /// Problems printed per file; the rest are counted.
 const PROBLEMS_SHOWN: usize = 10;
 /// New-flow lines printed on stderr when events also go to a file.
@@ -282,45 +279,10 @@ fn summary(c: &Counters, evictions: u64) -> String {
 /// The tables `run` would build, with `nodes` defaulting to the host's own
 /// addresses: a capture file has no interfaces whose subnets could say.
 fn build_tables(config: &ReplayConfig, hosts: &[IpAddr]) -> anyhow::Result<KernelTables> {
-    let (policy, options) = policy::cli::select(&config.selection)?;
-    let resolved = policy::resolve(&policy, &options)?;
-    let entries = policy::entries(&resolved);
-    let inventory = config
-        .inventory
-        .as_ref()
-        .map(|p| Inventory::load(p, &policy))
-        .transpose()?;
-    let default_nodes: Vec<IpNet> = if inventory.is_none() {
-        hosts.iter().map(|ip| IpNet::from(*ip)).collect()
-    } else {
-        Vec::new()
-    };
-    if inventory.is_none() {
-        let nets: Vec<String> = default_nodes.iter().map(|n| n.to_string()).collect();
-        eprintln!(
-            "portconform: no --inventory: role `nodes` is the host alone ({}); give --inventory to name the other nodes",
-            nets.join(", ")
-        );
-    }
-    let resolver = netif::Resolver::new(DNS_BUDGET);
-    let resolve = |name: &str| resolver.resolve(name);
-    let peers = tables::Peers {
-        inventory: inventory.as_ref(),
-        default_nodes: &default_nodes,
-        resolve: &resolve,
-    };
-    let t = tables::build(&entries, &peers)?;
-    for w in &t.warnings {
-        eprintln!("portconform: warning: {w}");
-    }
-    for role in t
-        .unbound_roles
-        .iter()
-        .filter(|r| !r.starts_with("peers of "))
-    {
-        eprintln!(
-            "portconform: role `{role}` has no address (bind it in --inventory): its rules match no peer"
-        );
-    }
-    Ok(t)
+    crate::startup::load_tables(
+        &config.selection,
+        config.inventory.as_deref(),
+        || hosts.iter().map(|ip| IpNet::from(*ip)).collect(),
+        "the capture's host alone",
+    )
 }

@@ -1,0 +1,80 @@
+//! Turning the command line's policy selection and inventory into kernel
+//! tables, with what a person needs to hear about it: the same for `run`
+//! and `replay`, so both judge traffic against the same bindings.
+
+use std::{path::Path, time::Duration};
+
+use ipnet::IpNet;
+
+use crate::{
+    netif,
+    policy::{self, Inventory, cli::Selection},
+    tables::{self, KernelTables},
+};
+
+/// How long start-up may spend resolving DNS names of the policy and
+/// inventory, all names together.
+const DNS_BUDGET: Duration = Duration::from_secs(3);
+
+/// Builds the tables. Without an inventory, `nodes` is `default_nodes`,
+/// described to the user as `nodes_are` (e.g. "the monitored interfaces'
+/// subnets"); the caller computes them only in that case.
+pub fn load_tables(
+    selection: &Selection,
+    inventory: Option<&Path>,
+    default_nodes: impl FnOnce() -> Vec<IpNet>,
+    nodes_are: &str,
+) -> anyhow::Result<KernelTables> {
+    let (policy, options) = policy::cli::select(selection)?;
+    let resolved = policy::resolve(&policy, &options)?;
+    let entries = policy::entries(&resolved);
+    let inventory = inventory.map(|p| Inventory::load(p, &policy)).transpose()?;
+    let default_nodes = match inventory {
+        Some(_) => Vec::new(),
+        None => {
+            let nets = default_nodes();
+            let listed: Vec<String> = nets.iter().map(|n| n.to_string()).collect();
+            eprintln!(
+                "portconform: no --inventory: role `nodes` is {nodes_are} ({}); give --inventory to bind the roles",
+                if listed.is_empty() {
+                    "none".into()
+                } else {
+                    listed.join(", ")
+                }
+            );
+            nets
+        }
+    };
+    let resolver = netif::Resolver::new(DNS_BUDGET);
+    let resolve = |name: &str| resolver.resolve(name);
+    let peers = tables::Peers {
+        inventory: inventory.as_ref(),
+        default_nodes: &default_nodes,
+        resolve: &resolve,
+    };
+    let t = tables::build(&entries, &peers)?;
+    for w in &t.warnings {
+        eprintln!("portconform: warning: {w}");
+    }
+    // Literal peers that did not resolve were warned about above.
+    for role in t
+        .unbound_roles
+        .iter()
+        .filter(|r| !r.starts_with("peers of "))
+    {
+        let rules = t
+            .rules
+            .iter()
+            .filter(|r| r.peer_label.contains(role.as_str()))
+            .count();
+        eprintln!(
+            "portconform: role `{role}` has no address (bind it in --inventory): its rules match no peer{}",
+            if rules > 0 {
+                format!(" ({rules} rules)")
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(t)
+}
