@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: runs the benchmark program of the tests crate, which
 //! times the kernel programs with BPF_PROG_TEST_RUN against bare pass programs
-//! loaded in the same run.
+//! loaded in the same run, the daemon's event pipeline, and replay against
+//! tcpdump and tshark on the same capture.
 
 use anyhow::bail;
 
@@ -18,7 +19,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if !cmd::is_root() {
         bail!("BPF_PROG_TEST_RUN needs root");
     }
-    cmd::run(cmd::cargo().args([
+    // The replay benchmark runs the release binary.
+    cmd::run(cmd::cargo().args(["build", "--release", "-p", "monitor"]))?;
+    let bin = cmd::root().join("target/release/portconform");
+    cmd::run(cmd::cargo().env("PORTCONFORM_BIN", &bin).args([
         "run",
         "--release",
         "-q",

@@ -58,6 +58,7 @@ fn main() -> anyhow::Result<()> {
     );
     classifier(repeat)?;
     daemon()?;
+    replay_bench(2_000_000)?;
     Ok(())
 }
 
@@ -264,5 +265,139 @@ fn daemon() -> anyhow::Result<()> {
         pipeline.as_secs_f64() / floor.as_secs_f64(),
         total / floor.as_secs_f64()
     );
+    Ok(())
+}
+
+/// Replay against the reference readers on the same capture, in one run:
+/// `tcpdump -r` with a port filter, and tshark with the same display
+/// filter. Also the peak memory of replay on captures of two sizes, to show
+/// it does not grow with the file.
+fn replay_bench(packets: u32) -> anyhow::Result<()> {
+    let dir = portconform_tests::lab::TempDir::new("replaybench")?;
+    let small = dir.file("small.pcap");
+    let large = dir.file("large.pcap");
+    write_capture(&small, packets / 4)?;
+    write_capture(&large, packets)?;
+    let inventory = dir.file("inventory.toml");
+    std::fs::write(&inventory, INVENTORY)?;
+    let bin = portconform_tests::portconform_bin().display().to_string();
+    let replay = |file: &str| -> Vec<String> {
+        [
+            bin.as_str(),
+            "replay",
+            file,
+            "--host",
+            "192.0.2.1",
+            "--profile",
+            "thoughtspot",
+            "--inventory",
+            &inventory,
+            "--dynamic-ports",
+            "32768-60999",
+            "--events",
+            "/dev/null",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let tcpdump: Vec<String> = ["tcpdump", "-r", &large, "-w", "/dev/null", "tcp port 2181"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let tshark: Vec<String> = [
+        "tshark",
+        "-r",
+        &large,
+        "-Y",
+        "tcp.port == 2181",
+        "-w",
+        "/dev/null",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (t_replay, rss_large) = timed(&replay(&large))?;
+    let (_, rss_small) = timed(&replay(&small))?;
+    let (t_tcpdump, _) = timed(&tcpdump)?;
+    let (t_tshark, _) = timed(&tshark)?;
+    let pps = |t: f64| f64::from(packets) / t;
+    println!(
+        "\nreplay of a generated {packets}-packet capture (policy classification, events to /dev/null)"
+    );
+    println!("  portconform replay {:>12.0} pkt/s", pps(t_replay));
+    println!(
+        "  tcpdump -r + filter {:>11.0} pkt/s   replay is {:.2}x tcpdump's speed",
+        pps(t_tcpdump),
+        t_tcpdump / t_replay
+    );
+    println!(
+        "  tshark -r + filter  {:>11.0} pkt/s   replay is {:.1}x tshark's speed",
+        pps(t_tshark),
+        t_tshark / t_replay
+    );
+    println!(
+        "  peak RSS of replay: {} KiB for {} packets, {} KiB for {packets}",
+        rss_small,
+        packets / 4,
+        rss_large
+    );
+    Ok(())
+}
+
+/// Wall time (s) and peak RSS (KiB, from GNU time) of a command.
+fn timed(argv: &[String]) -> anyhow::Result<(f64, u64)> {
+    let start = std::time::Instant::now();
+    let out = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .args(argv)
+        .stdout(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("running {}", argv[0]))?;
+    let secs = start.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        out.status.success(),
+        "{} failed: {}",
+        argv.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let rss = stderr
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    Ok((secs, rss))
+}
+
+/// A pcap (microsecond) of `n` Ethernet frames: TCP between nodes and
+/// admins on documented and undocumented ports, SYNs, data and resets, so
+/// replay takes its allowed, already-seen and new-flow paths.
+fn write_capture(path: &str, n: u32) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    out.write_all(&[
+        0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
+    ])?;
+    let ports = [2181u16, 5432, 80, 443, 6666, 7777];
+    for i in 0..n {
+        let peer = [192, 0, 2, 2 + (i % 8) as u8];
+        let admin = [198, 51, 100, 7];
+        let src = if i % 5 == 0 { admin } else { peer };
+        let dport = ports[(i % ports.len() as u32) as usize];
+        let sport = 40000 + (i % 2000) as u16;
+        let frame = if i % 2 == 0 {
+            v4_syn(src, [192, 0, 2, 1], sport, dport)
+        } else {
+            v4_syn([192, 0, 2, 1], src, dport, sport)
+        };
+        let ts = 1_700_000_000u64 * 1_000_000 + u64::from(i) * 10;
+        out.write_all(&((ts / 1_000_000) as u32).to_le_bytes())?;
+        out.write_all(&((ts % 1_000_000) as u32).to_le_bytes())?;
+        out.write_all(&(frame.len() as u32).to_le_bytes())?;
+        out.write_all(&(frame.len() as u32).to_le_bytes())?;
+        out.write_all(&frame)?;
+    }
+    out.flush()?;
     Ok(())
 }
