@@ -717,34 +717,9 @@ impl CaptureReader {
         };
         // Past the record that failed.
         self.window.consume(1);
-        loop {
-            let here = self.window.offset;
-            let n = self
-                .window
-                .fill(RESYNC_SCAN + 2 * 16 + MAX_PACKET)
-                .map_err(|e| (here, Problem::Io(e.to_string())))?;
-            let eof = self.window.eof;
-            let avail = self.window.available();
-            let scan = if eof { n } else { RESYNC_SCAN.min(n) };
-            if let Some(k) = (0..scan).find(|&k| limits.plausible(&avail[k..], eof)) {
-                self.window.consume(k);
-                let resumed = self.window.offset;
-                self.problem(
-                    at,
-                    Problem::Resynced {
-                        cause: Box::new(cause),
-                        skipped: resumed - at,
-                        resumed,
-                    },
-                );
-                return Ok(Step::Skipped);
-            }
-            if eof {
-                self.window.consume(n);
-                return Err((at, cause));
-            }
-            self.window.consume(scan);
-        }
+        self.resync(at, cause, 2 * 16 + MAX_PACKET, 1, |bytes, eof| {
+            limits.plausible(bytes, eof)
+        })
     }
 
     /// After a block whose framing is broken, looks for the next 4-byte
@@ -758,18 +733,36 @@ impl CaptureReader {
         endianness: Endianness,
     ) -> Result<Step, (u64, Problem)> {
         self.window.consume(4);
+        self.resync(at, cause, MAX_BLOCK, 4, |bytes, _| {
+            plausible_block(bytes, endianness)
+        })
+    }
+
+    /// Scans forward, `step` bytes at a time, for an offset where
+    /// `plausible` accepts what follows (reading up to `lookahead` bytes past
+    /// it), and resumes there, reporting what was skipped; at the end of the
+    /// file without a match, `cause` stands. Shared by pcap and pcapng so
+    /// both recover from damage the same bounded way.
+    fn resync(
+        &mut self,
+        at: u64,
+        cause: Problem,
+        lookahead: usize,
+        step: usize,
+        plausible: impl Fn(&[u8], bool) -> bool,
+    ) -> Result<Step, (u64, Problem)> {
         loop {
             let here = self.window.offset;
             let n = self
                 .window
-                .fill(RESYNC_SCAN + MAX_BLOCK)
+                .fill(RESYNC_SCAN + lookahead)
                 .map_err(|e| (here, Problem::Io(e.to_string())))?;
             let eof = self.window.eof;
             let avail = self.window.available();
             let scan = if eof { n } else { RESYNC_SCAN.min(n) };
             let found = (0..scan)
-                .step_by(4)
-                .find(|&k| plausible_block(&avail[k..], endianness));
+                .step_by(step)
+                .find(|&k| plausible(&avail[k..], eof));
             if let Some(k) = found {
                 self.window.consume(k);
                 let resumed = self.window.offset;
