@@ -158,6 +158,7 @@ impl Enricher<'_> {
         r.last_seen = last;
         r.bytes = Some(state.bytes);
         r.reply_packets = Some(state.reply_packets);
+        r.update_of = Some(EventKind::Unexpected);
         r
     }
 }

@@ -125,7 +125,7 @@ impl JsonlWriter {
     ///
     /// A single line larger than `max_bytes` goes alone into a fresh file
     /// rather than being split or dropped.
-    pub fn write(&mut self, record: &EventRecord) -> Result<(), JsonlError> {
+    pub fn write<T: serde::Serialize>(&mut self, record: &T) -> Result<(), JsonlError> {
         self.line.clear();
         serde_json::to_writer(&mut self.line, record)?;
         self.line.push(b'\n');

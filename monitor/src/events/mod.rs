@@ -8,4 +8,6 @@ pub mod record;
 
 pub use jsonl::{JsonlError, JsonlWriter, Rotation};
 pub use pcapng::{CapturedPacket, PcapngError, PcapngWriter};
-pub use record::{Direction, EventKind, EventRecord, Proto, rfc3339};
+pub use record::{
+    Direction, EventKind, EventRecord, Proto, RequiredState, RequiredStatus, rfc3339,
+};

@@ -21,8 +21,12 @@ pub enum EventKind {
     Blocked,
     /// A required flow that was blocked and has since succeeded.
     Recovered,
-    /// A periodic or final refresh of a long-lived flow's counters.
+    /// A periodic or final refresh of a long-lived flow's counters; its
+    /// `update_of` says whether the flow was `unexpected` or `blocked`.
     Update,
+    /// The status of one required rule, written when a run or replay ends
+    /// (a [`RequiredStatus`] line, not an [`EventRecord`]).
+    Required,
 }
 
 impl EventKind {
@@ -32,6 +36,7 @@ impl EventKind {
             EventKind::Blocked => "blocked",
             EventKind::Recovered => "recovered",
             EventKind::Update => "update",
+            EventKind::Required => "required",
         }
     }
 }
@@ -221,6 +226,75 @@ pub struct EventRecord {
     pub peer_roles: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// For `update` records: the kind of the flow being refreshed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_of: Option<EventKind>,
+    /// The monitored host (its hostname live, the `--host` address or the
+    /// inferred one in replay), so that several hosts' files can be merged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+/// How a required rule fared over a run or a replay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RequiredState {
+    /// At least one handshake of the rule was answered and none is blocked.
+    Working,
+    /// At least one (peer, port) of the rule is blocked at the end.
+    Blocked,
+    /// No attempt at all was seen.
+    NotSeen,
+}
+
+impl RequiredState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequiredState::Working => "working",
+            RequiredState::Blocked => "blocked",
+            RequiredState::NotSeen => "not-seen",
+        }
+    }
+}
+
+impl fmt::Display for RequiredState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One `"kind":"required"` line: the per-rule verdict a run or replay ends
+/// with, so that `report` can fill the required-flow matrix (including rules
+/// never exercised) from the events files alone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequiredStatus {
+    #[serde(with = "rfc3339_serde")]
+    pub ts: SystemTime,
+    /// Always [`EventKind::Required`].
+    pub kind: EventKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    pub rule: String,
+    /// `doc:line` of the rule.
+    pub source: String,
+    pub service: String,
+    pub proto: Proto,
+    /// The rule's ports as text (`5432`, `20000-29999`, `8080,8443`).
+    pub ports: String,
+    pub direction: Direction,
+    /// The peer role (or literal peers) the rule names.
+    pub peer: String,
+    pub status: RequiredState,
+    /// Why it is blocked (`no-reply`, `reset`, `icmp-unreachable`,
+    /// `admin-prohibited`); the most frequent reason when several differ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Handshakes (or UDP request/response pairs) seen answered.
+    pub working: u64,
+    /// Distinct (peer, port) flows of the rule blocked at the end.
+    pub blocked_flows: u64,
+    /// Unanswered or refused attempts over the whole run.
+    pub failed_attempts: u64,
 }
 
 impl EventRecord {
@@ -258,6 +332,8 @@ impl EventRecord {
             reply_packets: None,
             peer_roles: None,
             note: None,
+            update_of: None,
+            host: None,
         }
     }
 
@@ -431,6 +507,7 @@ mod tests {
             (EventKind::Blocked, "\"blocked\""),
             (EventKind::Recovered, "\"recovered\""),
             (EventKind::Update, "\"update\""),
+            (EventKind::Required, "\"required\""),
         ] {
             assert_eq!(serde_json::to_string(&k).unwrap(), s);
         }
