@@ -113,7 +113,13 @@ pub const KSTAT_RINGBUF_FULL: u32 = 3;
 pub const KSTAT_FLOW_INSERT_FAILED: u32 = 4;
 pub const KSTAT_FRAGMENTS: u32 = 5;
 pub const KSTAT_INFRASTRUCTURE: u32 = 6;
-pub const KSTATS: u32 = 8;
+/// A required flow's attempt found the handshake table full: not tracked.
+pub const KSTAT_HANDSHAKE_FULL: u32 = 7;
+/// Required-flow attempts started, answered, refused (RST / ICMP).
+pub const KSTAT_HANDSHAKES: u32 = 8;
+pub const KSTAT_ANSWERED: u32 = 9;
+pub const KSTAT_REFUSED: u32 = 10;
+pub const KSTATS: u32 = 12;
 
 /// `PC_CONFIG[0]` bits. The presence bits let the kernel skip lookups in
 /// peer maps that are empty (a hash miss still costs a hash).

@@ -6,6 +6,7 @@
 
 pub mod classify;
 pub mod flow;
+pub mod handshake;
 pub mod maps;
 pub mod packet;
 pub mod policy;

@@ -22,6 +22,13 @@ pub const FLOWS_MAP: &str = "PC_FLOWS";
 pub const EVENTS_MAP: &str = "PC_EVENTS";
 /// Classifier counters (per CPU), see `KSTAT_*`.
 pub const KSTATS_MAP: &str = "PC_KSTATS";
+/// Pending attempts of required flows, see [`crate::handshake`].
+pub const HANDSHAKES_MAP: &str = "PC_HANDSHAKES";
+/// Blocked flows watched for recovery: flow key → time of the first
+/// answered attempt since (0 while still blocked).
+pub const WATCH_MAP: &str = "PC_WATCH";
+/// Answered attempts per rule (per CPU), indexed like `PC_RULESTATS`.
+pub const RULEWORK_MAP: &str = "PC_RULEWORK";
 /// Switches, see `CONFIG_*`.
 pub const CONFIG_MAP: &str = "PC_CONFIG";
 

@@ -108,14 +108,14 @@ pub enum ParseError {
 /// four bytes of a zeroed 16. Built from words on purpose: zeroing a byte
 /// array compiles to a `memset` call, a byte loop in BPF, on the hot path.
 #[inline(always)]
-fn v4_bytes(addr: u32) -> [u8; 16] {
+pub(crate) fn v4_bytes(addr: u32) -> [u8; 16] {
     // SAFETY: [u32; 4] and [u8; 16] have the same size; every bit pattern is valid.
     unsafe { core::mem::transmute::<[u32; 4], [u8; 16]>([addr, 0, 0, 0]) }
 }
 
 /// An IPv6 address loaded as two words (two loads instead of sixteen).
 #[inline(always)]
-fn v6_bytes(words: [u64; 2]) -> [u8; 16] {
+pub(crate) fn v6_bytes(words: [u64; 2]) -> [u8; 16] {
     // SAFETY: same size; every bit pattern is valid.
     unsafe { core::mem::transmute::<[u64; 2], [u8; 16]>(words) }
 }

@@ -9,6 +9,7 @@ mod flows;
 mod frame;
 mod maps;
 mod policy;
+mod required;
 mod stats;
 
 use aya_ebpf::{
@@ -93,7 +94,8 @@ fn observe<H: CopyHeaders, P: Packet>(
         return;
     }
     let policy = KernelPolicy { config };
-    match classify::classify(&policy, &parsed, dir) {
+    let verdict = classify::classify(&policy, &parsed, dir);
+    match verdict {
         // The allowed total is the sum of the rule counters: one bump, not two.
         Verdict::Allowed { rule, .. } => stats::count_rule(policy.set(), rule, bytes),
         Verdict::Infrastructure => stats::count_kstat(KSTAT_INFRASTRUCTURE),
@@ -115,6 +117,12 @@ fn observe<H: CopyHeaders, P: Packet>(
             };
             flows::unexpected(ctx, &sighting);
         }
+    }
+    if matches!(
+        verdict,
+        Verdict::Allowed { required: true, .. } | Verdict::Infrastructure
+    ) {
+        required::observe(frame, &parsed, &verdict, dir, policy.set(), ifindex);
     }
 }
 

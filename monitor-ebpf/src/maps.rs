@@ -6,6 +6,7 @@ use aya_ebpf::{
 };
 use monitor_common::{
     flow::{FlowKey, FlowState, KSTATS, MAX_FLOWS, RING_BYTES},
+    handshake::{Handshake, HandshakeKey, MAX_HANDSHAKES, MAX_WATCHED},
     maps::Counter,
     policy::{
         Host4Key, Host6Key, MAX_HOSTS, MAX_NETS, MAX_RULES, MAX_RULESETS, Net4, Net6, POLICY_SETS,
@@ -60,3 +61,14 @@ pub static PC_EVENTS: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);
 
 #[map(name = "PC_KSTATS")]
 pub static PC_KSTATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(KSTATS, 0);
+
+#[map(name = "PC_HANDSHAKES")]
+pub static PC_HANDSHAKES: HashMap<HandshakeKey, Handshake> =
+    HashMap::with_max_entries(MAX_HANDSHAKES, 0);
+
+#[map(name = "PC_WATCH")]
+pub static PC_WATCH: HashMap<FlowKey, u64> = HashMap::with_max_entries(MAX_WATCHED, 0);
+
+#[map(name = "PC_RULEWORK")]
+pub static PC_RULEWORK: PerCpuArray<u64> =
+    PerCpuArray::with_max_entries(POLICY_SETS * MAX_RULES, 0);

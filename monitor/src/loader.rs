@@ -7,14 +7,15 @@ use std::{ffi::CString, io};
 
 use aya::{
     Ebpf, EbpfError,
-    maps::{Array, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode},
 };
 use monitor_common::{
     flow::{FlowKey, FlowState, KSTATS},
+    handshake::{Handshake, HandshakeKey},
     maps::{
-        Counter, EVENTS_MAP, FLOWS_MAP, IFSLOT_MAP, KSTATS_MAP, PROG_EGRESS, PROG_INGRESS,
-        RULESTATS_MAP,
+        Counter, EVENTS_MAP, FLOWS_MAP, HANDSHAKES_MAP, IFSLOT_MAP, KSTATS_MAP, PROG_EGRESS,
+        PROG_INGRESS, RULESTATS_MAP, RULEWORK_MAP, WATCH_MAP,
     },
     policy::MAX_RULES,
     stats::{IFINDEX_LIMIT, MAX_IFACES},
@@ -258,6 +259,103 @@ impl Monitor {
                     packets: a.packets + c.packets,
                     bytes: a.bytes + c.bytes,
                 }))
+            })
+            .collect()
+    }
+
+    /// The live policy set (0 or 1): rule indexes in attempts belong to one.
+    pub fn live_set(&self) -> u8 {
+        self.live as u8
+    }
+
+    fn handshake_map(
+        &mut self,
+    ) -> Result<HashMap<&mut MapData, HandshakeKey, Handshake>, LoadError> {
+        let map = self
+            .ebpf
+            .map_mut(HANDSHAKES_MAP)
+            .expect("the object defines PC_HANDSHAKES");
+        HashMap::try_from(map).map_err(|source| LoadError::Map {
+            map: HANDSHAKES_MAP,
+            source,
+        })
+    }
+
+    fn watch_map(&mut self) -> Result<HashMap<&mut MapData, FlowKey, u64>, LoadError> {
+        let map = self
+            .ebpf
+            .map_mut(WATCH_MAP)
+            .expect("the object defines PC_WATCH");
+        HashMap::try_from(map).map_err(|source| LoadError::Map {
+            map: WATCH_MAP,
+            source,
+        })
+    }
+
+    /// Attempts of required flows the kernel is tracking (pending, or
+    /// refused and not yet collected).
+    pub fn handshakes(&mut self) -> Result<Vec<(HandshakeKey, Handshake)>, LoadError> {
+        // Entries removed while we iterate simply drop out.
+        Ok(self
+            .handshake_map()?
+            .iter()
+            .filter_map(Result::ok)
+            .collect())
+    }
+
+    /// Drops a judged attempt; one already gone (answered meanwhile) is fine.
+    pub fn forget_handshake(&mut self, key: &HandshakeKey) -> Result<(), LoadError> {
+        match self.handshake_map()?.remove(key) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(source) => Err(LoadError::Map {
+                map: HANDSHAKES_MAP,
+                source,
+            }),
+        }
+    }
+
+    /// Asks the kernel to note when `flow` is next answered; false when the
+    /// watch list is full.
+    pub fn watch(&mut self, flow: &FlowKey) -> Result<bool, LoadError> {
+        match self.watch_map()?.insert(flow, 0, 0) {
+            Ok(()) => Ok(true),
+            Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::E2BIG) => {
+                Ok(false)
+            }
+            Err(source) => Err(LoadError::Map {
+                map: WATCH_MAP,
+                source,
+            }),
+        }
+    }
+
+    /// Watched flows and when each was answered (0: not yet).
+    pub fn watched(&mut self) -> Result<Vec<(FlowKey, u64)>, LoadError> {
+        Ok(self.watch_map()?.iter().filter_map(Result::ok).collect())
+    }
+
+    pub fn unwatch(&mut self, flow: &FlowKey) -> Result<(), LoadError> {
+        match self.watch_map()?.remove(flow) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(source) => Err(LoadError::Map {
+                map: WATCH_MAP,
+                source,
+            }),
+        }
+    }
+
+    /// Answered attempts per rule index of the live set, summed over CPUs.
+    pub fn rule_work(&self, rules: usize) -> Result<Vec<u64>, LoadError> {
+        let name = RULEWORK_MAP;
+        let base = self.live as u32 * MAX_RULES;
+        let map = self.ebpf.map(name).expect("the object defines PC_RULEWORK");
+        let map: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(map).map_err(|source| LoadError::Map { map: name, source })?;
+        (0..rules as u32)
+            .map(|i| {
+                map.get(&(base + i), 0)
+                    .map(|v| v.iter().sum())
+                    .map_err(|source| LoadError::Map { map: name, source })
             })
             .collect()
     }

@@ -47,6 +47,10 @@ struct ReplayArgs {
     /// Write events as JSON lines to FILE (`-` for stdout).
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
+    /// How long a required flow's SYN or request may go unanswered (in
+    /// capture time) before it is reported blocked, e.g. `5s`.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_timeout)]
+    handshake_timeout: Duration,
 }
 
 #[derive(clap::Args)]
@@ -86,6 +90,21 @@ struct RunArgs {
     /// Summary format on stdout.
     #[arg(long, value_enum, default_value_t = SummaryFormat::Table)]
     summary: SummaryFormat,
+    /// How long a required flow's SYN or request may go unanswered before
+    /// it is reported blocked (`no-reply`), e.g. `5s`, `1500ms`.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_timeout)]
+    handshake_timeout: Duration,
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = match s.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Duration::from_secs_f64(secs),
+        _ => humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (e.g. 5s, 1500ms)"))?,
+    };
+    if !(Duration::from_millis(100)..=Duration::from_secs(600)).contains(&d) {
+        return Err(format!("{s:?} is outside 100ms to 10min"));
+    }
+    Ok(d)
 }
 
 fn parse_metrics(s: &str) -> Result<SocketAddr, String> {
@@ -126,6 +145,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         inventory: args.inventory,
         events: args.events,
         console: true,
+        handshake_timeout: args.handshake_timeout,
     })
 }
 
@@ -145,5 +165,6 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         interval: Duration::from_secs_f64(args.interval),
         refresh: Duration::from_secs_f64(args.refresh),
         summary: args.summary,
+        handshake_timeout: args.handshake_timeout,
     })
 }

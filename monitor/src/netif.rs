@@ -112,3 +112,19 @@ impl Resolver {
         addrs
     }
 }
+
+/// This machine's hostname, to name it in events merged from several hosts.
+pub fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // within it when the name fits.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0)?;
+    std::str::from_utf8(&buf[..end])
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}

@@ -28,6 +28,8 @@ pub struct RunConfig {
     pub interval: Duration,
     pub refresh: Duration,
     pub summary: SummaryFormat,
+    /// How long a required flow's SYN or request may go unanswered.
+    pub handshake_timeout: Duration,
 }
 
 pub fn run(config: RunConfig) -> anyhow::Result<()> {
@@ -91,6 +93,8 @@ pub fn run(config: RunConfig) -> anyhow::Result<()> {
         interval: config.interval,
         summary: config.summary,
         refresh: config.refresh,
+        handshake_timeout: config.handshake_timeout,
+        host: netif::hostname(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -103,11 +103,20 @@ fn replay_writes_events_and_fails_only_when_nothing_was_read() {
         stderr.contains(&format!("{junk_s}: byte 0: not a pcap or pcapng file")),
         "{stderr}"
     );
-    let lines: Vec<EventRecord> = stdout
+    // Flow records, then one verdict per required rule.
+    let (required, flows): (Vec<&str>, Vec<&str>) = stdout
         .lines()
+        .partition(|l| l.contains(r#""kind":"required""#));
+    let lines: Vec<EventRecord> = flows
+        .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(!required.is_empty(), "{stdout}");
+    for l in &required {
+        let s: monitor::events::RequiredStatus = serde_json::from_str(l).unwrap();
+        assert_eq!(s.status, monitor::events::RequiredState::NotSeen, "{l}");
+    }
     assert_eq!(lines[0].kind, EventKind::Unexpected);
     assert_eq!((lines[1].kind, lines[1].count), (EventKind::Update, 2));
     assert!(

@@ -404,6 +404,8 @@ fn kernel_and_replay_decide_and_report_identically() {
     let records: Vec<EventRecord> = std::fs::read_to_string(&events_path)
         .unwrap()
         .lines()
+        // Per-rule verdicts close the file; they are not flow records.
+        .filter(|l| !l.contains(r#""kind":"required""#))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let ifaces = [(1u32, "corpus.pcap".to_string())];
@@ -411,6 +413,7 @@ fn kernel_and_replay_decide_and_report_identically() {
         tables: &tables,
         ifaces: &ifaces,
         clock: Clock::epoch(),
+        host: Some("192.0.2.1,2001:db8:1::1"),
     };
     let firsts: Vec<&EventRecord> = records
         .iter()

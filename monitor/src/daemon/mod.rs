@@ -2,6 +2,7 @@
 //! buffer into event records, refreshing the counts of long-lived unexpected
 //! flows, periodic summaries, and a clean detach on SIGINT/SIGTERM.
 
+mod blocked;
 pub mod clock;
 pub mod feed;
 pub mod summary;
@@ -24,6 +25,7 @@ use tokio::{
 
 pub use summary::SummaryFormat;
 
+use crate::required::{Tracker, records};
 use crate::{
     events::{CapturedPacket, EventRecord, JsonlWriter, PcapngWriter},
     loader::Monitor,
@@ -39,6 +41,10 @@ pub struct Options {
     pub summary: SummaryFormat,
     /// How often counts of long-lived unexpected flows are refreshed.
     pub refresh: Duration,
+    /// How long a required flow's attempt may go unanswered.
+    pub handshake_timeout: Duration,
+    /// The host named in every record (its hostname).
+    pub host: Option<String>,
 }
 
 /// Where classified events go.
@@ -58,6 +64,8 @@ pub struct Console {
     tokens: f64,
     last: std::time::Instant,
     held_back: u64,
+    /// What the lines are about, for the "held back" notice.
+    label: &'static str,
 }
 
 impl Console {
@@ -65,10 +73,15 @@ impl Console {
     const PER_SEC: f64 = 10.0;
 
     pub fn new() -> Self {
+        Self::with_label("new unexpected flows")
+    }
+
+    pub fn with_label(label: &'static str) -> Self {
         Self {
             tokens: Self::BURST,
             last: std::time::Instant::now(),
             held_back: 0,
+            label,
         }
     }
 
@@ -90,7 +103,8 @@ impl Console {
         if let Some(held_back) = self.admit(std::time::Instant::now()) {
             if held_back > 0 {
                 eprintln!(
-                    "portconform: {held_back} more new unexpected flows not shown (rate limit; all are in the events file)"
+                    "portconform: {held_back} more {} not shown (rate limit; all are in the events file)",
+                    self.label
                 );
             }
             eprintln!("{text}");
@@ -101,8 +115,8 @@ impl Console {
     fn flush(&mut self) {
         if self.held_back > 0 {
             eprintln!(
-                "portconform: {} more new unexpected flows not shown (rate limit; all are in the events file)",
-                self.held_back
+                "portconform: {} more {} not shown (rate limit; all are in the events file)",
+                self.held_back, self.label
             );
             self.held_back = 0;
         }
@@ -169,16 +183,28 @@ pub async fn run(
         None
     };
     let clock = clock::Clock::new();
+    let host = options.host.as_deref();
     let mut state = State {
         reported: Reported::default(),
         retired: BTreeMap::new(),
+        blocked: monitor
+            .tables()
+            .map(|t| blocked::Blocked::new(Tracker::new(t), options.handshake_timeout)),
     };
+    let mut sweep = tokio::time::interval(
+        state
+            .blocked
+            .as_ref()
+            .map_or(Duration::from_secs(1), blocked::Blocked::period),
+    );
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    sweep.tick().await;
     let mut previous: Option<Snapshot> = None;
     loop {
         tokio::select! {
             ready = async { ring.as_mut().expect("guarded").readable_mut().await }, if ring.is_some() => {
                 let mut guard = ready.context("waiting on the ring buffer")?;
-                let enricher = enricher(monitor, &ifaces, clock);
+                let enricher = enricher(monitor, &ifaces, clock, host);
                 let drained = drain(guard.get_inner_mut(), &enricher, &mut state.reported, sinks)?;
                 if drained < DRAIN_BUDGET {
                     guard.clear_ready();
@@ -191,15 +217,23 @@ pub async fn run(
                 previous = Some(snapshot);
             }
             _ = refresh.tick(), if classifying => {
-                refresh_flows(monitor, &enricher(monitor, &ifaces, clock), &mut state.reported, sinks)?;
+                refresh_flows(monitor, &enricher(monitor, &ifaces, clock, host), &mut state.reported, sinks)?;
+                if let Some(b) = state.blocked.as_mut() {
+                    b.refresh(&enricher(monitor, &ifaces, clock, host), sinks)?;
+                }
+            }
+            _ = sweep.tick(), if state.blocked.is_some() => {
+                sweep_blocked(monitor, &ifaces, clock, host, &mut state, sinks)?;
             }
             _ = sighup.recv(), if reload.is_some() => {
+                sweep_blocked(monitor, &ifaces, clock, host, &mut state, sinks)?;
                 swap_policy(monitor, reload, &mut state, "SIGHUP");
             }
             _ = watcher.tick(), if reload.is_some() && !watch.is_empty() => {
                 let now = file_stamps(watch);
                 if now != stamps {
                     stamps = now;
+                    sweep_blocked(monitor, &ifaces, clock, host, &mut state, sinks)?;
                     swap_policy(monitor, reload, &mut state, "a change of the policy or inventory file");
                 }
             }
@@ -208,16 +242,32 @@ pub async fn run(
         }
     }
     if let Some(ring) = ring.as_mut() {
-        let enricher = enricher(monitor, &ifaces, clock);
+        let enricher = enricher(monitor, &ifaces, clock, host);
         drain(ring.get_mut(), &enricher, &mut state.reported, sinks)?;
     }
     if classifying {
         refresh_flows(
             monitor,
-            &enricher(monitor, &ifaces, clock),
+            &enricher(monitor, &ifaces, clock, host),
             &mut state.reported,
             sinks,
         )?;
+    }
+    sweep_blocked(monitor, &ifaces, clock, host, &mut state, sinks)?;
+    if let Some(b) = state.blocked.as_mut() {
+        b.refresh(&enricher(monitor, &ifaces, clock, host), sinks)?;
+        b.flush_console();
+        let verdicts = b.tracker.verdicts();
+        if let Some(w) = sinks.events.as_mut() {
+            for status in records::statuses(&verdicts, std::time::SystemTime::now(), host) {
+                w.write(&status).context("writing the events file")?;
+            }
+        }
+        if options.summary == SummaryFormat::Table {
+            for line in records::summary_lines(&verdicts) {
+                println!("{line}");
+            }
+        }
     }
     if let Some(w) = sinks.events.as_mut() {
         w.flush().context("flushing the events file")?;
@@ -242,6 +292,23 @@ struct State {
     /// Per-rule counters of policies swapped out, by rule id, so totals
     /// survive reloads.
     retired: BTreeMap<String, Counter>,
+    /// Required-flow tracking, with a policy.
+    blocked: Option<blocked::Blocked>,
+}
+
+/// Sweeps required-flow attempts, when there is a policy.
+fn sweep_blocked(
+    monitor: &mut Monitor,
+    ifaces: &[(u32, String)],
+    clock: clock::Clock,
+    host: Option<&str>,
+    state: &mut State,
+    sinks: &mut Sinks,
+) -> anyhow::Result<()> {
+    let Some(b) = state.blocked.as_mut() else {
+        return Ok(());
+    };
+    b.sweep(monitor, ifaces, clock, host, sinks)
 }
 
 static EMPTY: std::sync::OnceLock<KernelTables> = std::sync::OnceLock::new();
@@ -250,6 +317,7 @@ fn enricher<'a>(
     monitor: &'a Monitor,
     ifaces: &'a [(u32, String)],
     clock: clock::Clock,
+    host: Option<&'a str>,
 ) -> Enricher<'a> {
     let tables = monitor
         .tables()
@@ -258,6 +326,7 @@ fn enricher<'a>(
         tables,
         ifaces,
         clock,
+        host,
     }
 }
 
@@ -282,6 +351,9 @@ fn swap_policy(monitor: &mut Monitor, reload: Option<Reload<'_>>, state: &mut St
             .map(|t| t.rules.iter().map(|r| r.id.clone()).collect())
             .unwrap_or_default();
         let retired = monitor.replace_policy(tables)?;
+        if let Some(b) = state.blocked.as_mut() {
+            b.reloaded(monitor);
+        }
         for (id, c) in old.iter().zip(retired) {
             let total = state.retired.entry(id.clone()).or_default();
             total.packets += c.packets;
@@ -398,6 +470,11 @@ fn emit(record: &EventRecord, sinks: &mut Sinks) -> anyhow::Result<()> {
     {
         console.line(&console_line(record));
     }
+    emit_record(record, sinks)
+}
+
+/// Writes a record to the events file, without a console line.
+fn emit_record(record: &EventRecord, sinks: &mut Sinks) -> anyhow::Result<()> {
     if let Some(w) = sinks.events.as_mut() {
         w.write(record).context("writing the events file")?;
     }

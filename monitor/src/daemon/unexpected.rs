@@ -22,9 +22,11 @@ pub struct Enricher<'a> {
     pub tables: &'a KernelTables,
     pub ifaces: &'a [(u32, String)],
     pub clock: Clock,
+    /// Named in every record, so several hosts' files can be merged.
+    pub host: Option<&'a str>,
 }
 
-fn addr(family: u8, bytes: &[u8; 16]) -> IpAddr {
+pub(crate) fn addr(family: u8, bytes: &[u8; 16]) -> IpAddr {
     if family == Family::V4 as u8 {
         IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]])
     } else {
@@ -40,7 +42,7 @@ fn reason_name(reason: u8) -> &'static str {
 }
 
 impl Enricher<'_> {
-    fn iface(&self, ifindex: u32) -> String {
+    pub fn iface(&self, ifindex: u32) -> String {
         self.ifaces
             .iter()
             .find(|(i, _)| *i == ifindex)
@@ -85,6 +87,7 @@ impl Enricher<'_> {
         let roles = self.tables.roles.names(self.tables.peers.roles_of(peer));
         r.peer_roles = Some(roles.iter().map(|s| s.to_string()).collect());
         r.reason = Some(reason_name(reason).to_string());
+        r.host = self.host.map(str::to_owned);
         let what = match proto {
             Proto::Icmp | Proto::Icmpv6 => format!("{proto} type {}", key.service_port),
             _ => format!("{proto} {}", key.service_port),

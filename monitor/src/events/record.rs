@@ -281,7 +281,8 @@ pub struct RequiredStatus {
     pub proto: Proto,
     /// The rule's ports as text (`5432`, `20000-29999`, `8080,8443`).
     pub ports: String,
-    pub direction: Direction,
+    /// `inbound`, `outbound` or `bidirectional`, as the policy says.
+    pub direction: String,
     /// The peer role (or literal peers) the rule names.
     pub peer: String,
     pub status: RequiredState,

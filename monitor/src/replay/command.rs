@@ -18,6 +18,7 @@ use crate::{
     daemon::unexpected::console_line,
     events::{EventKind, EventRecord, JsonlWriter, Rotation, rfc3339},
     policy::{self, cli::Selection},
+    required::records,
     tables::KernelTables,
 };
 
@@ -30,6 +31,8 @@ pub struct ReplayConfig {
     pub events: Option<PathBuf>,
     /// One stderr line per new unexpected flow, as `run` prints.
     pub console: bool,
+    /// How long a required flow's attempt may go unanswered.
+    pub handshake_timeout: Duration,
 }
 
 /// Problems printed per file; the rest are counted.
@@ -110,7 +113,14 @@ pub fn run(config: ReplayConfig) -> anyhow::Result<()> {
         .context("opening the events file")?;
     let mut set = CaptureSet::open(&config.captures);
     let bar = progress_bar(&set);
-    let mut replayer = Replayer::new(&tables, Hosts::new(&hosts));
+    let host_label = hosts
+        .iter()
+        .map(IpAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut replayer = Replayer::new(&tables, Hosts::new(&hosts))
+        .with_handshake_timeout(config.handshake_timeout)
+        .with_host_label(host_label.clone());
     let mut out = Vec::new();
     // With an events file the console is a preview: a capture of a scan
     // has a new flow per packet. Without one, it is the only output.
@@ -122,11 +132,16 @@ pub fn run(config: ReplayConfig) -> anyhow::Result<()> {
     let (mut shown, mut held_back) = (0u64, 0u64);
     let mut emit = |out: &mut Vec<EventRecord>| -> anyhow::Result<()> {
         for r in out.drain(..) {
-            if config.console && r.kind == EventKind::Unexpected && shown >= console_cap {
+            let line_of = match r.kind {
+                EventKind::Unexpected => Some(console_line as fn(&EventRecord) -> String),
+                EventKind::Blocked | EventKind::Recovered => Some(records::console_line as _),
+                _ => None,
+            };
+            if config.console && line_of.is_some() && shown >= console_cap {
                 held_back += 1;
-            } else if config.console && r.kind == EventKind::Unexpected {
+            } else if let (true, Some(line_of)) = (config.console, line_of) {
                 shown += 1;
-                let line = console_line(&r);
+                let line = line_of(&r);
                 match &bar {
                     Some(bar) => bar.suspend(|| eprintln!("{line}")),
                     None => eprintln!("{line}"),
@@ -162,12 +177,23 @@ pub fn run(config: ReplayConfig) -> anyhow::Result<()> {
     }
     replayer.finish(set.interfaces(), &mut out);
     emit(&mut out)?;
+    let end = UNIX_EPOCH + Duration::from_nanos(replayer.counters.last_ts_ns);
     if let Some(w) = events.as_mut() {
+        for status in replayer.required.statuses(end, Some(&host_label)) {
+            w.write(&status).context("writing the events file")?;
+        }
         w.flush().context("flushing the events file")?;
     }
     if held_back > 0 {
+        eprintln!("portconform: {held_back} more flows not shown here; all are in the events file");
+    }
+    for line in records::summary_lines(&replayer.required.verdicts()) {
+        eprintln!("portconform: {line}");
+    }
+    if replayer.required.table_full > 0 {
         eprintln!(
-            "portconform: {held_back} more new unexpected flows not shown here; all are in the events file"
+            "portconform: {} required-flow attempts not tracked: the attempt table was full (as the kernel's would be)",
+            replayer.required.table_full
         );
     }
     let problems = report_failures(&set);

@@ -12,6 +12,7 @@
 pub mod capture;
 pub mod command;
 pub mod flows;
+pub mod required;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -115,6 +116,15 @@ pub struct Counters {
     pub last_ts_ns: u64,
 }
 
+/// The buffer [`parse_frame`] parsed (offsets in its `Parsed` are into it).
+fn frame_view<'b>(link: Link, data: &'b [u8], scratch: &'b [u8]) -> &'b [u8] {
+    match link {
+        Link::Sll => data.get(2..).unwrap_or_default(),
+        Link::Sll2 => scratch,
+        _ => data,
+    }
+}
+
 /// Parses a captured frame as the kernel would have seen it on the wire,
 /// and the length the kernel would have counted (an Ethernet frame's).
 pub fn parse_frame(
@@ -161,7 +171,13 @@ pub struct Replayer<'a> {
     ifaces: Vec<(u32, String)>,
     scratch: Vec<u8>,
     pub counters: Counters,
+    pub required: required::Required,
+    /// Named in every record (the capture's host).
+    host: Option<String>,
 }
+
+/// How long a required flow's attempt may go unanswered, unless told.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl<'a> Replayer<'a> {
     pub fn new(tables: &'a KernelTables, hosts: Hosts) -> Self {
@@ -178,7 +194,25 @@ impl<'a> Replayer<'a> {
             ifaces: Vec::new(),
             scratch: Vec::new(),
             counters: Counters::default(),
+            required: required::Required::new(tables, DEFAULT_HANDSHAKE_TIMEOUT.as_nanos() as u64),
+            host: None,
         }
+    }
+
+    /// Judges required flows' attempts with this timeout.
+    pub fn with_handshake_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.required = required::Required::new(self.tables, timeout.as_nanos() as u64);
+        self
+    }
+
+    /// Names the host in every record.
+    pub fn with_host_label(mut self, host: impl Into<String>) -> Self {
+        self.host = Some(host.into());
+        self
+    }
+
+    pub fn host_label(&self) -> Option<&str> {
+        self.host.as_deref()
     }
 
     fn enricher(&self) -> Enricher<'_> {
@@ -187,6 +221,7 @@ impl<'a> Replayer<'a> {
             ifaces: &self.ifaces,
             // Flow times are capture times, nanoseconds since the epoch.
             clock: Clock::epoch(),
+            host: self.host.as_deref(),
         }
     }
 
@@ -234,6 +269,31 @@ impl<'a> Replayer<'a> {
             return Outcome::NotHost;
         };
         let verdict = classify::classify(self.tables, &parsed, dir);
+        if matches!(
+            verdict,
+            Verdict::Allowed { required: true, .. } | Verdict::Infrastructure
+        ) || !self.required.idle()
+        {
+            self.sync_names(names);
+            let enricher = Enricher {
+                tables: self.tables,
+                ifaces: &self.ifaces,
+                clock: Clock::epoch(),
+                host: self.host.as_deref(),
+            };
+            let view = frame_view(pkt.link, pkt.data, &self.scratch);
+            self.required.packet(
+                view,
+                &parsed,
+                &verdict,
+                dir,
+                pkt.ts_ns,
+                pkt.iface as u32 + 1,
+                &enricher,
+                out,
+            );
+        }
+        let c = &mut self.counters;
         match verdict {
             Verdict::Allowed { .. } => c.allowed += 1,
             Verdict::Infrastructure => c.infrastructure += 1,
@@ -266,6 +326,7 @@ impl<'a> Replayer<'a> {
                             tables: self.tables,
                             ifaces: &self.ifaces,
                             clock: Clock::epoch(),
+                            host: self.host.as_deref(),
                         };
                         if let Some(r) = self.reported.update(&enricher, &key, &state) {
                             out.push(r);
@@ -298,7 +359,10 @@ impl<'a> Replayer<'a> {
             tables: self.tables,
             ifaces: &self.ifaces,
             clock: Clock::epoch(),
+            host: self.host.as_deref(),
         };
+        self.required
+            .finish(self.counters.last_ts_ns, &enricher, out);
         for (key, state) in flows {
             if let Some(r) = self.reported.update(&enricher, &key, &state) {
                 out.push(r);

@@ -14,7 +14,7 @@ use monitor_common::{
     },
     maps::{
         CONFIG_MAP, Counter, HOST4_MAP, HOST6_MAP, NET4_MAP, NET6_MAP, PORTCLASS_MAP, RULESETS_MAP,
-        RULESTATS_MAP,
+        RULESTATS_MAP, RULEWORK_MAP,
     },
     policy::{
         Host4Key, Host6Key, MAX_RULES, MAX_RULESETS, Net4, Net6, PORT_TABLE_ENTRIES, RuleSet,
@@ -153,6 +153,14 @@ pub fn write_set(
             stats
                 .set(set32 * MAX_RULES + i, zero, 0)
                 .map_err(err(RULESTATS_MAP))?;
+        }
+        let mut work: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(map_mut(ebpf, RULEWORK_MAP)).map_err(err(RULEWORK_MAP))?;
+        for i in 0..MAX_RULES {
+            let zero = PerCpuValues::try_from(vec![0u64; cpus])
+                .map_err(|e| err(RULEWORK_MAP)(MapError::from(e)))?;
+            work.set(set32 * MAX_RULES + i, zero, 0)
+                .map_err(err(RULEWORK_MAP))?;
         }
     }
     Ok(())

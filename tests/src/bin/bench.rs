@@ -215,6 +215,7 @@ fn daemon() -> anyhow::Result<()> {
         tables: &tables,
         ifaces: &ifaces,
         clock: Clock::new(),
+        host: Some("bench"),
     };
     let rotation = Rotation {
         max_bytes: 1 << 40,

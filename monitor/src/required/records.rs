@@ -1,0 +1,192 @@
+//! Records and console lines for blocked and recovered required flows, and
+//! the per-rule verdicts a run or replay ends with.
+
+use std::{net::IpAddr, time::SystemTime};
+
+use monitor_common::{flow::FlowKey, policy::CONN_INBOUND};
+
+use super::{Blocked, tracker::RuleVerdict};
+use crate::{
+    daemon::unexpected::{Enricher, addr},
+    events::{Direction, EventKind, EventRecord, Proto, RequiredState, RequiredStatus},
+    policy,
+};
+
+fn direction(key: &FlowKey) -> Direction {
+    if u32::from(key.direction) == CONN_INBOUND {
+        Direction::Inbound
+    } else {
+        Direction::Outbound
+    }
+}
+
+/// The record of a blocked flow: `Blocked` when first reported, `Update` as
+/// attempts accumulate, `Recovered` (at `ts`) when it works again.
+pub fn record(
+    enricher: &Enricher,
+    kind: EventKind,
+    key: &FlowKey,
+    b: &Blocked,
+    ts: SystemTime,
+) -> EventRecord {
+    let initiator = addr(key.family, &key.initiator);
+    let responder = addr(key.family, &key.responder);
+    let direction = direction(key);
+    let proto = Proto::from_number(key.proto);
+    let mut r = EventRecord::new(
+        kind,
+        ts,
+        enricher.iface(b.ifindex),
+        direction,
+        proto,
+        initiator,
+        b.initiator_port,
+        responder,
+        key.service_port,
+    );
+    r.count = b.attempts;
+    r.host = enricher.host.map(str::to_owned);
+    r.first_seen = enricher.clock.wall(b.first_ns);
+    r.last_seen = enricher.clock.wall(b.last_ns);
+    r.rule = Some(b.rule.id.clone());
+    r.source = Some(b.rule.source.clone());
+    r.reason = Some(b.reason.to_string());
+    let peer: IpAddr = if direction == Direction::Inbound {
+        initiator
+    } else {
+        responder
+    };
+    let roles = enricher
+        .tables
+        .roles
+        .names(enricher.tables.peers.roles_of(peer));
+    r.peer_roles = Some(roles.iter().map(|s| s.to_string()).collect());
+    let towards = if direction == Direction::Inbound {
+        "from"
+    } else {
+        "to"
+    };
+    let what = match kind {
+        EventKind::Recovered => format!(
+            "works again after {} failed attempts ({})",
+            b.attempts, b.reason
+        ),
+        _ => format!("{} after {} attempts", b.reason, b.attempts),
+    };
+    r.note = Some(format!(
+        "{what}: {} {} {} {} {towards} {} is required ({} {})",
+        b.rule.service,
+        proto,
+        key.service_port,
+        direction,
+        b.rule.peer_label,
+        b.rule.id,
+        b.rule.source
+    ));
+    if kind == EventKind::Update {
+        r.update_of = Some(EventKind::Blocked);
+    }
+    r
+}
+
+/// The console line of a blocked or recovered flow: loud on purpose, it is
+/// half of what the monitor is for.
+pub fn console_line(r: &EventRecord) -> String {
+    let tag = match r.kind {
+        EventKind::Recovered => "RECOVERED",
+        _ => "BLOCKED",
+    };
+    format!(
+        "{tag} {} {} {}:{} -> {}:{} on {} [{}] {}",
+        r.direction,
+        r.proto,
+        r.src,
+        r.sport,
+        r.dst,
+        r.dport,
+        r.iface,
+        r.reason.as_deref().unwrap_or_default(),
+        r.note.as_deref().unwrap_or_default()
+    )
+}
+
+/// The `required` lines of the events file.
+pub fn statuses(
+    verdicts: &[RuleVerdict],
+    ts: SystemTime,
+    host: Option<&str>,
+) -> Vec<RequiredStatus> {
+    verdicts
+        .iter()
+        .map(|v| RequiredStatus {
+            ts,
+            kind: EventKind::Required,
+            host: host.map(str::to_owned),
+            rule: v.rule.id.clone(),
+            source: v.rule.source.clone(),
+            service: v.rule.service.clone(),
+            proto: match v.rule.proto {
+                policy::Proto::Tcp => Proto::Tcp,
+                policy::Proto::Udp => Proto::Udp,
+                policy::Proto::Icmp => Proto::Icmp,
+            },
+            ports: v.rule.ports.clone(),
+            direction: v.rule.direction.name().to_string(),
+            peer: v.rule.peer_label.clone(),
+            status: v.state,
+            reason: v.reason.map(|r| r.to_string()),
+            working: v.tally.working,
+            blocked_flows: v.blocked_flows,
+            failed_attempts: v.tally.failed_attempts,
+        })
+        .collect()
+}
+
+/// The closing table: per required rule, seen working, blocked (with
+/// reason), or not seen.
+pub fn summary_lines(verdicts: &[RuleVerdict]) -> Vec<String> {
+    let count = |s| verdicts.iter().filter(|v| v.state == s).count();
+    let mut out = vec![format!(
+        "required flows: {} working, {} blocked, {} not seen",
+        count(RequiredState::Working),
+        count(RequiredState::Blocked),
+        count(RequiredState::NotSeen)
+    )];
+    for v in verdicts {
+        let detail = match v.state {
+            RequiredState::Blocked => format!(
+                "BLOCKED ({}), {} flows, {} failed attempts",
+                v.reason.map_or("unknown", |r| r.as_str()),
+                v.blocked_flows,
+                v.tally.failed_attempts
+            ),
+            RequiredState::Working if v.tally.recovered > 0 => format!(
+                "working ({} handshakes; recovered after {} failed attempts)",
+                v.tally.working, v.tally.failed_attempts
+            ),
+            RequiredState::Working => format!("working ({} handshakes)", v.tally.working),
+            RequiredState::NotSeen => "not seen".to_string(),
+        };
+        out.push(format!(
+            "  {:<8} {:<24} {} {} {} {}  {detail}  ({})",
+            v.rule.id,
+            truncate(&v.rule.service, 24),
+            v.rule.proto.name(),
+            v.rule.ports,
+            v.rule.direction.name(),
+            v.rule.peer_label,
+            v.rule.source
+        ));
+    }
+    out
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}
