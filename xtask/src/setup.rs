@@ -20,6 +20,9 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "nmap",           // SYN scans of a monitored node (run_classify_e2e)
     "socat",          // TCP echo servers on the policy's ports, IPv4 and IPv6
     "postgresql",     // a real PostgreSQL on 5432 between nodes (run_classify_e2e)
+    "nftables",       // real firewall rulesets that block required flows (blocked_e2e)
+    "dnsmasq",        // a real DNS server behind a dropping rule (blocked_e2e)
+    "bind9-dnsutils", // dig, the DNS client (blocked_e2e)
 ];
 
 /// bpf-linker releases known to carry a `rust-llvm-N` feature, by LLVM major.

@@ -1,0 +1,346 @@
+//! Required flows blocked by real nftables rulesets are flagged with the
+//! right reason, recover when the rule goes, and nothing else is flagged
+//! (issue 5, item 4).
+//!
+//! Lab (documentation ranges only): node2 ── node1 (monitored, thoughtspot
+//! or auth0-psaas profile). node1 runs a real PostgreSQL on 5432 and socat
+//! listeners; node2 runs the clients, and dnsmasq for the DNS case.
+
+use std::{
+    collections::BTreeSet,
+    time::{Duration, Instant},
+};
+
+use portconform_tests::{
+    lab::{self, Background, End, Netns, TempDir},
+    monitor_proc::{MonitorProc, read_events},
+    services,
+};
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(20);
+/// The monitor's handshake timeout in these tests.
+const TIMEOUT: &str = "2s";
+/// See run_classify_e2e: keeps the node-to-node dynamic-port rule away
+/// from the clients' ephemeral ports.
+const DYNAMIC_PORTS: &str = "20000-20009";
+const CLIENT_PORTS: &str = "40000 49999";
+
+struct Lab {
+    servers: Vec<Background>,
+    node1: Netns,
+    node2: Netns,
+    n1: End,
+    n2: End,
+    dir: TempDir,
+}
+
+fn lab(id: u32, label: &str) -> Lab {
+    let node1 = Netns::new("node1").expect("ns");
+    let node2 = Netns::new("node2").expect("ns");
+    let (n1, n2) =
+        lab::link(&node1, &node2, id, "192.0.2", &format!("2001:db8:{id}")).expect("link");
+    for ns in [&node1, &node2] {
+        ns.sysctl("net.ipv4.ip_local_port_range", CLIENT_PORTS)
+            .expect("sysctl");
+    }
+    let dir = TempDir::new(label).expect("scratch dir");
+    lab::settle();
+    Lab {
+        servers: Vec::new(),
+        node1,
+        node2,
+        n1,
+        n2,
+        dir,
+    }
+}
+
+impl Lab {
+    fn events_path(&self) -> String {
+        self.dir.file("events.jsonl")
+    }
+
+    fn monitor(&self, profile: &str, inventory: &str) -> MonitorProc {
+        let inv = self.dir.file("inventory.toml");
+        std::fs::write(&inv, inventory).expect("inventory");
+        MonitorProc::start(
+            &self.node1,
+            &[&self.n1.ifname],
+            &[
+                "--profile",
+                profile,
+                "--inventory",
+                &inv,
+                "--events",
+                &self.events_path(),
+                "--dynamic-ports",
+                DYNAMIC_PORTS,
+                "--handshake-timeout",
+                TIMEOUT,
+                "--interval",
+                "3600",
+            ],
+        )
+        .expect("start portconform")
+    }
+
+    /// Loads `ruleset` into `ns` with real nft.
+    fn nft(&self, ns: &Netns, ruleset: &str) {
+        let path = self.dir.file("ruleset.nft");
+        std::fs::write(&path, ruleset).expect("ruleset");
+        ns.run(T, "nft", &["-f", &path]).expect("nft -f");
+    }
+
+    fn events(&self) -> Vec<Value> {
+        read_events(self.events_path()).unwrap_or_default()
+    }
+
+    /// Waits (bounded) until the events file holds a record of `kind` for
+    /// `dport` from `src`; returns it.
+    fn wait_event(&self, kind: &str, src: &str, dport: u16) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(e) = self
+                .events()
+                .into_iter()
+                .find(|e| e["kind"] == kind && e["src"] == src && e["dport"] == u64::from(dport))
+            {
+                return e;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {kind} event for {src} -> :{dport}: {:#?}",
+                self.events()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// A TCP listener on `port` in `ns` (IPv4 and IPv6) that accepts and closes.
+fn listener(ns: &Netns, port: u16) -> Background {
+    let bg = ns
+        .spawn(
+            "socat",
+            &[
+                "-T",
+                "5",
+                &format!("TCP6-LISTEN:{port},ipv6only=0,reuseaddr,fork"),
+                "EXEC:cat",
+            ],
+        )
+        .expect("socat");
+    ns.wait_tcp_listening(port, T).expect("listener");
+    bg
+}
+
+/// One TCP connection attempt from `ns` (connect, then close), bounded by
+/// 3 s; whether it connected.
+fn connect(ns: &Netns, addr: &str, port: u16) -> bool {
+    ns.command(Duration::from_secs(5), "nc")
+        .args(["-z", "-w", "3", addr, &port.to_string()])
+        .output()
+        .expect("nc")
+        .status
+        .success()
+}
+
+fn kinds(events: &[Value], kind: &str) -> Vec<(String, u64, String)> {
+    events
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .map(|e| {
+            (
+                e["src"].as_str().unwrap_or_default().to_string(),
+                e["dport"].as_u64().unwrap_or_default(),
+                e["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
+    let mut lab = lab(61, "blocked");
+    let pg = services::postgres(&lab.node1, &lab.dir).expect("postgres");
+    lab.servers.push(pg);
+    lab.servers.push(listener(&lab.node1, 2181));
+    lab.servers.push(listener(&lab.node1, 3888));
+    let inventory = "nodes = [\"192.0.2.0/24\", \"2001:db8:61::/64\"]\n";
+    let mon = lab.monitor("thoughtspot", inventory);
+    let (host4, host6) = (lab.n1.v4.clone(), lab.n1.v6.clone());
+    let (peer4, peer6) = (lab.n2.v4.clone(), lab.n2.v6.clone());
+
+    // Working: sessions that open and close normally flag nothing.
+    assert_eq!(
+        services::psql(&lab.node2, &host4, "select 1").expect("psql"),
+        "1"
+    );
+    assert!(connect(&lab.node2, &host4, 2181));
+    assert!(connect(&lab.node2, &host6, 3888));
+    // Unexpected, refused by the kernel: an unexpected flow, never blocked.
+    assert!(!connect(&lab.node2, &host4, 6666));
+
+    // 5432 dropped: no-reply, then recovery when the rule goes.
+    lab.nft(
+        &lab.node1,
+        "table inet pc_test {\n  chain input {\n    type filter hook input priority 0;\n    tcp dport 5432 drop\n  }\n}\n",
+    );
+    assert!(services::psql(&lab.node2, &host4, "select 1").is_err());
+    let e = lab.wait_event("blocked", &peer4, 5432);
+    assert_eq!(e["reason"], "no-reply", "{e}");
+    assert_eq!(e["rule"], "000-42", "{e}");
+    assert!(e["source"].as_str().unwrap().contains(':'), "doc:line: {e}");
+    assert_eq!(e["direction"], "inbound");
+    assert!(e["count"].as_u64().unwrap() >= 2, "retransmissions: {e}");
+    lab.node1
+        .run(T, "nft", &["delete", "table", "inet", "pc_test"])
+        .expect("nft delete");
+    assert_eq!(
+        services::psql(&lab.node2, &host4, "select 2").expect("psql"),
+        "2"
+    );
+    let r = lab.wait_event("recovered", &peer4, 5432);
+    assert_eq!(r["rule"], "000-42", "{r}");
+
+    // reject with tcp reset on a listening required port: reset.
+    lab.nft(
+        &lab.node1,
+        "table inet pc_test {\n  chain input {\n    type filter hook input priority 0;\n    tcp dport 2181 reject with tcp reset\n    tcp dport 3888 reject with icmpx type admin-prohibited\n  }\n}\n",
+    );
+    assert!(!connect(&lab.node2, &host4, 2181));
+    assert_eq!(lab.wait_event("blocked", &peer4, 2181)["reason"], "reset");
+    // A required port with nothing listening: the kernel's own reset.
+    assert!(!connect(&lab.node2, &host4, 2888));
+    assert_eq!(lab.wait_event("blocked", &peer4, 2888)["reason"], "reset");
+    // ICMP and ICMPv6 administratively prohibited.
+    assert!(!connect(&lab.node2, &host4, 3888));
+    assert!(!connect(&lab.node2, &host6, 3888));
+    assert_eq!(
+        lab.wait_event("blocked", &peer4, 3888)["reason"],
+        "admin-prohibited"
+    );
+    assert_eq!(
+        lab.wait_event("blocked", &peer6, 3888)["reason"],
+        "admin-prohibited"
+    );
+
+    let done = mon.stop().expect("stop");
+    assert!(done.status.success(), "{}", done.stderr);
+    let events = lab.events();
+    // Exactly these blocked flows: nothing for normal closes, for the
+    // unexpected port, or twice for one flow.
+    let blocked: BTreeSet<_> = kinds(&events, "blocked").into_iter().collect();
+    let want: BTreeSet<(String, u64, String)> = [
+        (peer4.clone(), 5432, "no-reply"),
+        (peer4.clone(), 2181, "reset"),
+        (peer4.clone(), 2888, "reset"),
+        (peer4.clone(), 3888, "admin-prohibited"),
+        (peer6.clone(), 3888, "admin-prohibited"),
+    ]
+    .into_iter()
+    .map(|(a, p, r)| (a, p, r.to_string()))
+    .collect();
+    assert_eq!(blocked, want, "{events:#?}");
+    assert_eq!(kinds(&events, "blocked").len(), want.len(), "{events:#?}");
+    assert_eq!(kinds(&events, "recovered").len(), 1, "{events:#?}");
+    assert!(
+        kinds(&events, "unexpected")
+            .iter()
+            .any(|(_, p, _)| *p == 6666),
+        "{events:#?}"
+    );
+    // Loud on the console too.
+    let loud = done
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("BLOCKED "))
+        .count();
+    assert_eq!(loud, want.len(), "{}", done.stderr);
+    assert!(done.stderr.contains("RECOVERED "), "{}", done.stderr);
+
+    // Per required rule, on exit: working, blocked with reason, not seen.
+    let status = |rule: &str| {
+        events
+            .iter()
+            .find(|e| e["kind"] == "required" && e["rule"] == rule)
+            .unwrap_or_else(|| panic!("no required line for {rule}: {events:#?}"))
+            .clone()
+    };
+    assert_eq!(status("000-42")["status"], "working");
+    assert_eq!(status("000-14")["status"], "blocked");
+    assert_eq!(status("000-14")["reason"], "reset");
+    assert_eq!(status("000-22")["reason"], "reset");
+    assert_eq!(status("000-23")["reason"], "admin-prohibited");
+    assert_eq!(status("000-10")["status"], "not-seen");
+    assert!(done.stdout.contains("required flows:"), "{}", done.stdout);
+}
+
+#[test]
+fn an_unanswered_dns_query_is_a_udp_no_reply() {
+    let mut lab = lab(63, "blocked-dns");
+    let dns = lab
+        .node2
+        .spawn(
+            "dnsmasq",
+            &[
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                &format!("--listen-address={}", lab.n2.v4),
+                "--except-interface=lo",
+                "--address=/appliance.test/192.0.2.99",
+                "--pid-file",
+                "--user=root",
+            ],
+        )
+        .expect("dnsmasq");
+    lab.servers.push(dns);
+    let inventory = format!(
+        "nodes = [\"{}\"]\nlocal-dns = [\"{}\"]\n",
+        lab.n1.v4, lab.n2.v4
+    );
+    let mon = lab.monitor("auth0-psaas", &inventory);
+    let server = format!("@{}", lab.n2.v4);
+    let dig = |tries: &str| {
+        lab.node1
+            .command(Duration::from_secs(10), "dig")
+            .args([&server, "appliance.test", "A", "+short", "+time=2", tries])
+            .output()
+            .expect("dig")
+    };
+    // dnsmasq may take a moment to bind: the first answer proves it serves.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while String::from_utf8_lossy(&dig("+tries=1").stdout).trim() != "192.0.2.99" {
+        assert!(Instant::now() < deadline, "dnsmasq never answered");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    lab.nft(
+        &lab.node2,
+        "table inet pc_test {\n  chain input {\n    type filter hook input priority 0;\n    udp dport 53 drop\n  }\n}\n",
+    );
+    let out = dig("+tries=2");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).trim() != "192.0.2.99",
+        "the query was answered"
+    );
+    let e = lab.wait_event("blocked", &lab.n1.v4, 53);
+    assert_eq!(e["reason"], "no-reply", "{e}");
+    assert_eq!(e["proto"], "udp", "{e}");
+    assert_eq!(e["direction"], "outbound", "{e}");
+    assert_eq!(e["rule"], "004-188a", "{e}");
+    lab.node2
+        .run(T, "nft", &["delete", "table", "inet", "pc_test"])
+        .expect("nft delete");
+    assert_eq!(
+        String::from_utf8_lossy(&dig("+tries=1").stdout).trim(),
+        "192.0.2.99"
+    );
+    lab.wait_event("recovered", &lab.n1.v4, 53);
+    let done = mon.stop().expect("stop");
+    assert!(done.status.success(), "{}", done.stderr);
+    let events = lab.events();
+    assert_eq!(kinds(&events, "blocked").len(), 1, "{events:#?}");
+}
