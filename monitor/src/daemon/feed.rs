@@ -2,8 +2,9 @@
 
 use monitor_common::{
     flow::{
-        KSTAT_FLOW_INSERT_FAILED, KSTAT_FRAGMENTS, KSTAT_NEW_FLOWS, KSTAT_RINGBUF_FULL,
-        KSTAT_UNEXPECTED, KSTATS,
+        KSTAT_ANSWERED, KSTAT_FLOW_INSERT_FAILED, KSTAT_FRAGMENTS, KSTAT_HANDSHAKE_FULL,
+        KSTAT_HANDSHAKES, KSTAT_NEW_FLOWS, KSTAT_REFUSED, KSTAT_RINGBUF_FULL, KSTAT_UNEXPECTED,
+        KSTATS,
     },
     stats::{Direction, SLOT_MALFORMED, SLOT_TOO_DEEP, SLOT_TRUNCATED, SLOTS, slot_name},
 };
@@ -79,7 +80,20 @@ pub fn metrics_snapshot(
         evictions: new_flows.saturating_sub(live_flows),
     };
     out.pcap_packets_dropped = pcap_dropped;
+    out.required_attempts_untracked = kstats[KSTAT_HANDSHAKE_FULL as usize];
     out
+}
+
+/// One line for the summary: required flows' handshakes.
+pub fn required_line(kstats: &[u64; KSTATS as usize], blocked_now: u64) -> String {
+    format!(
+        "  required flows: {} attempts, {} answered, {} refused; {} flows blocked now; lost: {} attempts not tracked (table full)",
+        kstats[KSTAT_HANDSHAKES as usize],
+        kstats[KSTAT_ANSWERED as usize],
+        kstats[KSTAT_REFUSED as usize],
+        blocked_now,
+        kstats[KSTAT_HANDSHAKE_FULL as usize],
+    )
 }
 
 /// One line for the summary: what the classifier did, and every loss.

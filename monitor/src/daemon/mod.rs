@@ -407,12 +407,32 @@ fn report_kernel(
         if let Some(line) = feed::top_rules_line(&rules, tables, TOP_RULES) {
             println!("{line}");
         }
+        if let Some(b) = &state.blocked {
+            let now: u64 = b.tracker.blocked_per_rule().values().sum();
+            println!("{}", feed::required_line(&kstats, now));
+        }
     }
     if let Some(m) = &sinks.metrics {
         let dropped = sinks.pcap.as_ref().map_or(0, PcapngWriter::packets_dropped);
-        m.update(feed::metrics_snapshot(
-            traffic, &kstats, &rules, live, dropped,
-        ));
+        let mut snapshot = feed::metrics_snapshot(traffic, &kstats, &rules, live, dropped);
+        if let (Some(b), Some(t)) = (&state.blocked, tables) {
+            snapshot.blocked_required = b
+                .tracker
+                .blocked_per_rule()
+                .into_iter()
+                .map(|(rule, flows)| crate::metrics::BlockedRequired {
+                    service: t
+                        .rules
+                        .iter()
+                        .find(|r| r.id == rule)
+                        .map(|r| r.service.clone())
+                        .unwrap_or_default(),
+                    rule,
+                    flows,
+                })
+                .collect();
+        }
+        m.update(snapshot);
     }
     Ok(())
 }

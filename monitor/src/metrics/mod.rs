@@ -105,6 +105,8 @@ pub struct Snapshot {
     pub blocked_required: Vec<BlockedRequired>,
     /// Offending packets not written because the pcapng file reached its limit.
     pub pcap_packets_dropped: u64,
+    /// Attempts of required flows the kernel could not track (table full).
+    pub required_attempts_untracked: u64,
 }
 
 impl Snapshot {
@@ -316,6 +318,12 @@ impl Collector for SnapshotCollector {
         )?;
         counter(
             &mut enc,
+            "required_attempts_untracked",
+            "Connection attempts of required flows not tracked because the attempt table was full.",
+            s.required_attempts_untracked,
+        )?;
+        counter(
+            &mut enc,
             "pcap_packets_dropped",
             "Offending packets not written because the pcapng file reached its size limit.",
             s.pcap_packets_dropped,
@@ -411,6 +419,7 @@ mod tests {
                 flows: 2,
             }],
             pcap_packets_dropped: 9,
+            required_attempts_untracked: 10,
         }
     }
 
@@ -431,6 +440,7 @@ mod tests {
             "portconform_flow_table_insert_failures_total 4",
             "portconform_flow_table_evictions_total 5",
             "portconform_pcap_packets_dropped_total 9",
+            "portconform_required_attempts_untracked_total 10",
             "portconform_parse_failures_total{reason=\"truncated\"} 6",
             "portconform_parse_failures_total{reason=\"malformed\"} 7",
             "portconform_parse_failures_total{reason=\"too-deep\"} 8",
