@@ -142,12 +142,13 @@ pub fn statuses(
         .collect()
 }
 
-/// The closing table: per required rule, seen working, blocked (with
-/// reason), or not seen.
+/// The closing table: per required rule, seen working or blocked (with
+/// reason), one line each; the rules not seen at all as one list of ids, so
+/// that a profile with dozens of required rules stays readable.
 pub fn summary_lines(verdicts: &[RuleVerdict]) -> Vec<String> {
     let count = |s| verdicts.iter().filter(|v| v.state == s).count();
     let mut out = vec![format!(
-        "required flows: {} working, {} blocked, {} not seen",
+        "required flows: {} rules working, {} blocked, {} not seen",
         count(RequiredState::Working),
         count(RequiredState::Blocked),
         count(RequiredState::NotSeen)
@@ -155,17 +156,17 @@ pub fn summary_lines(verdicts: &[RuleVerdict]) -> Vec<String> {
     for v in verdicts {
         let detail = match v.state {
             RequiredState::Blocked => format!(
-                "BLOCKED ({}), {} flows, {} failed attempts",
+                "BLOCKED ({}): {} flows, {} failed attempts",
                 v.reason.map_or("unknown", |r| r.as_str()),
                 v.blocked_flows,
                 v.tally.failed_attempts
             ),
             RequiredState::Working if v.tally.recovered > 0 => format!(
-                "working ({} handshakes; recovered after {} failed attempts)",
+                "working: {} handshakes, recovered after {} failed attempts",
                 v.tally.working, v.tally.failed_attempts
             ),
-            RequiredState::Working => format!("working ({} handshakes)", v.tally.working),
-            RequiredState::NotSeen => "not seen".to_string(),
+            RequiredState::Working => format!("working: {} handshakes", v.tally.working),
+            RequiredState::NotSeen => continue,
         };
         out.push(format!(
             "  {:<8} {:<24} {} {} {} {}  {detail}  ({})",
@@ -177,6 +178,14 @@ pub fn summary_lines(verdicts: &[RuleVerdict]) -> Vec<String> {
             v.rule.peer_label,
             v.rule.source
         ));
+    }
+    let unseen: Vec<&str> = verdicts
+        .iter()
+        .filter(|v| v.state == RequiredState::NotSeen)
+        .map(|v| v.rule.id.as_str())
+        .collect();
+    if !unseen.is_empty() {
+        out.push(format!("  not seen: {}", unseen.join(" ")));
     }
     out
 }

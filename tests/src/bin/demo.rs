@@ -83,6 +83,8 @@ fn main() -> anyhow::Result<()> {
         // clients' ephemeral ports (32768-60999 here); pin it below them so
         // the demo's unexpected node-to-node connection is visible whole.
         .args([
+            "--handshake-timeout",
+            "3s",
             "--interval",
             "6",
             "--refresh",
@@ -106,10 +108,12 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(status.success(), "portconform exited with {status}");
 
     step(&format!(
-        "the events file ({}): one line per unexpected flow, then refreshed counts",
+        "the events file ({}): one line per unexpected or blocked flow, refreshed counts, then one verdict per required rule",
         events.display()
     ));
-    for e in read_events(&events)? {
+    let all = read_events(&events)?;
+    let verdicts = all.iter().filter(|e| e["kind"] == "required").count();
+    for e in all.iter().filter(|e| e["kind"] != "required") {
         println!(
             "    {:<10} {:<8} {:<4} {}:{} -> {}:{} count {} ({})",
             e["kind"].as_str().unwrap_or_default(),
@@ -123,6 +127,7 @@ fn main() -> anyhow::Result<()> {
             e["note"].as_str().unwrap_or_default(),
         );
     }
+    println!("    ... and {verdicts} \"required\" lines, one per required rule");
     println!(
         "    headers of each flow's first packet: {} (open it with tshark or wireshark)",
         pcap.display()
@@ -180,5 +185,28 @@ fn traffic(
             "-q", "-S", "-s", "40000", "-k", "-p", "8080", "-c", "200", "-i", "u2000", n1_admin,
         ],
     );
+    step("a firewall change on node1 drops inbound 5432: PostgreSQL, required between nodes");
+    let dir = TempDir::new("demo-nft")?;
+    let ruleset = dir.file("block-5432.nft");
+    std::fs::write(
+        &ruleset,
+        "table inet change_4711 {\n  chain input {\n    type filter hook input priority 0;\n    tcp dport 5432 drop\n  }\n}\n",
+    )?;
+    println!("    nft -f {ruleset}: tcp dport 5432 drop");
+    node1.run(T, "nft", &["-f", &ruleset])?;
+    match services::psql(node2, n1, "select 1") {
+        Ok(_) => println!("    psql: connected (unexpected: the rule should drop it)"),
+        Err(_) => {
+            println!("    psql from node2: no answer; the monitor flags it after its 3 s timeout")
+        }
+    }
+    thread::sleep(Duration::from_secs(2));
+    step("the change is rolled back; the next session works and the monitor says it recovered");
+    node1.run(T, "nft", &["delete", "table", "inet", "change_4711"])?;
+    println!(
+        "    psql: {}",
+        services::psql(node2, n1, "select 'session after rollback'")?
+    );
+    thread::sleep(Duration::from_secs(2));
     Ok(())
 }
