@@ -168,6 +168,18 @@ fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
     lab.servers.push(listener(&lab.node1, 2181));
     lab.servers.push(listener(&lab.node1, 3888));
     let inventory = "nodes = [\"192.0.2.0/24\", \"2001:db8:61::/64\"]\n";
+    // A capture of the same traffic, for replay to judge afterwards.
+    let capture = lab.dir.file("node1.pcap");
+    let tcpdump = lab
+        .node1
+        .spawn_graceful(
+            "tcpdump",
+            &["-i", &lab.n1.ifname, "-U", "-w", &capture],
+            libc::SIGINT,
+            Duration::from_secs(5),
+        )
+        .expect("tcpdump");
+    std::thread::sleep(Duration::from_secs(1));
     let mon = lab.monitor("thoughtspot", inventory);
     let (host4, host6) = (lab.n1.v4.clone(), lab.n1.v6.clone());
     let (peer4, peer6) = (lab.n2.v4.clone(), lab.n2.v6.clone());
@@ -275,6 +287,30 @@ fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
     assert_eq!(status("000-23")["reason"], "admin-prohibited");
     assert_eq!(status("000-10")["status"], "not-seen");
     assert!(done.stdout.contains("required flows:"), "{}", done.stdout);
+
+    // Replay of the capture finds the same blocked flows and the recovery.
+    drop(tcpdump);
+    let replayed = lab.dir.file("replayed.jsonl");
+    let out = std::process::Command::new(portconform_tests::portconform_bin())
+        .args(["replay", &capture, "--host", &host4, "--host", &host6])
+        .args(["--profile", "thoughtspot", "--inventory"])
+        .arg(lab.dir.file("inventory.toml"))
+        .args([
+            "--dynamic-ports",
+            DYNAMIC_PORTS,
+            "--handshake-timeout",
+            TIMEOUT,
+        ])
+        .args(["--events", &replayed])
+        .output()
+        .expect("replay");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let events = read_events(&replayed).expect("replayed events");
+    let blocked: BTreeSet<_> = kinds(&events, "blocked").into_iter().collect();
+    assert_eq!(blocked, want, "replay: {events:#?}\n{stderr}");
+    assert_eq!(kinds(&events, "recovered").len(), 1, "{events:#?}");
+    assert!(stderr.contains("BLOCKED "), "{stderr}");
 }
 
 #[test]
