@@ -12,6 +12,9 @@ pub struct Args {
     /// test_run repetitions per packet and program.
     #[arg(long, default_value_t = 2_000_000)]
     repeat: u32,
+    /// Run one section only: counting, classifier, daemon or replay.
+    #[arg(long, value_name = "SECTION")]
+    only: Option<String>,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -22,7 +25,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     // The replay benchmark runs the release binary.
     cmd::run(cmd::cargo().args(["build", "--release", "-p", "monitor"]))?;
     let bin = cmd::root().join("target/release/portconform");
-    cmd::run(cmd::cargo().env("PORTCONFORM_BIN", &bin).args([
+    let mut bench = cmd::cargo();
+    bench.env("PORTCONFORM_BIN", &bin).args([
         "run",
         "--release",
         "-q",
@@ -33,5 +37,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "--",
         "--repeat",
         &args.repeat.to_string(),
-    ]))
+    ]);
+    if let Some(only) = &args.only {
+        bench.args(["--only", only]);
+    }
+    cmd::run(&mut bench)
 }
