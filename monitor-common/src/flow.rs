@@ -132,6 +132,9 @@ pub const CONFIG_NETS6: u32 = 16;
 /// the idle set, then flips this bit in one map update, so a reload leaves
 /// no moment in which packets meet a half-written policy.
 pub const CONFIG_SET_B: u32 = 32;
+/// IPv4 peers' roles are in the array trie (`PC_V4L1`...): the host hash
+/// and LPM trie are not consulted for IPv4.
+pub const CONFIG_V4TRIE: u32 = 64;
 
 /// Event kinds, stable numbers (userspace and files depend on them).
 pub const EVENT_UNEXPECTED: u8 = 1;

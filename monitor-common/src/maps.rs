@@ -13,6 +13,11 @@ pub const HOST4_MAP: &str = "PC_HOST4";
 pub const HOST6_MAP: &str = "PC_HOST6";
 pub const NET4_MAP: &str = "PC_NET4";
 pub const NET6_MAP: &str = "PC_NET6";
+/// The IPv4 role trie's levels and its masks, see [`crate::policy::v4_roles`].
+pub const V4L1_MAP: &str = "PC_V4L1";
+pub const V4L2_MAP: &str = "PC_V4L2";
+pub const V4L3_MAP: &str = "PC_V4L3";
+pub const MASKS_MAP: &str = "PC_MASKS";
 /// Per-rule packet/byte counters (per CPU), indexed by rule index.
 pub const RULESTATS_MAP: &str = "PC_RULESTATS";
 

@@ -10,6 +10,10 @@
 //! - `PC_HOST4/6`: hash, exact peer address → role mask; `PC_NET4/6`: LPM
 //!   trie, prefix → role mask. The builder folds every enclosing prefix's
 //!   roles into each entry, so one hit gives the whole role set.
+//! - IPv4 peers, when they fit: a 16-8-8 multibit trie of arrays
+//!   (`PC_V4L1/2/3` → `PC_MASKS`), walked by [`v4_roles`] in at most four
+//!   array lookups the verifier inlines, instead of a hash miss and an LPM
+//!   walk (which cost as much as everything else on the allowed path).
 
 /// Roles are bits of a u64.
 pub const MAX_ROLES: usize = 64;
@@ -111,6 +115,52 @@ pub const fn net6_key(set: u32, a: &[u8; 16]) -> Net6 {
         set as u8, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12],
         a[13], a[14], a[15],
     ]
+}
+
+/// First level of the IPv4 role trie: one entry per /16.
+pub const V4_L1_ENTRIES: u32 = 65536;
+/// Second-level blocks (a /16 split into /24s) and third-level blocks (a
+/// /24 split into hosts) per set. Inventories needing more fall back to
+/// the host hash and LPM trie.
+pub const V4_L2_BLOCKS: u32 = 1024;
+pub const V4_L3_BLOCKS: u32 = 2048;
+/// Distinct role masks per set (`PC_MASKS`); index 0 is "no role".
+pub const V4_MASKS: u32 = 4096;
+/// Tags in an entry's top two bits: a mask index, or the next level's block.
+pub const V4_TAG_SHIFT: u32 = 30;
+pub const V4_TAG_L2: u32 = 1;
+pub const V4_TAG_L3: u32 = 2;
+pub const V4_INDEX_MASK: u32 = (1 << V4_TAG_SHIFT) - 1;
+
+/// Read access to one set of the IPv4 role trie.
+pub trait V4Trie {
+    /// `PC_V4L1[i]` (0 when out of range).
+    fn l1(&self, index: u32) -> u32;
+    /// `PC_V4L2[block * 256 + byte]`.
+    fn l2(&self, index: u32) -> u32;
+    /// `PC_V4L3[block * 256 + byte]`.
+    fn l3(&self, index: u32) -> u32;
+    /// `PC_MASKS[i]`.
+    fn mask(&self, index: u32) -> u64;
+}
+
+/// Role mask of IPv4 `addr` (host byte order) by walking the trie: the
+/// longest prefix wins because the builder paints longer prefixes last.
+#[inline(always)]
+pub fn v4_roles<T: V4Trie + ?Sized>(trie: &T, addr: u32) -> u64 {
+    let mut e = trie.l1(addr >> 16);
+    if e >> V4_TAG_SHIFT == V4_TAG_L2 {
+        let block = e & V4_INDEX_MASK;
+        e = trie.l2(block * 256 + ((addr >> 8) & 0xff));
+        if e >> V4_TAG_SHIFT == V4_TAG_L3 {
+            let block = e & V4_INDEX_MASK;
+            e = trie.l3(block * 256 + (addr & 0xff));
+        }
+    }
+    if e >> V4_TAG_SHIFT != 0 {
+        return 0;
+    }
+    trie.mask(e)
 }
 
 #[cfg(feature = "user")]

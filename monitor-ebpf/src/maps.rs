@@ -10,7 +10,7 @@ use monitor_common::{
     maps::Counter,
     policy::{
         Host4Key, Host6Key, MAX_HOSTS, MAX_NETS, MAX_RULES, MAX_RULESETS, Net4, Net6, POLICY_SETS,
-        PORT_TABLE_ENTRIES, RuleSet,
+        PORT_TABLE_ENTRIES, RuleSet, V4_L1_ENTRIES, V4_L2_BLOCKS, V4_L3_BLOCKS, V4_MASKS,
     },
     stats::{IFINDEX_LIMIT, STATS_ENTRIES},
 };
@@ -47,6 +47,18 @@ pub static PC_NET4: LpmTrie<Net4, u64> =
 #[map(name = "PC_NET6")]
 pub static PC_NET6: LpmTrie<Net6, u64> =
     LpmTrie::with_max_entries(POLICY_SETS * MAX_NETS, NO_PREALLOC);
+
+#[map(name = "PC_V4L1")]
+pub static PC_V4L1: Array<u32> = Array::with_max_entries(POLICY_SETS * V4_L1_ENTRIES, 0);
+
+#[map(name = "PC_V4L2")]
+pub static PC_V4L2: Array<u32> = Array::with_max_entries(POLICY_SETS * V4_L2_BLOCKS * 256, 0);
+
+#[map(name = "PC_V4L3")]
+pub static PC_V4L3: Array<u32> = Array::with_max_entries(POLICY_SETS * V4_L3_BLOCKS * 256, 0);
+
+#[map(name = "PC_MASKS")]
+pub static PC_MASKS: Array<u64> = Array::with_max_entries(POLICY_SETS * V4_MASKS, 0);
 
 #[map(name = "PC_RULESTATS")]
 pub static PC_RULESTATS: PerCpuArray<Counter> =

@@ -3,12 +3,18 @@
 use aya_ebpf::maps::lpm_trie::Key;
 use monitor_common::{
     classify::PolicyLookup,
-    flow::{CONFIG_HOSTS4, CONFIG_HOSTS6, CONFIG_NETS4, CONFIG_NETS6, CONFIG_SET_B},
+    flow::{CONFIG_HOSTS4, CONFIG_HOSTS6, CONFIG_NETS4, CONFIG_NETS6, CONFIG_SET_B, CONFIG_V4TRIE},
     packet::Family,
-    policy::{Host4Key, Host6Key, MAX_RULESETS, PORT_TABLE_ENTRIES, RuleSet, net4_key, net6_key},
+    policy::{
+        Host4Key, Host6Key, MAX_RULESETS, PORT_TABLE_ENTRIES, RuleSet, V4_L1_ENTRIES, V4_L2_BLOCKS,
+        V4_L3_BLOCKS, V4_MASKS, V4Trie, net4_key, net6_key, v4_roles,
+    },
 };
 
-use crate::maps::{PC_HOST4, PC_HOST6, PC_NET4, PC_NET6, PC_PORTCLASS, PC_RULESETS};
+use crate::maps::{
+    PC_HOST4, PC_HOST6, PC_MASKS, PC_NET4, PC_NET6, PC_PORTCLASS, PC_RULESETS, PC_V4L1, PC_V4L2,
+    PC_V4L3,
+};
 
 /// The lookups in the live map set, knowing which peer maps have entries
 /// (`PC_CONFIG` bits).
@@ -45,6 +51,10 @@ impl PolicyLookup for KernelPolicy {
         let set = self.set();
         match family {
             Family::V4 => {
+                if self.config & CONFIG_V4TRIE != 0 {
+                    let a = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
+                    return v4_roles(self, a);
+                }
                 if self.config & CONFIG_HOSTS4 != 0 {
                     let key = Host4Key {
                         set,
@@ -80,5 +90,40 @@ impl PolicyLookup for KernelPolicy {
                     .unwrap_or(0)
             }
         }
+    }
+}
+
+/// The live set's IPv4 role trie: array lookups the verifier inlines.
+impl V4Trie for KernelPolicy {
+    #[inline(always)]
+    fn l1(&self, index: u32) -> u32 {
+        PC_V4L1
+            .get(self.set() * V4_L1_ENTRIES + index)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    #[inline(always)]
+    fn l2(&self, index: u32) -> u32 {
+        PC_V4L2
+            .get(self.set() * V4_L2_BLOCKS * 256 + index)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    #[inline(always)]
+    fn l3(&self, index: u32) -> u32 {
+        PC_V4L3
+            .get(self.set() * V4_L3_BLOCKS * 256 + index)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    #[inline(always)]
+    fn mask(&self, index: u32) -> u64 {
+        PC_MASKS
+            .get(self.set() * V4_MASKS + index)
+            .copied()
+            .unwrap_or(0)
     }
 }

@@ -11,7 +11,10 @@ use monitor_common::policy::{
     RULE_REQUIRED, RULESET_WIDTH, RuleRef, RuleSet, port_index,
 };
 
-use super::peers::{PeerTable, RoleBits};
+use super::{
+    V4Table,
+    peers::{PeerTable, RoleBits},
+};
 use crate::policy::{Direction, Entry, Inventory, Peer, PeerRef, Proto};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -51,6 +54,8 @@ pub struct KernelTables {
     pub roles: RoleBits,
     /// Kernel rule index → rule.
     pub rules: Vec<RuleInfo>,
+    /// IPv4 peers as an array trie, when they fit (see [`V4Table`]).
+    pub v4: Option<V4Table>,
     /// Roles with no address at all: their rules can never match.
     pub unbound_roles: Vec<String>,
     pub warnings: Vec<String>,
@@ -198,6 +203,12 @@ pub fn build(entries: &[Entry], peers: &Peers) -> Result<KernelTables, BuildErro
         ));
     }
     t.unbound_roles = seen_roles.difference(&bound_roles).cloned().collect();
+    t.v4 = V4Table::build(&t.peers);
+    if t.v4.is_none() {
+        t.warnings.push(
+            "IPv4 peers need more than the array trie holds: IPv4 role lookups use the host hash and LPM trie (slower)".into(),
+        );
+    }
     Ok(t)
 }
 
@@ -256,7 +267,11 @@ impl monitor_common::classify::PolicyLookup for KernelTables {
     fn peer_roles(&self, family: monitor_common::packet::Family, addr: &[u8; 16]) -> u64 {
         let ip = match family {
             monitor_common::packet::Family::V4 => {
-                IpAddr::from([addr[0], addr[1], addr[2], addr[3]])
+                let a = [addr[0], addr[1], addr[2], addr[3]];
+                if let Some(trie) = &self.v4 {
+                    return monitor_common::policy::v4_roles(trie, u32::from_be_bytes(a));
+                }
+                IpAddr::from(a)
             }
             monitor_common::packet::Family::V6 => IpAddr::from(*addr),
         };

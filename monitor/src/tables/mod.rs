@@ -4,8 +4,10 @@
 
 mod build;
 mod peers;
+mod v4trie;
 mod write;
 
 pub use build::{BuildError, KernelTables, Peers, RuleInfo, build};
 pub use peers::{PeerTable, RoleBits};
+pub use v4trie::V4Table;
 pub use write::{WriteError, activate, write, write_set};

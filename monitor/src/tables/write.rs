@@ -11,14 +11,15 @@ use aya::{
 use monitor_common::{
     flow::{
         CONFIG_CLASSIFY, CONFIG_HOSTS4, CONFIG_HOSTS6, CONFIG_NETS4, CONFIG_NETS6, CONFIG_SET_B,
+        CONFIG_V4TRIE,
     },
     maps::{
-        CONFIG_MAP, Counter, HOST4_MAP, HOST6_MAP, NET4_MAP, NET6_MAP, PORTCLASS_MAP, RULESETS_MAP,
-        RULESTATS_MAP, RULEWORK_MAP,
+        CONFIG_MAP, Counter, HOST4_MAP, HOST6_MAP, MASKS_MAP, NET4_MAP, NET6_MAP, PORTCLASS_MAP,
+        RULESETS_MAP, RULESTATS_MAP, RULEWORK_MAP, V4L1_MAP, V4L2_MAP, V4L3_MAP,
     },
     policy::{
         Host4Key, Host6Key, MAX_RULES, MAX_RULESETS, Net4, Net6, PORT_TABLE_ENTRIES, RuleSet,
-        net4_key, net6_key,
+        V4_L1_ENTRIES, V4_L2_BLOCKS, V4_L3_BLOCKS, V4_MASKS, net4_key, net6_key,
     },
 };
 
@@ -143,6 +144,9 @@ pub fn write_set(
             nets.insert(&key, mask, 0).map_err(err(NET6_MAP))?;
         }
     }
+    if let Some(trie) = &new.v4 {
+        write_v4_trie(ebpf, set32, trie)?;
+    }
     if previous.is_some() {
         let mut stats: PerCpuArray<_, Counter> =
             PerCpuArray::try_from(map_mut(ebpf, RULESTATS_MAP)).map_err(err(RULESTATS_MAP))?;
@@ -166,6 +170,40 @@ pub fn write_set(
     Ok(())
 }
 
+/// The IPv4 role trie of one set. The first level is written whole (stale
+/// entries of the previous policy must go); blocks only as far as used,
+/// since nothing points past them.
+fn write_v4_trie(ebpf: &mut Ebpf, set: u32, trie: &super::V4Table) -> Result<(), WriteError> {
+    {
+        let mut l1: Array<_, u32> =
+            Array::try_from(map_mut(ebpf, V4L1_MAP)).map_err(err(V4L1_MAP))?;
+        for (i, e) in trie.l1.iter().enumerate() {
+            l1.set(set * V4_L1_ENTRIES + i as u32, *e, 0)
+                .map_err(err(V4L1_MAP))?;
+        }
+    }
+    for (name, blocks, per_set) in [
+        (V4L2_MAP, &trie.l2, V4_L2_BLOCKS),
+        (V4L3_MAP, &trie.l3, V4_L3_BLOCKS),
+    ] {
+        let mut level: Array<_, u32> = Array::try_from(map_mut(ebpf, name)).map_err(err(name))?;
+        for (b, block) in blocks.iter().enumerate() {
+            let base = (set * per_set + b as u32) * 256;
+            for (i, e) in block.iter().enumerate() {
+                level.set(base + i as u32, *e, 0).map_err(err(name))?;
+            }
+        }
+    }
+    let mut masks: Array<_, u64> =
+        Array::try_from(map_mut(ebpf, MASKS_MAP)).map_err(err(MASKS_MAP))?;
+    for (i, m) in trie.masks.iter().enumerate() {
+        masks
+            .set(set * V4_MASKS + i as u32, *m, 0)
+            .map_err(err(MASKS_MAP))?;
+    }
+    Ok(())
+}
+
 /// Makes set `set` live, with presence bits for `tables`' peer maps.
 pub fn activate(ebpf: &mut Ebpf, set: usize, tables: &KernelTables) -> Result<(), WriteError> {
     let mut bits = CONFIG_CLASSIFY;
@@ -175,6 +213,7 @@ pub fn activate(ebpf: &mut Ebpf, set: usize, tables: &KernelTables) -> Result<()
         (!tables.peers.nets4().is_empty(), CONFIG_NETS4),
         (!tables.peers.nets6().is_empty(), CONFIG_NETS6),
         (set == 1, CONFIG_SET_B),
+        (tables.v4.is_some(), CONFIG_V4TRIE),
     ] {
         if present {
             bits |= bit;
