@@ -109,3 +109,83 @@ pub fn psql(ns: &Netns, addr: &str, query: &str) -> anyhow::Result<String> {
     .with_context(|| format!("psql to {addr}"))?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
+
+/// Debian's memcached on 11211 in `ns` (IPv4 and IPv6, TCP only).
+pub fn memcached(ns: &Netns) -> anyhow::Result<Background> {
+    let bg = ns.spawn(
+        "memcached",
+        &[
+            "-u",
+            "nobody",
+            "-l",
+            "0.0.0.0,::",
+            "-p",
+            "11211",
+            "-U",
+            "0",
+            "-m",
+            "16",
+        ],
+    )?;
+    ns.wait_tcp_listening(11211, T)?;
+    Ok(bg)
+}
+
+/// Debian's nginx serving a one-line page on port 80 of `ns`, with its
+/// configuration, pid file and logs in `dir`.
+pub fn nginx(ns: &Netns, dir: &TempDir) -> anyhow::Result<Background> {
+    let root = dir.path().join("www");
+    std::fs::create_dir_all(&root).context("nginx root")?;
+    std::fs::write(root.join("index.html"), "portconform demo appliance\n").context("index")?;
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log stderr;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d};\n  proxy_temp_path {d};\n\
+             fastcgi_temp_path {d};\n  uwsgi_temp_path {d};\n  scgi_temp_path {d};\n\
+             server {{ listen 80; listen [::]:80; root {r}; }}\n}}\n",
+            d = dir.path().display(),
+            r = root.display()
+        ),
+    )
+    .context("nginx.conf")?;
+    let conf = conf.display().to_string();
+    let bg = ns.spawn_graceful(
+        "nginx",
+        &["-c", &conf],
+        libc::SIGQUIT,
+        Duration::from_secs(5),
+    )?;
+    ns.wait_tcp_listening(80, T)?;
+    Ok(bg)
+}
+
+/// Debian's OpenSSH server on port 22 of `ns`, with a throwaway host key
+/// in `dir`; nobody can log in (no keys, no passwords), but the protocol
+/// exchange (ssh-keyscan) works.
+pub fn sshd(ns: &Netns, dir: &TempDir) -> anyhow::Result<Background> {
+    let key = dir.path().join("ssh_host_ed25519_key");
+    sh(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key))
+    .context("ssh-keygen")?;
+    // sshd's privilege separation needs this directory.
+    std::fs::create_dir_all("/run/sshd").context("/run/sshd")?;
+    let conf = dir.path().join("sshd_config");
+    std::fs::write(
+        &conf,
+        format!(
+            "Port 22\nListenAddress 0.0.0.0\nListenAddress ::\nHostKey {}\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+             PidFile none\n",
+            key.display()
+        ),
+    )
+    .context("sshd_config")?;
+    let conf = conf.display().to_string();
+    let bg = ns.spawn("/usr/sbin/sshd", &["-D", "-e", "-f", &conf])?;
+    ns.wait_tcp_listening(22, T)?;
+    Ok(bg)
+}

@@ -23,6 +23,11 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "nftables",       // real firewall rulesets that block required flows (blocked_e2e)
     "dnsmasq",        // a real DNS server behind a dropping rule (blocked_e2e)
     "bind9-dnsutils", // dig, the DNS client (blocked_e2e)
+    "memcached",      // the appliance's documented services in the demo...
+    "nginx-light",
+    "openssh-server",
+    "openssh-client", // ssh-keyscan, a real SSH exchange in the demo
+    "curl",           // HTTP client for nginx in the demo
 ];
 
 /// bpf-linker releases known to carry a `rust-llvm-N` feature, by LLVM major.
@@ -216,6 +221,9 @@ pub fn ensure_debian_packages(wanted: &[&str]) -> anyhow::Result<()> {
         );
     }
     cmd::run(Command::new("apt-get").arg("update").arg("-q"))?;
+    // The lab starts its servers (nginx, sshd, memcached...) inside its own
+    // namespaces; installing them must not start them on the host.
+    let _guard = NoServiceStarts::install()?;
     cmd::run(
         Command::new("apt-get")
             .env("DEBIAN_FRONTEND", "noninteractive")
@@ -223,6 +231,37 @@ pub fn ensure_debian_packages(wanted: &[&str]) -> anyhow::Result<()> {
             .args(&missing),
     )
     .context("installing Debian packages")
+}
+
+/// Debian's policy-rc.d hook, set to refuse service starts while packages
+/// are installed, and removed afterwards; an existing one is left alone.
+struct NoServiceStarts(Option<&'static str>);
+
+impl NoServiceStarts {
+    const PATH: &'static str = "/usr/sbin/policy-rc.d";
+
+    fn install() -> anyhow::Result<Self> {
+        if std::path::Path::new(Self::PATH).exists() {
+            return Ok(Self(None));
+        }
+        std::fs::write(
+            Self::PATH,
+            "#!/bin/sh\n# portconform setup: no service starts\nexit 101\n",
+        )
+        .with_context(|| format!("writing {}", Self::PATH))?;
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(Self::PATH, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("making {} executable", Self::PATH))?;
+        Ok(Self(Some(Self::PATH)))
+    }
+}
+
+impl Drop for NoServiceStarts {
+    fn drop(&mut self) {
+        if let Some(path) = self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 #[cfg(test)]
