@@ -65,7 +65,7 @@ pub fn observe<P: Packet>(
                 // SAFETY: per-CPU value, only this CPU writes it while we run.
                 unsafe { *n += 1 };
             }
-            if let Some(since) = PC_WATCH.get_ptr_mut(&flow) {
+            if let Some(since) = PC_WATCH.get_ptr_mut(flow) {
                 // SAFETY: map value; userspace only reads it or deletes the entry.
                 unsafe {
                     if *since == 0 {
