@@ -35,6 +35,8 @@ table{border-collapse:collapse;margin:.5em 0 1.2em}
 th,td{border:1px solid #c8c8c8;padding:.2em .5em;text-align:left;vertical-align:top}
 th{background:#f2f2f2}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.rule,td[class^=st-],.time{white-space:nowrap}
+td.peer{max-width:22em;overflow-wrap:anywhere}
 code,pre,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.92em}
 .st-working{background:#cdeccd}
 .st-blocked{background:#f6c1c1;font-weight:600}
@@ -125,6 +127,16 @@ fn rule_link(c: &Citations, rule: Option<&str>, source: Option<&str>) -> Markup 
     }
 }
 
+/// `2026-11-22 16:02:58.000Z`: milliseconds are enough to read a page by;
+/// `--format json` keeps the nanoseconds.
+fn short_time(t: std::time::SystemTime) -> String {
+    let full = rfc3339(t);
+    match full.get(..23) {
+        Some(head) => format!("{}Z", head.replacen('T', " ", 1)),
+        None => full,
+    }
+}
+
 fn status_class(cell: Option<&RequiredCell>) -> &'static str {
     match cell.map(|c| c.status) {
         Some(RequiredState::Working) => "st-working",
@@ -186,7 +198,10 @@ pub fn render(
                     @if let Some(p) = &i.policy { "Policy: " code { (p) } ". " }
                     @else { "No policy given: required rules appear only as the events report them. " }
                     @if i.bad_lines > 0 {
-                        a href="#problems" { (i.bad_lines) " lines could not be used" } "."
+                        a href="#problems" {
+                            (i.bad_lines) @if i.bad_lines == 1 { " line" } @else { " lines" }
+                            " could not be used"
+                        } "."
                     }
                 }
                 nav {
@@ -268,9 +283,9 @@ fn required(report: &Report, c: &Citations) -> Markup {
                     tbody {
                         @for row in &report.required {
                             tr {
-                                td { (rule_link(c, Some(&row.rule), row.source.as_deref())) }
+                                td.rule { (rule_link(c, Some(&row.rule), row.source.as_deref())) }
                                 td { (row.service) } td { (row.proto) }
-                                td.mono { (row.ports) } td { (row.direction) } td { (row.peer) }
+                                td.mono { (row.ports) } td { (row.direction) } td.peer { (row.peer) }
                                 @for h in &report.hosts {
                                     @let cell = row.hosts.get(&h.host);
                                     td class=(status_class(cell)) title=[cell.map(cell_title)] {
@@ -310,12 +325,12 @@ fn blocked(report: &Report, c: &Citations) -> Markup {
                                 td.mono { (flow_text(f.proto, &f.src, &f.dst, f.dport, f.direction)) }
                                 td { (f.reason.as_deref().unwrap_or("-")) }
                                 td.num { (f.attempts) }
-                                td { (f.first_seen.map(rfc3339).unwrap_or_default()) }
-                                td { (f.last_seen.map(rfc3339).unwrap_or_default()) }
+                                td.time { (f.first_seen.map(short_time).unwrap_or_default()) }
+                                td.time { (f.last_seen.map(short_time).unwrap_or_default()) }
                                 td {
                                     @match (f.recovered, f.recovered_at) {
-                                        (true, Some(at)) => { "yes, " (rfc3339(at)) },
-                                        (false, Some(at)) => { "worked at " (rfc3339(at)) ", failed again" },
+                                        (true, Some(at)) => { "yes, " span.time { (short_time(at)) } },
+                                        (false, Some(at)) => { "worked at " span.time { (short_time(at)) } ", failed again" },
                                         _ => "no",
                                     }
                                 }
@@ -388,7 +403,7 @@ fn unexpected(report: &Report, c: &Citations, top: usize) -> Markup {
                                 td.mono { (peer_of(f.direction, f.src, f.dst)) }
                                 td.mono { (flow_text(f.proto, &f.src, &f.dst, f.dport, f.direction)) }
                                 td.num { (f.count) } td.num { (f.reply_packets) } td.num { (f.bytes) }
-                                td { (rfc3339(f.first_seen)) } td { (rfc3339(f.last_seen)) }
+                                td.time { (short_time(f.first_seen)) } td.time { (short_time(f.last_seen)) }
                                 td { (f.reason.as_deref().unwrap_or("-")) }
                                 td { (rule_link(c, f.rule.as_deref(), f.source.as_deref())) }
                                 td { (f.peer_roles.join(", ")) }

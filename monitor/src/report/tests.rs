@@ -512,6 +512,8 @@ fn html_escapes_everything_from_the_events() {
     assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;"));
     assert!(page.contains("eth&lt;1&gt;"));
+    // Times to the millisecond, on one line.
+    assert!(page.contains("<td class=\"time\">2026-11-22 16:03:25.000Z</td>"));
     // Self-contained: no external resource, no script, inline CSS only.
     assert!(elems.iter().any(|e| e.name == "style"));
     for e in &elems {
