@@ -1,12 +1,13 @@
 //! tshark as the oracle of replay's counts (issue #6, item 7): a real
 //! capture, recorded by tcpdump on a host while real clients talk to real
-//! servers, is replayed against a policy under which every flow is
+//! servers, is replayed against a policy under which every flow but one is
 //! unexpected; for each flow replay reports, the packets and bytes equal
 //! what tshark counts in the same file (its TCP/UDP conversation tables,
 //! summed over the client's ports, and its per-packet fields). Two tools,
 //! two parsers, one capture: a flow split or merged wrongly, a packet
-//! counted the wrong way or not at all, shows as a difference. Then
-//! `portconform report` must show the same flows, in JSON and in HTML.
+//! counted the wrong way or not at all, shows as a difference. The one
+//! other flow is required and refused: replay's attempts are tshark's SYNs.
+//! Then `portconform report` must show the same flows, in JSON and in HTML.
 //!
 //! Lab (documentation ranges only), both of the host's links captured:
 //!
@@ -35,7 +36,8 @@ use serde_json::Value;
 const T: Duration = Duration::from_secs(20);
 
 /// The vendor document the policy cites (line 5 allows 7001 from admin
-/// only, line 6 requires SSH from admin).
+/// only, line 6 requires SSH from admin, line 7 requires 7999 from the
+/// clients).
 const DOC: &str = "\
 # Oracle appliance: ports
 
@@ -43,18 +45,20 @@ const DOC: &str = "\
 | ---- | -------- | ------- | --------- | ------ |
 | 7001 | TCP | echo console | inbound | Admin IP addresses |
 | 22 | TCP | SSH | inbound | Admin IP addresses |
+| 7999 | TCP | license check | inbound | Client hosts |
 ";
 
-/// A policy under which everything the lab sends is unexpected: 7001 is
-/// allowed from admin only (the client is not admin: peer-not-allowed, with
-/// rule o-5 as the nearest), every other port has no rule at all.
+/// A policy under which everything the lab sends is unexpected but 7999:
+/// 7001 is allowed from admin only (the client is not admin:
+/// peer-not-allowed, with rule o-5 as the nearest), 7999 is required from
+/// the clients (and closed: blocked, reset), other ports have no rule.
 const POLICY: &str = r#"
 format = 1
 
 [[documents]]
 name = "oracle.md"
 id_prefix = "o"
-lines = 6
+lines = 7
 
 [[rules]]
 id = "o-5"
@@ -77,6 +81,17 @@ local_role = "nodes"
 peer_role = "admin"
 required = "yes"
 source = "oracle.md:6"
+
+[[rules]]
+id = "o-7"
+service = "license check"
+proto = "tcp"
+ports = [[7999, 7999]]
+direction = "inbound"
+local_role = "nodes"
+peer_role = "clients"
+required = "yes"
+source = "oracle.md:7"
 "#;
 
 /// The service ports the lab's servers listen on: the end of a TCP/UDP
@@ -331,8 +346,9 @@ fn replay_counts_every_flow_as_tshark_does() {
     std::fs::write(
         &inventory,
         format!(
-            "nodes = [\"{}\", \"{}\", \"{}\", \"{}\"]\nadmin = [\"203.0.113.7\"]\n",
-            h.v4, h.v6, hp.v4, hp.v6
+            "nodes = [\"{}\", \"{}\", \"{}\", \"{}\"]\nadmin = [\"203.0.113.7\"]\n\
+             clients = [\"{}\", \"{}\"]\n",
+            h.v4, h.v6, hp.v4, hp.v6, c.v4, c.v6
         ),
     )
     .unwrap();
@@ -364,7 +380,6 @@ fn replay_counts_every_flow_as_tshark_does() {
         ("tcp", c4, h4, 7001),
         ("tcp", c6, h6, 7002),
         ("tcp", c4, h4, 5432),
-        ("tcp", c4, h4, 7999),
         ("udp", c4, h4, 5300),
         ("udp", c6, h6, 5300),
         ("icmp", c4, h4, 8),
@@ -397,7 +412,11 @@ fn replay_counts_every_flow_as_tshark_does() {
 
     // tshark's conversation tables: every TCP/UDP flow, summed over the
     // client ports, has replay's packets each way (and bytes where exact).
-    let conversations = tshark_conversation_flows(&pcaps);
+    let key = |proto: &str, s, d, port| (proto.to_string(), s, d, port);
+    let refused = key("tcp", c4, h4, 7999);
+    let mut conversations = tshark_conversation_flows(&pcaps);
+    let (syn_rst, _, _) = conversations.remove(&refused).expect("7999 in tshark");
+    assert_eq!((syn_rst.count, syn_rst.reply_packets), (1, 1));
     let tcp_udp: BTreeSet<&Key> = expected
         .iter()
         .filter(|k| k.0 == "tcp" || k.0 == "udp")
@@ -421,7 +440,6 @@ fn replay_counts_every_flow_as_tshark_does() {
         "too few flows with exact byte counts in tshark's tables"
     );
     // The sums really are over several client ports.
-    let key = |proto: &str, s, d, port| (proto.to_string(), s, d, port);
     assert_eq!(conversations[&key("tcp", c4, h4, 7001)].2, 3);
     assert_eq!(conversations[&key("udp", c4, h4, 5300)].2, 3);
     assert_eq!(conversations[&key("tcp", c4, h4, 5432)].2, 2);
@@ -429,7 +447,11 @@ fn replay_counts_every_flow_as_tshark_does() {
     assert!(!conversations[&key("tcp", c4, h4, 7001)].1);
 
     // tshark's per-packet fields: every flow, ICMP echo too, bytes always.
-    let packets = tshark_packet_flows(&pcaps);
+    let mut packets = tshark_packet_flows(&pcaps);
+    let syns = packets
+        .remove(&refused)
+        .expect("7999 in tshark's packets")
+        .count;
     assert_eq!(
         packets.keys().collect::<BTreeSet<_>>(),
         expected.iter().collect()
@@ -442,6 +464,26 @@ fn replay_counts_every_flow_as_tshark_does() {
     }
     assert_eq!(packets[&key("icmp", c4, h4, 8)].count, 3);
     assert_eq!(packets[&key("icmpv6", c6, h6, 128)].reply_packets, 2);
+
+    // The refused required flow: blocked by a reset, once per SYN.
+    let blocked: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["kind"] == "blocked" || r["update_of"] == "blocked")
+        .collect();
+    let last = blocked.last().expect("a blocked record");
+    assert!(
+        blocked
+            .iter()
+            .all(|r| r["dport"] == 7999 && r["src"] == c.v4.as_str()),
+        "{blocked:?}"
+    );
+    assert_eq!(
+        (&last["rule"], &last["reason"], last["count"].as_u64()),
+        (&Value::from("o-7"), &Value::from("reset"), Some(syns)),
+    );
+    // Every record names the host, as replay's --host addresses say.
+    let label = records[0]["host"].as_str().unwrap_or("host1").to_string();
+    assert!(records.iter().all(|r| r["host"] == records[0]["host"]));
 
     // The report shows the same flows, in JSON and in the HTML page, and
     // links the nearest rule to the quoted document line.
@@ -471,15 +513,38 @@ fn replay_counts_every_flow_as_tshark_does() {
             (Some(ours.count), Some(ours.reply_packets), Some(ours.bytes)),
             "{key:?} in the report"
         );
-        assert_eq!(f["host"], "host1");
+        assert_eq!(f["host"], label.as_str());
     }
-    let o6 = report["required"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["rule"] == "o-6")
-        .expect("the required rule has a row");
-    assert_eq!(o6["hosts"]["host1"]["status"], "not-seen");
+    let row = |rule: &str| -> &Value {
+        report["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["rule"] == rule)
+            .unwrap_or_else(|| panic!("no row for required rule {rule}"))
+    };
+    assert_eq!(row("o-6")["hosts"][&label]["status"], "not-seen");
+    let o7 = &row("o-7")["hosts"][&label];
+    assert_eq!(
+        (&o7["status"], &o7["reason"], o7["failed_attempts"].as_u64()),
+        (&Value::from("blocked"), &Value::from("reset"), Some(syns)),
+        "{o7}"
+    );
+    let b = &report["blocked"][0];
+    assert_eq!(
+        (
+            &b["rule"],
+            &b["dport"],
+            b["attempts"].as_u64(),
+            &b["recovered"]
+        ),
+        (
+            &Value::from("o-7"),
+            &Value::from(7999),
+            Some(syns),
+            &Value::from(false)
+        )
+    );
     let page = std::fs::read_to_string(&html).expect("html");
     for (proto, s, d, port) in &expected {
         let text = monitor::report::terminal::flow_text(
@@ -496,6 +561,10 @@ fn replay_counts_every_flow_as_tshark_does() {
         let escaped = text.replace('>', "&gt;");
         assert!(page.contains(&escaped), "{escaped} not in the page");
     }
+    assert!(
+        page.contains("<td class=\"st-blocked\""),
+        "no blocked cell in the matrix"
+    );
     // o-5 is the nearest rule of the 7001 flow: linked, and quoted.
     assert!(page.contains("href=\"#d0-l5\""), "no link to oracle.md:5");
     assert!(page.contains("id=\"d0-l5\""), "no anchor for oracle.md:5");
