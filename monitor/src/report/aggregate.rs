@@ -255,11 +255,12 @@ impl Aggregator {
         let acc = self.blocked.entry((FlowId::of(host, r), rule)).or_default();
         acc.sightings.add(r.first_seen, Counts::of(r));
         acc.why.offer(r, first);
+        // Ties broken by the text, so that reading order never decides.
         if let Some(reason) = &r.reason
             && acc
                 .latest_reason
                 .as_ref()
-                .is_none_or(|(t, _)| r.last_seen >= *t)
+                .is_none_or(|(t, old)| (r.last_seen, reason) > (*t, old))
         {
             acc.latest_reason = Some((r.last_seen, reason.clone()));
         }
@@ -277,8 +278,10 @@ impl Aggregator {
 
     fn required_line(&mut self, host: &str, r: RequiredStatus) {
         let key = (host.to_string(), r.rule.clone(), r.direction.clone());
+        // The latest verdict; two written at the same instant are ordered
+        // by status, so that reading order never decides.
         match self.required.get(&key) {
-            Some(old) if old.ts > r.ts => {}
+            Some(old) if (old.ts, old.status) >= (r.ts, r.status) => {}
             _ => {
                 self.required.insert(key, r);
             }
