@@ -9,6 +9,7 @@ pub mod netif;
 pub mod object;
 pub mod policy;
 pub mod replay;
+pub mod report;
 pub mod required;
 pub mod run;
 pub mod startup;

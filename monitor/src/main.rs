@@ -28,6 +28,33 @@ enum Command {
     /// Classify capture files (pcap, pcapng, gzipped) as the live monitor
     /// would, writing its events with capture timestamps.
     Replay(ReplayArgs),
+    /// Summarize events files (from `run` or `replay`, one host or many):
+    /// required flows per host, blocked flows, top unexpected flows.
+    Report(ReportArgs),
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// Events files (JSON lines; rotated `FILE.N` too), one host or many.
+    #[arg(required = true, value_name = "EVENTS.jsonl")]
+    files: Vec<PathBuf>,
+    /// Also write the report as one self-contained HTML page.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Summary format on stdout.
+    #[arg(long, value_enum, default_value_t = monitor::report::Format::Text)]
+    format: monitor::report::Format,
+    /// Rows in each list of unexpected flows (by port, by peer, by packets).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    top: usize,
+    /// The policy the events were judged by: lists its required rules even
+    /// when no host mentioned them, and describes each cited rule.
+    #[command(flatten)]
+    selection: Selection,
+    /// Directory with the vendor documents, to quote cited lines in the HTML
+    /// page (repeatable; default: the --policy file's directory).
+    #[arg(long, value_name = "DIR")]
+    docs: Vec<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -127,6 +154,14 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Policy(args) => monitor::policy::cli::run(args),
         Command::Replay(args) => replay(args),
+        Command::Report(args) => monitor::report::command::run(monitor::report::ReportConfig {
+            files: args.files,
+            html: args.html,
+            format: args.format,
+            top: args.top,
+            selection: args.selection,
+            docs: args.docs,
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

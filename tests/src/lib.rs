@@ -5,11 +5,13 @@
 //! namespaces and veth pairs, documentation address ranges only, bounded
 //! traffic, and cleanup on drop (so also when a test panics).
 
+pub mod capture;
 pub mod kernel;
 pub mod lab;
 pub mod monitor_proc;
 pub mod packets;
 pub mod services;
+pub mod tshark;
 
 use std::path::PathBuf;
 

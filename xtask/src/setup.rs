@@ -15,7 +15,7 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "hping3",         // exact counts of crafted TCP/UDP packets
     "netcat-openbsd", // IPv6 TCP/UDP clients and listeners
     "tcpdump",        // reference oracle
-    "tshark",         // reads the pcapng the daemon writes, in tests
+    "tshark",         // reads the pcapng the daemon writes; replay's oracle in tests
     "util-linux",     // setpriv, to test the unprivileged error
     "nmap",           // SYN scans of a monitored node (run_classify_e2e)
     "socat",          // TCP echo servers on the policy's ports, IPv4 and IPv6

@@ -1,0 +1,117 @@
+//! `portconform report` as a user runs it: the summary on stdout, bad lines
+//! named `file:line` on stderr without stopping the report, a non-zero exit
+//! only when a file cannot be opened or nothing at all could be read, and
+//! the HTML page written where asked.
+
+use std::{path::Path, process::Command};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/report");
+
+fn fixture(name: &str) -> String {
+    Path::new(FIXTURES).join(name).display().to_string()
+}
+
+fn portconform(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_portconform"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn summary_on_stdout_bad_lines_on_stderr_exit_zero() {
+    let (a, a1, b) = (
+        fixture("node-a.jsonl"),
+        fixture("node-a.jsonl.1"),
+        fixture("b-events.jsonl"),
+    );
+    let (ok, out, err) = portconform(&["report", &a, &a1, &b, "--top", "2"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("portconform report: 3 files, 22 records, 2 hosts"),
+        "{out}"
+    );
+    assert!(out.contains(" By service port (top 2 of 4)"), "{out}");
+    assert!(
+        err.contains(&format!(
+            "{a}:10: not a JSON object: EOF while parsing a string"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn json_and_html_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    let html_arg = html.display().to_string();
+    let (ok, out, err) = portconform(&[
+        "report",
+        &fixture("b-events.jsonl"),
+        "--format",
+        "json",
+        "--html",
+        &html_arg,
+        "--profile",
+        "thoughtspot",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(v["inputs"]["policy"], "--profile thoughtspot");
+    assert_eq!(v["unexpected"]["flows_total"], 2);
+    assert!(v["required"].as_array().unwrap().len() > 50);
+    assert!(err.contains(&format!("wrote {html_arg}")), "{err}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert!(!page.contains("<script"));
+}
+
+#[test]
+fn a_missing_file_fails_after_reporting_the_others() {
+    let (ok, out, err) = portconform(&[
+        "report",
+        &fixture("b-events.jsonl"),
+        "/nonexistent/events.jsonl",
+    ]);
+    assert!(!ok);
+    assert!(out.contains("1 file, 9 records, 1 host"), "{out}");
+    assert!(
+        err.contains("cannot open events file /nonexistent/events.jsonl"),
+        "{err}"
+    );
+    assert!(err.contains("the report covers the other files"), "{err}");
+}
+
+#[test]
+fn nothing_readable_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.jsonl");
+    std::fs::write(&junk, "not json\n{\"kind\":\"probe\"}\n").unwrap();
+    let junk = junk.display().to_string();
+    let (ok, out, err) = portconform(&["report", &junk]);
+    assert!(!ok);
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains(&format!("{junk}:1: not a JSON object")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("no event could be read from {junk}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn policy_options_need_a_policy() {
+    let (ok, _, err) = portconform(&["report", &fixture("b-events.jsonl"), "--release", "7.1.1"]);
+    assert!(!ok);
+    assert!(
+        err.contains("give --policy FILE or --profile NAME"),
+        "{err}"
+    );
+}

@@ -1,0 +1,126 @@
+//! tcpdump recording a real capture inside a lab namespace, stopped with
+//! SIGINT as a person would, so the file ends on a whole packet.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::lab::Netns;
+
+/// How long tcpdump may take to start listening, and to exit after SIGINT.
+const T: Duration = Duration::from_secs(15);
+
+/// A running tcpdump; killed if dropped without [`Tcpdump::stop`].
+pub struct Tcpdump {
+    child: Option<Child>,
+    stderr: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+/// What tcpdump said when it stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Captured {
+    pub packets: u64,
+    pub dropped_by_kernel: u64,
+}
+
+impl Tcpdump {
+    /// `tcpdump -i iface -w path` in `ns`, returned once it is listening.
+    /// It keeps root (`-Z root`): the scratch directory is root's own.
+    pub fn start(ns: &Netns, iface: &str, path: &str) -> anyhow::Result<Self> {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns.name(), "tcpdump", "-n", "-Z", "root"])
+            .args(["-i", iface, "-w", path])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting tcpdump")?;
+        let stderr = child.stderr.take().context("tcpdump's stderr")?;
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut dump = Tcpdump {
+            child: Some(child),
+            stderr: rx,
+            seen: Vec::new(),
+        };
+        let deadline = Instant::now() + T;
+        while !dump.seen.iter().any(|l| l.contains("listening on")) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match dump.stderr.recv_timeout(left) {
+                Ok(line) => dump.seen.push(line),
+                Err(_) => bail!(
+                    "tcpdump on {iface} in {} did not start listening: {}",
+                    ns.name(),
+                    dump.seen.join("\n")
+                ),
+            }
+        }
+        Ok(dump)
+    }
+
+    /// SIGINT, then waits (bounded) for tcpdump to write its last packets
+    /// and exit; returns its closing counts.
+    pub fn stop(mut self) -> anyhow::Result<Captured> {
+        let mut child = self.child.take().context("already stopped")?;
+        // SAFETY: kill(2) on our own child (ip netns exec execs tcpdump).
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let deadline = Instant::now() + T;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("tcpdump ignored SIGINT for {T:?}");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(500)) {
+            self.seen.push(line);
+        }
+        let said = self.seen.join("\n");
+        if !status.success() {
+            bail!("tcpdump exited with {status}: {said}");
+        }
+        // "1 packet captured", "12 packets captured".
+        let count = |what: &str| -> anyhow::Result<u64> {
+            self.seen
+                .iter()
+                .find_map(|l| {
+                    let (n, rest) = l.trim().split_once(' ')?;
+                    let rest = rest
+                        .strip_prefix("packets ")
+                        .or(rest.strip_prefix("packet "))?;
+                    (rest == what).then(|| n.parse().ok())?
+                })
+                .with_context(|| format!("no \"packets {what}\" line from tcpdump: {said}"))
+        };
+        Ok(Captured {
+            packets: count("captured")?,
+            dropped_by_kernel: count("dropped by kernel")?,
+        })
+    }
+}
+
+impl Drop for Tcpdump {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
