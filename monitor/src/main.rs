@@ -88,15 +88,6 @@ struct ProbeArgs {
     format: monitor::validate::Format,
 }
 
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(s) {
-        Ok(d) if d >= Duration::from_millis(50) && d <= Duration::from_secs(60) => Ok(d),
-        _ => Err(format!(
-            "{s:?} is not a duration between 50ms and 60s (e.g. 2s)"
-        )),
-    }
-}
-
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.1..=100.0).contains(&v) => Ok(v),

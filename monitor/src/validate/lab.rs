@@ -114,7 +114,12 @@ pub struct Lab {
 
 impl Lab {
     /// Builds the lab for `hosts`; each member's interface is `iface`.
-    pub fn build(hosts: &Hosts, iface: &str) -> Result<Lab, LabError> {
+    /// Clients take their source ports from `ephemeral` when given.
+    pub fn build(
+        hosts: &Hosts,
+        iface: &str,
+        ephemeral: Option<(u16, u16)>,
+    ) -> Result<Lab, LabError> {
         remove_stale();
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let base = format!("{PREFIX}{}-{n}", std::process::id());
@@ -141,7 +146,7 @@ impl Lab {
                 .map_err(io_err(format!("opening /run/netns/{name}")))?;
             lab.fds.push(OwnedFd::from(f));
         }
-        lab.sysctls()?;
+        lab.sysctls(ephemeral)?;
         let pid = std::process::id();
         let mut switch_cmds = vec![
             "link add br0 type bridge".to_string(),
@@ -206,7 +211,8 @@ impl Lab {
 
     /// Per-namespace settings: exact answers (no ICMP rate limit), no IPv6
     /// autoconfiguration, and no IPv6 at all on the switch.
-    fn sysctls(&self) -> Result<(), LabError> {
+    fn sysctls(&self, ephemeral: Option<(u16, u16)>) -> Result<(), LabError> {
+        let range = ephemeral.map(|(lo, hi)| format!("{lo} {hi}"));
         let host = [
             ("net/ipv4/icmp_ratelimit", "0"),
             ("net/ipv6/icmp/ratelimit", "0"),
@@ -219,6 +225,9 @@ impl Lab {
             self.enter(i, || -> std::io::Result<()> {
                 for (key, value) in host {
                     std::fs::write(format!("/proc/sys/{key}"), value)?;
+                }
+                if let Some(range) = &range {
+                    std::fs::write("/proc/sys/net/ipv4/ip_local_port_range", range)?;
                 }
                 Ok(())
             })?

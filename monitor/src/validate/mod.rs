@@ -113,15 +113,12 @@ fn monitor_args(
         "--inventory".into(),
         inventory.as_os_str().to_owned(),
     ]);
-    // Integration point for issue #5: once `run` writes `blocked` events
-    // (report::MONITOR_REPORTS_BLOCKED), it is told how long to wait for a
-    // handshake, the same as the attempts wait:
-    if report::MONITOR_REPORTS_BLOCKED {
-        args.extend([
-            "--handshake-timeout".into(),
-            format!("{}ms", config.timeout.as_millis()).into(),
-        ]);
-    }
+    // The monitor flags a required flow `blocked` after the same wait as
+    // the attempts give it.
+    args.extend([
+        "--handshake-timeout".into(),
+        format!("{}ms", config.timeout.as_millis().max(100)).into(),
+    ]);
     args
 }
 
@@ -228,7 +225,7 @@ async fn in_lab(
     monitor_args: &[OsString],
     notes: &mut Vec<String>,
 ) -> anyhow::Result<Vec<Report>> {
-    let lab = Lab::build(hosts, &config.iface)?;
+    let lab = Lab::build(hosts, &config.iface, plan.ephemeral)?;
     let app = lab.ns(hosts::APPLIANCE).to_string();
     // Every ruleset must load before any traffic flows.
     for r in rulesets {
@@ -254,10 +251,9 @@ async fn in_lab(
             &scratch.file(&format!("events-{n}.jsonl")),
         )?;
         let observed = attempts::run(&lab, &plan.attempts, config.timeout).await;
-        if report::MONITOR_REPORTS_BLOCKED {
-            // Let the monitor's sweep of unanswered handshakes run.
-            tokio::time::sleep(config.timeout + Duration::from_secs(1)).await;
-        }
+        // Let the monitor's sweep of unanswered handshakes catch up with
+        // the last attempts.
+        tokio::time::sleep(config.timeout + Duration::from_millis(1500)).await;
         let seen = monitor.finish()?;
         let drops = tracer.finish().context("reading the nftables trace")?;
         reports.push(report::build(

@@ -89,6 +89,8 @@ pub struct Plan {
     pub rules: Vec<RequiredRule>,
     /// Candidate unexpected attempts left out by [`MAX_UNEXPECTED`].
     pub unexpected_left_out: usize,
+    /// Source ports of the lab's clients (see [`ephemeral_window`]).
+    pub ephemeral: Option<(u16, u16)>,
 }
 
 fn l4(proto: Proto) -> Option<L4> {
@@ -226,6 +228,7 @@ pub fn plan(resolved: &[Resolved], hosts: &Hosts, mentioned: &BTreeSet<u16>) -> 
         attempts: b.attempts,
         rules,
         unexpected_left_out: left_out,
+        ephemeral: ephemeral_window(resolved),
     }
 }
 
@@ -307,6 +310,24 @@ fn unexpected(
         }
     }
     left_out
+}
+
+/// The ephemeral ports the lab's clients use: a window of 1000 ports that no
+/// rule names (active or not), so that the monitor never mistakes an answer
+/// to an attempt for a new flow to a dynamic-range port.
+pub fn ephemeral_window(resolved: &[Resolved]) -> Option<(u16, u16)> {
+    const STARTS: [u16; 10] = [
+        61000, 62000, 63000, 64000, 10000, 11000, 12000, 13000, 14000, 15000,
+    ];
+    STARTS
+        .into_iter()
+        .map(|lo| (lo, lo + 999))
+        .find(|&(lo, hi)| {
+            !resolved
+                .iter()
+                .flat_map(|r| r.ports.iter())
+                .any(|p| p.lo <= hi && lo <= p.hi)
+        })
 }
 
 #[cfg(test)]
@@ -393,5 +414,20 @@ mod tests {
         assert!(unexpected.iter().any(|a| a.port == 3306));
         assert!(!unexpected.iter().any(|a| a.port == 443 || a.port == 5432));
         assert!(unexpected.len() <= MAX_UNEXPECTED);
+    }
+
+    #[test]
+    fn ephemeral_ports_avoid_every_rule() {
+        let policy = crate::policy::profiles::load("thoughtspot").unwrap();
+        let options = ResolveOptions {
+            release: None,
+            conditions: Conditions::default(),
+            dynamic_ports: DynamicPorts::configured(PortRange {
+                lo: 32768,
+                hi: 61999,
+            }),
+        };
+        let resolved = resolve(&policy, &options).unwrap();
+        assert_eq!(ephemeral_window(&resolved), Some((62000, 62999)));
     }
 }

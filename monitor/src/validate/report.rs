@@ -10,7 +10,10 @@ use std::{
 
 use serde::Serialize;
 
-use crate::reach::{L4, Observed, Outcome};
+use crate::{
+    events::Direction,
+    reach::{L4, Observed, Outcome},
+};
 
 use super::{
     hosts::Hosts,
@@ -18,11 +21,6 @@ use super::{
     plan::{Plan, Purpose},
     trace::{self, Dropped},
 };
-
-/// Whether this build's monitor writes `blocked` events (issue #5). Until
-/// it does, a failed required attempt is judged by the client alone and the
-/// monitor column says what it could see (an `unexpected` flag or nothing).
-pub const MONITOR_REPORTS_BLOCKED: bool = false;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AttemptReport {
@@ -112,11 +110,15 @@ pub fn build(
             let monitor = seen.iter().find(|(k, _)| *k == key).map(|(_, s)| s.clone());
             let kind = monitor.as_ref().map(|s| s.kind.as_str());
             let (status, agrees) = match a.purpose {
+                // A required flow: the monitor flags it `blocked` when its
+                // handshake failed, and nothing when it worked.
                 Purpose::Required if works => ("working", Some(kind.is_none())),
-                Purpose::Required => (
-                    "blocked",
-                    MONITOR_REPORTS_BLOCKED.then_some(kind == Some("blocked")),
-                ),
+                // The appliance's own packets dropped by its output hook
+                // never reach tc egress, where the monitor would see them.
+                Purpose::Required if a.direction == Direction::Outbound && kind.is_none() => {
+                    ("blocked", None)
+                }
+                Purpose::Required => ("blocked", Some(kind == Some("blocked"))),
                 // The kernel sees an inbound SYN before nftables does.
                 Purpose::Unexpected => (
                     if works { "let-through" } else { "stopped" },
@@ -205,6 +207,9 @@ fn flow(a: &AttemptReport) -> String {
 
 fn monitor_text(a: &AttemptReport) -> String {
     match &a.monitor {
+        None if a.monitor_agrees.is_none() => {
+            "monitor: not seen (an outbound packet dropped before tc egress)".into()
+        }
         None => "monitor: not flagged".into(),
         Some(s) => {
             let mut t = format!("monitor: {}", s.kind);
