@@ -80,9 +80,7 @@ pub fn run(config: ProbeConfig) -> anyhow::Result<bool> {
     let resolve = |name: &str| resolver.resolve(name);
     let opts = targets::Options {
         cidr_sample: config.cidr_sample,
-        resolve: config
-            .resolve_names
-            .then_some(&resolve as &dyn Fn(&str) -> Vec<IpAddr>),
+        resolve: config.resolve_names.then_some(&resolve as targets::Resolve),
         local: &local,
     };
     let (mut targets, mut notes) = targets::targets(&resolved, &inventory, &opts);

@@ -27,10 +27,13 @@ pub struct Target {
     pub alternatives: bool,
 }
 
+/// Resolves a DNS name to its addresses.
+pub type Resolve<'a> = &'a dyn Fn(&str) -> Vec<IpAddr>;
+
 pub struct Options<'a> {
     pub cidr_sample: u32,
     /// Resolves a DNS name of the inventory; `None`: names are skipped.
-    pub resolve: Option<&'a dyn Fn(&str) -> Vec<IpAddr>>,
+    pub resolve: Option<Resolve<'a>>,
     /// This host's own addresses: never probed.
     pub local: &'a BTreeSet<IpAddr>,
 }

@@ -11,7 +11,10 @@ pub use outcome::{IcmpError, Observed, Outcome};
 /// The request a UDP attempt sends to `port`, and how to recognise its
 /// answer: a DNS query for 53, a line that an echo service sends back for
 /// anything else.
-pub fn udp_request(port: u16, id: u16) -> (Vec<u8>, Box<dyn Fn(&[u8]) -> bool + Send + Sync>) {
+/// Recognises the answer to a UDP request.
+pub type IsAnswer = Box<dyn Fn(&[u8]) -> bool + Send + Sync>;
+
+pub fn udp_request(port: u16, id: u16) -> (Vec<u8>, IsAnswer) {
     if port == 53 {
         (
             dns::root_ns_query(id),

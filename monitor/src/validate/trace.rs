@@ -198,13 +198,13 @@ fn tuple(packet: &str) -> Option<(L4, IpAddr, IpAddr, u16, u16)> {
 
 /// What stopped the attempt `src` → `dst`:`port`: its own packets, or the
 /// answers on their way back.
-pub fn stopper<'d>(
-    drops: &'d [Dropped],
+pub fn stopper(
+    drops: &[Dropped],
     l4: L4,
     src: IpAddr,
     dst: IpAddr,
     port: u16,
-) -> Option<(&'d Dropped, bool)> {
+) -> Option<(&Dropped, bool)> {
     drops
         .iter()
         .find(|d| d.l4 == l4 && d.src == src && d.dst == dst && d.dport == port)
