@@ -87,14 +87,13 @@ impl Case {
 
     /// Runs it to completion (killed after 4 minutes).
     fn validate(&self, extra: &[&str]) -> Output {
-        let mut cmd = self.command(extra);
+        let cmd = self.command(extra);
         let mut bounded = Command::new("timeout");
         bounded
             .args(["-s", "KILL", "240"])
             .arg(cmd.get_program())
             .args(cmd.get_args())
             .stdin(Stdio::null());
-        let _ = &mut cmd;
         let out = bounded.output().expect("portconform validate");
         assert_no_lab_left();
         out

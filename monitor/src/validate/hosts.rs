@@ -97,14 +97,20 @@ impl Hosts {
             role: NODES.into(),
             addrs: vec![doc_v4(DOC_NODES_V4, 1), doc_v6(0, 1)],
         }];
+        let mut unplaced = BTreeMap::new();
         let mut n = 0u8;
         for role in roles {
             let addrs = if *role == NODES {
                 vec![doc_v4(DOC_NODES_V4, 2), doc_v6(0, 2)]
-            } else {
-                let host = 10 + n;
-                n = n.saturating_add(1);
+            } else if let Some(host) = n.checked_add(10).filter(|h| *h < 255) {
+                n += 1;
                 vec![doc_v4(DOC_PEERS_V4, host), doc_v6(1, u16::from(host))]
+            } else {
+                unplaced.insert(
+                    role.to_string(),
+                    "more roles than the lab's documentation range holds".to_string(),
+                );
+                continue;
             };
             members.push(Member {
                 label: role.to_string(),
@@ -122,7 +128,7 @@ impl Hosts {
         Hosts {
             members,
             inventory,
-            unplaced: BTreeMap::new(),
+            unplaced,
             notes: Vec::new(),
         }
     }

@@ -131,7 +131,7 @@ impl Lab {
         };
         // From here on, drop removes whatever was made.
         ip(&["netns", "add", &lab.switch], None)?;
-        for (i, m) in hosts.members.iter().enumerate() {
+        for i in 0..hosts.members.len() {
             let name = if i == 0 {
                 format!("{base}-app")
             } else {
@@ -139,7 +139,6 @@ impl Lab {
             };
             ip(&["netns", "add", &name], None)?;
             lab.names.push(name);
-            let _ = m;
         }
         for name in &lab.names {
             let f = std::fs::File::open(format!("/run/netns/{name}"))
