@@ -250,7 +250,39 @@ async fn in_lab(
             monitor_args,
             &scratch.file(&format!("events-{n}.jsonl")),
         )?;
-        let observed = attempts::run(&lab, &plan.attempts, config.timeout).await;
+        // The monitor's XDP and tc attachment may briefly disturb the
+        // veth it attaches to.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut observed = attempts::run(&lab, &plan.attempts, config.timeout).await;
+        // An attempt that failed without nftables ever seeing it (no traced
+        // drop of it or of its answer) met the lab, not the ruleset: once
+        // more, so that a slow link does not pass for a blocked flow.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let so_far = tracer.snapshot().context("reading the nftables trace")?;
+        let again: Vec<usize> = plan
+            .attempts
+            .iter()
+            .zip(&observed)
+            .enumerate()
+            .filter(|(_, (a, o))| {
+                o.outcome != crate::reach::Outcome::Working
+                    && trace::stopper(&so_far, a.l4, a.src, a.dst, a.port).is_none()
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if !again.is_empty() {
+            let retry: Vec<plan::Attempt> =
+                again.iter().map(|&i| plan.attempts[i].clone()).collect();
+            let second = attempts::run(&lab, &retry, config.timeout).await;
+            for (&i, o) in again.iter().zip(second) {
+                observed[i] = o;
+            }
+            notes.push(format!(
+                "{}: {} attempts got no answer before nftables saw them and were tried once more",
+                r.origin.display(),
+                again.len()
+            ));
+        }
         // Let the monitor's sweep of unanswered handshakes catch up with
         // the last attempts.
         tokio::time::sleep(config.timeout + Duration::from_millis(1500)).await;

@@ -233,6 +233,9 @@ pub fn read_events(path: &Path) -> Result<Vec<(FlowKey, Seen)>, ObserveError> {
                     seen.kind = kind;
                     seen.reason = s("reason");
                     seen.rule = s("rule");
+                } else if kind == "recovered" {
+                    // A retried attempt that worked the second time.
+                    seen.kind = kind;
                 }
             }
             None if kind != "update" => flows.push((

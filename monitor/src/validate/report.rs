@@ -112,7 +112,9 @@ pub fn build(
             let (status, agrees) = match a.purpose {
                 // A required flow: the monitor flags it `blocked` when its
                 // handshake failed, and nothing when it worked.
-                Purpose::Required if works => ("working", Some(kind.is_none())),
+                Purpose::Required if works => {
+                    ("working", Some(kind.is_none() || kind == Some("recovered")))
+                }
                 // The appliance's own packets dropped by its output hook
                 // never reach tc egress, where the monitor would see them.
                 Purpose::Required if a.direction == Direction::Outbound && kind.is_none() => {

@@ -75,6 +75,11 @@ impl Tracer {
         })
     }
 
+    /// What it printed so far.
+    pub fn snapshot(&self) -> std::io::Result<Vec<Dropped>> {
+        Ok(parse(&std::fs::read_to_string(&self.out)?))
+    }
+
     /// Stops the monitor and reads what it printed.
     pub fn finish(mut self) -> std::io::Result<Vec<Dropped>> {
         // Let the last verdicts of the attempts reach the file.
