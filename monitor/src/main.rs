@@ -31,6 +31,15 @@ enum Command {
     /// Summarize events files (from `run` or `replay`, one host or many):
     /// required flows per host, blocked flows, top unexpected flows.
     Report(ReportArgs),
+    /// Try a candidate firewall ruleset (nftables, or iptables-save) in a
+    /// throwaway lab of network namespaces: which required flows it blocks,
+    /// which ports no rule allows it lets through. Exit 0: none blocked,
+    /// 1: one is, 2: an error.
+    Validate(ValidateArgs),
+    /// On a staging host, try each required outbound flow to the
+    /// inventory's peers and say whether it works. Exit 0: all work, 1: one
+    /// does not, 2: an error.
+    Probe(ProbeArgs),
 }
 
 #[derive(clap::Args)]
@@ -55,6 +64,78 @@ struct ReportArgs {
     /// page (repeatable; default: the --policy file's directory).
     #[arg(long, value_name = "DIR")]
     docs: Vec<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ValidateArgs {
+    /// The candidate ruleset: an nft file, or an iptables-save file.
+    #[arg(long, value_name = "FILE")]
+    ruleset: PathBuf,
+    /// The ruleset in force: report only what the candidate changes.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+    #[command(flatten)]
+    selection: Selection,
+    /// Site inventory: the lab's hosts take its addresses (first host of
+    /// each entry), so that a ruleset written for the site matches.
+    #[arg(long, value_name = "FILE")]
+    inventory: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = monitor::validate::Format::Table)]
+    format: monitor::validate::Format,
+    /// How long an attempt waits for an answer (e.g. 2s, 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_timeout)]
+    timeout: Duration,
+    /// The appliance's interface name in the lab, as the ruleset names it.
+    #[arg(long, value_name = "NAME", default_value = "eth0", value_parser = parse_ifname)]
+    lab_iface: String,
+}
+
+#[derive(clap::Args)]
+struct ProbeArgs {
+    #[command(flatten)]
+    selection: Selection,
+    /// Site inventory: the only addresses probed.
+    #[arg(long, value_name = "FILE")]
+    inventory: PathBuf,
+    /// How long a probe waits for an answer (e.g. 3s).
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_timeout)]
+    timeout: Duration,
+    /// Probes started per second (0.1 to 100).
+    #[arg(long, value_name = "N", default_value_t = 10.0, value_parser = parse_rate)]
+    rate: f64,
+    /// Try the first N hosts (at most 16) of each CIDR entry; by default
+    /// networks are not probed at all.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    cidr_sample: u32,
+    /// Resolve the inventory's DNS names (through this host's resolver) and
+    /// probe their addresses.
+    #[arg(long)]
+    resolve_names: bool,
+    #[arg(long, value_enum, default_value_t = monitor::validate::Format::Table)]
+    format: monitor::validate::Format,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.1..=100.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a rate between 0.1 and 100 per second"
+        )),
+    }
+}
+
+fn parse_ifname(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 15
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not an interface name (at most 15 letters, digits, - _ .)"
+        ))
+    }
 }
 
 #[derive(clap::Args)]
@@ -162,6 +243,9 @@ fn main() -> ExitCode {
             selection: args.selection,
             docs: args.docs,
         }),
+        // Their own exit codes: 0 pass, 1 a required flow blocked, 2 error.
+        Command::Validate(args) => return verdict(validate(args)),
+        Command::Probe(args) => return verdict(probe(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -170,6 +254,42 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn verdict(result: anyhow::Result<bool>) -> ExitCode {
+    match result {
+        Ok(false) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::from(1),
+        Err(err) => {
+            eprintln!("portconform: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn validate(args: ValidateArgs) -> anyhow::Result<bool> {
+    let verdict = monitor::validate::run(monitor::validate::ValidateConfig {
+        ruleset: args.ruleset,
+        baseline: args.baseline,
+        selection: args.selection,
+        inventory: args.inventory,
+        format: args.format,
+        timeout: args.timeout,
+        iface: args.lab_iface,
+    })?;
+    Ok(verdict == monitor::validate::Verdict::Blocked)
+}
+
+fn probe(args: ProbeArgs) -> anyhow::Result<bool> {
+    monitor::probe::run(monitor::probe::ProbeConfig {
+        selection: args.selection,
+        inventory: args.inventory,
+        timeout: args.timeout,
+        rate: args.rate,
+        cidr_sample: args.cidr_sample,
+        resolve_names: args.resolve_names,
+        format: args.format,
+    })
 }
 
 fn replay(args: ReplayArgs) -> anyhow::Result<()> {

@@ -28,6 +28,7 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "openssh-server",
     "openssh-client", // ssh-keyscan, a real SSH exchange in the demo
     "curl",           // HTTP client for nginx in the demo
+    "iptables",       // iptables-restore-translate: validate reads iptables-save files
 ];
 
 /// bpf-linker releases known to carry a `rust-llvm-N` feature, by LLVM major.
