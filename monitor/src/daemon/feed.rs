@@ -84,15 +84,23 @@ pub fn metrics_snapshot(
     out
 }
 
-/// One line for the summary: required flows' handshakes.
-pub fn required_line(kstats: &[u64; KSTATS as usize], blocked_now: u64) -> String {
+/// One line for the summary: required flows' handshakes, and every way
+/// one could go unreported.
+pub fn required_line(
+    kstats: &[u64; KSTATS as usize],
+    blocked_now: u64,
+    not_remembered: u64,
+    not_watched: u64,
+) -> String {
     format!(
-        "  required flows: {} attempts, {} answered, {} refused; {} flows blocked now; lost: {} attempts not tracked (table full)",
+        "  required flows: {} attempts, {} answered, {} refused; {} flows blocked now; lost: {} attempts not tracked (table full), {} blocked flows not remembered, {} not watched for recovery",
         kstats[KSTAT_HANDSHAKES as usize],
         kstats[KSTAT_ANSWERED as usize],
         kstats[KSTAT_REFUSED as usize],
         blocked_now,
         kstats[KSTAT_HANDSHAKE_FULL as usize],
+        not_remembered,
+        not_watched,
     )
 }
 

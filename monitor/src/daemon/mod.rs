@@ -409,7 +409,10 @@ fn report_kernel(
         }
         if let Some(b) = &state.blocked {
             let now: u64 = b.tracker.blocked_per_rule().values().sum();
-            println!("{}", feed::required_line(&kstats, now));
+            println!(
+                "{}",
+                feed::required_line(&kstats, now, b.tracker.dropped, b.unwatched)
+            );
         }
     }
     if let Some(m) = &sinks.metrics {
