@@ -4,7 +4,7 @@
 //! report a flow exactly when the live monitor would, so this mirrors the
 //! kernel step by step rather than doing something smarter.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use monitor_common::{
     classify::{Conn, Reason},
@@ -28,11 +28,17 @@ pub struct Sighting<'a> {
     pub ts_ns: u64,
 }
 
-struct Entry {
+/// A slot of the table: one flow and its place in the recency list.
+struct Slot {
+    key: FlowKey,
     state: FlowState,
-    /// Recency stamp; its entry in `order` is keyed by it.
-    used: u64,
+    /// Neighbours in the recency list (slot indexes, [`NIL`] at the ends):
+    /// `prev` is more recent, `next` less.
+    prev: u32,
+    next: u32,
 }
+
+const NIL: u32 = u32::MAX;
 
 /// A flow pushed out of the table to make room, with its final counts.
 pub type Evicted = (FlowKey, FlowState);
@@ -49,11 +55,20 @@ pub enum Seen {
 /// The flow table: exact LRU over at most `capacity` flows. The kernel's
 /// LRU is approximate, so under eviction pressure the two may pick
 /// different victims; below the bound they agree exactly.
+///
+/// Flows live in a slab of at most `capacity` slots threaded on a doubly
+/// linked recency list, so a hit, an insert and an eviction are O(1) and
+/// allocate nothing once the slab has grown. Keys come from untrusted
+/// packets: the index is hashed with foldhash seeded at random per process,
+/// so a capture cannot be crafted offline to collide, and the table is
+/// bounded whatever it holds.
 pub struct FlowTable {
-    flows: HashMap<FlowKey, Entry>,
-    order: BTreeMap<u64, FlowKey>,
+    index: HashMap<FlowKey, u32, foldhash::fast::RandomState>,
+    slots: Vec<Slot>,
+    /// Most and least recently used slots.
+    head: u32,
+    tail: u32,
     capacity: usize,
-    clock: u64,
     pub evictions: u64,
 }
 
@@ -66,20 +81,21 @@ impl Default for FlowTable {
 impl FlowTable {
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
-            flows: HashMap::new(),
-            order: BTreeMap::new(),
-            capacity: capacity.max(1),
-            clock: 0,
+            index: HashMap::default(),
+            slots: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            capacity: capacity.clamp(1, NIL as usize),
             evictions: 0,
         }
     }
 
     pub fn len(&self) -> usize {
-        self.flows.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.flows.is_empty()
+        self.index.is_empty()
     }
 
     pub fn capacity(&self) -> usize {
@@ -88,20 +104,49 @@ impl FlowTable {
 
     /// The tracked keys.
     pub fn keys(&self) -> HashSet<FlowKey> {
-        self.flows.keys().copied().collect()
+        self.index.keys().copied().collect()
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let (prev, next) = {
+            let s = &self.slots[i as usize];
+            (s.prev, s.next)
+        };
+        match prev {
+            NIL => self.head = next,
+            p => self.slots[p as usize].next = next,
+        }
+        match next {
+            NIL => self.tail = prev,
+            n => self.slots[n as usize].prev = prev,
+        }
+    }
+
+    fn push_front(&mut self, i: u32) {
+        let old = self.head;
+        {
+            let s = &mut self.slots[i as usize];
+            s.prev = NIL;
+            s.next = old;
+        }
+        match old {
+            NIL => self.tail = i,
+            o => self.slots[o as usize].prev = i,
+        }
+        self.head = i;
     }
 
     /// Looks a key up as the kernel's LRU lookup does: a hit makes it recent.
     fn touch(&mut self, key: &FlowKey) -> Option<&mut FlowState> {
-        let entry = self.flows.get_mut(key)?;
-        self.clock += 1;
-        self.order.remove(&entry.used);
-        entry.used = self.clock;
-        self.order.insert(self.clock, *key);
-        Some(&mut entry.state)
+        let i = *self.index.get(key)?;
+        if self.head != i {
+            self.unlink(i);
+            self.push_front(i);
+        }
+        Some(&mut self.slots[i as usize].state)
     }
 
-    /// The kernel's `unexpected()`.
+/// The kernel's `unexpected()`.
     pub fn unexpected(&mut self, s: &Sighting) -> Seen {
         let key = FlowKey::new(s.parsed, &s.conn);
         if let Some(state) = self.touch(&key) {
@@ -128,36 +173,39 @@ impl FlowTable {
             reason: s.reason as u8,
             _pad: 0,
         };
-        let evicted = if self.flows.len() >= self.capacity {
-            self.evict()
+        let (slot, evicted) = if self.index.len() >= self.capacity {
+            // The least recently used flow gives up its slot.
+            let i = self.tail;
+            self.unlink(i);
+            let old = &mut self.slots[i as usize];
+            let evicted = (old.key, old.state);
+            self.index.remove(&evicted.0);
+            self.evictions += 1;
+            old.key = key;
+            old.state = state;
+            (i, Some(evicted))
         } else {
-            None
-        };
-        self.clock += 1;
-        self.order.insert(self.clock, key);
-        self.flows.insert(
-            key,
-            Entry {
+            self.slots.push(Slot {
+                key,
                 state,
-                used: self.clock,
-            },
-        );
+                prev: NIL,
+                next: NIL,
+            });
+            (self.slots.len() as u32 - 1, None)
+        };
+        self.push_front(slot);
+        self.index.insert(key, slot);
         Seen::New(Box::new(event(s, &key)), evicted)
-    }
-
-    fn evict(&mut self) -> Option<Evicted> {
-        let (_, key) = self.order.pop_first()?;
-        let entry = self.flows.remove(&key)?;
-        self.evictions += 1;
-        Some((key, entry.state))
     }
 
     /// Every tracked flow, oldest first sighting first (ties by key), so
     /// the closing records come out in a stable order.
     pub fn drain(&mut self) -> Vec<(FlowKey, FlowState)> {
-        self.order.clear();
+        self.index.clear();
+        self.head = NIL;
+        self.tail = NIL;
         let mut all: Vec<(FlowKey, FlowState)> =
-            self.flows.drain().map(|(k, e)| (k, e.state)).collect();
+            self.slots.drain(..).map(|s| (s.key, s.state)).collect();
         all.sort_by(|a, b| {
             (
                 a.1.first_seen_ns,

@@ -18,10 +18,13 @@ use crate::{
     tables::KernelTables,
 };
 
-/// The attempt table, capped like the kernel's.
+/// The attempt table, capped like the kernel's. Keys come from packets:
+/// foldhash, seeded at random per process, keeps the per-packet lookups
+/// cheap without letting a capture be crafted offline to collide, and the
+/// table never holds more than [`MAX_HANDSHAKES`].
 #[derive(Default)]
 struct Table {
-    map: HashMap<HandshakeKey, Handshake>,
+    map: HashMap<HandshakeKey, Handshake, foldhash::fast::RandomState>,
 }
 
 impl HandshakeTable for Table {

@@ -2,7 +2,11 @@
 //! the roles of every prefix that encloses it, so the kernel's single lookup
 //! (host hash, else longest prefix) yields the whole role set.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+    sync::OnceLock,
+};
 
 use ipnet::IpNet;
 
@@ -45,14 +49,110 @@ impl RoleBits {
 }
 
 /// Networks with their role masks, folded for the kernel.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct PeerTable {
     nets: BTreeMap<IpNet, u64>,
+    /// For [`roles_of`](Self::roles_of), built on first use.
+    index: OnceLock<Index>,
+}
+
+impl PartialEq for PeerTable {
+    fn eq(&self, other: &Self) -> bool {
+        self.nets == other.nets
+    }
+}
+
+impl Eq for PeerTable {}
+
+type Hasher = foldhash::fast::RandomState;
+
+/// Longest-prefix lookup over the table, as the kernel's host hash and LPM
+/// trie answer it: per prefix length present (longest first), the networks
+/// of that length with their folded masks. Replay asks once per packet that
+/// reaches a rule, so this is a handful of hash probes, not a scan.
+#[derive(Debug, Clone, Default)]
+struct Index {
+    v4: Vec<(u8, HashMap<u32, u64, Hasher>)>,
+    v6: Vec<(u8, HashMap<u128, u64, Hasher>)>,
+}
+
+fn mask4(len: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
+}
+
+fn mask6(len: u8) -> u128 {
+    u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
+}
+
+impl Index {
+    /// Folds each network with every shorter one enclosing it: networks
+    /// are taken shortest first, so the longest match among those already
+    /// indexed is the fold of all of them.
+    fn build(nets: &BTreeMap<IpNet, u64>) -> Self {
+        let mut sorted: Vec<(&IpNet, u64)> = nets.iter().map(|(n, m)| (n, *m)).collect();
+        sorted.sort_by_key(|(n, _)| n.prefix_len());
+        let mut index = Index::default();
+        for (net, mask) in sorted {
+            let len = net.prefix_len();
+            match net {
+                IpNet::V4(v4) => {
+                    let addr = u32::from(v4.network());
+                    let folded = mask | index.lookup4(addr);
+                    insert(&mut index.v4, len, addr & mask4(len), folded);
+                }
+                IpNet::V6(v6) => {
+                    let addr = u128::from(v6.network());
+                    let folded = mask | index.lookup6(addr);
+                    insert(&mut index.v6, len, addr & mask6(len), folded);
+                }
+            }
+        }
+        index
+    }
+
+    #[inline]
+    fn lookup4(&self, addr: u32) -> u64 {
+        self.v4
+            .iter()
+            .find_map(|(len, map)| map.get(&(addr & mask4(*len))).copied())
+            .unwrap_or(0)
+    }
+
+    #[inline]
+    fn lookup6(&self, addr: u128) -> u64 {
+        self.v6
+            .iter()
+            .find_map(|(len, map)| map.get(&(addr & mask6(*len))).copied())
+            .unwrap_or(0)
+    }
+}
+
+/// Adds a network to the map of its prefix length, keeping the lengths
+/// longest first.
+fn insert<K: std::hash::Hash + Eq>(
+    levels: &mut Vec<(u8, HashMap<K, u64, Hasher>)>,
+    len: u8,
+    key: K,
+    folded: u64,
+) {
+    let at = match levels.iter().position(|(l, _)| *l <= len) {
+        Some(i) if levels[i].0 == len => i,
+        Some(i) => {
+            levels.insert(i, (len, HashMap::default()));
+            i
+        }
+        None => {
+            levels.push((len, HashMap::default()));
+            levels.len() - 1
+        }
+    };
+    levels[at].1.insert(key, folded);
 }
 
 impl PeerTable {
     pub fn add(&mut self, net: IpNet, mask: u64) {
         *self.nets.entry(net.trunc()).or_default() |= mask;
+        self.index = OnceLock::new();
     }
 
     /// Roles of `net` plus those of every prefix enclosing it.
@@ -117,9 +217,14 @@ impl PeerTable {
             .collect()
     }
 
-    /// Role mask of one address, computed the way the kernel does.
-    pub fn roles_of(&self, addr: std::net::IpAddr) -> u64 {
-        self.folded(&IpNet::from(addr))
+    /// Role mask of one address, computed the way the kernel does: the
+    /// roles of every network that holds it.
+    pub fn roles_of(&self, addr: IpAddr) -> u64 {
+        let index = self.index.get_or_init(|| Index::build(&self.nets));
+        match addr {
+            IpAddr::V4(a) => index.lookup4(u32::from(a)),
+            IpAddr::V6(a) => index.lookup6(u128::from(a)),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -164,5 +269,47 @@ mod tests {
         }
         assert_eq!(r.bit("one-too-many"), None);
         assert_eq!(r.names(0b11), vec!["nodes", "admin"]);
+    }
+
+    proptest::proptest! {
+        /// The prefix index answers what folding every enclosing network
+        /// does, whatever the networks and their overlaps.
+        #[test]
+        fn index_lookup_is_the_fold_of_enclosing_networks(
+            nets in proptest::collection::vec((proptest::prelude::any::<u32>(), 0u8..=32, 0u64..16), 0..24),
+            nets6 in proptest::collection::vec((proptest::prelude::any::<u128>(), 0u8..=128, 0u64..16), 0..12),
+            probes in proptest::collection::vec(proptest::prelude::any::<u32>(), 1..24),
+        ) {
+            let mut t = PeerTable::default();
+            // Addresses drawn near each other, so networks nest.
+            let near = |a: u32| (a & 0xff00_00ff) | 0x00c0_0000;
+            for (a, len, mask) in &nets {
+                let net = ipnet::Ipv4Net::new(std::net::Ipv4Addr::from(near(*a)), *len).unwrap();
+                t.add(IpNet::V4(net), 1 << mask);
+            }
+            for (a, len, mask) in &nets6 {
+                let net = ipnet::Ipv6Net::new(std::net::Ipv6Addr::from(*a), *len).unwrap();
+                t.add(IpNet::V6(net), 1 << mask);
+            }
+            let mut addrs: Vec<IpAddr> = probes.iter().map(|p| IpAddr::from(std::net::Ipv4Addr::from(near(*p)))).collect();
+            addrs.extend(nets.iter().map(|(a, _, _)| IpAddr::from(std::net::Ipv4Addr::from(near(*a)))));
+            addrs.extend(nets6.iter().map(|(a, _, _)| IpAddr::from(std::net::Ipv6Addr::from(*a))));
+            addrs.extend(nets6.iter().map(|(a, _, _)| IpAddr::from(std::net::Ipv6Addr::from(!*a))));
+            for addr in addrs {
+                proptest::prop_assert_eq!(t.roles_of(addr), t.folded(&IpNet::from(addr)), "{}", addr);
+            }
+        }
+    }
+
+    #[test]
+    fn adding_a_network_after_a_lookup_is_seen() {
+        let mut t = PeerTable::default();
+        t.add("192.0.2.0/24".parse().unwrap(), 0b01);
+        assert_eq!(t.roles_of("192.0.2.9".parse().unwrap()), 0b01);
+        t.add("192.0.2.9/32".parse().unwrap(), 0b10);
+        assert_eq!(t.roles_of("192.0.2.9".parse().unwrap()), 0b11);
+        t.add("0.0.0.0/0".parse().unwrap(), 0b100);
+        assert_eq!(t.roles_of("198.51.100.1".parse().unwrap()), 0b100);
+        assert_eq!(t.roles_of("2001:db8::1".parse().unwrap()), 0);
     }
 }
