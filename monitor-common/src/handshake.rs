@@ -30,12 +30,20 @@ pub const MAX_HANDSHAKES: u32 = 16384;
 pub const MAX_WATCHED: u32 = 4096;
 
 /// One connection attempt: the flow plus the initiator's port.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct HandshakeKey {
     pub flow: FlowKey,
     pub initiator_port: u16,
     pub _pad: u16,
+}
+
+impl core::hash::Hash for HandshakeKey {
+    #[inline]
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.flow.hash(state);
+        state.write_u32(u32::from(self.initiator_port) | u32::from(self._pad) << 16);
+    }
 }
 
 /// What became of an attempt so far.

@@ -305,6 +305,10 @@ enum Format {
     Pcap {
         parser: PcapParser,
         iface: usize,
+        /// From the file header, read once rather than per record.
+        endianness: Endianness,
+        nanos: bool,
+        link: Link,
     },
     PcapNg {
         parser: PcapNgParser,
@@ -464,7 +468,11 @@ impl CaptureReader {
                 )
             })?;
             window.consume(24);
+            let header = parser.header();
             Format::Pcap {
+                endianness: header.endianness,
+                nanos: header.ts_resolution == TsResolution::NanoSecond,
+                link: Link::from_datalink(header.datalink),
                 parser,
                 iface: names.intern(&label),
             }
@@ -591,10 +599,16 @@ impl CaptureReader {
     }
 
     fn next_pcap(&mut self) -> Result<Step, (u64, Problem)> {
-        let Format::Pcap { parser, iface } = &self.format else {
+        let Format::Pcap {
+            iface,
+            endianness,
+            nanos,
+            link,
+            ..
+        } = self.format
+        else {
             unreachable!("called for pcap files only")
         };
-        let (header, iface) = (parser.header(), *iface);
         let at = self.window.offset;
         let n = self
             .window
@@ -613,8 +627,7 @@ impl CaptureReader {
                 },
             ));
         }
-        let head = &self.window.available()[..16];
-        let incl_len = read_u32(&head[8..12], header.endianness) as usize;
+        let incl_len = read_u32(&self.window.available()[8..12], endianness) as usize;
         if incl_len > MAX_PACKET {
             let cause = Problem::AbsurdLength {
                 what: "a packet record",
@@ -637,56 +650,41 @@ impl CaptureReader {
                 },
             ));
         }
-        let Format::Pcap { parser, .. } = &self.format else {
-            unreachable!("checked above")
-        };
-        let raw = match parser.next_raw_packet(self.window.available()) {
-            Ok((_, raw)) => raw,
-            Err(e) => {
-                // Framing was checked above; anything else is a bug in the
-                // parser's assumptions, reported rather than trusted.
-                return Err((
-                    at,
-                    Problem::Invalid {
-                        what: "packet record",
-                        detail: pcap_err(e),
-                    },
-                ));
-            }
-        };
+        // The record is framed: its header is read here directly, as
+        // pcap-file's parser would (it checks nothing more than framing).
+        let head = &self.window.available()[..16];
+        let ts_sec = read_u32(&head[0..4], endianness);
+        let ts_frac = read_u32(&head[4..8], endianness);
+        let orig_len = read_u32(&head[12..16], endianness);
         self.pending = 16 + incl_len;
-        let frac_limit = match header.ts_resolution {
-            TsResolution::MicroSecond => 1_000_000,
-            TsResolution::NanoSecond => 1_000_000_000,
-        };
-        if raw.ts_frac >= frac_limit {
+        let frac_limit = if nanos { 1_000_000_000 } else { 1_000_000 };
+        if ts_frac >= frac_limit {
             self.problem(
                 at,
                 Problem::Invalid {
                     what: "packet record",
                     detail: format!(
-                        "timestamp fraction {} is not below {frac_limit}; record skipped",
-                        raw.ts_frac
+                        "timestamp fraction {ts_frac} is not below {frac_limit}; record skipped"
                     ),
                 },
             );
             self.stats.skipped += 1;
             return Ok(Step::Skipped);
         }
-        let link = Link::from_datalink(header.datalink);
         if let Link::Unsupported(_) = link {
             self.stats.skipped += 1;
             return Ok(Step::Skipped);
         }
-        let frac_ns = match header.ts_resolution {
-            TsResolution::MicroSecond => u64::from(raw.ts_frac) * 1000,
-            TsResolution::NanoSecond => u64::from(raw.ts_frac),
+        let frac_ns = if nanos {
+            u64::from(ts_frac)
+        } else {
+            u64::from(ts_frac) * 1000
         };
         Ok(Step::Packet(Current {
-            ts_ns: u64::from(raw.ts_sec) * 1_000_000_000 + frac_ns,
+            ts_ns: u64::from(ts_sec) * 1_000_000_000 + frac_ns,
             // A record may claim less on the wire than it holds; the bytes
             // present are the better witness.
-            orig_len: raw.orig_len.max(raw.incl_len),
+            orig_len: orig_len.max(incl_len as u32),
             link,
             iface,
             data: (16, 16 + incl_len),
@@ -1172,11 +1170,23 @@ impl CaptureSet {
     }
 
     /// Calls `f` for every packet of every file in time order; returns
-    /// early with `f`'s error.
+    /// early with `f`'s error (the packets after it are not read then).
     pub fn for_each<E>(
         &mut self,
         mut f: impl FnMut(&Packet<'_>, &Names) -> Result<(), E>,
     ) -> Result<(), E> {
+        if let [reader] = &mut self.readers[..] {
+            // One file is already in time order: no merge.
+            if std::mem::replace(&mut self.started, true) {
+                return Ok(());
+            }
+            while reader.advance(&mut self.names) {
+                if let Some(p) = reader.current() {
+                    f(&p, &self.names)?;
+                }
+            }
+            return Ok(());
+        }
         if !self.started {
             self.started = true;
             for i in 0..self.readers.len() {

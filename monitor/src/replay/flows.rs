@@ -146,7 +146,7 @@ impl FlowTable {
         Some(&mut self.slots[i as usize].state)
     }
 
-/// The kernel's `unexpected()`.
+    /// The kernel's `unexpected()`.
     pub fn unexpected(&mut self, s: &Sighting) -> Seen {
         let key = FlowKey::new(s.parsed, &s.conn);
         if let Some(state) = self.touch(&key) {

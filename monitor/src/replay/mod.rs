@@ -14,15 +14,12 @@ pub mod command;
 pub mod flows;
 pub mod required;
 
-use std::{
-    collections::HashMap,
-    net::IpAddr,
-    path::PathBuf,
-};
+use std::{collections::HashMap, net::IpAddr, path::PathBuf};
 
 use monitor_common::{
     classify::{self, Verdict},
     packet::{self, ETH_HLEN, Family, ParseError, Parsed, TCP_ACK, TCP_SYN},
+    policy::PORT_TABLE_ENTRIES,
     stats::Direction,
 };
 
@@ -131,6 +128,7 @@ fn frame_view<'b>(link: Link, data: &'b [u8], scratch: &'b [u8]) -> &'b [u8] {
 
 /// Parses a captured frame as the kernel would have seen it on the wire,
 /// and the length the kernel would have counted (an Ethernet frame's).
+#[inline]
 pub fn parse_frame(
     link: Link,
     data: &[u8],
@@ -164,9 +162,50 @@ pub fn parse_frame(
     }
 }
 
+/// The policy maps as replay reads them: `PC_PORTCLASS` as the kernel
+/// holds it, one array indexed by direction, protocol class and port (the
+/// tables' ordered map costs a tree walk per packet); everything else
+/// straight from the tables. The array is 1 MiB of zeroed memory that the
+/// system maps lazily: only the pages of ports the policy names or the
+/// capture uses become resident, so memory stays bounded by it.
+struct Policy<'a> {
+    tables: &'a KernelTables,
+    ports: Vec<u16>,
+}
+
+impl<'a> Policy<'a> {
+    fn new(tables: &'a KernelTables) -> Self {
+        let mut ports = vec![0u16; PORT_TABLE_ENTRIES as usize];
+        for (&index, &id) in &tables.port_classes {
+            if let Some(slot) = ports.get_mut(index as usize) {
+                *slot = id;
+            }
+        }
+        Self { tables, ports }
+    }
+}
+
+impl classify::PolicyLookup for Policy<'_> {
+    #[inline]
+    fn port_class(&self, index: u32) -> u16 {
+        self.ports.get(index as usize).copied().unwrap_or(0)
+    }
+
+    #[inline]
+    fn rule_set(&self, id: u16) -> Option<&monitor_common::policy::RuleSet> {
+        self.tables.rule_set(id)
+    }
+
+    #[inline]
+    fn peer_roles(&self, family: Family, addr: &[u8; 16]) -> u64 {
+        self.tables.peer_roles(family, addr)
+    }
+}
+
 /// The replay engine: one packet in, the live monitor's records out.
 pub struct Replayer<'a> {
     tables: &'a KernelTables,
+    policy: Policy<'a>,
     hosts: Hosts,
     flows: FlowTable,
     reported: Reported,
@@ -192,6 +231,7 @@ impl<'a> Replayer<'a> {
     pub fn with_flow_table(tables: &'a KernelTables, hosts: Hosts, flows: FlowTable) -> Self {
         Self {
             tables,
+            policy: Policy::new(tables),
             hosts,
             flows,
             reported: Reported::default(),
@@ -272,7 +312,7 @@ impl<'a> Replayer<'a> {
             c.not_host += 1;
             return Outcome::NotHost;
         };
-        let verdict = classify::classify(self.tables, &parsed, dir);
+        let verdict = classify::classify(&self.policy, &parsed, dir);
         if matches!(
             verdict,
             Verdict::Allowed { required: true, .. } | Verdict::Infrastructure
@@ -472,5 +512,39 @@ fn could_be_host(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => !(a.is_broadcast() || a.is_multicast() || a.is_unspecified()),
         IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use monitor_common::{
+        classify::PolicyLookup,
+        policy::{CONN_INBOUND, CONN_OUTBOUND, L4_TCP, L4_UDP, PORT_TABLE_ENTRIES, port_index},
+    };
+
+    use super::{KernelTables, Policy};
+
+    #[test]
+    fn port_array_answers_what_the_tables_hold() {
+        let mut t = KernelTables::default();
+        let mut put = |dir, l4, ports: std::ops::RangeInclusive<u16>, id| {
+            for p in ports {
+                t.port_classes.insert(port_index(dir, l4, p), id);
+            }
+        };
+        put(CONN_INBOUND, L4_TCP, 0..=0, 1);
+        put(CONN_INBOUND, L4_TCP, 22..=22, 2);
+        put(CONN_INBOUND, L4_TCP, 23..=23, 2);
+        put(CONN_INBOUND, L4_TCP, 24..=24, 3);
+        put(CONN_INBOUND, L4_TCP, 32768..=60999, 4);
+        put(CONN_INBOUND, L4_TCP, 65535..=65535, 4);
+        put(CONN_INBOUND, L4_UDP, 0..=0, 4);
+        put(CONN_OUTBOUND, L4_UDP, 53..=53, 5);
+        put(CONN_OUTBOUND, 3, 65535..=65535, 6);
+        let policy = Policy::new(&t);
+        for index in 0..PORT_TABLE_ENTRIES {
+            assert_eq!(policy.port_class(index), t.port_class(index), "{index:#x}");
+        }
+        assert_eq!(Policy::new(&KernelTables::default()).port_class(5), 0);
     }
 }

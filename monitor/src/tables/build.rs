@@ -83,7 +83,9 @@ pub fn build(entries: &[Entry], peers: &Peers) -> Result<KernelTables, BuildErro
         ..Default::default()
     };
     let mut rule_index: HashMap<&str, u16> = HashMap::new();
-    let mut lists: BTreeMap<u32, Vec<RuleRef>> = BTreeMap::new();
+    // What each entry adds to which ports, in entry order: (class of
+    // `port_index` — direction and protocol —, first port, last port, rule).
+    let mut adds: Vec<(u32, u16, u16, RuleRef)> = Vec::new();
     let mut bound_roles: BTreeSet<String> = BTreeSet::new();
     let mut seen_roles: BTreeSet<String> = BTreeSet::new();
 
@@ -134,20 +136,18 @@ pub fn build(entries: &[Entry], peers: &Peers) -> Result<KernelTables, BuildErro
             _ => CONN_INBOUND,
         };
         let flags = if entry.required { RULE_REQUIRED } else { 0 };
-        let mut add = |l4: u32, port: u16| {
-            let list = lists.entry(port_index(conn_dir, l4, port)).or_default();
-            match list.iter_mut().find(|r| r.rule == index) {
-                Some(r) => {
-                    r.peer_roles |= mask;
-                    r.flags |= flags;
-                }
-                None => list.push(RuleRef {
+        let mut add = |l4: u32, lo: u16, hi: u16| {
+            adds.push((
+                port_index(conn_dir, l4, 0),
+                lo,
+                hi,
+                RuleRef {
                     peer_roles: mask,
                     rule: index,
                     flags,
                     _pad: 0,
-                }),
-            }
+                },
+            ))
         };
         match (entry.proto, entry.ports) {
             (Proto::Tcp, Some(range)) | (Proto::Udp, Some(range)) => {
@@ -156,47 +156,86 @@ pub fn build(entries: &[Entry], peers: &Peers) -> Result<KernelTables, BuildErro
                 } else {
                     L4_UDP
                 };
-                for port in range.lo..=range.hi {
-                    add(l4, port);
+                if range.lo <= range.hi {
+                    add(l4, range.lo, range.hi);
                 }
             }
             // ICMP rules allow the request/reply exchanges (echo, timestamp);
             // errors and neighbour discovery are never judged.
             (Proto::Icmp, _) => {
-                add(L4_ICMP, 8);
-                add(L4_ICMP, 13);
-                add(L4_ICMPV6, 128);
+                add(L4_ICMP, 8, 8);
+                add(L4_ICMP, 13, 13);
+                add(L4_ICMPV6, 128, 128);
             }
             (_, None) => {}
         }
     }
 
+    // Each port's rule list is what the entries covering it add, in entry
+    // order, one element per rule. Ports between the same range ends get
+    // the same list, so lists are made per such segment rather than per
+    // port (a dynamic range is tens of thousands of ports), walking the
+    // ports in ascending index order as the kernel's array lays them out.
     let mut ids: HashMap<Vec<RuleRef>, u16> = HashMap::new();
     let mut truncated_ports = 0usize;
-    for (index, mut list) in lists {
-        if list.len() > RULESET_WIDTH {
-            truncated_ports += 1;
-            list.truncate(RULESET_WIDTH);
-        }
-        let id = match ids.get(&list) {
-            Some(id) => *id,
-            None => {
-                if t.rule_sets.len() >= MAX_RULESETS as usize {
-                    return Err(BuildError::TooManyRuleSets);
+    let mut classes: Vec<u32> = adds.iter().map(|a| a.0).collect();
+    classes.sort_unstable();
+    classes.dedup();
+    let mut port_classes: Vec<(u32, u16)> = Vec::new();
+    for class in classes {
+        let here: Vec<&(u32, u16, u16, RuleRef)> = adds.iter().filter(|a| a.0 == class).collect();
+        // Segment starts: every range's first port and the port after its last.
+        let mut cuts: Vec<u32> = here
+            .iter()
+            .flat_map(|a| [u32::from(a.1), u32::from(a.2) + 1])
+            .collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        for w in cuts.windows(2) {
+            let (lo, hi) = (w[0], w[1] - 1);
+            let mut list: Vec<RuleRef> = Vec::new();
+            for a in here
+                .iter()
+                .filter(|a| u32::from(a.1) <= lo && hi <= u32::from(a.2))
+            {
+                let add = a.3;
+                match list.iter_mut().find(|r| r.rule == add.rule) {
+                    Some(r) => {
+                        r.peer_roles |= add.peer_roles;
+                        r.flags |= add.flags;
+                    }
+                    None => list.push(add),
                 }
-                let mut set = RuleSet {
-                    len: list.len() as u32,
-                    ..Default::default()
-                };
-                set.rules[..list.len()].copy_from_slice(&list);
-                let id = t.rule_sets.len() as u16;
-                t.rule_sets.push(set);
-                ids.insert(list, id);
-                id
             }
-        };
-        t.port_classes.insert(index, id);
+            if list.is_empty() {
+                continue;
+            }
+            if list.len() > RULESET_WIDTH {
+                truncated_ports += (hi - lo + 1) as usize;
+                list.truncate(RULESET_WIDTH);
+            }
+            let id = match ids.get(&list) {
+                Some(id) => *id,
+                None => {
+                    if t.rule_sets.len() >= MAX_RULESETS as usize {
+                        return Err(BuildError::TooManyRuleSets);
+                    }
+                    let mut set = RuleSet {
+                        len: list.len() as u32,
+                        ..Default::default()
+                    };
+                    set.rules[..list.len()].copy_from_slice(&list);
+                    let id = t.rule_sets.len() as u16;
+                    t.rule_sets.push(set);
+                    ids.insert(list, id);
+                    id
+                }
+            };
+            port_classes.extend((lo..=hi).map(|port| (class | port, id)));
+        }
     }
+    // Ascending already: the map is built in bulk.
+    t.port_classes = port_classes.into_iter().collect();
     if truncated_ports > 0 {
         t.warnings.push(format!(
             "{truncated_ports} ports are named by more than {RULESET_WIDTH} rules; the kernel checks the first {RULESET_WIDTH} of each"
@@ -336,6 +375,193 @@ mod tests {
             fragment: Fragment::None,
             vlan_tags: 0,
             l4_offset: 34,
+        }
+    }
+
+    /// The port lists as the tables were first built: one list per port,
+    /// in entry order, ids handed out in ascending port-index order.
+    fn per_port_reference(entries: &[Entry]) -> (BTreeMap<u32, u16>, Vec<RuleSet>, usize) {
+        let mut rule_ids: Vec<&str> = Vec::new();
+        let mut roles: Vec<String> = Vec::new();
+        let mut lists: BTreeMap<u32, Vec<RuleRef>> = BTreeMap::new();
+        for entry in entries {
+            let index = match rule_ids.iter().position(|id| *id == entry.rule.id) {
+                Some(i) => i as u16,
+                None => {
+                    rule_ids.push(&entry.rule.id);
+                    rule_ids.len() as u16 - 1
+                }
+            };
+            let role = match entry.peer {
+                PeerRef::Role(name) => name.to_string(),
+                PeerRef::Literals(_) => format!("peers of {}", entry.rule.id),
+            };
+            let bit = match roles.iter().position(|r| *r == role) {
+                Some(b) => b,
+                None => {
+                    roles.push(role);
+                    roles.len() - 1
+                }
+            };
+            let mask = 1u64 << bit;
+            let conn_dir = match entry.direction {
+                Direction::Outbound => CONN_OUTBOUND,
+                _ => CONN_INBOUND,
+            };
+            let flags = if entry.required { RULE_REQUIRED } else { 0 };
+            let mut add = |l4: u32, port: u16| {
+                let list = lists.entry(port_index(conn_dir, l4, port)).or_default();
+                match list.iter_mut().find(|r| r.rule == index) {
+                    Some(r) => {
+                        r.peer_roles |= mask;
+                        r.flags |= flags;
+                    }
+                    None => list.push(RuleRef {
+                        peer_roles: mask,
+                        rule: index,
+                        flags,
+                        _pad: 0,
+                    }),
+                }
+            };
+            match (entry.proto, entry.ports) {
+                (Proto::Tcp, Some(range)) | (Proto::Udp, Some(range)) => {
+                    let l4 = if entry.proto == Proto::Tcp {
+                        L4_TCP
+                    } else {
+                        L4_UDP
+                    };
+                    for port in range.lo..=range.hi {
+                        add(l4, port);
+                    }
+                }
+                (Proto::Icmp, _) => {
+                    add(L4_ICMP, 8);
+                    add(L4_ICMP, 13);
+                    add(L4_ICMPV6, 128);
+                }
+                (_, None) => {}
+            }
+        }
+        let mut sets = vec![RuleSet::default()];
+        let mut ids: HashMap<Vec<RuleRef>, u16> = HashMap::new();
+        let mut classes = BTreeMap::new();
+        let mut truncated = 0;
+        for (index, mut list) in lists {
+            if list.len() > RULESET_WIDTH {
+                truncated += 1;
+                list.truncate(RULESET_WIDTH);
+            }
+            let id = *ids.entry(list.clone()).or_insert_with(|| {
+                let mut set = RuleSet {
+                    len: list.len() as u32,
+                    ..Default::default()
+                };
+                set.rules[..list.len()].copy_from_slice(&list);
+                sets.push(set);
+                sets.len() as u16 - 1
+            });
+            classes.insert(index, id);
+        }
+        (classes, sets, truncated)
+    }
+
+    fn check_against_reference(entries: &[Entry], t: &KernelTables) {
+        let (classes, sets, truncated) = per_port_reference(entries);
+        assert_eq!(t.port_classes, classes);
+        assert_eq!(t.rule_sets, sets);
+        let warned = t
+            .warnings
+            .iter()
+            .find(|w| w.contains("ports are named by more than"));
+        match warned {
+            Some(w) => assert!(w.starts_with(&format!("{truncated} ports ")), "{w}"),
+            None => assert_eq!(truncated, 0),
+        }
+    }
+
+    #[test]
+    fn port_lists_by_segment_match_the_per_port_construction() {
+        let no_dns = |_: &str| Vec::new();
+        for profile in ["thoughtspot", "auth0-psaas"] {
+            for all in [false, true] {
+                let policy = profiles::load(profile).unwrap();
+                let options = ResolveOptions {
+                    release: None,
+                    conditions: Conditions {
+                        all,
+                        enabled: Vec::new(),
+                    },
+                    dynamic_ports: DynamicPorts::configured(PortRange {
+                        lo: 32768,
+                        hi: 60999,
+                    }),
+                };
+                let resolved = resolve(&policy, &options).unwrap();
+                let entries = entries(&resolved);
+                let inv = Inventory::parse(INV, "inventory.toml").unwrap();
+                let t = build(
+                    &entries,
+                    &Peers {
+                        inventory: Some(&inv),
+                        default_nodes: &[],
+                        resolve: &no_dns,
+                    },
+                )
+                .unwrap();
+                assert!(!t.port_classes.is_empty(), "{profile}");
+                check_against_reference(&entries, &t);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Overlapping ranges, one rule named on several ranges, more rules
+        /// on a port than a rule set holds: the segments give each port the
+        /// list the per-port construction gives it.
+        #[test]
+        fn overlapping_ranges_match_the_per_port_construction(
+            specs in proptest::collection::vec(
+                (0usize..12, 0u8..3, 0u16..300, 0u16..80, proptest::prelude::any::<bool>(), 0usize..3, 0u8..3),
+                1..40,
+            )
+        ) {
+            let base = profiles::load("thoughtspot").unwrap().rules[0].clone();
+            let rules: Vec<crate::policy::Rule> = (0..12)
+                .map(|i| crate::policy::Rule { id: format!("r{i}"), ..base.clone() })
+                .collect();
+            let roles = ["nodes", "admin", "other"];
+            let entries: Vec<Entry> = specs
+                .iter()
+                .map(|&(rule, proto, lo, len, outbound, role, special)| Entry {
+                    rule: &rules[rule],
+                    proto: match proto {
+                        0 => Proto::Tcp,
+                        1 => Proto::Udp,
+                        _ => Proto::Icmp,
+                    },
+                    ports: Some(PortRange {
+                        lo: if special == 0 { 65535 - lo.min(10) } else { lo },
+                        hi: if special == 0 { 65535 } else { lo.saturating_add(len) },
+                    }),
+                    direction: if outbound { Direction::Outbound } else { Direction::Inbound },
+                    local_role: "nodes",
+                    peer: PeerRef::Role(roles[role]),
+                    required: special == 1,
+                })
+                .collect();
+            let no_dns = |_: &str| Vec::new();
+            let inv = Inventory::parse(INV, "inventory.toml").unwrap();
+            let t = build(
+                &entries,
+                &Peers {
+                    inventory: Some(&inv),
+                    default_nodes: &[],
+                    resolve: &no_dns,
+                },
+            )
+            .unwrap();
+            check_against_reference(&entries, &t);
         }
     }
 
