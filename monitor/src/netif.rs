@@ -2,9 +2,9 @@
 //! no inventory says otherwise.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeSet, HashMap},
     net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs},
-    sync::mpsc,
+    sync::{Mutex, mpsc},
     time::{Duration, Instant},
 };
 
@@ -83,33 +83,67 @@ unsafe fn sockaddr_net(addr: *const libc::sockaddr, mask: *const libc::sockaddr)
 
 /// Resolves names with one deadline for all of them, so an unreachable
 /// resolver delays start-up by `budget` at most. A name that misses the
-/// deadline resolves to nothing (the caller warns).
+/// deadline resolves to nothing (the caller warns). Names given to
+/// [`prefetch`](Self::prefetch) are looked up together, so start-up waits
+/// for the slowest answer rather than for the sum of them; a name asked
+/// again gets the answer it got the first time.
 pub struct Resolver {
     deadline: Instant,
+    lookups: Mutex<HashMap<String, Lookup>>,
+}
+
+enum Lookup {
+    Pending(mpsc::Receiver<Vec<IpAddr>>),
+    Done(Vec<IpAddr>),
+}
+
+fn start_lookup(name: &str) -> mpsc::Receiver<Vec<IpAddr>> {
+    let (tx, rx) = mpsc::channel();
+    let host = format!("{name}:0");
+    std::thread::spawn(move || {
+        let addrs: Vec<IpAddr> = host
+            .to_socket_addrs()
+            .map(|it| it.map(|sa| sa.ip()).collect())
+            .unwrap_or_default();
+        let _ = tx.send(addrs);
+    });
+    rx
 }
 
 impl Resolver {
     pub fn new(budget: Duration) -> Self {
         Self {
             deadline: Instant::now() + budget,
+            lookups: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts looking these names up, each in its own thread.
+    pub fn prefetch<'n>(&self, names: impl IntoIterator<Item = &'n str>) {
+        let mut lookups = self.lookups.lock().unwrap_or_else(|e| e.into_inner());
+        for name in names {
+            if !lookups.contains_key(name) {
+                lookups.insert(name.to_string(), Lookup::Pending(start_lookup(name)));
+            }
         }
     }
 
     pub fn resolve(&self, name: &str) -> Vec<IpAddr> {
-        let (tx, rx) = mpsc::channel();
-        let host = format!("{name}:0");
-        std::thread::spawn(move || {
-            let addrs: Vec<IpAddr> = host
-                .to_socket_addrs()
-                .map(|it| it.map(|sa| sa.ip()).collect())
-                .unwrap_or_default();
-            let _ = tx.send(addrs);
-        });
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        let mut addrs = rx.recv_timeout(left).unwrap_or_default();
-        addrs.sort();
-        addrs.dedup();
-        addrs
+        let mut lookups = self.lookups.lock().unwrap_or_else(|e| e.into_inner());
+        let lookup = lookups
+            .entry(name.to_string())
+            .or_insert_with(|| Lookup::Pending(start_lookup(name)));
+        if let Lookup::Pending(rx) = lookup {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            let mut addrs = rx.recv_timeout(left).unwrap_or_default();
+            addrs.sort();
+            addrs.dedup();
+            *lookup = Lookup::Done(addrs);
+        }
+        match lookup {
+            Lookup::Done(addrs) => addrs.clone(),
+            Lookup::Pending(_) => unreachable!("settled above"),
+        }
     }
 }
 

@@ -46,6 +46,7 @@ pub fn load_tables(
         }
     };
     let resolver = netif::Resolver::new(DNS_BUDGET);
+    resolver.prefetch(tables::dns_names(&entries, inventory.as_ref()));
     let resolve = |name: &str| resolver.resolve(name);
     let peers = tables::Peers {
         inventory: inventory.as_ref(),

@@ -571,6 +571,12 @@ impl CaptureReader {
     /// Problems are recorded in `stats`, never returned: one bad record
     /// must not hide the rest of the file.
     pub fn advance(&mut self, names: &mut Names) -> bool {
+        if let Some(c) = self.next_framed_pcap() {
+            self.stats.packets += 1;
+            self.last_ts_ns = Some(c.ts_ns);
+            self.current = Some(c);
+            return true;
+        }
         self.current = None;
         loop {
             // The previous record (a packet, or a block that was skipped).
@@ -596,6 +602,59 @@ impl CaptureReader {
                 }
             }
         }
+    }
+
+    /// The common case of a pcap file: the next record is whole in the
+    /// window and its header sane. It is read here without the general
+    /// path's handling of ends, damage and refills, with the same result
+    /// [`next_pcap`](Self::next_pcap) would give; anything else is left to it.
+    #[inline(always)]
+    fn next_framed_pcap(&mut self) -> Option<Current> {
+        let Format::Pcap {
+            iface,
+            endianness,
+            nanos,
+            link,
+            ..
+        } = self.format
+        else {
+            return None;
+        };
+        if let Link::Unsupported(_) = link {
+            return None;
+        }
+        let rest = self
+            .window
+            .buf
+            .get(self.window.start + self.pending..self.window.end)?;
+        let head = rest.get(..16)?;
+        let incl_len = read_u32(&head[8..12], endianness) as usize;
+        if incl_len > MAX_PACKET || rest.len() < 16 + incl_len {
+            return None;
+        }
+        let ts_frac = read_u32(&head[4..8], endianness);
+        let frac_ns = if nanos {
+            if ts_frac >= 1_000_000_000 {
+                return None;
+            }
+            u64::from(ts_frac)
+        } else {
+            if ts_frac >= 1_000_000 {
+                return None;
+            }
+            u64::from(ts_frac) * 1000
+        };
+        let ts_sec = read_u32(&head[0..4], endianness);
+        let orig_len = read_u32(&head[12..16], endianness);
+        self.window.consume(self.pending);
+        self.pending = 16 + incl_len;
+        Some(Current {
+            ts_ns: u64::from(ts_sec) * 1_000_000_000 + frac_ns,
+            orig_len: orig_len.max(incl_len as u32),
+            link,
+            iface,
+            data: (16, 16 + incl_len),
+        })
     }
 
     fn next_pcap(&mut self) -> Result<Step, (u64, Problem)> {

@@ -128,7 +128,7 @@ fn frame_view<'b>(link: Link, data: &'b [u8], scratch: &'b [u8]) -> &'b [u8] {
 
 /// Parses a captured frame as the kernel would have seen it on the wire,
 /// and the length the kernel would have counted (an Ethernet frame's).
-#[inline]
+#[inline(always)]
 pub fn parse_frame(
     link: Link,
     data: &[u8],

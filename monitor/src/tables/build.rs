@@ -251,6 +251,31 @@ pub fn build(entries: &[Entry], peers: &Peers) -> Result<KernelTables, BuildErro
     Ok(t)
 }
 
+/// The DNS names [`build`] resolves for `entries`, in the order it asks
+/// for them (repeats left out), so a resolver can look them up together
+/// beforehand.
+pub fn dns_names<'a>(entries: &'a [Entry], inventory: Option<&'a Inventory>) -> Vec<&'a str> {
+    let mut names: Vec<&str> = Vec::new();
+    for entry in entries {
+        let listed: Box<dyn Iterator<Item = &str>> = match entry.peer {
+            PeerRef::Role(role) => match inventory.and_then(|inv| inv.binding(role)) {
+                Some(binding) => Box::new(binding.names.iter().map(String::as_str)),
+                None => Box::new(std::iter::empty()),
+            },
+            PeerRef::Literals(list) => Box::new(list.iter().filter_map(|p| match p {
+                Peer::Name(name) => Some(name.as_str()),
+                Peer::Net(_) => None,
+            })),
+        };
+        for name in listed {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
 fn role_nets(role: &str, peers: &Peers, warnings: &mut Vec<String>) -> Vec<IpNet> {
     match peers.inventory.and_then(|inv| inv.binding(role)) {
         Some(binding) => {

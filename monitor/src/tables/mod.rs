@@ -7,7 +7,7 @@ mod peers;
 mod v4trie;
 mod write;
 
-pub use build::{BuildError, KernelTables, Peers, RuleInfo, build};
+pub use build::{BuildError, KernelTables, Peers, RuleInfo, build, dns_names};
 pub use peers::{PeerTable, RoleBits};
 pub use v4trie::V4Table;
 pub use write::{WriteError, activate, write, write_set};

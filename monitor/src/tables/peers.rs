@@ -67,13 +67,82 @@ impl Eq for PeerTable {}
 type Hasher = foldhash::fast::RandomState;
 
 /// Longest-prefix lookup over the table, as the kernel's host hash and LPM
-/// trie answer it: per prefix length present (longest first), the networks
-/// of that length with their folded masks. Replay asks once per packet that
-/// reaches a rule, so this is a handful of hash probes, not a scan.
+/// trie answer it. Replay asks once per packet that reaches a rule.
 #[derive(Debug, Clone, Default)]
 struct Index {
-    v4: Vec<(u8, HashMap<u32, u64, Hasher>)>,
-    v6: Vec<(u8, HashMap<u128, u64, Hasher>)>,
+    v4: Family<u32>,
+    v6: Family<u128>,
+}
+
+/// One family's networks with their folded masks.
+#[derive(Debug, Clone)]
+enum Family<K> {
+    /// Few networks (an inventory's usual handful): (network, netmask,
+    /// roles), longest prefix first, compared in turn.
+    Few(Vec<(K, K, u64)>),
+    /// Many: per prefix length present, longest first, the networks of
+    /// that length; a handful of hash probes instead of a scan.
+    Many(Vec<(K, HashMap<K, u64, Hasher>)>),
+}
+
+impl<K> Default for Family<K> {
+    fn default() -> Self {
+        Family::Few(Vec::new())
+    }
+}
+
+/// Networks a family may have and still be scanned.
+const FEW: usize = 16;
+
+trait Key: Copy + Eq + std::hash::Hash + std::ops::BitAnd<Output = Self> {}
+impl Key for u32 {}
+impl Key for u128 {}
+
+impl<K: Key> Family<K> {
+    #[inline]
+    fn lookup(&self, addr: K) -> u64 {
+        match self {
+            Family::Few(nets) => nets
+                .iter()
+                .find(|(net, mask, _)| addr & *mask == *net)
+                .map_or(0, |n| n.2),
+            Family::Many(levels) => levels
+                .iter()
+                .find_map(|(mask, map)| map.get(&(addr & *mask)).copied())
+                .unwrap_or(0),
+        }
+    }
+
+    /// Adds a network whose prefix is no shorter than any added before
+    /// (its netmask no smaller).
+    fn add(&mut self, net: K, mask: K, roles: u64) {
+        if let Family::Few(nets) = self {
+            if nets.len() < FEW {
+                // Longest first: this one is the longest so far.
+                nets.insert(0, (net, mask, roles));
+                return;
+            }
+            let mut levels: Vec<(K, HashMap<K, u64, Hasher>)> = Vec::new();
+            for &(n, m, r) in nets.iter() {
+                match levels.last_mut() {
+                    Some((lm, map)) if *lm == m => {
+                        map.insert(n, r);
+                    }
+                    _ => levels.push((m, HashMap::from_iter([(n, r)]))),
+                }
+            }
+            *self = Family::Many(levels);
+        }
+        let Family::Many(levels) = self else {
+            unreachable!("converted above")
+        };
+        match levels.first_mut() {
+            Some((m, map)) if *m == mask => {
+                map.insert(net, roles);
+            }
+            _ => levels.insert(0, (mask, HashMap::from_iter([(net, roles)]))),
+        }
+    }
 }
 
 fn mask4(len: u8) -> u32 {
@@ -92,61 +161,23 @@ impl Index {
         let mut sorted: Vec<(&IpNet, u64)> = nets.iter().map(|(n, m)| (n, *m)).collect();
         sorted.sort_by_key(|(n, _)| n.prefix_len());
         let mut index = Index::default();
-        for (net, mask) in sorted {
+        for (net, roles) in sorted {
             let len = net.prefix_len();
             match net {
                 IpNet::V4(v4) => {
-                    let addr = u32::from(v4.network());
-                    let folded = mask | index.lookup4(addr);
-                    insert(&mut index.v4, len, addr & mask4(len), folded);
+                    let (addr, mask) = (u32::from(v4.network()), mask4(len));
+                    let folded = roles | index.v4.lookup(addr);
+                    index.v4.add(addr & mask, mask, folded);
                 }
                 IpNet::V6(v6) => {
-                    let addr = u128::from(v6.network());
-                    let folded = mask | index.lookup6(addr);
-                    insert(&mut index.v6, len, addr & mask6(len), folded);
+                    let (addr, mask) = (u128::from(v6.network()), mask6(len));
+                    let folded = roles | index.v6.lookup(addr);
+                    index.v6.add(addr & mask, mask, folded);
                 }
             }
         }
         index
     }
-
-    #[inline]
-    fn lookup4(&self, addr: u32) -> u64 {
-        self.v4
-            .iter()
-            .find_map(|(len, map)| map.get(&(addr & mask4(*len))).copied())
-            .unwrap_or(0)
-    }
-
-    #[inline]
-    fn lookup6(&self, addr: u128) -> u64 {
-        self.v6
-            .iter()
-            .find_map(|(len, map)| map.get(&(addr & mask6(*len))).copied())
-            .unwrap_or(0)
-    }
-}
-
-/// Adds a network to the map of its prefix length, keeping the lengths
-/// longest first.
-fn insert<K: std::hash::Hash + Eq>(
-    levels: &mut Vec<(u8, HashMap<K, u64, Hasher>)>,
-    len: u8,
-    key: K,
-    folded: u64,
-) {
-    let at = match levels.iter().position(|(l, _)| *l <= len) {
-        Some(i) if levels[i].0 == len => i,
-        Some(i) => {
-            levels.insert(i, (len, HashMap::default()));
-            i
-        }
-        None => {
-            levels.push((len, HashMap::default()));
-            levels.len() - 1
-        }
-    };
-    levels[at].1.insert(key, folded);
 }
 
 impl PeerTable {
@@ -222,8 +253,8 @@ impl PeerTable {
     pub fn roles_of(&self, addr: IpAddr) -> u64 {
         let index = self.index.get_or_init(|| Index::build(&self.nets));
         match addr {
-            IpAddr::V4(a) => index.lookup4(u32::from(a)),
-            IpAddr::V6(a) => index.lookup6(u128::from(a)),
+            IpAddr::V4(a) => index.v4.lookup(u32::from(a)),
+            IpAddr::V6(a) => index.v6.lookup(u128::from(a)),
         }
     }
 
@@ -276,8 +307,8 @@ mod tests {
         /// does, whatever the networks and their overlaps.
         #[test]
         fn index_lookup_is_the_fold_of_enclosing_networks(
-            nets in proptest::collection::vec((proptest::prelude::any::<u32>(), 0u8..=32, 0u64..16), 0..24),
-            nets6 in proptest::collection::vec((proptest::prelude::any::<u128>(), 0u8..=128, 0u64..16), 0..12),
+            nets in proptest::collection::vec((proptest::prelude::any::<u32>(), 0u8..=32, 0u64..16), 0..40),
+            nets6 in proptest::collection::vec((proptest::prelude::any::<u128>(), 0u8..=128, 0u64..16), 0..40),
             probes in proptest::collection::vec(proptest::prelude::any::<u32>(), 1..24),
         ) {
             let mut t = PeerTable::default();
