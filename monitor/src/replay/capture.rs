@@ -555,6 +555,7 @@ impl CaptureReader {
     }
 
     /// The packet the reader is on, if any.
+    #[inline]
     pub fn current(&self) -> Option<Packet<'_>> {
         let c = self.current?;
         Some(Packet {
@@ -570,6 +571,7 @@ impl CaptureReader {
     /// Moves to the next packet; `false` at the end of what can be read.
     /// Problems are recorded in `stats`, never returned: one bad record
     /// must not hide the rest of the file.
+    #[inline]
     pub fn advance(&mut self, names: &mut Names) -> bool {
         if let Some(c) = self.next_framed_pcap() {
             self.stats.packets += 1;
@@ -577,6 +579,12 @@ impl CaptureReader {
             self.current = Some(c);
             return true;
         }
+        self.advance_slow(names)
+    }
+
+    /// [`advance`](Self::advance) for every case but a framed pcap record.
+    #[inline(never)]
+    fn advance_slow(&mut self, names: &mut Names) -> bool {
         self.current = None;
         loop {
             // The previous record (a packet, or a block that was skipped).

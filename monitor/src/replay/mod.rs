@@ -35,22 +35,12 @@ use capture::{CaptureSet, Link, Names, Packet};
 use flows::{FlowTable, Seen, Sighting};
 
 /// The monitored host's addresses: they decide each packet's direction.
-/// Looked up twice per packet, and a host has a handful: a sorted list
-/// searched by bisection beats hashing the 17-byte key.
+/// Looked up twice per packet, and a host has a handful: sorted lists of
+/// addresses as integers, searched by bisection, beat hashing a 17-byte key.
 #[derive(Debug, Clone, Default)]
 pub struct Hosts {
-    addrs: Vec<(u8, [u8; 16])>,
-}
-
-fn key_of(ip: IpAddr) -> (u8, [u8; 16]) {
-    match ip {
-        IpAddr::V4(a) => {
-            let mut b = [0u8; 16];
-            b[..4].copy_from_slice(&a.octets());
-            (Family::V4 as u8, b)
-        }
-        IpAddr::V6(a) => (Family::V6 as u8, a.octets()),
-    }
+    v4: Vec<u32>,
+    v6: Vec<u128>,
 }
 
 fn ip_of(family: Family, addr: &[u8; 16]) -> IpAddr {
@@ -62,15 +52,29 @@ fn ip_of(family: Family, addr: &[u8; 16]) -> IpAddr {
 
 impl Hosts {
     pub fn new(addrs: &[IpAddr]) -> Self {
-        let mut addrs: Vec<_> = addrs.iter().copied().map(key_of).collect();
-        addrs.sort_unstable();
-        addrs.dedup();
-        Self { addrs }
+        let mut hosts = Self::default();
+        for addr in addrs {
+            match addr {
+                IpAddr::V4(a) => hosts.v4.push(u32::from(*a)),
+                IpAddr::V6(a) => hosts.v6.push(u128::from(*a)),
+            }
+        }
+        hosts.v4.sort_unstable();
+        hosts.v4.dedup();
+        hosts.v6.sort_unstable();
+        hosts.v6.dedup();
+        hosts
     }
 
     #[inline]
     fn has(&self, family: Family, addr: &[u8; 16]) -> bool {
-        self.addrs.binary_search(&(family as u8, *addr)).is_ok()
+        match family {
+            Family::V4 => {
+                let a = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
+                self.v4.binary_search(&a).is_ok()
+            }
+            Family::V6 => self.v6.binary_search(&u128::from_be_bytes(*addr)).is_ok(),
+        }
     }
 
     /// The direction a live monitor on the host would have seen the packet
@@ -269,7 +273,11 @@ impl<'a> Replayer<'a> {
         }
     }
 
+    #[inline]
     fn sync_names(&mut self, names: &Names) {
+        if names.all().len() == self.ifaces.len() {
+            return;
+        }
         for (i, name) in names.all().iter().enumerate().skip(self.ifaces.len()) {
             self.ifaces.push((i as u32 + 1, name.clone()));
         }
@@ -313,10 +321,13 @@ impl<'a> Replayer<'a> {
             return Outcome::NotHost;
         };
         let verdict = classify::classify(&self.policy, &parsed, dir);
+        // Required flows' packets and ICMP errors are tracked; any other
+        // packet only moves capture time on, which matters when it makes a
+        // sweep of pending attempts due.
         if matches!(
             verdict,
             Verdict::Allowed { required: true, .. } | Verdict::Infrastructure
-        ) || !self.required.idle()
+        ) || self.required.sweep_due(pkt.ts_ns)
         {
             self.sync_names(names);
             let enricher = Enricher {

@@ -75,8 +75,17 @@ impl Required {
         self.table.map.is_empty()
     }
 
+    /// Whether a packet at `ts_ns` that is neither a required flow's nor an
+    /// ICMP error would make [`packet`](Self::packet) do anything: sweep
+    /// pending attempts. Any other such packet may skip it.
+    #[inline]
+    pub fn sweep_due(&self, ts_ns: u64) -> bool {
+        !self.idle() && ts_ns.saturating_sub(self.last_sweep_ns) >= SWEEP_EVERY_NS
+    }
+
     /// One classified packet. `view` is the buffer `parsed` was read from.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub fn packet(
         &mut self,
         view: &[u8],
@@ -121,10 +130,16 @@ impl Required {
 
     /// Judges the table at capture time `now_ns` (at most every
     /// [`SWEEP_EVERY_NS`] unless `force`).
+    #[inline]
     fn sweep(&mut self, now_ns: u64, enricher: &Enricher, out: &mut Vec<EventRecord>, force: bool) {
         if !force && now_ns.saturating_sub(self.last_sweep_ns) < SWEEP_EVERY_NS {
             return;
         }
+        self.sweep_now(now_ns, enricher, out);
+    }
+
+    #[inline(never)]
+    fn sweep_now(&mut self, now_ns: u64, enricher: &Enricher, out: &mut Vec<EventRecord>) {
         self.last_sweep_ns = now_ns;
         if self.table.map.is_empty() {
             return;
