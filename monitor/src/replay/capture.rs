@@ -1247,12 +1247,34 @@ impl CaptureSet {
             if std::mem::replace(&mut self.started, true) {
                 return Ok(());
             }
-            while reader.advance(&mut self.names) {
-                if let Some(p) = reader.current() {
-                    f(&p, &self.names)?;
-                }
+            loop {
+                // The common case straight to `f`, without the round trip
+                // through `current` that the general path takes.
+                let c = match reader.next_framed_pcap() {
+                    Some(c) => {
+                        reader.stats.packets += 1;
+                        reader.last_ts_ns = Some(c.ts_ns);
+                        reader.current = Some(c);
+                        c
+                    }
+                    None => match reader.advance_slow(&mut self.names) {
+                        true => match reader.current {
+                            Some(c) => c,
+                            None => continue,
+                        },
+                        false => return Ok(()),
+                    },
+                };
+                let p = Packet {
+                    ts_ns: c.ts_ns,
+                    orig_len: c.orig_len,
+                    link: c.link,
+                    iface: c.iface,
+                    data: &reader.window.available()[c.data.0..c.data.1],
+                    file: reader.index,
+                };
+                f(&p, &self.names)?;
             }
-            return Ok(());
         }
         if !self.started {
             self.started = true;

@@ -328,18 +328,13 @@ impl monitor_common::classify::PolicyLookup for KernelTables {
         self.rule_sets.get(usize::from(id))
     }
 
+    #[inline]
     fn peer_roles(&self, family: monitor_common::packet::Family, addr: &[u8; 16]) -> u64 {
-        let ip = match family {
-            monitor_common::packet::Family::V4 => {
-                let a = [addr[0], addr[1], addr[2], addr[3]];
-                if let Some(trie) = &self.v4 {
-                    return monitor_common::policy::v4_roles(trie, u32::from_be_bytes(a));
-                }
-                IpAddr::from(a)
-            }
-            monitor_common::packet::Family::V6 => IpAddr::from(*addr),
-        };
-        self.peers.roles_of(ip)
+        if let (monitor_common::packet::Family::V4, Some(trie)) = (family, &self.v4) {
+            let a = [addr[0], addr[1], addr[2], addr[3]];
+            return monitor_common::policy::v4_roles(trie, u32::from_be_bytes(a));
+        }
+        self.peers.roles_of_raw(family, addr)
     }
 }
 

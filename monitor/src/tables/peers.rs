@@ -251,11 +251,29 @@ impl PeerTable {
     /// Role mask of one address, computed the way the kernel does: the
     /// roles of every network that holds it.
     pub fn roles_of(&self, addr: IpAddr) -> u64 {
-        let index = self.index.get_or_init(|| Index::build(&self.nets));
+        let index = self.index();
         match addr {
             IpAddr::V4(a) => index.v4.lookup(u32::from(a)),
             IpAddr::V6(a) => index.v6.lookup(u128::from(a)),
         }
+    }
+
+    /// [`roles_of`](Self::roles_of) for an address as the parser holds it
+    /// (IPv4 in the first four bytes).
+    #[inline]
+    pub fn roles_of_raw(&self, family: monitor_common::packet::Family, addr: &[u8; 16]) -> u64 {
+        let index = self.index();
+        match family {
+            monitor_common::packet::Family::V4 => index
+                .v4
+                .lookup(u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]])),
+            monitor_common::packet::Family::V6 => index.v6.lookup(u128::from_be_bytes(*addr)),
+        }
+    }
+
+    #[inline]
+    fn index(&self) -> &Index {
+        self.index.get_or_init(|| Index::build(&self.nets))
     }
 
     pub fn len(&self) -> usize {
@@ -327,7 +345,17 @@ mod tests {
             addrs.extend(nets6.iter().map(|(a, _, _)| IpAddr::from(std::net::Ipv6Addr::from(*a))));
             addrs.extend(nets6.iter().map(|(a, _, _)| IpAddr::from(std::net::Ipv6Addr::from(!*a))));
             for addr in addrs {
-                proptest::prop_assert_eq!(t.roles_of(addr), t.folded(&IpNet::from(addr)), "{}", addr);
+                let folded = t.folded(&IpNet::from(addr));
+                proptest::prop_assert_eq!(t.roles_of(addr), folded, "{}", addr);
+                let (family, raw) = match addr {
+                    IpAddr::V4(a) => {
+                        let mut raw = [0u8; 16];
+                        raw[..4].copy_from_slice(&a.octets());
+                        (monitor_common::packet::Family::V4, raw)
+                    }
+                    IpAddr::V6(a) => (monitor_common::packet::Family::V6, a.octets()),
+                };
+                proptest::prop_assert_eq!(t.roles_of_raw(family, &raw), folded, "{}", addr);
             }
         }
     }
