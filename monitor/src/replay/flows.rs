@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use monitor_common::{
     classify::{Conn, Reason},
     flow::{EVENT_HEADER_BYTES, EVENT_UNEXPECTED, FlowEvent, FlowKey, FlowState, MAX_FLOWS},
-    packet::Parsed,
+    packet::{Family, Parsed},
     stats::Direction,
 };
 
@@ -40,6 +40,104 @@ struct Slot {
 
 const NIL: u32 = u32::MAX;
 
+type Hasher = foldhash::fast::RandomState;
+
+/// A flow key whose addresses are IPv4 (the other 12 bytes zero) and whose
+/// padding is zero, packed in two words: `[addresses, service port |
+/// proto << 32 | direction << 40]`. Most keys are such, and 16 bytes hash
+/// and compare faster and take less cache than 40; [`unpack_v4`] is the
+/// inverse.
+#[inline]
+pub(crate) fn pack_v4(key: &FlowKey) -> Option<[u64; 2]> {
+    let zero = |a: &[u8; 16]| a[4..] == [0; 12];
+    if key.family != Family::V4 as u8
+        || !zero(&key.initiator)
+        || !zero(&key.responder)
+        || key._pad != [0; 3]
+    {
+        return None;
+    }
+    let v4 = |a: &[u8; 16]| u64::from(u32::from_be_bytes([a[0], a[1], a[2], a[3]]));
+    Some([
+        v4(&key.initiator) << 32 | v4(&key.responder),
+        u64::from(key.service_port) | u64::from(key.proto) << 32 | u64::from(key.direction) << 40,
+    ])
+}
+
+/// The key [`pack_v4`] packed (bits 16..32 of the second word are not its).
+pub(crate) fn unpack_v4(packed: [u64; 2]) -> FlowKey {
+    let addr = |a: u32| {
+        let mut b = [0u8; 16];
+        b[..4].copy_from_slice(&a.to_be_bytes());
+        b
+    };
+    FlowKey {
+        initiator: addr((packed[0] >> 32) as u32),
+        responder: addr(packed[0] as u32),
+        service_port: packed[1] as u16,
+        proto: (packed[1] >> 32) as u8,
+        family: Family::V4 as u8,
+        direction: (packed[1] >> 40) as u8,
+        _pad: [0; 3],
+    }
+}
+
+/// Packed words hashed as two writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Packed(pub [u64; 2]);
+
+impl std::hash::Hash for Packed {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0[0]);
+        state.write_u64(self.0[1]);
+    }
+}
+
+/// Key → slot, IPv4 keys packed. Every key maps to exactly one of the two.
+#[derive(Default)]
+struct Index {
+    v4: HashMap<Packed, u32, Hasher>,
+    other: HashMap<FlowKey, u32, Hasher>,
+}
+
+impl Index {
+    fn len(&self) -> usize {
+        self.v4.len() + self.other.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.other.is_empty()
+    }
+
+    #[inline]
+    fn get(&self, key: &FlowKey) -> Option<u32> {
+        match pack_v4(key) {
+            Some(p) => self.v4.get(&Packed(p)).copied(),
+            None => self.other.get(key).copied(),
+        }
+    }
+
+    fn insert(&mut self, key: FlowKey, slot: u32) {
+        match pack_v4(&key) {
+            Some(p) => self.v4.insert(Packed(p), slot),
+            None => self.other.insert(key, slot),
+        };
+    }
+
+    fn remove(&mut self, key: &FlowKey) {
+        match pack_v4(key) {
+            Some(p) => self.v4.remove(&Packed(p)),
+            None => self.other.remove(key),
+        };
+    }
+
+    fn clear(&mut self) {
+        self.v4.clear();
+        self.other.clear();
+    }
+}
+
 /// A flow pushed out of the table to make room, with its final counts.
 pub type Evicted = (FlowKey, FlowState);
 
@@ -63,7 +161,7 @@ pub enum Seen {
 /// so a capture cannot be crafted offline to collide, and the table is
 /// bounded whatever it holds.
 pub struct FlowTable {
-    index: HashMap<FlowKey, u32, foldhash::fast::RandomState>,
+    index: Index,
     slots: Vec<Slot>,
     /// Most and least recently used slots.
     head: u32,
@@ -81,7 +179,7 @@ impl Default for FlowTable {
 impl FlowTable {
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
-            index: HashMap::default(),
+            index: Index::default(),
             slots: Vec::new(),
             head: NIL,
             tail: NIL,
@@ -104,7 +202,12 @@ impl FlowTable {
 
     /// The tracked keys.
     pub fn keys(&self) -> HashSet<FlowKey> {
-        self.index.keys().copied().collect()
+        self.index
+            .v4
+            .values()
+            .chain(self.index.other.values())
+            .map(|&i| self.slots[i as usize].key)
+            .collect()
     }
 
     fn unlink(&mut self, i: u32) {
@@ -138,7 +241,7 @@ impl FlowTable {
 
     /// Looks a key up as the kernel's LRU lookup does: a hit makes it recent.
     fn touch(&mut self, key: &FlowKey) -> Option<&mut FlowState> {
-        let i = *self.index.get(key)?;
+        let i = self.index.get(key)?;
         if self.head != i {
             self.unlink(i);
             self.push_front(i);
@@ -257,5 +360,40 @@ fn event(s: &Sighting, key: &FlowKey) -> FlowEvent {
         forward: u8::from(s.conn.forward),
         _pad: [0; 3],
         header,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use monitor_common::{flow::FlowKey, packet::Family};
+
+    use super::{pack_v4, unpack_v4};
+
+    #[test]
+    fn ipv4_flow_keys_pack_exactly_and_nothing_else_does() {
+        let mut key = FlowKey {
+            service_port: 2181,
+            proto: 6,
+            family: Family::V4 as u8,
+            direction: 1,
+            ..Default::default()
+        };
+        key.initiator[..4].copy_from_slice(&[198, 51, 100, 7]);
+        key.responder[..4].copy_from_slice(&[192, 0, 2, 1]);
+        let packed = pack_v4(&key).expect("packs");
+        assert_eq!(unpack_v4(packed), key);
+        let mut other = key;
+        other.direction = 0;
+        assert_ne!(pack_v4(&other), Some(packed));
+        for change in [
+            |k: &mut FlowKey| k.family = Family::V6 as u8,
+            |k: &mut FlowKey| k.initiator[15] = 1,
+            |k: &mut FlowKey| k.responder[4] = 1,
+            |k: &mut FlowKey| k._pad[2] = 1,
+        ] {
+            let mut k = key;
+            change(&mut k);
+            assert_eq!(pack_v4(&k), None, "{k:?}");
+        }
     }
 }

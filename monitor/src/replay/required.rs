@@ -11,6 +11,7 @@ use monitor_common::{
     stats::Direction,
 };
 
+use super::flows::{self, Packed};
 use crate::{
     daemon::unexpected::Enricher,
     events::{EventKind, EventRecord, RequiredStatus},
@@ -18,30 +19,94 @@ use crate::{
     tables::KernelTables,
 };
 
+type Hasher = foldhash::fast::RandomState;
+
 /// The attempt table, capped like the kernel's. Keys come from packets:
 /// foldhash, seeded at random per process, keeps the per-packet lookups
 /// cheap without letting a capture be crafted offline to collide, and the
 /// table never holds more than [`MAX_HANDSHAKES`].
+///
+/// An IPv4 attempt's 44-byte key is mostly zeros: it is kept as 16 bytes,
+/// which halves the memory a lookup walks (a capture full of unanswered
+/// attempts makes this table the biggest random-access structure per
+/// packet). Every key maps to exactly one of the two maps, and back.
 #[derive(Default)]
 struct Table {
-    map: HashMap<HandshakeKey, Handshake, foldhash::fast::RandomState>,
+    v4: HashMap<V4Key, Handshake, Hasher>,
+    other: HashMap<HandshakeKey, Handshake, Hasher>,
+}
+
+/// A [`HandshakeKey`] whose flow packs ([`flows::pack_v4`]) and whose own
+/// padding is zero: the flow's words with the initiator's port in bits
+/// 16..32 of the second.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct V4Key(Packed);
+
+impl V4Key {
+    #[inline]
+    fn of(key: &HandshakeKey) -> Option<V4Key> {
+        if key._pad != 0 {
+            return None;
+        }
+        let [addrs, rest] = flows::pack_v4(&key.flow)?;
+        Some(V4Key(Packed([
+            addrs,
+            rest | u64::from(key.initiator_port) << 16,
+        ])))
+    }
+
+    fn key(&self) -> HandshakeKey {
+        let [addrs, rest] = self.0.0;
+        HandshakeKey {
+            flow: flows::unpack_v4([addrs, rest]),
+            initiator_port: (rest >> 16) as u16,
+            _pad: 0,
+        }
+    }
+}
+
+impl Table {
+    fn len(&self) -> usize {
+        self.v4.len() + self.other.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.other.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (HandshakeKey, &Handshake)> {
+        self.v4
+            .iter()
+            .map(|(k, h)| (k.key(), h))
+            .chain(self.other.iter().map(|(k, h)| (*k, h)))
+    }
 }
 
 impl HandshakeTable for Table {
+    #[inline]
     fn get_mut(&mut self, key: &HandshakeKey) -> Option<&mut Handshake> {
-        self.map.get_mut(key)
+        match V4Key::of(key) {
+            Some(k) => self.v4.get_mut(&k),
+            None => self.other.get_mut(key),
+        }
     }
 
     fn insert(&mut self, key: &HandshakeKey, value: &Handshake) -> bool {
-        if self.map.len() >= MAX_HANDSHAKES as usize {
+        if self.len() >= MAX_HANDSHAKES as usize {
             return false;
         }
-        self.map.entry(*key).or_insert(*value);
+        match V4Key::of(key) {
+            Some(k) => self.v4.entry(k).or_insert(*value),
+            None => self.other.entry(*key).or_insert(*value),
+        };
         true
     }
 
     fn remove(&mut self, key: &HandshakeKey) {
-        self.map.remove(key);
+        match V4Key::of(key) {
+            Some(k) => self.v4.remove(&k),
+            None => self.other.remove(key),
+        };
     }
 }
 
@@ -72,7 +137,7 @@ impl Required {
     /// Whether no attempt is pending: then only required flows' packets
     /// and ICMP errors need to come here.
     pub fn idle(&self) -> bool {
-        self.table.map.is_empty()
+        self.table.is_empty()
     }
 
     /// Whether a packet at `ts_ns` that is neither a required flow's nor an
@@ -141,14 +206,13 @@ impl Required {
     #[inline(never)]
     fn sweep_now(&mut self, now_ns: u64, enricher: &Enricher, out: &mut Vec<EventRecord>) {
         self.last_sweep_ns = now_ns;
-        if self.table.map.is_empty() {
+        if self.table.is_empty() {
             return;
         }
         let mut failed: Vec<(HandshakeKey, Handshake, required::BlockReason)> = self
             .table
-            .map
             .iter()
-            .filter_map(|(k, h)| Some((*k, *h, required::judge(h, now_ns, self.timeout_ns)?)))
+            .filter_map(|(k, h)| Some((k, *h, required::judge(h, now_ns, self.timeout_ns)?)))
             .collect();
         // Deterministic output whatever the hash order.
         failed.sort_by_key(|(k, h, _)| {
@@ -160,7 +224,7 @@ impl Required {
             )
         });
         for (key, h, reason) in failed {
-            self.table.map.remove(&key);
+            self.table.remove(&key);
             let Some(rule) = enricher.tables.rule(h.rule).filter(|r| r.required) else {
                 continue;
             };
@@ -199,5 +263,88 @@ impl Required {
 
     pub fn statuses(&self, ts: std::time::SystemTime, host: Option<&str>) -> Vec<RequiredStatus> {
         records::statuses(&self.verdicts(), ts, host)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use monitor_common::{
+        flow::FlowKey,
+        handshake::{Handshake, HandshakeKey, HandshakeTable},
+        packet::Family,
+    };
+
+    use super::{Table, V4Key};
+
+    fn key(family: Family, initiator: [u8; 16], responder: [u8; 16], port: u16) -> HandshakeKey {
+        HandshakeKey {
+            flow: FlowKey {
+                initiator,
+                responder,
+                service_port: 5432,
+                proto: 6,
+                family: family as u8,
+                direction: 1,
+                _pad: [0; 3],
+            },
+            initiator_port: port,
+            _pad: 0,
+        }
+    }
+
+    fn v4(a: [u8; 4]) -> [u8; 16] {
+        let mut b = [0; 16];
+        b[..4].copy_from_slice(&a);
+        b
+    }
+
+    #[test]
+    fn ipv4_keys_pack_and_unpack_and_others_stay_whole() {
+        let plain = key(Family::V4, v4([192, 0, 2, 1]), v4([198, 51, 100, 7]), 40000);
+        let packed = V4Key::of(&plain).expect("an IPv4 key packs");
+        assert_eq!(packed.key(), plain);
+        // What does not fit the packed form keeps its own map.
+        let mut odd = plain;
+        odd.flow.responder[9] = 1;
+        let mut padded = plain;
+        padded._pad = 7;
+        let mut flow_padded = plain;
+        flow_padded.flow._pad = [0, 1, 0];
+        let v6 = key(Family::V6, [0x20; 16], [0x30; 16], 1);
+        let v6_short = key(Family::V6, v4([192, 0, 2, 1]), v4([198, 51, 100, 7]), 40000);
+        let others = [odd, padded, flow_padded, v6, v6_short];
+        for k in others {
+            assert!(V4Key::of(&k).is_none(), "{k:?}");
+        }
+        let mut t = Table::default();
+        for (i, k) in std::iter::once(plain).chain(others).enumerate() {
+            let h = Handshake {
+                attempts: i as u32 + 1,
+                ..Default::default()
+            };
+            assert!(t.insert(&k, &h));
+        }
+        assert_eq!((t.v4.len(), t.other.len()), (1, 5));
+        for (i, k) in std::iter::once(plain).chain(others).enumerate() {
+            assert_eq!(t.get_mut(&k).map(|h| h.attempts), Some(i as u32 + 1));
+        }
+        let mut seen: Vec<HandshakeKey> = t.iter().map(|(k, _)| k).collect();
+        let mut all: Vec<HandshakeKey> = std::iter::once(plain).chain(others).collect();
+        let order = |k: &HandshakeKey| {
+            (
+                k.flow.initiator,
+                k.flow.responder,
+                k.flow._pad,
+                k._pad,
+                k.flow.family,
+            )
+        };
+        seen.sort_by_key(order);
+        all.sort_by_key(order);
+        assert_eq!(seen, all);
+        t.remove(&plain);
+        t.remove(&v6);
+        assert!(t.get_mut(&plain).is_none() && t.get_mut(&v6).is_none());
+        assert_eq!(t.len(), 4);
     }
 }
