@@ -66,19 +66,29 @@ impl Hosts {
         hosts
     }
 
-    #[inline]
+    #[inline(always)]
     fn has(&self, family: Family, addr: &[u8; 16]) -> bool {
         match family {
             Family::V4 => {
                 let a = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
-                self.v4.binary_search(&a).is_ok()
+                match &self.v4[..] {
+                    [one] => *one == a,
+                    many => many.binary_search(&a).is_ok(),
+                }
             }
-            Family::V6 => self.v6.binary_search(&u128::from_be_bytes(*addr)).is_ok(),
+            Family::V6 => {
+                let a = u128::from_be_bytes(*addr);
+                match &self.v6[..] {
+                    [one] => *one == a,
+                    many => many.binary_search(&a).is_ok(),
+                }
+            }
         }
     }
 
     /// The direction a live monitor on the host would have seen the packet
     /// in; `None` for traffic that is not the host's.
+    #[inline]
     pub fn direction(&self, p: &Parsed) -> Option<Direction> {
         if self.has(p.family, &p.dst) {
             Some(Direction::Ingress)
