@@ -1521,7 +1521,87 @@ impl fmt::Display for Link {
 
 #[cfg(test)]
 mod tests {
-    use super::TsUnit;
+    use std::io::Write as _;
+
+    use super::{AHEAD_CHUNK, AHEAD_ROOM, CaptureError, CaptureReader, Names, TsUnit};
+
+    /// A microsecond pcap of `n` records of varied sizes (some longer than
+    /// the read-ahead's room, so records straddle chunks both ways), with
+    /// a corrupt length field at `damage` records in, if any.
+    fn capture(n: u32, damage: Option<u32>) -> Vec<u8> {
+        let mut out = vec![
+            0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
+        ];
+        for i in 0..n {
+            let len = match i % 97 {
+                0 => AHEAD_ROOM + 3000,
+                1 => 3 * AHEAD_ROOM,
+                k => 40 + (k as usize * 37) % 1400,
+            };
+            let incl = if damage == Some(i) { 0x7fff_0000 } else { len as u32 };
+            out.extend_from_slice(&(1_700_000_000 + i / 1000).to_le_bytes());
+            out.extend_from_slice(&((i % 1000) * 1000).to_le_bytes());
+            out.extend_from_slice(&incl.to_le_bytes());
+            out.extend_from_slice(&(len as u32).to_le_bytes());
+            out.extend((0..len).map(|b| (b as u32 ^ i) as u8));
+        }
+        out
+    }
+
+    type Read = (Vec<(u64, u32, u64)>, u64, u64, Vec<CaptureError>, bool);
+
+    /// Every packet (time, length, checksum of its bytes) and the file's
+    /// counters, read directly or ahead.
+    fn read(path: &std::path::Path, ahead: bool) -> Read {
+        let mut names = Names::default();
+        let mut r = CaptureReader::open(0, path, &mut names).unwrap();
+        if ahead {
+            r.window.read_ahead();
+        }
+        let mut packets = Vec::new();
+        while r.advance(&mut names) {
+            let p = r.current().unwrap();
+            let sum = p.data.iter().fold(0u64, |a, &b| a.wrapping_mul(31).wrapping_add(u64::from(b)));
+            packets.push((p.ts_ns, p.orig_len, sum));
+        }
+        let s = r.stats;
+        (packets, s.packets, s.skipped, s.errors, s.stopped_early)
+    }
+
+    #[test]
+    fn reading_ahead_reads_what_reading_directly_does() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, n, damage, gzip) in [
+            ("plain.pcap", 3000, None, false),
+            ("damaged.pcap", 3000, Some(1500), false),
+            ("damaged.pcap.gz", 3000, Some(700), true),
+            ("cut.pcap", 2000, None, false),
+        ] {
+            let mut bytes = capture(n, damage);
+            if name == "cut.pcap" {
+                bytes.truncate(bytes.len() - 100);
+            }
+            assert!(bytes.len() > 4 * AHEAD_CHUNK, "{name}: spans chunks");
+            let path = dir.path().join(name);
+            if gzip {
+                let mut gz = flate2::write::GzEncoder::new(
+                    std::fs::File::create(&path).unwrap(),
+                    flate2::Compression::fast(),
+                );
+                gz.write_all(&bytes).unwrap();
+                gz.finish().unwrap();
+            } else {
+                std::fs::write(&path, &bytes).unwrap();
+            }
+            let direct = read(&path, false);
+            let ahead = read(&path, true);
+            assert!(direct.1 > 0, "{name}");
+            if damage.is_some() || name == "cut.pcap" {
+                assert!(!direct.3.is_empty(), "{name}: the damage is reported");
+            }
+            assert_eq!(direct, ahead, "{name}");
+        }
+    }
 
     #[test]
     fn timestamp_units_follow_if_tsresol_and_if_tsoffset() {
