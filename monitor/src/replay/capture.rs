@@ -1530,7 +1530,8 @@ mod tests {
     /// a corrupt length field at `damage` records in, if any.
     fn capture(n: u32, damage: Option<u32>) -> Vec<u8> {
         let mut out = vec![
-            0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
+            0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0,
+            0,
         ];
         for i in 0..n {
             let len = match i % 97 {
@@ -1538,7 +1539,11 @@ mod tests {
                 1 => 3 * AHEAD_ROOM,
                 k => 40 + (k as usize * 37) % 1400,
             };
-            let incl = if damage == Some(i) { 0x7fff_0000 } else { len as u32 };
+            let incl = if damage == Some(i) {
+                0x7fff_0000
+            } else {
+                len as u32
+            };
             out.extend_from_slice(&(1_700_000_000 + i / 1000).to_le_bytes());
             out.extend_from_slice(&((i % 1000) * 1000).to_le_bytes());
             out.extend_from_slice(&incl.to_le_bytes());
@@ -1561,7 +1566,10 @@ mod tests {
         let mut packets = Vec::new();
         while r.advance(&mut names) {
             let p = r.current().unwrap();
-            let sum = p.data.iter().fold(0u64, |a, &b| a.wrapping_mul(31).wrapping_add(u64::from(b)));
+            let sum = p
+                .data
+                .iter()
+                .fold(0u64, |a, &b| a.wrapping_mul(31).wrapping_add(u64::from(b)));
             packets.push((p.ts_ns, p.orig_len, sum));
         }
         let s = r.stats;

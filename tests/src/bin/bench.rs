@@ -309,6 +309,10 @@ fn daemon() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Rounds of replay against tcpdump, alternating; tshark is timed once (a
+/// round of it takes minutes).
+const REPLAY_ROUNDS: usize = 5;
+
 /// Replay against the reference readers on the same capture, in one run:
 /// `tcpdump -r` with a port filter, and tshark with the same display
 /// filter. Also the peak memory of replay on captures of two sizes, to show
@@ -358,44 +362,86 @@ fn replay_bench(packets: u32) -> anyhow::Result<()> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let (t_replay, rss_large) = timed(&replay(&large))?;
-    let (_, rss_small) = timed(&replay(&small))?;
-    let (t_tcpdump, _) = timed(&tcpdump)?;
-    let (t_tshark, _) = timed(&tshark)?;
+    // Paired rounds: each ratio compares runs made one after the other.
+    let mut rounds: Vec<(Timed, Timed)> = Vec::with_capacity(REPLAY_ROUNDS);
+    for _ in 0..REPLAY_ROUNDS {
+        rounds.push((timed(&replay(&large))?, timed(&tcpdump)?));
+    }
+    let small_run = timed(&replay(&small))?;
+    let t_tshark = timed(&tshark)?;
+    let mid = |f: &dyn Fn(&(Timed, Timed)) -> f64| median(rounds.iter().map(f).collect());
+    let (replay_wall, replay_cpu) = (mid(&|r| r.0.wall), mid(&|r| r.0.cpu));
+    let (tcpdump_wall, tcpdump_cpu) = (mid(&|r| r.1.wall), mid(&|r| r.1.cpu));
+    let wall_ratio = mid(&|r| r.1.wall / r.0.wall);
+    let cpu_ratio = mid(&|r| r.1.cpu / r.0.cpu);
+    let rss_large = rounds.iter().map(|r| r.0.rss_kib).max().unwrap_or(0);
     let pps = |t: f64| f64::from(packets) / t;
     println!(
         "\nreplay of a generated {packets}-packet capture (policy classification, events to /dev/null)"
     );
-    println!("  portconform replay {:>12.0} pkt/s", pps(t_replay));
     println!(
-        "  tcpdump -r + filter {:>11.0} pkt/s   replay is {:.2}x tcpdump's speed",
-        pps(t_tcpdump),
-        t_tcpdump / t_replay
+        "  medians of {REPLAY_ROUNDS} alternating rounds of replay and tcpdump; times include process start-up"
     );
     println!(
-        "  tshark -r + filter  {:>11.0} pkt/s   replay is {:.1}x tshark's speed",
-        pps(t_tshark),
-        t_tshark / t_replay
+        "  (replay's: compiling the profile, resolving its DNS names); cpu = user + system, all threads"
     );
     println!(
-        "  peak RSS of replay: {} KiB for {} packets, {} KiB for {packets}",
-        rss_small,
+        "  portconform replay  {:>11.0} pkt/s   wall {replay_wall:.3} s, cpu {replay_cpu:.3} s",
+        pps(replay_wall)
+    );
+    println!(
+        "  tcpdump -r + filter {:>11.0} pkt/s   wall {tcpdump_wall:.3} s, cpu {tcpdump_cpu:.3} s",
+        pps(tcpdump_wall)
+    );
+    println!(
+        "    replay is {wall_ratio:.2}x tcpdump's speed (wall), {cpu_ratio:.2}x per cpu-second; tcpdump reads every"
+    );
+    println!(
+        "    record and runs its BPF filter on each (1 in 6 match and are written); replay parses, classifies"
+    );
+    println!(
+        "    and tracks flows and required-flow attempts for every record, reading ahead in a second thread"
+    );
+    println!(
+        "  tshark -r + filter  {:>11.0} pkt/s   wall {:.3} s, cpu {:.3} s (one run; it dissects every packet)",
+        pps(t_tshark.wall),
+        t_tshark.wall,
+        t_tshark.cpu
+    );
+    println!(
+        "    replay is {:.1}x tshark's speed (wall, against the median replay), {:.1}x per cpu-second",
+        t_tshark.wall / replay_wall,
+        t_tshark.cpu / replay_cpu
+    );
+    println!(
+        "  peak RSS of replay: {} KiB for {} packets, {} KiB for {packets} (largest of the rounds)",
+        small_run.rss_kib,
         packets / 4,
         rss_large
     );
     Ok(())
 }
 
-/// Wall time (s) and peak RSS (KiB, from GNU time) of a command.
-fn timed(argv: &[String]) -> anyhow::Result<(f64, u64)> {
+/// What GNU time says of one command.
+struct Timed {
+    /// Wall time, s (measured here).
+    wall: f64,
+    /// User + system time of the process and its threads, s.
+    cpu: f64,
+    /// Peak resident set, KiB.
+    rss_kib: u64,
+}
+
+/// Wall time, CPU time and peak RSS (from GNU time) of a command.
+fn timed(argv: &[String]) -> anyhow::Result<Timed> {
     let start = std::time::Instant::now();
     let out = std::process::Command::new("/usr/bin/time")
-        .args(["-f", "%M"])
+        .args(["-f", "%U %S %M"])
         .args(argv)
         .stdout(std::process::Stdio::null())
         .output()
         .with_context(|| format!("running {}", argv[0]))?;
-    let secs = start.elapsed().as_secs_f64();
+    let wall = start.elapsed().as_secs_f64();
     anyhow::ensure!(
         out.status.success(),
         "{} failed: {}",
@@ -403,12 +449,17 @@ fn timed(argv: &[String]) -> anyhow::Result<(f64, u64)> {
         String::from_utf8_lossy(&out.stderr)
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let rss = stderr
-        .lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or(0);
-    Ok((secs, rss))
+    let last = stderr.lines().last().unwrap_or_default();
+    let fields: Vec<&str> = last.split_whitespace().collect();
+    let num = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    let (Some(user), Some(system), Some(rss)) = (num(0), num(1), num(2)) else {
+        anyhow::bail!("unexpected GNU time output from {}: {last:?}", argv[0]);
+    };
+    Ok(Timed {
+        wall,
+        cpu: user + system,
+        rss_kib: rss as u64,
+    })
 }
 
 /// A pcap (microsecond) of `n` Ethernet frames: TCP between nodes and
