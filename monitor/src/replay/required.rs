@@ -74,11 +74,24 @@ impl Table {
         self.v4.is_empty() && self.other.is_empty()
     }
 
-    fn iter(&self) -> impl Iterator<Item = (HandshakeKey, &Handshake)> {
-        self.v4
-            .iter()
-            .map(|(k, h)| (k.key(), h))
-            .chain(self.other.iter().map(|(k, h)| (*k, h)))
+    /// The attempts `pick` chooses, with their keys (unpacked only for
+    /// those: a sweep looks at every attempt and picks few).
+    fn select<T>(
+        &self,
+        mut pick: impl FnMut(&Handshake) -> Option<T>,
+    ) -> Vec<(HandshakeKey, Handshake, T)> {
+        let mut out = Vec::new();
+        for (k, h) in &self.v4 {
+            if let Some(t) = pick(h) {
+                out.push((k.key(), *h, t));
+            }
+        }
+        for (k, h) in &self.other {
+            if let Some(t) = pick(h) {
+                out.push((*k, *h, t));
+            }
+        }
+        out
     }
 }
 
@@ -209,11 +222,10 @@ impl Required {
         if self.table.is_empty() {
             return;
         }
-        let mut failed: Vec<(HandshakeKey, Handshake, required::BlockReason)> = self
+        let timeout_ns = self.timeout_ns;
+        let mut failed = self
             .table
-            .iter()
-            .filter_map(|(k, h)| Some((k, *h, required::judge(h, now_ns, self.timeout_ns)?)))
-            .collect();
+            .select(|h| required::judge(h, now_ns, timeout_ns));
         // Deterministic output whatever the hash order.
         failed.sort_by_key(|(k, h, _)| {
             (
@@ -328,7 +340,11 @@ mod tests {
         for (i, k) in std::iter::once(plain).chain(others).enumerate() {
             assert_eq!(t.get_mut(&k).map(|h| h.attempts), Some(i as u32 + 1));
         }
-        let mut seen: Vec<HandshakeKey> = t.iter().map(|(k, _)| k).collect();
+        let mut seen: Vec<HandshakeKey> = t
+            .select(|_| Some(()))
+            .into_iter()
+            .map(|(k, _, _)| k)
+            .collect();
         let mut all: Vec<HandshakeKey> = std::iter::once(plain).chain(others).collect();
         let order = |k: &HandshakeKey| {
             (
