@@ -159,6 +159,10 @@ struct ReplayArgs {
     /// capture time) before it is reported blocked, e.g. `5s`.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_timeout)]
     handshake_timeout: Duration,
+    /// Send no DNS query: names in the policy or inventory bind no address
+    /// (an offline workstation; today's answers may not be the capture's).
+    #[arg(long)]
+    no_resolve: bool,
 }
 
 #[derive(clap::Args)]
@@ -301,6 +305,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         events: args.events,
         console: true,
         handshake_timeout: args.handshake_timeout,
+        resolve_names: !args.no_resolve,
     })
 }
 

@@ -134,5 +134,6 @@ fn build_tables(config: &RunConfig) -> anyhow::Result<KernelTables> {
         config.inventory.as_deref(),
         || netif::subnets(&config.ifaces),
         "the monitored interfaces' subnets",
+        true,
     )
 }

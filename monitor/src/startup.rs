@@ -19,11 +19,15 @@ const DNS_BUDGET: Duration = Duration::from_secs(3);
 /// Builds the tables. Without an inventory, `nodes` is `default_nodes`,
 /// described to the user as `nodes_are` (e.g. "the monitored interfaces'
 /// subnets"); the caller computes them only in that case.
+///
+/// With `resolve_names` false no DNS query is sent: rules and inventory
+/// entries that name hosts by DNS name bind no address (said once).
 pub fn load_tables(
     selection: &Selection,
     inventory: Option<&Path>,
     default_nodes: impl FnOnce() -> Vec<IpNet>,
     nodes_are: &str,
+    resolve_names: bool,
 ) -> anyhow::Result<KernelTables> {
     let (policy, options) = policy::cli::select(selection)?;
     let resolved = policy::resolve(&policy, &options)?;
@@ -46,8 +50,22 @@ pub fn load_tables(
         }
     };
     let resolver = netif::Resolver::new(DNS_BUDGET);
-    resolver.prefetch(tables::dns_names(&entries, inventory.as_ref()));
-    let resolve = |name: &str| resolver.resolve(name);
+    let names = tables::dns_names(&entries, inventory.as_ref());
+    if resolve_names {
+        resolver.prefetch(names);
+    } else if !names.is_empty() {
+        eprintln!(
+            "portconform: --no-resolve: {} DNS names of the policy and inventory are not looked up; they bind no address",
+            names.len()
+        );
+    }
+    let resolve = |name: &str| {
+        if resolve_names {
+            resolver.resolve(name)
+        } else {
+            Vec::new()
+        }
+    };
     let peers = tables::Peers {
         inventory: inventory.as_ref(),
         default_nodes: &default_nodes,

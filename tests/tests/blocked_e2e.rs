@@ -292,7 +292,8 @@ fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
     drop(tcpdump);
     let replayed = lab.dir.file("replayed.jsonl");
     let out = std::process::Command::new(portconform_tests::portconform_bin())
-        .args(["replay", &capture, "--host", &host4, "--host", &host6])
+        .args(["replay", "--no-resolve", &capture])
+        .args(["--host", &host4, "--host", &host6])
         .args(["--profile", "thoughtspot", "--inventory"])
         .arg(lab.dir.file("inventory.toml"))
         .args([

@@ -390,6 +390,7 @@ fn kernel_and_replay_decide_and_report_identically() {
     std::fs::write(&inventory, INVENTORY).unwrap();
     let out = Command::new(portconform_bin())
         .arg("replay")
+        .arg("--no-resolve")
         .arg(&capture)
         .args(["--host", "192.0.2.1", "--host", "2001:db8:1::1"])
         .args(["--profile", "thoughtspot", "--dynamic-ports", "32768-60999"])

@@ -353,7 +353,7 @@ fn replay_counts_every_flow_as_tshark_does() {
     )
     .unwrap();
     let events = dir.file("host1.jsonl");
-    let mut args: Vec<String> = vec!["replay".into()];
+    let mut args: Vec<String> = vec!["replay".into(), "--no-resolve".into()];
     args.extend(pcaps.iter().map(|p| p.display().to_string()));
     for addr in [&h.v4, &h.v6, &hp.v4, &hp.v6] {
         args.extend(["--host".into(), addr.clone()]);

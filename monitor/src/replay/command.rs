@@ -33,6 +33,8 @@ pub struct ReplayConfig {
     pub console: bool,
     /// How long a required flow's attempt may go unanswered.
     pub handshake_timeout: Duration,
+    /// Look up the DNS names the policy and inventory use (today's answers).
+    pub resolve_names: bool,
 }
 
 /// Problems printed per file; the rest are counted.
@@ -310,5 +312,6 @@ fn build_tables(config: &ReplayConfig, hosts: &[IpAddr]) -> anyhow::Result<Kerne
         config.inventory.as_deref(),
         || hosts.iter().map(|ip| IpNet::from(*ip)).collect(),
         "the capture's host alone",
+        config.resolve_names,
     )
 }

@@ -330,6 +330,7 @@ fn replay_bench(packets: u32) -> anyhow::Result<()> {
         [
             bin.as_str(),
             "replay",
+            "--no-resolve",
             file,
             "--host",
             "192.0.2.1",
