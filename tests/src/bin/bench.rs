@@ -384,7 +384,7 @@ fn replay_bench(packets: u32) -> anyhow::Result<()> {
         "  medians of {REPLAY_ROUNDS} alternating rounds of replay and tcpdump; times include process start-up"
     );
     println!(
-        "  (replay's: compiling the profile, resolving its DNS names); cpu = user + system, all threads"
+        "  (replay's: compiling the profile; --no-resolve, so no DNS); cpu = user + system, all threads"
     );
     println!(
         "  portconform replay  {:>11.0} pkt/s   wall {replay_wall:.3} s, cpu {replay_cpu:.3} s",
