@@ -103,18 +103,18 @@ enum Match {
 
 /// The peer's roles, looked up only once a port turns out to have rules:
 /// traffic on ports no rule names never pays for the address lookups.
-struct Roles {
+struct Roles<'a> {
     family: Family,
-    addr: [u8; 16],
+    addr: &'a [u8; 16],
     mask: Option<u64>,
 }
 
-impl Roles {
+impl<'a> Roles<'a> {
     #[inline(always)]
-    fn new(parsed: &Parsed, dir: Direction) -> Self {
+    fn new(parsed: &'a Parsed, dir: Direction) -> Self {
         Self {
             family: parsed.family,
-            addr: *peer_addr(parsed, dir),
+            addr: peer_addr(parsed, dir),
             mask: None,
         }
     }
@@ -124,7 +124,7 @@ impl Roles {
         match self.mask {
             Some(m) => m,
             None => {
-                let m = policy.peer_roles(self.family, &self.addr);
+                let m = policy.peer_roles(self.family, self.addr);
                 self.mask = Some(m);
                 m
             }
@@ -138,7 +138,7 @@ fn match_port<L: PolicyLookup + ?Sized>(
     conn_dir: u32,
     l4: u32,
     port: u16,
-    roles: &mut Roles,
+    roles: &mut Roles<'_>,
 ) -> Match {
     let id = policy.port_class(port_index(conn_dir, l4, port));
     if id == 0 {

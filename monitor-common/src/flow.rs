@@ -16,17 +16,20 @@ pub const RING_BYTES: u32 = 1 << 22;
 /// One unexpected "flow" as users think of it: this initiator reaching this
 /// service. The initiator's ephemeral port is left out on purpose, so a
 /// client reconnecting (or a flood with random source ports) stays one flow.
+///
+/// `align(8)`: the kernel programs build keys on the stack, where the
+/// verifier only accepts aligned access, and copy the addresses as words.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[repr(C)]
+#[repr(C, align(8))]
 pub struct FlowKey {
     pub initiator: [u8; 16],
     pub responder: [u8; 16],
     pub service_port: u16,
     pub proto: u8,
     pub family: u8,
-    /// CONN_INBOUND or CONN_OUTBOUND.
-    pub direction: u8,
-    pub _pad: [u8; 3],
+    /// CONN_INBOUND or CONN_OUTBOUND. A whole word, so the key has no
+    /// padding: a 3-byte zero fill compiles to a memset call in BPF.
+    pub direction: u32,
 }
 
 /// Three writes instead of one per field: userspace tables keyed by flows
@@ -49,9 +52,6 @@ impl FlowKey {
             | u64::from(self.proto) << 16
             | u64::from(self.family) << 24
             | u64::from(self.direction) << 32
-            | u64::from(self._pad[0]) << 40
-            | u64::from(self._pad[1]) << 48
-            | u64::from(self._pad[2]) << 56
     }
 
     #[inline(always)]
@@ -67,8 +67,7 @@ impl FlowKey {
             service_port: conn.service_port,
             proto: parsed.proto,
             family: parsed.family as u8,
-            direction: conn.direction as u8,
-            _pad: [0; 3],
+            direction: conn.direction,
         }
     }
 }
@@ -115,6 +114,8 @@ impl FlowKey {
 #[repr(C)]
 pub struct FlowState {
     pub first_seen_ns: u64,
+    /// CLOCK_MONOTONIC_COARSE of the latest packet: a flood's timestamps
+    /// need tick precision, not a clock read per packet.
     pub last_seen_ns: u64,
     /// Packets initiator → responder.
     pub packets: u64,
@@ -183,9 +184,9 @@ pub struct FlowEvent {
     /// The packet's own ports (the initiator's port is here, not in the key).
     pub sport: u16,
     pub dport: u16,
-    /// 1 when this packet travels initiator → responder.
-    pub forward: u8,
-    pub _pad: [u8; 3],
+    /// 1 when this packet travels initiator → responder (a word: odd-sized
+    /// zero padding compiles to a memset call in BPF).
+    pub forward: u32,
     pub header: [u8; EVENT_HEADER_BYTES],
 }
 
@@ -209,6 +210,9 @@ impl FlowState {
                 out.reason = c.reason;
             }
         }
+        // Later packets are stamped with the coarse clock, which may lag
+        // the precise first sighting by up to a tick.
+        out.last_seen_ns = out.last_seen_ns.max(out.first_seen_ns);
         out
     }
 

@@ -29,20 +29,27 @@ pub const MAX_HANDSHAKES: u32 = 16384;
 /// Blocked flows userspace watches for recovery (`PC_WATCH`).
 pub const MAX_WATCHED: u32 = 4096;
 
-/// One connection attempt: the flow plus the initiator's port.
+/// One connection attempt: the flow plus the initiator's port. The padding
+/// is explicit (map keys are hashed byte for byte) and rounds the key to
+/// FlowKey's 8-byte alignment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct HandshakeKey {
     pub flow: FlowKey,
     pub initiator_port: u16,
     pub _pad: u16,
+    pub _pad2: u32,
 }
 
 impl core::hash::Hash for HandshakeKey {
     #[inline]
     fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
         self.flow.hash(state);
-        state.write_u32(u32::from(self.initiator_port) | u32::from(self._pad) << 16);
+        state.write_u64(
+            u64::from(self.initiator_port)
+                | u64::from(self._pad) << 16
+                | u64::from(self._pad2) << 32,
+        );
     }
 }
 
@@ -73,7 +80,7 @@ pub struct Handshake {
     pub _pad: [u8; 2],
 }
 
-const _: () = assert!(core::mem::size_of::<HandshakeKey>() == 44);
+const _: () = assert!(core::mem::size_of::<HandshakeKey>() == 48);
 const _: () = assert!(core::mem::size_of::<Handshake>() == 32);
 
 /// UDP services that answer every request, so a request without an answer
@@ -109,13 +116,9 @@ pub enum Track {
 }
 
 #[inline(always)]
-const fn conn_dir(dir: Direction, forward: bool) -> u8 {
+const fn conn_dir(dir: Direction, forward: bool) -> u32 {
     let inbound = matches!(dir, Direction::Ingress) == forward;
-    if inbound {
-        CONN_INBOUND as u8
-    } else {
-        CONN_OUTBOUND as u8
-    }
+    if inbound { CONN_INBOUND } else { CONN_OUTBOUND }
 }
 
 /// The attempt a packet belongs to; `forward` when it travels initiator →
@@ -135,10 +138,10 @@ fn key_of(parsed: &Parsed, dir: Direction, forward: bool) -> HandshakeKey {
             proto: parsed.proto,
             family: parsed.family as u8,
             direction: conn_dir(dir, forward),
-            _pad: [0; 3],
         },
         initiator_port,
         _pad: 0,
+        _pad2: 0,
     }
 }
 
@@ -237,14 +240,14 @@ fn icmp_error<P: Packet + ?Sized>(pkt: &P, parsed: &Parsed, dir: Direction) -> T
             proto: q.proto,
             family: q.family,
             direction: if matches!(dir, Direction::Egress) {
-                CONN_INBOUND as u8
+                CONN_INBOUND
             } else {
-                CONN_OUTBOUND as u8
+                CONN_OUTBOUND
             },
-            _pad: [0; 3],
         },
         initiator_port: q.sport,
         _pad: 0,
+        _pad2: 0,
     }
     .into_refused(outcome, icmp_type, icmp_code)
 }
@@ -529,7 +532,7 @@ mod tests {
         assert_eq!(&key.flow.initiator[..4], &PEER);
         assert_eq!(&key.flow.responder[..4], &HOST);
         assert_eq!((key.initiator_port, key.flow.service_port), (40000, PG));
-        assert_eq!(u32::from(key.flow.direction), CONN_INBOUND);
+        assert_eq!(key.flow.direction, CONN_INBOUND);
         assert_eq!(apply(&mut t, &syn, 10, 0, 2), Applied::Started);
         assert_eq!(apply(&mut t, &syn, 20, 0, 2), Applied::Retried);
         let h = t.0[&key];
@@ -631,7 +634,7 @@ mod tests {
             panic!("{tr:?}")
         };
         assert_eq!(outcome, OUTCOME_ADMIN_PROHIBITED);
-        assert_eq!(u32::from(key.flow.direction), CONN_OUTBOUND);
+        assert_eq!(key.flow.direction, CONN_OUTBOUND);
         assert_eq!(apply(&mut t, &tr, 2, 0, 2), Applied::Refused);
     }
 

@@ -71,14 +71,19 @@ pub enum Fragment {
 }
 
 /// Headers of an IP packet, enough to classify it.
+///
+/// `repr(C, align(8))` with the addresses first: the kernel programs read
+/// them as aligned words (the verifier rejects misaligned stack access, and
+/// byte-wise reassembly costs dozens of instructions per packet).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, align(8))]
 pub struct Parsed {
-    pub family: Family,
-    /// The upper-layer protocol after IPv6 extension headers.
-    pub proto: u8,
     /// IPv4 addresses sit in the first four bytes, the rest zero.
     pub src: [u8; 16],
     pub dst: [u8; 16],
+    pub family: Family,
+    /// The upper-layer protocol after IPv6 extension headers.
+    pub proto: u8,
     /// Source/destination port for TCP and UDP; ICMP type/code in `sport`/`dport`.
     pub sport: u16,
     pub dport: u16,
@@ -120,14 +125,33 @@ pub(crate) fn v6_bytes(words: [u64; 2]) -> [u8; 16] {
     unsafe { core::mem::transmute::<[u64; 2], [u8; 16]>(words) }
 }
 
+/// The IPv4 address held in the first four bytes of `addr`, as a host-order
+/// number (192.0.2.1 is 0xc0000201). One word load where `addr` is aligned,
+/// as `Parsed`'s addresses are.
+#[inline(always)]
+pub fn v4_addr(addr: &[u8; 16]) -> u32 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&addr[..4]);
+    u32::from_be_bytes(word)
+}
+
 #[inline(always)]
 fn be16(v: u16) -> u16 {
     u16::from_be(v)
 }
 
-/// Parses an Ethernet frame (with up to two 802.1Q/802.1ad tags).
+/// Where an Ethernet frame's IP header starts: its family, offset and how
+/// many 802.1Q/802.1ad tags came before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct L3 {
+    pub family: Family,
+    pub offset: usize,
+    pub vlan_tags: u8,
+}
+
+/// Walks the Ethernet header and up to two VLAN tags.
 #[inline(always)]
-pub fn parse_ethernet<P: Packet + ?Sized>(pkt: &P) -> Result<Parsed, ParseError> {
+pub fn locate_ip<P: Packet + ?Sized>(pkt: &P) -> Result<L3, ParseError> {
     let mut ethertype = be16(pkt.load::<u16>(12).ok_or(ParseError::Truncated)?);
     let mut offset = ETH_HLEN;
     let mut tags = 0u8;
@@ -144,12 +168,27 @@ pub fn parse_ethernet<P: Packet + ?Sized>(pkt: &P) -> Result<Parsed, ParseError>
     if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD || ethertype == ETH_P_QINQ1 {
         return Err(ParseError::TooDeep);
     }
-    let mut parsed = match ethertype {
-        ETH_P_IP => parse_ipv4(pkt, offset)?,
-        ETH_P_IPV6 => parse_ipv6(pkt, offset)?,
+    let family = match ethertype {
+        ETH_P_IP => Family::V4,
+        ETH_P_IPV6 => Family::V6,
         _ => return Err(ParseError::NotIp),
     };
-    parsed.vlan_tags = tags;
+    Ok(L3 {
+        family,
+        offset,
+        vlan_tags: tags,
+    })
+}
+
+/// Parses an Ethernet frame (with up to two 802.1Q/802.1ad tags).
+#[inline(always)]
+pub fn parse_ethernet<P: Packet + ?Sized>(pkt: &P) -> Result<Parsed, ParseError> {
+    let l3 = locate_ip(pkt)?;
+    let mut parsed = match l3.family {
+        Family::V4 => parse_ipv4(pkt, l3.offset)?,
+        Family::V6 => parse_ipv6(pkt, l3.offset)?,
+    };
+    parsed.vlan_tags = l3.vlan_tags;
     Ok(parsed)
 }
 
@@ -164,8 +203,9 @@ pub fn parse_ip<P: Packet + ?Sized>(pkt: &P, offset: usize) -> Result<Parsed, Pa
     }
 }
 
+/// Parses the IPv4 packet at `offset` and its L4 header.
 #[inline(always)]
-fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, offset: usize) -> Result<Parsed, ParseError> {
+pub fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, offset: usize) -> Result<Parsed, ParseError> {
     // version/IHL, ..., frag (6), ttl, proto (9), csum, src (12), dst (16)
     let vihl: u8 = pkt.load(offset).ok_or(ParseError::Truncated)?;
     if vihl >> 4 != 4 {
@@ -209,8 +249,9 @@ fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, offset: usize) -> Result<Parsed, Pars
     Ok(parsed)
 }
 
+/// Parses the IPv6 packet at `offset`, its extension headers and L4 header.
 #[inline(always)]
-fn parse_ipv6<P: Packet + ?Sized>(pkt: &P, offset: usize) -> Result<Parsed, ParseError> {
+pub fn parse_ipv6<P: Packet + ?Sized>(pkt: &P, offset: usize) -> Result<Parsed, ParseError> {
     let vtc: u8 = pkt.load(offset).ok_or(ParseError::Truncated)?;
     if vtc >> 4 != 6 {
         return Err(ParseError::Malformed);

@@ -99,22 +99,39 @@ pub struct RuleSet {
 const _: () = assert!(core::mem::size_of::<RuleRef>() == 16);
 const _: () = assert!(core::mem::size_of::<RuleSet>() == 8 + 16 * RULESET_WIDTH);
 
-/// LPM trie key data: the set's byte, then the address; the prefix length
-/// covers the set byte too (8 + the network's length).
-pub type Net4 = [u8; 5];
-pub type Net6 = [u8; 17];
+/// LPM trie key data: the set as a word, then the address; the prefix
+/// length counts the set's [`NET_SET_BITS`] too. The word keeps the address
+/// aligned in the kernel's key, so it is copied as words, not bytes.
+/// The set is a little-endian word, so its byte comes first (BPF and the
+/// hosts portconform runs on are little-endian).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct Net4 {
+    pub set: u32,
+    pub addr: [u8; 4],
+}
 
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct Net6 {
+    pub set: u32,
+    pub addr: [u8; 16],
+}
+/// Bits of an LPM key before the address.
+pub const NET_SET_BITS: u32 = 32;
+
+/// Built by whole-chunk copies: a byte-wise read would split the kernel's
+/// address words into sixteen registers' worth of shifts on the hot path.
 #[inline(always)]
-pub const fn net4_key(set: u32, a: &[u8; 16]) -> Net4 {
-    [set as u8, a[0], a[1], a[2], a[3]]
+pub fn net4_key(set: u32, a: &[u8; 16]) -> Net4 {
+    let mut addr = [0u8; 4];
+    addr.copy_from_slice(&a[..4]);
+    Net4 { set, addr }
 }
 
 #[inline(always)]
-pub const fn net6_key(set: u32, a: &[u8; 16]) -> Net6 {
-    [
-        set as u8, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12],
-        a[13], a[14], a[15],
-    ]
+pub fn net6_key(set: u32, a: &[u8; 16]) -> Net6 {
+    Net6 { set, addr: *a }
 }
 
 /// First level of the IPv4 role trie: one entry per /16.
@@ -173,4 +190,8 @@ mod pod {
     unsafe impl aya::Pod for super::Host4Key {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Host6Key {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Net4 {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Net6 {}
 }

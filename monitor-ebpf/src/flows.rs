@@ -2,7 +2,10 @@
 //! keyed by (initiator, responder, service); only its first sighting goes to
 //! userspace through the ring buffer, with the packet's headers.
 
-use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_ns};
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns},
+};
 use monitor_common::{
     classify::{Conn, Reason},
     flow::{
@@ -37,7 +40,9 @@ pub struct Sighting<'a> {
 #[inline(always)]
 pub fn unexpected<H: CopyHeaders>(ctx: &H, s: &Sighting) {
     let key = FlowKey::new(s.parsed, &s.conn);
-    let now = unsafe { bpf_ktime_get_ns() };
+    // Already-seen flows are the flood case: the coarse clock is a memory
+    // read where the precise one reads the clock source (~30 ns in a VM).
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
     if let Some(state) = PC_FLOWS.get_ptr_mut(key) {
         add(state, s.conn.forward, s.bytes, now);
         return;
@@ -50,6 +55,8 @@ pub fn unexpected<H: CopyHeaders>(ctx: &H, s: &Sighting) {
         add(state, !s.conn.forward, s.bytes, now);
         return;
     }
+    // A first sighting gets the precise time: it dates the event.
+    let now = unsafe { bpf_ktime_get_ns() };
     let state = FlowState {
         first_seen_ns: now,
         last_seen_ns: now,
@@ -110,8 +117,7 @@ fn emit<H: CopyHeaders>(ctx: &H, s: &Sighting, key: &FlowKey, now: u64) {
         (*ev).nearest_rule = s.nearest_rule;
         (*ev).sport = s.parsed.sport;
         (*ev).dport = s.parsed.dport;
-        (*ev).forward = u8::from(s.conn.forward);
-        (*ev)._pad = [0; 3];
+        (*ev).forward = u32::from(s.conn.forward);
         let header = &mut (*ev).header;
         let n = ctx.copy_headers(header);
         (*ev).captured = n as u16;

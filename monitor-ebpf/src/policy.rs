@@ -4,10 +4,10 @@ use aya_ebpf::maps::lpm_trie::Key;
 use monitor_common::{
     classify::PolicyLookup,
     flow::{CONFIG_HOSTS4, CONFIG_HOSTS6, CONFIG_NETS4, CONFIG_NETS6, CONFIG_SET_B, CONFIG_V4TRIE},
-    packet::Family,
+    packet::{Family, v4_addr},
     policy::{
-        Host4Key, Host6Key, MAX_RULESETS, PORT_TABLE_ENTRIES, RuleSet, V4_L1_ENTRIES, V4_L2_BLOCKS,
-        V4_L3_BLOCKS, V4_MASKS, V4Trie, net4_key, net6_key, v4_roles,
+        Host4Key, Host6Key, MAX_RULESETS, NET_SET_BITS, PORT_TABLE_ENTRIES, RuleSet, V4_L1_ENTRIES,
+        V4_L2_BLOCKS, V4_L3_BLOCKS, V4_MASKS, V4Trie, net4_key, net6_key, v4_roles,
     },
 };
 
@@ -15,6 +15,12 @@ use crate::maps::{
     PC_HOST4, PC_HOST6, PC_MASKS, PC_NET4, PC_NET6, PC_PORTCLASS, PC_RULESETS, PC_V4L1, PC_V4L2,
     PC_V4L3,
 };
+
+/// LPM keys are packed structs; on the stack they must still start on a
+/// word boundary for the address words inside them to be aligned (the
+/// verifier rejects misaligned stack access).
+#[repr(C, align(8))]
+struct Aligned<T>(T);
 
 /// The lookups in the live map set, knowing which peer maps have entries
 /// (`PC_CONFIG` bits).
@@ -52,13 +58,12 @@ impl PolicyLookup for KernelPolicy {
         match family {
             Family::V4 => {
                 if self.config & CONFIG_V4TRIE != 0 {
-                    let a = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
-                    return v4_roles(self, a);
+                    return v4_roles(self, v4_addr(addr));
                 }
                 if self.config & CONFIG_HOSTS4 != 0 {
                     let key = Host4Key {
                         set,
-                        addr: [addr[0], addr[1], addr[2], addr[3]],
+                        addr: v4_addr(addr).to_be_bytes(),
                     };
                     // SAFETY: the value is copied out before any other map call.
                     if let Some(roles) = unsafe { PC_HOST4.get(key) } {
@@ -68,10 +73,8 @@ impl PolicyLookup for KernelPolicy {
                 if self.config & CONFIG_NETS4 == 0 {
                     return 0;
                 }
-                PC_NET4
-                    .get(Key::new(8 + 32, net4_key(set, addr)))
-                    .copied()
-                    .unwrap_or(0)
+                let key = Aligned(Key::new(NET_SET_BITS + 32, net4_key(set, addr)));
+                PC_NET4.get(&key.0).copied().unwrap_or(0)
             }
             Family::V6 => {
                 if self.config & CONFIG_HOSTS6 != 0 {
@@ -84,10 +87,8 @@ impl PolicyLookup for KernelPolicy {
                 if self.config & CONFIG_NETS6 == 0 {
                     return 0;
                 }
-                PC_NET6
-                    .get(Key::new(8 + 128, net6_key(set, addr)))
-                    .copied()
-                    .unwrap_or(0)
+                let key = Aligned(Key::new(NET_SET_BITS + 128, net6_key(set, addr)));
+                PC_NET6.get(&key.0).copied().unwrap_or(0)
             }
         }
     }

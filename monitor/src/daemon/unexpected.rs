@@ -62,7 +62,7 @@ impl Enricher<'_> {
     ) -> EventRecord {
         let initiator = addr(key.family, &key.initiator);
         let responder = addr(key.family, &key.responder);
-        let direction = if u32::from(key.direction) == CONN_INBOUND {
+        let direction = if key.direction == CONN_INBOUND {
             Direction::Inbound
         } else {
             Direction::Outbound

@@ -53,7 +53,7 @@ pub(crate) fn pack_v4(key: &FlowKey) -> Option<[u64; 2]> {
     if key.family != Family::V4 as u8
         || !zero(&key.initiator)
         || !zero(&key.responder)
-        || key._pad != [0; 3]
+        || key.direction > 0xff
     {
         return None;
     }
@@ -77,8 +77,7 @@ pub(crate) fn unpack_v4(packed: [u64; 2]) -> FlowKey {
         service_port: packed[1] as u16,
         proto: (packed[1] >> 32) as u8,
         family: Family::V4 as u8,
-        direction: (packed[1] >> 40) as u8,
-        _pad: [0; 3],
+        direction: u32::from((packed[1] >> 40) as u8),
     }
 }
 
@@ -357,8 +356,7 @@ fn event(s: &Sighting, key: &FlowKey) -> FlowEvent {
         nearest_rule: s.nearest_rule,
         sport: s.parsed.sport,
         dport: s.parsed.dport,
-        forward: u8::from(s.conn.forward),
-        _pad: [0; 3],
+        forward: u32::from(s.conn.forward),
         header,
     }
 }
@@ -389,7 +387,7 @@ mod tests {
             |k: &mut FlowKey| k.family = Family::V6 as u8,
             |k: &mut FlowKey| k.initiator[15] = 1,
             |k: &mut FlowKey| k.responder[4] = 1,
-            |k: &mut FlowKey| k._pad[2] = 1,
+            |k: &mut FlowKey| k.direction = 0x100,
         ] {
             let mut k = key;
             change(&mut k);

@@ -45,7 +45,7 @@ struct V4Key(Packed);
 impl V4Key {
     #[inline]
     fn of(key: &HandshakeKey) -> Option<V4Key> {
-        if key._pad != 0 {
+        if key._pad != 0 || key._pad2 != 0 {
             return None;
         }
         let [addrs, rest] = flows::pack_v4(&key.flow)?;
@@ -61,6 +61,7 @@ impl V4Key {
             flow: flows::unpack_v4([addrs, rest]),
             initiator_port: (rest >> 16) as u16,
             _pad: 0,
+            _pad2: 0,
         }
     }
 }
@@ -297,10 +298,10 @@ mod tests {
                 proto: 6,
                 family: family as u8,
                 direction: 1,
-                _pad: [0; 3],
             },
             initiator_port: port,
             _pad: 0,
+            _pad2: 0,
         }
     }
 
@@ -321,7 +322,7 @@ mod tests {
         let mut padded = plain;
         padded._pad = 7;
         let mut flow_padded = plain;
-        flow_padded.flow._pad = [0, 1, 0];
+        flow_padded.flow.direction = 0x100;
         let v6 = key(Family::V6, [0x20; 16], [0x30; 16], 1);
         let v6_short = key(Family::V6, v4([192, 0, 2, 1]), v4([198, 51, 100, 7]), 40000);
         let others = [odd, padded, flow_padded, v6, v6_short];
@@ -350,7 +351,7 @@ mod tests {
             (
                 k.flow.initiator,
                 k.flow.responder,
-                k.flow._pad,
+                k.flow.direction,
                 k._pad,
                 k.flow.family,
             )

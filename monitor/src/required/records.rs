@@ -13,7 +13,7 @@ use crate::{
 };
 
 fn direction(key: &FlowKey) -> Direction {
-    if u32::from(key.direction) == CONN_INBOUND {
+    if key.direction == CONN_INBOUND {
         Direction::Inbound
     } else {
         Direction::Outbound

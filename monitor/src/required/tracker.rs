@@ -252,6 +252,7 @@ mod tests {
             },
             initiator_port: port,
             _pad: 0,
+            _pad2: 0,
         }
     }
 

@@ -18,8 +18,8 @@ use monitor_common::{
         RULESETS_MAP, RULESTATS_MAP, RULEWORK_MAP, V4L1_MAP, V4L2_MAP, V4L3_MAP,
     },
     policy::{
-        Host4Key, Host6Key, MAX_RULES, MAX_RULESETS, Net4, Net6, PORT_TABLE_ENTRIES, RuleSet,
-        V4_L1_ENTRIES, V4_L2_BLOCKS, V4_L3_BLOCKS, V4_MASKS, net4_key, net6_key,
+        Host4Key, Host6Key, MAX_RULES, MAX_RULESETS, NET_SET_BITS, Net4, Net6, PORT_TABLE_ENTRIES,
+        RuleSet, V4_L1_ENTRIES, V4_L2_BLOCKS, V4_L3_BLOCKS, V4_MASKS, net4_key, net6_key,
     },
 };
 
@@ -116,7 +116,7 @@ pub fn write_set(
         let old: Vec<Key<Net4>> = nets
             .keys()
             .filter_map(Result::ok)
-            .filter(|k| k.data()[0] == set as u8)
+            .filter(|k| k.data().set == set32)
             .collect();
         for k in old {
             nets.remove(&k).map_err(err(NET4_MAP))?;
@@ -124,7 +124,7 @@ pub fn write_set(
         for (len, addr, mask) in new.peers.nets4() {
             let mut a = [0u8; 16];
             a[..4].copy_from_slice(&addr);
-            let key = Key::new(8 + len, net4_key(set32, &a));
+            let key = Key::new(NET_SET_BITS + len, net4_key(set32, &a));
             nets.insert(&key, mask, 0).map_err(err(NET4_MAP))?;
         }
     }
@@ -134,13 +134,13 @@ pub fn write_set(
         let old: Vec<Key<Net6>> = nets
             .keys()
             .filter_map(Result::ok)
-            .filter(|k| k.data()[0] == set as u8)
+            .filter(|k| k.data().set == set32)
             .collect();
         for k in old {
             nets.remove(&k).map_err(err(NET6_MAP))?;
         }
         for (len, addr, mask) in new.peers.nets6() {
-            let key = Key::new(8 + len, net6_key(set32, &addr));
+            let key = Key::new(NET_SET_BITS + len, net6_key(set32, &addr));
             nets.insert(&key, mask, 0).map_err(err(NET6_MAP))?;
         }
     }
