@@ -144,7 +144,46 @@ pub const KSTAT_HANDSHAKE_FULL: u32 = 7;
 pub const KSTAT_HANDSHAKES: u32 = 8;
 pub const KSTAT_ANSWERED: u32 = 9;
 pub const KSTAT_REFUSED: u32 = 10;
+/// Packets counted in a seen-flow slot whose flow had already left the LRU
+/// when the slot was handed to another flow (part of that eviction's loss).
+pub const KSTAT_SEEN_UNFLUSHED: u32 = 11;
 pub const KSTATS: u32 = 12;
+
+/// Seen-flow slots per CPU (`PC_SEEN`, a power of two).
+pub const SEEN_SLOTS: u32 = 512;
+
+/// A per-CPU, direct-mapped cache in front of the flow LRU: a flood of one
+/// unexpected flow then costs an array lookup and a key compare per packet
+/// instead of hashing a 40-byte key into the LRU. The slot holds the
+/// packets counted since the flow took it; they are added to the flow's LRU
+/// entry when another flow takes the slot, and userspace adds the slots
+/// still held when it reads the flows ([`FlowState::add_seen`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct SeenSlot {
+    pub key: FlowKey,
+    /// Non-zero once a flow holds the slot (a zeroed key is a valid key).
+    pub occupied: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub reply_packets: u64,
+    /// Coarse clock of the latest packet counted here.
+    pub last_seen_ns: u64,
+}
+
+impl FlowKey {
+    /// The key's `PC_SEEN` slot: a multiplicative hash of its five words
+    /// (a few instructions; the keys of one host differ in few bits, which
+    /// the multiply spreads to the top bits kept).
+    #[inline(always)]
+    pub fn seen_slot(&self) -> u32 {
+        // SAFETY: FlowKey is repr(C, align(8)), 40 bytes without padding.
+        let w = unsafe { &*(self as *const FlowKey).cast::<[u64; 5]>() };
+        let mixed =
+            w[0] ^ w[1].rotate_left(17) ^ w[2].rotate_left(31) ^ w[3].rotate_left(47) ^ w[4];
+        (mixed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SEEN_SLOTS.trailing_zeros())) as u32
+    }
+}
 
 /// `PC_CONFIG[0]` bits. The presence bits let the kernel skip lookups in
 /// peer maps that are empty (a hash miss still costs a hash).
@@ -191,6 +230,14 @@ pub struct FlowEvent {
 }
 
 impl FlowState {
+    /// Adds what a seen-flow slot counted to the flow's merged state.
+    pub fn add_seen(&mut self, slot: &SeenSlot) {
+        self.packets += slot.packets;
+        self.bytes += slot.bytes;
+        self.reply_packets += slot.reply_packets;
+        self.last_seen_ns = self.last_seen_ns.max(slot.last_seen_ns);
+    }
+
     /// Folds the per-CPU copies of one flow into one view: counters add up,
     /// the first sighting is the earliest, the explanation comes from the CPU
     /// that inserted the flow.
@@ -226,6 +273,7 @@ impl FlowState {
 }
 
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 40);
+const _: () = assert!(SEEN_SLOTS.is_power_of_two());
 const _: () = assert!(core::mem::size_of::<FlowState>() == 48);
 const _: () = assert!(core::mem::size_of::<FlowEvent>() == 72 + EVENT_HEADER_BYTES);
 
@@ -237,4 +285,6 @@ mod pod {
     unsafe impl aya::Pod for super::FlowState {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::FlowEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SeenSlot {}
 }

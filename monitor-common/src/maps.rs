@@ -23,6 +23,7 @@ pub const RULESTATS_MAP: &str = "PC_RULESTATS";
 
 /// Unexpected-flow dedup LRU, see [`crate::flow`].
 pub const FLOWS_MAP: &str = "PC_FLOWS";
+pub const SEEN_MAP: &str = "PC_SEEN";
 /// Ring buffer of first sightings.
 pub const EVENTS_MAP: &str = "PC_EVENTS";
 /// Classifier counters (per CPU), see `KSTAT_*`.

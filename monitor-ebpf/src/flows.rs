@@ -1,6 +1,8 @@
 //! The rare path: unexpected packets. Each flow is deduplicated in an LRU
 //! keyed by (initiator, responder, service); only its first sighting goes to
-//! userspace through the ring buffer, with the packet's headers.
+//! userspace through the ring buffer, with the packet's headers. A per-CPU
+//! direct-mapped slot array (`PC_SEEN`) in front of the LRU counts the
+//! flows seen last, so a flood of one flow never reaches the LRU.
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
@@ -10,15 +12,16 @@ use monitor_common::{
     classify::{Conn, Reason},
     flow::{
         EVENT_HEADER_BYTES, EVENT_UNEXPECTED, FlowEvent, FlowKey, FlowState,
-        KSTAT_FLOW_INSERT_FAILED, KSTAT_NEW_FLOWS, KSTAT_RINGBUF_FULL,
+        KSTAT_FLOW_INSERT_FAILED, KSTAT_NEW_FLOWS, KSTAT_RINGBUF_FULL, KSTAT_SEEN_UNFLUSHED,
+        SeenSlot,
     },
     packet::Parsed,
     stats::Direction,
 };
 
 use crate::{
-    maps::{PC_EVENTS, PC_FLOWS},
-    stats::count_kstat,
+    maps::{PC_EVENTS, PC_FLOWS, PC_SEEN},
+    stats::{add_kstat, count_kstat},
 };
 
 /// Copies the first bytes of the packet being processed.
@@ -43,8 +46,21 @@ pub fn unexpected<H: CopyHeaders>(ctx: &H, s: &Sighting) {
     // Already-seen flows are the flood case: the coarse clock is a memory
     // read where the precise one reads the clock source (~30 ns in a VM).
     let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let slot = PC_SEEN.get_ptr_mut(key.seen_slot());
+    if let Some(slot) = slot {
+        // SAFETY: this CPU's slot: nobody else writes it while we run.
+        unsafe {
+            if (*slot).occupied != 0 && (*slot).key == key {
+                count_seen(slot, s.conn.forward, s.bytes, now);
+                return;
+            }
+        }
+    }
     if let Some(state) = PC_FLOWS.get_ptr_mut(key) {
         add(state, s.conn.forward, s.bytes, now);
+        if let Some(slot) = slot {
+            take_slot(slot, &key);
+        }
         return;
     }
     // Where the classifier guessed which end serves, the flow may be
@@ -70,6 +86,9 @@ pub fn unexpected<H: CopyHeaders>(ctx: &H, s: &Sighting) {
     };
     if PC_FLOWS.insert(key, state, u64::from(BPF_NOEXIST)).is_ok() {
         count_kstat(KSTAT_NEW_FLOWS);
+        if let Some(slot) = slot {
+            take_slot(slot, &key);
+        }
     } else if let Some(existing) = PC_FLOWS.get_ptr_mut(key) {
         // Another CPU inserted it first: it sends the event.
         add(existing, s.conn.forward, s.bytes, now);
@@ -94,6 +113,48 @@ fn add(state: *mut FlowState, forward: bool, bytes: u64, now: u64) {
             (*state).reply_packets += 1;
         }
         (*state).last_seen_ns = now;
+    }
+}
+
+#[inline(always)]
+fn count_seen(slot: *mut SeenSlot, forward: bool, bytes: u64, now: u64) {
+    // SAFETY: the caller's per-CPU slot.
+    unsafe {
+        if forward {
+            (*slot).packets += 1;
+            (*slot).bytes += bytes;
+        } else {
+            (*slot).reply_packets += 1;
+        }
+        (*slot).last_seen_ns = now;
+    }
+}
+
+/// Hands the slot to `key`'s flow, first adding what it counted for the flow
+/// holding it to that flow's LRU entry.
+#[inline(always)]
+fn take_slot(slot: *mut SeenSlot, key: &FlowKey) {
+    // SAFETY: the caller's per-CPU slot; the LRU value is this CPU's copy.
+    unsafe {
+        let held = (*slot).packets + (*slot).reply_packets;
+        if (*slot).occupied != 0 && held != 0 {
+            match PC_FLOWS.get_ptr_mut((*slot).key) {
+                Some(state) => {
+                    (*state).packets += (*slot).packets;
+                    (*state).bytes += (*slot).bytes;
+                    (*state).reply_packets += (*slot).reply_packets;
+                    if (*slot).last_seen_ns > (*state).last_seen_ns {
+                        (*state).last_seen_ns = (*slot).last_seen_ns;
+                    }
+                }
+                None => add_kstat(KSTAT_SEEN_UNFLUSHED, held),
+            }
+        }
+        (*slot).key = *key;
+        (*slot).occupied = 1;
+        (*slot).packets = 0;
+        (*slot).bytes = 0;
+        (*slot).reply_packets = 0;
     }
 }
 

@@ -5,7 +5,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use monitor_common::{
-    flow::{FlowKey, FlowState, KSTATS, MAX_FLOWS, RING_BYTES},
+    flow::{FlowKey, FlowState, KSTATS, MAX_FLOWS, RING_BYTES, SEEN_SLOTS, SeenSlot},
     handshake::{Handshake, HandshakeKey, MAX_HANDSHAKES, MAX_WATCHED},
     maps::Counter,
     policy::{
@@ -67,6 +67,9 @@ pub static PC_RULESTATS: PerCpuArray<Counter> =
 #[map(name = "PC_FLOWS")]
 pub static PC_FLOWS: LruPerCpuHashMap<FlowKey, FlowState> =
     LruPerCpuHashMap::with_max_entries(MAX_FLOWS, 0);
+
+#[map(name = "PC_SEEN")]
+pub static PC_SEEN: PerCpuArray<SeenSlot> = PerCpuArray::with_max_entries(SEEN_SLOTS, 0);
 
 #[map(name = "PC_EVENTS")]
 pub static PC_EVENTS: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);

@@ -28,9 +28,14 @@ pub fn count_rule(set: u32, rule: u16, bytes: u64) {
 
 #[inline(always)]
 pub fn count_kstat(index: u32) {
+    add_kstat(index, 1);
+}
+
+#[inline(always)]
+pub fn add_kstat(index: u32, n: u64) {
     if let Some(v) = PC_KSTATS.get_ptr_mut(index) {
         // SAFETY: per-CPU value, only this CPU writes it while we run.
-        unsafe { *v += 1 };
+        unsafe { *v += n };
     }
 }
 

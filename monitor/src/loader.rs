@@ -11,11 +11,11 @@ use aya::{
     programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode},
 };
 use monitor_common::{
-    flow::{FlowKey, FlowState, KSTATS},
+    flow::{FlowKey, FlowState, KSTATS, SEEN_SLOTS, SeenSlot},
     handshake::{Handshake, HandshakeKey},
     maps::{
         Counter, EVENTS_MAP, FLOWS_MAP, HANDSHAKES_MAP, IFSLOT_MAP, KSTATS_MAP, PROG_EGRESS,
-        PROG_INGRESS, RULESTATS_MAP, RULEWORK_MAP, WATCH_MAP,
+        PROG_INGRESS, RULESTATS_MAP, RULEWORK_MAP, SEEN_MAP, WATCH_MAP,
     },
     policy::MAX_RULES,
     stats::{IFINDEX_LIMIT, MAX_IFACES},
@@ -372,12 +372,51 @@ impl Monitor {
                 source,
             })?;
         // Entries evicted while we iterate simply drop out.
-        Ok(map
+        let flows = map
             .iter()
             .filter_map(Result::ok)
             .map(|(k, v)| (k, FlowState::merge(v.iter())))
-            .collect())
+            .collect();
+        // The LRU first, then the slots: a slot handed over in between has
+        // already added its packets to the LRU, so they are counted once
+        // (or, if it happens the other way round, at the next read).
+        let slots: PerCpuArray<_, SeenSlot> =
+            PerCpuArray::try_from(self.ebpf.map(SEEN_MAP).expect("the object defines PC_SEEN"))
+                .map_err(|source| LoadError::Map {
+                    map: SEEN_MAP,
+                    source,
+                })?;
+        let mut held = Vec::new();
+        for i in 0..SEEN_SLOTS {
+            let copies = slots.get(&i, 0).map_err(|source| LoadError::Map {
+                map: SEEN_MAP,
+                source,
+            })?;
+            held.extend(copies.iter().copied());
+        }
+        Ok(add_seen_slots(flows, &held))
     }
+}
+
+/// Adds the packets the per-CPU seen-flow slots hold to their flows' merged
+/// states. A slot whose flow has left the LRU counts for nothing: that
+/// flow's eviction is already reported.
+pub fn add_seen_slots(
+    flows: Vec<(FlowKey, FlowState)>,
+    slots: &[SeenSlot],
+) -> Vec<(FlowKey, FlowState)> {
+    let index: std::collections::HashMap<FlowKey, usize> = flows
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (*k, i))
+        .collect();
+    let mut flows = flows;
+    for slot in slots.iter().filter(|s| s.occupied != 0) {
+        if let Some(&i) = index.get(&slot.key) {
+            flows[i].1.add_seen(slot);
+        }
+    }
+    flows
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, LoadError>

@@ -16,10 +16,10 @@ use monitor::{
     tables::KernelTables,
 };
 use monitor_common::{
-    flow::{FlowEvent, FlowKey, FlowState},
+    flow::{FlowEvent, FlowKey, FlowState, SEEN_SLOTS, SeenSlot},
     maps::{
         Counter, EVENTS_MAP, FLOWS_MAP, IFSLOT_MAP, KSTATS_MAP, PROG_EGRESS, PROG_INGRESS,
-        PROG_TC_PASS, PROG_XDP_PASS, RULESTATS_MAP, STATS_MAP,
+        PROG_TC_PASS, PROG_XDP_PASS, RULESTATS_MAP, SEEN_MAP, STATS_MAP,
     },
 };
 
@@ -110,11 +110,18 @@ impl Kernel {
     pub fn flows(&self) -> anyhow::Result<Vec<(FlowKey, FlowState)>> {
         let map: PerCpuHashMap<_, FlowKey, FlowState> =
             PerCpuHashMap::try_from(self.ebpf.map(FLOWS_MAP).context(FLOWS_MAP)?)?;
-        Ok(map
+        let flows = map
             .iter()
             .filter_map(Result::ok)
             .map(|(k, v)| (k, FlowState::merge(v.iter())))
-            .collect())
+            .collect();
+        let slots: PerCpuArray<_, SeenSlot> =
+            PerCpuArray::try_from(self.ebpf.map(SEEN_MAP).context(SEEN_MAP)?)?;
+        let mut held = Vec::new();
+        for i in 0..SEEN_SLOTS {
+            held.extend(slots.get(&i, 0)?.iter().copied());
+        }
+        Ok(monitor::loader::add_seen_slots(flows, &held))
     }
 
     /// Packets counted over all rules: the allowed total.

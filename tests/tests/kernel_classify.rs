@@ -145,6 +145,62 @@ fn a_flood_of_one_unexpected_flow_is_one_event_and_a_count() {
     assert_eq!(kernel.kstat(KSTAT_NEW_FLOWS).unwrap(), 1);
 }
 
+/// Two flows sharing one seen-flow slot take it from each other on every
+/// packet: each handover adds the slot's packets to the flow's LRU entry,
+/// and the packets still in the slot are added when userspace reads. The
+/// counts stay exact either way.
+#[test]
+fn flows_sharing_a_seen_slot_keep_exact_counts() {
+    let (mut kernel, _) = setup();
+    let key = |src: [u8; 4]| {
+        let mut k = FlowKey {
+            service_port: 7777,
+            proto: 6,
+            direction: 0,
+            ..Default::default()
+        };
+        k.initiator[..4].copy_from_slice(&src);
+        k.responder[..4].copy_from_slice(&NODE1);
+        k
+    };
+    let first = ADMIN;
+    let slot = key(first).seen_slot();
+    let second = (1..=254u8)
+        .map(|i| [203, 0, 113, i])
+        .find(|a| key(*a).seen_slot() == slot)
+        .expect("a documentation address sharing the slot");
+    let a = tcp(first, NODE1, 40000, 7777, TCP_SYN);
+    let b = tcp(second, NODE1, 40000, 7777, TCP_SYN);
+    for round in 1..=20u32 {
+        kernel.run(PROG_INGRESS, &a, round).expect("test_run");
+        kernel.run(PROG_INGRESS, &b, 3).expect("test_run");
+    }
+    // The last packets stay in the slot until userspace reads them.
+    kernel.run(PROG_INGRESS, &a, 7).expect("test_run");
+    assert_eq!(kernel.events().unwrap().len(), 2);
+    let mut counts: Vec<([u8; 4], u64)> = kernel
+        .flows()
+        .unwrap()
+        .iter()
+        .map(|(k, s)| {
+            (
+                [
+                    k.initiator[0],
+                    k.initiator[1],
+                    k.initiator[2],
+                    k.initiator[3],
+                ],
+                s.packets,
+            )
+        })
+        .collect();
+    counts.sort();
+    let mut want = vec![(first, 210 + 7), (second, 60)];
+    want.sort();
+    assert_eq!(counts, want);
+    assert_eq!(kernel.kstat(KSTAT_UNEXPECTED).unwrap(), 277);
+}
+
 #[test]
 fn an_allowed_port_from_the_wrong_peer_names_the_nearest_rule() {
     let (mut kernel, tables) = setup();

@@ -3,8 +3,8 @@
 use monitor_common::{
     flow::{
         KSTAT_ANSWERED, KSTAT_FLOW_INSERT_FAILED, KSTAT_FRAGMENTS, KSTAT_HANDSHAKE_FULL,
-        KSTAT_HANDSHAKES, KSTAT_NEW_FLOWS, KSTAT_REFUSED, KSTAT_RINGBUF_FULL, KSTAT_UNEXPECTED,
-        KSTATS,
+        KSTAT_HANDSHAKES, KSTAT_NEW_FLOWS, KSTAT_REFUSED, KSTAT_RINGBUF_FULL, KSTAT_SEEN_UNFLUSHED,
+        KSTAT_UNEXPECTED, KSTATS,
     },
     stats::{Direction, SLOT_MALFORMED, SLOT_TOO_DEEP, SLOT_TRUNCATED, SLOTS, slot_name},
 };
@@ -108,7 +108,7 @@ pub fn required_line(
 pub fn classifier_line(kstats: &[u64; KSTATS as usize], allowed: u64, live_flows: u64) -> String {
     let new_flows = kstats[KSTAT_NEW_FLOWS as usize];
     format!(
-        "  classifier: {} allowed, {} unexpected packets in {} flows ({} tracked, {} evicted), {} later fragments; lost: {} events (ring buffer full), {} flows not tracked",
+        "  classifier: {} allowed, {} unexpected packets in {} flows ({} tracked, {} evicted), {} later fragments; lost: {} events (ring buffer full), {} flows not tracked, {} packets of evicted flows not counted",
         allowed,
         kstats[KSTAT_UNEXPECTED as usize],
         new_flows,
@@ -117,6 +117,7 @@ pub fn classifier_line(kstats: &[u64; KSTATS as usize], allowed: u64, live_flows
         kstats[KSTAT_FRAGMENTS as usize],
         kstats[KSTAT_RINGBUF_FULL as usize],
         kstats[KSTAT_FLOW_INSERT_FAILED as usize],
+        kstats[KSTAT_SEEN_UNFLUSHED as usize],
     )
 }
 
