@@ -26,7 +26,7 @@ use monitor_common::{
         CONFIG_CLASSIFY, EVENT_HEADER_BYTES, KSTAT_FRAGMENTS, KSTAT_INFRASTRUCTURE,
         KSTAT_UNEXPECTED,
     },
-    packet::{self, Family, ParseError, Parsed},
+    packet,
     stats::{Direction, slot_of, slot_of_error},
 };
 
@@ -75,9 +75,6 @@ pub fn pc_egress(ctx: TcContext) -> i32 {
 /// traffic only bumps its rule's counter; unexpected traffic takes the
 /// flow-dedup path.
 ///
-/// The rest of the path is inlined once per address family on purpose: the
-/// IPv4 copy knows the upper address words are zero and never touches the
-/// IPv6 lookups, which keeps the common case short.
 #[inline(always)]
 fn observe<H: CopyHeaders, P: Packet>(
     ctx: &H,
@@ -86,39 +83,13 @@ fn observe<H: CopyHeaders, P: Packet>(
     dir: Direction,
     bytes: u64,
 ) {
-    match packet::locate_ip(frame) {
-        Ok(l3) => match l3.family {
-            Family::V4 => {
-                let parsed = packet::parse_ipv4(frame, l3.offset);
-                observe_ip(ctx, frame, parsed, l3.vlan_tags, ifindex, dir, bytes);
-            }
-            Family::V6 => {
-                let parsed = packet::parse_ipv6(frame, l3.offset);
-                observe_ip(ctx, frame, parsed, l3.vlan_tags, ifindex, dir, bytes);
-            }
-        },
-        Err(err) => stats::count_traffic(ifindex, dir, slot_of_error(err), bytes),
-    }
-}
-
-#[inline(always)]
-fn observe_ip<H: CopyHeaders, P: Packet>(
-    ctx: &H,
-    frame: &P,
-    parsed: Result<Parsed, ParseError>,
-    vlan_tags: u8,
-    ifindex: u32,
-    dir: Direction,
-    bytes: u64,
-) {
-    let mut parsed = match parsed {
+    let parsed = match packet::parse_ethernet(frame) {
         Ok(parsed) => parsed,
         Err(err) => {
             stats::count_traffic(ifindex, dir, slot_of_error(err), bytes);
             return;
         }
     };
-    parsed.vlan_tags = vlan_tags;
     let parsed = &parsed;
     stats::count_traffic(ifindex, dir, slot_of(parsed), bytes);
     let config = PC_CONFIG.get(0).copied().unwrap_or(0);
