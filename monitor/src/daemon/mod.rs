@@ -109,7 +109,10 @@ impl Console {
         Some(std::mem::take(&mut self.held_back))
     }
 
-    fn line(&mut self, text: &str) {
+    /// Shows the line `text` makes, if the rate allows. The line is only
+    /// formatted when it is shown: in a flood, nearly every one is held
+    /// back, and formatting them all cost the drain a share of its time.
+    fn line(&mut self, text: impl FnOnce() -> String) {
         if let Some(held_back) = self.admit(std::time::Instant::now()) {
             // Like eprintln!, but a closed stderr is no reason to stop.
             if held_back > 0 {
@@ -119,7 +122,7 @@ impl Console {
                     self.label
                 );
             }
-            let _ = writeln!(self.out, "{text}");
+            let _ = writeln!(self.out, "{}", text());
         }
     }
 
@@ -198,7 +201,7 @@ pub async fn run(
     let clock = clock::Clock::new();
     let host = options.host.as_deref();
     let mut state = State {
-        reported: Reported::default(),
+        reported: Reported::with_capacity(monitor_common::flow::MAX_FLOWS as usize),
         retired: BTreeMap::new(),
         blocked: monitor
             .tables()
@@ -477,7 +480,6 @@ pub fn drain<T>(
         let ev: FlowEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
         drop(item);
         let record = enricher.first_sighting(&ev);
-        reported.first(&ev, &record);
         emit(&record, sinks)?;
         if let Some(pcap) = sinks.pcap.as_mut() {
             let captured = usize::from(ev.captured).min(ev.header.len());
@@ -490,6 +492,7 @@ pub fn drain<T>(
             })
             .context("writing the pcapng file")?;
         }
+        reported.first_written(&ev, record);
     }
     if n > 0 {
         if let Some(w) = sinks.events.as_mut() {
@@ -506,7 +509,7 @@ fn emit(record: &EventRecord, sinks: &mut Sinks) -> anyhow::Result<()> {
     if let Some(console) = sinks.console.as_mut()
         && record.kind == crate::events::EventKind::Unexpected
     {
-        console.line(&console_line(record));
+        console.line(|| console_line(record));
     }
     emit_record(record, sinks)
 }

@@ -275,7 +275,7 @@ fn daemon() -> anyhow::Result<()> {
             Box::new(std::io::sink()),
         )),
     };
-    let mut reported = Reported::default();
+    let mut reported = Reported::with_capacity(monitor_common::flow::MAX_FLOWS as usize);
     let (rounds, per_round) = (16u32, 8192u32);
     let mut pipeline = std::time::Duration::ZERO;
     let mut lines = String::new();
