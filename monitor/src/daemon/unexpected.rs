@@ -260,7 +260,7 @@ struct Seen {
     packets: u64,
     reply_packets: u64,
     initiator_port: u16,
-    explanation: Option<Explanation>,
+    explanation: Option<Box<Explanation>>,
 }
 
 #[derive(Clone)]
@@ -318,7 +318,7 @@ impl Reported {
                 packets: fwd,
                 reply_packets: 1 - fwd,
                 initiator_port,
-                explanation: Some(explanation),
+                explanation: Some(Box::new(explanation)),
             },
         );
     }
