@@ -69,7 +69,7 @@ impl Sink {
 /// Bytes buffered between writes to the file: a batch of the daemon's
 /// drain is up to 4096 lines of about 400 bytes, which std's default 8 KiB
 /// buffer passes to the kernel in some 200 write calls.
-const BUFFER: usize = 64 * 1024;
+pub const BUFFER: usize = 64 * 1024;
 
 /// What can be a line of the events file.
 pub trait JsonLine {

@@ -309,7 +309,11 @@ fn daemon() -> anyhow::Result<()> {
         lines.len()
     );
     let total = f64::from(rounds * per_round);
-    let mut out = std::io::BufWriter::new(std::fs::File::create(dir.file("baseline.jsonl"))?);
+    // Buffered as the events file is, so the ratio is about producing lines.
+    let mut out = std::io::BufWriter::with_capacity(
+        monitor::events::jsonl::BUFFER,
+        std::fs::File::create(dir.file("baseline.jsonl"))?,
+    );
     let start = std::time::Instant::now();
     for _ in 0..rounds {
         for l in &lines {
