@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use aya::{
     Ebpf,
-    maps::{Array, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
 };
 use monitor::{
@@ -142,6 +142,13 @@ impl Kernel {
             out.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<FlowEvent>()) });
         }
         Ok(out)
+    }
+
+    /// The ring buffer itself, as the daemon holds it (`Monitor::take_events`):
+    /// [`events`](Self::events) cannot be used afterwards.
+    pub fn take_events(&mut self) -> anyhow::Result<RingBuf<MapData>> {
+        let map = self.ebpf.take_map(EVENTS_MAP).context(EVENTS_MAP)?;
+        Ok(RingBuf::try_from(map)?)
     }
 
     /// Counters the programs have accumulated for test_run's interface.

@@ -107,7 +107,7 @@ impl Blocked {
                         b,
                         clock.wall(b.last_ns),
                     );
-                    self.console.line(&records::console_line(&record));
+                    self.console.line(|| records::console_line(&record));
                     emit_record(&record, sinks)?;
                 }
             }
@@ -120,7 +120,7 @@ impl Blocked {
                         &b,
                         clock.wall(answered_ns),
                     );
-                    self.console.line(&records::console_line(&record));
+                    self.console.line(|| records::console_line(&record));
                     emit_record(&record, sinks)?;
                 }
             }

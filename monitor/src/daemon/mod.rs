@@ -15,8 +15,10 @@ use std::{
     time::Duration,
 };
 
+use std::io::Write as _;
+
 use anyhow::Context as _;
-use aya::maps::{MapData, RingBuf};
+use aya::maps::RingBuf;
 use monitor_common::{flow::FlowEvent, maps::Counter};
 use tokio::{
     io::{Interest, unix::AsyncFd},
@@ -66,6 +68,9 @@ pub struct Console {
     held_back: u64,
     /// What the lines are about, for the "held back" notice.
     label: &'static str,
+    /// Standard error, except where a benchmark times the daemon's drain
+    /// and wants its own output readable.
+    out: Box<dyn std::io::Write + Send>,
 }
 
 impl Console {
@@ -77,11 +82,16 @@ impl Console {
     }
 
     pub fn with_label(label: &'static str) -> Self {
+        Self::to(label, Box::new(std::io::stderr()))
+    }
+
+    pub fn to(label: &'static str, out: Box<dyn std::io::Write + Send>) -> Self {
         Self {
             tokens: Self::BURST,
             last: std::time::Instant::now(),
             held_back: 0,
             label,
+            out,
         }
     }
 
@@ -99,22 +109,28 @@ impl Console {
         Some(std::mem::take(&mut self.held_back))
     }
 
-    fn line(&mut self, text: &str) {
+    /// Shows the line `text` makes, if the rate allows. The line is only
+    /// formatted when it is shown: in a flood, nearly every one is held
+    /// back, and formatting them all cost the drain a share of its time.
+    fn line(&mut self, text: impl FnOnce() -> String) {
         if let Some(held_back) = self.admit(std::time::Instant::now()) {
+            // Like eprintln!, but a closed stderr is no reason to stop.
             if held_back > 0 {
-                eprintln!(
+                let _ = writeln!(
+                    self.out,
                     "portconform: {held_back} more {} not shown (rate limit; all are in the events file)",
                     self.label
                 );
             }
-            eprintln!("{text}");
+            let _ = writeln!(self.out, "{}", text());
         }
     }
 
     /// Says how many lines were held back since the last one shown.
     fn flush(&mut self) {
         if self.held_back > 0 {
-            eprintln!(
+            let _ = writeln!(
+                self.out,
                 "portconform: {} more {} not shown (rate limit; all are in the events file)",
                 self.held_back, self.label
             );
@@ -185,7 +201,7 @@ pub async fn run(
     let clock = clock::Clock::new();
     let host = options.host.as_deref();
     let mut state = State {
-        reported: Reported::default(),
+        reported: Reported::with_capacity(monitor_common::flow::MAX_FLOWS as usize),
         retired: BTreeMap::new(),
         blocked: monitor
             .tables()
@@ -440,9 +456,11 @@ fn report_kernel(
     Ok(())
 }
 
-/// Decodes up to [`DRAIN_BUDGET`] first sightings; returns how many.
-fn drain(
-    ring: &mut RingBuf<MapData>,
+/// Decodes up to [`DRAIN_BUDGET`] first sightings into the sinks, then
+/// flushes them; returns how many. Public so that the benchmark times this
+/// very path.
+pub fn drain<T>(
+    ring: &mut RingBuf<T>,
     enricher: &Enricher,
     reported: &mut Reported,
     sinks: &mut Sinks,
@@ -462,7 +480,6 @@ fn drain(
         let ev: FlowEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
         drop(item);
         let record = enricher.first_sighting(&ev);
-        reported.first(&ev, &record);
         emit(&record, sinks)?;
         if let Some(pcap) = sinks.pcap.as_mut() {
             let captured = usize::from(ev.captured).min(ev.header.len());
@@ -475,6 +492,7 @@ fn drain(
             })
             .context("writing the pcapng file")?;
         }
+        reported.first_written(&ev, record);
     }
     if n > 0 {
         if let Some(w) = sinks.events.as_mut() {
@@ -491,7 +509,7 @@ fn emit(record: &EventRecord, sinks: &mut Sinks) -> anyhow::Result<()> {
     if let Some(console) = sinks.console.as_mut()
         && record.kind == crate::events::EventKind::Unexpected
     {
-        console.line(&console_line(record));
+        console.line(|| console_line(record));
     }
     emit_record(record, sinks)
 }

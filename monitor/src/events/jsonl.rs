@@ -8,7 +8,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::record::EventRecord;
+use super::record::{EventRecord, RequiredStatus};
 
 /// How big the events file may grow and how many old files to keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +66,32 @@ impl Sink {
     }
 }
 
+/// Bytes buffered between writes to the file: a batch of the daemon's
+/// drain is up to 4096 lines of about 400 bytes, which std's default 8 KiB
+/// buffer passes to the kernel in some 200 write calls.
+pub const BUFFER: usize = 64 * 1024;
+
+/// What can be a line of the events file.
+pub trait JsonLine {
+    /// Appends the JSON object, without the newline.
+    fn write_line(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error>;
+}
+
+/// One per new flow, so it has its own serializer.
+impl JsonLine for EventRecord {
+    fn write_line(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        self.write_json(out);
+        Ok(())
+    }
+}
+
+/// One per required rule at the end of a run.
+impl JsonLine for RequiredStatus {
+    fn write_line(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        serde_json::to_writer(out, self)
+    }
+}
+
 /// Writes [`EventRecord`]s as JSON lines to a file (rotated) or stdout (`-`).
 pub struct JsonlWriter {
     path: PathBuf,
@@ -87,10 +113,13 @@ impl JsonlWriter {
             return Err(JsonlError::ZeroMaxBytes { path });
         }
         let (sink, size) = if path.as_os_str() == "-" {
-            (Sink::Stdout(BufWriter::new(io::stdout())), 0)
+            (
+                Sink::Stdout(BufWriter::with_capacity(BUFFER, io::stdout())),
+                0,
+            )
         } else {
             let (file, size) = open_append(&path)?;
-            (Sink::File(BufWriter::new(file)), size)
+            (Sink::File(BufWriter::with_capacity(BUFFER, file)), size)
         };
         Ok(JsonlWriter {
             path,
@@ -125,9 +154,9 @@ impl JsonlWriter {
     ///
     /// A single line larger than `max_bytes` goes alone into a fresh file
     /// rather than being split or dropped.
-    pub fn write<T: serde::Serialize>(&mut self, record: &T) -> Result<(), JsonlError> {
+    pub fn write<T: JsonLine>(&mut self, record: &T) -> Result<(), JsonlError> {
         self.line.clear();
-        serde_json::to_writer(&mut self.line, record)?;
+        record.write_line(&mut self.line)?;
         self.line.push(b'\n');
         let len = self.line.len() as u64;
         if let Sink::File(_) = self.sink
@@ -186,7 +215,7 @@ impl JsonlWriter {
         let (file, size) = open_append(&self.path)?;
         // The old handle is dropped here, after the rename: on Linux it still
         // points at FILE.1, and everything was flushed above.
-        self.sink = Sink::File(BufWriter::new(file));
+        self.sink = Sink::File(BufWriter::with_capacity(BUFFER, file));
         self.size = size;
         self.rotations += 1;
         Ok(())

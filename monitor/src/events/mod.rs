@@ -5,6 +5,7 @@
 pub mod jsonl;
 pub mod pcapng;
 pub mod record;
+pub mod text;
 
 pub use jsonl::{JsonlError, JsonlWriter, Rotation};
 pub use pcapng::{CapturedPacket, PcapngError, PcapngWriter};

@@ -39,6 +39,21 @@ impl RoleBits {
             .collect()
     }
 
+    /// [`names`](Self::names) as owned strings, for event records; without
+    /// the intermediate list, and without allocating when no role matches.
+    pub fn owned_names(&self, mask: u64) -> Vec<String> {
+        if mask == 0 {
+            return Vec::new();
+        }
+        let mut out = Vec::with_capacity(mask.count_ones() as usize);
+        for (i, n) in self.names.iter().enumerate() {
+            if mask & (1u64 << i) != 0 {
+                out.push(n.clone());
+            }
+        }
+        out
+    }
+
     pub fn len(&self) -> usize {
         self.names.len()
     }
@@ -305,6 +320,17 @@ mod tests {
         assert_eq!(t.roles_of("198.51.100.1".parse().unwrap()), 0);
         assert_eq!(t.nets6().len(), 1);
         assert_eq!(t.roles_of("2001:db8::1".parse().unwrap()), 0b1000);
+    }
+
+    #[test]
+    fn owned_names_are_the_names() {
+        let mut r = RoleBits::default();
+        for n in ["nodes", "admin", "ldap"] {
+            r.bit(n);
+        }
+        for mask in [0, 0b1, 0b101, 0b111, u64::MAX] {
+            assert_eq!(r.owned_names(mask), r.names(mask), "{mask:b}");
+        }
     }
 
     #[test]
