@@ -19,7 +19,10 @@ use std::io::Write as _;
 
 use anyhow::Context as _;
 use aya::maps::RingBuf;
-use monitor_common::{flow::FlowEvent, maps::Counter};
+use monitor_common::{
+    flow::{FlowEvent, FlowKey, MAX_FLOWS},
+    maps::Counter,
+};
 use tokio::{
     io::{Interest, unix::AsyncFd},
     signal::unix::{SignalKind, signal},
@@ -225,6 +228,7 @@ pub async fn run(
                 if drained < DRAIN_BUDGET {
                     guard.clear_ready();
                 }
+                prune_reported(monitor, &mut state.reported)?;
             }
             _ = ticker.tick() => {
                 let snapshot = stats::read(monitor).context("reading the counters")?;
@@ -518,6 +522,20 @@ fn emit(record: &EventRecord, sinks: &mut Sinks) -> anyhow::Result<()> {
 fn emit_record(record: &EventRecord, sinks: &mut Sinks) -> anyhow::Result<()> {
     if let Some(w) = sinks.events.as_mut() {
         w.write(record).context("writing the events file")?;
+    }
+    Ok(())
+}
+
+/// Flows remembered for refreshes, beyond which the ones the kernel has
+/// evicted are dropped at once rather than at the next refresh: a flood of
+/// new flows (random sources) would otherwise grow the table by every
+/// event until then.
+const REPORTED_LIMIT: usize = 4 * MAX_FLOWS as usize;
+
+fn prune_reported(monitor: &Monitor, reported: &mut Reported) -> anyhow::Result<()> {
+    if reported.len() > REPORTED_LIMIT {
+        let live: HashSet<FlowKey> = monitor.flows()?.into_iter().map(|(k, _)| k).collect();
+        reported.retain(&live);
     }
     Ok(())
 }

@@ -346,6 +346,14 @@ impl Reported {
         Some(r)
     }
 
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
     /// Drops flows no longer in the kernel's table.
     pub fn retain(&mut self, live: &std::collections::HashSet<FlowKey>) {
         self.flows.retain(|k, _| live.contains(k));

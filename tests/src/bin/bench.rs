@@ -58,7 +58,10 @@ fn counting(repeat: u32) -> anyhow::Result<()> {
         ),
         ("malformed ipv4", pick("ipv4 ihl 3")?),
     ];
-    println!("BPF_PROG_TEST_RUN, {ROUNDS} alternating rounds of {} repetitions (fastest round), ns per packet", (repeat / 20).max(1000));
+    println!(
+        "BPF_PROG_TEST_RUN, {ROUNDS} alternating rounds of {} repetitions (fastest round), ns per packet",
+        (repeat / 20).max(1000)
+    );
     println!(
         "{:<22} {:>10} {:>10} {:>7}   {:>10} {:>10} {:>7}",
         "frame", "xdp_pass", "pc_ingress", "ratio", "tc_pass", "pc_egress", "ratio"
