@@ -13,7 +13,7 @@ use monitor_common::{
 
 use super::clock::Clock;
 use crate::{
-    events::{Direction, EventKind, EventRecord, Proto},
+    events::{Direction, EventKind, EventRecord, Proto, text},
     tables::{KernelTables, RuleInfo},
 };
 
@@ -56,8 +56,9 @@ fn note(proto: Proto, port: u16, direction: Direction, rule: Option<&RuleInfo>) 
         Proto::Other(n) => return note_slow(n, port, direction, rule),
     };
     let dir = direction.as_str();
-    let mut port_text = [0u8; 5];
-    let port_text = decimal_u16(port, &mut port_text);
+    let mut port_text = [0u8; text::U64_MAX_LEN];
+    let port_text =
+        std::str::from_utf8(text::decimal(u64::from(port), &mut port_text)).expect("ASCII digits");
     let icmp = matches!(proto, Proto::Icmp | Proto::Icmpv6);
     let what_len = proto_name.len() + if icmp { 6 } else { 1 } + port_text.len();
     let push_what = |n: &mut String| {
@@ -124,19 +125,6 @@ fn note_slow(proto: u8, port: u16, direction: Direction, rule: Option<&RuleInfo>
         }
         None => format!("no rule allows {proto} {port} {dir}"),
     }
-}
-
-fn decimal_u16(mut v: u16, buf: &mut [u8; 5]) -> &str {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&buf[i..]).expect("ASCII digits")
 }
 
 impl Enricher<'_> {

@@ -469,18 +469,9 @@ fn json_time(out: &mut Vec<u8>, t: SystemTime) {
     out.push(b'"');
 }
 
-fn json_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
+fn json_u64(out: &mut Vec<u8>, v: u64) {
+    let mut buf = [0u8; text::U64_MAX_LEN];
+    out.extend_from_slice(text::decimal(v, &mut buf));
 }
 
 /// A JSON string. Names, notes and addresses almost never hold a quote, a

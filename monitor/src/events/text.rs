@@ -30,6 +30,24 @@ pub fn rfc3339_nanos(t: SystemTime) -> [u8; RFC3339_LEN] {
     b
 }
 
+/// Longest decimal u64.
+pub const U64_MAX_LEN: usize = 20;
+
+/// `v` in decimal, without `core::fmt`: the digits written at the end of
+/// `buf`, which is returned from the first digit on.
+pub fn decimal(mut v: u64, buf: &mut [u8; U64_MAX_LEN]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
 /// Writes `v` as decimal right-aligned in `out`, zero-padded to its length.
 #[inline]
 fn put_digits(out: &mut [u8], mut v: u64) {
