@@ -136,15 +136,15 @@ impl Enricher<'_> {
             .unwrap_or_else(|| format!("if{ifindex}"))
     }
 
-    /// The record of a flow from its key and what the kernel knows of it.
-    fn record(
+    /// What every record of a flow says, unexpected or required: its
+    /// interface, direction, ends, peer roles and host.
+    pub fn flow_base(
         &self,
         kind: EventKind,
         key: &FlowKey,
         ts: SystemTime,
         ifindex: u32,
-        reason: u8,
-        nearest: u16,
+        initiator_port: u16,
     ) -> EventRecord {
         let initiator = addr(key.family, &key.initiator);
         let responder = addr(key.family, &key.responder);
@@ -153,15 +153,14 @@ impl Enricher<'_> {
         } else {
             Direction::Outbound
         };
-        let proto = Proto::from_number(key.proto);
         let mut r = EventRecord::new(
             kind,
             ts,
             self.iface(ifindex),
             direction,
-            proto,
+            Proto::from_number(key.proto),
             initiator,
-            0,
+            initiator_port,
             responder,
             key.service_port,
         );
@@ -172,8 +171,23 @@ impl Enricher<'_> {
         };
         let mask = self.tables.peers.roles_of(peer);
         r.peer_roles = Some(self.tables.roles.owned_names(mask));
-        r.reason = Some(reason_name(reason).to_owned());
         r.host = self.host.map(str::to_owned);
+        r
+    }
+
+    /// The record of a flow from its key and what the kernel knows of it.
+    fn record(
+        &self,
+        kind: EventKind,
+        key: &FlowKey,
+        ts: SystemTime,
+        ifindex: u32,
+        reason: u8,
+        nearest: u16,
+    ) -> EventRecord {
+        let mut r = self.flow_base(kind, key, ts, ifindex, 0);
+        let (proto, direction) = (r.proto, r.direction);
+        r.reason = Some(reason_name(reason).to_owned());
         let rule = (nearest != NO_RULE)
             .then(|| self.tables.rule(nearest))
             .flatten();

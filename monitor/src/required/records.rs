@@ -1,24 +1,16 @@
 //! Records and console lines for blocked and recovered required flows, and
 //! the per-rule verdicts a run or replay ends with.
 
-use std::{net::IpAddr, time::SystemTime};
+use std::time::SystemTime;
 
-use monitor_common::{flow::FlowKey, policy::CONN_INBOUND};
+use monitor_common::flow::FlowKey;
 
 use super::{Blocked, tracker::RuleVerdict};
 use crate::{
-    daemon::unexpected::{Enricher, addr},
+    daemon::unexpected::Enricher,
     events::{Direction, EventKind, EventRecord, Proto, RequiredState, RequiredStatus},
     policy,
 };
-
-fn direction(key: &FlowKey) -> Direction {
-    if key.direction == CONN_INBOUND {
-        Direction::Inbound
-    } else {
-        Direction::Outbound
-    }
-}
 
 /// The record of a blocked flow: `Blocked` when first reported, `Update` as
 /// attempts accumulate, `Recovered` (at `ts`) when it works again.
@@ -29,38 +21,14 @@ pub fn record(
     b: &Blocked,
     ts: SystemTime,
 ) -> EventRecord {
-    let initiator = addr(key.family, &key.initiator);
-    let responder = addr(key.family, &key.responder);
-    let direction = direction(key);
-    let proto = Proto::from_number(key.proto);
-    let mut r = EventRecord::new(
-        kind,
-        ts,
-        enricher.iface(b.ifindex),
-        direction,
-        proto,
-        initiator,
-        b.initiator_port,
-        responder,
-        key.service_port,
-    );
+    let mut r = enricher.flow_base(kind, key, ts, b.ifindex, b.initiator_port);
+    let (proto, direction) = (r.proto, r.direction);
     r.count = b.attempts;
-    r.host = enricher.host.map(str::to_owned);
     r.first_seen = enricher.clock.wall(b.first_ns);
     r.last_seen = enricher.clock.wall(b.last_ns);
     r.rule = Some(b.rule.id.clone());
     r.source = Some(b.rule.source.clone());
     r.reason = Some(b.reason.to_string());
-    let peer: IpAddr = if direction == Direction::Inbound {
-        initiator
-    } else {
-        responder
-    };
-    let roles = enricher
-        .tables
-        .roles
-        .names(enricher.tables.peers.roles_of(peer));
-    r.peer_roles = Some(roles.iter().map(|s| s.to_string()).collect());
     let towards = if direction == Direction::Inbound {
         "from"
     } else {
