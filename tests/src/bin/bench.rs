@@ -14,10 +14,8 @@ use portconform_tests::{
 };
 
 /// Alternating rounds per measurement, each of a twentieth of `--repeat`
-/// runs. The fastest round of each program is what the code costs when
-/// nothing else competes for the core (this machine has two, and a build
-/// or the other benchmarks' processes preempt whole rounds); the medians
-/// are printed too, so the effect of the noise stays visible.
+/// runs: many short rounds, so that preempted ones (this machine has two
+/// cores, and shares its host) are outliers rather than the result.
 const ROUNDS: usize = 41;
 
 fn main() -> anyhow::Result<()> {
@@ -83,9 +81,12 @@ fn counting(repeat: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Fastest ns/packet of the baseline and the program, alternating between
-/// them each round so both see the same machine state; and their ratio.
-/// Medians of the same rounds go to standard error, for comparison.
+/// Fastest ns/packet of the baseline and the program over alternating
+/// rounds, and the median of the per-round ratios: each round times the
+/// baseline and then the program back to back, so a slower stretch of the
+/// host (another guest, frequency changes) divides out of its ratio, and a
+/// preempted round is an outlier the median ignores. Medians of the times
+/// go to standard error, for comparison.
 fn measure(
     kernel: &Kernel,
     base: &str,
@@ -100,11 +101,21 @@ fn measure(
         b.push(ns(kernel.run(base, frame, per_round)?.per_packet));
         p.push(ns(kernel.run(prog, frame, per_round)?.per_packet));
     }
+    let ratios: Vec<f64> = b
+        .iter()
+        .zip(&p)
+        .filter(|(b, _)| **b > 0.0)
+        .map(|(b, p)| p / b)
+        .collect();
+    let ratio = if ratios.is_empty() {
+        f64::NAN
+    } else {
+        median(ratios)
+    };
     let (bm, pm) = (median(b.clone()), median(p.clone()));
     let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
-    let (b, p) = (min(&b), min(&p));
-    eprintln!("    (medians: {bm:.1} / {pm:.1} = {:.2}x)", pm / bm);
-    Ok((b, p, if b > 0.0 { p / b } else { f64::NAN }))
+    eprintln!("    (medians: {bm:.1} / {pm:.1} ns)");
+    Ok((min(&b), min(&p), ratio))
 }
 
 fn ns(d: Duration) -> f64 {
@@ -197,7 +208,9 @@ fn classifier(repeat: u32) -> anyhow::Result<()> {
     let tables = kernel::profile_tables("thoughtspot", INVENTORY)?;
     let mut k = Kernel::load()?;
     k.enable_policy(&tables)?;
-    println!("\nclassifier, thoughtspot profile loaded (ns per packet, ingress)");
+    println!(
+        "\nclassifier, thoughtspot profile loaded (fastest round in ns per packet; ratio: median of per-round ratios; ingress)"
+    );
     println!(
         "{:<36} {:>10} {:>10} {:>7}",
         "path", "xdp_pass", "pc_ingress", "ratio"
