@@ -20,7 +20,7 @@ use std::io::Write as _;
 use anyhow::Context as _;
 use aya::maps::RingBuf;
 use monitor_common::{
-    flow::{FlowEvent, FlowKey, MAX_FLOWS},
+    flow::{FlowEvent, MAX_FLOWS},
     maps::Counter,
 };
 use tokio::{
@@ -533,11 +533,9 @@ fn emit_record(record: &EventRecord, sinks: &mut Sinks) -> anyhow::Result<()> {
 const REPORTED_LIMIT: usize = 4 * MAX_FLOWS as usize;
 
 fn prune_reported(monitor: &Monitor, reported: &mut Reported) -> anyhow::Result<()> {
-    if reported.len() > REPORTED_LIMIT {
-        let live: HashSet<FlowKey> = monitor.flows()?.into_iter().map(|(k, _)| k).collect();
-        reported.retain(&live);
-    }
-    Ok(())
+    reported.prune_over(REPORTED_LIMIT, || {
+        Ok(monitor.flows()?.into_iter().map(|(k, _)| k).collect())
+    })
 }
 
 /// Writes an `update` record for every tracked flow whose counts changed.

@@ -265,7 +265,7 @@ struct Seen {
     explanation: Option<Box<Explanation>>,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Default)]
 struct Explanation {
     rule: Option<String>,
     source: Option<String>,
@@ -356,6 +356,19 @@ impl Reported {
         self.flows.is_empty()
     }
 
+    /// Past `limit` flows, keeps only those `live` (the kernel's table)
+    /// still holds; `live` is read only then.
+    pub fn prune_over(
+        &mut self,
+        limit: usize,
+        live: impl FnOnce() -> anyhow::Result<std::collections::HashSet<FlowKey>>,
+    ) -> anyhow::Result<()> {
+        if self.flows.len() > limit {
+            self.retain(&live()?);
+        }
+        Ok(())
+    }
+
     /// Drops flows no longer in the kernel's table.
     pub fn retain(&mut self, live: &std::collections::HashSet<FlowKey>) {
         self.flows.retain(|k, _| live.contains(k));
@@ -387,6 +400,34 @@ pub fn console_line(r: &EventRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(i: u32) -> FlowEvent {
+        // SAFETY: FlowEvent is plain integers and byte arrays.
+        let mut ev: FlowEvent = unsafe { std::mem::zeroed() };
+        ev.key.initiator[..4].copy_from_slice(&i.to_be_bytes());
+        ev.forward = 1;
+        ev
+    }
+
+    /// A flood of new flows is trimmed to what the kernel still holds as
+    /// soon as the table passes its limit, not at the next refresh; below
+    /// the limit the kernel is not even asked.
+    #[test]
+    fn reported_flows_are_pruned_past_the_limit() {
+        let mut reported = Reported::default();
+        for i in 0..10 {
+            reported.insert(&event(i), 40000, Explanation::default());
+        }
+        reported
+            .prune_over(10, || panic!("asked the kernel below the limit"))
+            .unwrap();
+        assert_eq!(reported.len(), 10);
+        reported.insert(&event(10), 40000, Explanation::default());
+        let live: std::collections::HashSet<FlowKey> =
+            [event(3).key, event(10).key].into_iter().collect();
+        reported.prune_over(10, || Ok(live)).unwrap();
+        assert_eq!(reported.len(), 2);
+    }
 
     /// The note as it was written with `format!`, before it was built by
     /// hand for speed: the text is part of the events contract.
