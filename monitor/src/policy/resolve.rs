@@ -301,6 +301,20 @@ pub fn entries<'p>(resolved: &[Resolved<'p>]) -> Vec<Entry<'p>> {
     out
 }
 
+/// The options unit tests across the crate resolve profiles with: release
+/// 4.6, no conditions, dynamic ports 40000-40100.
+#[cfg(test)]
+pub(crate) fn test_options() -> ResolveOptions {
+    ResolveOptions {
+        release: Some("4.6".parse().unwrap()),
+        conditions: Conditions::default(),
+        dynamic_ports: DynamicPorts::configured(PortRange {
+            lo: 40000,
+            hi: 40100,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,14 +343,7 @@ mod tests {
     #[test]
     fn entries_expand_directions_and_ranges_of_active_rules() {
         let policy = crate::policy::profiles::load("thoughtspot").unwrap();
-        let options = ResolveOptions {
-            release: Some("4.6".parse().unwrap()),
-            conditions: Conditions::default(),
-            dynamic_ports: DynamicPorts::configured(PortRange {
-                lo: 40000,
-                hi: 40100,
-            }),
-        };
+        let options = test_options();
         let resolved = resolve(&policy, &options).unwrap();
         let all = entries(&resolved);
         let of = |id: &str| all.iter().filter(|e| e.rule.id == id).collect::<Vec<_>>();

@@ -150,22 +150,12 @@ pub fn targets(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{
-        PortRange, ResolveOptions,
-        resolve::{Conditions, DynamicPorts, resolve},
-    };
+    use crate::policy::resolve::resolve;
 
     #[test]
     fn only_inventory_hosts_are_targets() {
         let policy = crate::policy::profiles::load("thoughtspot").unwrap();
-        let options = ResolveOptions {
-            release: Some("4.6".parse().unwrap()),
-            conditions: Conditions::default(),
-            dynamic_ports: DynamicPorts::configured(PortRange {
-                lo: 40000,
-                hi: 40100,
-            }),
-        };
+        let options = crate::policy::resolve::test_options();
         let resolved = resolve(&policy, &options).unwrap();
         let inv = Inventory::parse(
             "nodes = [\"192.0.2.1\", \"192.0.2.2\", \"198.51.100.0/24\"]\nsmtp-relay = [\"203.0.113.25\", \"mail.example.com\"]\n",

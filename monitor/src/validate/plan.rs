@@ -340,14 +340,7 @@ mod tests {
 
     fn thoughtspot_plan(mentioned: &[u16]) -> (Plan, Hosts) {
         let policy = crate::policy::profiles::load("thoughtspot").unwrap();
-        let options = ResolveOptions {
-            release: Some("4.6".parse().unwrap()),
-            conditions: Conditions::default(),
-            dynamic_ports: DynamicPorts::configured(PortRange {
-                lo: 40000,
-                hi: 40100,
-            }),
-        };
+        let options = crate::policy::resolve::test_options();
         let resolved = resolve(&policy, &options).unwrap();
         let hosts = Hosts::documentation(&policy.roles());
         let mentioned: BTreeSet<u16> = mentioned.iter().copied().collect();
