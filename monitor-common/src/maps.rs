@@ -4,20 +4,23 @@
 /// Per-CPU packet/byte counters, indexed by [`crate::stats::stats_index`].
 pub const STATS_MAP: &str = "PC_STATS";
 /// ifindex → counter slot of the interface, written by userspace at attach.
-pub const IFSLOT_MAP: &str = "PC_IFSLOT";
+/// Names starting with `.bss.` are global-data sections of the programs
+/// (`monitor-ebpf/src/tables.rs`): one-element arrays whose value is the
+/// whole table, read by the programs without a lookup call.
+pub const IFSLOT_MAP: &str = ".bss.pc_ifslot";
 
 /// Policy maps, see [`crate::policy`].
-pub const PORTCLASS_MAP: &str = "PC_PORTCLASS";
-pub const RULESETS_MAP: &str = "PC_RULESETS";
+pub const PORTCLASS_MAP: &str = ".bss.pc_ports";
+pub const RULESETS_MAP: &str = ".bss.pc_rsets";
 pub const HOST4_MAP: &str = "PC_HOST4";
 pub const HOST6_MAP: &str = "PC_HOST6";
 pub const NET4_MAP: &str = "PC_NET4";
 pub const NET6_MAP: &str = "PC_NET6";
 /// The IPv4 role trie's levels and its masks, see [`crate::policy::v4_roles`].
-pub const V4L1_MAP: &str = "PC_V4L1";
-pub const V4L2_MAP: &str = "PC_V4L2";
-pub const V4L3_MAP: &str = "PC_V4L3";
-pub const MASKS_MAP: &str = "PC_MASKS";
+pub const V4L1_MAP: &str = ".bss.pc_v4l1";
+pub const V4L2_MAP: &str = ".bss.pc_v4l2";
+pub const V4L3_MAP: &str = ".bss.pc_v4l3";
+pub const MASKS_MAP: &str = ".bss.pc_masks";
 /// Per-rule packet/byte counters (per CPU), indexed by rule index.
 pub const RULESTATS_MAP: &str = "PC_RULESTATS";
 
@@ -36,7 +39,7 @@ pub const WATCH_MAP: &str = "PC_WATCH";
 /// Answered attempts per rule (per CPU), indexed like `PC_RULESTATS`.
 pub const RULEWORK_MAP: &str = "PC_RULEWORK";
 /// Switches, see `CONFIG_*`.
-pub const CONFIG_MAP: &str = "PC_CONFIG";
+pub const CONFIG_MAP: &str = ".bss.pc_config";
 
 /// Program names (≤ 15 bytes).
 pub const PROG_INGRESS: &str = "pc_ingress";

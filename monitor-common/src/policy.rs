@@ -2,7 +2,8 @@
 //! fills these maps; the classifier reads them through [`PolicyLookup`] so
 //! the kernel and offline replay share one decision procedure.
 //!
-//! Layout, chosen so allowed traffic costs array lookups:
+//! Layout, chosen so allowed traffic costs array reads (the arrays are the
+//! programs' global data, `.bss.pc_*` sections, so a read is a plain load):
 //! - `PC_PORTCLASS`: array, index [`port_index`] (direction of the
 //!   connection, L4 class, destination port) → rule-set id (0 = no rule).
 //! - `PC_RULESETS`: array, rule-set id → [`RuleSet`]: up to

@@ -12,6 +12,7 @@ mod maps;
 mod policy;
 mod required;
 mod stats;
+mod tables;
 
 use aya_ebpf::{
     bindings::{TC_ACT_OK, xdp_action},
@@ -33,8 +34,8 @@ use monitor_common::{
 use crate::{
     flows::{CopyHeaders, Sighting},
     frame::Frame,
-    maps::PC_CONFIG,
     policy::KernelPolicy,
+    tables::PC_CONFIG,
 };
 
 #[xdp]
@@ -92,7 +93,7 @@ fn observe<H: CopyHeaders, P: Packet>(
     };
     let parsed = &parsed;
     stats::count_traffic(ifindex, dir, slot_of(parsed), bytes);
-    let config = PC_CONFIG.get(0).copied().unwrap_or(0);
+    let config = PC_CONFIG.at(0, 0);
     if config & CONFIG_CLASSIFY == 0 {
         return;
     }

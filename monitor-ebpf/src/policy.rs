@@ -11,9 +11,9 @@ use monitor_common::{
     },
 };
 
-use crate::maps::{
-    PC_HOST4, PC_HOST6, PC_MASKS, PC_NET4, PC_NET6, PC_PORTCLASS, PC_RULESETS, PC_V4L1, PC_V4L2,
-    PC_V4L3,
+use crate::{
+    maps::{PC_HOST4, PC_HOST6, PC_NET4, PC_NET6},
+    tables::{PC_MASKS, PC_PORTCLASS, PC_RULESETS, PC_V4L1, PC_V4L2, PC_V4L3},
 };
 
 /// LPM keys are packed structs; on the stack they must still start on a
@@ -39,10 +39,7 @@ impl KernelPolicy {
 impl PolicyLookup for KernelPolicy {
     #[inline(always)]
     fn port_class(&self, index: u32) -> u16 {
-        PC_PORTCLASS
-            .get(self.set() * PORT_TABLE_ENTRIES + index)
-            .copied()
-            .unwrap_or(0)
+        PC_PORTCLASS.at(self.set() * PORT_TABLE_ENTRIES + index, 0)
     }
 
     #[inline(always)]
@@ -98,33 +95,21 @@ impl PolicyLookup for KernelPolicy {
 impl V4Trie for KernelPolicy {
     #[inline(always)]
     fn l1(&self, index: u32) -> u32 {
-        PC_V4L1
-            .get(self.set() * V4_L1_ENTRIES + index)
-            .copied()
-            .unwrap_or(0)
+        PC_V4L1.at(self.set() * V4_L1_ENTRIES + index, 0)
     }
 
     #[inline(always)]
     fn l2(&self, index: u32) -> u32 {
-        PC_V4L2
-            .get(self.set() * V4_L2_BLOCKS * 256 + index)
-            .copied()
-            .unwrap_or(0)
+        PC_V4L2.at(self.set() * V4_L2_BLOCKS * 256 + index, 0)
     }
 
     #[inline(always)]
     fn l3(&self, index: u32) -> u32 {
-        PC_V4L3
-            .get(self.set() * V4_L3_BLOCKS * 256 + index)
-            .copied()
-            .unwrap_or(0)
+        PC_V4L3.at(self.set() * V4_L3_BLOCKS * 256 + index, 0)
     }
 
     #[inline(always)]
     fn mask(&self, index: u32) -> u64 {
-        PC_MASKS
-            .get(self.set() * V4_MASKS + index)
-            .copied()
-            .unwrap_or(0)
+        PC_MASKS.at(self.set() * V4_MASKS + index, 0)
     }
 }

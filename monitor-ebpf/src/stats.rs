@@ -4,10 +4,13 @@
 use monitor_common::{
     maps::Counter,
     policy::MAX_RULES,
-    stats::{Direction, IFINDEX_LIMIT, MAX_IFACES, stats_index},
+    stats::{Direction, MAX_IFACES, stats_index},
 };
 
-use crate::maps::{PC_IFSLOT, PC_KSTATS, PC_RULESTATS, PC_STATS};
+use crate::{
+    maps::{PC_KSTATS, PC_RULESTATS, PC_STATS},
+    tables::PC_IFSLOT,
+};
 
 #[inline(always)]
 pub fn count_traffic(ifindex: u32, dir: Direction, slot: u32, bytes: u64) {
@@ -52,11 +55,8 @@ fn bump(counter: Option<*mut Counter>, bytes: u64) {
 
 #[inline(always)]
 fn iface_slot(ifindex: u32) -> u32 {
-    if ifindex >= IFINDEX_LIMIT {
-        return 0;
-    }
-    match PC_IFSLOT.get(ifindex) {
-        Some(&slot) if slot < MAX_IFACES => slot,
+    match PC_IFSLOT.at(ifindex, 0) {
+        slot if slot < MAX_IFACES => slot,
         _ => 0,
     }
 }

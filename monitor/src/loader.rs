@@ -7,15 +7,15 @@ use std::{ffi::CString, io};
 
 use aya::{
     Ebpf, EbpfError,
-    maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode},
 };
 use monitor_common::{
     flow::{FlowKey, FlowState, KSTATS, SEEN_SLOTS, SeenSlot},
     handshake::{Handshake, HandshakeKey},
     maps::{
-        Counter, EVENTS_MAP, FLOWS_MAP, HANDSHAKES_MAP, IFSLOT_MAP, KSTATS_MAP, PROG_EGRESS,
-        PROG_INGRESS, RULESTATS_MAP, RULEWORK_MAP, SEEN_MAP, WATCH_MAP,
+        Counter, EVENTS_MAP, FLOWS_MAP, HANDSHAKES_MAP, KSTATS_MAP, PROG_EGRESS, PROG_INGRESS,
+        RULESTATS_MAP, RULEWORK_MAP, SEEN_MAP, WATCH_MAP,
     },
     policy::MAX_RULES,
     stats::{IFINDEX_LIMIT, MAX_IFACES},
@@ -54,6 +54,8 @@ pub enum LoadError {
     },
     #[error("loading the policy into the kernel: {0}")]
     Policy(#[source] crate::tables::WriteError),
+    #[error("telling the programs which interfaces they watch: {0}")]
+    Slots(#[source] crate::tables::WriteError),
     #[error("map {map}")]
     Map {
         map: &'static str,
@@ -119,32 +121,18 @@ impl Monitor {
             _ => LoadError::Object(err),
         })?;
 
-        let mut interfaces = Vec::with_capacity(resolved.len());
-        {
-            let mut ifslot: Array<_, u32> = Array::try_from(
-                ebpf.map_mut(IFSLOT_MAP)
-                    .expect("the object defines PC_IFSLOT"),
-            )
-            .map_err(|source| LoadError::Map {
-                map: IFSLOT_MAP,
-                source,
-            })?;
-            for (i, (name, index)) in resolved.iter().enumerate() {
-                let slot = i as u32 + 1;
-                ifslot
-                    .set(*index, slot, 0)
-                    .map_err(|source| LoadError::Map {
-                        map: IFSLOT_MAP,
-                        source,
-                    })?;
-                interfaces.push(Interface {
-                    name: name.clone(),
-                    index: *index,
-                    slot,
-                    xdp_mode: XdpAttachMode::Native,
-                });
-            }
-        }
+        let mut interfaces: Vec<Interface> = resolved
+            .iter()
+            .enumerate()
+            .map(|(i, (name, index))| Interface {
+                name: name.clone(),
+                index: *index,
+                slot: i as u32 + 1,
+                xdp_mode: XdpAttachMode::Native,
+            })
+            .collect();
+        let slots: Vec<(u32, u32)> = interfaces.iter().map(|i| (i.index, i.slot)).collect();
+        crate::tables::write_ifslots(&mut ebpf, &slots).map_err(LoadError::Slots)?;
 
         if let Some(t) = tables {
             crate::tables::write(&mut ebpf, t).map_err(LoadError::Policy)?;
@@ -185,8 +173,14 @@ impl Monitor {
     /// accumulated (by the old tables' rule index) so totals survive.
     pub fn replace_policy(&mut self, new: KernelTables) -> Result<Vec<Counter>, LoadError> {
         let idle = 1 - self.live;
-        crate::tables::write_set(&mut self.ebpf, idle, &new, self.sets[idle].as_ref())
-            .map_err(LoadError::Policy)?;
+        crate::tables::write_set(
+            &mut self.ebpf,
+            idle,
+            &new,
+            self.sets[idle].as_ref(),
+            self.sets[self.live].as_ref(),
+        )
+        .map_err(LoadError::Policy)?;
         crate::tables::activate(&mut self.ebpf, idle, &new).map_err(LoadError::Policy)?;
         let old_rules = self.sets[self.live].as_ref().map_or(0, |t| t.rules.len());
         let retired = self.rule_stats(old_rules)?;

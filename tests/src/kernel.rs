@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use aya::{
     Ebpf,
-    maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
 };
 use monitor::{
@@ -18,8 +18,8 @@ use monitor::{
 use monitor_common::{
     flow::{FlowEvent, FlowKey, FlowState, SEEN_SLOTS, SeenSlot},
     maps::{
-        Counter, EVENTS_MAP, FLOWS_MAP, IFSLOT_MAP, KSTATS_MAP, PROG_EGRESS, PROG_INGRESS,
-        PROG_TC_PASS, PROG_XDP_PASS, RULESTATS_MAP, SEEN_MAP, STATS_MAP,
+        Counter, EVENTS_MAP, FLOWS_MAP, KSTATS_MAP, PROG_EGRESS, PROG_INGRESS, PROG_TC_PASS,
+        PROG_XDP_PASS, RULESTATS_MAP, SEEN_MAP, STATS_MAP,
     },
 };
 
@@ -50,9 +50,7 @@ impl Kernel {
             let prog: &mut SchedClassifier = ebpf.program_mut(name).context(name)?.try_into()?;
             prog.load().with_context(|| format!("loading {name}"))?;
         }
-        let mut ifslot: Array<_, u32> =
-            Array::try_from(ebpf.map_mut(IFSLOT_MAP).context(IFSLOT_MAP)?)?;
-        ifslot.set(TEST_RUN_IFINDEX, TEST_RUN_SLOT, 0)?;
+        monitor::tables::write_ifslots(&mut ebpf, &[(TEST_RUN_IFINDEX, TEST_RUN_SLOT)])?;
         Ok(Self { ebpf })
     }
 

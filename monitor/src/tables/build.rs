@@ -339,7 +339,7 @@ impl monitor_common::classify::PolicyLookup for KernelTables {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use monitor_common::{
         classify::{Reason, Verdict, classify},
         packet::{Family, Fragment, IPPROTO_TCP, IPPROTO_UDP, Parsed, TCP_ACK, TCP_SYN},
@@ -353,7 +353,7 @@ mod tests {
         DynamicPorts, PortRange, ResolveOptions, entries, profiles, resolve, resolve::Conditions,
     };
 
-    fn thoughtspot(inventory: &str) -> KernelTables {
+    pub(in crate::tables) fn thoughtspot(inventory: &str) -> KernelTables {
         let policy = profiles::load("thoughtspot").unwrap();
         let options = ResolveOptions {
             release: None,

@@ -4,10 +4,11 @@
 
 mod build;
 mod peers;
+mod sections;
 mod v4trie;
 mod write;
 
 pub use build::{BuildError, KernelTables, Peers, RuleInfo, build, dns_names};
 pub use peers::{PeerTable, RoleBits};
 pub use v4trie::V4Table;
-pub use write::{WriteError, activate, write, write_set};
+pub use write::{WriteError, activate, write, write_ifslots, write_set};

@@ -1,10 +1,10 @@
 //! Writing the tables into one of the two policy map sets, then making it
-//! live with a single update of `PC_CONFIG`. Until a set is live the
+//! live with a single update of the config section. Until a set is live the
 //! programs do not read it, so neither the first load nor a reload ever
 //! shows packets a half-written policy.
 
 use aya::{
-    Ebpf,
+    Ebpf, Pod,
     maps::{Array, HashMap, LpmTrie, MapError, PerCpuArray, PerCpuValues, lpm_trie::Key},
     util::nr_cpus,
 };
@@ -14,16 +14,19 @@ use monitor_common::{
         CONFIG_V4TRIE,
     },
     maps::{
-        CONFIG_MAP, Counter, HOST4_MAP, HOST6_MAP, MASKS_MAP, NET4_MAP, NET6_MAP, PORTCLASS_MAP,
-        RULESETS_MAP, RULESTATS_MAP, RULEWORK_MAP, V4L1_MAP, V4L2_MAP, V4L3_MAP,
+        CONFIG_MAP, Counter, HOST4_MAP, HOST6_MAP, IFSLOT_MAP, MASKS_MAP, NET4_MAP, NET6_MAP,
+        PORTCLASS_MAP, RULESETS_MAP, RULESTATS_MAP, RULEWORK_MAP, V4L1_MAP, V4L2_MAP, V4L3_MAP,
     },
     policy::{
-        Host4Key, Host6Key, MAX_RULES, MAX_RULESETS, NET_SET_BITS, Net4, Net6, PORT_TABLE_ENTRIES,
-        RuleSet, V4_L1_ENTRIES, V4_L2_BLOCKS, V4_L3_BLOCKS, V4_MASKS, net4_key, net6_key,
+        Host4Key, Host6Key, MAX_RULES, NET_SET_BITS, Net4, Net6, RuleSet, net4_key, net6_key,
     },
+    stats::IFINDEX_LIMIT,
 };
 
-use super::KernelTables;
+use super::{
+    KernelTables,
+    sections::{MASKS_LEN, PORTS_LEN, RULESETS_LEN, Sections, V4L1_LEN, V4L2_LEN, V4L3_LEN},
+};
 
 #[derive(Debug, thiserror::Error)]
 #[error("writing map {map}")]
@@ -44,40 +47,19 @@ fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> &'a mut aya::maps::Map
 
 /// Fills set `set` (0 or 1) with `new`, removing what `previous` (the tables
 /// last written to that set, if any) left there, and zeroes its rule
-/// counters. The set must not be live.
+/// counters. The set must not be live; `live` is what the other set holds,
+/// rewritten unchanged because array sections are written whole.
 pub fn write_set(
     ebpf: &mut Ebpf,
     set: usize,
     new: &KernelTables,
     previous: Option<&KernelTables>,
+    live: Option<&KernelTables>,
 ) -> Result<(), WriteError> {
     let set32 = set as u32;
-    {
-        let base = set32 * PORT_TABLE_ENTRIES;
-        let mut ports: Array<_, u16> =
-            Array::try_from(map_mut(ebpf, PORTCLASS_MAP)).map_err(err(PORTCLASS_MAP))?;
-        if let Some(old) = previous {
-            for index in old
-                .port_classes
-                .keys()
-                .filter(|i| !new.port_classes.contains_key(i))
-            {
-                ports.set(base + *index, 0, 0).map_err(err(PORTCLASS_MAP))?;
-            }
-        }
-        for (&index, &id) in &new.port_classes {
-            ports.set(base + index, id, 0).map_err(err(PORTCLASS_MAP))?;
-        }
-    }
-    {
-        let base = set32 * MAX_RULESETS;
-        let mut sets: Array<_, RuleSet> =
-            Array::try_from(map_mut(ebpf, RULESETS_MAP)).map_err(err(RULESETS_MAP))?;
-        for (id, rs) in new.rule_sets.iter().enumerate() {
-            sets.set(base + id as u32, *rs, 0)
-                .map_err(err(RULESETS_MAP))?;
-        }
-    }
+    let mut both = [live, live];
+    both[set] = Some(new);
+    write_sections(ebpf, &Sections::render(both))?;
     {
         let mut hosts: HashMap<_, Host4Key, u64> =
             HashMap::try_from(map_mut(ebpf, HOST4_MAP)).map_err(err(HOST4_MAP))?;
@@ -144,9 +126,6 @@ pub fn write_set(
             nets.insert(&key, mask, 0).map_err(err(NET6_MAP))?;
         }
     }
-    if let Some(trie) = &new.v4 {
-        write_v4_trie(ebpf, set32, trie)?;
-    }
     if previous.is_some() {
         let mut stats: PerCpuArray<_, Counter> =
             PerCpuArray::try_from(map_mut(ebpf, RULESTATS_MAP)).map_err(err(RULESTATS_MAP))?;
@@ -170,38 +149,39 @@ pub fn write_set(
     Ok(())
 }
 
-/// The IPv4 role trie of one set. The first level is written whole (stale
-/// entries of the previous policy must go); blocks only as far as used,
-/// since nothing points past them.
-fn write_v4_trie(ebpf: &mut Ebpf, set: u32, trie: &super::V4Table) -> Result<(), WriteError> {
-    {
-        let mut l1: Array<_, u32> =
-            Array::try_from(map_mut(ebpf, V4L1_MAP)).map_err(err(V4L1_MAP))?;
-        for (i, e) in trie.l1.iter().enumerate() {
-            l1.set(set * V4_L1_ENTRIES + i as u32, *e, 0)
-                .map_err(err(V4L1_MAP))?;
+/// Every array section, whole (see [`Sections`]).
+fn write_sections(ebpf: &mut Ebpf, s: &Sections) -> Result<(), WriteError> {
+    write_section::<u16, PORTS_LEN>(ebpf, PORTCLASS_MAP, &s.ports)?;
+    write_section::<RuleSet, RULESETS_LEN>(ebpf, RULESETS_MAP, &s.rule_sets)?;
+    write_section::<u32, V4L1_LEN>(ebpf, V4L1_MAP, &s.v4l1)?;
+    write_section::<u32, V4L2_LEN>(ebpf, V4L2_MAP, &s.v4l2)?;
+    write_section::<u32, V4L3_LEN>(ebpf, V4L3_MAP, &s.v4l3)?;
+    write_section::<u64, MASKS_LEN>(ebpf, MASKS_MAP, &s.masks)
+}
+
+/// A global-data section is a one-element array map whose value is the
+/// whole section.
+fn write_section<T: Pod, const N: usize>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    data: &[T],
+) -> Result<(), WriteError> {
+    let value: &[T; N] = data
+        .try_into()
+        .expect("sections are rendered at their declared length");
+    let mut map: Array<_, [T; N]> = Array::try_from(map_mut(ebpf, name)).map_err(err(name))?;
+    map.set(0, value, 0).map_err(err(name))
+}
+
+/// Counter slot of each monitored interface, by ifindex (a section too).
+pub fn write_ifslots(ebpf: &mut Ebpf, slots: &[(u32, u32)]) -> Result<(), WriteError> {
+    let mut table = vec![0u32; IFINDEX_LIMIT as usize];
+    for &(index, slot) in slots {
+        if let Some(entry) = table.get_mut(index as usize) {
+            *entry = slot;
         }
     }
-    for (name, blocks, per_set) in [
-        (V4L2_MAP, &trie.l2, V4_L2_BLOCKS),
-        (V4L3_MAP, &trie.l3, V4_L3_BLOCKS),
-    ] {
-        let mut level: Array<_, u32> = Array::try_from(map_mut(ebpf, name)).map_err(err(name))?;
-        for (b, block) in blocks.iter().enumerate() {
-            let base = (set * per_set + b as u32) * 256;
-            for (i, e) in block.iter().enumerate() {
-                level.set(base + i as u32, *e, 0).map_err(err(name))?;
-            }
-        }
-    }
-    let mut masks: Array<_, u64> =
-        Array::try_from(map_mut(ebpf, MASKS_MAP)).map_err(err(MASKS_MAP))?;
-    for (i, m) in trie.masks.iter().enumerate() {
-        masks
-            .set(set * V4_MASKS + i as u32, *m, 0)
-            .map_err(err(MASKS_MAP))?;
-    }
-    Ok(())
+    write_section::<u32, { IFINDEX_LIMIT as usize }>(ebpf, IFSLOT_MAP, &table)
 }
 
 /// Makes set `set` live, with presence bits for `tables`' peer maps.
@@ -219,13 +199,11 @@ pub fn activate(ebpf: &mut Ebpf, set: usize, tables: &KernelTables) -> Result<()
             bits |= bit;
         }
     }
-    let mut config: Array<_, u32> =
-        Array::try_from(map_mut(ebpf, CONFIG_MAP)).map_err(err(CONFIG_MAP))?;
-    config.set(0, bits, 0).map_err(err(CONFIG_MAP))
+    write_section::<u32, 1>(ebpf, CONFIG_MAP, &[bits])
 }
 
 /// First load: set A, then live.
 pub fn write(ebpf: &mut Ebpf, tables: &KernelTables) -> Result<(), WriteError> {
-    write_set(ebpf, 0, tables, None)?;
+    write_set(ebpf, 0, tables, None, None)?;
     activate(ebpf, 0, tables)
 }
