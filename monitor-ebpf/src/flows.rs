@@ -6,7 +6,7 @@
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns},
+    helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, generated::bpf_jiffies64},
 };
 use monitor_common::{
     classify::{Conn, Reason},
@@ -43,23 +43,26 @@ pub struct Sighting<'a> {
 #[inline(always)]
 pub fn unexpected<H: CopyHeaders>(ctx: &H, s: &Sighting) {
     let key = FlowKey::new(s.parsed, &s.conn);
-    // Already-seen flows are the flood case: the coarse clock is a memory
-    // read where the precise one reads the clock source (~30 ns in a VM).
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    // SAFETY: helper without arguments; the verifier inlines it as a load.
+    let jiffies = unsafe { bpf_jiffies64() };
     let slot = PC_SEEN.get_ptr_mut(key.seen_slot());
     if let Some(slot) = slot {
         // SAFETY: this CPU's slot: nobody else writes it while we run.
         unsafe {
             if (*slot).occupied != 0 && (*slot).key == key {
-                count_seen(slot, s.conn.forward, s.bytes, now);
+                count_seen(slot, s.conn.forward, s.bytes, jiffies);
                 return;
             }
         }
     }
+    // Flows past the slot are rarer: the coarse clock is a memory read
+    // where the precise one reads the clock source (~30 ns in a VM).
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
     if let Some(state) = PC_FLOWS.get_ptr_mut(key) {
         add(state, s.conn.forward, s.bytes, now);
         if let Some(slot) = slot {
-            take_slot(slot, &key);
+            take_slot(slot, &key, now, jiffies);
         }
         return;
     }
@@ -87,7 +90,7 @@ pub fn unexpected<H: CopyHeaders>(ctx: &H, s: &Sighting) {
     if PC_FLOWS.insert(key, state, u64::from(BPF_NOEXIST)).is_ok() {
         count_kstat(KSTAT_NEW_FLOWS);
         if let Some(slot) = slot {
-            take_slot(slot, &key);
+            take_slot(slot, &key, now, jiffies);
         }
     } else if let Some(existing) = PC_FLOWS.get_ptr_mut(key) {
         // Another CPU inserted it first: it sends the event.
@@ -116,8 +119,10 @@ fn add(state: *mut FlowState, forward: bool, bytes: u64, now: u64) {
     }
 }
 
+/// Counts a packet of the flow holding the slot; the clock is read only when
+/// a tick has passed since it was last read (see `SeenSlot`).
 #[inline(always)]
-fn count_seen(slot: *mut SeenSlot, forward: bool, bytes: u64, now: u64) {
+fn count_seen(slot: *mut SeenSlot, forward: bool, bytes: u64, jiffies: u64) {
     // SAFETY: the caller's per-CPU slot.
     unsafe {
         if forward {
@@ -126,14 +131,18 @@ fn count_seen(slot: *mut SeenSlot, forward: bool, bytes: u64, now: u64) {
         } else {
             (*slot).reply_packets += 1;
         }
-        (*slot).last_seen_ns = now;
+        if (*slot).last_seen_jiffies != jiffies {
+            (*slot).last_seen_jiffies = jiffies;
+            (*slot).last_seen_ns = bpf_ktime_get_coarse_ns();
+        }
     }
 }
 
 /// Hands the slot to `key`'s flow, first adding what it counted for the flow
-/// holding it to that flow's LRU entry.
+/// holding it to that flow's LRU entry. `now` (read at `jiffies`) is when
+/// the new holder was last seen.
 #[inline(always)]
-fn take_slot(slot: *mut SeenSlot, key: &FlowKey) {
+fn take_slot(slot: *mut SeenSlot, key: &FlowKey, now: u64, jiffies: u64) {
     // SAFETY: the caller's per-CPU slot; the LRU value is this CPU's copy.
     unsafe {
         let held = (*slot).packets + (*slot).reply_packets;
@@ -155,6 +164,8 @@ fn take_slot(slot: *mut SeenSlot, key: &FlowKey) {
         (*slot).packets = 0;
         (*slot).bytes = 0;
         (*slot).reply_packets = 0;
+        (*slot).last_seen_ns = now;
+        (*slot).last_seen_jiffies = jiffies;
     }
 }
 

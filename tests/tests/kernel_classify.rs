@@ -201,6 +201,34 @@ fn flows_sharing_a_seen_slot_keep_exact_counts() {
     assert_eq!(kernel.kstat(KSTAT_UNEXPECTED).unwrap(), 277);
 }
 
+/// A flood held in its seen-flow slot reads the clock only when a timer tick
+/// has passed; its last sighting must still move on with the flood.
+#[test]
+fn a_flood_held_in_its_slot_keeps_its_last_sighting_current() {
+    let (mut kernel, _) = setup();
+    let syn = tcp(ADMIN, NODE1, 40000, 7777, TCP_SYN);
+    kernel.run(PROG_INGRESS, &syn, 100).expect("test_run");
+    let last_seen = |kernel: &Kernel| {
+        let flows = kernel.flows().unwrap();
+        assert_eq!(flows.len(), 1);
+        (flows[0].1.packets, flows[0].1.last_seen_ns)
+    };
+    let (packets, before) = last_seen(&kernel);
+    assert_eq!(packets, 100);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    kernel.run(PROG_INGRESS, &syn, 100).expect("test_run");
+    let (packets, after) = last_seen(&kernel);
+    assert_eq!(packets, 200);
+    // 100 ms passed; the coarse clock may lag by a tick (10 ms at HZ=100)
+    // at either end.
+    assert!(
+        after >= before + 70_000_000,
+        "last sighting moved {} ns",
+        after - before
+    );
+    assert_eq!(kernel.events().unwrap().len(), 1);
+}
+
 #[test]
 fn an_allowed_port_from_the_wrong_peer_names_the_nearest_rule() {
     let (mut kernel, tables) = setup();
