@@ -95,10 +95,32 @@ const fn reverse(conn_dir: u32) -> u32 {
 }
 
 /// Result of looking one (direction, class, port) up for a peer.
-enum Match {
+///
+/// A plain struct rather than an enum with payloads: every field is defined
+/// on every path. With payloads, LLVM may assemble a result whose unused
+/// field it takes from any stack slot, one that holds a packet pointer, and
+/// the verifier then refuses the arithmetic on it.
+#[derive(Clone, Copy)]
+struct Match {
+    kind: MatchKind,
+    /// The allowing rule, or for [`MatchKind::Peer`] the nearest one.
+    rule: u16,
+    required: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MatchKind {
     None,
-    Peer { nearest: u16 },
-    Allowed { rule: u16, required: bool },
+    Peer,
+    Allowed,
+}
+
+impl Match {
+    const NONE: Match = Match {
+        kind: MatchKind::None,
+        rule: NO_RULE,
+        required: false,
+    };
 }
 
 /// The peer's roles, looked up only once a port turns out to have rules:
@@ -142,10 +164,10 @@ fn match_port<L: PolicyLookup + ?Sized>(
 ) -> Match {
     let id = policy.port_class(port_index(conn_dir, l4, port));
     if id == 0 {
-        return Match::None;
+        return Match::NONE;
     }
     let Some(set) = policy.rule_set(id) else {
-        return Match::None;
+        return Match::NONE;
     };
     let roles = roles.get(policy);
     let mut nearest = NO_RULE;
@@ -159,14 +181,19 @@ fn match_port<L: PolicyLookup + ?Sized>(
             nearest = r.rule;
         }
         if r.peer_roles & roles != 0 {
-            return Match::Allowed {
+            return Match {
+                kind: MatchKind::Allowed,
                 rule: r.rule,
                 required: r.flags & RULE_REQUIRED != 0,
             };
         }
         i += 1;
     }
-    Match::Peer { nearest }
+    Match {
+        kind: MatchKind::Peer,
+        rule: nearest,
+        required: false,
+    }
 }
 
 /// Classifies one parsed packet seen in `dir`.
@@ -190,33 +217,44 @@ pub fn classify<L: PolicyLookup + ?Sized>(policy: &L, parsed: &Parsed, dir: Dire
             // anything else may be either, so try the request reading first.
             let try_forward = !syn || !ack;
             let try_reply = !syn || ack;
-            // Set when a rule covers the port but not this peer: (nearest
-            // rule, whether it was the request reading).
-            let mut mismatch: Option<(u16, bool)> = None;
+            // Set when a rule covers the port but not this peer: the nearest
+            // rule, and whether it was the request reading. Plain values,
+            // not an Option, for the reason `Match` gives.
+            let mut mismatch = false;
+            let mut mismatch_rule = NO_RULE;
+            let mut mismatch_forward = false;
             if try_forward {
-                match match_port(policy, fwd_dir, l4, parsed.dport, &mut roles) {
-                    Match::Allowed { rule, required } => {
+                let m = match_port(policy, fwd_dir, l4, parsed.dport, &mut roles);
+                match m.kind {
+                    MatchKind::Allowed => {
                         return Verdict::Allowed {
-                            rule,
-                            required,
+                            rule: m.rule,
+                            required: m.required,
                             reply: false,
                         };
                     }
-                    Match::Peer { nearest } => mismatch = Some((nearest, true)),
-                    Match::None => {}
+                    MatchKind::Peer => {
+                        mismatch = true;
+                        mismatch_rule = m.rule;
+                        mismatch_forward = true;
+                    }
+                    MatchKind::None => {}
                 }
             }
             if try_reply {
-                match match_port(policy, reverse(fwd_dir), l4, parsed.sport, &mut roles) {
-                    Match::Allowed { rule, required } => {
+                let m = match_port(policy, reverse(fwd_dir), l4, parsed.sport, &mut roles);
+                match m.kind {
+                    MatchKind::Allowed => {
                         return Verdict::Allowed {
-                            rule,
-                            required,
+                            rule: m.rule,
+                            required: m.required,
                             reply: true,
                         };
                     }
-                    Match::Peer { nearest } if mismatch.is_none() => {
-                        mismatch = Some((nearest, false));
+                    MatchKind::Peer if !mismatch => {
+                        mismatch = true;
+                        mismatch_rule = m.rule;
+                        mismatch_forward = false;
                     }
                     _ => {}
                 }
@@ -226,8 +264,8 @@ pub fn classify<L: PolicyLookup + ?Sized>(policy: &L, parsed: &Parsed, dir: Dire
             // high ephemeral ports).
             let forward = if syn {
                 !ack
-            } else if let Some((_, forward)) = mismatch {
-                forward
+            } else if mismatch {
+                mismatch_forward
             } else {
                 parsed.dport <= parsed.sport
             };
@@ -244,9 +282,10 @@ pub fn classify<L: PolicyLookup + ?Sized>(policy: &L, parsed: &Parsed, dir: Dire
                     forward: false,
                 }
             };
-            let (reason, nearest) = match mismatch {
-                Some((nearest, _)) => (Reason::PeerNotAllowed, nearest),
-                None => (Reason::NoRule, NO_RULE),
+            let (reason, nearest) = if mismatch {
+                (Reason::PeerNotAllowed, mismatch_rule)
+            } else {
+                (Reason::NoRule, NO_RULE)
             };
             Verdict::Unexpected {
                 reason,
@@ -293,27 +332,27 @@ fn classify_icmp<L: PolicyLookup + ?Sized>(policy: &L, parsed: &Parsed, dir: Dir
     let fwd_dir = forward_conn_dir(dir);
     let conn_dir = if reply { reverse(fwd_dir) } else { fwd_dir };
     let mut roles = Roles::new(parsed, dir);
-    match match_port(policy, conn_dir, l4, request as u16, &mut roles) {
-        Match::Allowed { rule, required } => Verdict::Allowed {
-            rule,
-            required,
+    let m = match_port(policy, conn_dir, l4, request as u16, &mut roles);
+    if m.kind == MatchKind::Allowed {
+        return Verdict::Allowed {
+            rule: m.rule,
+            required: m.required,
             reply,
-        },
-        m => {
-            let (reason, nearest_rule) = match m {
-                Match::Peer { nearest } => (Reason::PeerNotAllowed, nearest),
-                _ => (Reason::NoRule, NO_RULE),
-            };
-            let conn = Conn {
-                direction: conn_dir,
-                service_port: request as u16,
-                forward: !reply,
-            };
-            Verdict::Unexpected {
-                reason,
-                nearest_rule,
-                conn,
-            }
-        }
+        };
+    }
+    let (reason, nearest_rule) = if m.kind == MatchKind::Peer {
+        (Reason::PeerNotAllowed, m.rule)
+    } else {
+        (Reason::NoRule, NO_RULE)
+    };
+    let conn = Conn {
+        direction: conn_dir,
+        service_port: request as u16,
+        forward: !reply,
+    };
+    Verdict::Unexpected {
+        reason,
+        nearest_rule,
+        conn,
     }
 }

@@ -9,10 +9,24 @@
 /// Read access to a packet's bytes. `load` returns `None` instead of reading
 /// past the end; implementations must never panic.
 pub trait Packet {
+    /// Where a checked span starts (see [`Packet::span`]).
+    type Span: Copy;
+
     fn load<T: Copy>(&self, offset: usize) -> Option<T>;
+
+    /// `len` bytes at `offset`, if they are all there: one check for a whole
+    /// header, whose fields are then read with [`Packet::field`].
+    fn span(&self, offset: usize, len: usize) -> Option<Self::Span>;
+
+    /// The field `k` bytes into a span. Implementations may skip a bounds
+    /// check of their own (the kernel's does: the verifier already saw the
+    /// span checked); a field outside the span reads as zero, never a panic.
+    fn field<T: Copy + Default>(&self, span: Self::Span, k: usize) -> T;
 }
 
 impl Packet for [u8] {
+    type Span = usize;
+
     #[inline(always)]
     fn load<T: Copy>(&self, offset: usize) -> Option<T> {
         let end = offset.checked_add(core::mem::size_of::<T>())?;
@@ -20,6 +34,19 @@ impl Packet for [u8] {
         // SAFETY: `bytes` holds exactly size_of::<T>() bytes, T is plain data
         // read unaligned.
         Some(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+    }
+
+    #[inline(always)]
+    fn span(&self, offset: usize, len: usize) -> Option<usize> {
+        let end = offset.checked_add(len)?;
+        (end <= self.len()).then_some(offset)
+    }
+
+    #[inline(always)]
+    fn field<T: Copy + Default>(&self, span: usize, k: usize) -> T {
+        span.checked_add(k)
+            .and_then(|offset| self.load(offset))
+            .unwrap_or_default()
     }
 }
 
@@ -207,7 +234,8 @@ pub fn parse_ip<P: Packet + ?Sized>(pkt: &P, offset: usize) -> Result<Parsed, Pa
 #[inline(always)]
 pub fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, offset: usize) -> Result<Parsed, ParseError> {
     // version/IHL, ..., frag (6), ttl, proto (9), csum, src (12), dst (16)
-    let vihl: u8 = pkt.load(offset).ok_or(ParseError::Truncated)?;
+    let ip = pkt.span(offset, 20).ok_or(ParseError::Truncated)?;
+    let vihl: u8 = pkt.field(ip, 0);
     if vihl >> 4 != 4 {
         return Err(ParseError::Malformed);
     }
@@ -215,10 +243,10 @@ pub fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, offset: usize) -> Result<Parsed, 
     if ihl < 20 {
         return Err(ParseError::Malformed);
     }
-    let frag = be16(pkt.load::<u16>(offset + 6).ok_or(ParseError::Truncated)?);
-    let proto: u8 = pkt.load(offset + 9).ok_or(ParseError::Truncated)?;
-    let src: u32 = pkt.load(offset + 12).ok_or(ParseError::Truncated)?;
-    let dst: u32 = pkt.load(offset + 16).ok_or(ParseError::Truncated)?;
+    let frag = be16(pkt.field::<u16>(ip, 6));
+    let proto: u8 = pkt.field(ip, 9);
+    let src: u32 = pkt.field(ip, 12);
+    let dst: u32 = pkt.field(ip, 16);
     // Options must be present too, or the L4 offset would point into nowhere.
     pkt.load::<u8>(offset + ihl - 1)
         .ok_or(ParseError::Truncated)?;
@@ -252,13 +280,14 @@ pub fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, offset: usize) -> Result<Parsed, 
 /// Parses the IPv6 packet at `offset`, its extension headers and L4 header.
 #[inline(always)]
 pub fn parse_ipv6<P: Packet + ?Sized>(pkt: &P, offset: usize) -> Result<Parsed, ParseError> {
-    let vtc: u8 = pkt.load(offset).ok_or(ParseError::Truncated)?;
+    let ip = pkt.span(offset, 40).ok_or(ParseError::Truncated)?;
+    let vtc: u8 = pkt.field(ip, 0);
     if vtc >> 4 != 6 {
         return Err(ParseError::Malformed);
     }
-    let mut next: u8 = pkt.load(offset + 6).ok_or(ParseError::Truncated)?;
-    let src = v6_bytes(pkt.load(offset + 8).ok_or(ParseError::Truncated)?);
-    let dst = v6_bytes(pkt.load(offset + 24).ok_or(ParseError::Truncated)?);
+    let mut next: u8 = pkt.field(ip, 6);
+    let src = v6_bytes([pkt.field(ip, 8), pkt.field(ip, 16)]);
+    let dst = v6_bytes([pkt.field(ip, 24), pkt.field(ip, 32)]);
     let mut l4 = offset + 40;
     let mut fragment = Fragment::None;
     let mut i = 0;
@@ -323,9 +352,10 @@ fn parse_l4<P: Packet + ?Sized>(
 ) -> Result<(), ParseError> {
     match parsed.proto {
         IPPROTO_TCP => {
-            let ports: [u16; 2] = pkt.load(offset).ok_or(ParseError::Truncated)?;
+            let tcp = pkt.span(offset, 20).ok_or(ParseError::Truncated)?;
+            let ports: [u16; 2] = pkt.field(tcp, 0);
             // Data offset (12) and flags (13): a TCP header is at least 20 bytes.
-            let hdr: [u8; 2] = pkt.load(offset + 12).ok_or(ParseError::Truncated)?;
+            let hdr: [u8; 2] = pkt.field(tcp, 12);
             let header_len = (hdr[0] >> 4) as usize * 4;
             if header_len < 20 {
                 return Err(ParseError::Malformed);
@@ -338,15 +368,15 @@ fn parse_l4<P: Packet + ?Sized>(
             parsed.tcp_flags = hdr[1];
         }
         IPPROTO_UDP => {
-            let ports: [u16; 2] = pkt.load(offset).ok_or(ParseError::Truncated)?;
-            pkt.load::<u8>(offset + 7).ok_or(ParseError::Truncated)?;
+            let udp = pkt.span(offset, 8).ok_or(ParseError::Truncated)?;
+            let ports: [u16; 2] = pkt.field(udp, 0);
             parsed.sport = be16(ports[0]);
             parsed.dport = be16(ports[1]);
         }
         IPPROTO_ICMP | IPPROTO_ICMPV6 => {
-            let tc: [u8; 2] = pkt.load(offset).ok_or(ParseError::Truncated)?;
             // Type, code, checksum and the 4-byte rest-of-header.
-            pkt.load::<u8>(offset + 7).ok_or(ParseError::Truncated)?;
+            let icmp = pkt.span(offset, 8).ok_or(ParseError::Truncated)?;
+            let tc: [u8; 2] = pkt.field(icmp, 0);
             parsed.sport = tc[0] as u16;
             parsed.dport = tc[1] as u16;
         }

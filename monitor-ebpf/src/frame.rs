@@ -26,23 +26,68 @@ impl Frame {
 }
 
 impl Packet for Frame {
+    /// The span's address in the packet.
+    type Span = usize;
+
     #[inline(always)]
     fn load<T: Copy>(&self, offset: usize) -> Option<T> {
-        let size = core::mem::size_of::<T>();
-        if self.start + offset + size > self.end {
+        if self.start + offset + core::mem::size_of::<T>() > self.end {
             return None;
         }
-        let addr = self.start + offset;
-        // SAFETY: the check above keeps [addr, addr + size) inside the
-        // packet; the loads below read exactly `size` bytes and T is plain
-        // data of that size.
-        unsafe {
-            match size {
-                2 => Some(core::mem::transmute_copy(&load16(addr))),
-                4 => Some(core::mem::transmute_copy(&load32(addr))),
-                8 => Some(core::mem::transmute_copy(&load64(addr))),
-                _ => Some((addr as *const T).read_unaligned()),
-            }
+        // SAFETY: just checked.
+        Some(unsafe { read(self.start + offset) })
+    }
+
+    /// The address is hidden from LLVM before the check, so the fields are
+    /// read at constant offsets from the very register the check proved
+    /// (the verifier tracks ranges per pointer). Otherwise LLVM may rebuild
+    /// a field's address from another pointer it holds, and the verifier
+    /// rejects the read.
+    #[inline(always)]
+    fn span(&self, offset: usize, len: usize) -> Option<usize> {
+        let addr = opaque(self.start + offset);
+        if addr + len > self.end {
+            return None;
+        }
+        Some(addr)
+    }
+
+    /// No check of its own: the verifier saw the span checked, so a second
+    /// comparison would only cost instructions (and the spilled pointers
+    /// they keep alive).
+    #[inline(always)]
+    fn field<T: Copy + Default>(&self, span: usize, k: usize) -> T {
+        // SAFETY: the caller keeps `k` inside the span; were it not, the
+        // verifier would refuse the program, never read out of bounds.
+        unsafe { read(span + k) }
+    }
+}
+
+/// The same value, with its origin hidden from LLVM.
+#[inline(always)]
+fn opaque(mut v: usize) -> usize {
+    // SAFETY: a register move to itself. It must be a real instruction:
+    // an empty block would leave two line-info records on one instruction,
+    // which the kernel refuses.
+    unsafe {
+        core::arch::asm!("{0} = {0}", inout(reg) v, options(pure, nomem, nostack, preserves_flags))
+    };
+    v
+}
+
+/// # Safety
+/// `[addr, addr + size_of::<T>())` must be inside the packet, and T plain
+/// data of that size.
+#[inline(always)]
+unsafe fn read<T: Copy>(addr: usize) -> T {
+    // SAFETY: per the function's contract; the loads below read exactly
+    // `size_of::<T>()` bytes.
+    unsafe {
+        match core::mem::size_of::<T>() {
+            2 => core::mem::transmute_copy(&load16(addr)),
+            4 => core::mem::transmute_copy(&load32(addr)),
+            8 => core::mem::transmute_copy(&load64(addr)),
+            _ => (addr as *const T).read_unaligned(),
         }
     }
 }

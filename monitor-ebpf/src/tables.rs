@@ -56,9 +56,11 @@ impl<T: Copy, const N: usize> Table<T, N> {
 #[inline(always)]
 fn opaque<T>(p: *const T) -> *const T {
     let mut addr = p.expose_provenance();
-    // SAFETY: an empty asm block; it only hides the value's origin.
+    // SAFETY: a register move to itself (a real instruction: an empty block
+    // can leave two line-info records on one instruction, which the kernel
+    // refuses); it only hides the value's origin.
     unsafe {
-        core::arch::asm!("/* {0} */", inout(reg) addr, options(nomem, nostack, preserves_flags))
+        core::arch::asm!("{0} = {0}", inout(reg) addr, options(nomem, nostack, preserves_flags))
     };
     core::ptr::with_exposed_provenance(addr)
 }
