@@ -1,8 +1,8 @@
 //! Map names and value types shared with userspace. Names stay ≤ 15 bytes, the
 //! kernel's limit for object names.
 
-/// Per-CPU packet/byte counters, indexed by [`crate::stats::stats_index`].
-pub const STATS_MAP: &str = "PC_STATS";
+/// Per-CPU packet and byte counters, one [`CpuCounters`] per policy set.
+pub const COUNTERS_MAP: &str = "PC_COUNTERS";
 /// ifindex → counter slot of the interface, written by userspace at attach.
 /// Names starting with `.bss.` are global-data sections of the programs
 /// (`monitor-ebpf/src/tables.rs`): one-element arrays whose value is the
@@ -21,8 +21,6 @@ pub const V4L1_MAP: &str = ".bss.pc_v4l1";
 pub const V4L2_MAP: &str = ".bss.pc_v4l2";
 pub const V4L3_MAP: &str = ".bss.pc_v4l3";
 pub const MASKS_MAP: &str = ".bss.pc_masks";
-/// Per-rule packet/byte counters (per CPU), indexed by rule index.
-pub const RULESTATS_MAP: &str = "PC_RULESTATS";
 
 /// Unexpected-flow dedup LRU, see [`crate::flow`].
 pub const FLOWS_MAP: &str = "PC_FLOWS";
@@ -36,7 +34,7 @@ pub const HANDSHAKES_MAP: &str = "PC_HANDSHAKES";
 /// Blocked flows watched for recovery: flow key → time of the first
 /// answered attempt since (0 while still blocked).
 pub const WATCH_MAP: &str = "PC_WATCH";
-/// Answered attempts per rule (per CPU), indexed like `PC_RULESTATS`.
+/// Answered attempts per rule (per CPU), indexed set * MAX_RULES + rule.
 pub const RULEWORK_MAP: &str = "PC_RULEWORK";
 /// Switches, see `CONFIG_*`.
 pub const CONFIG_MAP: &str = ".bss.pc_config";
@@ -61,3 +59,36 @@ const _: () = assert!(core::mem::size_of::<Counter>() == 16);
 #[cfg(feature = "user")]
 // SAFETY: Counter is repr(C), two u64s, no padding.
 unsafe impl aya::Pod for Counter {}
+
+/// What one CPU counts under one policy set: the traffic counters (indexed by
+/// [`crate::stats::stats_index`]) and the set's per-rule counters. One value
+/// holds both so a packet makes one map lookup for its two counters; each
+/// lookup costs a stack round trip for its key and spills around what LLVM
+/// sees as a call. Traffic is counted under the set live when the packet
+/// came, so traffic totals are the sum over both sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct CpuCounters {
+    pub traffic: [Counter; crate::stats::STATS_ENTRIES as usize],
+    pub rules: [Counter; crate::policy::MAX_RULES as usize],
+}
+
+impl CpuCounters {
+    pub const ZERO: CpuCounters = CpuCounters {
+        traffic: [Counter {
+            packets: 0,
+            bytes: 0,
+        }; crate::stats::STATS_ENTRIES as usize],
+        rules: [Counter {
+            packets: 0,
+            bytes: 0,
+        }; crate::policy::MAX_RULES as usize],
+    };
+}
+
+// A per-CPU map value may not exceed the kernel's PCPU_MIN_UNIT_SIZE.
+const _: () = assert!(core::mem::size_of::<CpuCounters>() <= 32 * 1024);
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), arrays of Counter, no padding.
+unsafe impl aya::Pod for CpuCounters {}

@@ -84,24 +84,25 @@ fn observe<H: CopyHeaders, P: Packet>(
     dir: Direction,
     bytes: u64,
 ) {
+    let config = PC_CONFIG.at(0, 0);
+    let policy = KernelPolicy { config };
+    let counters = stats::counters(policy.set());
     let parsed = match packet::parse_ethernet(frame) {
         Ok(parsed) => parsed,
         Err(err) => {
-            stats::count_traffic(ifindex, dir, slot_of_error(err), bytes);
+            stats::count_traffic(counters, ifindex, dir, slot_of_error(err), bytes);
             return;
         }
     };
     let parsed = &parsed;
-    stats::count_traffic(ifindex, dir, slot_of(parsed), bytes);
-    let config = PC_CONFIG.at(0, 0);
+    stats::count_traffic(counters, ifindex, dir, slot_of(parsed), bytes);
     if config & CONFIG_CLASSIFY == 0 {
         return;
     }
-    let policy = KernelPolicy { config };
     let verdict = classify::classify(&policy, parsed, dir);
     match verdict {
         // The allowed total is the sum of the rule counters: one bump, not two.
-        Verdict::Allowed { rule, .. } => stats::count_rule(policy.set(), rule, bytes),
+        Verdict::Allowed { rule, .. } => stats::count_rule(counters, rule, bytes),
         Verdict::Infrastructure => stats::count_kstat(KSTAT_INFRASTRUCTURE),
         Verdict::Fragment => stats::count_kstat(KSTAT_FRAGMENTS),
         Verdict::Unexpected {

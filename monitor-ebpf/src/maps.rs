@@ -7,16 +7,15 @@ use aya_ebpf::{
 use monitor_common::{
     flow::{FlowKey, FlowState, KSTATS, MAX_FLOWS, RING_BYTES, SEEN_SLOTS, SeenSlot},
     handshake::{Handshake, HandshakeKey, MAX_HANDSHAKES, MAX_WATCHED},
-    maps::Counter,
+    maps::CpuCounters,
     policy::{Host4Key, Host6Key, MAX_HOSTS, MAX_NETS, MAX_RULES, Net4, Net6, POLICY_SETS},
-    stats::STATS_ENTRIES,
 };
 
 /// BPF_F_NO_PREALLOC: LPM tries require it.
 const NO_PREALLOC: u32 = 1;
 
-#[map(name = "PC_STATS")]
-pub static PC_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(STATS_ENTRIES, 0);
+#[map(name = "PC_COUNTERS")]
+pub static PC_COUNTERS: PerCpuArray<CpuCounters> = PerCpuArray::with_max_entries(POLICY_SETS, 0);
 
 // Policy maps: two sets each, see monitor_common::policy::POLICY_SETS.
 #[map(name = "PC_HOST4")]
@@ -32,10 +31,6 @@ pub static PC_NET4: LpmTrie<Net4, u64> =
 #[map(name = "PC_NET6")]
 pub static PC_NET6: LpmTrie<Net6, u64> =
     LpmTrie::with_max_entries(POLICY_SETS * MAX_NETS, NO_PREALLOC);
-
-#[map(name = "PC_RULESTATS")]
-pub static PC_RULESTATS: PerCpuArray<Counter> =
-    PerCpuArray::with_max_entries(POLICY_SETS * MAX_RULES, 0);
 
 #[map(name = "PC_FLOWS")]
 pub static PC_FLOWS: LruPerCpuHashMap<FlowKey, FlowState> =

@@ -1,32 +1,44 @@
-//! Per-packet accounting: one array lookup for the interface, one per-CPU
-//! counter bump. No hash maps, no locks.
+//! Per-packet accounting: one per-CPU lookup gives the packet's traffic
+//! counter and its rule's counter. No hash maps, no locks.
 
 use monitor_common::{
-    maps::Counter,
-    policy::MAX_RULES,
+    maps::{Counter, CpuCounters},
     stats::{Direction, MAX_IFACES, stats_index},
 };
 
 use crate::{
-    maps::{PC_KSTATS, PC_RULESTATS, PC_STATS},
+    maps::{PC_COUNTERS, PC_KSTATS},
     tables::PC_IFSLOT,
 };
 
+/// This CPU's counters under policy set `set` (0 or 1).
 #[inline(always)]
-pub fn count_traffic(ifindex: u32, dir: Direction, slot: u32, bytes: u64) {
-    bump(
-        PC_STATS.get_ptr_mut(stats_index(iface_slot(ifindex), dir, slot)),
-        bytes,
-    );
+pub fn counters(set: u32) -> Option<*mut CpuCounters> {
+    PC_COUNTERS.get_ptr_mut(set)
 }
 
-/// Rule indexes belong to a map set, so do their counters.
 #[inline(always)]
-pub fn count_rule(set: u32, rule: u16, bytes: u64) {
-    bump(
-        PC_RULESTATS.get_ptr_mut(set * MAX_RULES + u32::from(rule)),
-        bytes,
-    );
+pub fn count_traffic(
+    counters: Option<*mut CpuCounters>,
+    ifindex: u32,
+    dir: Direction,
+    slot: u32,
+    bytes: u64,
+) {
+    if let Some(c) = counters {
+        let index = stats_index(iface_slot(ifindex), dir, slot) as usize;
+        // SAFETY: this CPU's value: nobody else writes it while we run.
+        bump(unsafe { (*c).traffic.get_mut(index) }, bytes);
+    }
+}
+
+/// Rule indexes belong to the set whose counters `counters` are.
+#[inline(always)]
+pub fn count_rule(counters: Option<*mut CpuCounters>, rule: u16, bytes: u64) {
+    if let Some(c) = counters {
+        // SAFETY: as above.
+        bump(unsafe { (*c).rules.get_mut(usize::from(rule)) }, bytes);
+    }
 }
 
 #[inline(always)]
@@ -43,13 +55,10 @@ pub fn add_kstat(index: u32, n: u64) {
 }
 
 #[inline(always)]
-fn bump(counter: Option<*mut Counter>, bytes: u64) {
+fn bump(counter: Option<&mut Counter>, bytes: u64) {
     if let Some(counter) = counter {
-        // SAFETY: per-CPU value, only this CPU writes it while we run.
-        unsafe {
-            (*counter).packets += 1;
-            (*counter).bytes += bytes;
-        }
+        counter.packets += 1;
+        counter.bytes += bytes;
     }
 }
 

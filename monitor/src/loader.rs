@@ -14,8 +14,8 @@ use monitor_common::{
     flow::{FlowKey, FlowState, KSTATS, SEEN_SLOTS, SeenSlot},
     handshake::{Handshake, HandshakeKey},
     maps::{
-        Counter, EVENTS_MAP, FLOWS_MAP, HANDSHAKES_MAP, KSTATS_MAP, PROG_EGRESS, PROG_INGRESS,
-        RULESTATS_MAP, RULEWORK_MAP, SEEN_MAP, WATCH_MAP,
+        COUNTERS_MAP, Counter, CpuCounters, EVENTS_MAP, FLOWS_MAP, HANDSHAKES_MAP, KSTATS_MAP,
+        PROG_EGRESS, PROG_INGRESS, RULEWORK_MAP, SEEN_MAP, WATCH_MAP,
     },
     policy::MAX_RULES,
     stats::{IFINDEX_LIMIT, MAX_IFACES},
@@ -236,25 +236,24 @@ impl Monitor {
     /// Packets and bytes per rule index of the live set, for the first
     /// `rules` rules.
     pub fn rule_stats(&self, rules: usize) -> Result<Vec<Counter>, LoadError> {
-        let name = RULESTATS_MAP;
-        let base = self.live as u32 * MAX_RULES;
+        let name = COUNTERS_MAP;
         let map = self
             .ebpf
             .map(name)
-            .expect("the object defines the rule counters");
-        let map: PerCpuArray<_, Counter> =
+            .expect("the object defines the counters");
+        let map: PerCpuArray<_, CpuCounters> =
             PerCpuArray::try_from(map).map_err(|source| LoadError::Map { map: name, source })?;
-        (0..rules as u32)
+        let cpus = map
+            .get(&(self.live as u32), 0)
+            .map_err(|source| LoadError::Map { map: name, source })?;
+        Ok((0..rules.min(MAX_RULES as usize))
             .map(|i| {
-                let values = map
-                    .get(&(base + i), 0)
-                    .map_err(|source| LoadError::Map { map: name, source })?;
-                Ok(values.iter().fold(Counter::default(), |a, c| Counter {
-                    packets: a.packets + c.packets,
-                    bytes: a.bytes + c.bytes,
-                }))
+                cpus.iter().fold(Counter::default(), |a, c| Counter {
+                    packets: a.packets + c.rules[i].packets,
+                    bytes: a.bytes + c.rules[i].bytes,
+                })
             })
-            .collect()
+            .collect())
     }
 
     /// The live policy set (0 or 1): rule indexes in attempts belong to one.

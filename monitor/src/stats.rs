@@ -5,7 +5,8 @@ use std::{collections::BTreeMap, fmt::Write as _};
 
 use aya::maps::{MapError, PerCpuArray};
 use monitor_common::{
-    maps::{Counter, STATS_MAP},
+    maps::{COUNTERS_MAP, Counter, CpuCounters},
+    policy::POLICY_SETS,
     stats::{Direction, SLOTS, slot_name, stats_index},
 };
 use serde::Serialize;
@@ -45,34 +46,43 @@ pub struct Snapshot {
 pub fn read(monitor: &Monitor) -> Result<Snapshot, MapError> {
     let map = monitor
         .ebpf()
-        .map(STATS_MAP)
-        .expect("the object defines PC_STATS");
-    let stats: PerCpuArray<_, Counter> = PerCpuArray::try_from(map)?;
-    read_from(&stats, monitor.interfaces())
+        .map(COUNTERS_MAP)
+        .expect("the object defines PC_COUNTERS");
+    let counters: PerCpuArray<_, CpuCounters> = PerCpuArray::try_from(map)?;
+    read_from(&counters, monitor.interfaces())
 }
 
+/// Traffic is counted under whichever policy set was live, so each slot's
+/// total is summed over both sets and every CPU.
 pub fn read_from<T: std::borrow::Borrow<aya::maps::MapData>>(
-    stats: &PerCpuArray<T, Counter>,
+    counters: &PerCpuArray<T, CpuCounters>,
     interfaces: &[Interface],
 ) -> Result<Snapshot, MapError> {
-    let mut ifaces = Vec::with_capacity(interfaces.len());
-    for iface in interfaces {
-        let mut out = IfaceCounters {
-            name: iface.name.clone(),
-            ..Default::default()
-        };
-        for dir in Direction::ALL {
-            for slot in 0..SLOTS {
-                let values = stats.get(&stats_index(iface.slot, dir, slot), 0)?;
-                let sum = values.iter().fold(Counter::default(), |acc, c| Counter {
-                    packets: acc.packets + c.packets,
-                    bytes: acc.bytes + c.bytes,
-                });
-                out.counters[dir as usize][slot as usize] = sum;
+    let sets = (0..POLICY_SETS)
+        .map(|set| counters.get(&set, 0))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ifaces = interfaces
+        .iter()
+        .map(|iface| {
+            let mut out = IfaceCounters {
+                name: iface.name.clone(),
+                ..Default::default()
+            };
+            for dir in Direction::ALL {
+                for slot in 0..SLOTS {
+                    let index = stats_index(iface.slot, dir, slot) as usize;
+                    out.counters[dir as usize][slot as usize] = sets
+                        .iter()
+                        .flat_map(|cpus| cpus.iter())
+                        .fold(Counter::default(), |acc, c| Counter {
+                            packets: acc.packets + c.traffic[index].packets,
+                            bytes: acc.bytes + c.traffic[index].bytes,
+                        });
+                }
             }
-        }
-        ifaces.push(out);
-    }
+            out
+        })
+        .collect();
     Ok(Snapshot { ifaces })
 }
 

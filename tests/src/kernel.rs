@@ -18,8 +18,8 @@ use monitor::{
 use monitor_common::{
     flow::{FlowEvent, FlowKey, FlowState, SEEN_SLOTS, SeenSlot},
     maps::{
-        Counter, EVENTS_MAP, FLOWS_MAP, KSTATS_MAP, PROG_EGRESS, PROG_INGRESS, PROG_TC_PASS,
-        PROG_XDP_PASS, RULESTATS_MAP, SEEN_MAP, STATS_MAP,
+        COUNTERS_MAP, CpuCounters, EVENTS_MAP, FLOWS_MAP, KSTATS_MAP, PROG_EGRESS, PROG_INGRESS,
+        PROG_TC_PASS, PROG_XDP_PASS, SEEN_MAP,
     },
 };
 
@@ -93,15 +93,36 @@ impl Kernel {
         Ok(map.get(&index, 0)?.iter().sum())
     }
 
-    /// Packets counted for a rule index.
+    /// Packets counted for a rule index of set A (where `enable_policy`
+    /// puts the policy).
     pub fn rule_packets(&self, rule: u16) -> anyhow::Result<u64> {
-        let map: PerCpuArray<_, Counter> =
-            PerCpuArray::try_from(self.ebpf.map(RULESTATS_MAP).context(RULESTATS_MAP)?)?;
+        self.rule_packets_in(0, rule)
+    }
+
+    /// Packets counted for a rule index of policy set `set`.
+    pub fn rule_packets_in(&self, set: u32, rule: u16) -> anyhow::Result<u64> {
+        let map: PerCpuArray<_, CpuCounters> =
+            PerCpuArray::try_from(self.ebpf.map(COUNTERS_MAP).context(COUNTERS_MAP)?)?;
         Ok(map
-            .get(&u32::from(rule), 0)?
+            .get(&set, 0)?
             .iter()
-            .map(|c| c.packets)
+            .map(|c| c.rules.get(usize::from(rule)).map_or(0, |r| r.packets))
             .sum())
+    }
+
+    /// A reload as the daemon does it: fill idle set `set` with `new`
+    /// (`previous` is what it held, `live` what the other set holds), then
+    /// make it live.
+    pub fn swap_policy(
+        &mut self,
+        set: usize,
+        new: &KernelTables,
+        previous: Option<&KernelTables>,
+        live: &KernelTables,
+    ) -> anyhow::Result<()> {
+        monitor::tables::write_set(&mut self.ebpf, set, new, previous, Some(live))?;
+        monitor::tables::activate(&mut self.ebpf, set, new)?;
+        Ok(())
     }
 
     /// The tracked unexpected flows, per-CPU copies merged.
@@ -151,8 +172,8 @@ impl Kernel {
 
     /// Counters the programs have accumulated for test_run's interface.
     pub fn counters(&self) -> anyhow::Result<IfaceCounters> {
-        let map: PerCpuArray<_, Counter> =
-            PerCpuArray::try_from(self.ebpf.map(STATS_MAP).context(STATS_MAP)?)?;
+        let map: PerCpuArray<_, CpuCounters> =
+            PerCpuArray::try_from(self.ebpf.map(COUNTERS_MAP).context(COUNTERS_MAP)?)?;
         let iface = Interface {
             name: "test_run".into(),
             index: TEST_RUN_IFINDEX,

@@ -14,7 +14,7 @@ use monitor_common::{
     },
     maps::{PROG_EGRESS, PROG_INGRESS},
     packet::{self, TCP_ACK, TCP_SYN},
-    stats::Direction,
+    stats::{Direction, slot_of},
 };
 use portconform_tests::kernel::{Kernel, profile_tables};
 
@@ -105,6 +105,35 @@ fn allowed_traffic_bumps_its_rule_and_reports_nothing() {
     assert_eq!(kernel.kstat(KSTAT_UNEXPECTED).unwrap(), 0);
     assert!(kernel.events().unwrap().is_empty());
     assert!(kernel.flows().unwrap().is_empty());
+}
+
+/// A reload makes the other policy set live. Traffic counters go on adding
+/// up across it; rule counters belong to their set, and a set's are zeroed
+/// when it is filled again.
+#[test]
+fn counters_carry_on_across_policy_swaps() {
+    let (mut kernel, tables) = setup();
+    let zk = rule_of(&tables, "2181");
+    let ack = tcp(NODE2, NODE1, 40000, 2181, TCP_ACK);
+    let tcp4 = slot_of(&packet::parse_ethernet(&ack[..]).unwrap());
+    kernel.run(PROG_INGRESS, &ack, 5).expect("test_run");
+    kernel
+        .swap_policy(1, &tables, None, &tables)
+        .expect("swap to B");
+    kernel.run(PROG_INGRESS, &ack, 3).expect("test_run");
+    assert_eq!(kernel.rule_packets_in(0, zk).unwrap(), 5);
+    assert_eq!(kernel.rule_packets_in(1, zk).unwrap(), 3);
+    let traffic = |k: &Kernel| k.counters().unwrap().get(Direction::Ingress, tcp4).packets;
+    assert_eq!(traffic(&kernel), 8);
+
+    kernel
+        .swap_policy(0, &tables, Some(&tables), &tables)
+        .expect("swap back to A");
+    assert_eq!(kernel.rule_packets_in(0, zk).unwrap(), 0);
+    kernel.run(PROG_INGRESS, &ack, 2).expect("test_run");
+    assert_eq!(kernel.rule_packets_in(0, zk).unwrap(), 2);
+    assert_eq!(kernel.rule_packets_in(1, zk).unwrap(), 3);
+    assert_eq!(traffic(&kernel), 10);
 }
 
 #[test]

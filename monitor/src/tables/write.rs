@@ -14,8 +14,9 @@ use monitor_common::{
         CONFIG_V4TRIE,
     },
     maps::{
-        CONFIG_MAP, Counter, HOST4_MAP, HOST6_MAP, IFSLOT_MAP, MASKS_MAP, NET4_MAP, NET6_MAP,
-        PORTCLASS_MAP, RULESETS_MAP, RULESTATS_MAP, RULEWORK_MAP, V4L1_MAP, V4L2_MAP, V4L3_MAP,
+        CONFIG_MAP, COUNTERS_MAP, CpuCounters, HOST4_MAP, HOST6_MAP, IFSLOT_MAP, MASKS_MAP,
+        NET4_MAP, NET6_MAP, PORTCLASS_MAP, RULESETS_MAP, RULEWORK_MAP, V4L1_MAP, V4L2_MAP,
+        V4L3_MAP,
     },
     policy::{
         Host4Key, Host6Key, MAX_RULES, NET_SET_BITS, Net4, Net6, RuleSet, net4_key, net6_key,
@@ -127,16 +128,24 @@ pub fn write_set(
         }
     }
     if previous.is_some() {
-        let mut stats: PerCpuArray<_, Counter> =
-            PerCpuArray::try_from(map_mut(ebpf, RULESTATS_MAP)).map_err(err(RULESTATS_MAP))?;
-        let cpus = nr_cpus().map_err(|(_, e)| err(RULESTATS_MAP)(MapError::from(e)))?;
-        for i in 0..MAX_RULES {
-            let zero = PerCpuValues::try_from(vec![Counter::default(); cpus])
-                .map_err(|e| err(RULESTATS_MAP)(MapError::from(e)))?;
-            stats
-                .set(set32 * MAX_RULES + i, zero, 0)
-                .map_err(err(RULESTATS_MAP))?;
+        // Only this set's rule counters: its traffic counters keep what was
+        // counted while it was live. Nothing writes them now (the set is
+        // idle), so reading and writing back loses nothing.
+        let mut counters: PerCpuArray<_, CpuCounters> =
+            PerCpuArray::try_from(map_mut(ebpf, COUNTERS_MAP)).map_err(err(COUNTERS_MAP))?;
+        let mut cpus: Vec<CpuCounters> = counters
+            .get(&set32, 0)
+            .map_err(err(COUNTERS_MAP))?
+            .iter()
+            .copied()
+            .collect();
+        for c in &mut cpus {
+            c.rules = CpuCounters::ZERO.rules;
         }
+        let cpus =
+            PerCpuValues::try_from(cpus).map_err(|e| err(COUNTERS_MAP)(MapError::from(e)))?;
+        counters.set(set32, cpus, 0).map_err(err(COUNTERS_MAP))?;
+        let cpus = nr_cpus().map_err(|(_, e)| err(RULEWORK_MAP)(MapError::from(e)))?;
         let mut work: PerCpuArray<_, u64> =
             PerCpuArray::try_from(map_mut(ebpf, RULEWORK_MAP)).map_err(err(RULEWORK_MAP))?;
         for i in 0..MAX_RULES {
