@@ -32,13 +32,13 @@ pub use summary::SummaryFormat;
 
 use crate::required::{Tracker, records};
 use crate::{
-    events::{CapturedPacket, EventRecord, JsonlWriter, PcapngWriter},
+    events::{CapturedPacket, EventRecord, JsonlWriter, PcapngWriter, RecordRef},
     loader::Monitor,
     metrics::Metrics,
     stats::{self, Snapshot},
     tables::KernelTables,
 };
-use unexpected::{Enricher, Reported, console_line};
+use unexpected::{Enricher, Explanations, Reported, console_line_of};
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -470,6 +470,7 @@ pub fn drain<T>(
     sinks: &mut Sinks,
 ) -> anyhow::Result<usize> {
     let mut n = 0;
+    let mut explanations = Explanations::default();
     while n < DRAIN_BUDGET {
         let Some(item) = ring.next() else { break };
         n += 1;
@@ -483,7 +484,8 @@ pub fn drain<T>(
         // SAFETY: the kernel writes FlowEvent records; length checked above.
         let ev: FlowEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
         drop(item);
-        let record = enricher.first_sighting(&ev);
+        let why = enricher.explain_first(&ev, &mut explanations);
+        let record = enricher.first_sighting_ref(&ev, &why);
         emit(&record, sinks)?;
         if let Some(pcap) = sinks.pcap.as_mut() {
             let captured = usize::from(ev.captured).min(ev.header.len());
@@ -492,11 +494,13 @@ pub fn drain<T>(
                 ts: record.ts,
                 original_len: ev.packet_len,
                 data: &ev.header[..captured],
-                comment: &console_line(&record),
+                comment: &console_line_of(&record),
             })
             .context("writing the pcapng file")?;
         }
-        reported.first_written(&ev, record);
+        let initiator_port = record.sport;
+        drop(record);
+        reported.first_explained(&ev, initiator_port, why);
     }
     if n > 0 {
         if let Some(w) = sinks.events.as_mut() {
@@ -509,13 +513,18 @@ pub fn drain<T>(
     Ok(n)
 }
 
-fn emit(record: &EventRecord, sinks: &mut Sinks) -> anyhow::Result<()> {
+/// Writes a record of an unexpected flow to the events file, and its
+/// console line if the rate allows.
+fn emit(record: &RecordRef, sinks: &mut Sinks) -> anyhow::Result<()> {
     if let Some(console) = sinks.console.as_mut()
         && record.kind == crate::events::EventKind::Unexpected
     {
-        console.line(|| console_line(record));
+        console.line(|| console_line_of(record));
     }
-    emit_record(record, sinks)
+    if let Some(w) = sinks.events.as_mut() {
+        w.write(record).context("writing the events file")?;
+    }
+    Ok(())
 }
 
 /// Writes a record to the events file, without a console line.
@@ -549,7 +558,7 @@ fn refresh_flows(
     for (key, state) in monitor.flows()? {
         live.insert(key);
         if let Some(record) = reported.update(enricher, &key, &state) {
-            emit(&record, sinks)?;
+            emit(&record.borrowed(), sinks)?;
         }
     }
     reported.retain(&live);

@@ -2,7 +2,7 @@
 //! a person can act on: interface and role names, the nearest rule, and the
 //! document line behind it.
 
-use std::{collections::HashMap, net::IpAddr, time::SystemTime};
+use std::{borrow::Cow, collections::HashMap, net::IpAddr, sync::Arc, time::SystemTime};
 
 use monitor_common::{
     classify::Reason,
@@ -13,7 +13,7 @@ use monitor_common::{
 
 use super::clock::Clock;
 use crate::{
-    events::{Direction, EventKind, EventRecord, Proto, text},
+    events::{Direction, EventKind, EventRecord, Proto, RecordRef, text},
     tables::{KernelTables, RuleInfo},
 };
 
@@ -127,13 +127,18 @@ fn note_slow(proto: u8, port: u16, direction: Direction, rule: Option<&RuleInfo>
     }
 }
 
-impl Enricher<'_> {
+impl<'a> Enricher<'a> {
     pub fn iface(&self, ifindex: u32) -> String {
+        self.iface_name(ifindex).into_owned()
+    }
+
+    /// The interface's name, borrowed from the list when it is there.
+    fn iface_name(&self, ifindex: u32) -> Cow<'a, str> {
         self.ifaces
             .iter()
             .find(|(i, _)| *i == ifindex)
-            .map(|(_, n)| n.clone())
-            .unwrap_or_else(|| format!("if{ifindex}"))
+            .map(|(_, n)| Cow::Borrowed(n.as_str()))
+            .unwrap_or_else(|| Cow::Owned(format!("if{ifindex}")))
     }
 
     /// What every record of a flow says, unexpected or required: its
@@ -146,33 +151,58 @@ impl Enricher<'_> {
         ifindex: u32,
         initiator_port: u16,
     ) -> EventRecord {
-        let initiator = addr(key.family, &key.initiator);
-        let responder = addr(key.family, &key.responder);
-        let direction = if key.direction == CONN_INBOUND {
-            Direction::Inbound
-        } else {
-            Direction::Outbound
-        };
+        let ends = Ends::of(key);
         let mut r = EventRecord::new(
             kind,
             ts,
             self.iface(ifindex),
-            direction,
+            ends.direction,
             Proto::from_number(key.proto),
-            initiator,
+            ends.initiator,
             initiator_port,
-            responder,
+            ends.responder,
             key.service_port,
         );
-        let peer = if direction == Direction::Inbound {
-            initiator
-        } else {
-            responder
-        };
-        let mask = self.tables.peers.roles_of(peer);
+        let mask = self.tables.peers.roles_of(ends.peer());
         r.peer_roles = Some(self.tables.roles.owned_names(mask));
         r.host = self.host.map(str::to_owned);
         r
+    }
+
+    /// The rule, source and note of a flow, with its peer's `roles`.
+    fn explain(&self, key: &FlowKey, nearest: u16, roles: Option<Vec<String>>) -> Explanation {
+        let rule = (nearest != NO_RULE)
+            .then(|| self.tables.rule(nearest))
+            .flatten();
+        Explanation {
+            rule: rule.map(|r| r.id.clone()),
+            source: rule.map(|r| r.source.clone()),
+            note: Some(note(
+                Proto::from_number(key.proto),
+                key.service_port,
+                Ends::direction_of(key),
+                rule,
+            )),
+            peer_roles: roles,
+        }
+    }
+
+    /// The explanation of a first sighting, shared with the flows before
+    /// it in `cache` that have the same.
+    pub fn explain_first(&self, ev: &FlowEvent, cache: &mut Explanations) -> Arc<Explanation> {
+        let key = &ev.key;
+        let roles = self.tables.peers.roles_of(Ends::of(key).peer());
+        let inputs = (
+            ev.nearest_rule,
+            key.proto,
+            key.service_port,
+            key.direction,
+            roles,
+        );
+        cache.get_or_insert(inputs, || {
+            let names = self.tables.roles.owned_names(roles);
+            self.explain(key, ev.nearest_rule, Some(names))
+        })
     }
 
     /// The record of a flow from its key and what the kernel knows of it.
@@ -186,43 +216,66 @@ impl Enricher<'_> {
         nearest: u16,
     ) -> EventRecord {
         let mut r = self.flow_base(kind, key, ts, ifindex, 0);
-        let (proto, direction) = (r.proto, r.direction);
         r.reason = Some(reason_name(reason).to_owned());
-        let rule = (nearest != NO_RULE)
-            .then(|| self.tables.rule(nearest))
-            .flatten();
-        r.note = Some(note(proto, key.service_port, direction, rule));
-        if let Some(rule) = rule {
-            r.rule = Some(rule.id.clone());
-            r.source = Some(rule.source.clone());
-        }
+        let roles = r.peer_roles.take();
+        self.explain(key, nearest, roles).fill(&mut r);
         r
+    }
+
+    /// The record of a first sighting, explained by `why`
+    /// ([`explain_first`](Self::explain_first)), borrowing its text.
+    pub fn first_sighting_ref<'r>(&'r self, ev: &FlowEvent, why: &'r Explanation) -> RecordRef<'r>
+    where
+        'a: 'r,
+    {
+        let ts = self.clock.wall(ev.ts_ns);
+        let key = &ev.key;
+        let ends = Ends::of(key);
+        let proto = Proto::from_number(key.proto);
+        let forward = ev.forward != 0;
+        // The initiator's port is the packet's source port if it travels
+        // initiator → responder, else its destination port.
+        let sport = match proto {
+            Proto::Icmp | Proto::Icmpv6 => 0,
+            _ if forward => ev.sport,
+            _ => ev.dport,
+        };
+        RecordRef {
+            ts,
+            kind: EventKind::Unexpected,
+            iface: self.iface_name(ev.ifindex),
+            direction: ends.direction,
+            proto,
+            src: ends.initiator,
+            dst: ends.responder,
+            sport,
+            dport: key.service_port,
+            count: u64::from(forward),
+            first_seen: ts,
+            last_seen: ts,
+            rule: why.rule.as_deref(),
+            source: why.source.as_deref(),
+            reason: Some(reason_name(ev.reason)),
+            bytes: Some(if forward { u64::from(ev.packet_len) } else { 0 }),
+            reply_packets: Some(u64::from(!forward)),
+            peer_roles: why.peer_roles.as_deref(),
+            note: why.note.as_deref(),
+            update_of: None,
+            host: self.host,
+        }
     }
 
     /// The record of a first sighting.
     pub fn first_sighting(&self, ev: &FlowEvent) -> EventRecord {
-        let ts = self.clock.wall(ev.ts_ns);
-        let mut r = self.record(
-            EventKind::Unexpected,
+        let roles = self.tables.peers.roles_of(Ends::of(&ev.key).peer());
+        let why = self.explain(
             &ev.key,
-            ts,
-            ev.ifindex,
-            ev.reason,
             ev.nearest_rule,
+            Some(self.tables.roles.owned_names(roles)),
         );
-        // The initiator's port is the packet's source port if it travels
-        // initiator → responder, else its destination port.
-        r.sport = if ev.forward != 0 { ev.sport } else { ev.dport };
-        if matches!(r.proto, Proto::Icmp | Proto::Icmpv6) {
-            r.sport = 0;
-        }
-        r.count = u64::from(ev.forward != 0);
-        r.bytes = Some(if ev.forward != 0 {
-            u64::from(ev.packet_len)
-        } else {
-            0
-        });
-        r.reply_packets = Some(u64::from(ev.forward == 0));
+        // The explanation's text moves in rather than being copied.
+        let mut r = self.first_sighting_ref(ev, &Explanation::NONE).to_record();
+        why.fill(&mut r);
         r
     }
 
@@ -248,13 +301,117 @@ impl Enricher<'_> {
     }
 }
 
+/// A flow's ends and direction as its key gives them.
+struct Ends {
+    initiator: IpAddr,
+    responder: IpAddr,
+    direction: Direction,
+}
+
+impl Ends {
+    fn of(key: &FlowKey) -> Self {
+        Ends {
+            initiator: addr(key.family, &key.initiator),
+            responder: addr(key.family, &key.responder),
+            direction: Self::direction_of(key),
+        }
+    }
+
+    fn direction_of(key: &FlowKey) -> Direction {
+        if key.direction == CONN_INBOUND {
+            Direction::Inbound
+        } else {
+            Direction::Outbound
+        }
+    }
+
+    /// The end that is not the monitored host, whose roles are named.
+    fn peer(&self) -> IpAddr {
+        if self.direction == Direction::Inbound {
+            self.initiator
+        } else {
+            self.responder
+        }
+    }
+}
+
+/// What a flow's records repeat from its first sighting: refreshes keep
+/// the explanation it was first given (a reload may renumber rules).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Explanation {
+    pub rule: Option<String>,
+    pub source: Option<String>,
+    pub note: Option<String>,
+    pub peer_roles: Option<Vec<String>>,
+}
+
+impl Explanation {
+    /// None at all, for a record whose explanation is filled in later.
+    const NONE: Explanation = Explanation {
+        rule: None,
+        source: None,
+        note: None,
+        peer_roles: None,
+    };
+
+    /// Moves the explanation into `r`.
+    fn fill(self, r: &mut EventRecord) {
+        r.rule = self.rule;
+        r.source = self.source;
+        r.note = self.note;
+        r.peer_roles = self.peer_roles;
+    }
+}
+
+/// What an explanation is made of: the nearest rule, protocol, service
+/// port, direction and the peer's roles.
+type ExplanationInputs = (u16, u8, u16, u32, u64);
+
+/// Explanations of one drain's first sightings, shared by the flows that
+/// have the same: in a flood of new flows (random sources, one port) that
+/// is all of them, which would otherwise each build and keep their own
+/// note and role names. A cache lives for one drain, whose tables cannot
+/// change under it, so a reloaded policy is never explained with the old
+/// one's names.
+#[derive(Default)]
+pub struct Explanations {
+    by_inputs: HashMap<ExplanationInputs, Arc<Explanation>, Hasher>,
+}
+
+impl Explanations {
+    /// Distinct explanations kept; past that the cache starts over, so a
+    /// drain of flows to every port does not grow it without bound.
+    const LIMIT: usize = 1024;
+
+    fn get_or_insert(
+        &mut self,
+        inputs: ExplanationInputs,
+        explain: impl FnOnce() -> Explanation,
+    ) -> Arc<Explanation> {
+        if let Some(why) = self.by_inputs.get(&inputs) {
+            return Arc::clone(why);
+        }
+        if self.by_inputs.len() >= Self::LIMIT {
+            self.by_inputs.clear();
+        }
+        let why = Arc::new(explain());
+        self.by_inputs.insert(inputs, Arc::clone(&why));
+        why
+    }
+}
+
+/// Seeded at random per process: the reported-flow table is keyed by
+/// addresses a spoofing sender picks, so the hash must not be predictable,
+/// and foldhash is some times cheaper per lookup than std's SipHash.
+type Hasher = foldhash::fast::RandomState;
+
 /// What was last reported of each flow, so refreshes only mention flows that
 /// changed and repeat the explanation of the first sighting (a reload may
 /// renumber rules). Bounded by the kernel's LRU: flows it evicted are
 /// forgotten.
 #[derive(Default)]
 pub struct Reported {
-    flows: HashMap<FlowKey, Seen>,
+    flows: HashMap<FlowKey, Seen, Hasher>,
 }
 
 #[derive(Default)]
@@ -262,15 +419,8 @@ struct Seen {
     packets: u64,
     reply_packets: u64,
     initiator_port: u16,
-    explanation: Option<Box<Explanation>>,
-}
-
-#[derive(Clone, Default)]
-struct Explanation {
-    rule: Option<String>,
-    source: Option<String>,
-    note: Option<String>,
-    peer_roles: Option<Vec<String>>,
+    /// Shared with other flows explained alike (see [`Explanations`]).
+    explanation: Option<Arc<Explanation>>,
 }
 
 impl Reported {
@@ -279,7 +429,7 @@ impl Reported {
     /// happen in a flood of new flows, when the drain is busiest.
     pub fn with_capacity(flows: usize) -> Self {
         Self {
-            flows: HashMap::with_capacity(flows),
+            flows: HashMap::with_capacity_and_hasher(flows, Hasher::default()),
         }
     }
 
@@ -287,32 +437,23 @@ impl Reported {
         self.insert(
             ev,
             record.sport,
-            Explanation {
+            Arc::new(Explanation {
                 rule: record.rule.clone(),
                 source: record.source.clone(),
                 note: record.note.clone(),
                 peer_roles: record.peer_roles.clone(),
-            },
+            }),
         );
     }
 
-    /// [`first`](Self::first) for a record already written: its explanation
-    /// moves here instead of being copied, four allocations fewer per new
-    /// flow on the daemon's drain.
-    pub fn first_written(&mut self, ev: &FlowEvent, record: EventRecord) {
-        self.insert(
-            ev,
-            record.sport,
-            Explanation {
-                rule: record.rule,
-                source: record.source,
-                note: record.note,
-                peer_roles: record.peer_roles,
-            },
-        );
+    /// [`first`](Self::first) for a record written from `why`
+    /// ([`Enricher::first_sighting_ref`]): the explanation is shared, not
+    /// copied, which spares the daemon's drain allocations per new flow.
+    pub fn first_explained(&mut self, ev: &FlowEvent, initiator_port: u16, why: Arc<Explanation>) {
+        self.insert(ev, initiator_port, why);
     }
 
-    fn insert(&mut self, ev: &FlowEvent, initiator_port: u16, explanation: Explanation) {
+    fn insert(&mut self, ev: &FlowEvent, initiator_port: u16, explanation: Arc<Explanation>) {
         let fwd = u64::from(ev.forward != 0);
         self.flows.insert(
             ev.key,
@@ -320,7 +461,7 @@ impl Reported {
                 packets: fwd,
                 reply_packets: 1 - fwd,
                 initiator_port,
-                explanation: Some(Box::new(explanation)),
+                explanation: Some(explanation),
             },
         );
     }
@@ -377,9 +518,13 @@ impl Reported {
 
 /// One console line per new unexpected flow.
 pub fn console_line(r: &EventRecord) -> String {
+    console_line_of(&r.borrowed())
+}
+
+/// [`console_line`] of a borrowed record, as the daemon's drain holds it.
+pub fn console_line_of(r: &RecordRef) -> String {
     let roles = r
         .peer_roles
-        .as_ref()
         .filter(|r| !r.is_empty())
         .map(|r| r.join(","))
         .unwrap_or_else(|| "no role".into());
@@ -393,7 +538,7 @@ pub fn console_line(r: &EventRecord) -> String {
         r.dport,
         r.iface,
         roles,
-        r.note.as_deref().unwrap_or_default()
+        r.note.unwrap_or_default()
     )
 }
 
@@ -416,17 +561,177 @@ mod tests {
     fn reported_flows_are_pruned_past_the_limit() {
         let mut reported = Reported::default();
         for i in 0..10 {
-            reported.insert(&event(i), 40000, Explanation::default());
+            reported.insert(&event(i), 40000, Arc::default());
         }
         reported
             .prune_over(10, || panic!("asked the kernel below the limit"))
             .unwrap();
         assert_eq!(reported.len(), 10);
-        reported.insert(&event(10), 40000, Explanation::default());
+        reported.insert(&event(10), 40000, Arc::default());
         let live: std::collections::HashSet<FlowKey> =
             [event(3).key, event(10).key].into_iter().collect();
         reported.prune_over(10, || Ok(live)).unwrap();
         assert_eq!(reported.len(), 2);
+    }
+
+    /// Tables with two roles on two networks and one rule.
+    fn tables() -> KernelTables {
+        let mut t = KernelTables::default();
+        let nodes = t.roles.bit("nodes").unwrap();
+        let admin = t.roles.bit("admin").unwrap();
+        t.peers.add("10.0.0.0/8".parse().unwrap(), 1 << nodes);
+        t.peers
+            .add("10.1.0.0/16".parse().unwrap(), (1 << nodes) | (1 << admin));
+        t.peers.add("2001:db8::/32".parse().unwrap(), 1 << admin);
+        t.rules.push(RuleInfo {
+            id: "000-14".into(),
+            service: "ZooKeeper".into(),
+            source: "doc \"a\".txt:14".into(),
+            proto: crate::policy::Proto::Tcp,
+            direction: crate::policy::Direction::Inbound,
+            ports: "2181".into(),
+            peer_label: "nodes".into(),
+            required: true,
+        });
+        t
+    }
+
+    /// First sightings of every shape: each family, direction, protocol,
+    /// packet direction, a rule or none, peers with and without roles.
+    fn sightings() -> Vec<FlowEvent> {
+        let peers: [(u8, [u8; 16]); 5] = [
+            (Family::V4 as u8, v4([10, 1, 2, 3])),
+            (Family::V4 as u8, v4([10, 9, 2, 3])),
+            (Family::V4 as u8, v4([192, 0, 2, 7])),
+            (
+                Family::V6 as u8,
+                "2001:db8::7"
+                    .parse::<std::net::Ipv6Addr>()
+                    .unwrap()
+                    .octets(),
+            ),
+            (
+                Family::V6 as u8,
+                "2001:db9::7"
+                    .parse::<std::net::Ipv6Addr>()
+                    .unwrap()
+                    .octets(),
+            ),
+        ];
+        let mut out = Vec::new();
+        for (i, (family, peer)) in peers.into_iter().enumerate() {
+            for proto in [6u8, 17, 1, 58, 132] {
+                for direction in [CONN_INBOUND, CONN_INBOUND + 1] {
+                    for forward in [0, 1] {
+                        for nearest in [0, NO_RULE] {
+                            // SAFETY: FlowEvent is plain integers and byte arrays.
+                            let mut ev: FlowEvent = unsafe { std::mem::zeroed() };
+                            ev.ts_ns = 1_000_000_007 * out.len() as u64;
+                            ev.key.family = family;
+                            ev.key.proto = proto;
+                            ev.key.direction = direction;
+                            ev.key.service_port = 2181 + u16::from(proto == 17);
+                            let host = if family == Family::V4 as u8 {
+                                v4([192, 0, 2, 1])
+                            } else {
+                                [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+                            };
+                            (ev.key.initiator, ev.key.responder) = if direction == CONN_INBOUND {
+                                (peer, host)
+                            } else {
+                                (host, peer)
+                            };
+                            ev.ifindex = 1 + (i as u32 % 3);
+                            ev.packet_len = 60 + out.len() as u32;
+                            ev.reason = (out.len() % 2) as u8;
+                            ev.nearest_rule = nearest;
+                            ev.sport = 40000;
+                            ev.dport = 2181;
+                            ev.forward = forward;
+                            out.push(ev);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn v4(a: [u8; 4]) -> [u8; 16] {
+        let mut x = [0; 16];
+        x[..4].copy_from_slice(&a);
+        x
+    }
+
+    /// A first sighting as it was built before records were borrowed.
+    fn first_sighting_as_it_was(e: &Enricher, ev: &FlowEvent) -> EventRecord {
+        let ts = e.clock.wall(ev.ts_ns);
+        let mut r = e.flow_base(EventKind::Unexpected, &ev.key, ts, ev.ifindex, 0);
+        let (proto, direction) = (r.proto, r.direction);
+        r.reason = Some(reason_name(ev.reason).to_owned());
+        let rule = (ev.nearest_rule != NO_RULE)
+            .then(|| e.tables.rule(ev.nearest_rule))
+            .flatten();
+        r.note = Some(reference(proto, ev.key.service_port, direction, rule));
+        if let Some(rule) = rule {
+            r.rule = Some(rule.id.clone());
+            r.source = Some(rule.source.clone());
+        }
+        r.sport = if ev.forward != 0 { ev.sport } else { ev.dport };
+        if matches!(r.proto, Proto::Icmp | Proto::Icmpv6) {
+            r.sport = 0;
+        }
+        r.count = u64::from(ev.forward != 0);
+        r.bytes = Some(if ev.forward != 0 {
+            u64::from(ev.packet_len)
+        } else {
+            0
+        });
+        r.reply_packets = Some(u64::from(ev.forward == 0));
+        r
+    }
+
+    /// The drain's borrowed records, explained from one cache shared by
+    /// all sightings, write what the owned records of replay write.
+    #[test]
+    fn borrowed_first_sightings_are_the_owned_ones() {
+        let tables = tables();
+        let ifaces = vec![(1, "eth0".to_string()), (2, "lo".to_string())];
+        for host in [None, Some("db-1")] {
+            let enricher = Enricher {
+                tables: &tables,
+                ifaces: &ifaces,
+                clock: Clock::epoch(),
+                host,
+            };
+            let mut cache = Explanations::default();
+            for ev in sightings() {
+                let owned = enricher.first_sighting(&ev);
+                assert_eq!(owned, first_sighting_as_it_was(&enricher, &ev));
+                let why = enricher.explain_first(&ev, &mut cache);
+                let borrowed = enricher.first_sighting_ref(&ev, &why);
+                assert_eq!(borrowed.to_record(), owned);
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                borrowed.write_json(&mut a);
+                owned.write_json(&mut b);
+                assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+                assert_eq!(console_line_of(&borrowed), console_line(&owned));
+            }
+            // Flows explained alike share one explanation.
+            assert!(cache.by_inputs.len() < sightings().len() / 2);
+        }
+    }
+
+    #[test]
+    fn the_explanation_cache_is_bounded() {
+        let mut cache = Explanations::default();
+        for port in 0..3 * Explanations::LIMIT as u16 {
+            cache.get_or_insert((0, 6, port, 0, 0), Explanation::default);
+            assert!(cache.by_inputs.len() <= Explanations::LIMIT);
+        }
+        let a = cache.get_or_insert((0, 6, 1, 0, 0), Explanation::default);
+        let b = cache.get_or_insert((0, 6, 1, 0, 0), || unreachable!("cached"));
+        assert!(Arc::ptr_eq(&a, &b));
     }
 
     /// The note as it was written with `format!`, before it was built by

@@ -8,6 +8,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use super::borrowed::RecordRef;
 use super::record::{EventRecord, RequiredStatus};
 
 /// How big the events file may grow and how many old files to keep.
@@ -79,6 +80,14 @@ pub trait JsonLine {
 
 /// One per new flow, so it has its own serializer.
 impl JsonLine for EventRecord {
+    fn write_line(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        self.write_json(out);
+        Ok(())
+    }
+}
+
+/// What the daemon's drain writes per new flow, without owning its text.
+impl JsonLine for RecordRef<'_> {
     fn write_line(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
         self.write_json(out);
         Ok(())

@@ -2,11 +2,13 @@
 //! pcapng capture of offending packets. They are plain synchronous writers so
 //! that the daemon can drive them from whichever task drains its event queue.
 
+pub mod borrowed;
 pub mod jsonl;
 pub mod pcapng;
 pub mod record;
 pub mod text;
 
+pub use borrowed::RecordRef;
 pub use jsonl::{JsonlError, JsonlWriter, Rotation};
 pub use pcapng::{CapturedPacket, PcapngError, PcapngWriter};
 pub use record::{

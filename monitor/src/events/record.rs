@@ -174,7 +174,7 @@ pub fn rfc3339(t: SystemTime) -> String {
     String::from_utf8_lossy(&text).into_owned()
 }
 
-fn clamp_rfc3339(t: SystemTime) -> SystemTime {
+pub(super) fn clamp_rfc3339(t: SystemTime) -> SystemTime {
     let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     if since_epoch.as_secs() > MAX_RFC3339_SECS {
         UNIX_EPOCH + Duration::new(MAX_RFC3339_SECS, 999_999_999)
@@ -372,118 +372,10 @@ impl EventRecord {
     }
 
     /// Appends the record as one JSON object, byte for byte what the derived
-    /// `Serialize` gives through serde_json (the tests hold them equal).
-    ///
-    /// The daemon writes a line per new flow; through serde each key and
-    /// value is escaped and passed piecewise to the writer, and that was
-    /// most of the cost of a line. Here the keys are literals and only
-    /// strings that need escaping go through serde_json.
+    /// `Serialize` gives through serde_json (the tests hold them equal); see
+    /// [`RecordRef::write_json`](super::borrowed::RecordRef::write_json).
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"ts\":");
-        json_time(out, self.ts);
-        out.extend_from_slice(b",\"kind\":\"");
-        out.extend_from_slice(self.kind.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"iface\":");
-        json_str(out, &self.iface);
-        out.extend_from_slice(b",\"direction\":\"");
-        out.extend_from_slice(self.direction.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"proto\":\"");
-        match self.proto {
-            Proto::Other(n) => json_u64(out, u64::from(n)),
-            p => out.extend_from_slice(proto_name(p).as_bytes()),
-        }
-        out.extend_from_slice(b"\",\"src\":\"");
-        out.extend_from_slice(text::IpText::new(self.src).as_str().as_bytes());
-        out.extend_from_slice(b"\",\"dst\":\"");
-        out.extend_from_slice(text::IpText::new(self.dst).as_str().as_bytes());
-        out.extend_from_slice(b"\",\"sport\":");
-        json_u64(out, u64::from(self.sport));
-        out.extend_from_slice(b",\"dport\":");
-        json_u64(out, u64::from(self.dport));
-        out.extend_from_slice(b",\"count\":");
-        json_u64(out, self.count);
-        out.extend_from_slice(b",\"first_seen\":");
-        json_time(out, self.first_seen);
-        out.extend_from_slice(b",\"last_seen\":");
-        json_time(out, self.last_seen);
-        if let Some(v) = &self.rule {
-            out.extend_from_slice(b",\"rule\":");
-            json_str(out, v);
-        }
-        if let Some(v) = &self.source {
-            out.extend_from_slice(b",\"source\":");
-            json_str(out, v);
-        }
-        if let Some(v) = &self.reason {
-            out.extend_from_slice(b",\"reason\":");
-            json_str(out, v);
-        }
-        if let Some(v) = self.bytes {
-            out.extend_from_slice(b",\"bytes\":");
-            json_u64(out, v);
-        }
-        if let Some(v) = self.reply_packets {
-            out.extend_from_slice(b",\"reply_packets\":");
-            json_u64(out, v);
-        }
-        if let Some(roles) = &self.peer_roles {
-            out.extend_from_slice(b",\"peer_roles\":[");
-            for (i, role) in roles.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                json_str(out, role);
-            }
-            out.push(b']');
-        }
-        if let Some(v) = &self.note {
-            out.extend_from_slice(b",\"note\":");
-            json_str(out, v);
-        }
-        if let Some(v) = self.update_of {
-            out.extend_from_slice(b",\"update_of\":\"");
-            out.extend_from_slice(v.as_str().as_bytes());
-            out.push(b'"');
-        }
-        if let Some(v) = &self.host {
-            out.extend_from_slice(b",\"host\":");
-            json_str(out, v);
-        }
-        out.push(b'}');
-    }
-}
-
-fn proto_name(p: Proto) -> &'static str {
-    match p {
-        Proto::Tcp => "tcp",
-        Proto::Udp => "udp",
-        Proto::Icmp => "icmp",
-        Proto::Icmpv6 => "icmpv6",
-        Proto::Other(_) => "",
-    }
-}
-
-fn json_time(out: &mut Vec<u8>, t: SystemTime) {
-    out.push(b'"');
-    out.extend_from_slice(&text::rfc3339_nanos(clamp_rfc3339(t)));
-    out.push(b'"');
-}
-
-fn json_u64(out: &mut Vec<u8>, v: u64) {
-    let mut buf = [0u8; text::U64_MAX_LEN];
-    out.extend_from_slice(text::decimal(v, &mut buf));
-}
-
-/// A JSON string. Names, notes and addresses almost never hold a quote, a
-/// backslash or a control character; those that do are escaped by
-/// serde_json itself, so the escaping is the same as everywhere else.
-fn json_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
-        serde_json::to_writer(&mut *out, s).expect("writing to a Vec does not fail");
+        self.borrowed().write_json(out);
     }
 }
 
@@ -729,9 +621,18 @@ mod tests {
                 opt_nums in (proptest::option::of(any::<u64>()), proptest::option::of(any::<u64>())),
                 peer_roles in proptest::option::of(proptest::collection::vec(text(), 0..4)),
                 update_of in proptest::option::of(kind()),
+                same_times in 0u8..4,
             ) -> EventRecord {
                 let (ts, kind, iface, inbound, proto, src, dst) = head;
-                let (sport, dport, count, first_seen, last_seen) = nums;
+                let (sport, dport, count, mut first_seen, mut last_seen) = nums;
+                // Equal times, as a first sighting has, are written once
+                // and copied: every way of sharing them comes up.
+                match same_times {
+                    1 => first_seen = ts,
+                    2 => (first_seen, last_seen) = (ts, ts),
+                    3 => last_seen = first_seen,
+                    _ => {}
+                }
                 let (rule, source, reason, note, host) = opt_text;
                 let (bytes, reply_packets) = opt_nums;
                 EventRecord {
@@ -772,6 +673,11 @@ mod tests {
                     String::from_utf8_lossy(&serde)
                 );
                 prop_assert_eq!(ours, serde);
+            }
+
+            #[test]
+            fn borrows_and_copies_back_unchanged(r in record()) {
+                prop_assert_eq!(r.borrowed().to_record(), r);
             }
         }
     }
