@@ -376,6 +376,9 @@ type ExplanationInputs = (u16, u8, u16, u32, u64);
 #[derive(Default)]
 pub struct Explanations {
     by_inputs: HashMap<ExplanationInputs, Arc<Explanation>, Hasher>,
+    /// The last one asked for, which in a flood is the next one too: found
+    /// without hashing.
+    last: Option<(ExplanationInputs, Arc<Explanation>)>,
 }
 
 impl Explanations {
@@ -388,14 +391,23 @@ impl Explanations {
         inputs: ExplanationInputs,
         explain: impl FnOnce() -> Explanation,
     ) -> Arc<Explanation> {
-        if let Some(why) = self.by_inputs.get(&inputs) {
+        if let Some((last, why)) = &self.last
+            && *last == inputs
+        {
             return Arc::clone(why);
         }
-        if self.by_inputs.len() >= Self::LIMIT {
-            self.by_inputs.clear();
-        }
-        let why = Arc::new(explain());
-        self.by_inputs.insert(inputs, Arc::clone(&why));
+        let why = match self.by_inputs.get(&inputs) {
+            Some(why) => Arc::clone(why),
+            None => {
+                if self.by_inputs.len() >= Self::LIMIT {
+                    self.by_inputs.clear();
+                }
+                let why = Arc::new(explain());
+                self.by_inputs.insert(inputs, Arc::clone(&why));
+                why
+            }
+        };
+        self.last = Some((inputs, Arc::clone(&why)));
         why
     }
 }
@@ -732,6 +744,10 @@ mod tests {
         let a = cache.get_or_insert((0, 6, 1, 0, 0), Explanation::default);
         let b = cache.get_or_insert((0, 6, 1, 0, 0), || unreachable!("cached"));
         assert!(Arc::ptr_eq(&a, &b));
+        let c = cache.get_or_insert((0, 6, 2, 0, 0), Explanation::default);
+        assert!(!Arc::ptr_eq(&a, &c));
+        let d = cache.get_or_insert((0, 6, 1, 0, 0), || unreachable!("cached"));
+        assert!(Arc::ptr_eq(&a, &d), "not the last one, but in the table");
     }
 
     /// The note as it was written with `format!`, before it was built by
