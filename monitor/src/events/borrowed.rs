@@ -137,26 +137,11 @@ impl RecordRef<'_> {
         let first_seen = json_time_as(out, self.first_seen, (self.ts, &ts));
         out.extend_from_slice(b",\"last_seen\":");
         json_time_as(out, self.last_seen, (self.first_seen, &first_seen));
-        if let Some(v) = self.rule {
-            out.extend_from_slice(b",\"rule\":");
-            json_str(out, v);
-        }
-        if let Some(v) = self.source {
-            out.extend_from_slice(b",\"source\":");
-            json_str(out, v);
-        }
-        if let Some(v) = self.reason {
-            out.extend_from_slice(b",\"reason\":");
-            json_str(out, v);
-        }
-        if let Some(v) = self.bytes {
-            out.extend_from_slice(b",\"bytes\":");
-            json_u64(out, v);
-        }
-        if let Some(v) = self.reply_packets {
-            out.extend_from_slice(b",\"reply_packets\":");
-            json_u64(out, v);
-        }
+        opt_str(out, b",\"rule\":", self.rule);
+        opt_str(out, b",\"source\":", self.source);
+        opt_str(out, b",\"reason\":", self.reason);
+        opt_u64(out, b",\"bytes\":", self.bytes);
+        opt_u64(out, b",\"reply_packets\":", self.reply_packets);
         if let Some(roles) = self.peer_roles {
             out.extend_from_slice(b",\"peer_roles\":[");
             for (i, role) in roles.iter().enumerate() {
@@ -167,20 +152,30 @@ impl RecordRef<'_> {
             }
             out.push(b']');
         }
-        if let Some(v) = self.note {
-            out.extend_from_slice(b",\"note\":");
-            json_str(out, v);
-        }
+        opt_str(out, b",\"note\":", self.note);
         if let Some(v) = self.update_of {
             out.extend_from_slice(b",\"update_of\":\"");
             out.extend_from_slice(v.as_str().as_bytes());
             out.push(b'"');
         }
-        if let Some(v) = self.host {
-            out.extend_from_slice(b",\"host\":");
-            json_str(out, v);
-        }
+        opt_str(out, b",\"host\":", self.host);
         out.push(b'}');
+    }
+}
+
+/// An optional field: absent fields are left out, as serde's
+/// `skip_serializing_if` does for [`EventRecord`].
+fn opt_str(out: &mut Vec<u8>, key: &[u8], v: Option<&str>) {
+    if let Some(v) = v {
+        out.extend_from_slice(key);
+        json_str(out, v);
+    }
+}
+
+fn opt_u64(out: &mut Vec<u8>, key: &[u8], v: Option<u64>) {
+    if let Some(v) = v {
+        out.extend_from_slice(key);
+        json_u64(out, v);
     }
 }
 
