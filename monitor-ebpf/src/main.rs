@@ -84,7 +84,7 @@ fn observe<H: CopyHeaders, P: Packet>(
     dir: Direction,
     bytes: u64,
 ) {
-    let config = PC_CONFIG.at(0, 0);
+    let config = PC_CONFIG.at(0);
     let policy = KernelPolicy { config };
     let counters = stats::counters(policy.set());
     let parsed = match packet::parse_ethernet(frame) {

@@ -39,12 +39,12 @@ impl KernelPolicy {
 impl PolicyLookup for KernelPolicy {
     #[inline(always)]
     fn port_class(&self, index: u32) -> u16 {
-        PC_PORTCLASS.at(self.set() * PORT_TABLE_ENTRIES + index, 0)
+        PC_PORTCLASS.at(self.set() * PORT_TABLE_ENTRIES + index)
     }
 
     #[inline(always)]
     fn rule_set(&self, id: u16) -> Option<&RuleSet> {
-        PC_RULESETS.get(self.set() * MAX_RULESETS + u32::from(id))
+        Some(PC_RULESETS.get(self.set() * MAX_RULESETS + u32::from(id)))
     }
 
     /// Exact hosts first (a hash hit), then the longest enclosing prefix;
@@ -95,21 +95,21 @@ impl PolicyLookup for KernelPolicy {
 impl V4Trie for KernelPolicy {
     #[inline(always)]
     fn l1(&self, index: u32) -> u32 {
-        PC_V4L1.at(self.set() * V4_L1_ENTRIES + index, 0)
+        PC_V4L1.at(self.set() * V4_L1_ENTRIES + index)
     }
 
     #[inline(always)]
     fn l2(&self, index: u32) -> u32 {
-        PC_V4L2.at(self.set() * V4_L2_BLOCKS * 256 + index, 0)
+        PC_V4L2.at(self.set() * V4_L2_BLOCKS * 256 + index)
     }
 
     #[inline(always)]
     fn l3(&self, index: u32) -> u32 {
-        PC_V4L3.at(self.set() * V4_L3_BLOCKS * 256 + index, 0)
+        PC_V4L3.at(self.set() * V4_L3_BLOCKS * 256 + index)
     }
 
     #[inline(always)]
     fn mask(&self, index: u32) -> u64 {
-        PC_MASKS.at(self.set() * V4_MASKS + index, 0)
+        PC_MASKS.at(self.set() * V4_MASKS + index)
     }
 }

@@ -3,7 +3,7 @@
 
 use monitor_common::{
     maps::{Counter, CpuCounters},
-    stats::{Direction, MAX_IFACES, stats_index},
+    stats::{Direction, IFINDEX_LIMIT, MAX_IFACES, stats_index},
 };
 
 use crate::{
@@ -64,7 +64,11 @@ fn bump(counter: Option<&mut Counter>, bytes: u64) {
 
 #[inline(always)]
 fn iface_slot(ifindex: u32) -> u32 {
-    match PC_IFSLOT.at(ifindex, 0) {
+    // Interfaces past the table count in slot 0, as unregistered ones do.
+    if ifindex >= IFINDEX_LIMIT {
+        return 0;
+    }
+    match PC_IFSLOT.at(ifindex) {
         slot if slot < MAX_IFACES => slot,
         _ => 0,
     }
