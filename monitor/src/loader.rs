@@ -173,7 +173,7 @@ impl Monitor {
     /// accumulated (by the old tables' rule index) so totals survive.
     pub fn replace_policy(&mut self, new: KernelTables) -> Result<Vec<Counter>, LoadError> {
         let idle = 1 - self.live;
-        crate::tables::write_set(
+        crate::tables::install(
             &mut self.ebpf,
             idle,
             &new,
@@ -181,7 +181,6 @@ impl Monitor {
             self.sets[self.live].as_ref(),
         )
         .map_err(LoadError::Policy)?;
-        crate::tables::activate(&mut self.ebpf, idle, &new).map_err(LoadError::Policy)?;
         let old_rules = self.sets[self.live].as_ref().map_or(0, |t| t.rules.len());
         let retired = self.rule_stats(old_rules)?;
         self.sets[idle] = Some(new);

@@ -120,8 +120,7 @@ impl Kernel {
         previous: Option<&KernelTables>,
         live: &KernelTables,
     ) -> anyhow::Result<()> {
-        monitor::tables::write_set(&mut self.ebpf, set, new, previous, Some(live))?;
-        monitor::tables::activate(&mut self.ebpf, set, new)?;
+        monitor::tables::install(&mut self.ebpf, set, new, previous, Some(live))?;
         Ok(())
     }
 

@@ -213,6 +213,18 @@ pub fn activate(ebpf: &mut Ebpf, set: usize, tables: &KernelTables) -> Result<()
 
 /// First load: set A, then live.
 pub fn write(ebpf: &mut Ebpf, tables: &KernelTables) -> Result<(), WriteError> {
-    write_set(ebpf, 0, tables, None, None)?;
-    activate(ebpf, 0, tables)
+    install(ebpf, 0, tables, None, None)
+}
+
+/// A policy swap: fills idle set `set` with `new` ([`write_set`]'s
+/// arguments), then makes it live.
+pub fn install(
+    ebpf: &mut Ebpf,
+    set: usize,
+    new: &KernelTables,
+    previous: Option<&KernelTables>,
+    live: Option<&KernelTables>,
+) -> Result<(), WriteError> {
+    write_set(ebpf, set, new, previous, live)?;
+    activate(ebpf, set, new)
 }
