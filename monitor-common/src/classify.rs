@@ -5,7 +5,7 @@
 use crate::{
     packet::{
         Family, Fragment, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Parsed, TCP_ACK,
-        TCP_SYN,
+        TCP_SYN, v4_addr,
     },
     policy::{
         CONN_INBOUND, CONN_OUTBOUND, L4_ICMP, L4_ICMPV6, L4_TCP, L4_UDP, NO_RULE, RULE_REQUIRED,
@@ -20,8 +20,12 @@ pub trait PolicyLookup {
     fn port_class(&self, index: u32) -> u16;
     /// `PC_RULESETS[id]`.
     fn rule_set(&self, id: u16) -> Option<&RuleSet>;
-    /// Role mask of a peer address (IPv4 in the first 4 bytes).
-    fn peer_roles(&self, family: Family, addr: &[u8; 16]) -> u64;
+    /// Role mask of an IPv4 peer (host byte order). Separate from IPv6 so
+    /// the IPv4 path passes one register: a 16-byte array would be rebuilt
+    /// in memory from the parsed address's pieces on every packet.
+    fn peer_roles_v4(&self, addr: u32) -> u64;
+    /// Role mask of an IPv6 peer.
+    fn peer_roles_v6(&self, addr: &[u8; 16]) -> u64;
 }
 
 /// Why a packet is unexpected.
@@ -146,7 +150,10 @@ impl<'a> Roles<'a> {
         match self.mask {
             Some(m) => m,
             None => {
-                let m = policy.peer_roles(self.family, self.addr);
+                let m = match self.family {
+                    Family::V4 => policy.peer_roles_v4(v4_addr(self.addr)),
+                    Family::V6 => policy.peer_roles_v6(self.addr),
+                };
                 self.mask = Some(m);
                 m
             }

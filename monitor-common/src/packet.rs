@@ -180,6 +180,14 @@ pub struct L3 {
 #[inline(always)]
 pub fn locate_ip<P: Packet + ?Sized>(pkt: &P) -> Result<L3, ParseError> {
     let mut ethertype = be16(pkt.load::<u16>(12).ok_or(ParseError::Truncated)?);
+    // Untagged IPv4 first: the common frame skips the three tag compares.
+    if ethertype == ETH_P_IP {
+        return Ok(L3 {
+            family: Family::V4,
+            offset: ETH_HLEN,
+            vlan_tags: 0,
+        });
+    }
     let mut offset = ETH_HLEN;
     let mut tags = 0u8;
     let mut i = 0;

@@ -121,13 +121,13 @@ pub struct Net6 {
 /// Bits of an LPM key before the address.
 pub const NET_SET_BITS: u32 = 32;
 
-/// Built by whole-chunk copies: a byte-wise read would split the kernel's
-/// address words into sixteen registers' worth of shifts on the hot path.
+/// The LPM key of IPv4 `addr` (host byte order) in policy set `set`.
 #[inline(always)]
-pub fn net4_key(set: u32, a: &[u8; 16]) -> Net4 {
-    let mut addr = [0u8; 4];
-    addr.copy_from_slice(&a[..4]);
-    Net4 { set, addr }
+pub fn net4_key(set: u32, addr: u32) -> Net4 {
+    Net4 {
+        set,
+        addr: addr.to_be_bytes(),
+    }
 }
 
 #[inline(always)]

@@ -4,7 +4,6 @@ use aya_ebpf::maps::lpm_trie::Key;
 use monitor_common::{
     classify::PolicyLookup,
     flow::{CONFIG_HOSTS4, CONFIG_HOSTS6, CONFIG_NETS4, CONFIG_NETS6, CONFIG_SET_B, CONFIG_V4TRIE},
-    packet::{Family, v4_addr},
     policy::{
         Host4Key, Host6Key, MAX_RULESETS, NET_SET_BITS, PORT_TABLE_ENTRIES, RuleSet, V4_L1_ENTRIES,
         V4_L2_BLOCKS, V4_L3_BLOCKS, V4_MASKS, V4Trie, net4_key, net6_key, v4_roles,
@@ -50,44 +49,44 @@ impl PolicyLookup for KernelPolicy {
     /// Exact hosts first (a hash hit), then the longest enclosing prefix;
     /// the builder already folded enclosing prefixes' roles into both.
     #[inline(always)]
-    fn peer_roles(&self, family: Family, addr: &[u8; 16]) -> u64 {
+    fn peer_roles_v4(&self, addr: u32) -> u64 {
+        if self.config & CONFIG_V4TRIE != 0 {
+            return v4_roles(self, addr);
+        }
         let set = self.set();
-        match family {
-            Family::V4 => {
-                if self.config & CONFIG_V4TRIE != 0 {
-                    return v4_roles(self, v4_addr(addr));
-                }
-                if self.config & CONFIG_HOSTS4 != 0 {
-                    let key = Host4Key {
-                        set,
-                        addr: v4_addr(addr).to_be_bytes(),
-                    };
-                    // SAFETY: the value is copied out before any other map call.
-                    if let Some(roles) = unsafe { PC_HOST4.get(key) } {
-                        return *roles;
-                    }
-                }
-                if self.config & CONFIG_NETS4 == 0 {
-                    return 0;
-                }
-                let key = Aligned(Key::new(NET_SET_BITS + 32, net4_key(set, addr)));
-                PC_NET4.get(&key.0).copied().unwrap_or(0)
-            }
-            Family::V6 => {
-                if self.config & CONFIG_HOSTS6 != 0 {
-                    let key = Host6Key { set, addr: *addr };
-                    // SAFETY: as above.
-                    if let Some(roles) = unsafe { PC_HOST6.get(key) } {
-                        return *roles;
-                    }
-                }
-                if self.config & CONFIG_NETS6 == 0 {
-                    return 0;
-                }
-                let key = Aligned(Key::new(NET_SET_BITS + 128, net6_key(set, addr)));
-                PC_NET6.get(&key.0).copied().unwrap_or(0)
+        if self.config & CONFIG_HOSTS4 != 0 {
+            let key = Host4Key {
+                set,
+                addr: addr.to_be_bytes(),
+            };
+            // SAFETY: the value is copied out before any other map call.
+            if let Some(roles) = unsafe { PC_HOST4.get(key) } {
+                return *roles;
             }
         }
+        if self.config & CONFIG_NETS4 == 0 {
+            return 0;
+        }
+        let key = Aligned(Key::new(NET_SET_BITS + 32, net4_key(set, addr)));
+        PC_NET4.get(&key.0).copied().unwrap_or(0)
+    }
+
+    /// As for IPv4, without the trie.
+    #[inline(always)]
+    fn peer_roles_v6(&self, addr: &[u8; 16]) -> u64 {
+        let set = self.set();
+        if self.config & CONFIG_HOSTS6 != 0 {
+            let key = Host6Key { set, addr: *addr };
+            // SAFETY: as above.
+            if let Some(roles) = unsafe { PC_HOST6.get(key) } {
+                return *roles;
+            }
+        }
+        if self.config & CONFIG_NETS6 == 0 {
+            return 0;
+        }
+        let key = Aligned(Key::new(NET_SET_BITS + 128, net6_key(set, addr)));
+        PC_NET6.get(&key.0).copied().unwrap_or(0)
     }
 }
 

@@ -211,8 +211,13 @@ impl classify::PolicyLookup for Policy<'_> {
     }
 
     #[inline]
-    fn peer_roles(&self, family: Family, addr: &[u8; 16]) -> u64 {
-        self.tables.peer_roles(family, addr)
+    fn peer_roles_v4(&self, addr: u32) -> u64 {
+        self.tables.peer_roles_v4(addr)
+    }
+
+    #[inline]
+    fn peer_roles_v6(&self, addr: &[u8; 16]) -> u64 {
+        self.tables.peer_roles_v6(addr)
     }
 }
 

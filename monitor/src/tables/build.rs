@@ -329,12 +329,16 @@ impl monitor_common::classify::PolicyLookup for KernelTables {
     }
 
     #[inline]
-    fn peer_roles(&self, family: monitor_common::packet::Family, addr: &[u8; 16]) -> u64 {
-        if let (monitor_common::packet::Family::V4, Some(trie)) = (family, &self.v4) {
-            let a = [addr[0], addr[1], addr[2], addr[3]];
-            return monitor_common::policy::v4_roles(trie, u32::from_be_bytes(a));
+    fn peer_roles_v4(&self, addr: u32) -> u64 {
+        match &self.v4 {
+            Some(trie) => monitor_common::policy::v4_roles(trie, addr),
+            None => self.peers.roles_of(std::net::Ipv4Addr::from(addr).into()),
         }
-        self.peers.roles_of_raw(family, addr)
+    }
+
+    #[inline]
+    fn peer_roles_v6(&self, addr: &[u8; 16]) -> u64 {
+        self.peers.roles_of(std::net::Ipv6Addr::from(*addr).into())
     }
 }
 

@@ -273,19 +273,6 @@ impl PeerTable {
         }
     }
 
-    /// [`roles_of`](Self::roles_of) for an address as the parser holds it
-    /// (IPv4 in the first four bytes).
-    #[inline]
-    pub fn roles_of_raw(&self, family: monitor_common::packet::Family, addr: &[u8; 16]) -> u64 {
-        let index = self.index();
-        match family {
-            monitor_common::packet::Family::V4 => index
-                .v4
-                .lookup(u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]])),
-            monitor_common::packet::Family::V6 => index.v6.lookup(u128::from_be_bytes(*addr)),
-        }
-    }
-
     #[inline]
     fn index(&self) -> &Index {
         self.index.get_or_init(|| Index::build(&self.nets))
@@ -373,15 +360,6 @@ mod tests {
             for addr in addrs {
                 let folded = t.folded(&IpNet::from(addr));
                 proptest::prop_assert_eq!(t.roles_of(addr), folded, "{}", addr);
-                let (family, raw) = match addr {
-                    IpAddr::V4(a) => {
-                        let mut raw = [0u8; 16];
-                        raw[..4].copy_from_slice(&a.octets());
-                        (monitor_common::packet::Family::V4, raw)
-                    }
-                    IpAddr::V6(a) => (monitor_common::packet::Family::V6, a.octets()),
-                };
-                proptest::prop_assert_eq!(t.roles_of_raw(family, &raw), folded, "{}", addr);
             }
         }
     }

@@ -105,9 +105,10 @@ pub fn write_set(
             nets.remove(&k).map_err(err(NET4_MAP))?;
         }
         for (len, addr, mask) in new.peers.nets4() {
-            let mut a = [0u8; 16];
-            a[..4].copy_from_slice(&addr);
-            let key = Key::new(NET_SET_BITS + len, net4_key(set32, &a));
+            let key = Key::new(
+                NET_SET_BITS + len,
+                net4_key(set32, u32::from_be_bytes(addr)),
+            );
             nets.insert(&key, mask, 0).map_err(err(NET4_MAP))?;
         }
     }
