@@ -436,7 +436,9 @@ fn attach_xdp(xdp: &mut Xdp, iface: &Interface) -> Result<XdpAttachMode, LoadErr
     }
 }
 
-fn resolve_interfaces(names: &[String]) -> Result<Vec<(String, u32)>, LoadError> {
+/// Each interface's index, in order. Refuses unknown, repeated and too
+/// many interfaces, so `run` can check them before it compiles a policy.
+pub fn resolve_interfaces(names: &[String]) -> Result<Vec<(String, u32)>, LoadError> {
     if names.len() >= MAX_IFACES as usize {
         return Err(LoadError::TooManyInterfaces(names.len()));
     }

@@ -33,6 +33,9 @@ pub struct RunConfig {
 }
 
 pub fn run(config: RunConfig) -> anyhow::Result<()> {
+    // A mistyped interface is the likeliest mistake: say so before the
+    // policy is compiled and its peers' names resolved.
+    crate::loader::resolve_interfaces(&config.ifaces)?;
     let tables = match (&config.selection.policy, &config.selection.profile) {
         (None, None) => {
             if config.inventory.is_some() || config.events.is_some() {

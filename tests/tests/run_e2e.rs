@@ -217,6 +217,22 @@ fn unknown_interface_is_a_clear_error() {
     );
 }
 
+/// With a policy, the interface is still checked first: the error is the
+/// only line, not the last after the policy's warnings.
+#[test]
+fn unknown_interface_is_reported_before_the_policy_is_compiled() {
+    let done = run_portconform(&["run", "--iface", "no-such-if0", "--profile", "thoughtspot"])
+        .expect("run");
+    assert_eq!(done.status.code(), Some(1));
+    let lines: Vec<&str> = done.stderr.lines().collect();
+    assert_eq!(
+        lines,
+        ["portconform: no network interface named \"no-such-if0\" (list them with `ip link`)"],
+        "{}",
+        done.stderr
+    );
+}
+
 #[test]
 fn interface_without_native_xdp_falls_back_to_generic_mode() {
     let ns = Netns::new("lo").expect("ns");
