@@ -172,3 +172,24 @@ fn replay_writes_events_and_fails_only_when_nothing_was_read() {
         "{stderr}"
     );
 }
+
+/// Without --host, a capture that stops before its first IP packet says
+/// where it stopped, not only that no host could be guessed.
+#[test]
+fn a_capture_cut_short_names_the_offset_even_without_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.pcap");
+    let bytes = pcap(&path, &[(T0, tcp(true))]);
+    std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
+    let (ok, _, stderr) =
+        portconform(&["replay", path.to_str().unwrap(), "--profile", "thoughtspot"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("cut.pcap: byte 24: file ends inside a packet record"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no IP packet could be read from"),
+        "{stderr}"
+    );
+}
