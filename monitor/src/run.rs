@@ -48,6 +48,36 @@ pub fn run(config: RunConfig) -> anyhow::Result<()> {
         }
         _ => Some(build_tables(&config)?),
     };
+    // The output files and the metrics port come before anything is
+    // attached: a bad path or a taken port stops the start, not a monitor
+    // that was already classifying.
+    let events = config
+        .events
+        .as_ref()
+        .map(|p| JsonlWriter::open(p, config.events_rotation))
+        .transpose()
+        .context("opening the events file")?;
+    let pcap = config
+        .pcap
+        .as_ref()
+        .map(|p| PcapngWriter::create(p, config.ifaces.iter().cloned(), config.pcap_max_bytes))
+        .transpose()
+        .context("creating the pcapng file")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let metrics = config.metrics.map(|_| Arc::new(Metrics::new()));
+    // Serves while the daemon runs on this runtime; dropped (and stopped)
+    // when `run` returns.
+    let server = match (config.metrics, &metrics) {
+        (Some(addr), Some(m)) => Some(
+            runtime
+                .block_on(serve(addr, Arc::clone(m)))
+                .context("starting the metrics endpoint")?,
+        ),
+        _ => None,
+    };
     let mut monitor = Monitor::attach(&config.ifaces, tables.as_ref())?;
     for iface in monitor.interfaces() {
         let note = match iface.xdp_mode {
@@ -70,26 +100,16 @@ pub fn run(config: RunConfig) -> anyhow::Result<()> {
             t.peers.len()
         );
     }
-    let events = config
-        .events
-        .as_ref()
-        .map(|p| JsonlWriter::open(p, config.events_rotation))
-        .transpose()
-        .context("opening the events file")?;
-    let pcap = config
-        .pcap
-        .as_ref()
-        .map(|p| {
-            let names = monitor.interfaces().iter().map(|i| i.name.clone());
-            PcapngWriter::create(p, names, config.pcap_max_bytes)
-        })
-        .transpose()
-        .context("creating the pcapng file")?;
-    let metrics = config.metrics.map(|_| Arc::new(Metrics::new()));
+    if let Some(server) = &server {
+        eprintln!(
+            "portconform: metrics at http://{}/metrics",
+            server.local_addr()
+        );
+    }
     let mut sinks = Sinks {
         events,
         pcap,
-        metrics: metrics.clone(),
+        metrics,
         console: Some(daemon::Console::new()),
     };
     let options = daemon::Options {
@@ -99,33 +119,20 @@ pub fn run(config: RunConfig) -> anyhow::Result<()> {
         handshake_timeout: config.handshake_timeout,
         host: netif::hostname(),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
-        // Bound inside the runtime; dropped (and stopped) when the daemon returns.
-        let _server = match (config.metrics, metrics) {
-            (Some(addr), Some(m)) => {
-                let server = serve(addr, m)
-                    .await
-                    .context("starting the metrics endpoint")?;
-                eprintln!(
-                    "portconform: metrics at http://{}/metrics",
-                    server.local_addr()
-                );
-                Some(server)
-            }
-            _ => None,
-        };
-        let rebuild = || build_tables(&config);
-        let reload: Option<daemon::Reload> = tables.as_ref().map(|_| &rebuild as daemon::Reload);
-        let watch: Vec<PathBuf> = [config.selection.policy.clone(), config.inventory.clone()]
-            .into_iter()
-            .flatten()
-            .collect();
-        daemon::run(&mut monitor, reload, &watch, &mut sinks, &options).await
-    })?;
+    let rebuild = || build_tables(&config);
+    let reload: Option<daemon::Reload> = tables.as_ref().map(|_| &rebuild as daemon::Reload);
+    let watch: Vec<PathBuf> = [config.selection.policy.clone(), config.inventory.clone()]
+        .into_iter()
+        .flatten()
+        .collect();
+    runtime.block_on(daemon::run(
+        &mut monitor,
+        reload,
+        &watch,
+        &mut sinks,
+        &options,
+    ))?;
+    drop(server);
     drop(monitor);
     eprintln!("portconform: detached, exiting");
     Ok(())

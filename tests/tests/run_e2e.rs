@@ -233,6 +233,56 @@ fn unknown_interface_is_reported_before_the_policy_is_compiled() {
     );
 }
 
+/// A bad output path or a taken metrics port stops the start before
+/// anything is attached: the error is said, no "attached" line precedes it,
+/// and no program is left behind.
+#[test]
+fn bad_outputs_stop_the_start_before_anything_is_attached() {
+    let ns = Netns::new("lo").expect("ns");
+    let _taken = ns
+        .spawn(
+            "socat",
+            &["TCP-LISTEN:9464,bind=127.0.0.1,reuseaddr", "PIPE"],
+        )
+        .expect("socat");
+    ns.wait_tcp_listening(9464, T).expect("port 9464 taken");
+    let cases = [
+        (
+            "--events",
+            "/nonexistent-portconform-dir/e.jsonl",
+            "opening the events file: cannot open events file /nonexistent-portconform-dir/e.jsonl",
+        ),
+        (
+            "--metrics",
+            "127.0.0.1:9464",
+            "starting the metrics endpoint: cannot listen for metrics on 127.0.0.1:9464",
+        ),
+    ];
+    let before = our_program_ids();
+    let bin = portconform_tests::portconform_bin();
+    for (flag, value, expected) in cases {
+        let out = ns
+            .command(T, bin.to_str().expect("utf-8 path"))
+            .args([
+                "run",
+                "--iface",
+                "lo",
+                "--profile",
+                "thoughtspot",
+                flag,
+                value,
+            ])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(!stderr.contains("attached to"), "{stderr}");
+    }
+    assert_no_programs_left(&before);
+}
+
 #[test]
 fn interface_without_native_xdp_falls_back_to_generic_mode() {
     let ns = Netns::new("lo").expect("ns");
