@@ -72,6 +72,14 @@ pub fn load_tables(
         resolve: &resolve,
     };
     let t = tables::build(&entries, &peers)?;
+    // Under --no-resolve the line above already said no name binds.
+    if resolve_names {
+        for name in &t.unresolved {
+            eprintln!(
+                "portconform: warning: {name} did not resolve: traffic with it will be reported as unexpected"
+            );
+        }
+    }
     for w in &t.warnings {
         eprintln!("portconform: warning: {w}");
     }

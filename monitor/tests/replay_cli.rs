@@ -106,6 +106,12 @@ fn replay_writes_events_and_fails_only_when_nothing_was_read() {
         stderr.contains(&format!("{junk_s}: byte 0: not a pcap or pcapng file")),
         "{stderr}"
     );
+    // --no-resolve is said once, not as a warning per name it skipped.
+    assert!(
+        stderr.contains("--no-resolve: 6 DNS names of the policy and inventory are not looked up"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("did not resolve"), "{stderr}");
     // Flow records, then one verdict per required rule.
     let (required, flows): (Vec<&str>, Vec<&str>) = stdout
         .lines()

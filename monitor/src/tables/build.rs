@@ -58,6 +58,10 @@ pub struct KernelTables {
     pub v4: Option<V4Table>,
     /// Roles with no address at all: their rules can never match.
     pub unbound_roles: Vec<String>,
+    /// DNS names that gave no address, once each: traffic with them will be
+    /// reported as unexpected. Kept apart from `warnings` so a caller that
+    /// chose not to resolve (`--no-resolve`) need not warn about each.
+    pub unresolved: Vec<String>,
     pub warnings: Vec<String>,
 }
 
@@ -113,10 +117,10 @@ pub fn build(entries: &[Entry], peers: &Peers) -> Result<KernelTables, BuildErro
             }
         };
         let (role, nets) = match entry.peer {
-            PeerRef::Role(name) => (name.to_string(), role_nets(name, peers, &mut t.warnings)),
+            PeerRef::Role(name) => (name.to_string(), role_nets(name, peers, &mut t.unresolved)),
             PeerRef::Literals(list) => (
                 format!("peers of {}", rule.id),
-                literal_nets(list, peers, &mut t.warnings),
+                literal_nets(list, peers, &mut t.unresolved),
             ),
         };
         let bit = t
@@ -276,11 +280,11 @@ pub fn dns_names<'a>(entries: &'a [Entry], inventory: Option<&'a Inventory>) -> 
     names
 }
 
-fn role_nets(role: &str, peers: &Peers, warnings: &mut Vec<String>) -> Vec<IpNet> {
+fn role_nets(role: &str, peers: &Peers, unresolved: &mut Vec<String>) -> Vec<IpNet> {
     match peers.inventory.and_then(|inv| inv.binding(role)) {
         Some(binding) => {
             let mut nets = binding.nets.clone();
-            nets.extend(resolve_all(&binding.names, peers, warnings));
+            nets.extend(resolve_all(&binding.names, peers, unresolved));
             nets
         }
         None if role == "nodes" && peers.inventory.is_none() => peers.default_nodes.to_vec(),
@@ -288,7 +292,7 @@ fn role_nets(role: &str, peers: &Peers, warnings: &mut Vec<String>) -> Vec<IpNet
     }
 }
 
-fn literal_nets(list: &[Peer], peers: &Peers, warnings: &mut Vec<String>) -> Vec<IpNet> {
+fn literal_nets(list: &[Peer], peers: &Peers, unresolved: &mut Vec<String>) -> Vec<IpNet> {
     let mut nets = Vec::new();
     let mut names = Vec::new();
     for peer in list {
@@ -297,20 +301,16 @@ fn literal_nets(list: &[Peer], peers: &Peers, warnings: &mut Vec<String>) -> Vec
             Peer::Name(name) => names.push(name.clone()),
         }
     }
-    nets.extend(resolve_all(&names, peers, warnings));
+    nets.extend(resolve_all(&names, peers, unresolved));
     nets
 }
 
-fn resolve_all(names: &[String], peers: &Peers, warnings: &mut Vec<String>) -> Vec<IpNet> {
+fn resolve_all(names: &[String], peers: &Peers, unresolved: &mut Vec<String>) -> Vec<IpNet> {
     let mut nets = Vec::new();
     for name in names {
         let addrs = (peers.resolve)(name);
-        if addrs.is_empty() {
-            let w =
-                format!("{name} did not resolve: traffic with it will be reported as unexpected");
-            if !warnings.contains(&w) {
-                warnings.push(w);
-            }
+        if addrs.is_empty() && !unresolved.contains(name) {
+            unresolved.push(name.clone());
         }
         nets.extend(addrs.into_iter().map(IpNet::from));
     }
@@ -594,6 +594,22 @@ pub(super) mod tests {
     const NODE2: [u8; 4] = [192, 0, 2, 2];
     const ADMIN: [u8; 4] = [198, 51, 100, 7];
     const STRANGER: [u8; 4] = [203, 0, 113, 9];
+
+    #[test]
+    fn names_that_do_not_resolve_are_listed_once_each_apart_from_warnings() {
+        let t = thoughtspot(INV);
+        let mut names = t.unresolved.clone();
+        assert!(names.iter().any(|n| n == "api.mixpanel.com"), "{names:?}");
+        let listed = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), listed, "{:?}", t.unresolved);
+        assert!(
+            t.warnings.iter().all(|w| !w.contains("api.mixpanel.com")),
+            "{:?}",
+            t.warnings
+        );
+    }
 
     #[test]
     fn zookeeper_between_nodes_is_allowed_both_ways() {
