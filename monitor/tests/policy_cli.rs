@@ -70,6 +70,17 @@ fn compile_writes_a_policy_and_warns_with_doc_line() {
     ]);
     let v: Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(v["rules"].as_array().unwrap().len(), 88);
+    // The file may also be named directly, as `compile -o` wrote it.
+    let (direct, _) = ok(&["policy", "show", out.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(direct, shown);
+    let err = fails(&[
+        "policy",
+        "show",
+        out.to_str().unwrap(),
+        "--profile",
+        "thoughtspot",
+    ]);
+    assert!(err.contains("cannot be used with"), "{err}");
 }
 
 #[test]

@@ -75,6 +75,10 @@ pub enum Format {
 
 #[derive(Args)]
 pub struct ShowArgs {
+    /// A compiled policy file: the same as --policy FILE, as `compile -o`
+    /// just wrote it.
+    #[arg(value_name = "POLICY", conflicts_with_all = ["policy", "profile"])]
+    pub file: Option<PathBuf>,
     #[command(flatten)]
     pub selection: Selection,
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -186,7 +190,10 @@ pub fn select(selection: &Selection) -> anyhow::Result<(Policy, ResolveOptions)>
     Ok((policy, options))
 }
 
-fn show(args: ShowArgs) -> anyhow::Result<()> {
+fn show(mut args: ShowArgs) -> anyhow::Result<()> {
+    if let Some(file) = args.file.take() {
+        args.selection.policy = Some(file);
+    }
     let (policy, options) = select(&args.selection)?;
     let resolved = resolve::resolve(&policy, &options)?;
     let inventory = args
