@@ -303,7 +303,7 @@ fn without_host_the_address_in_most_packets_is_taken() {
     frames.push((T0 + 1000, tcp(NODE2, [255, 255, 255, 255], 1, 2, 0)));
     let p = dir.path().join("host.pcap");
     write_pcap(&p, DataLink::ETHERNET, &frames);
-    let inf = infer_hosts(&[p]).unwrap();
+    let inf = infer_hosts(&mut CaptureSet::open(&[p])).unwrap();
     assert_eq!(inf.hosts, vec![IpAddr::from(NODE1)]);
     assert_eq!(inf.evidence, vec![(IpAddr::from(NODE1), 20, 21)]);
 }

@@ -13,7 +13,7 @@ use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use ipnet::IpNet;
 
-use super::{Counters, Hosts, INFER_PACKETS, Replayer, capture::CaptureSet, infer_hosts};
+use super::{Counters, Hosts, Replayer, capture::CaptureSet, infer_hosts};
 use crate::{
     daemon::unexpected::console_line,
     events::{EventKind, EventRecord, JsonlWriter, Rotation, rfc3339},
@@ -70,20 +70,11 @@ pub fn run(config: ReplayConfig) -> anyhow::Result<()> {
         );
     }
     let hosts = if config.hosts.is_empty() {
-        let Some(inf) = infer_hosts(&config.captures) else {
-            // Read as far as the guess did, so what stopped the files is
-            // said (with its offset), not only that no packet came out.
-            let mut set = CaptureSet::open(&config.captures);
-            let mut read = 0u64;
-            let _ = set.for_each(|_, _| {
-                read += 1;
-                if read > INFER_PACKETS {
-                    Err(())
-                } else {
-                    Ok(())
-                }
-            });
-            report_failures(&set);
+        let mut probe = CaptureSet::open(&config.captures);
+        let Some(inf) = infer_hosts(&mut probe) else {
+            // What stopped the files is said, with its offset, not only
+            // that no packet came out.
+            report_failures(&probe);
             bail!(
                 "no IP packet could be read from {} to tell which host the capture was taken on",
                 describe(&config.captures)

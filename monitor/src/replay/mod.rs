@@ -14,7 +14,7 @@ pub mod command;
 pub mod flows;
 pub mod required;
 
-use std::{collections::HashMap, net::IpAddr, path::PathBuf};
+use std::{collections::HashMap, net::IpAddr};
 
 use monitor_common::{
     classify::{self, Verdict},
@@ -467,9 +467,9 @@ struct Tally {
 /// so the address in the most packets is taken (ties: the one most often
 /// the destination of a connection request), and an address of the other
 /// family too if it is in most of that family's packets. Broadcast,
-/// multicast and unspecified addresses are never the host.
-pub fn infer_hosts(paths: &[PathBuf]) -> Option<Inference> {
-    let mut set = CaptureSet::open(paths);
+/// multicast and unspecified addresses are never the host. `set` is read
+/// from its start; when no guess comes of it, its stats say why.
+pub fn infer_hosts(set: &mut CaptureSet) -> Option<Inference> {
     let mut tally: HashMap<IpAddr, Tally> = HashMap::new();
     let mut per_family = [0u64; 2];
     let mut seen = 0u64;
