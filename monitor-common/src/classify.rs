@@ -20,9 +20,9 @@ pub trait PolicyLookup {
     fn port_class(&self, index: u32) -> u16;
     /// `PC_RULESETS[id]`.
     fn rule_set(&self, id: u16) -> Option<&RuleSet>;
-    /// Role mask of an IPv4 peer (host byte order). Separate from IPv6 so
-    /// the IPv4 path passes one register: a 16-byte array would be rebuilt
-    /// in memory from the parsed address's pieces on every packet.
+    /// Role mask of an IPv4 peer (host byte order). A word, not the
+    /// parser's 16-byte array: every IPv4 structure (the trie, the host
+    /// hash, the LPM key) is keyed by the word.
     fn peer_roles_v4(&self, addr: u32) -> u64;
     /// Role mask of an IPv6 peer.
     fn peer_roles_v6(&self, addr: &[u8; 16]) -> u64;
