@@ -4,6 +4,8 @@
 
 use monitor_common::{Packet, flow::EVENT_HEADER_BYTES};
 
+use crate::opaque;
+
 /// Bytes of headers the parser may need: Ethernet, two VLAN tags, IPv6 with
 /// extension headers, and an L4 header fit in this.
 pub const HEADER_WINDOW: usize = 128;
@@ -47,7 +49,7 @@ impl Packet for Frame {
     /// rejects the read.
     #[inline(always)]
     fn span(&self, offset: usize, len: usize) -> Option<usize> {
-        let addr = opaque(self.start + offset);
+        let addr = opaque::hide(self.start + offset);
         if addr + len > self.end {
             return None;
         }
@@ -63,18 +65,6 @@ impl Packet for Frame {
         // verifier would refuse the program, never read out of bounds.
         unsafe { read(span + k) }
     }
-}
-
-/// The same value, with its origin hidden from LLVM.
-#[inline(always)]
-fn opaque(mut v: usize) -> usize {
-    // SAFETY: a register move to itself. It must be a real instruction:
-    // an empty block would leave two line-info records on one instruction,
-    // which the kernel refuses.
-    unsafe {
-        core::arch::asm!("{0} = {0}", inout(reg) v, options(pure, nomem, nostack, preserves_flags))
-    };
-    v
 }
 
 /// # Safety

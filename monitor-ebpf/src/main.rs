@@ -9,6 +9,7 @@
 mod flows;
 mod frame;
 mod maps;
+mod opaque;
 mod policy;
 mod required;
 mod stats;

@@ -3,11 +3,13 @@
 
 use monitor_common::{
     maps::{Counter, CpuCounters},
+    policy::MAX_RULES,
     stats::{Direction, IFINDEX_LIMIT, MAX_IFACES, stats_index},
 };
 
 use crate::{
     maps::{PC_COUNTERS, PC_KSTATS},
+    opaque,
     tables::PC_IFSLOT,
 };
 
@@ -36,8 +38,9 @@ pub fn count_traffic(
 #[inline(always)]
 pub fn count_rule(counters: Option<*mut CpuCounters>, rule: u16, bytes: u64) {
     if let Some(c) = counters {
-        // SAFETY: as above.
-        bump(unsafe { (*c).rules.get_mut(usize::from(rule)) }, bytes);
+        let i = opaque::index::<{ MAX_RULES as usize }>(usize::from(rule));
+        // SAFETY: as above; `i` is masked into the array (see `opaque`).
+        bump(Some(unsafe { (*c).rules.get_unchecked_mut(i) }), bytes);
     }
 }
 

@@ -19,6 +19,8 @@ use monitor_common::{
     stats::IFINDEX_LIMIT,
 };
 
+use crate::opaque;
+
 /// A global array the programs only read.
 #[repr(transparent)]
 pub struct Table<T, const N: usize>(UnsafeCell<[T; N]>);
@@ -38,9 +40,11 @@ impl<T: Copy, const N: usize> Table<T, N> {
     /// check costs at each level of a walk. Hence power-of-two sizes.
     #[inline(always)]
     pub fn get(&self, i: u32) -> &T {
-        const { assert!(N.is_power_of_two()) };
+        let i = opaque::index::<N>(i as usize);
         // SAFETY: masked into bounds; the table lives as long as the program.
-        unsafe { &*opaque(self.0.get().cast::<T>()).add(i as usize & (N - 1)) }
+        // The base is hidden because the tables are zero-initialized and
+        // never written by the programs: LLVM would fold every read to zero.
+        unsafe { &*opaque::hide_ptr(self.0.get().cast::<T>()).add(i) }
     }
 
     /// Entry `i` by value.
@@ -48,21 +52,6 @@ impl<T: Copy, const N: usize> Table<T, N> {
     pub fn at(&self, i: u32) -> T {
         *self.get(i)
     }
-}
-
-/// The same pointer, but one LLVM cannot see through. The tables are
-/// zero-initialized and never written by the programs, so without this LLVM
-/// may fold every read to zero; userspace fills them.
-#[inline(always)]
-fn opaque<T>(p: *const T) -> *const T {
-    let mut addr = p.expose_provenance();
-    // SAFETY: a register move to itself (a real instruction: an empty block
-    // can leave two line-info records on one instruction, which the kernel
-    // refuses); it only hides the value's origin.
-    unsafe {
-        core::arch::asm!("{0} = {0}", inout(reg) addr, options(nomem, nostack, preserves_flags))
-    };
-    core::ptr::with_exposed_provenance(addr)
 }
 
 const PORTS: usize = (POLICY_SETS * PORT_TABLE_ENTRIES) as usize;
