@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use crate::{
     daemon::{self, Sinks, SummaryFormat},
     events::{JsonlWriter, PcapngWriter, Rotation},
-    loader::{Monitor, XdpAttachMode},
+    loader::{EgressMode, Monitor, XdpAttachMode},
     metrics::{Metrics, serve},
     netif,
     policy::cli::Selection,
@@ -87,9 +87,19 @@ pub fn run(config: RunConfig) -> anyhow::Result<()> {
             }
         };
         eprintln!(
-            "portconform: attached to {}: xdp {} ingress, tc egress{note}",
+            "portconform: attached to {}: xdp {} ingress, tc {} egress{note}",
             iface.name,
-            iface.xdp_mode.name()
+            iface.xdp_mode.name(),
+            iface.egress_mode.name()
+        );
+    }
+    if monitor
+        .interfaces()
+        .iter()
+        .any(|i| i.egress_mode == EgressMode::Clsact)
+    {
+        eprintln!(
+            "portconform: this kernel has no tcx (6.6): egress is a clsact filter, removed on exit; after a kill -9 the next start removes it"
         );
     }
     if let Some(t) = &tables {

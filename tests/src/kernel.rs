@@ -178,6 +178,7 @@ impl Kernel {
             index: TEST_RUN_IFINDEX,
             slot: TEST_RUN_SLOT,
             xdp_mode: XdpAttachMode::Native,
+            egress_mode: monitor::loader::EgressMode::Tcx,
         };
         let mut snapshot = stats::read_from(&map, &[iface])?;
         Ok(snapshot.ifaces.remove(0))

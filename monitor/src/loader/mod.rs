@@ -1,14 +1,20 @@
 //! Loading the kernel programs and attaching them: XDP on each interface's
-//! ingress, TC (tcx) on its egress. Links are owned by [`Monitor`]; dropping it
-//! detaches everything, and the kernel does the same if the process dies,
-//! because all attachments are bpf links tied to our file descriptors.
+//! ingress, TC on its egress (tcx, or a clsact filter before 6.6: see
+//! [`egress`]). Attachments are owned by [`Monitor`]; dropping it detaches
+//! everything. XDP and tcx links also go when the process dies; a clsact
+//! filter left by a killed daemon is removed by the next start.
+
+mod egress;
+mod rtnl;
+
+pub use egress::EgressMode;
 
 use std::{ffi::CString, io};
 
 use aya::{
     Ebpf, EbpfError,
     maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode},
+    programs::{ProgramError, SchedClassifier, Xdp, XdpMode},
 };
 use monitor_common::{
     flow::{FlowKey, FlowState, KSTATS, SEEN_SLOTS, SeenSlot},
@@ -37,6 +43,10 @@ pub enum LoadError {
         "permission denied while {what}: portconform needs root, or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON"
     )]
     Permission { what: String },
+    #[error(
+        "interface {0:?} already has an XDP program attached (is another portconform watching it? `ip link show {0}` names the program)"
+    )]
+    XdpBusy(String),
     #[error("loading the eBPF object failed: {0}")]
     Object(#[source] EbpfError),
     #[error("the kernel rejected program {program}")]
@@ -90,11 +100,15 @@ pub struct Interface {
     /// Counter slot the kernel uses for this interface.
     pub slot: u32,
     pub xdp_mode: XdpAttachMode,
+    pub egress_mode: EgressMode,
 }
 
 /// The loaded object with its programs attached. Dropping it detaches.
 pub struct Monitor {
     ebpf: Ebpf,
+    /// Held for their drop, after `ebpf`'s: fields drop in order, so the
+    /// programs' filters are gone before a qdisc is deleted.
+    _qdiscs: Vec<egress::Clsact>,
     interfaces: Vec<Interface>,
     /// The tables in each policy map set, and which set is live.
     sets: [Option<KernelTables>; 2],
@@ -129,6 +143,7 @@ impl Monitor {
                 index: *index,
                 slot: i as u32 + 1,
                 xdp_mode: XdpAttachMode::Native,
+                egress_mode: EgressMode::Tcx,
             })
             .collect();
         let slots: Vec<(u32, u32)> = interfaces.iter().map(|i| (i.index, i.slot)).collect();
@@ -148,12 +163,15 @@ impl Monitor {
         let tc: &mut SchedClassifier = program(&mut ebpf, PROG_EGRESS)?;
         tc.load()
             .map_err(|source| program_error(PROG_EGRESS, source))?;
-        for iface in &interfaces {
-            tc.attach(&iface.name, TcAttachType::Egress)
-                .map_err(|source| attach_error(PROG_EGRESS, &iface.name, source))?;
+        let mut qdiscs = Vec::new();
+        for iface in &mut interfaces {
+            let (mode, qdisc) = egress::attach(tc, iface)?;
+            iface.egress_mode = mode;
+            qdiscs.extend(qdisc);
         }
         Ok(Self {
             ebpf,
+            _qdiscs: qdiscs,
             interfaces,
             sets: [tables.cloned(), None],
             live: 0,
@@ -423,9 +441,15 @@ where
 }
 
 /// Native XDP first; drivers without it get generic mode, and the caller says so.
+/// An interface whose XDP hook is taken (another portconform, say) is an
+/// error: generic mode would run beside it, and the egress fallback takes a
+/// filter of ours found there for a dead instance's.
 fn attach_xdp(xdp: &mut Xdp, iface: &Interface) -> Result<XdpAttachMode, LoadError> {
     match xdp.attach_to_if_index(iface.index, XdpMode::Driver) {
         Ok(_) => Ok(XdpAttachMode::Native),
+        Err(err) if io_error(&err).and_then(io::Error::raw_os_error) == Some(libc::EBUSY) => {
+            Err(LoadError::XdpBusy(iface.name.clone()))
+        }
         Err(native_err) if !is_permission(&native_err) => {
             match xdp.attach_to_if_index(iface.index, XdpMode::Skb) {
                 Ok(_) => Ok(XdpAttachMode::Generic),
