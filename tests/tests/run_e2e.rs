@@ -185,6 +185,67 @@ fn counts_real_traffic_exactly_on_two_interfaces_and_detaches_on_sigterm() {
     assert!(done.stderr.contains("detached"), "{}", done.stderr);
 }
 
+/// A daemon killed with SIGKILL runs no cleanup. XDP and tcx links die with
+/// it; a clsact filter (kernels before 6.6) does not, so the next start on
+/// the interface must remove it and the qdisc, and its own exit must leave
+/// the interface as it found it.
+#[test]
+fn a_killed_daemon_leaves_nothing_once_the_next_one_exits() {
+    let lab = lab();
+    let i1 = lab.h1.ifname.as_str();
+    let before = our_program_ids();
+    let qdiscs_before = tc(&lab.host, &["qdisc", "show", "dev", i1]);
+
+    let first = MonitorProc::start(&lab.host, &[i1], &["--interval", "60"]).expect("start");
+    first.signal(libc::SIGKILL);
+    let killed = first.stop().expect("reap");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&killed.status),
+        Some(libc::SIGKILL)
+    );
+
+    let second = MonitorProc::start(&lab.host, &[i1], &["--summary", "json", "--interval", "60"])
+        .expect("restart");
+    // One egress program of ours on the interface: the new one.
+    let filters = tc(&lab.host, &["filter", "show", "dev", i1, "egress"]);
+    assert!(
+        filters.lines().filter(|l| l.contains("pc_egress")).count() <= 1,
+        "a dead instance's filter is still attached: {filters}"
+    );
+    lab.host
+        .run(T, "ping", &["-q", "-c", "3", "-i", "0.01", &lab.p1.v4])
+        .expect("ping out");
+    std::thread::sleep(Duration::from_millis(300));
+    let done = second.stop().expect("stop");
+    assert!(done.status.success(), "{}", done.stderr);
+    if done.stderr.contains("tc clsact egress") {
+        assert!(
+            done.stderr
+                .contains("removed the egress filter a stopped portconform left"),
+            "{}",
+            done.stderr
+        );
+    }
+    // The restarted daemon's egress program sees the host's packets.
+    let t = final_totals(&done.stdout);
+    assert_eq!(packets(&t, i1, "outbound", "ipv4", "icmp"), 3, "{t:#?}");
+
+    assert!(!xdp_attached(&lab.host, i1).unwrap());
+    assert_eq!(
+        tc(&lab.host, &["qdisc", "show", "dev", i1]),
+        qdiscs_before,
+        "the interface's qdiscs changed"
+    );
+    assert_eq!(tc(&lab.host, &["filter", "show", "dev", i1, "egress"]), "");
+    assert_no_programs_left(&before);
+}
+
+/// `tc ARGS` in `ns`: its stdout.
+fn tc(ns: &Netns, args: &[&str]) -> String {
+    let out = ns.run(T, "tc", args).expect("tc");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Ids of the portconform programs loaded right now, by any process.
 fn our_program_ids() -> std::collections::BTreeSet<u32> {
     aya::programs::loaded_programs()
