@@ -142,3 +142,35 @@ pub fn copy_len(len: usize) -> Option<u32> {
     let n = unsafe { core::ptr::read_volatile(&n) };
     Some((n.wrapping_sub(1) & (EVENT_HEADER_BYTES as u32 - 1)) + 1)
 }
+
+/// Copies the frame's first bytes (up to `dst.len()`) into `dst`: 8-byte
+/// words while they fit, then the last bytes one by one. Each load is read
+/// from the very span the verifier saw checked against the frame's end (see
+/// [`Frame::span`]); the loops have constant bounds, and LLVM unrolls them
+/// into constant offsets. Returns how many bytes were copied.
+const _: () = assert!(EVENT_HEADER_BYTES.is_multiple_of(8));
+
+#[inline(always)]
+pub fn copy_headers(frame: &Frame, dst: &mut [u8; EVENT_HEADER_BYTES]) -> usize {
+    let mut n = 0;
+    while n < EVENT_HEADER_BYTES {
+        let Some(span) = frame.span(n, 8) else {
+            break;
+        };
+        let word: u64 = frame.field(span, 0);
+        // SAFETY: n + 8 <= EVENT_HEADER_BYTES (a multiple of 8).
+        unsafe { dst.as_mut_ptr().add(n).cast::<u64>().write_unaligned(word) };
+        n += 8;
+    }
+    let words = n;
+    while n < EVENT_HEADER_BYTES && n < words + 7 {
+        let Some(span) = frame.span(n, 1) else {
+            break;
+        };
+        let byte: u8 = frame.field(span, 0);
+        // SAFETY: n < EVENT_HEADER_BYTES.
+        unsafe { *dst.as_mut_ptr().add(n) = byte };
+        n += 1;
+    }
+    n
+}

@@ -17,7 +17,7 @@ mod tables;
 
 use aya_ebpf::{
     bindings::{TC_ACT_OK, xdp_action},
-    helpers::generated::{bpf_skb_load_bytes, bpf_xdp_load_bytes},
+    helpers::generated::bpf_skb_load_bytes,
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
@@ -135,15 +135,12 @@ fn observe<H: CopyHeaders, P: Packet>(
 struct XdpHeaders<'a>(&'a XdpContext);
 
 impl CopyHeaders for XdpHeaders<'_> {
+    /// By direct packet access: `bpf_xdp_load_bytes` only exists from 5.18.
+    /// An XDP program without frags sees the whole frame in its linear
+    /// part, so nothing is lost.
     #[inline(always)]
     fn copy_headers(&self, dst: &mut [u8; EVENT_HEADER_BYTES]) -> usize {
-        let Some(len) = frame::copy_len(self.0.data_end().saturating_sub(self.0.data())) else {
-            return 0;
-        };
-        // SAFETY: `dst` holds EVENT_HEADER_BYTES ≥ len bytes; the helper
-        // bounds-checks the packet side.
-        let ret = unsafe { bpf_xdp_load_bytes(self.0.ctx, 0, dst.as_mut_ptr().cast(), len) };
-        if ret == 0 { len as usize } else { 0 }
+        frame::copy_headers(&Frame::new(self.0.data(), self.0.data_end()), dst)
     }
 }
 

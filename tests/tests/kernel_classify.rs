@@ -174,6 +174,44 @@ fn a_flood_of_one_unexpected_flow_is_one_event_and_a_count() {
     assert_eq!(kernel.kstat(KSTAT_NEW_FLOWS).unwrap(), 1);
 }
 
+/// An event carries the frame's first bytes, copied in the kernel (by
+/// words, then bytes, on ingress; by the skb helper on egress): every byte
+/// of a frame shorter than the header window whatever its length, the
+/// window's worth of a longer one.
+#[test]
+fn events_carry_the_first_bytes_of_short_and_long_frames() {
+    use monitor_common::flow::EVENT_HEADER_BYTES;
+    let syn = |src, dst, dport, payload: usize| {
+        let mut frame = Vec::new();
+        PacketBuilder::ethernet2(MAC, MAC)
+            .ipv4(src, dst, 64)
+            .tcp(41000, dport, 1, 1024)
+            .syn()
+            .write(&mut frame, &vec![0xa5; payload])
+            .unwrap();
+        frame
+    };
+    for payload in [0, 1, 7, 9, 74, 200] {
+        let (mut kernel, _) = setup();
+        let inbound = syn(STRANGER, NODE1, 7777, payload);
+        let outbound = syn(NODE1, STRANGER, 7778, payload);
+        run(&kernel, Direction::Ingress, &inbound);
+        run(&kernel, Direction::Egress, &outbound);
+        let events = kernel.events().unwrap();
+        assert_eq!(events.len(), 2, "{events:?}");
+        for ev in events {
+            let frame = if ev.key.service_port == 7777 {
+                &inbound
+            } else {
+                &outbound
+            };
+            let n = frame.len().min(EVENT_HEADER_BYTES);
+            assert_eq!(usize::from(ev.captured), n, "{} bytes", frame.len());
+            assert_eq!(&ev.header[..n], &frame[..n], "{} bytes", frame.len());
+        }
+    }
+}
+
 /// Two flows sharing one seen-flow slot take it from each other on every
 /// packet: each handover adds the slot's packets to the flow's LRU entry,
 /// and the packets still in the slot are added when userspace reads. The
