@@ -15,6 +15,7 @@ use aya::{
     Ebpf, EbpfError,
     maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{ProgramError, SchedClassifier, Xdp, XdpMode},
+    util::KernelVersion,
 };
 use monitor_common::{
     flow::{FlowKey, FlowState, KSTATS, SEEN_SLOTS, SeenSlot},
@@ -49,9 +50,11 @@ pub enum LoadError {
     XdpBusy(String),
     #[error("loading the eBPF object failed: {0}")]
     Object(#[source] EbpfError),
-    #[error("the kernel rejected program {program}")]
+    #[error("the kernel ({kernel}) rejected program {program}")]
     Program {
         program: &'static str,
+        /// Its version, and a word when it is older than the oldest supported.
+        kernel: String,
         #[source]
         source: ProgramError,
     },
@@ -522,8 +525,24 @@ fn program_error(program: &'static str, source: ProgramError) -> LoadError {
             what: format!("loading {program}"),
         };
     }
-    LoadError::Program { program, source }
+    let kernel = match KernelVersion::current() {
+        Ok(v) if v < MIN_KERNEL => {
+            format!(
+                "{v}, older than 5.15, the oldest portconform supports: see the README's kernel table"
+            )
+        }
+        Ok(v) => v.to_string(),
+        Err(_) => "version unknown".into(),
+    };
+    LoadError::Program {
+        program,
+        kernel,
+        source,
+    }
 }
+
+/// The oldest kernel the README names as supported.
+const MIN_KERNEL: KernelVersion = KernelVersion::new(5, 15, 0);
 
 fn attach_error(program: &'static str, iface: &str, source: ProgramError) -> LoadError {
     if is_permission(&source) {
