@@ -169,12 +169,22 @@ fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
     lab.servers.push(listener(&lab.node1, 3888));
     let inventory = "nodes = [\"192.0.2.0/24\", \"2001:db8:61::/64\"]\n";
     // A capture of the same traffic, for replay to judge afterwards.
+    // Immediate mode: packets still buffered in the kernel when tcpdump is
+    // stopped are lost, and under a slow (emulated) CPU those are the last
+    // attempts of the test.
     let capture = lab.dir.file("node1.pcap");
     let tcpdump = lab
         .node1
         .spawn_graceful(
             "tcpdump",
-            &["-i", &lab.n1.ifname, "-U", "-w", &capture],
+            &[
+                "-i",
+                &lab.n1.ifname,
+                "--immediate-mode",
+                "-U",
+                "-w",
+                &capture,
+            ],
             libc::SIGINT,
             Duration::from_secs(5),
         )

@@ -6,6 +6,7 @@ mod cmd;
 mod demo;
 mod setup;
 mod test;
+mod vm;
 
 use clap::{Parser, Subcommand};
 
@@ -20,7 +21,8 @@ struct Cli {
 enum Task {
     /// Install what building and testing need (idempotent).
     Setup,
-    /// Formatting, lints, unit tests, kernel test_run tests and namespace end-to-end tests.
+    /// Formatting, lints, unit tests, kernel test_run tests and namespace end-to-end tests;
+    /// with --kernel, a subset of the root tests inside other kernels too.
     Test(test::Args),
     /// A lab of network namespaces with real traffic and the monitor watching it.
     Demo,

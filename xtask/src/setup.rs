@@ -221,7 +221,17 @@ pub fn ensure_debian_packages(wanted: &[&str]) -> anyhow::Result<()> {
             missing.join(" ")
         );
     }
-    cmd::run(Command::new("apt-get").arg("update").arg("-q"))?;
+    apt_update()?;
+    apt_install(&missing)
+}
+
+pub fn apt_update() -> anyhow::Result<()> {
+    cmd::run(Command::new("apt-get").arg("update").arg("-q"))
+}
+
+/// `apt-get install` of `packages` (as root, after [`apt_update`]), with no
+/// service started on the host.
+pub fn apt_install(packages: &[String]) -> anyhow::Result<()> {
     // The lab starts its servers (nginx, sshd, memcached...) inside its own
     // namespaces; installing them must not start them on the host.
     let _guard = NoServiceStarts::install()?;
@@ -229,7 +239,7 @@ pub fn ensure_debian_packages(wanted: &[&str]) -> anyhow::Result<()> {
         Command::new("apt-get")
             .env("DEBIAN_FRONTEND", "noninteractive")
             .args(["install", "-y", "-q", "--no-install-recommends"])
-            .args(&missing),
+            .args(packages),
     )
     .context("installing Debian packages")
 }

@@ -1,12 +1,14 @@
 //! `cargo xtask test`: the whole gate, in the order that fails fastest:
 //! formatting, lints (userspace and the eBPF crate), host unit tests, then the
 //! tests that need root (kernel test_run, namespace end to end), serially.
+//! With `--kernel`, a subset of the root tests then runs inside each of those
+//! kernels too (see `vm`).
 
 use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
-use crate::{cmd, setup};
+use crate::{cmd, setup, vm};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -16,30 +18,98 @@ pub struct Args {
     /// Only run root tests whose name contains this.
     #[arg(long)]
     filter: Option<String>,
+    /// Then boot this kernel under qemu and run the guest subset of the root
+    /// tests in it: an image (/boot/vmlinuz-...) or `debian-12` (installs the
+    /// newest Debian 12 kernel package). Repeatable.
+    #[arg(long, value_name = "K")]
+    kernel: Vec<String>,
+    /// Only the guest runs of --kernel, without the host gate.
+    #[arg(long, requires = "kernel")]
+    kernel_only: bool,
+    /// Let qemu use KVM (nested KVM fails on some machines, so guests use
+    /// software emulation unless asked).
+    #[arg(long, requires = "kernel")]
+    kvm: bool,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     setup::ensure()?;
+    let guests = vm::prepare(&args.kernel)?;
+    let mut totals = Totals::default();
+    if !args.kernel_only {
+        totals.add(host_gate(args)?);
+    }
+    let outcomes = match &guests {
+        Some(prepared) => vm::run(
+            prepared,
+            &vm::Options {
+                kvm: args.kvm,
+                filter: args.filter.as_deref(),
+            },
+        )?,
+        None => Vec::new(),
+    };
+    summarize(totals, &outcomes, args.kernel_only)
+}
+
+/// Lints, unit tests and the root tests, on this machine's kernel.
+fn host_gate(args: &Args) -> anyhow::Result<Totals> {
     if !args.no_lint {
         lint()?;
     }
-    let mut totals = Totals::default();
-    totals.add(run_counted(cmd::cargo().args([
+    let mut totals = run_counted(cmd::cargo().args([
         "test",
         "--workspace",
         "--exclude",
         "monitor-ebpf",
         "--exclude",
         "portconform-tests",
-    ]))?);
+    ]))?;
     totals.add(root_tests(args.filter.as_deref())?);
-    // One closing line for every test of the run, so whoever reads the end
-    // of the log sees the whole count, not the last binary's.
-    println!("xtask: every gate passed");
+    Ok(totals)
+}
+
+/// The closing lines: one per guest kernel, then one for every test of the
+/// run, so whoever reads the end of the log sees the whole count, not the
+/// last binary's. Fails if a guest did.
+fn summarize(
+    mut totals: Totals,
+    outcomes: &[vm::Outcome],
+    guests_only: bool,
+) -> anyhow::Result<()> {
+    let mut failed = Vec::new();
+    for o in outcomes {
+        println!(
+            "xtask: guest {} ({}, {}s): {} passed, {} failed, {} skipped",
+            o.name,
+            o.spec,
+            o.elapsed.as_secs(),
+            o.totals.passed,
+            o.totals.failed,
+            o.totals.ignored
+        );
+        for problem in &o.problems {
+            println!("xtask:   {problem}");
+        }
+        if !o.problems.is_empty() {
+            failed.push(o.name.as_str());
+        }
+        totals.add(o.totals);
+    }
+    if failed.is_empty() && guests_only {
+        println!("xtask: every guest passed (host gate skipped)");
+    } else if failed.is_empty() {
+        println!("xtask: every gate passed");
+    } else {
+        println!("xtask: guest tests failed on {}", failed.join(", "));
+    }
     println!(
         "{} passed, {} failed, {} skipped",
         totals.passed, totals.failed, totals.ignored
     );
+    if !failed.is_empty() {
+        bail!("guest tests failed on {}", failed.join(", "));
+    }
     Ok(())
 }
 
@@ -52,7 +122,7 @@ pub struct Totals {
 }
 
 impl Totals {
-    fn add(&mut self, other: Totals) {
+    pub fn add(&mut self, other: Totals) {
         self.passed += other.passed;
         self.failed += other.failed;
         self.ignored += other.ignored;
@@ -60,7 +130,7 @@ impl Totals {
 }
 
 /// Reads "test result: ok. 5 passed; 0 failed; 1 ignored; ..." into totals.
-fn parse_result_line(line: &str) -> Option<Totals> {
+pub fn parse_result_line(line: &str) -> Option<Totals> {
     let rest = line.trim().strip_prefix("test result: ")?;
     let mut t = Totals::default();
     for part in rest.split(';') {
