@@ -168,9 +168,20 @@ impl Monitor {
             .map_err(|source| program_error(PROG_EGRESS, source))?;
         let mut qdiscs = Vec::new();
         for iface in &mut interfaces {
-            let (mode, qdisc) = egress::attach(tc, iface)?;
-            iface.egress_mode = mode;
-            qdiscs.extend(qdisc);
+            match egress::attach(tc, iface) {
+                Ok((mode, qdisc)) => {
+                    iface.egress_mode = mode;
+                    qdiscs.extend(qdisc);
+                }
+                Err(err) => {
+                    // The filters first (with the programs), then the
+                    // qdiscs, which are only deleted once empty: the order
+                    // `Monitor`'s fields drop in.
+                    drop(ebpf);
+                    drop(qdiscs);
+                    return Err(err);
+                }
+            }
         }
         Ok(Self {
             ebpf,
