@@ -11,7 +11,7 @@ use crate::{
         CONN_INBOUND, CONN_OUTBOUND, L4_ICMP, L4_ICMPV6, L4_TCP, L4_UDP, NO_RULE, RULE_REQUIRED,
         RuleSet, port_index,
     },
-    stats::Direction,
+    stats::PacketDir,
 };
 
 /// Read access to the policy maps.
@@ -73,19 +73,19 @@ pub struct Conn {
 
 /// The side of a packet's addresses that is the peer, given its direction.
 #[inline(always)]
-pub fn peer_addr(parsed: &Parsed, dir: Direction) -> &[u8; 16] {
+pub fn peer_addr(parsed: &Parsed, dir: PacketDir) -> &[u8; 16] {
     match dir {
-        Direction::Ingress => &parsed.src,
-        Direction::Egress => &parsed.dst,
+        PacketDir::Ingress => &parsed.src,
+        PacketDir::Egress => &parsed.dst,
     }
 }
 
 /// The connection direction of a packet that travels initiator → responder.
 #[inline(always)]
-const fn forward_conn_dir(dir: Direction) -> u32 {
+const fn forward_conn_dir(dir: PacketDir) -> u32 {
     match dir {
-        Direction::Ingress => CONN_INBOUND,
-        Direction::Egress => CONN_OUTBOUND,
+        PacketDir::Ingress => CONN_INBOUND,
+        PacketDir::Egress => CONN_OUTBOUND,
     }
 }
 
@@ -137,7 +137,7 @@ struct Roles<'a> {
 
 impl<'a> Roles<'a> {
     #[inline(always)]
-    fn new(parsed: &'a Parsed, dir: Direction) -> Self {
+    fn new(parsed: &'a Parsed, dir: PacketDir) -> Self {
         Self {
             family: parsed.family,
             addr: peer_addr(parsed, dir),
@@ -205,7 +205,7 @@ fn match_port<L: PolicyLookup + ?Sized>(
 
 /// Classifies one parsed packet seen in `dir`.
 #[inline(always)]
-pub fn classify<L: PolicyLookup + ?Sized>(policy: &L, parsed: &Parsed, dir: Direction) -> Verdict {
+pub fn classify<L: PolicyLookup + ?Sized>(policy: &L, parsed: &Parsed, dir: PacketDir) -> Verdict {
     if parsed.fragment == Fragment::Later {
         return Verdict::Fragment;
     }
@@ -322,7 +322,7 @@ pub fn classify<L: PolicyLookup + ?Sized>(policy: &L, parsed: &Parsed, dir: Dire
 /// request type); replies follow their request; errors and neighbour
 /// discovery are infrastructure.
 #[inline(always)]
-fn classify_icmp<L: PolicyLookup + ?Sized>(policy: &L, parsed: &Parsed, dir: Direction) -> Verdict {
+fn classify_icmp<L: PolicyLookup + ?Sized>(policy: &L, parsed: &Parsed, dir: PacketDir) -> Verdict {
     let v6 = parsed.proto == IPPROTO_ICMPV6;
     let l4 = if v6 { L4_ICMPV6 } else { L4_ICMP };
     let icmp_type = parsed.sport as u8;

@@ -19,7 +19,7 @@ use crate::{
         TCP_SYN, v4_bytes, v6_bytes,
     },
     policy::{CONN_INBOUND, CONN_OUTBOUND},
-    stats::Direction,
+    stats::PacketDir,
 };
 
 /// Pending attempts the table holds. It is a plain hash, not an LRU: an LRU
@@ -116,15 +116,15 @@ pub enum Track {
 }
 
 #[inline(always)]
-const fn conn_dir(dir: Direction, forward: bool) -> u32 {
-    let inbound = matches!(dir, Direction::Ingress) == forward;
+const fn conn_dir(dir: PacketDir, forward: bool) -> u32 {
+    let inbound = matches!(dir, PacketDir::Ingress) == forward;
     if inbound { CONN_INBOUND } else { CONN_OUTBOUND }
 }
 
 /// The attempt a packet belongs to; `forward` when it travels initiator →
 /// responder.
 #[inline(always)]
-fn key_of(parsed: &Parsed, dir: Direction, forward: bool) -> HandshakeKey {
+fn key_of(parsed: &Parsed, dir: PacketDir, forward: bool) -> HandshakeKey {
     let (initiator, responder, initiator_port, service_port) = if forward {
         (parsed.src, parsed.dst, parsed.sport, parsed.dport)
     } else {
@@ -152,7 +152,7 @@ pub fn track<P: Packet + ?Sized>(
     pkt: &P,
     parsed: &Parsed,
     verdict: &Verdict,
-    dir: Direction,
+    dir: PacketDir,
 ) -> Track {
     match *verdict {
         Verdict::Allowed {
@@ -215,7 +215,7 @@ pub fn track<P: Packet + ?Sized>(
 /// packet was sent by the initiator, so the error travels the other way:
 /// sent by this host (egress) it answers an inbound attempt.
 #[inline(always)]
-fn icmp_error<P: Packet + ?Sized>(pkt: &P, parsed: &Parsed, dir: Direction) -> Track {
+fn icmp_error<P: Packet + ?Sized>(pkt: &P, parsed: &Parsed, dir: PacketDir) -> Track {
     let (icmp_type, icmp_code) = (parsed.sport as u8, parsed.dport as u8);
     let outcome = match (parsed.proto, icmp_type, icmp_code) {
         // Fragmentation needed is path MTU discovery, not a block.
@@ -239,7 +239,7 @@ fn icmp_error<P: Packet + ?Sized>(pkt: &P, parsed: &Parsed, dir: Direction) -> T
             service_port: q.dport,
             proto: q.proto,
             family: q.family,
-            direction: if matches!(dir, Direction::Egress) {
+            direction: if matches!(dir, PacketDir::Egress) {
                 CONN_INBOUND
             } else {
                 CONN_OUTBOUND
@@ -490,7 +490,7 @@ mod tests {
         }
     }
 
-    fn track_frame(frame: &[u8], verdict: Verdict, dir: Direction) -> Track {
+    fn track_frame(frame: &[u8], verdict: Verdict, dir: PacketDir) -> Track {
         let parsed = parse_ethernet(frame).unwrap();
         track(frame, &parsed, &verdict, dir)
     }
@@ -524,7 +524,7 @@ mod tests {
     #[test]
     fn a_syn_starts_an_attempt_its_retransmission_retries_and_the_syn_ack_answers() {
         let mut t = Table::default();
-        let syn = track_frame(&syn_in(), allowed(false), Direction::Ingress);
+        let syn = track_frame(&syn_in(), allowed(false), PacketDir::Ingress);
         let Track::Attempt { key, rule } = syn else {
             panic!("{syn:?}")
         };
@@ -545,7 +545,7 @@ mod tests {
             ETH_P_IP,
             &ipv4(IPPROTO_TCP, HOST, PEER, &tcp(PG, 40000, TCP_SYN | TCP_ACK)),
         );
-        let ans = track_frame(&syn_ack, allowed(true), Direction::Egress);
+        let ans = track_frame(&syn_ack, allowed(true), PacketDir::Egress);
         assert_eq!(ans, Track::Answered { key, rule: RULE });
         assert_eq!(
             apply(&mut t, &ans, 30, 0, 2),
@@ -564,10 +564,10 @@ mod tests {
             ETH_P_IP,
             &ipv4(IPPROTO_TCP, HOST, PEER, &tcp(PG, 40000, TCP_RST | TCP_ACK)),
         );
-        let refused = track_frame(&rst, allowed(true), Direction::Egress);
+        let refused = track_frame(&rst, allowed(true), PacketDir::Egress);
         // A reset of an established connection: nothing pending, nothing said.
         assert_eq!(apply(&mut t, &refused, 5, 0, 2), Applied::Nothing);
-        let syn = track_frame(&syn_in(), allowed(false), Direction::Ingress);
+        let syn = track_frame(&syn_in(), allowed(false), PacketDir::Ingress);
         apply(&mut t, &syn, 10, 0, 2);
         assert_eq!(apply(&mut t, &refused, 11, 0, 2), Applied::Refused);
         let h = t.0.values().next().unwrap();
@@ -586,7 +586,7 @@ mod tests {
             (1, OUTCOME_ICMP_UNREACHABLE),
         ] {
             let mut t = Table::default();
-            let syn = track_frame(&syn_in(), allowed(false), Direction::Ingress);
+            let syn = track_frame(&syn_in(), allowed(false), PacketDir::Ingress);
             apply(&mut t, &syn, 10, 0, 2);
             // Only 8 bytes of TCP quoted, as RFC 792 allows.
             let err = eth(
@@ -598,7 +598,7 @@ mod tests {
                     &icmp_error(3, code, &quoted[..28]),
                 ),
             );
-            let tr = track_frame(&err, Verdict::Infrastructure, Direction::Egress);
+            let tr = track_frame(&err, Verdict::Infrastructure, PacketDir::Egress);
             assert_eq!(
                 apply(&mut t, &tr, 11, 0, 2),
                 Applied::Refused,
@@ -613,7 +613,7 @@ mod tests {
             &ipv4(IPPROTO_ICMP, HOST, PEER, &icmp_error(3, 4, &quoted)),
         );
         assert_eq!(
-            track_frame(&err, Verdict::Infrastructure, Direction::Egress),
+            track_frame(&err, Verdict::Infrastructure, PacketDir::Egress),
             Track::None
         );
     }
@@ -623,13 +623,13 @@ mod tests {
         let quoted = ipv6(IPPROTO_TCP, v6(1), v6(7), &tcp(50000, 2181, TCP_SYN));
         let syn = eth(ETH_P_IPV6, &quoted);
         let mut t = Table::default();
-        let attempt = track_frame(&syn, allowed(false), Direction::Egress);
+        let attempt = track_frame(&syn, allowed(false), PacketDir::Egress);
         assert_eq!(apply(&mut t, &attempt, 1, 0, 2), Applied::Started);
         let err = eth(
             ETH_P_IPV6,
             &ipv6(IPPROTO_ICMPV6, v6(7), v6(1), &icmp_error(1, 1, &quoted)),
         );
-        let tr = track_frame(&err, Verdict::Infrastructure, Direction::Ingress);
+        let tr = track_frame(&err, Verdict::Infrastructure, PacketDir::Ingress);
         let Track::Refused { key, outcome, .. } = tr else {
             panic!("{tr:?}")
         };
@@ -645,13 +645,13 @@ mod tests {
         udp[2..4].copy_from_slice(&53u16.to_be_bytes());
         let q = eth(ETH_P_IP, &ipv4(IPPROTO_UDP, HOST, PEER, &udp));
         assert!(matches!(
-            track_frame(&q, allowed(false), Direction::Egress),
+            track_frame(&q, allowed(false), PacketDir::Egress),
             Track::Attempt { .. }
         ));
         udp[2..4].copy_from_slice(&514u16.to_be_bytes());
         let syslog = eth(ETH_P_IP, &ipv4(IPPROTO_UDP, HOST, PEER, &udp));
         assert_eq!(
-            track_frame(&syslog, allowed(false), Direction::Egress),
+            track_frame(&syslog, allowed(false), PacketDir::Egress),
             Track::None
         );
     }
@@ -664,7 +664,7 @@ mod tests {
             reply: false,
         };
         assert_eq!(
-            track_frame(&syn_in(), optional, Direction::Ingress),
+            track_frame(&syn_in(), optional, PacketDir::Ingress),
             Track::None
         );
     }
@@ -672,13 +672,13 @@ mod tests {
     #[test]
     fn a_full_table_refuses_and_says_so() {
         let mut t = Table(HashMap::new(), 1);
-        let a = track_frame(&syn_in(), allowed(false), Direction::Ingress);
+        let a = track_frame(&syn_in(), allowed(false), PacketDir::Ingress);
         assert_eq!(apply(&mut t, &a, 1, 0, 2), Applied::Started);
         let other = eth(
             ETH_P_IP,
             &ipv4(IPPROTO_TCP, PEER, HOST, &tcp(40001, PG, TCP_SYN)),
         );
-        let b = track_frame(&other, allowed(false), Direction::Ingress);
+        let b = track_frame(&other, allowed(false), PacketDir::Ingress);
         assert_eq!(apply(&mut t, &b, 2, 0, 2), Applied::TableFull);
     }
 }

@@ -5,22 +5,23 @@ use crate::packet::{
     Family, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, ParseError, Parsed,
 };
 
-/// Direction of a packet relative to the monitored host.
+/// Which way a packet crosses the monitored interface. Not the connection's
+/// direction (who opened it): that is `ConnDir` in the policy layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
-pub enum Direction {
+pub enum PacketDir {
     Ingress = 0,
     Egress = 1,
 }
 
-impl Direction {
-    pub const ALL: [Direction; 2] = [Direction::Ingress, Direction::Egress];
+impl PacketDir {
+    pub const ALL: [PacketDir; 2] = [PacketDir::Ingress, PacketDir::Egress];
 
     /// The word the event contract uses.
     pub const fn name(self) -> &'static str {
         match self {
-            Direction::Ingress => "inbound",
-            Direction::Egress => "outbound",
+            PacketDir::Ingress => "inbound",
+            PacketDir::Egress => "outbound",
         }
     }
 }
@@ -74,7 +75,7 @@ pub const fn slot_of_error(err: ParseError) -> u32 {
 
 /// Index into the stats array.
 #[inline(always)]
-pub const fn stats_index(iface_slot: u32, dir: Direction, slot: u32) -> u32 {
+pub const fn stats_index(iface_slot: u32, dir: PacketDir, slot: u32) -> u32 {
     (iface_slot * 2 + dir as u32) * SLOTS + slot
 }
 

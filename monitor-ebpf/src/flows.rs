@@ -16,7 +16,7 @@ use monitor_common::{
         SeenSlot,
     },
     packet::Parsed,
-    stats::Direction,
+    stats::PacketDir,
 };
 
 use crate::{
@@ -36,7 +36,7 @@ pub struct Sighting<'a> {
     pub reason: Reason,
     pub nearest_rule: u16,
     pub ifindex: u32,
-    pub dir: Direction,
+    pub dir: PacketDir,
     pub bytes: u64,
 }
 

@@ -8,12 +8,12 @@
 
 mod flows;
 mod frame;
+mod globals;
 mod maps;
 mod opaque;
 mod policy;
 mod required;
 mod stats;
-mod tables;
 
 use aya_ebpf::{
     bindings::{TC_ACT_OK, xdp_action},
@@ -29,14 +29,14 @@ use monitor_common::{
         KSTAT_UNEXPECTED,
     },
     packet,
-    stats::{Direction, slot_of, slot_of_error},
+    stats::{PacketDir, slot_of, slot_of_error},
 };
 
 use crate::{
     flows::{CopyHeaders, Sighting},
     frame::Frame,
+    globals::PC_CONFIG,
     policy::KernelPolicy,
-    tables::PC_CONFIG,
 };
 
 #[xdp]
@@ -47,7 +47,7 @@ pub fn pc_ingress(ctx: XdpContext) -> u32 {
         &XdpHeaders(&ctx),
         &frame,
         ctx.ingress_ifindex() as u32,
-        Direction::Ingress,
+        PacketDir::Ingress,
         len,
     );
     xdp_action::XDP_PASS
@@ -67,7 +67,7 @@ pub fn pc_egress(ctx: TcContext) -> i32 {
         &TcHeaders(&ctx),
         &frame,
         skb_ifindex(&ctx),
-        Direction::Egress,
+        PacketDir::Egress,
         u64::from(ctx.len()),
     );
     TC_ACT_OK
@@ -82,7 +82,7 @@ fn observe<H: CopyHeaders, P: Packet>(
     ctx: &H,
     frame: &P,
     ifindex: u32,
-    dir: Direction,
+    dir: PacketDir,
     bytes: u64,
 ) {
     let config = PC_CONFIG.at(0);

@@ -11,8 +11,8 @@ use monitor_common::{
 };
 
 use crate::{
+    globals::{PC_MASKS, PC_PORTCLASS, PC_RULESETS, PC_V4L1, PC_V4L2, PC_V4L3},
     maps::{PC_HOST4, PC_HOST6, PC_NET4, PC_NET6},
-    tables::{PC_MASKS, PC_PORTCLASS, PC_RULESETS, PC_V4L1, PC_V4L2, PC_V4L3},
 };
 
 /// LPM keys are packed structs; on the stack they must still start on a

@@ -8,7 +8,7 @@ use monitor_common::{
     flow::{KSTAT_ANSWERED, KSTAT_HANDSHAKE_FULL, KSTAT_HANDSHAKES, KSTAT_REFUSED},
     handshake::{self, Applied, Handshake, HandshakeKey, HandshakeTable, Track},
     policy::MAX_RULES,
-    stats::Direction,
+    stats::PacketDir,
 };
 
 use crate::{
@@ -46,7 +46,7 @@ pub fn observe<P: Packet>(
     frame: &P,
     parsed: &Parsed,
     verdict: &Verdict,
-    dir: Direction,
+    dir: PacketDir,
     set: u32,
     ifindex: u32,
 ) {

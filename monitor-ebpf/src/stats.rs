@@ -4,13 +4,13 @@
 use monitor_common::{
     maps::{Counter, CpuCounters},
     policy::MAX_RULES,
-    stats::{Direction, IFINDEX_LIMIT, MAX_IFACES, stats_index},
+    stats::{IFINDEX_LIMIT, MAX_IFACES, PacketDir, stats_index},
 };
 
 use crate::{
+    globals::PC_IFSLOT,
     maps::{PC_COUNTERS, PC_KSTATS},
     opaque,
-    tables::PC_IFSLOT,
 };
 
 /// This CPU's counters under policy set `set` (0 or 1).
@@ -23,7 +23,7 @@ pub fn counters(set: u32) -> Option<*mut CpuCounters> {
 pub fn count_traffic(
     counters: Option<*mut CpuCounters>,
     ifindex: u32,
-    dir: Direction,
+    dir: PacketDir,
     slot: u32,
     bytes: u64,
 ) {

@@ -2,7 +2,9 @@
 //! maps, and runs the daemon. `main.rs` is only the command line.
 
 pub mod daemon;
+pub mod enrich;
 pub mod events;
+pub mod kernel_tables;
 pub mod loader;
 pub mod metrics;
 pub mod netif;
@@ -16,5 +18,4 @@ pub mod required;
 pub mod run;
 pub mod startup;
 pub mod stats;
-pub mod tables;
 pub mod validate;

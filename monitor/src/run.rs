@@ -7,12 +7,12 @@ use anyhow::Context as _;
 use crate::{
     daemon::{self, Sinks, SummaryFormat},
     events::{JsonlWriter, PcapngWriter, Rotation},
+    kernel_tables::KernelTables,
     loader::{EgressMode, Monitor, XdpAttachMode},
     metrics::{Metrics, serve},
     netif,
     policy::cli::Selection,
     startup,
-    tables::KernelTables,
 };
 
 /// Everything `run` was asked to do.

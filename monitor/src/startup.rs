@@ -7,9 +7,9 @@ use std::{path::Path, time::Duration};
 use ipnet::IpNet;
 
 use crate::{
+    kernel_tables::{self, KernelTables},
     netif,
     policy::{self, Inventory, cli::Selection},
-    tables::{self, KernelTables},
 };
 
 /// How long start-up may spend resolving DNS names of the policy and
@@ -50,7 +50,7 @@ pub fn load_tables(
         }
     };
     let resolver = netif::Resolver::new(DNS_BUDGET);
-    let names = tables::dns_names(&entries, inventory.as_ref());
+    let names = kernel_tables::dns_names(&entries, inventory.as_ref());
     if resolve_names {
         resolver.prefetch(names);
     } else if !names.is_empty() {
@@ -66,12 +66,12 @@ pub fn load_tables(
             Vec::new()
         }
     };
-    let peers = tables::Peers {
+    let peers = kernel_tables::Peers {
         inventory: inventory.as_ref(),
         default_nodes: &default_nodes,
         resolve: &resolve,
     };
-    let t = tables::build(&entries, &peers)?;
+    let t = kernel_tables::build(&entries, &peers)?;
     // Under --no-resolve the line above already said no name binds.
     if resolve_names {
         for name in &t.unresolved {

@@ -7,7 +7,7 @@ use aya::maps::{MapError, PerCpuArray};
 use monitor_common::{
     maps::{COUNTERS_MAP, Counter, CpuCounters},
     policy::POLICY_SETS,
-    stats::{Direction, SLOTS, slot_name, stats_index},
+    stats::{PacketDir, SLOTS, slot_name, stats_index},
 };
 use serde::Serialize;
 
@@ -21,12 +21,12 @@ pub struct IfaceCounters {
 }
 
 impl IfaceCounters {
-    pub fn get(&self, dir: Direction, slot: u32) -> Counter {
+    pub fn get(&self, dir: PacketDir, slot: u32) -> Counter {
         self.counters[dir as usize][slot as usize]
     }
 
     /// All packets in one direction, parsed or not.
-    pub fn total(&self, dir: Direction) -> Counter {
+    pub fn total(&self, dir: PacketDir) -> Counter {
         self.counters[dir as usize]
             .iter()
             .fold(Counter::default(), |acc, c| Counter {
@@ -68,7 +68,7 @@ pub fn read_from<T: std::borrow::Borrow<aya::maps::MapData>>(
                 name: iface.name.clone(),
                 ..Default::default()
             };
-            for dir in Direction::ALL {
+            for dir in PacketDir::ALL {
                 for slot in 0..SLOTS {
                     let index = stats_index(iface.slot, dir, slot) as usize;
                     out.counters[dir as usize][slot as usize] = sets
@@ -103,7 +103,7 @@ struct CounterLine<'a> {
 pub fn render_json(snapshot: &Snapshot, ts: &str, last: bool) -> String {
     let mut out = String::new();
     for iface in &snapshot.ifaces {
-        for dir in Direction::ALL {
+        for dir in PacketDir::ALL {
             for slot in 0..SLOTS {
                 let c = iface.get(dir, slot);
                 if c.packets == 0 {
@@ -142,7 +142,7 @@ pub fn render_table(snapshot: &Snapshot, previous: Option<&Snapshot>, title: &st
         );
         let mut rows: BTreeMap<u32, ()> = BTreeMap::new();
         for slot in 0..SLOTS {
-            if Direction::ALL
+            if PacketDir::ALL
                 .iter()
                 .any(|d| iface.get(*d, slot).packets > 0)
             {
@@ -154,9 +154,9 @@ pub fn render_table(snapshot: &Snapshot, previous: Option<&Snapshot>, title: &st
         }
         for slot in rows.keys() {
             let (family, proto) = slot_name(*slot);
-            let inb = iface.get(Direction::Ingress, *slot);
-            let outb = iface.get(Direction::Egress, *slot);
-            let delta = |dir: Direction, now: Counter| {
+            let inb = iface.get(PacketDir::Ingress, *slot);
+            let outb = iface.get(PacketDir::Egress, *slot);
+            let delta = |dir: PacketDir, now: Counter| {
                 now.packets - prev.map_or(0, |p| p.get(dir, *slot).packets)
             };
             let _ = writeln!(
@@ -166,10 +166,10 @@ pub fn render_table(snapshot: &Snapshot, previous: Option<&Snapshot>, title: &st
                 proto,
                 inb.packets,
                 inb.bytes,
-                delta(Direction::Ingress, inb),
+                delta(PacketDir::Ingress, inb),
                 outb.packets,
                 outb.bytes,
-                delta(Direction::Egress, outb),
+                delta(PacketDir::Egress, outb),
             );
         }
     }

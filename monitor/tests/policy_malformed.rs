@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use monitor::policy::{CompileError, Document, Policy, compile, compile_paths, source};
+use monitor::policy::{CompileError, Document, Policy, compile, compile_paths, document::source};
 
 const MALFORMED: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

@@ -11,6 +11,7 @@ use std::{
 use etherparse::PacketBuilder;
 use monitor::{
     events::{EventKind, EventRecord},
+    kernel_tables::{self, KernelTables},
     policy::{
         self, DynamicPorts, Inventory, PortRange, ResolveOptions, profiles, resolve::Conditions,
     },
@@ -20,9 +21,8 @@ use monitor::{
         flows::FlowTable,
         infer_hosts,
     },
-    tables::{self, KernelTables},
 };
-use monitor_common::{classify::Verdict, stats::Direction};
+use monitor_common::{classify::Verdict, stats::PacketDir};
 use pcap_file::{
     DataLink, Endianness, TsResolution,
     pcap::{PcapHeader, PcapPacket, PcapWriter},
@@ -52,9 +52,9 @@ fn thoughtspot() -> KernelTables {
     let resolved = policy::resolve(&policy, &options).unwrap();
     let inv = Inventory::parse(INVENTORY, "inventory.toml").unwrap();
     let no_dns = |_: &str| Vec::new();
-    tables::build(
+    kernel_tables::build(
         &policy::entries(&resolved),
-        &tables::Peers {
+        &kernel_tables::Peers {
             inventory: Some(&inv),
             default_nodes: &[],
             resolve: &no_dns,
@@ -161,7 +161,7 @@ fn a_flood_is_one_unexpected_record_then_one_exact_update_at_capture_times() {
     );
     assert!(matches!(
         r.outcomes[102],
-        Outcome::Classified(Direction::Egress, Verdict::Allowed { reply: true, .. })
+        Outcome::Classified(PacketDir::Egress, Verdict::Allowed { reply: true, .. })
     ));
     assert_eq!(r.outcomes[103], Outcome::NotHost);
     assert_eq!(r.records.len(), 2, "{:#?}", r.records);
@@ -342,7 +342,7 @@ fn garbage_headers_are_counted_as_unparsed_and_the_rest_is_classified() {
     );
     assert!(matches!(
         r.outcomes[4],
-        Outcome::Classified(Direction::Ingress, Verdict::Unexpected { .. })
+        Outcome::Classified(PacketDir::Ingress, Verdict::Unexpected { .. })
     ));
     let c = &r.counters;
     assert_eq!(

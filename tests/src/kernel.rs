@@ -10,10 +10,10 @@ use aya::{
     programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
 };
 use monitor::{
+    kernel_tables::KernelTables,
     loader::{Interface, XdpAttachMode},
     object::EBPF_OBJECT,
     stats::{self, IfaceCounters},
-    tables::KernelTables,
 };
 use monitor_common::{
     flow::{FlowEvent, FlowKey, FlowState, SEEN_SLOTS, SeenSlot},
@@ -50,7 +50,7 @@ impl Kernel {
             let prog: &mut SchedClassifier = ebpf.program_mut(name).context(name)?.try_into()?;
             prog.load().with_context(|| format!("loading {name}"))?;
         }
-        monitor::tables::write_ifslots(&mut ebpf, &[(TEST_RUN_IFINDEX, TEST_RUN_SLOT)])?;
+        monitor::kernel_tables::write_ifslots(&mut ebpf, &[(TEST_RUN_IFINDEX, TEST_RUN_SLOT)])?;
         Ok(Self { ebpf })
     }
 
@@ -82,7 +82,7 @@ impl Kernel {
 
     /// Writes policy tables and switches classification on.
     pub fn enable_policy(&mut self, tables: &KernelTables) -> anyhow::Result<()> {
-        monitor::tables::write(&mut self.ebpf, tables)?;
+        monitor::kernel_tables::write(&mut self.ebpf, tables)?;
         Ok(())
     }
 
@@ -120,7 +120,7 @@ impl Kernel {
         previous: Option<&KernelTables>,
         live: &KernelTables,
     ) -> anyhow::Result<()> {
-        monitor::tables::install(&mut self.ebpf, set, new, previous, Some(live))?;
+        monitor::kernel_tables::install(&mut self.ebpf, set, new, previous, Some(live))?;
         Ok(())
     }
 
@@ -203,10 +203,13 @@ pub fn profile_tables(profile: &str, inventory: &str) -> anyhow::Result<KernelTa
     let resolved = policy::resolve(&policy, &options)?;
     let inventory = Inventory::parse(inventory, "inventory.toml")?;
     let no_dns = |_: &str| Vec::new();
-    let peers = monitor::tables::Peers {
+    let peers = monitor::kernel_tables::Peers {
         inventory: Some(&inventory),
         default_nodes: &[],
         resolve: &no_dns,
     };
-    Ok(monitor::tables::build(&policy::entries(&resolved), &peers)?)
+    Ok(monitor::kernel_tables::build(
+        &policy::entries(&resolved),
+        &peers,
+    )?)
 }

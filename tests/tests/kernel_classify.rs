@@ -5,7 +5,7 @@
 //! compiled for the host says it should (the replay guarantee).
 
 use etherparse::{PacketBuilder, VlanId};
-use monitor::tables::KernelTables;
+use monitor::kernel_tables::KernelTables;
 use monitor_common::{
     classify::{Reason, Verdict, classify},
     flow::{
@@ -14,7 +14,7 @@ use monitor_common::{
     },
     maps::{PROG_EGRESS, PROG_INGRESS},
     packet::{self, TCP_ACK, TCP_SYN},
-    stats::{Direction, slot_of},
+    stats::{PacketDir, slot_of},
 };
 use portconform_tests::kernel::{Kernel, profile_tables};
 
@@ -65,10 +65,10 @@ fn setup() -> (Kernel, KernelTables) {
     (kernel, tables)
 }
 
-fn run(kernel: &Kernel, dir: Direction, frame: &[u8]) {
+fn run(kernel: &Kernel, dir: PacketDir, frame: &[u8]) {
     let prog = match dir {
-        Direction::Ingress => PROG_INGRESS,
-        Direction::Egress => PROG_EGRESS,
+        PacketDir::Ingress => PROG_INGRESS,
+        PacketDir::Egress => PROG_EGRESS,
     };
     kernel.run(prog, frame, 1).expect("test_run");
 }
@@ -87,17 +87,17 @@ fn allowed_traffic_bumps_its_rule_and_reports_nothing() {
     let zk = rule_of(&tables, "2181");
     run(
         &kernel,
-        Direction::Ingress,
+        PacketDir::Ingress,
         &tcp(NODE2, NODE1, 40000, 2181, TCP_SYN),
     );
     run(
         &kernel,
-        Direction::Egress,
+        PacketDir::Egress,
         &tcp(NODE1, NODE2, 2181, 40000, TCP_SYN | TCP_ACK),
     );
     run(
         &kernel,
-        Direction::Ingress,
+        PacketDir::Ingress,
         &tcp(NODE2, NODE1, 40000, 2181, TCP_ACK),
     );
     assert_eq!(kernel.rule_packets(zk).unwrap(), 3);
@@ -123,7 +123,7 @@ fn counters_carry_on_across_policy_swaps() {
     kernel.run(PROG_INGRESS, &ack, 3).expect("test_run");
     assert_eq!(kernel.rule_packets_in(0, zk).unwrap(), 5);
     assert_eq!(kernel.rule_packets_in(1, zk).unwrap(), 3);
-    let traffic = |k: &Kernel| k.counters().unwrap().get(Direction::Ingress, tcp4).packets;
+    let traffic = |k: &Kernel| k.counters().unwrap().get(PacketDir::Ingress, tcp4).packets;
     assert_eq!(traffic(&kernel), 8);
 
     kernel
@@ -148,7 +148,7 @@ fn a_flood_of_one_unexpected_flow_is_one_event_and_a_count() {
     // Another source port of the same client is still the same flow.
     run(
         &kernel,
-        Direction::Ingress,
+        PacketDir::Ingress,
         &tcp(ADMIN, NODE1, 40001, 7777, TCP_SYN),
     );
     let events = kernel.events().unwrap();
@@ -195,8 +195,8 @@ fn events_carry_the_first_bytes_of_short_and_long_frames() {
         let (mut kernel, _) = setup();
         let inbound = syn(STRANGER, NODE1, 7777, payload);
         let outbound = syn(NODE1, STRANGER, 7778, payload);
-        run(&kernel, Direction::Ingress, &inbound);
-        run(&kernel, Direction::Egress, &outbound);
+        run(&kernel, PacketDir::Ingress, &inbound);
+        run(&kernel, PacketDir::Egress, &outbound);
         let events = kernel.events().unwrap();
         assert_eq!(events.len(), 2, "{events:?}");
         for ev in events {
@@ -301,7 +301,7 @@ fn an_allowed_port_from_the_wrong_peer_names_the_nearest_rule() {
     let (mut kernel, tables) = setup();
     run(
         &kernel,
-        Direction::Ingress,
+        PacketDir::Ingress,
         &tcp(STRANGER, NODE1, 40000, 2181, TCP_SYN),
     );
     let events = kernel.events().unwrap();
@@ -316,12 +316,12 @@ fn outbound_unexpected_and_udp_flows_are_oriented_by_service() {
     // node1 queries a DNS server that no rule names, then gets the answer.
     run(
         &kernel,
-        Direction::Egress,
+        PacketDir::Egress,
         &udp(NODE1, STRANGER, 45000, 5353),
     );
     run(
         &kernel,
-        Direction::Ingress,
+        PacketDir::Ingress,
         &udp(STRANGER, NODE1, 5353, 45000),
     );
     let events = kernel.events().unwrap();
@@ -336,19 +336,19 @@ fn outbound_unexpected_and_udp_flows_are_oriented_by_service() {
 #[test]
 fn kernel_and_host_classifier_agree_frame_by_frame() {
     let (mut kernel, tables) = setup();
-    let mut frames: Vec<(Direction, Vec<u8>)> = vec![
-        (Direction::Ingress, tcp(NODE2, NODE1, 40000, 2181, TCP_SYN)),
+    let mut frames: Vec<(PacketDir, Vec<u8>)> = vec![
+        (PacketDir::Ingress, tcp(NODE2, NODE1, 40000, 2181, TCP_SYN)),
         (
-            Direction::Egress,
+            PacketDir::Egress,
             tcp(NODE1, NODE2, 2181, 40000, TCP_SYN | TCP_ACK),
         ),
-        (Direction::Ingress, tcp(ADMIN, NODE1, 50000, 2101, TCP_SYN)),
-        (Direction::Ingress, tcp(ADMIN, NODE1, 50000, 2100, TCP_SYN)),
-        (Direction::Ingress, tcp(STRANGER, NODE1, 50001, 22, TCP_SYN)),
-        (Direction::Egress, tcp(NODE1, STRANGER, 50002, 443, TCP_SYN)),
-        (Direction::Ingress, udp(NODE2, NODE1, 40001, 53)),
-        (Direction::Ingress, tcp(NODE2, NODE1, 40002, 6666, TCP_SYN)),
-        (Direction::Egress, tcp(NODE1, NODE2, 6666, 40002, 0x14)),
+        (PacketDir::Ingress, tcp(ADMIN, NODE1, 50000, 2101, TCP_SYN)),
+        (PacketDir::Ingress, tcp(ADMIN, NODE1, 50000, 2100, TCP_SYN)),
+        (PacketDir::Ingress, tcp(STRANGER, NODE1, 50001, 22, TCP_SYN)),
+        (PacketDir::Egress, tcp(NODE1, STRANGER, 50002, 443, TCP_SYN)),
+        (PacketDir::Ingress, udp(NODE2, NODE1, 40001, 53)),
+        (PacketDir::Ingress, tcp(NODE2, NODE1, 40002, 6666, TCP_SYN)),
+        (PacketDir::Egress, tcp(NODE1, NODE2, 6666, 40002, 0x14)),
     ];
     let mut v6 = Vec::new();
     PacketBuilder::ethernet2(MAC, MAC)
@@ -357,14 +357,14 @@ fn kernel_and_host_classifier_agree_frame_by_frame() {
         .syn()
         .write(&mut v6, &[])
         .unwrap();
-    frames.push((Direction::Ingress, v6));
+    frames.push((PacketDir::Ingress, v6));
     let mut echo = Vec::new();
     PacketBuilder::ethernet2(MAC, MAC)
         .ipv4(NODE2, NODE1, 64)
         .icmpv4_echo_request(1, 1)
         .write(&mut echo, b"p")
         .unwrap();
-    frames.push((Direction::Ingress, echo));
+    frames.push((PacketDir::Ingress, echo));
     let mut vlan = Vec::new();
     PacketBuilder::ethernet2(MAC, MAC)
         .single_vlan(VlanId::try_new(7).unwrap())
@@ -373,10 +373,10 @@ fn kernel_and_host_classifier_agree_frame_by_frame() {
         .syn()
         .write(&mut vlan, &[])
         .unwrap();
-    frames.push((Direction::Ingress, vlan));
+    frames.push((PacketDir::Ingress, vlan));
     let mut frag = udp(NODE2, NODE1, 1, 2);
     frag[14 + 7] = 0x10; // a later fragment
-    frames.push((Direction::Ingress, frag));
+    frames.push((PacketDir::Ingress, frag));
 
     for (dir, frame) in &frames {
         let parsed = packet::parse_ethernet(&frame[..]).expect("parses");

@@ -6,7 +6,7 @@ use monitor_common::{
     Packet,
     maps::{PROG_EGRESS, PROG_INGRESS},
     packet::{self, ETH_HLEN},
-    stats::{Direction, SLOT_TRUNCATED, SLOTS, slot_name, slot_of, slot_of_error},
+    stats::{PacketDir, SLOT_TRUNCATED, SLOTS, slot_name, slot_of, slot_of_error},
 };
 use portconform_tests::{kernel::Kernel, packets::corpus};
 
@@ -29,18 +29,18 @@ fn every_frame_passes_and_lands_in_its_slot() {
         );
         // test_run's skb path refuses to build an skb whose IP header is cut
         // short (EINVAL), so such frames are checked on ingress only.
-        let dirs: &[Direction] = match kernel.run(PROG_EGRESS, &case.frame, 1) {
+        let dirs: &[PacketDir] = match kernel.run(PROG_EGRESS, &case.frame, 1) {
             Ok(egress) => {
                 assert_eq!(
                     egress.verdict, TC_ACT_OK,
                     "{}: TC must pass every frame",
                     case.name
                 );
-                &Direction::ALL
+                &PacketDir::ALL
             }
             Err(err) if case.slot == SLOT_TRUNCATED => {
                 eprintln!("{}: egress not testable: {err:#}", case.name);
-                &[Direction::Ingress]
+                &[PacketDir::Ingress]
             }
             Err(err) => panic!("{}: tc run: {err:#}", case.name),
         };
@@ -75,14 +75,14 @@ fn repeated_runs_count_every_repetition() {
     let before = kernel
         .counters()
         .expect("counters")
-        .get(Direction::Ingress, case.slot);
+        .get(PacketDir::Ingress, case.slot);
     kernel
         .run(PROG_INGRESS, &case.frame, 1000)
         .expect("xdp run");
     let after = kernel
         .counters()
         .expect("counters")
-        .get(Direction::Ingress, case.slot);
+        .get(PacketDir::Ingress, case.slot);
     assert_eq!(after.packets - before.packets, 1000);
     assert_eq!(after.bytes - before.bytes, 1000 * case.frame.len() as u64);
 }

@@ -17,16 +17,16 @@ use std::{
 
 use etherparse::PacketBuilder;
 use monitor::{
-    daemon::{clock::Clock, unexpected::Enricher},
+    enrich::{Clock, Enricher},
     events::{EventKind, EventRecord},
+    kernel_tables::KernelTables,
     replay::{Hosts, Outcome, Replayer, capture::CaptureSet},
-    tables::KernelTables,
 };
 use monitor_common::{
     classify::Verdict,
     flow::{FlowEvent, KSTAT_FRAGMENTS, KSTAT_INFRASTRUCTURE, KSTAT_UNEXPECTED},
     maps::{PROG_EGRESS, PROG_INGRESS},
-    stats::Direction,
+    stats::PacketDir,
 };
 use portconform_tests::{
     kernel::{Kernel, profile_tables},
@@ -168,8 +168,8 @@ fn fragment(src: [u8; 4], dst: [u8; 4], later: bool) -> Vec<u8> {
 }
 
 /// The corpus: (direction as the host sees it, frame).
-fn corpus() -> Vec<(Direction, Vec<u8>)> {
-    use Direction::{Egress as Out, Ingress as In};
+fn corpus() -> Vec<(PacketDir, Vec<u8>)> {
+    use PacketDir::{Egress as Out, Ingress as In};
     let mut c = vec![
         // Allowed ZooKeeper between nodes, both ways of a handshake.
         (In, tcp(NODE2, NODE1, 40000, 2181, SYN)),
@@ -244,7 +244,7 @@ enum Class {
 
 /// A nanosecond pcap, little endian, Ethernet. Written by hand: the format
 /// is four fields, and this crate does not depend on a pcap library.
-fn write_pcap(path: &Path, frames: &[(Direction, Vec<u8>)]) {
+fn write_pcap(path: &Path, frames: &[(PacketDir, Vec<u8>)]) {
     let mut out = Vec::new();
     out.extend_from_slice(&0xa1b2_3c4du32.to_le_bytes());
     out.extend_from_slice(&2u16.to_le_bytes());
@@ -271,7 +271,7 @@ fn hosts() -> Vec<IpAddr> {
 /// sightings with the index of the packet that caused each.
 fn through_kernel(
     tables: &KernelTables,
-    frames: &[(Direction, Vec<u8>)],
+    frames: &[(PacketDir, Vec<u8>)],
 ) -> (Vec<Class>, Vec<(usize, FlowEvent)>, Kernel) {
     let mut kernel = Kernel::load().expect("load the eBPF object (needs root)");
     kernel.enable_policy(tables).expect("write the tables");
@@ -289,8 +289,8 @@ fn through_kernel(
     for (i, (dir, frame)) in frames.iter().enumerate() {
         let (rules_before, stats_before) = (rule_counts(&kernel), kstats(&kernel));
         let prog = match dir {
-            Direction::Ingress => PROG_INGRESS,
-            Direction::Egress => PROG_EGRESS,
+            PacketDir::Ingress => PROG_INGRESS,
+            PacketDir::Egress => PROG_EGRESS,
         };
         kernel.run(prog, frame, 1).expect("test_run");
         let (rules_after, stats_after) = (rule_counts(&kernel), kstats(&kernel));

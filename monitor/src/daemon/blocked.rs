@@ -8,14 +8,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use monitor_common::flow::FlowKey;
 
-use super::{
-    Console, Sinks,
-    clock::{Clock, monotonic_ns},
-    emit_record,
-    unexpected::Enricher,
-};
+use super::{Console, Sinks, emit_record};
 use crate::{
-    events::EventKind,
+    enrich::{Clock, Enricher, monotonic_ns},
+    events::{EventKind, required_line},
     loader::Monitor,
     required::{self, Tracker, records},
 };
@@ -107,7 +103,7 @@ impl Blocked {
                         b,
                         clock.wall(b.last_ns),
                     );
-                    self.console.line(|| records::console_line(&record));
+                    self.console.line(|| required_line(&record));
                     emit_record(&record, sinks)?;
                 }
             }
@@ -120,7 +116,7 @@ impl Blocked {
                         &b,
                         clock.wall(answered_ns),
                     );
-                    self.console.line(|| records::console_line(&record));
+                    self.console.line(|| required_line(&record));
                     emit_record(&record, sinks)?;
                 }
             }

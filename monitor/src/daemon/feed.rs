@@ -6,7 +6,7 @@ use monitor_common::{
         KSTAT_HANDSHAKES, KSTAT_NEW_FLOWS, KSTAT_REFUSED, KSTAT_RINGBUF_FULL, KSTAT_SEEN_UNFLUSHED,
         KSTAT_UNEXPECTED, KSTATS,
     },
-    stats::{Direction, SLOT_MALFORMED, SLOT_TOO_DEEP, SLOT_TRUNCATED, SLOTS, slot_name},
+    stats::{PacketDir, SLOT_MALFORMED, SLOT_TOO_DEEP, SLOT_TRUNCATED, SLOTS, slot_name},
 };
 
 use std::collections::BTreeMap;
@@ -15,9 +15,9 @@ use monitor_common::maps::Counter;
 
 use crate::{
     events::record,
+    kernel_tables::KernelTables,
     metrics::{self, Family, FlowTable, ParseFailures, RuleCounter, TrafficCounter},
     stats::Snapshot,
-    tables::KernelTables,
 };
 
 /// The metrics view of one moment.
@@ -31,7 +31,7 @@ pub fn metrics_snapshot(
     let mut out = metrics::Snapshot::default();
     let mut failures = ParseFailures::default();
     for iface in &traffic.ifaces {
-        for dir in Direction::ALL {
+        for dir in PacketDir::ALL {
             for slot in 0..SLOTS {
                 let c = iface.get(dir, slot);
                 match slot {
@@ -43,8 +43,8 @@ pub fn metrics_snapshot(
                         out.traffic.push(TrafficCounter {
                             iface: iface.name.clone(),
                             direction: match dir {
-                                Direction::Ingress => record::Direction::Inbound,
-                                Direction::Egress => record::Direction::Outbound,
+                                PacketDir::Ingress => record::Direction::Inbound,
+                                PacketDir::Egress => record::Direction::Outbound,
                             },
                             family: if family == "ipv4" {
                                 Family::Ipv4

@@ -3,10 +3,8 @@
 //! flows, periodic summaries, and a clean detach on SIGINT/SIGTERM.
 
 mod blocked;
-pub mod clock;
 pub mod feed;
 pub mod summary;
-pub mod unexpected;
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -32,13 +30,13 @@ pub use summary::SummaryFormat;
 
 use crate::required::{Tracker, records};
 use crate::{
-    events::{CapturedPacket, EventRecord, JsonlWriter, PcapngWriter, RecordRef},
+    enrich::{Clock, Enricher, Explanations, Reported},
+    events::{CapturedPacket, EventRecord, JsonlWriter, PcapngWriter, RecordRef, unexpected_line},
+    kernel_tables::KernelTables,
     loader::Monitor,
     metrics::Metrics,
     stats::{self, Snapshot},
-    tables::KernelTables,
 };
-use unexpected::{Enricher, Explanations, Reported, console_line_of};
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -201,7 +199,7 @@ pub async fn run(
     } else {
         None
     };
-    let clock = clock::Clock::new();
+    let clock = Clock::new();
     let host = options.host.as_deref();
     let mut state = State {
         reported: Reported::with_capacity(monitor_common::flow::MAX_FLOWS as usize),
@@ -320,7 +318,7 @@ struct State {
 fn sweep_blocked(
     monitor: &mut Monitor,
     ifaces: &[(u32, String)],
-    clock: clock::Clock,
+    clock: Clock,
     host: Option<&str>,
     state: &mut State,
     sinks: &mut Sinks,
@@ -336,7 +334,7 @@ static EMPTY: std::sync::OnceLock<KernelTables> = std::sync::OnceLock::new();
 fn enricher<'a>(
     monitor: &'a Monitor,
     ifaces: &'a [(u32, String)],
-    clock: clock::Clock,
+    clock: Clock,
     host: Option<&'a str>,
 ) -> Enricher<'a> {
     let tables = monitor
@@ -494,7 +492,7 @@ pub fn drain<T>(
                 ts: record.ts,
                 original_len: ev.packet_len,
                 data: &ev.header[..captured],
-                comment: &console_line_of(&record),
+                comment: &unexpected_line(&record),
             })
             .context("writing the pcapng file")?;
         }
@@ -519,7 +517,7 @@ fn emit(record: &RecordRef, sinks: &mut Sinks) -> anyhow::Result<()> {
     if let Some(console) = sinks.console.as_mut()
         && record.kind == crate::events::EventKind::Unexpected
     {
-        console.line(|| console_line_of(record));
+        console.line(|| unexpected_line(record));
     }
     if let Some(w) = sinks.events.as_mut() {
         w.write(record).context("writing the events file")?;

@@ -3,12 +3,14 @@
 //! that the daemon can drive them from whichever task drains its event queue.
 
 pub mod borrowed;
+pub mod console;
 pub mod jsonl;
 pub mod pcapng;
 pub mod record;
 pub mod text;
 
 pub use borrowed::RecordRef;
+pub use console::{required_line, unexpected_line};
 pub use jsonl::{JsonlError, JsonlWriter, Rotation};
 pub use pcapng::{CapturedPacket, PcapngError, PcapngWriter};
 pub use record::{

@@ -28,7 +28,7 @@ use monitor_common::{
     stats::{IFINDEX_LIMIT, MAX_IFACES},
 };
 
-use crate::{object::EBPF_OBJECT, tables::KernelTables};
+use crate::{kernel_tables::KernelTables, object::EBPF_OBJECT};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -66,9 +66,9 @@ pub enum LoadError {
         source: ProgramError,
     },
     #[error("loading the policy into the kernel: {0}")]
-    Policy(#[source] crate::tables::WriteError),
+    Policy(#[source] crate::kernel_tables::WriteError),
     #[error("telling the programs which interfaces they watch: {0}")]
-    Slots(#[source] crate::tables::WriteError),
+    Slots(#[source] crate::kernel_tables::WriteError),
     #[error("map {map}")]
     Map {
         map: &'static str,
@@ -150,10 +150,10 @@ impl Monitor {
             })
             .collect();
         let slots: Vec<(u32, u32)> = interfaces.iter().map(|i| (i.index, i.slot)).collect();
-        crate::tables::write_ifslots(&mut ebpf, &slots).map_err(LoadError::Slots)?;
+        crate::kernel_tables::write_ifslots(&mut ebpf, &slots).map_err(LoadError::Slots)?;
 
         if let Some(t) = tables {
-            crate::tables::write(&mut ebpf, t).map_err(LoadError::Policy)?;
+            crate::kernel_tables::write(&mut ebpf, t).map_err(LoadError::Policy)?;
         }
 
         let xdp: &mut Xdp = program(&mut ebpf, PROG_INGRESS)?;
@@ -205,7 +205,7 @@ impl Monitor {
     /// accumulated (by the old tables' rule index) so totals survive.
     pub fn replace_policy(&mut self, new: KernelTables) -> Result<Vec<Counter>, LoadError> {
         let idle = 1 - self.live;
-        crate::tables::install(
+        crate::kernel_tables::install(
             &mut self.ebpf,
             idle,
             &new,

@@ -62,10 +62,13 @@ pub enum PolicyError {
         message: String,
     },
     #[error(
-        "{origin}: policy format {found} is not supported (this portconform reads format {})",
-        super::model::FORMAT_VERSION
+        "{origin}: policy format {found} is not supported (this portconform reads format {supported})"
     )]
-    Format { origin: String, found: u32 },
+    Format {
+        origin: String,
+        found: u32,
+        supported: u32,
+    },
     #[error("{origin}: rule {rule}: {why}")]
     Invalid {
         origin: String,

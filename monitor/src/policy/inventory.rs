@@ -19,9 +19,9 @@ use toml::de::{DeTable, DeValue};
 
 use super::{
     error::{InventoryError, InventoryIssue},
+    lines::line_of,
     model::Policy,
-    normalize::endpoints::is_dns_name,
-    source::line_of,
+    values::is_dns_name,
 };
 
 const MAX_INVENTORY_BYTES: u64 = 16 * 1024 * 1024;

@@ -44,7 +44,7 @@ pub fn from_file(path: &Path) -> Result<Policy, PolicyError> {
         });
     }
     let text = String::from_utf8(bytes).map_err(|e| PolicyError::Parse {
-        line: super::source::line_of(
+        line: super::lines::line_of(
             &String::from_utf8_lossy(e.as_bytes()),
             e.utf8_error().valid_up_to(),
         ),

@@ -39,26 +39,21 @@
 //! [`Inventory::unbound`] the roles to report at start).
 
 pub mod cli;
-mod columns;
-mod compiler;
-mod document;
+pub mod compile;
+pub mod document;
 pub mod error;
 pub mod explain;
-mod html;
 pub mod inventory;
+pub mod lines;
 pub mod load;
-mod markdown;
 pub mod model;
-pub mod normalize;
 pub mod profiles;
-mod prose;
 pub mod resolve;
 pub mod show;
-pub mod source;
-mod tables;
 pub mod values;
 
-pub use compiler::compile;
+pub use compile::compile;
+pub use document::Document;
 pub use error::{CompileError, InventoryError, InventoryIssue, PolicyError};
 pub use inventory::{Binding, Inventory};
 pub use load::{PolicySource, load};
@@ -68,7 +63,6 @@ pub use model::{
 pub use resolve::{
     Conditions, DynamicPorts, Entry, PeerRef, ResolveOptions, Resolved, State, entries, resolve,
 };
-pub use source::Document;
 
 /// Reads and compiles the documents at `paths`, in order.
 pub fn compile_paths<P: AsRef<std::path::Path>>(paths: &[P]) -> Result<Policy, CompileError> {

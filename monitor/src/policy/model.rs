@@ -142,7 +142,7 @@ impl Policy {
             origin: origin.to_string(),
             line: e
                 .span()
-                .map(|s| super::source::line_of(text, s.start))
+                .map(|s| super::lines::line_of(text, s.start))
                 .unwrap_or(0),
             message: e.message().to_string(),
         })?;
@@ -150,6 +150,7 @@ impl Policy {
             return Err(PolicyError::Format {
                 origin: origin.to_string(),
                 found: policy.format,
+                supported: FORMAT_VERSION,
             });
         }
         policy.validate(origin)?;

@@ -234,7 +234,7 @@ impl FromStr for Peer {
         if let Ok(net) = s.parse::<IpNet>() {
             return Ok(Peer::Net(net));
         }
-        if super::normalize::endpoints::is_dns_name(s) {
+        if is_dns_name(s) {
             return Ok(Peer::Name(s.to_ascii_lowercase()));
         }
         Err(format!(
@@ -359,4 +359,22 @@ impl<'de> Deserialize<'de> for Source {
             .parse()
             .map_err(serde::de::Error::custom)
     }
+}
+/// RFC 1123 host name with at least two labels and an alphabetic top-level
+/// label (so that `4.5.1` is not a name).
+pub fn is_dns_name(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    if s.len() > 253 || !s.contains('.') {
+        return false;
+    }
+    let labels: Vec<&str> = s.split('.').collect();
+    let valid = labels.iter().all(|l| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    });
+    let tld = labels.last().copied().unwrap_or("");
+    valid && tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic())
 }

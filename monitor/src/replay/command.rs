@@ -15,11 +15,10 @@ use ipnet::IpNet;
 
 use super::{Counters, Hosts, Replayer, capture::CaptureSet, infer_hosts};
 use crate::{
-    daemon::unexpected::console_line,
-    events::{EventKind, EventRecord, JsonlWriter, Rotation, rfc3339},
+    events::{EventRecord, JsonlWriter, Rotation, console, rfc3339},
+    kernel_tables::KernelTables,
     policy::{self, cli::Selection},
     required::records,
-    tables::KernelTables,
 };
 
 /// Everything `replay` was asked to do.
@@ -137,16 +136,11 @@ pub fn run(config: ReplayConfig) -> anyhow::Result<()> {
     let (mut shown, mut held_back) = (0u64, 0u64);
     let mut emit = |out: &mut Vec<EventRecord>| -> anyhow::Result<()> {
         for r in out.drain(..) {
-            let line_of = match r.kind {
-                EventKind::Unexpected => Some(console_line as fn(&EventRecord) -> String),
-                EventKind::Blocked | EventKind::Recovered => Some(records::console_line as _),
-                _ => None,
-            };
-            if config.console && line_of.is_some() && shown >= console_cap {
+            let line = config.console.then(|| console::line(&r)).flatten();
+            if line.is_some() && shown >= console_cap {
                 held_back += 1;
-            } else if let (true, Some(line_of)) = (config.console, line_of) {
+            } else if let Some(line) = line {
                 shown += 1;
-                let line = line_of(&r);
                 match &bar {
                     Some(bar) => bar.suspend(|| eprintln!("{line}")),
                     None => eprintln!("{line}"),

@@ -10,7 +10,7 @@ use monitor_common::{
     classify::{Conn, Reason},
     flow::{EVENT_HEADER_BYTES, EVENT_UNEXPECTED, FlowEvent, FlowKey, FlowState, MAX_FLOWS},
     packet::{Family, Parsed},
-    stats::Direction,
+    stats::PacketDir,
 };
 
 /// One unexpected packet, as the kernel's `Sighting`.
@@ -20,7 +20,7 @@ pub struct Sighting<'a> {
     pub reason: Reason,
     pub nearest_rule: u16,
     pub ifindex: u32,
-    pub dir: Direction,
+    pub dir: PacketDir,
     /// Length of the frame as the interface saw it.
     pub bytes: u64,
     /// The frame's first bytes, for the event's header copy.

@@ -20,16 +20,13 @@ use monitor_common::{
     classify::{self, Verdict},
     packet::{self, ETH_HLEN, Family, ParseError, Parsed, TCP_ACK, TCP_SYN},
     policy::PORT_TABLE_ENTRIES,
-    stats::Direction,
+    stats::PacketDir,
 };
 
 use crate::{
-    daemon::{
-        clock::Clock,
-        unexpected::{Enricher, Reported},
-    },
+    enrich::{Clock, Enricher, Reported},
     events::EventRecord,
-    tables::KernelTables,
+    kernel_tables::KernelTables,
 };
 use capture::{CaptureSet, Link, Names, Packet};
 use flows::{FlowTable, Seen, Sighting};
@@ -89,11 +86,11 @@ impl Hosts {
     /// The direction a live monitor on the host would have seen the packet
     /// in; `None` for traffic that is not the host's.
     #[inline]
-    pub fn direction(&self, p: &Parsed) -> Option<Direction> {
+    pub fn direction(&self, p: &Parsed) -> Option<PacketDir> {
         if self.has(p.family, &p.dst) {
-            Some(Direction::Ingress)
+            Some(PacketDir::Ingress)
         } else if self.has(p.family, &p.src) {
-            Some(Direction::Egress)
+            Some(PacketDir::Egress)
         } else {
             None
         }
@@ -103,7 +100,7 @@ impl Hosts {
 /// What replay did with one packet: the kernel's decision, or why none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    Classified(Direction, Verdict),
+    Classified(PacketDir, Verdict),
     /// The parser gave up (the kernel counts these and passes the packet).
     Unparsed(ParseError),
     /// Neither address is one of the host's.

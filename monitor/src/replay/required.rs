@@ -8,15 +8,15 @@ use monitor_common::{
     Parsed,
     classify::Verdict,
     handshake::{self, Applied, Handshake, HandshakeKey, HandshakeTable, MAX_HANDSHAKES, Track},
-    stats::Direction,
+    stats::PacketDir,
 };
 
 use super::flows::{self, Packed};
 use crate::{
-    daemon::unexpected::Enricher,
+    enrich::Enricher,
     events::{EventKind, EventRecord, RequiredStatus},
+    kernel_tables::KernelTables,
     required::{self, Tracker, records, tracker::RuleVerdict},
-    tables::KernelTables,
 };
 
 type Hasher = foldhash::fast::RandomState;
@@ -170,7 +170,7 @@ impl Required {
         view: &[u8],
         parsed: &Parsed,
         verdict: &Verdict,
-        dir: Direction,
+        dir: PacketDir,
         ts_ns: u64,
         ifindex: u32,
         enricher: &Enricher,

@@ -7,7 +7,7 @@ use monitor_common::flow::FlowKey;
 
 use super::{Blocked, tracker::RuleVerdict};
 use crate::{
-    daemon::unexpected::Enricher,
+    enrich::Enricher,
     events::{Direction, EventKind, EventRecord, Proto, RequiredState, RequiredStatus},
     policy,
 };
@@ -55,27 +55,6 @@ pub fn record(
         r.update_of = Some(EventKind::Blocked);
     }
     r
-}
-
-/// The console line of a blocked or recovered flow: loud on purpose, it is
-/// half of what the monitor is for.
-pub fn console_line(r: &EventRecord) -> String {
-    let tag = match r.kind {
-        EventKind::Recovered => "RECOVERED",
-        _ => "BLOCKED",
-    };
-    format!(
-        "{tag} {} {} {}:{} -> {}:{} on {} [{}] {}",
-        r.direction,
-        r.proto,
-        r.src,
-        r.sport,
-        r.dst,
-        r.dport,
-        r.iface,
-        r.reason.as_deref().unwrap_or_default(),
-        r.note.as_deref().unwrap_or_default()
-    )
 }
 
 /// The `required` lines of the events file.

@@ -11,7 +11,7 @@ use monitor_common::{
 use super::BlockReason;
 use crate::{
     events::RequiredState,
-    tables::{KernelTables, RuleInfo},
+    kernel_tables::{KernelTables, RuleInfo},
 };
 
 /// Blocked flows remembered at once; beyond this new ones are counted in

@@ -268,7 +268,8 @@ fn daemon() -> anyhow::Result<()> {
     use std::io::Write as _;
 
     use monitor::{
-        daemon::{self, Console, Sinks, clock::Clock, unexpected::Enricher, unexpected::Reported},
+        daemon::{self, Console, Sinks},
+        enrich::{Clock, Enricher, Reported},
         events::{JsonlWriter, Rotation},
     };
     let tables = kernel::profile_tables("thoughtspot", INVENTORY)?;

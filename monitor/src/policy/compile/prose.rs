@@ -14,11 +14,11 @@
 //! Conditional prose requirements that name no port or endpoint cannot be
 //! compiled; they are recorded as skipped so that a reviewer sees them.
 
-use super::{
-    compiler::Ctx,
+use super::Ctx;
+use crate::policy::{
     document::ProseKind,
     model::{Direction, NODES, Peer, PortRange, Ports, Proto, Release, Required, Rule, Source},
-    normalize::endpoints,
+    values::is_dns_name,
 };
 
 /// What the prose of the current section has said so far.
@@ -93,7 +93,7 @@ pub fn read(
         .iter()
         .map(String::as_str)
         .chain((kind == ProseKind::ListItem).then_some(text))
-        .filter(|c| endpoints::is_dns_name(c.trim()))
+        .filter(|c| is_dns_name(c.trim()))
         .map(|c| c.trim().to_ascii_lowercase())
         .collect();
     if kind == ProseKind::ListItem && !hosts.is_empty() {

@@ -79,7 +79,7 @@ mod tests {
     use monitor_common::policy::{PORT_TABLE_ENTRIES, V4Trie, v4_roles};
 
     use super::*;
-    use crate::tables::build::tests::thoughtspot;
+    use crate::kernel_tables::build::tests::thoughtspot;
 
     /// One set of the rendered sections, read the way the kernel reads them.
     struct SetView<'a>(&'a Sections, usize);

@@ -1,18 +1,23 @@
 //! Compiles documents into a [`Policy`]: walks each document's blocks in
 //! order, keeping the section context (headings, pending prose rules) that
 //! tables and prose need, then links rules across the document (duplicates,
-//! supersession).
+//! supersession). Its children read one kind of block each (`rows` for
+//! tables, `prose` for sentences), with `columns` and `normalize` for the
+//! cells; they share the compiler's state through [`Ctx`].
 
 use std::collections::{HashMap, HashSet};
 
+mod columns;
+pub mod normalize;
+mod prose;
+mod rows;
+
 use super::{
-    document::{self, Block},
+    document::{self, Block, Document},
     error::CompileError,
     model::{DocumentInfo, FORMAT_VERSION, Note, Policy, Rule, Skipped, Source},
-    prose::{self, SectionProse},
-    source::Document,
-    tables,
 };
+use prose::SectionProse;
 
 /// Past this many warnings a document is not a port document; the rest are
 /// counted, not kept, so that garbage input cannot flood memory or stderr.
@@ -88,7 +93,7 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                 line,
             } => prose::read(&mut ctx, &mut section, &headings, kind, &text, &code, line),
             Block::Table(table) => {
-                let ids = tables::compile(&mut ctx, &table, &headings);
+                let ids = rows::compile(&mut ctx, &table, &headings);
                 section.tables += 1;
                 prose::after_table(&mut ctx, &mut section, &ids, table.line);
             }

@@ -3,16 +3,18 @@
 //! entry and a warning, never a silent gap.
 
 use super::{
+    Ctx,
     columns::{Column, Layout},
-    compiler::Ctx,
-    document::{Row, Table},
-    model::{Direction, NODES, PortRange, Ports, Proto, Required, Rule, Source},
     normalize::{
         direction,
         endpoints::{self, EndpointReading},
         ports, protocol, required,
         sides::{self, PeerSpec, Sides},
     },
+};
+use crate::policy::{
+    document::{Row, Table},
+    model::{Direction, NODES, PortRange, Ports, Proto, Required, Rule, Source},
 };
 
 /// Service names longer than this are sentences; they are cut at a word.

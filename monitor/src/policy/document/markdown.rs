@@ -5,10 +5,8 @@ use std::ops::Range;
 
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
-use super::{
-    document::{Block, ProseKind, Row, Table, collapse_ws},
-    source::LineIndex,
-};
+use super::blocks::{Block, ProseKind, Row, Table, collapse_ws};
+use crate::policy::lines::LineIndex;
 
 pub struct Parsed {
     pub blocks: Vec<Block>,

@@ -347,7 +347,7 @@ pub(super) mod tests {
     use monitor_common::{
         classify::{Reason, Verdict, classify},
         packet::{Family, Fragment, IPPROTO_TCP, IPPROTO_UDP, Parsed, TCP_ACK, TCP_SYN},
-        stats::Direction as PktDir,
+        stats::PacketDir,
     };
 
     use monitor_common::flow::FlowKey;
@@ -357,7 +357,7 @@ pub(super) mod tests {
         DynamicPorts, PortRange, ResolveOptions, entries, profiles, resolve, resolve::Conditions,
     };
 
-    pub(in crate::tables) fn thoughtspot(inventory: &str) -> KernelTables {
+    pub(in crate::kernel_tables) fn thoughtspot(inventory: &str) -> KernelTables {
         let policy = profiles::load("thoughtspot").unwrap();
         let options = ResolveOptions {
             release: None,
@@ -615,7 +615,7 @@ pub(super) mod tests {
     fn zookeeper_between_nodes_is_allowed_both_ways() {
         let t = thoughtspot(INV);
         let syn = tcp(NODE2, NODE1, 40000, 2181, TCP_SYN);
-        let v = classify(&t, &syn, PktDir::Ingress);
+        let v = classify(&t, &syn, PacketDir::Ingress);
         let Verdict::Allowed {
             rule, reply: false, ..
         } = v
@@ -625,13 +625,13 @@ pub(super) mod tests {
         assert_eq!(t.rule(rule).unwrap().ports, "2181");
         let synack = tcp(NODE1, NODE2, 2181, 40000, TCP_SYN | TCP_ACK);
         assert!(matches!(
-            classify(&t, &synack, PktDir::Egress),
+            classify(&t, &synack, PacketDir::Egress),
             Verdict::Allowed { reply: true, .. }
         ));
         // bidirectional: node1 may open 2181 on node2 too.
         let out = tcp(NODE1, NODE2, 40001, 2181, TCP_SYN);
         assert!(matches!(
-            classify(&t, &out, PktDir::Egress),
+            classify(&t, &out, PacketDir::Egress),
             Verdict::Allowed { reply: false, .. }
         ));
     }
@@ -640,7 +640,7 @@ pub(super) mod tests {
     fn a_stranger_on_an_allowed_port_names_the_nearest_rule() {
         let t = thoughtspot(INV);
         let syn = tcp(STRANGER, NODE1, 40000, 2181, TCP_SYN);
-        match classify(&t, &syn, PktDir::Ingress) {
+        match classify(&t, &syn, PacketDir::Ingress) {
             Verdict::Unexpected {
                 reason: Reason::PeerNotAllowed,
                 nearest_rule,
@@ -663,7 +663,7 @@ pub(super) mod tests {
             reason: Reason::NoRule,
             conn,
             ..
-        } = classify(&t, &syn, PktDir::Ingress)
+        } = classify(&t, &syn, PacketDir::Ingress)
         else {
             panic!()
         };
@@ -672,7 +672,7 @@ pub(super) mod tests {
         // outbound range rule names it); read the other way it is the SYN's
         // flow, which the kernel finds in its flow table.
         let rst = tcp(NODE1, ADMIN, 6666, 40000, 0x14);
-        let Verdict::Unexpected { conn: back, .. } = classify(&t, &rst, PktDir::Egress) else {
+        let Verdict::Unexpected { conn: back, .. } = classify(&t, &rst, PacketDir::Egress) else {
             panic!()
         };
         let first = FlowKey::new(&syn, &conn);
@@ -686,7 +686,7 @@ pub(super) mod tests {
             classify(
                 &t,
                 &tcp(ADMIN, NODE1, 50000, 2101, TCP_SYN),
-                PktDir::Ingress
+                PacketDir::Ingress
             ),
             Verdict::Allowed { .. }
         ));
@@ -694,7 +694,7 @@ pub(super) mod tests {
             classify(
                 &t,
                 &tcp(ADMIN, NODE1, 50000, 2100, TCP_SYN),
-                PktDir::Ingress
+                PacketDir::Ingress
             ),
             Verdict::Unexpected {
                 reason: Reason::PeerNotAllowed,

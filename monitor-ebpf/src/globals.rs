@@ -7,7 +7,7 @@
 //!
 //! Userspace rewrites a section whole. It changes only the idle policy set
 //! and rewrites the live one with the bytes it already holds, so a reader
-//! never sees a live entry change (see `monitor::tables::write`).
+//! never sees a live entry change (see `monitor::kernel_tables::write`).
 
 use core::cell::UnsafeCell;
 

@@ -15,7 +15,7 @@ use html5ever::{
     },
 };
 
-use super::document::{Block, ProseKind, Row, Table, collapse_ws};
+use super::blocks::{Block, ProseKind, Row, Table, collapse_ws};
 
 /// Tables of the HTML in `text`, plus its headings (section context).
 pub fn parse(text: &str) -> Vec<Block> {

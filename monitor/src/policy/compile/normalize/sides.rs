@@ -232,7 +232,7 @@ fn group(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::normalize::endpoints;
+    use crate::policy::compile::normalize::endpoints;
 
     fn eps(cell: &str) -> Vec<Endpoint> {
         endpoints::parse(cell).unwrap().endpoints

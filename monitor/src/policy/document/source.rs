@@ -7,7 +7,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::error::CompileError;
+use crate::policy::{error::CompileError, lines::line_of_bytes};
 
 /// Port documents are a few kilobytes; anything this large is a mistake (a
 /// log, an archive) and parsing it would only waste memory and time.
@@ -98,48 +98,9 @@ pub fn stable_name(path: &Path) -> String {
         .unwrap_or_else(|| path.to_string_lossy().into_owned())
 }
 
-/// 1-based line of a byte offset.
-pub fn line_of(text: &str, offset: usize) -> u32 {
-    line_of_bytes(text.as_bytes(), offset)
-}
-
-fn line_of_bytes(bytes: &[u8], offset: usize) -> u32 {
-    let end = offset.min(bytes.len());
-    let newlines = bytes[..end].iter().filter(|&&b| b == b'\n').count();
-    u32::try_from(newlines + 1).unwrap_or(u32::MAX)
-}
-
-/// Maps byte offsets to lines in O(log n), for parsers that report offsets.
-#[derive(Debug)]
-pub struct LineIndex {
-    starts: Vec<usize>,
-}
-
-impl LineIndex {
-    pub fn new(text: &str) -> Self {
-        let mut starts = vec![0];
-        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        LineIndex { starts }
-    }
-
-    pub fn line(&self, offset: usize) -> u32 {
-        let idx = self.starts.partition_point(|&s| s <= offset);
-        u32::try_from(idx.max(1)).unwrap_or(u32::MAX)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn line_index_matches_counting() {
-        let text = "a\nbb\n\nccc";
-        let idx = LineIndex::new(text);
-        for off in 0..text.len() {
-            assert_eq!(idx.line(off), line_of(text, off), "offset {off}");
-        }
-    }
 
     #[test]
     fn strips_bom_and_crlf() {

@@ -8,7 +8,10 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::policy::model::{NODES, Peer};
+use crate::policy::{
+    model::{NODES, Peer},
+    values::is_dns_name,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -238,25 +241,6 @@ fn url_host(t: &str) -> Option<&str> {
         }
     };
     (!host.trim().is_empty()).then_some(host)
-}
-
-/// RFC 1123 host name with at least two labels and an alphabetic top-level
-/// label (so that `4.5.1` is not a name).
-pub fn is_dns_name(s: &str) -> bool {
-    let s = s.strip_suffix('.').unwrap_or(s);
-    if s.len() > 253 || !s.contains('.') {
-        return false;
-    }
-    let labels: Vec<&str> = s.split('.').collect();
-    let valid = labels.iter().all(|l| {
-        !l.is_empty()
-            && l.len() <= 63
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-    });
-    let tld = labels.last().copied().unwrap_or("");
-    valid && tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic())
 }
 
 /// The stable role for a phrase, if it is one of the known kinds.
