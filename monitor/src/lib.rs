@@ -1,6 +1,7 @@
 //! portconform's userspace: loads and attaches the kernel programs, reads their
 //! maps, and runs the daemon. `main.rs` is only the command line.
 
+pub mod command;
 pub mod daemon;
 pub mod enrich;
 pub mod events;
@@ -15,7 +16,6 @@ pub mod reach;
 pub mod replay;
 pub mod report;
 pub mod required;
-pub mod run;
 pub mod startup;
 pub mod stats;
 pub mod validate;

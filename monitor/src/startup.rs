@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use crate::{
     kernel_tables::{self, KernelTables},
     netif,
-    policy::{self, Inventory, cli::Selection},
+    policy::{self, Inventory, command::Selection},
 };
 
 /// How long start-up may spend resolving DNS names of the policy and
@@ -29,7 +29,7 @@ pub fn load_tables(
     nodes_are: &str,
     resolve_names: bool,
 ) -> anyhow::Result<KernelTables> {
-    let (policy, options) = policy::cli::select(selection)?;
+    let (policy, options) = policy::command::select(selection)?;
     let resolved = policy::resolve(&policy, &options)?;
     let entries = policy::entries(&resolved);
     let inventory = inventory.map(|p| Inventory::load(p, &policy)).transpose()?;

@@ -3,6 +3,7 @@
 //! flows, periodic summaries, and a clean detach on SIGINT/SIGTERM.
 
 mod blocked;
+pub mod command;
 pub mod feed;
 pub mod summary;
 

@@ -38,7 +38,7 @@
 //! [`Inventory`] ([`Inventory::binding`] gives a role's networks and names;
 //! [`Inventory::unbound`] the roles to report at start).
 
-pub mod cli;
+pub mod command;
 pub mod compile;
 pub mod document;
 pub mod error;

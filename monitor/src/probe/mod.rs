@@ -5,6 +5,7 @@
 //! Rate-limited, bounded, and never aimed at an address the inventory does
 //! not list.
 
+pub mod command;
 pub mod targets;
 
 use std::{
@@ -21,7 +22,7 @@ use serde_json::json;
 
 use crate::{
     netif,
-    policy::{self, Inventory, cli::Selection},
+    policy::{self, Inventory, command::Selection},
     reach::{self, L4, Observed, Outcome},
     validate::Format,
 };
@@ -71,8 +72,8 @@ fn local_addrs() -> BTreeSet<IpAddr> {
 }
 
 /// Runs the probes; `Ok(true)` when a required flow does not work.
-pub fn run(config: ProbeConfig) -> anyhow::Result<bool> {
-    let (policy, options) = policy::cli::select(&config.selection)?;
+pub fn probe(config: ProbeConfig) -> anyhow::Result<bool> {
+    let (policy, options) = policy::command::select(&config.selection)?;
     let resolved = policy::resolve(&policy, &options)?;
     let inventory = Inventory::load(&config.inventory, &policy)?;
     let local = local_addrs();

@@ -17,9 +17,36 @@ use super::{Counters, Hosts, Replayer, capture::CaptureSet, infer_hosts};
 use crate::{
     events::{EventRecord, JsonlWriter, Rotation, console, rfc3339},
     kernel_tables::KernelTables,
-    policy::{self, cli::Selection},
+    policy::{self, command::Selection},
     required::records,
 };
+
+#[derive(clap::Args)]
+pub struct ReplayArgs {
+    /// Capture files, merged in time order.
+    #[arg(required = true, value_name = "CAPTURE")]
+    pub captures: Vec<PathBuf>,
+    /// An address of the host the capture was taken on (repeatable); without
+    /// it, the address in most packets is taken, and said so.
+    #[arg(long = "host", value_name = "ADDR", value_delimiter = ',')]
+    pub hosts: Vec<std::net::IpAddr>,
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Site inventory binding the policy's roles to addresses (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    /// Write events as JSON lines to FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// How long a required flow's SYN or request may go unanswered (in
+    /// capture time) before it is reported blocked, e.g. `5s`.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::command::parse_timeout)]
+    pub handshake_timeout: Duration,
+    /// Send no DNS query: names in the policy or inventory bind no address
+    /// (an offline workstation; today's answers may not be the capture's).
+    #[arg(long)]
+    pub no_resolve: bool,
+}
 
 /// Everything `replay` was asked to do.
 pub struct ReplayConfig {
@@ -61,7 +88,21 @@ fn progress_bar(set: &CaptureSet) -> Option<ProgressBar> {
     Some(bar)
 }
 
-pub fn run(config: ReplayConfig) -> anyhow::Result<()> {
+/// `portconform replay`.
+pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
+    replay(ReplayConfig {
+        captures: args.captures,
+        hosts: args.hosts,
+        selection: args.selection,
+        inventory: args.inventory,
+        events: args.events,
+        console: true,
+        handshake_timeout: args.handshake_timeout,
+        resolve_names: !args.no_resolve,
+    })
+}
+
+pub fn replay(config: ReplayConfig) -> anyhow::Result<()> {
     if config.selection.policy.is_none() && config.selection.profile.is_none() {
         bail!(
             "replay needs a policy: give --policy FILE or --profile NAME (profiles: {})",

@@ -19,7 +19,7 @@ use super::{
     load::{self, BadLine, Record, Sink},
     terminal,
 };
-use crate::policy::{self, cli::Selection};
+use crate::policy::{self, command::Selection};
 
 /// Bad lines printed per file; the rest are counted.
 const BAD_LINES_SHOWN: u64 = 10;
@@ -33,14 +33,27 @@ pub enum Format {
 }
 
 /// Everything `report` was asked to do.
-pub struct ReportConfig {
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// Events files (JSON lines; rotated `FILE.N` too), one host or many.
+    #[arg(required = true, value_name = "EVENTS.jsonl")]
     pub files: Vec<PathBuf>,
+    /// Also write the report as one self-contained HTML page.
+    #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Summary format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Rows in each unexpected-flow list of the text and HTML output.
+    /// Rows in each list of unexpected flows (by port, by peer, by packets).
+    #[arg(long, value_name = "N", default_value_t = 10)]
     pub top: usize,
+    /// The policy the events were judged by: lists its required rules even
+    /// when no host mentioned them, and describes each cited rule.
+    #[command(flatten)]
     pub selection: Selection,
-    /// Directories holding the vendor documents, to quote cited lines.
+    /// Directory with the vendor documents, to quote cited lines in the HTML
+    /// page (repeatable; default: the --policy file's directory).
+    #[arg(long, value_name = "DIR")]
     pub docs: Vec<PathBuf>,
 }
 
@@ -98,12 +111,13 @@ fn policy_context(selection: &Selection) -> anyhow::Result<Option<PolicyContext>
             return Ok(None);
         }
     };
-    let (policy, options) = policy::cli::select(selection)?;
+    let (policy, options) = policy::command::select(selection)?;
     let resolved = policy::resolve(&policy, &options)?;
     Ok(Some(PolicyContext::new(label, &resolved)))
 }
 
-pub fn run(config: ReportConfig) -> anyhow::Result<()> {
+/// `portconform report`.
+pub fn run(config: ReportArgs) -> anyhow::Result<()> {
     match report(config) {
         // `report | head` closes the pipe early: not an error.
         Err(e) if broken_pipe(&e) => Ok(()),
@@ -125,7 +139,7 @@ fn broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-fn report(config: ReportConfig) -> anyhow::Result<()> {
+fn report(config: ReportArgs) -> anyhow::Result<()> {
     let policy = policy_context(&config.selection)?;
     let mut agg = Aggregator::new();
     let mut unopened = Vec::new();

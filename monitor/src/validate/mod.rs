@@ -11,6 +11,7 @@
 //! with nft's message and line).
 
 mod attempts;
+pub mod command;
 pub mod hosts;
 pub mod lab;
 pub mod observe;
@@ -29,7 +30,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use serde_json::json;
 
-use crate::policy::{self, Inventory, cli::Selection};
+use crate::policy::{self, Inventory, command::Selection};
 
 use self::{
     hosts::Hosts, lab::Lab, observe::MonitorRun, plan::Plan, report::Report, ruleset::Ruleset,
@@ -122,14 +123,14 @@ fn monitor_args(
     args
 }
 
-pub fn run(config: ValidateConfig) -> anyhow::Result<Verdict> {
+pub fn try_ruleset(config: ValidateConfig) -> anyhow::Result<Verdict> {
     if !nix::unistd::geteuid().is_root() {
         bail!(
             "validate builds a lab of network namespaces and loads nftables rulesets: run it as root"
         );
     }
     let started = Instant::now();
-    let (policy, options) = policy::cli::select(&config.selection)?;
+    let (policy, options) = policy::command::select(&config.selection)?;
     let resolved = policy::resolve(&policy, &options)?;
     let roles = policy.roles();
     let hosts = match &config.inventory {

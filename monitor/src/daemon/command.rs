@@ -11,9 +11,53 @@ use crate::{
     loader::{EgressMode, Monitor, XdpAttachMode},
     metrics::{Metrics, serve},
     netif,
-    policy::cli::Selection,
+    policy::command::Selection,
     startup,
 };
+
+/// The options of `run`.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Interface to monitor (XDP on ingress, TC on egress); repeat or comma-separate.
+    #[arg(long = "iface", required = true, value_delimiter = ',')]
+    pub ifaces: Vec<String>,
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Site inventory binding the policy's roles to addresses (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    /// Write events as JSON lines to FILE (`-` for stdout), rotated by size.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// Rotate the events file when it would pass this many MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub events_max_mib: u64,
+    /// Rotated events files to keep.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub events_keep: usize,
+    /// Write the headers of each unexpected flow's first packet to FILE (pcapng).
+    #[arg(long, value_name = "FILE.pcapng")]
+    pub pcap: Option<PathBuf>,
+    /// Stop adding packets to the pcapng file at this many MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub pcap_max_mib: u64,
+    /// Serve Prometheus metrics at ADDR:PORT (a bare PORT means 127.0.0.1:PORT).
+    #[arg(long, value_name = "ADDR:PORT", value_parser = crate::command::parse_metrics)]
+    pub metrics: Option<SocketAddr>,
+    /// Seconds between summaries.
+    #[arg(long, default_value_t = 5.0, value_parser = crate::command::parse_interval)]
+    pub interval: f64,
+    /// Seconds between refreshed counts of long-lived unexpected flows.
+    #[arg(long, default_value_t = 30.0, value_parser = crate::command::parse_interval)]
+    pub refresh: f64,
+    /// Summary format on stdout.
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Table)]
+    pub summary: SummaryFormat,
+    /// How long a required flow's SYN or request may go unanswered before
+    /// it is reported blocked (`no-reply`), e.g. `5s`, `1500ms`.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::command::parse_timeout)]
+    pub handshake_timeout: Duration,
+}
 
 /// Everything `run` was asked to do.
 pub struct RunConfig {
@@ -32,7 +76,28 @@ pub struct RunConfig {
     pub handshake_timeout: Duration,
 }
 
-pub fn run(config: RunConfig) -> anyhow::Result<()> {
+/// `portconform run`.
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    start(RunConfig {
+        ifaces: args.ifaces,
+        selection: args.selection,
+        inventory: args.inventory,
+        events: args.events,
+        pcap: args.pcap,
+        pcap_max_bytes: args.pcap_max_mib * 1024 * 1024,
+        metrics: args.metrics,
+        events_rotation: Rotation {
+            max_bytes: args.events_max_mib * 1024 * 1024,
+            keep: args.events_keep,
+        },
+        interval: Duration::from_secs_f64(args.interval),
+        refresh: Duration::from_secs_f64(args.refresh),
+        summary: args.summary,
+        handshake_timeout: args.handshake_timeout,
+    })
+}
+
+fn start(config: RunConfig) -> anyhow::Result<()> {
     // A mistyped interface is the likeliest mistake: say so before the
     // policy is compiled and its peers' names resolved.
     crate::loader::resolve_interfaces(&config.ifaces)?;
