@@ -4,6 +4,14 @@
 
 use std::{net::SocketAddr, time::Duration};
 
+/// How `policy show`, `policy explain`, `validate` and `probe` write their
+/// result on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
 /// A timeout: seconds (`2`, `0.5`) or a humantime duration (`1500ms`),
 /// bounded so that a typo cannot make a run hang or spin.
 pub fn parse_timeout(s: &str) -> Result<Duration, String> {

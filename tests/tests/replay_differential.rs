@@ -409,12 +409,11 @@ fn kernel_and_replay_decide_and_report_identically() {
         .filter(|l| !l.contains(r#""kind":"required""#))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let ifaces = [(1u32, "corpus.pcap".to_string())];
     let enricher = Enricher {
-        tables: &tables,
-        ifaces: &ifaces,
+        tables: std::sync::Arc::new(tables.clone()),
+        ifaces: vec![(1u32, "corpus.pcap".to_string())],
         clock: Clock::epoch(),
-        host: Some("192.0.2.1,2001:db8:1::1"),
+        host: Some("192.0.2.1,2001:db8:1::1".to_string()),
     };
     let firsts: Vec<&EventRecord> = records
         .iter()

@@ -10,7 +10,7 @@ use monitor_common::flow::FlowKey;
 
 use super::{Console, Sinks, emit_record};
 use crate::{
-    enrich::{Clock, Enricher, monotonic_ns},
+    enrich::{Enricher, monotonic_ns},
     events::{EventKind, required_line},
     loader::Monitor,
     required::{self, Tracker, records},
@@ -49,14 +49,12 @@ impl Blocked {
         self.last_work.clear();
     }
 
-    /// One sweep; see the module doc. Map updates and record making take
-    /// turns because records borrow the monitor's tables.
+    /// One sweep; see the module doc. `enricher` holds the live policy's
+    /// tables.
     pub fn sweep(
         &mut self,
         monitor: &mut Monitor,
-        ifaces: &[(u32, String)],
-        clock: Clock,
-        host: Option<&str>,
+        enricher: &Enricher,
         sinks: &mut Sinks,
     ) -> anyhow::Result<()> {
         let now = monotonic_ns();
@@ -78,15 +76,8 @@ impl Blocked {
         }
         let mut newly: Vec<FlowKey> = Vec::new();
         {
-            let Some(tables) = monitor.tables() else {
-                return Ok(());
-            };
-            let enricher = Enricher {
-                tables,
-                ifaces,
-                clock,
-                host,
-            };
+            let tables = &enricher.tables;
+            let clock = enricher.clock;
             for (key, h, reason) in failed {
                 // An attempt from before a reload names a rule of the old set.
                 let rule = (h.set == live).then(|| tables.rule(h.rule)).flatten();
@@ -97,7 +88,7 @@ impl Blocked {
                     newly.push(key.flow);
                     let b = self.tracker.get(&key.flow).expect("just added");
                     let record = records::record(
-                        &enricher,
+                        enricher,
                         EventKind::Blocked,
                         &key.flow,
                         b,
@@ -110,7 +101,7 @@ impl Blocked {
             for (flow, answered_ns) in answered {
                 if let Some(b) = self.tracker.recovered(&flow) {
                     let record = records::record(
-                        &enricher,
+                        enricher,
                         EventKind::Recovered,
                         &flow,
                         &b,

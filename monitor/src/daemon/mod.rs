@@ -17,7 +17,7 @@ use std::{
 use std::io::Write as _;
 
 use anyhow::Context as _;
-use aya::maps::RingBuf;
+use aya::maps::{MapData, RingBuf};
 use monitor_common::{
     flow::{FlowEvent, MAX_FLOWS},
     maps::Counter,
@@ -169,137 +169,194 @@ pub async fn run(
     sinks: &mut Sinks,
     options: &Options,
 ) -> anyhow::Result<()> {
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-    let mut ticker = tokio::time::interval(options.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await; // the first tick is immediate
-    let mut refresh = tokio::time::interval(options.refresh);
-    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    refresh.tick().await;
-    let mut watcher = tokio::time::interval(WATCH_PERIOD);
-    watcher.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    watcher.tick().await;
-    let mut stamps = file_stamps(watch);
-
-    let ifaces: Vec<(u32, String)> = monitor
-        .interfaces()
-        .iter()
-        .map(|i| (i.index, i.name.clone()))
-        .collect();
-    let classifying = monitor.tables().is_some();
-    let mut ring = if classifying {
-        let events = monitor.take_events()?;
-        // SAFETY: the AsyncFd owns the ring buffer, hence its fd, for as
-        // long as the registration lives.
-        let fd = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
-            .map_err(std::io::Error::from)
-            .context("watching the ring buffer")?;
-        Some(fd)
-    } else {
-        None
+    let mut ring = match monitor.tables() {
+        Some(_) => Some(watch_ring(monitor)?),
+        None => None,
     };
-    let clock = Clock::new();
-    let host = options.host.as_deref();
+    // Built once: a reload swaps its tables (see `swap_policy`).
+    let mut enricher = Enricher {
+        tables: monitor.shared_tables().unwrap_or_default(),
+        ifaces: monitor
+            .interfaces()
+            .iter()
+            .map(|i| (i.index, i.name.clone()))
+            .collect(),
+        clock: Clock::new(),
+        host: options.host.clone(),
+    };
     let mut state = State {
-        reported: Reported::with_capacity(monitor_common::flow::MAX_FLOWS as usize),
+        reported: Reported::with_capacity(MAX_FLOWS as usize),
         retired: BTreeMap::new(),
         blocked: monitor
             .tables()
             .map(|t| blocked::Blocked::new(Tracker::new(t), options.handshake_timeout)),
     };
-    let mut sweep = tokio::time::interval(
-        state
-            .blocked
-            .as_ref()
-            .map_or(Duration::from_secs(1), blocked::Blocked::period),
-    );
-    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    sweep.tick().await;
-    let mut previous: Option<Snapshot> = None;
-    loop {
-        tokio::select! {
-            ready = async { ring.as_mut().expect("guarded").readable_mut().await }, if ring.is_some() => {
-                let mut guard = ready.context("waiting on the ring buffer")?;
-                let enricher = enricher(monitor, &ifaces, clock, host);
-                let drained = drain(guard.get_inner_mut(), &enricher, &mut state.reported, sinks)?;
-                if drained < DRAIN_BUDGET {
-                    guard.clear_ready();
-                }
-                prune_reported(monitor, &mut state.reported)?;
-            }
-            _ = ticker.tick() => {
-                let snapshot = stats::read(monitor).context("reading the counters")?;
-                summary::emit(&snapshot, previous.as_ref(), options.summary, false)?;
-                report_kernel(monitor, &snapshot, &state, sinks, options.summary)?;
-                previous = Some(snapshot);
-            }
-            _ = refresh.tick(), if classifying => {
-                refresh_flows(monitor, &enricher(monitor, &ifaces, clock, host), &mut state.reported, sinks)?;
-                if let Some(b) = state.blocked.as_mut() {
-                    b.refresh(&enricher(monitor, &ifaces, clock, host), sinks)?;
-                }
-            }
-            _ = sweep.tick(), if state.blocked.is_some() => {
-                sweep_blocked(monitor, &ifaces, clock, host, &mut state, sinks)?;
-            }
-            _ = sighup.recv(), if reload.is_some() => {
-                sweep_blocked(monitor, &ifaces, clock, host, &mut state, sinks)?;
-                swap_policy(monitor, reload, &mut state, "SIGHUP");
-            }
-            _ = watcher.tick(), if reload.is_some() && !watch.is_empty() => {
-                let now = file_stamps(watch);
-                if now != stamps {
-                    stamps = now;
-                    sweep_blocked(monitor, &ifaces, clock, host, &mut state, sinks)?;
-                    swap_policy(monitor, reload, &mut state, "a change of the policy or inventory file");
-                }
-            }
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
-        }
-    }
-    if let Some(ring) = ring.as_mut() {
-        let enricher = enricher(monitor, &ifaces, clock, host);
-        drain(ring.get_mut(), &enricher, &mut state.reported, sinks)?;
-    }
-    if classifying {
-        refresh_flows(
+    let mut daemon = Daemon {
+        monitor,
+        sinks,
+        options,
+        enricher: &mut enricher,
+        state: &mut state,
+    };
+    let previous = daemon.serve(&mut ring, reload, watch).await?;
+    daemon.finish(ring.as_mut(), previous)
+}
+
+/// The ring buffer of first sightings, registered with the runtime.
+fn watch_ring(monitor: &mut Monitor) -> anyhow::Result<AsyncFd<RingBuf<MapData>>> {
+    let events = monitor.take_events()?;
+    // SAFETY: the AsyncFd owns the ring buffer, hence its fd, for as long as
+    // the registration lives.
+    let fd = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
+        .map_err(std::io::Error::from)
+        .context("watching the ring buffer")?;
+    Ok(fd)
+}
+
+/// What one run of the daemon works with.
+struct Daemon<'a> {
+    monitor: &'a mut Monitor,
+    sinks: &'a mut Sinks,
+    options: &'a Options,
+    enricher: &'a mut Enricher,
+    state: &'a mut State,
+}
+
+impl Daemon<'_> {
+    /// The event loop, until SIGINT or SIGTERM; returns the last counters
+    /// summarized, for the final summary's deltas.
+    async fn serve(
+        &mut self,
+        ring: &mut Option<AsyncFd<RingBuf<MapData>>>,
+        reload: Option<Reload<'_>>,
+        watch: &[PathBuf],
+    ) -> anyhow::Result<Option<Snapshot>> {
+        let mut sigint =
+            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut sigterm =
+            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+        let mut ticker = interval(self.options.interval).await;
+        let mut refresh = interval(self.options.refresh).await;
+        let mut watcher = interval(WATCH_PERIOD).await;
+        let mut sweep = interval(
+            self.state
+                .blocked
+                .as_ref()
+                .map_or(Duration::from_secs(1), blocked::Blocked::period),
+        )
+        .await;
+        let mut stamps = file_stamps(watch);
+        let classifying = ring.is_some();
+        let mut previous: Option<Snapshot> = None;
+        let Self {
             monitor,
-            &enricher(monitor, &ifaces, clock, host),
-            &mut state.reported,
             sinks,
-        )?;
+            options,
+            enricher,
+            state,
+        } = self;
+        loop {
+            tokio::select! {
+                ready = async { ring.as_mut().expect("guarded").readable_mut().await }, if ring.is_some() => {
+                    let mut guard = ready.context("waiting on the ring buffer")?;
+                    let drained = drain(guard.get_inner_mut(), enricher, &mut state.reported, sinks)?;
+                    if drained < DRAIN_BUDGET {
+                        guard.clear_ready();
+                    }
+                    prune_reported(monitor, &mut state.reported)?;
+                }
+                _ = ticker.tick() => {
+                    let snapshot = stats::read(monitor).context("reading the counters")?;
+                    summary::emit(&snapshot, previous.as_ref(), options.summary, false)?;
+                    report_kernel(monitor, &snapshot, state, sinks, options.summary)?;
+                    previous = Some(snapshot);
+                }
+                _ = refresh.tick(), if classifying => {
+                    refresh_flows(monitor, enricher, &mut state.reported, sinks)?;
+                    if let Some(b) = state.blocked.as_mut() {
+                        b.refresh(enricher, sinks)?;
+                    }
+                }
+                _ = sweep.tick(), if state.blocked.is_some() => {
+                    sweep_blocked(monitor, enricher, state, sinks)?;
+                }
+                _ = sighup.recv(), if reload.is_some() => {
+                    sweep_blocked(monitor, enricher, state, sinks)?;
+                    swap_policy(monitor, reload, state, enricher, "SIGHUP");
+                }
+                _ = watcher.tick(), if reload.is_some() && !watch.is_empty() => {
+                    let now = file_stamps(watch);
+                    if now != stamps {
+                        stamps = now;
+                        sweep_blocked(monitor, enricher, state, sinks)?;
+                        swap_policy(monitor, reload, state, enricher, "a change of the policy or inventory file");
+                    }
+                }
+                _ = sigint.recv() => break,
+                _ = sigterm.recv() => break,
+            }
+        }
+        Ok(previous)
     }
-    sweep_blocked(monitor, &ifaces, clock, host, &mut state, sinks)?;
-    if let Some(b) = state.blocked.as_mut() {
-        b.refresh(&enricher(monitor, &ifaces, clock, host), sinks)?;
-        b.flush_console();
-        let verdicts = b.tracker.verdicts();
+
+    /// After the signal: the last events and counts, the required flows'
+    /// verdicts, flushed sinks and the final summary.
+    fn finish(
+        &mut self,
+        ring: Option<&mut AsyncFd<RingBuf<MapData>>>,
+        previous: Option<Snapshot>,
+    ) -> anyhow::Result<()> {
+        let Self {
+            monitor,
+            sinks,
+            options,
+            enricher,
+            state,
+        } = self;
+        if let Some(ring) = ring {
+            drain(ring.get_mut(), enricher, &mut state.reported, sinks)?;
+            refresh_flows(monitor, enricher, &mut state.reported, sinks)?;
+        }
+        sweep_blocked(monitor, enricher, state, sinks)?;
+        if let Some(b) = state.blocked.as_mut() {
+            b.refresh(enricher, sinks)?;
+            b.flush_console();
+            let verdicts = b.tracker.verdicts();
+            if let Some(w) = sinks.events.as_mut() {
+                let now = std::time::SystemTime::now();
+                for status in records::statuses(&verdicts, now, enricher.host.as_deref()) {
+                    w.write(&status).context("writing the events file")?;
+                }
+            }
+            if options.summary == SummaryFormat::Table {
+                for line in records::summary_lines(&verdicts) {
+                    println!("{line}");
+                }
+            }
+        }
         if let Some(w) = sinks.events.as_mut() {
-            for status in records::statuses(&verdicts, std::time::SystemTime::now(), host) {
-                w.write(&status).context("writing the events file")?;
-            }
+            w.flush().context("flushing the events file")?;
         }
-        if options.summary == SummaryFormat::Table {
-            for line in records::summary_lines(&verdicts) {
-                println!("{line}");
-            }
+        if let Some(p) = sinks.pcap.as_mut() {
+            p.flush().context("flushing the pcapng file")?;
         }
+        if let Some(c) = sinks.console.as_mut() {
+            c.flush();
+        }
+        let snapshot = stats::read(monitor).context("reading the counters")?;
+        summary::emit(&snapshot, previous.as_ref(), options.summary, true)?;
+        report_kernel(monitor, &snapshot, state, sinks, options.summary)
     }
-    if let Some(w) = sinks.events.as_mut() {
-        w.flush().context("flushing the events file")?;
-    }
-    if let Some(p) = sinks.pcap.as_mut() {
-        p.flush().context("flushing the pcapng file")?;
-    }
-    if let Some(c) = sinks.console.as_mut() {
-        c.flush();
-    }
-    let snapshot = stats::read(monitor).context("reading the counters")?;
-    summary::emit(&snapshot, previous.as_ref(), options.summary, true)?;
-    report_kernel(monitor, &snapshot, &state, sinks, options.summary)
+}
+
+/// A timer that skips ticks it missed rather than bursting, already past
+/// its first (immediate) tick.
+async fn interval(period: Duration) -> tokio::time::Interval {
+    let mut timer = tokio::time::interval(period);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    timer.tick().await;
+    timer
 }
 
 /// Rules listed by name in the table summary, busiest first.
@@ -318,35 +375,14 @@ struct State {
 /// Sweeps required-flow attempts, when there is a policy.
 fn sweep_blocked(
     monitor: &mut Monitor,
-    ifaces: &[(u32, String)],
-    clock: Clock,
-    host: Option<&str>,
+    enricher: &Enricher,
     state: &mut State,
     sinks: &mut Sinks,
 ) -> anyhow::Result<()> {
     let Some(b) = state.blocked.as_mut() else {
         return Ok(());
     };
-    b.sweep(monitor, ifaces, clock, host, sinks)
-}
-
-static EMPTY: std::sync::OnceLock<KernelTables> = std::sync::OnceLock::new();
-
-fn enricher<'a>(
-    monitor: &'a Monitor,
-    ifaces: &'a [(u32, String)],
-    clock: Clock,
-    host: Option<&'a str>,
-) -> Enricher<'a> {
-    let tables = monitor
-        .tables()
-        .unwrap_or_else(|| EMPTY.get_or_init(KernelTables::default));
-    Enricher {
-        tables,
-        ifaces,
-        clock,
-        host,
-    }
+    b.sweep(monitor, enricher, sinks)
 }
 
 /// Modification time and size of each watched file (`None` if unreadable).
@@ -361,7 +397,13 @@ fn file_stamps(paths: &[PathBuf]) -> Vec<Option<(std::time::SystemTime, u64)>> {
         .collect()
 }
 
-fn swap_policy(monitor: &mut Monitor, reload: Option<Reload<'_>>, state: &mut State, why: &str) {
+fn swap_policy(
+    monitor: &mut Monitor,
+    reload: Option<Reload<'_>>,
+    state: &mut State,
+    enricher: &mut Enricher,
+    why: &str,
+) {
     let Some(reload) = reload else { return };
     let result = reload().and_then(|tables| {
         let rules = tables.rules.len();
@@ -370,6 +412,9 @@ fn swap_policy(monitor: &mut Monitor, reload: Option<Reload<'_>>, state: &mut St
             .map(|t| t.rules.iter().map(|r| r.id.clone()).collect())
             .unwrap_or_default();
         let retired = monitor.replace_policy(tables)?;
+        if let Some(live) = monitor.shared_tables() {
+            enricher.tables = live;
+        }
         if let Some(b) = state.blocked.as_mut() {
             b.reloaded(monitor);
         }

@@ -21,13 +21,16 @@ use crate::{
 pub use clock::{Clock, monotonic_ns};
 pub use reported::Reported;
 
-/// Everything needed to explain a flow.
-pub struct Enricher<'a> {
-    pub tables: &'a KernelTables,
-    pub ifaces: &'a [(u32, String)],
+/// Everything needed to explain a flow. Built once per run: the daemon
+/// swaps `tables` when a reload makes a new policy live, replay adds the
+/// interfaces its captures name as it meets them.
+pub struct Enricher {
+    pub tables: Arc<KernelTables>,
+    /// (ifindex, name) of the interfaces records name.
+    pub ifaces: Vec<(u32, String)>,
     pub clock: Clock,
     /// Named in every record, so several hosts' files can be merged.
-    pub host: Option<&'a str>,
+    pub host: Option<String>,
 }
 
 pub(crate) fn addr(family: u8, bytes: &[u8; 16]) -> IpAddr {
@@ -131,13 +134,13 @@ fn note_slow(proto: u8, port: u16, direction: Direction, rule: Option<&RuleInfo>
     }
 }
 
-impl<'a> Enricher<'a> {
+impl Enricher {
     pub fn iface(&self, ifindex: u32) -> String {
         self.iface_name(ifindex).into_owned()
     }
 
     /// The interface's name, borrowed from the list when it is there.
-    fn iface_name(&self, ifindex: u32) -> Cow<'a, str> {
+    fn iface_name(&self, ifindex: u32) -> Cow<'_, str> {
         self.ifaces
             .iter()
             .find(|(i, _)| *i == ifindex)
@@ -169,7 +172,7 @@ impl<'a> Enricher<'a> {
         );
         let mask = self.tables.peers.roles_of(ends.peer());
         r.peer_roles = Some(self.tables.roles.owned_names(mask));
-        r.host = self.host.map(str::to_owned);
+        r.host = self.host.clone();
         r
     }
 
@@ -228,10 +231,7 @@ impl<'a> Enricher<'a> {
 
     /// The record of a first sighting, explained by `why`
     /// ([`explain_first`](Self::explain_first)), borrowing its text.
-    pub fn first_sighting_ref<'r>(&'r self, ev: &FlowEvent, why: &'r Explanation) -> RecordRef<'r>
-    where
-        'a: 'r,
-    {
+    pub fn first_sighting_ref<'r>(&'r self, ev: &FlowEvent, why: &'r Explanation) -> RecordRef<'r> {
         let ts = self.clock.wall(ev.ts_ns);
         let key = &ev.key;
         let ends = Ends::of(key);
@@ -265,7 +265,7 @@ impl<'a> Enricher<'a> {
             peer_roles: why.peer_roles.as_deref(),
             note: why.note.as_deref(),
             update_of: None,
-            host: self.host,
+            host: self.host.as_deref(),
         }
     }
 
@@ -547,14 +547,14 @@ mod tests {
     /// all sightings, write what the owned records of replay write.
     #[test]
     fn borrowed_first_sightings_are_the_owned_ones() {
-        let tables = tables();
+        let tables = Arc::new(tables());
         let ifaces = vec![(1, "eth0".to_string()), (2, "lo".to_string())];
         for host in [None, Some("db-1")] {
             let enricher = Enricher {
-                tables: &tables,
-                ifaces: &ifaces,
+                tables: Arc::clone(&tables),
+                ifaces: ifaces.clone(),
                 clock: Clock::epoch(),
-                host,
+                host: host.map(str::to_owned),
             };
             let mut cache = Explanations::default();
             for ev in sightings() {

@@ -9,7 +9,7 @@ mod rtnl;
 
 pub use egress::EgressMode;
 
-use std::{ffi::CString, io};
+use std::{ffi::CString, io, sync::Arc};
 
 use aya::{
     Ebpf, EbpfError,
@@ -114,7 +114,7 @@ pub struct Monitor {
     _qdiscs: Vec<egress::Clsact>,
     interfaces: Vec<Interface>,
     /// The tables in each policy map set, and which set is live.
-    sets: [Option<KernelTables>; 2],
+    sets: [Option<Arc<KernelTables>>; 2],
     live: usize,
 }
 
@@ -187,7 +187,7 @@ impl Monitor {
             ebpf,
             _qdiscs: qdiscs,
             interfaces,
-            sets: [tables.cloned(), None],
+            sets: [tables.cloned().map(Arc::new), None],
             live: 0,
         })
     }
@@ -209,20 +209,28 @@ impl Monitor {
             &mut self.ebpf,
             idle,
             &new,
-            self.sets[idle].as_ref(),
-            self.sets[self.live].as_ref(),
+            self.sets[idle].as_deref(),
+            self.sets[self.live].as_deref(),
         )
         .map_err(LoadError::Policy)?;
         let old_rules = self.sets[self.live].as_ref().map_or(0, |t| t.rules.len());
         let retired = self.rule_stats(old_rules)?;
-        self.sets[idle] = Some(new);
+        self.sets[idle] = Some(Arc::new(new));
         self.live = idle;
         Ok(retired)
     }
 
     /// The live policy's tables.
     pub fn tables(&self) -> Option<&KernelTables> {
-        self.sets[self.live].as_ref()
+        self.sets[self.live].as_deref()
+    }
+
+    /// The live policy's tables, shared: the daemon's [`Enricher`] holds
+    /// them across map updates and swaps them after a reload.
+    ///
+    /// [`Enricher`]: crate::enrich::Enricher
+    pub fn shared_tables(&self) -> Option<Arc<KernelTables>> {
+        self.sets[self.live].clone()
     }
 
     /// The ring buffer of first sightings (can be taken once).

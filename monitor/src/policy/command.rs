@@ -7,7 +7,9 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
+
+use crate::command::Format;
 
 use super::{
     compile_paths, explain,
@@ -65,12 +67,6 @@ pub struct Selection {
     /// net.ipv4.ip_local_port_range).
     #[arg(long, value_name = "LO-HI", value_parser = parse_port_range)]
     pub dynamic_ports: Option<PortRange>,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
 }
 
 #[derive(Args)]

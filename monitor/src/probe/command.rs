@@ -27,8 +27,8 @@ pub struct ProbeArgs {
     /// probe their addresses.
     #[arg(long)]
     pub resolve_names: bool,
-    #[arg(long, value_enum, default_value_t = crate::validate::Format::Table)]
-    pub format: crate::validate::Format,
+    #[arg(long, value_enum, default_value_t = crate::command::Format::Table)]
+    pub format: crate::command::Format,
 }
 
 /// `portconform probe`: `Ok(true)` when a required flow does not work.

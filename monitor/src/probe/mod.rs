@@ -21,10 +21,10 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::{
+    command::Format,
     netif,
     policy::{self, Inventory, command::Selection},
     reach::{self, L4, Observed, Outcome},
-    validate::Format,
 };
 
 /// Most probes in one run.

@@ -458,7 +458,7 @@ struct NgInterface {
     name: usize,
 }
 
-enum Format {
+enum CaptureFormat {
     Pcap {
         parser: PcapParser,
         iface: usize,
@@ -492,7 +492,7 @@ pub struct CaptureReader {
     path: PathBuf,
     gzip: bool,
     window: Window,
-    format: Format,
+    format: CaptureFormat,
     /// Bytes of the current record still to consume before the next.
     pending: usize,
     current: Option<Current>,
@@ -630,7 +630,7 @@ impl CaptureReader {
             })?;
             window.consume(24);
             let header = parser.header();
-            Format::Pcap {
+            CaptureFormat::Pcap {
                 endianness: header.endianness,
                 nanos: header.ts_resolution == TsResolution::NanoSecond,
                 link: Link::from_datalink(header.datalink),
@@ -662,7 +662,7 @@ impl CaptureReader {
                 )
             })?;
             window.consume(len);
-            Format::PcapNg {
+            CaptureFormat::PcapNg {
                 parser,
                 interfaces: Vec::new(),
                 last_ts: 0,
@@ -675,7 +675,7 @@ impl CaptureReader {
             opened: true,
             ..Default::default()
         };
-        if let Format::Pcap { parser, .. } = &format
+        if let CaptureFormat::Pcap { parser, .. } = &format
             && let Link::Unsupported(n) = Link::from_datalink(parser.header().datalink)
         {
             // Every packet would be skipped: say it once, up front.
@@ -752,8 +752,8 @@ impl CaptureReader {
             self.window.consume(self.pending);
             self.pending = 0;
             let step = match &self.format {
-                Format::Pcap { .. } => self.next_pcap(),
-                Format::PcapNg { .. } => self.next_pcapng(names),
+                CaptureFormat::Pcap { .. } => self.next_pcap(),
+                CaptureFormat::PcapNg { .. } => self.next_pcapng(names),
             };
             match step {
                 Ok(Step::Packet(c)) => {
@@ -787,7 +787,7 @@ impl CaptureReader {
             .buf
             .get(self.window.start + self.pending..self.window.end)?;
         let (current, len) = match &mut self.format {
-            &mut Format::Pcap {
+            &mut CaptureFormat::Pcap {
                 iface,
                 endianness,
                 nanos,
@@ -825,7 +825,7 @@ impl CaptureReader {
                 };
                 (current, 16 + incl_len)
             }
-            Format::PcapNg {
+            CaptureFormat::PcapNg {
                 parser,
                 interfaces,
                 last_ts,
@@ -869,7 +869,7 @@ impl CaptureReader {
     }
 
     fn next_pcap(&mut self) -> Result<Step, (u64, Problem)> {
-        let Format::Pcap {
+        let CaptureFormat::Pcap {
             iface,
             endianness,
             nanos,
@@ -967,7 +967,7 @@ impl CaptureReader {
     /// stretch in the middle of a capture should not cost its second half.
     /// Streams through the file; memory stays bounded by the window.
     fn resync_pcap(&mut self, at: u64, cause: Problem) -> Result<Step, (u64, Problem)> {
-        let Format::Pcap { parser, .. } = &self.format else {
+        let CaptureFormat::Pcap { parser, .. } = &self.format else {
             unreachable!("called for pcap files only")
         };
         let header = parser.header();
@@ -1053,7 +1053,7 @@ impl CaptureReader {
     }
 
     fn next_pcapng(&mut self, names: &mut Names) -> Result<Step, (u64, Problem)> {
-        let Format::PcapNg { parser, .. } = &self.format else {
+        let CaptureFormat::PcapNg { parser, .. } = &self.format else {
             unreachable!("called for pcapng files only")
         };
         let endianness = parser.section().endianness;
@@ -1067,7 +1067,7 @@ impl CaptureReader {
             Err(e) => return Err(e),
         };
         self.pending = len;
-        let Format::PcapNg {
+        let CaptureFormat::PcapNg {
             parser,
             interfaces,
             last_ts,

@@ -225,14 +225,13 @@ pub struct Replayer<'a> {
     hosts: Hosts,
     flows: FlowTable,
     reported: Reported,
-    /// (ifindex, name): ifindex is the interface's position in the capture
-    /// set's names, plus one (0 is no interface to the kernel).
-    ifaces: Vec<(u32, String)>,
+    /// Its interfaces are (ifindex, name): ifindex is the interface's
+    /// position in the capture set's names, plus one (0 is no interface to
+    /// the kernel). Its host is named in every record (the capture's host).
+    enricher: Enricher,
     scratch: Vec<u8>,
     pub counters: Counters,
     pub required: required::Required,
-    /// Named in every record (the capture's host).
-    host: Option<String>,
 }
 
 /// How long a required flow's attempt may go unanswered, unless told.
@@ -251,11 +250,17 @@ impl<'a> Replayer<'a> {
             hosts,
             flows,
             reported: Reported::default(),
-            ifaces: Vec::new(),
+            enricher: Enricher {
+                // One copy per run, shared with the records it explains.
+                tables: std::sync::Arc::new(tables.clone()),
+                ifaces: Vec::new(),
+                // Flow times are capture times, nanoseconds since the epoch.
+                clock: Clock::epoch(),
+                host: None,
+            },
             scratch: Vec::new(),
             counters: Counters::default(),
             required: required::Required::new(tables, DEFAULT_HANDSHAKE_TIMEOUT.as_nanos() as u64),
-            host: None,
         }
     }
 
@@ -267,31 +272,26 @@ impl<'a> Replayer<'a> {
 
     /// Names the host in every record.
     pub fn with_host_label(mut self, host: impl Into<String>) -> Self {
-        self.host = Some(host.into());
+        self.enricher.host = Some(host.into());
         self
     }
 
     pub fn host_label(&self) -> Option<&str> {
-        self.host.as_deref()
-    }
-
-    fn enricher(&self) -> Enricher<'_> {
-        Enricher {
-            tables: self.tables,
-            ifaces: &self.ifaces,
-            // Flow times are capture times, nanoseconds since the epoch.
-            clock: Clock::epoch(),
-            host: self.host.as_deref(),
-        }
+        self.enricher.host.as_deref()
     }
 
     #[inline]
     fn sync_names(&mut self, names: &Names) {
-        if names.all().len() == self.ifaces.len() {
+        if names.all().len() == self.enricher.ifaces.len() {
             return;
         }
-        for (i, name) in names.all().iter().enumerate().skip(self.ifaces.len()) {
-            self.ifaces.push((i as u32 + 1, name.clone()));
+        for (i, name) in names
+            .all()
+            .iter()
+            .enumerate()
+            .skip(self.enricher.ifaces.len())
+        {
+            self.enricher.ifaces.push((i as u32 + 1, name.clone()));
         }
     }
 
@@ -342,12 +342,6 @@ impl<'a> Replayer<'a> {
         ) || self.required.sweep_due(pkt.ts_ns)
         {
             self.sync_names(names);
-            let enricher = Enricher {
-                tables: self.tables,
-                ifaces: &self.ifaces,
-                clock: Clock::epoch(),
-                host: self.host.as_deref(),
-            };
             let view = frame_view(pkt.link, pkt.data, &self.scratch);
             self.required.packet(
                 view,
@@ -356,7 +350,7 @@ impl<'a> Replayer<'a> {
                 dir,
                 pkt.ts_ns,
                 pkt.iface as u32 + 1,
-                &enricher,
+                &self.enricher,
                 out,
             );
         }
@@ -389,13 +383,7 @@ impl<'a> Replayer<'a> {
                     // table forgets them (the live daemon's periodic refresh
                     // would have, most of the time).
                     if let Some((key, state)) = evicted {
-                        let enricher = Enricher {
-                            tables: self.tables,
-                            ifaces: &self.ifaces,
-                            clock: Clock::epoch(),
-                            host: self.host.as_deref(),
-                        };
-                        if let Some(r) = self.reported.update(&enricher, &key, &state) {
+                        if let Some(r) = self.reported.update(&self.enricher, &key, &state) {
                             out.push(r);
                         }
                         // What was reported of evicted flows is dropped in
@@ -408,7 +396,7 @@ impl<'a> Replayer<'a> {
                             self.reported.retain(&self.flows.keys());
                         }
                     }
-                    let record = self.enricher().first_sighting(&ev);
+                    let record = self.enricher.first_sighting(&ev);
                     self.reported.first(&ev, &record);
                     out.push(record);
                 }
@@ -422,16 +410,10 @@ impl<'a> Replayer<'a> {
     pub fn finish(&mut self, names: &Names, out: &mut Vec<EventRecord>) {
         self.sync_names(names);
         let flows = self.flows.drain();
-        let enricher = Enricher {
-            tables: self.tables,
-            ifaces: &self.ifaces,
-            clock: Clock::epoch(),
-            host: self.host.as_deref(),
-        };
         self.required
-            .finish(self.counters.last_ts_ns, &enricher, out);
+            .finish(self.counters.last_ts_ns, &self.enricher, out);
         for (key, state) in flows {
-            if let Some(r) = self.reported.update(&enricher, &key, &state) {
+            if let Some(r) = self.reported.update(&self.enricher, &key, &state) {
                 out.push(r);
             }
         }

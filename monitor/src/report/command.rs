@@ -25,7 +25,7 @@ use crate::policy::{self, command::Selection};
 const BAD_LINES_SHOWN: u64 = 10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub enum ReportFormat {
     /// Tables for a person.
     Text,
     /// The aggregated report as one JSON object, every flow included.
@@ -42,8 +42,8 @@ pub struct ReportArgs {
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
     /// Summary format on stdout.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
     /// Rows in each list of unexpected flows (by port, by peer, by packets).
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub top: usize,
@@ -177,8 +177,8 @@ fn report(config: ReportArgs) -> anyhow::Result<()> {
     let report = agg.finish(policy.as_ref());
     let mut out = io::stdout().lock();
     match config.format {
-        Format::Text => terminal::write(&mut out, &report, config.top)?,
-        Format::Json => {
+        ReportFormat::Text => terminal::write(&mut out, &report, config.top)?,
+        ReportFormat::Json => {
             serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;
         }

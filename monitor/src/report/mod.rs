@@ -20,7 +20,7 @@ pub mod model;
 pub mod terminal;
 
 pub use aggregate::Aggregator;
-pub use command::{Format, ReportArgs};
+pub use command::{ReportArgs, ReportFormat};
 pub use context::PolicyContext;
 pub use documents::Documents;
 pub use model::Report;

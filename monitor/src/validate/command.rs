@@ -20,8 +20,8 @@ pub struct ValidateArgs {
     /// each entry), so that a ruleset written for the site matches.
     #[arg(long, value_name = "FILE")]
     pub inventory: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = super::Format::Table)]
-    pub format: super::Format,
+    #[arg(long, value_enum, default_value_t = crate::command::Format::Table)]
+    pub format: crate::command::Format,
     /// How long an attempt waits for an answer (e.g. 2s, 500ms).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::command::parse_timeout)]
     pub timeout: Duration,

@@ -30,19 +30,15 @@ use std::{
 use anyhow::{Context as _, bail};
 use serde_json::json;
 
-use crate::policy::{self, Inventory, command::Selection};
+use crate::{
+    command::Format,
+    policy::{self, Inventory, command::Selection},
+};
 
 use self::{
     hosts::Hosts, lab::Lab, observe::MonitorRun, plan::Plan, report::Report, ruleset::Ruleset,
     trace::Tracer,
 };
-
-/// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-}
 
 pub struct ValidateConfig {
     pub ruleset: PathBuf,

@@ -10,7 +10,7 @@ use std::{
 
 /// How a ruleset file is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub enum Syntax {
     Nft,
     IptablesSave,
 }
@@ -48,7 +48,7 @@ pub enum RulesetError {
 pub struct Ruleset {
     /// The file the user gave.
     pub origin: PathBuf,
-    pub format: Format,
+    pub format: Syntax,
     /// The file nft reads: the origin itself, or its translation.
     pub nft_file: PathBuf,
     /// Destination ports the ruleset names.
@@ -58,16 +58,16 @@ pub struct Ruleset {
 }
 
 /// iptables-save files start with `*table`, `:CHAIN` or `-A`.
-pub fn detect(text: &str) -> Format {
+pub fn detect(text: &str) -> Syntax {
     let first = text
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('#'));
     match first {
         Some(l) if l.starts_with('*') || l.starts_with(':') || l.starts_with("-A ") => {
-            Format::IptablesSave
+            Syntax::IptablesSave
         }
-        _ => Format::Nft,
+        _ => Syntax::Nft,
     }
 }
 
@@ -78,14 +78,14 @@ pub fn read(path: &Path, scratch: &Path, label: &str) -> Result<Ruleset, Ruleset
         source,
     })?;
     match detect(&text) {
-        Format::Nft => Ok(Ruleset {
+        Syntax::Nft => Ok(Ruleset {
             origin: path.to_path_buf(),
-            format: Format::Nft,
+            format: Syntax::Nft,
             nft_file: path.to_path_buf(),
             mentioned: mentioned_ports(&text),
             untranslated: Vec::new(),
         }),
-        Format::IptablesSave => {
+        Syntax::IptablesSave => {
             let translated = translate(path)?;
             let nft_file = scratch.join(format!("{label}.translated.nft"));
             std::fs::write(&nft_file, &translated).map_err(|source| RulesetError::Read {
@@ -98,7 +98,7 @@ pub fn read(path: &Path, scratch: &Path, label: &str) -> Result<Ruleset, Ruleset
                 .collect();
             Ok(Ruleset {
                 origin: path.to_path_buf(),
-                format: Format::IptablesSave,
+                format: Syntax::IptablesSave,
                 nft_file,
                 mentioned: mentioned_ports(&translated),
                 untranslated,
@@ -141,8 +141,8 @@ fn translate(path: &Path) -> Result<String, RulesetError> {
 impl Ruleset {
     fn via(&self) -> String {
         match self.format {
-            Format::Nft => String::new(),
-            Format::IptablesSave => format!(
+            Syntax::Nft => String::new(),
+            Syntax::IptablesSave => format!(
                 " (as translated by iptables-restore-translate into {})",
                 self.nft_file.display()
             ),
@@ -234,11 +234,11 @@ mod tests {
     fn formats() {
         assert_eq!(
             detect("# x\n*filter\n:INPUT DROP [0:0]\n"),
-            Format::IptablesSave
+            Syntax::IptablesSave
         );
-        assert_eq!(detect("-A INPUT -j ACCEPT\n"), Format::IptablesSave);
-        assert_eq!(detect("#!/usr/sbin/nft -f\ntable inet f {}\n"), Format::Nft);
-        assert_eq!(detect("flush ruleset\n"), Format::Nft);
+        assert_eq!(detect("-A INPUT -j ACCEPT\n"), Syntax::IptablesSave);
+        assert_eq!(detect("#!/usr/sbin/nft -f\ntable inet f {}\n"), Syntax::Nft);
+        assert_eq!(detect("flush ruleset\n"), Syntax::Nft);
     }
 
     #[test]

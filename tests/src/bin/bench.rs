@@ -277,12 +277,11 @@ fn daemon() -> anyhow::Result<()> {
     k.enable_policy(&tables)?;
     let mut ring = k.take_events()?;
     let dir = portconform_tests::lab::TempDir::new("bench")?;
-    let ifaces = vec![(1u32, "lo".to_string())];
     let enricher = Enricher {
-        tables: &tables,
-        ifaces: &ifaces,
+        tables: std::sync::Arc::new(tables.clone()),
+        ifaces: vec![(1u32, "lo".to_string())],
         clock: Clock::new(),
-        host: Some("bench"),
+        host: Some("bench".to_string()),
     };
     let rotation = Rotation {
         max_bytes: 1 << 40,
