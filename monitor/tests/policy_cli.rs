@@ -161,7 +161,10 @@ fn release_picks_between_superseded_rules() {
         "--release",
         "4.4",
     ]);
-    assert!(old.contains("8086/tcp: 1 rule (1 active)"), "{old}");
+    assert!(
+        old.contains("8086/tcp: 1 rule (1 active, 1 required)"),
+        "{old}"
+    );
     assert!(old.contains(&format!("from {TS}:69")), "{old}");
     let (new, _) = ok(&[
         "policy",
@@ -173,7 +176,7 @@ fn release_picks_between_superseded_rules() {
         "4.5.1",
     ]);
     assert!(
-        new.contains("(0 active)") && new.contains("superseded by 000-76"),
+        new.contains("(0 active, 0 required)") && new.contains("superseded by 000-76"),
         "{new}"
     );
     let (json, _) = ok(&[
@@ -206,9 +209,11 @@ fn release_picks_between_superseded_rules() {
 
 #[test]
 fn conditions_are_off_until_enabled() {
+    // Off, the rule still allows the port (the vendor lists it); it is only
+    // not required.
     let (off, _) = ok(&["policy", "explain", "9001", "--profile", "auth0-psaas"]);
     assert!(
-        off.contains("(0 active)") && off.contains("required if rate limiting is used"),
+        off.contains("(1 active, 0 required)") && off.contains("required if rate limiting is used"),
         "{off}"
     );
     let (on, _) = ok(&[
@@ -220,7 +225,7 @@ fn conditions_are_off_until_enabled() {
         "--enable-condition",
         "rate limiting",
     ]);
-    assert!(on.contains("(1 active)"), "{on}");
+    assert!(on.contains("(1 active, 1 required)"), "{on}");
     let err = fails(&[
         "policy",
         "explain",

@@ -97,6 +97,7 @@ pub fn text(
 ) -> io::Result<()> {
     let hits = matching(resolved, target);
     let active = hits.iter().filter(|r| r.is_active()).count();
+    let required = hits.iter().filter(|r| r.is_required()).count();
     if hits.is_empty() {
         writeln!(out, "no rule allows {target}")?;
         if let (Some(port), Some(_)) = (target.port, target.proto) {
@@ -113,7 +114,7 @@ pub fn text(
     }
     writeln!(
         out,
-        "{target}: {} rule{} ({active} active)",
+        "{target}: {} rule{} ({active} active, {required} required)",
         hits.len(),
         if hits.len() == 1 { "" } else { "s" }
     )?;

@@ -19,8 +19,9 @@
 //!   (`alternatives`).
 //! - When the columns contradict each other (an outbound row naming the SMTP
 //!   relay as Source), the reading that a deployment needs wins, warned.
-//! - `required = "conditional"` rules apply only when their condition is
-//!   enabled; `no` rules are allowed but never reported as blocked.
+//! - `required = "conditional"` rules always allow their traffic and are
+//!   required only when their condition is enabled; `no` rules are allowed
+//!   but never reported as blocked.
 //! - Release changes keep both rules: the old one gets `until` and
 //!   `superseded_by`, the new one `since`; `--release` picks, and without it
 //!   both apply.

@@ -124,7 +124,8 @@ pub enum State {
     NotYet {
         since: Release,
     },
-    /// Its condition was not enabled.
+    /// Its condition was not enabled: it allows its traffic, but does not
+    /// require it.
     ConditionOff,
 }
 
@@ -151,13 +152,18 @@ pub struct Resolved<'p> {
 }
 
 impl Resolved<'_> {
+    /// In force: the rule allows its traffic. A conditional rule whose
+    /// condition is off is in force too, because the vendor lists the
+    /// traffic; it is only not required. Rules of another release are not.
     pub fn is_active(&self) -> bool {
-        self.state == State::Active
+        matches!(self.state, State::Active | State::ConditionOff)
     }
 
-    /// Active and required: a flow on it that gets no answer is "blocked".
+    /// In force and required (a conditional rule only when its condition is
+    /// enabled): a flow on it that gets no answer is "blocked".
     pub fn is_required(&self) -> bool {
-        self.is_active() && matches!(self.rule.required, Required::Yes | Required::Conditional)
+        self.state == State::Active
+            && matches!(self.rule.required, Required::Yes | Required::Conditional)
     }
 
     pub fn matches_port(&self, port: u16) -> bool {
@@ -263,9 +269,10 @@ pub struct Entry<'p> {
     pub required: bool,
 }
 
-/// The active rules flattened for the map builder: bidirectional rules
+/// The rules in force flattened for the map builder: bidirectional rules
 /// become an inbound and an outbound entry, port lists one entry per range.
-/// Inactive rules (other release, condition off) yield nothing.
+/// Rules of another release yield nothing; conditional rules whose condition
+/// is off yield entries that allow but are not required.
 pub fn entries<'p>(resolved: &[Resolved<'p>]) -> Vec<Entry<'p>> {
     let mut out = Vec::new();
     for r in resolved.iter().filter(|r| r.is_active()) {
@@ -367,7 +374,7 @@ mod tests {
     }
 
     #[test]
-    fn conditional_rules_enter_the_maps_only_when_enabled() {
+    fn conditional_rules_are_allowed_always_and_required_only_when_enabled() {
         let policy = crate::policy::profiles::load("auth0-psaas").unwrap();
         let mut options = ResolveOptions {
             release: None,
@@ -382,7 +389,12 @@ mod tests {
                 .map(|e| (e.direction, e.required))
                 .collect::<Vec<_>>()
         };
-        assert!(ids(&options).is_empty());
+        // The vendor lists the traffic: allowed with its condition off, only
+        // not required.
+        assert_eq!(
+            ids(&options),
+            [(Direction::Inbound, false), (Direction::Outbound, false)]
+        );
         options.conditions.enabled.push("Rate Limiting".into());
         assert_eq!(
             ids(&options),
