@@ -13,11 +13,23 @@ use ipnet::IpNet;
 /// Subnets configured on `ifaces` (link-local IPv6 left out): DESIGN.md's
 /// default for the `nodes` role when there is no inventory.
 pub fn subnets(ifaces: &[String]) -> Vec<IpNet> {
+    let nets: BTreeSet<IpNet> = configured(ifaces).iter().map(IpNet::trunc).collect();
+    nets.into_iter().collect()
+}
+
+/// The addresses configured on `ifaces` (link-local IPv6 left out): the
+/// monitored host's, which say what roles it plays in the inventory.
+pub fn addresses(ifaces: &[String]) -> Vec<std::net::IpAddr> {
+    configured(ifaces).iter().map(IpNet::addr).collect()
+}
+
+/// Address and prefix of each address on `ifaces`.
+fn configured(ifaces: &[String]) -> BTreeSet<IpNet> {
     let mut out = BTreeSet::new();
     let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills a list we free below.
     if unsafe { libc::getifaddrs(&mut addrs) } != 0 {
-        return Vec::new();
+        return out;
     }
     let mut cur = addrs;
     while !cur.is_null() {
@@ -34,12 +46,12 @@ pub fn subnets(ifaces: &[String]) -> Vec<IpNet> {
         }
         // SAFETY: both point to sockaddrs of the family ifa_addr says.
         if let Some(net) = unsafe { sockaddr_net(ifa.ifa_addr, ifa.ifa_netmask) } {
-            out.insert(net.trunc());
+            out.insert(net);
         }
     }
     // SAFETY: the list came from getifaddrs.
     unsafe { libc::freeifaddrs(addrs) };
-    out.into_iter().collect()
+    out
 }
 
 unsafe fn sockaddr_net(addr: *const libc::sockaddr, mask: *const libc::sockaddr) -> Option<IpNet> {

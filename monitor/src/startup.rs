@@ -2,7 +2,7 @@
 //! tables, with what a person needs to hear about it: the same for `run`
 //! and `replay`, so both judge traffic against the same bindings.
 
-use std::{path::Path, time::Duration};
+use std::{net::IpAddr, path::Path, time::Duration};
 
 use ipnet::IpNet;
 
@@ -24,15 +24,22 @@ const DNS_BUDGET: Duration = Duration::from_secs(3);
 /// entries that name hosts by DNS name bind no address (said once).
 pub fn load_tables(
     selection: &Selection,
+    roles: &[String],
     inventory: Option<&Path>,
+    host_addrs: &[IpAddr],
     default_nodes: impl FnOnce() -> Vec<IpNet>,
     nodes_are: &str,
     resolve_names: bool,
 ) -> anyhow::Result<KernelTables> {
     let (policy, options) = policy::command::select(selection)?;
-    let resolved = policy::resolve(&policy, &options)?;
-    let entries = policy::entries(&resolved);
     let inventory = inventory.map(|p| Inventory::load(p, &policy)).transpose()?;
+    let host = policy::roles::host_roles(&policy, roles, inventory.as_ref(), host_addrs)?;
+    if policy::roles::has_roles(&policy) || !roles.is_empty() {
+        eprintln!("portconform: this host plays {host}");
+    }
+    let resolved = policy::resolve(&policy, &options)?;
+    // The rules this host enforces: its own, and its peers' turned round.
+    let entries = policy::entries(&resolved, &host.roles);
     let default_nodes = match inventory {
         Some(_) => Vec::new(),
         None => {

@@ -209,7 +209,7 @@ pub fn profile_tables(profile: &str, inventory: &str) -> anyhow::Result<KernelTa
         resolve: &no_dns,
     };
     Ok(monitor::kernel_tables::build(
-        &policy::entries(&resolved),
+        &policy::entries(&resolved, &[policy::model::NODES.into()]),
         &peers,
     )?)
 }

@@ -11,7 +11,7 @@ use crate::{
     loader::{EgressMode, Monitor, XdpAttachMode},
     metrics::{Metrics, serve},
     netif,
-    policy::command::Selection,
+    policy::command::{RoleArgs, Selection},
     startup,
 };
 
@@ -23,6 +23,8 @@ pub struct RunArgs {
     pub ifaces: Vec<String>,
     #[command(flatten)]
     pub selection: Selection,
+    #[command(flatten)]
+    pub roles: RoleArgs,
     /// Site inventory binding the policy's roles to addresses (TOML).
     #[arg(long, value_name = "FILE")]
     pub inventory: Option<PathBuf>,
@@ -63,6 +65,7 @@ pub struct RunArgs {
 pub struct RunConfig {
     pub ifaces: Vec<String>,
     pub selection: Selection,
+    pub roles: RoleArgs,
     pub inventory: Option<PathBuf>,
     pub events: Option<PathBuf>,
     pub events_rotation: Rotation,
@@ -81,6 +84,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     start(RunConfig {
         ifaces: args.ifaces,
         selection: args.selection,
+        roles: args.roles,
         inventory: args.inventory,
         events: args.events,
         pcap: args.pcap,
@@ -216,7 +220,9 @@ fn start(config: RunConfig) -> anyhow::Result<()> {
 fn build_tables(config: &RunConfig) -> anyhow::Result<KernelTables> {
     startup::load_tables(
         &config.selection,
+        &config.roles.roles,
         config.inventory.as_deref(),
+        &netif::addresses(&config.ifaces),
         || netif::subnets(&config.ifaces),
         "the monitored interfaces' subnets",
         true,

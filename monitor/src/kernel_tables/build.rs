@@ -354,7 +354,8 @@ pub(super) mod tests {
 
     use super::*;
     use crate::policy::{
-        DynamicPorts, PortRange, ResolveOptions, entries, profiles, resolve, resolve::Conditions,
+        DynamicPorts, PortRange, ResolveOptions, entries, model::NODES, profiles, resolve,
+        resolve::Conditions,
     };
 
     pub(in crate::kernel_tables) fn thoughtspot(inventory: &str) -> KernelTables {
@@ -371,7 +372,7 @@ pub(super) mod tests {
         let inv = Inventory::parse(inventory, "inventory.toml").unwrap();
         let no_dns = |_: &str| Vec::new();
         build(
-            &entries(&resolved),
+            &entries(&resolved, &[NODES.into()]),
             &Peers {
                 inventory: Some(&inv),
                 default_nodes: &[],
@@ -522,7 +523,7 @@ pub(super) mod tests {
                     }),
                 };
                 let resolved = resolve(&policy, &options).unwrap();
-                let entries = entries(&resolved);
+                let entries = entries(&resolved, &[NODES.into()]);
                 let inv = Inventory::parse(INV, "inventory.toml").unwrap();
                 let t = build(
                     &entries,

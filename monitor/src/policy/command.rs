@@ -18,7 +18,7 @@ use super::{
     model::{Policy, PortRange, Release},
     profiles,
     resolve::{self, Conditions, DynamicPorts, ResolveOptions},
-    show,
+    roles, show,
 };
 
 #[derive(Args)]
@@ -45,6 +45,16 @@ pub struct CompileArgs {
     /// Write the policy here instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+/// Which host roles of the policy this host plays.
+#[derive(Args, Clone, Debug, Default)]
+pub struct RoleArgs {
+    /// A host role of the policy that this host plays (repeatable). By
+    /// default its roles are found from its addresses in --inventory; a
+    /// policy with one host role (the seeds' `nodes`) needs neither.
+    #[arg(long = "role", value_name = "NAME")]
+    pub roles: Vec<String>,
 }
 
 /// Which policy to use, and how to resolve it on this host.
@@ -77,6 +87,10 @@ pub struct ShowArgs {
     pub file: Option<PathBuf>,
     #[command(flatten)]
     pub selection: Selection,
+    /// Show one host's view: the rules a host playing NAME enforces (its
+    /// own, and its peers' turned round). Repeatable.
+    #[arg(long = "role", value_name = "NAME")]
+    pub roles: Vec<String>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Also show how an inventory binds the policy's roles (and check it).
@@ -190,17 +204,24 @@ fn show(mut args: ShowArgs) -> anyhow::Result<()> {
     if let Some(file) = args.file.take() {
         args.selection.policy = Some(file);
     }
-    let (policy, options) = select(&args.selection)?;
-    let resolved = resolve::resolve(&policy, &options)?;
+    let (mut policy, options) = select(&args.selection)?;
     let inventory = args
         .inventory
         .as_ref()
         .map(|path| Inventory::load(path, &policy))
         .transpose()?;
+    if !args.roles.is_empty() {
+        let host = roles::host_roles(&policy, &args.roles, None, &[])?;
+        policy = roles::view(&policy, &host.roles);
+    }
+    let resolved = resolve::resolve(&policy, &options)?;
     let mut out = io::stdout().lock();
     match args.format {
         Format::Json => {
             let mut value = show::json(&policy, &resolved, &options);
+            if !args.roles.is_empty() {
+                value["host_roles"] = serde_json::json!(args.roles);
+            }
             if let Some(inv) = &inventory {
                 value["inventory"] = inv.bindings_json(&policy);
             }
@@ -208,6 +229,13 @@ fn show(mut args: ShowArgs) -> anyhow::Result<()> {
             writeln!(out)?;
         }
         Format::Table => {
+            if !args.roles.is_empty() {
+                writeln!(
+                    out,
+                    "as enforced by a host playing {}: its own rules, and its peers' turned round",
+                    args.roles.join(", ")
+                )?;
+            }
             show::table(&mut out, &policy, &resolved, &options)?;
             if args.notes {
                 show::notes(&mut out, &policy)?;

@@ -50,6 +50,7 @@ pub mod load;
 pub mod model;
 pub mod profiles;
 pub mod resolve;
+pub mod roles;
 pub mod show;
 pub mod values;
 

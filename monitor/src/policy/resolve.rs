@@ -3,7 +3,7 @@
 //! dynamic port range is. The kernel-map builder, `show` and `explain` all
 //! work from the resolved rules, so that they agree.
 
-use std::fmt;
+use std::{collections::BTreeSet, fmt};
 
 use super::{
     error::PolicyError,
@@ -269,19 +269,29 @@ pub struct Entry<'p> {
     pub required: bool,
 }
 
-/// The rules in force flattened for the map builder: bidirectional rules
-/// become an inbound and an outbound entry, port lists one entry per range.
-/// Rules of another release yield nothing; conditional rules whose condition
-/// is off yield entries that allow but are not required.
-pub fn entries<'p>(resolved: &[Resolved<'p>]) -> Vec<Entry<'p>> {
+/// The rules in force on a host playing `roles`, flattened for the map
+/// builder: its own rules and its peers' turned round (see
+/// [`roles::seen_by`](super::roles::seen_by)); bidirectional rules become an
+/// inbound and an outbound entry, port lists one entry per range. Rules of
+/// another release yield nothing; conditional rules whose condition is off
+/// yield entries that allow but are not required.
+pub fn entries<'p>(resolved: &[Resolved<'p>], roles: &[String]) -> Vec<Entry<'p>> {
+    let product: BTreeSet<&str> = resolved
+        .iter()
+        .map(|r| r.rule.local_role.as_str())
+        .collect();
     let mut out = Vec::new();
     for r in resolved.iter().filter(|r| r.is_active()) {
         let rule = r.rule;
-        let peer = match &rule.peer_role {
-            Some(role) => PeerRef::Role(role),
-            None => PeerRef::Literals(&rule.peer),
+        let Some(seen) = super::roles::seen_by(rule, roles, &product) else {
+            continue;
         };
-        let directions: &[Direction] = match rule.direction {
+        let (local_role, peer) = match (&rule.peer_role, seen.turned) {
+            (Some(peer), true) => (peer.as_str(), PeerRef::Role(&rule.local_role)),
+            (Some(role), false) => (rule.local_role.as_str(), PeerRef::Role(role)),
+            (None, _) => (rule.local_role.as_str(), PeerRef::Literals(&rule.peer)),
+        };
+        let directions: &[Direction] = match seen.direction {
             Direction::Bidirectional => &[Direction::Inbound, Direction::Outbound],
             Direction::Inbound => &[Direction::Inbound],
             Direction::Outbound => &[Direction::Outbound],
@@ -298,7 +308,7 @@ pub fn entries<'p>(resolved: &[Resolved<'p>]) -> Vec<Entry<'p>> {
                     proto: rule.proto,
                     ports: range,
                     direction,
-                    local_role: &rule.local_role,
+                    local_role,
                     peer,
                     required: r.is_required(),
                 });
@@ -325,6 +335,7 @@ pub(crate) fn test_options() -> ResolveOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::model::NODES;
 
     #[test]
     fn ranges() {
@@ -352,7 +363,7 @@ mod tests {
         let policy = crate::policy::profiles::load("thoughtspot").unwrap();
         let options = test_options();
         let resolved = resolve(&policy, &options).unwrap();
-        let all = entries(&resolved);
+        let all = entries(&resolved, &[NODES.into()]);
         let of = |id: &str| all.iter().filter(|e| e.rule.id == id).collect::<Vec<_>>();
         // Bidirectional: one inbound, one outbound.
         let dynamic = of("000-6");
@@ -383,7 +394,7 @@ mod tests {
         };
         let ids = |options: &ResolveOptions| {
             let resolved = resolve(&policy, options).unwrap();
-            entries(&resolved)
+            entries(&resolved, &[NODES.into()])
                 .iter()
                 .filter(|e| e.rule.id == "004-47")
                 .map(|e| (e.direction, e.required))
@@ -402,7 +413,7 @@ mod tests {
         );
         // Optional rules are allowed but never required.
         let resolved = resolve(&policy, &options).unwrap();
-        let all = entries(&resolved);
+        let all = entries(&resolved, &[NODES.into()]);
         let github: Vec<_> = all.iter().filter(|e| e.rule.id == "004-156").collect();
         assert_eq!(github.len(), 1);
         assert!(!github[0].required);

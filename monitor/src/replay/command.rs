@@ -17,7 +17,10 @@ use super::{Counters, Hosts, Replayer, capture::CaptureSet, infer_hosts};
 use crate::{
     events::{EventRecord, JsonlWriter, Rotation, console, rfc3339},
     kernel_tables::KernelTables,
-    policy::{self, command::Selection},
+    policy::{
+        self,
+        command::{RoleArgs, Selection},
+    },
     required::records,
 };
 
@@ -32,6 +35,8 @@ pub struct ReplayArgs {
     pub hosts: Vec<std::net::IpAddr>,
     #[command(flatten)]
     pub selection: Selection,
+    #[command(flatten)]
+    pub roles: RoleArgs,
     /// Site inventory binding the policy's roles to addresses (TOML).
     #[arg(long, value_name = "FILE")]
     pub inventory: Option<PathBuf>,
@@ -53,6 +58,7 @@ pub struct ReplayConfig {
     pub captures: Vec<PathBuf>,
     pub hosts: Vec<IpAddr>,
     pub selection: Selection,
+    pub roles: RoleArgs,
     pub inventory: Option<PathBuf>,
     pub events: Option<PathBuf>,
     /// One stderr line per new unexpected flow, as `run` prints.
@@ -94,6 +100,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         captures: args.captures,
         hosts: args.hosts,
         selection: args.selection,
+        roles: args.roles,
         inventory: args.inventory,
         events: args.events,
         console: true,
@@ -347,7 +354,9 @@ fn summary(c: &Counters, evictions: u64) -> String {
 fn build_tables(config: &ReplayConfig, hosts: &[IpAddr]) -> anyhow::Result<KernelTables> {
     crate::startup::load_tables(
         &config.selection,
+        &config.roles.roles,
         config.inventory.as_deref(),
+        hosts,
         || hosts.iter().map(|ip| IpNet::from(*ip)).collect(),
         "the capture's host alone",
         config.resolve_names,
