@@ -4,12 +4,14 @@
 use std::{path::PathBuf, time::Duration};
 
 use super::{ProbeConfig, probe};
-use crate::policy::command::Selection;
+use crate::policy::command::{RoleArgs, Selection};
 
 #[derive(clap::Args)]
 pub struct ProbeArgs {
     #[command(flatten)]
     pub selection: Selection,
+    #[command(flatten)]
+    pub roles: RoleArgs,
     /// Site inventory: the only addresses probed.
     #[arg(long, value_name = "FILE")]
     pub inventory: PathBuf,
@@ -35,6 +37,7 @@ pub struct ProbeArgs {
 pub fn run(args: ProbeArgs) -> anyhow::Result<bool> {
     probe(ProbeConfig {
         selection: args.selection,
+        roles: args.roles.roles,
         inventory: args.inventory,
         timeout: args.timeout,
         rate: args.rate,

@@ -32,6 +32,9 @@ pub const MAX_PROBES: usize = 256;
 
 pub struct ProbeConfig {
     pub selection: Selection,
+    /// The host roles this host plays (`--role`); empty: found from its
+    /// addresses in the inventory.
+    pub roles: Vec<String>,
     pub inventory: PathBuf,
     pub timeout: Duration,
     /// Attempts started per second.
@@ -74,9 +77,17 @@ fn local_addrs() -> BTreeSet<IpAddr> {
 /// Runs the probes; `Ok(true)` when a required flow does not work.
 pub fn probe(config: ProbeConfig) -> anyhow::Result<bool> {
     let (policy, options) = policy::command::select(&config.selection)?;
-    let resolved = policy::resolve(&policy, &options)?;
     let inventory = Inventory::load(&config.inventory, &policy)?;
     let local = local_addrs();
+    let addrs: Vec<IpAddr> = local.iter().copied().collect();
+    let host = policy::roles::host_roles(&policy, &config.roles, Some(&inventory), &addrs)?;
+    if policy::roles::has_roles(&policy) || !config.roles.is_empty() {
+        eprintln!("portconform: this host plays {host}");
+    }
+    // The flows this host opens: its own outbound rules, and its peers'
+    // inbound rules turned round.
+    let policy = policy::roles::view(&policy, &host.roles);
+    let resolved = policy::resolve(&policy, &options)?;
     let resolver = netif::Resolver::new(Duration::from_secs(5));
     let resolve = |name: &str| resolver.resolve(name);
     let opts = targets::Options {

@@ -6,7 +6,7 @@
 use std::{collections::BTreeSet, net::IpAddr};
 
 use crate::{
-    policy::{Inventory, Resolved, model::Direction, model::NODES, model::Proto},
+    policy::{Inventory, Resolved, model::Direction, model::Proto},
     reach::L4,
     validate::hosts::nth_host,
 };
@@ -48,7 +48,9 @@ pub fn targets(
     let mut notes: BTreeSet<String> = BTreeSet::new();
     for r in resolved.iter().filter(|r| r.is_required()) {
         let rule = r.rule;
-        if rule.direction == Direction::Inbound || rule.local_role != NODES {
+        // The rules are the host's view (`policy::roles::view`): every local
+        // role is one it plays.
+        if rule.direction == Direction::Inbound {
             continue;
         }
         let l4 = match rule.proto {
