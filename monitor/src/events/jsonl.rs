@@ -318,6 +318,10 @@ mod tests {
             .collect()
     }
 
+    fn writer(path: &Path, max_bytes: u64, keep: usize) -> JsonlWriter {
+        JsonlWriter::open(path, Rotation { max_bytes, keep }).unwrap()
+    }
+
     fn counts(path: &Path) -> Vec<u64> {
         lines(path).iter().map(|r| r.count).collect()
     }
@@ -328,14 +332,7 @@ mod tests {
         let path = dir.path().join("events.jsonl");
         // Counts 10..=99 all have the same line length.
         let l = line_len(10);
-        let mut w = JsonlWriter::open(
-            &path,
-            Rotation {
-                max_bytes: 3 * l,
-                keep: 5,
-            },
-        )
-        .unwrap();
+        let mut w = writer(&path, 3 * l, 5);
         for i in 10..13 {
             w.write(&record(i)).unwrap();
         }
@@ -357,14 +354,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ev.jsonl");
         let l = line_len(10);
-        let mut w = JsonlWriter::open(
-            &path,
-            Rotation {
-                max_bytes: 2 * l,
-                keep: 2,
-            },
-        )
-        .unwrap();
+        let mut w = writer(&path, 2 * l, 2);
         for i in 10..20 {
             w.write(&record(i)).unwrap();
         }
@@ -387,14 +377,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ev.jsonl");
         let l = line_len(10);
-        let mut w = JsonlWriter::open(
-            &path,
-            Rotation {
-                max_bytes: 2 * l,
-                keep: 0,
-            },
-        )
-        .unwrap();
+        let mut w = writer(&path, 2 * l, 0);
         for i in 10..15 {
             w.write(&record(i)).unwrap();
         }
@@ -409,14 +392,7 @@ mod tests {
         let path = dir.path().join("ev.jsonl");
         let l = line_len(10);
         // Room for one and a half lines: the second line must not be split.
-        let mut w = JsonlWriter::open(
-            &path,
-            Rotation {
-                max_bytes: l + l / 2,
-                keep: 10,
-            },
-        )
-        .unwrap();
+        let mut w = writer(&path, l + l / 2, 10);
         for i in 10..14 {
             w.write(&record(i)).unwrap();
         }
