@@ -16,6 +16,10 @@ pub struct ValidateArgs {
     pub baseline: Option<PathBuf>,
     #[command(flatten)]
     pub selection: Selection,
+    /// The host role of the policy the appliance plays (repeatable); a
+    /// policy with one host role (the seeds' `nodes`) needs none.
+    #[arg(long = "role", value_name = "NAME")]
+    pub roles: Vec<String>,
     /// Site inventory: the lab's hosts take its addresses (first host of
     /// each entry), so that a ruleset written for the site matches.
     #[arg(long, value_name = "FILE")]
@@ -37,6 +41,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<bool> {
         ruleset: args.ruleset,
         baseline: args.baseline,
         selection: args.selection,
+        roles: args.roles,
         inventory: args.inventory,
         format: args.format,
         timeout: args.timeout,

@@ -1,5 +1,5 @@
-//! Who lives in the lab: the appliance (the policy's local role, `nodes`)
-//! and one peer host per role, with the addresses a ruleset written for the
+//! Who lives in the lab: the appliance (playing the host role under test,
+//! `nodes` for the seeds) and one peer host per role, with the addresses a ruleset written for the
 //! site expects: the inventory's, or documentation addresses without one.
 
 use std::{
@@ -9,7 +9,7 @@ use std::{
 
 use ipnet::IpNet;
 
-use crate::policy::{Inventory, model::NODES};
+use crate::policy::Inventory;
 
 /// A host of the lab. Index 0 is always the appliance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,19 +88,20 @@ pub fn nth_host(net: &IpNet, n: u32) -> Option<IpAddr> {
 }
 
 impl Hosts {
-    /// Without an inventory: the appliance is 192.0.2.1 / 2001:db8:7ab::1,
-    /// another node 192.0.2.2 / 2001:db8:7ab::2, the other roles in order
-    /// 198.51.100.10, .11, ... / 2001:db8:7ab:1::a, ::b, ...
-    pub fn documentation(roles: &[&str]) -> Hosts {
+    /// Without an inventory: the appliance (playing `appliance_role`) is
+    /// 192.0.2.1 / 2001:db8:7ab::1, another host of its role 192.0.2.2 /
+    /// 2001:db8:7ab::2, the other roles in order 198.51.100.10, .11, ... /
+    /// 2001:db8:7ab:1::a, ::b, ...
+    pub fn documentation(roles: &[&str], appliance_role: &str) -> Hosts {
         let mut members = vec![Member {
             label: "appliance".into(),
-            role: NODES.into(),
+            role: appliance_role.into(),
             addrs: vec![doc_v4(DOC_NODES_V4, 1), doc_v6(0, 1)],
         }];
         let mut unplaced = BTreeMap::new();
         let mut n = 0u8;
         for role in roles {
-            let addrs = if *role == NODES {
+            let addrs = if *role == appliance_role {
                 vec![doc_v4(DOC_NODES_V4, 2), doc_v6(0, 2)]
             } else if let Some(host) = n.checked_add(10).filter(|h| *h < 255) {
                 n += 1;
@@ -134,10 +135,11 @@ impl Hosts {
     }
 
     /// From the inventory: the first host of each of a role's entries; the
-    /// appliance takes the first address of each family of `nodes`, and the
-    /// `nodes` peer the next ones (the second host of the same network when
-    /// `nodes` lists only one). DNS names are not used: the lab has no DNS.
-    pub fn from_inventory(roles: &[&str], inventory: &Inventory) -> Hosts {
+    /// appliance takes the first address of each family of its role
+    /// (`appliance_role`), and the peer of that role the next ones (the
+    /// second host of the same network when the role lists only one). DNS
+    /// names are not used: the lab has no DNS.
+    pub fn from_inventory(roles: &[&str], inventory: &Inventory, appliance_role: &str) -> Hosts {
         let mut used: BTreeSet<IpAddr> = BTreeSet::new();
         let mut members = Vec::new();
         let mut unplaced = BTreeMap::new();
@@ -150,7 +152,7 @@ impl Hosts {
                 .filter_map(|(i, n)| nth_host(n, skip).map(|h| (i, h)))
                 .collect()
         };
-        let nodes = inventory.binding(NODES);
+        let nodes = inventory.binding(appliance_role);
         let mut appliance = Vec::new();
         if let Some(b) = nodes {
             for v6 in [false, true] {
@@ -164,16 +166,15 @@ impl Hosts {
             }
         }
         if appliance.is_empty() {
-            notes.push(
-                "the inventory binds no address to `nodes`: the appliance takes 192.0.2.1 and 2001:db8:7ab::1"
-                    .into(),
-            );
+            notes.push(format!(
+                "the inventory binds no address to `{appliance_role}`: the appliance takes 192.0.2.1 and 2001:db8:7ab::1"
+            ));
             appliance = vec![doc_v4(DOC_NODES_V4, 1), doc_v6(0, 1)];
             used.extend(appliance.iter().copied());
         }
         members.push(Member {
             label: "appliance".into(),
-            role: NODES.into(),
+            role: appliance_role.into(),
             addrs: appliance.clone(),
         });
         for role in roles {
@@ -226,9 +227,9 @@ impl Hosts {
                 addrs,
             });
         }
-        if !lab_inventory.contains_key(NODES) {
+        if !lab_inventory.contains_key(appliance_role) {
             lab_inventory.insert(
-                NODES.into(),
+                appliance_role.into(),
                 appliance.iter().map(|a| IpNet::from(*a)).collect(),
             );
         }
@@ -314,7 +315,7 @@ mod tests {
             "inv.toml",
         )
         .unwrap();
-        let hosts = Hosts::from_inventory(&["nodes", "admin", "smtp-relay"], &inv);
+        let hosts = Hosts::from_inventory(&["nodes", "admin", "smtp-relay"], &inv, "nodes");
         let addrs = |i: usize| {
             hosts.members[i]
                 .addrs
@@ -338,7 +339,7 @@ mod tests {
 
     #[test]
     fn documentation_addresses_without_inventory() {
-        let hosts = Hosts::documentation(&["nodes", "admin", "ldap-server"]);
+        let hosts = Hosts::documentation(&["nodes", "admin", "ldap-server"], "nodes");
         assert_eq!(hosts.members.len(), 4);
         assert_eq!(hosts.members[0].addrs[0].to_string(), "192.0.2.1");
         assert_eq!(hosts.members[1].addrs[0].to_string(), "192.0.2.2");

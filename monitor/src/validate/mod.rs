@@ -44,6 +44,8 @@ pub struct ValidateConfig {
     pub ruleset: PathBuf,
     pub baseline: Option<PathBuf>,
     pub selection: Selection,
+    /// The host roles the appliance plays (`--role`).
+    pub roles: Vec<String>,
     pub inventory: Option<PathBuf>,
     pub format: Format,
     /// How long an attempt waits for an answer.
@@ -104,6 +106,9 @@ fn monitor_args(
     for c in &s.enable_condition {
         args.extend(["--enable-condition".into(), c.into()]);
     }
+    for r in &config.roles {
+        args.extend(["--role".into(), r.into()]);
+    }
     args.extend([
         "--dynamic-ports".into(),
         format!("{}-{}", dynamic.lo, dynamic.hi).into(),
@@ -127,11 +132,34 @@ pub fn try_ruleset(config: ValidateConfig) -> anyhow::Result<Verdict> {
     }
     let started = Instant::now();
     let (policy, options) = policy::command::select(&config.selection)?;
+    let inventory = config
+        .inventory
+        .as_ref()
+        .map(|path| Inventory::load(path, &policy))
+        .transpose()?;
+    let product = policy::roles::product_roles(&policy);
+    if product.len() > 1 && config.roles.is_empty() {
+        bail!(
+            "the policy has several host roles ({}): say which the appliance plays with --role NAME",
+            product.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+    let host = policy::roles::host_roles(&policy, &config.roles, None, &[])?;
+    if policy::roles::has_roles(&policy) || !config.roles.is_empty() {
+        eprintln!("portconform: the lab's appliance plays {host}");
+    }
+    // What the appliance enforces: its own rules, and its peers' turned
+    // round; the lab's monitor is given the same roles.
+    let policy = policy::roles::view(&policy, &host.roles);
     let resolved = policy::resolve(&policy, &options)?;
     let roles = policy.roles();
-    let hosts = match &config.inventory {
-        Some(path) => Hosts::from_inventory(&roles, &Inventory::load(path, &policy)?),
-        None => Hosts::documentation(&roles),
+    let appliance_role = host
+        .roles
+        .first()
+        .map_or(policy::model::NODES, String::as_str);
+    let hosts = match &inventory {
+        Some(inventory) => Hosts::from_inventory(&roles, inventory, appliance_role),
+        None => Hosts::documentation(&roles, appliance_role),
     };
     let scratch = Scratch::new()?;
     let candidate = ruleset::read(&config.ruleset, &scratch.0, "candidate")?;

@@ -12,7 +12,7 @@ use crate::{
     events::Direction,
     policy::{
         Resolved,
-        model::{Direction as RuleDirection, NODES, Proto},
+        model::{Direction as RuleDirection, Proto},
         show::ports_text,
     },
     reach::L4,
@@ -159,12 +159,6 @@ pub fn plan(resolved: &[Resolved], hosts: &Hosts, mentioned: &BTreeSet<u16>) -> 
         req.untested = (|| {
             let l4 = l4(rule.proto)
                 .ok_or_else(|| format!("{} rules are not exercised", rule.proto.name()))?;
-            if rule.local_role != NODES {
-                return Err(format!(
-                    "local role `{}`: the lab's appliance is `nodes`",
-                    rule.local_role
-                ));
-            }
             let Some(role) = &rule.peer_role else {
                 return Err(format!(
                     "the peer is named literally ({}); the lab only plays roles, with documentation or inventory addresses",
@@ -254,7 +248,7 @@ fn unexpected(
     // The sample of common ports comes from a host that is not a node.
     if let Some(&from) = peers
         .iter()
-        .find(|&&p| hosts.members[p].role != NODES)
+        .find(|&&p| hosts.members[p].role != hosts.members[APPLIANCE].role)
         .or(peers.first())
     {
         for &port in COMMON_PORTS {
@@ -342,7 +336,7 @@ mod tests {
         let policy = crate::policy::profiles::load("thoughtspot").unwrap();
         let options = crate::policy::resolve::test_options();
         let resolved = resolve(&policy, &options).unwrap();
-        let hosts = Hosts::documentation(&policy.roles());
+        let hosts = Hosts::documentation(&policy.roles(), crate::policy::model::NODES);
         let mentioned: BTreeSet<u16> = mentioned.iter().copied().collect();
         (plan(&resolved, &hosts, &mentioned), hosts)
     }
@@ -379,6 +373,32 @@ mod tests {
                 .rules
                 .contains(&"000-41a".to_string())
         );
+    }
+
+    /// A cluster policy validated for an agent: the servers' inbound agent
+    /// channel is the appliance's outbound attempt, and the servers' own
+    /// replication is not the appliance's to try.
+    #[test]
+    fn an_agent_appliance_tries_its_view_of_the_rules() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/roles/cluster.toml"
+        ))
+        .unwrap();
+        let policy = crate::policy::Policy::from_toml(&text, "cluster.toml").unwrap();
+        let view = crate::policy::roles::view(&policy, &["agent".into()]);
+        let resolved = resolve(&view, &crate::policy::resolve::test_options()).unwrap();
+        let hosts = Hosts::documentation(&view.roles(), "agent");
+        assert_eq!(hosts.members[APPLIANCE].role, "agent");
+        let plan = plan(&resolved, &hosts, &BTreeSet::new());
+        let channel = plan.rules.iter().find(|r| r.id == "c-5").unwrap();
+        assert_eq!(channel.untested, None);
+        let a = &plan.attempts[channel.attempts[0]];
+        assert_eq!(
+            (a.direction, a.port, a.client, a.peer(&hosts)),
+            (Direction::Outbound, 9440, APPLIANCE, "server")
+        );
+        assert!(plan.rules.iter().all(|r| r.id != "c-6"));
     }
 
     #[test]
