@@ -4,6 +4,7 @@
 use crate::{
     classify::{Conn, Reason},
     packet::Parsed,
+    policy::ConnDir,
 };
 
 /// Bytes of each offending packet's headers carried in its event.
@@ -27,8 +28,9 @@ pub struct FlowKey {
     pub service_port: u16,
     pub proto: u8,
     pub family: u8,
-    /// CONN_INBOUND or CONN_OUTBOUND. A whole word, so the key has no
-    /// padding: a 3-byte zero fill compiles to a memset call in BPF.
+    /// A [`ConnDir`] as a word: keys are read back from kernel maps, where
+    /// any word may be (see [`ConnDir::of_word`]). A whole word, so the key
+    /// has no padding: a 3-byte zero fill compiles to a memset call in BPF.
     pub direction: u32,
 }
 
@@ -91,11 +93,7 @@ impl FlowKey {
     #[inline(always)]
     pub fn flipped(parsed: &Parsed, conn: &Conn) -> Self {
         let other = Conn {
-            direction: if conn.direction == crate::policy::CONN_INBOUND {
-                crate::policy::CONN_OUTBOUND
-            } else {
-                crate::policy::CONN_INBOUND
-            },
+            direction: ConnDir::of_word(conn.direction).reverse() as u32,
             service_port: if conn.forward {
                 parsed.sport
             } else {

@@ -29,14 +29,62 @@ pub const RULESET_WIDTH: usize = 8;
 pub const MAX_HOSTS: u32 = 16384;
 pub const MAX_NETS: u32 = 16384;
 
-/// L4 classes with a port (or ICMP type) dimension in the port table.
-pub const L4_TCP: u32 = 0;
-pub const L4_UDP: u32 = 1;
-/// ICMP/ICMPv6: the "port" is the message type of the request (echo...).
-pub const L4_ICMP: u32 = 2;
-pub const L4_ICMPV6: u32 = 3;
-pub const L4_CLASSES: u32 = 4;
-pub const PORT_TABLE_ENTRIES: u32 = 2 * L4_CLASSES * 65536;
+/// L4 classes with a port (or ICMP type) dimension in the port table. The
+/// values are part of [`port_index`], so of the table userspace writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum L4 {
+    Tcp = 0,
+    Udp = 1,
+    /// ICMP/ICMPv6: the "port" is the message type of the request (echo...).
+    Icmp = 2,
+    Icmpv6 = 3,
+}
+
+impl L4 {
+    /// Classes in the port table.
+    pub const COUNT: u32 = 4;
+}
+
+/// Direction of a *connection* relative to the monitored host: opened by a
+/// peer (inbound) or by the host (outbound). Not the packet's direction
+/// ([`crate::stats::PacketDir`]). The values are part of [`port_index`] and
+/// of [`crate::flow::FlowKey::direction`], which holds them as a plain word:
+/// keys come back from kernel maps, where any word may be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum ConnDir {
+    Inbound = 0,
+    Outbound = 1,
+}
+
+impl ConnDir {
+    /// Directions in the port table.
+    pub const COUNT: u32 = 2;
+
+    /// The other direction: where the reply to a connection goes.
+    #[inline(always)]
+    pub const fn reverse(self) -> Self {
+        match self {
+            ConnDir::Inbound => ConnDir::Outbound,
+            ConnDir::Outbound => ConnDir::Inbound,
+        }
+    }
+
+    /// The direction a key's word holds; any word but inbound's reads as
+    /// outbound, as every reader did before the word had a type.
+    #[inline(always)]
+    pub const fn of_word(word: u32) -> Self {
+        if word == ConnDir::Inbound as u32 {
+            ConnDir::Inbound
+        } else {
+            ConnDir::Outbound
+        }
+    }
+}
+
+/// Entries of one set's port table: every (direction, class, port).
+pub const PORT_TABLE_ENTRIES: u32 = ConnDir::COUNT * L4::COUNT * 65536;
 
 /// Each policy map holds two sets (see `flow::CONFIG_SET_B`): arrays are
 /// twice as long (set B after set A), hash and trie keys start with the set.
@@ -59,15 +107,12 @@ pub struct Host6Key {
     pub addr: [u8; 16],
 }
 
-/// Direction of a *connection* relative to the monitored host: opened by a
-/// peer (inbound) or by the host (outbound).
-pub const CONN_INBOUND: u32 = 0;
-pub const CONN_OUTBOUND: u32 = 1;
-
-/// Index into `PC_PORTCLASS`.
+/// Index into `PC_PORTCLASS`. `conn_dir` is a [`ConnDir`] as a word
+/// (`ConnDir::X as u32`): the classifier carries directions as words, for
+/// the reason `classify::Conn::direction` gives.
 #[inline(always)]
-pub const fn port_index(conn_dir: u32, l4: u32, port: u16) -> u32 {
-    ((conn_dir * L4_CLASSES + l4) << 16) | port as u32
+pub const fn port_index(conn_dir: u32, l4: L4, port: u16) -> u32 {
+    ((conn_dir * L4::COUNT + l4 as u32) << 16) | port as u32
 }
 
 /// A rule on a port: which peers may use it.
