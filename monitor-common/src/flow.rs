@@ -189,21 +189,6 @@ impl FlowKey {
     }
 }
 
-/// `PC_CONFIG[0]` bits. The presence bits let the kernel skip lookups in
-/// peer maps that are empty (a hash miss still costs a hash).
-pub const CONFIG_CLASSIFY: u32 = 1;
-pub const CONFIG_HOSTS4: u32 = 2;
-pub const CONFIG_HOSTS6: u32 = 4;
-pub const CONFIG_NETS4: u32 = 8;
-pub const CONFIG_NETS6: u32 = 16;
-/// Which of the two policy map sets is live (0: A, set: B). Userspace fills
-/// the idle set, then flips this bit in one map update, so a reload leaves
-/// no moment in which packets meet a half-written policy.
-pub const CONFIG_SET_B: u32 = 32;
-/// IPv4 peers' roles are in the array trie (`PC_V4L1`...): the host hash
-/// and LPM trie are not consulted for IPv4.
-pub const CONFIG_V4TRIE: u32 = 64;
-
 /// Event kinds, stable numbers (userspace and files depend on them).
 pub const EVENT_UNEXPECTED: u8 = 1;
 

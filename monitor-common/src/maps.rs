@@ -36,7 +36,7 @@ pub const HANDSHAKES_MAP: &str = "PC_HANDSHAKES";
 pub const WATCH_MAP: &str = "PC_WATCH";
 /// Answered attempts per rule (per CPU), indexed set * MAX_RULES + rule.
 pub const RULEWORK_MAP: &str = "PC_RULEWORK";
-/// Switches, see `CONFIG_*`.
+/// Switches, one [`crate::policy::Config`] word.
 pub const CONFIG_MAP: &str = ".bss.pc_config";
 
 /// Program names (≤ 15 bytes).

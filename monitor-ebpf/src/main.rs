@@ -24,11 +24,9 @@ use aya_ebpf::{
 use monitor_common::{
     Packet,
     classify::{self, Verdict},
-    flow::{
-        CONFIG_CLASSIFY, EVENT_HEADER_BYTES, KSTAT_FRAGMENTS, KSTAT_INFRASTRUCTURE,
-        KSTAT_UNEXPECTED,
-    },
+    flow::{EVENT_HEADER_BYTES, KSTAT_FRAGMENTS, KSTAT_INFRASTRUCTURE, KSTAT_UNEXPECTED},
     packet,
+    policy::Config,
     stats::{PacketDir, slot_of, slot_of_error},
 };
 
@@ -97,7 +95,7 @@ fn observe<H: CopyHeaders, P: Packet>(
     };
     let parsed = &parsed;
     stats::count_traffic(counters, ifindex, dir, slot_of(parsed), bytes);
-    if config & CONFIG_CLASSIFY == 0 {
+    if !config.has(Config::CLASSIFY) {
         return;
     }
     let verdict = classify::classify(&policy, parsed, dir);
