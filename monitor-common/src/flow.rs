@@ -126,26 +126,89 @@ pub struct FlowState {
     pub _pad: u8,
 }
 
-/// Indexes of the kernel's event counters (`PC_KSTATS`, per CPU): what the
+/// The kernel's event counters (`PC_KSTATS`, per CPU), by index: what the
 /// classifier did with packets beyond the traffic counters, and every way an
 /// event could be lost, so nothing is lost silently.
-pub const KSTAT_ALLOWED: u32 = 0;
-pub const KSTAT_UNEXPECTED: u32 = 1;
-pub const KSTAT_NEW_FLOWS: u32 = 2;
-pub const KSTAT_RINGBUF_FULL: u32 = 3;
-pub const KSTAT_FLOW_INSERT_FAILED: u32 = 4;
-pub const KSTAT_FRAGMENTS: u32 = 5;
-pub const KSTAT_INFRASTRUCTURE: u32 = 6;
-/// A required flow's attempt found the handshake table full: not tracked.
-pub const KSTAT_HANDSHAKE_FULL: u32 = 7;
-/// Required-flow attempts started, answered, refused (RST / ICMP).
-pub const KSTAT_HANDSHAKES: u32 = 8;
-pub const KSTAT_ANSWERED: u32 = 9;
-pub const KSTAT_REFUSED: u32 = 10;
-/// Packets counted in a seen-flow slot whose flow had already left the LRU
-/// when the slot was handed to another flow (part of that eviction's loss).
-pub const KSTAT_SEEN_UNFLUSHED: u32 = 11;
-pub const KSTATS: u32 = 12;
+///
+/// The values are the map's indexes. Index 0 is reserved: it was an
+/// "allowed" counter the kernel never bumped (the allowed total is the sum
+/// of the per-rule counters). It stays empty, not reused, so every counter
+/// keeps the index it always had: `bpftool map dump name PC_KSTATS` reads
+/// as it did, and no reader has to change in step.
+///
+/// The kernel only ever names a counter as a constant (`Kstat::X as u32`, see
+/// `count_kstat` in monitor-ebpf), so the index it passes to the map is an
+/// immediate: nothing for the verifier to bound, no match to compile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Kstat {
+    Unexpected = 1,
+    NewFlows = 2,
+    RingbufFull = 3,
+    FlowInsertFailed = 4,
+    /// Later IP fragments (no ports to judge).
+    Fragments = 5,
+    Infrastructure = 6,
+    /// A required flow's attempt found the handshake table full: not tracked.
+    HandshakeFull = 7,
+    /// Required-flow attempts started, answered, refused (RST / ICMP).
+    Handshakes = 8,
+    Answered = 9,
+    Refused = 10,
+    /// Packets counted in a seen-flow slot whose flow had already left the
+    /// LRU when the slot was handed to another flow (part of that
+    /// eviction's loss).
+    SeenUnflushed = 11,
+}
+
+impl Kstat {
+    /// Every counter, in index order.
+    pub const ALL: [Kstat; 11] = [
+        Kstat::Unexpected,
+        Kstat::NewFlows,
+        Kstat::RingbufFull,
+        Kstat::FlowInsertFailed,
+        Kstat::Fragments,
+        Kstat::Infrastructure,
+        Kstat::HandshakeFull,
+        Kstat::Handshakes,
+        Kstat::Answered,
+        Kstat::Refused,
+        Kstat::SeenUnflushed,
+    ];
+
+    /// The counter's index in `PC_KSTATS`.
+    #[inline(always)]
+    pub const fn index(self) -> u32 {
+        self as u32
+    }
+}
+
+/// Entries of `PC_KSTATS`: the reserved index 0 and one per [`Kstat`].
+pub const KSTATS: u32 = Kstat::SeenUnflushed as u32 + 1;
+
+// `ALL` lists every counter once, in index order from 1: index 0 stays
+// reserved and the map has no slot nobody names.
+const _: () = {
+    let mut i = 0;
+    while i < Kstat::ALL.len() {
+        assert!(Kstat::ALL[i].index() == i as u32 + 1);
+        i += 1;
+    }
+    assert!(Kstat::ALL.len() as u32 + 1 == KSTATS);
+};
+
+/// `PC_KSTATS` summed over CPUs, as userspace reads it, indexed by [`Kstat`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KstatTotals(pub [u64; KSTATS as usize]);
+
+impl core::ops::Index<Kstat> for KstatTotals {
+    type Output = u64;
+
+    fn index(&self, stat: Kstat) -> &u64 {
+        &self.0[stat.index() as usize]
+    }
+}
 
 /// Seen-flow slots per CPU (`PC_SEEN`, a power of two).
 pub const SEEN_SLOTS: u32 = 512;

@@ -27,7 +27,7 @@ pub const FLOWS_MAP: &str = "PC_FLOWS";
 pub const SEEN_MAP: &str = "PC_SEEN";
 /// Ring buffer of first sightings.
 pub const EVENTS_MAP: &str = "PC_EVENTS";
-/// Classifier counters (per CPU), see `KSTAT_*`.
+/// Classifier counters (per CPU), indexed by [`crate::flow::Kstat`].
 pub const KSTATS_MAP: &str = "PC_KSTATS";
 /// Pending attempts of required flows, see [`crate::handshake`].
 pub const HANDSHAKES_MAP: &str = "PC_HANDSHAKES";
