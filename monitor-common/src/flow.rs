@@ -282,6 +282,32 @@ pub struct FlowEvent {
 }
 
 impl FlowState {
+    /// A flow's state at its first sighting, at `now`: the packet counted on
+    /// its side (`forward`: initiator → responder), and the explanation.
+    /// The kernel's LRU insert and replay's table build it here, so both
+    /// start a flow from the same counts.
+    #[inline(always)]
+    pub fn first_sighting(
+        now: u64,
+        forward: bool,
+        bytes: u64,
+        ifindex: u32,
+        reason: Reason,
+        nearest_rule: u16,
+    ) -> Self {
+        Self {
+            first_seen_ns: now,
+            last_seen_ns: now,
+            packets: u64::from(forward),
+            bytes: if forward { bytes } else { 0 },
+            reply_packets: u64::from(!forward),
+            ifindex,
+            nearest_rule,
+            reason: reason as u8,
+            _pad: 0,
+        }
+    }
+
     /// Adds what a seen-flow slot counted to the flow's merged state.
     pub fn add_seen(&mut self, slot: &SeenSlot) {
         self.packets += slot.packets;

@@ -72,17 +72,14 @@ pub fn unexpected<H: CopyHeaders>(ctx: &H, s: &Sighting) {
     }
     // A first sighting gets the precise time: it dates the event.
     let now = unsafe { bpf_ktime_get_ns() };
-    let state = FlowState {
-        first_seen_ns: now,
-        last_seen_ns: now,
-        packets: u64::from(s.conn.forward),
-        bytes: if s.conn.forward { s.bytes } else { 0 },
-        reply_packets: u64::from(!s.conn.forward),
-        ifindex: s.ifindex,
-        nearest_rule: s.nearest_rule,
-        reason: s.reason as u8,
-        _pad: 0,
-    };
+    let state = FlowState::first_sighting(
+        now,
+        s.conn.forward,
+        s.bytes,
+        s.ifindex,
+        s.reason,
+        s.nearest_rule,
+    );
     if PC_FLOWS.insert(key, state, u64::from(BPF_NOEXIST)).is_ok() {
         count_kstat(Kstat::NewFlows as u32);
         if let Some(slot) = slot {
