@@ -214,103 +214,14 @@ pub fn classify<L: PolicyLookup + ?Sized>(policy: &L, parsed: &Parsed, dir: Pack
     if parsed.fragment == Fragment::Later {
         return Verdict::Fragment;
     }
-    let fwd_dir = forward_conn_dir(dir);
     match parsed.proto {
-        IPPROTO_TCP | IPPROTO_UDP => {
-            let l4 = if parsed.proto == IPPROTO_TCP {
-                L4::Tcp
-            } else {
-                L4::Udp
-            };
-            let mut roles = Roles::new(parsed, dir);
-            let syn = parsed.proto == IPPROTO_TCP && parsed.tcp_flags & TCP_SYN != 0;
-            let ack = parsed.tcp_flags & TCP_ACK != 0;
-            // A SYN opens a connection to dport; a SYN-ACK answers one on sport;
-            // anything else may be either, so try the request reading first.
-            let try_forward = !syn || !ack;
-            let try_reply = !syn || ack;
-            // Set when a rule covers the port but not this peer: the nearest
-            // rule, and whether it was the request reading. Plain values,
-            // not an Option, for the reason `Match` gives.
-            let mut mismatch = false;
-            let mut mismatch_rule = NO_RULE;
-            let mut mismatch_forward = false;
-            if try_forward {
-                let m = match_port(policy, fwd_dir, l4, parsed.dport, &mut roles);
-                match m.kind {
-                    MatchKind::Allowed => {
-                        return Verdict::Allowed {
-                            rule: m.rule,
-                            required: m.required,
-                            reply: false,
-                        };
-                    }
-                    MatchKind::Peer => {
-                        mismatch = true;
-                        mismatch_rule = m.rule;
-                        mismatch_forward = true;
-                    }
-                    MatchKind::None => {}
-                }
-            }
-            if try_reply {
-                let m = match_port(policy, reverse(fwd_dir), l4, parsed.sport, &mut roles);
-                match m.kind {
-                    MatchKind::Allowed => {
-                        return Verdict::Allowed {
-                            rule: m.rule,
-                            required: m.required,
-                            reply: true,
-                        };
-                    }
-                    MatchKind::Peer if !mismatch => {
-                        mismatch = true;
-                        mismatch_rule = m.rule;
-                        mismatch_forward = false;
-                    }
-                    _ => {}
-                }
-            }
-            // Which end is the service: the SYN says so; else the port a rule
-            // names; else the lower port (services listen low, clients pick
-            // high ephemeral ports).
-            let forward = if syn {
-                !ack
-            } else if mismatch {
-                mismatch_forward
-            } else {
-                parsed.dport <= parsed.sport
-            };
-            let conn = if forward {
-                Conn {
-                    direction: fwd_dir,
-                    service_port: parsed.dport,
-                    forward: true,
-                }
-            } else {
-                Conn {
-                    direction: reverse(fwd_dir),
-                    service_port: parsed.sport,
-                    forward: false,
-                }
-            };
-            let (reason, nearest) = if mismatch {
-                (Reason::PeerNotAllowed, mismatch_rule)
-            } else {
-                (Reason::NoRule, NO_RULE)
-            };
-            Verdict::Unexpected {
-                reason,
-                nearest_rule: nearest,
-                conn,
-            }
-        }
+        IPPROTO_TCP | IPPROTO_UDP => classify_ports(policy, parsed, dir),
         IPPROTO_ICMP | IPPROTO_ICMPV6 => classify_icmp(policy, parsed, dir),
         _ => {
             // Other protocols (GRE, ESP, SCTP...) have no rule class yet: any
             // of them is unexpected, keyed by protocol alone.
             let conn = Conn {
-                direction: fwd_dir,
+                direction: forward_conn_dir(dir),
                 service_port: 0,
                 forward: true,
             };
@@ -320,6 +231,108 @@ pub fn classify<L: PolicyLookup + ?Sized>(policy: &L, parsed: &Parsed, dir: Pack
                 conn,
             }
         }
+    }
+}
+
+/// TCP and UDP: a packet is allowed when a rule covers the port it is sent
+/// to (the request reading) or the port it comes from (the reply reading).
+/// A SYN or SYN-ACK says which reading applies; without one both are
+/// tried, request first. When neither allows it, the connection is keyed
+/// by the end that serves: the one the SYN names, else the port a rule
+/// covers (for another peer), else the lower port.
+#[inline(always)]
+fn classify_ports<L: PolicyLookup + ?Sized>(
+    policy: &L,
+    parsed: &Parsed,
+    dir: PacketDir,
+) -> Verdict {
+    let fwd_dir = forward_conn_dir(dir);
+    let l4 = if parsed.proto == IPPROTO_TCP {
+        L4::Tcp
+    } else {
+        L4::Udp
+    };
+    let mut roles = Roles::new(parsed, dir);
+    let syn = parsed.proto == IPPROTO_TCP && parsed.tcp_flags & TCP_SYN != 0;
+    let ack = parsed.tcp_flags & TCP_ACK != 0;
+    // A SYN opens a connection to dport; a SYN-ACK answers one on sport;
+    // anything else may be either, so try the request reading first.
+    let try_forward = !syn || !ack;
+    let try_reply = !syn || ack;
+    // Set when a rule covers the port but not this peer: the nearest
+    // rule, and whether it was the request reading. Plain values,
+    // not an Option, for the reason `Match` gives.
+    let mut mismatch = false;
+    let mut mismatch_rule = NO_RULE;
+    let mut mismatch_forward = false;
+    if try_forward {
+        let m = match_port(policy, fwd_dir, l4, parsed.dport, &mut roles);
+        match m.kind {
+            MatchKind::Allowed => {
+                return Verdict::Allowed {
+                    rule: m.rule,
+                    required: m.required,
+                    reply: false,
+                };
+            }
+            MatchKind::Peer => {
+                mismatch = true;
+                mismatch_rule = m.rule;
+                mismatch_forward = true;
+            }
+            MatchKind::None => {}
+        }
+    }
+    if try_reply {
+        let m = match_port(policy, reverse(fwd_dir), l4, parsed.sport, &mut roles);
+        match m.kind {
+            MatchKind::Allowed => {
+                return Verdict::Allowed {
+                    rule: m.rule,
+                    required: m.required,
+                    reply: true,
+                };
+            }
+            MatchKind::Peer if !mismatch => {
+                mismatch = true;
+                mismatch_rule = m.rule;
+                mismatch_forward = false;
+            }
+            _ => {}
+        }
+    }
+    // Which end is the service: the SYN says so; else the port a rule
+    // names; else the lower port (services listen low, clients pick
+    // high ephemeral ports).
+    let forward = if syn {
+        !ack
+    } else if mismatch {
+        mismatch_forward
+    } else {
+        parsed.dport <= parsed.sport
+    };
+    let conn = if forward {
+        Conn {
+            direction: fwd_dir,
+            service_port: parsed.dport,
+            forward: true,
+        }
+    } else {
+        Conn {
+            direction: reverse(fwd_dir),
+            service_port: parsed.sport,
+            forward: false,
+        }
+    };
+    let (reason, nearest) = if mismatch {
+        (Reason::PeerNotAllowed, mismatch_rule)
+    } else {
+        (Reason::NoRule, NO_RULE)
+    };
+    Verdict::Unexpected {
+        reason,
+        nearest_rule: nearest,
+        conn,
     }
 }
 
