@@ -4,6 +4,7 @@
 use crate::{
     classify::{Conn, Reason},
     packet::Parsed,
+    policy::ConnDir,
 };
 
 /// Bytes of each offending packet's headers carried in its event.
@@ -27,8 +28,9 @@ pub struct FlowKey {
     pub service_port: u16,
     pub proto: u8,
     pub family: u8,
-    /// CONN_INBOUND or CONN_OUTBOUND. A whole word, so the key has no
-    /// padding: a 3-byte zero fill compiles to a memset call in BPF.
+    /// A [`ConnDir`] as a word: keys are read back from kernel maps, where
+    /// any word may be (see [`ConnDir::of_word`]). A whole word, so the key
+    /// has no padding: a 3-byte zero fill compiles to a memset call in BPF.
     pub direction: u32,
 }
 
@@ -91,11 +93,7 @@ impl FlowKey {
     #[inline(always)]
     pub fn flipped(parsed: &Parsed, conn: &Conn) -> Self {
         let other = Conn {
-            direction: if conn.direction == crate::policy::CONN_INBOUND {
-                crate::policy::CONN_OUTBOUND
-            } else {
-                crate::policy::CONN_INBOUND
-            },
+            direction: ConnDir::of_word(conn.direction).reverse() as u32,
             service_port: if conn.forward {
                 parsed.sport
             } else {
@@ -128,26 +126,89 @@ pub struct FlowState {
     pub _pad: u8,
 }
 
-/// Indexes of the kernel's event counters (`PC_KSTATS`, per CPU): what the
+/// The kernel's event counters (`PC_KSTATS`, per CPU), by index: what the
 /// classifier did with packets beyond the traffic counters, and every way an
 /// event could be lost, so nothing is lost silently.
-pub const KSTAT_ALLOWED: u32 = 0;
-pub const KSTAT_UNEXPECTED: u32 = 1;
-pub const KSTAT_NEW_FLOWS: u32 = 2;
-pub const KSTAT_RINGBUF_FULL: u32 = 3;
-pub const KSTAT_FLOW_INSERT_FAILED: u32 = 4;
-pub const KSTAT_FRAGMENTS: u32 = 5;
-pub const KSTAT_INFRASTRUCTURE: u32 = 6;
-/// A required flow's attempt found the handshake table full: not tracked.
-pub const KSTAT_HANDSHAKE_FULL: u32 = 7;
-/// Required-flow attempts started, answered, refused (RST / ICMP).
-pub const KSTAT_HANDSHAKES: u32 = 8;
-pub const KSTAT_ANSWERED: u32 = 9;
-pub const KSTAT_REFUSED: u32 = 10;
-/// Packets counted in a seen-flow slot whose flow had already left the LRU
-/// when the slot was handed to another flow (part of that eviction's loss).
-pub const KSTAT_SEEN_UNFLUSHED: u32 = 11;
-pub const KSTATS: u32 = 12;
+///
+/// The values are the map's indexes. Index 0 is reserved: it was an
+/// "allowed" counter the kernel never bumped (the allowed total is the sum
+/// of the per-rule counters). It stays empty, not reused, so every counter
+/// keeps the index it always had: `bpftool map dump name PC_KSTATS` reads
+/// as it did, and no reader has to change in step.
+///
+/// The kernel only ever names a counter as a constant (`Kstat::X as u32`, see
+/// `count_kstat` in monitor-ebpf), so the index it passes to the map is an
+/// immediate: nothing for the verifier to bound, no match to compile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Kstat {
+    Unexpected = 1,
+    NewFlows = 2,
+    RingbufFull = 3,
+    FlowInsertFailed = 4,
+    /// Later IP fragments (no ports to judge).
+    Fragments = 5,
+    Infrastructure = 6,
+    /// A required flow's attempt found the handshake table full: not tracked.
+    HandshakeFull = 7,
+    /// Required-flow attempts started, answered, refused (RST / ICMP).
+    Handshakes = 8,
+    Answered = 9,
+    Refused = 10,
+    /// Packets counted in a seen-flow slot whose flow had already left the
+    /// LRU when the slot was handed to another flow (part of that
+    /// eviction's loss).
+    SeenUnflushed = 11,
+}
+
+impl Kstat {
+    /// Every counter, in index order.
+    pub const ALL: [Kstat; 11] = [
+        Kstat::Unexpected,
+        Kstat::NewFlows,
+        Kstat::RingbufFull,
+        Kstat::FlowInsertFailed,
+        Kstat::Fragments,
+        Kstat::Infrastructure,
+        Kstat::HandshakeFull,
+        Kstat::Handshakes,
+        Kstat::Answered,
+        Kstat::Refused,
+        Kstat::SeenUnflushed,
+    ];
+
+    /// The counter's index in `PC_KSTATS`.
+    #[inline(always)]
+    pub const fn index(self) -> u32 {
+        self as u32
+    }
+}
+
+/// Entries of `PC_KSTATS`: the reserved index 0 and one per [`Kstat`].
+pub const KSTATS: u32 = Kstat::SeenUnflushed as u32 + 1;
+
+// `ALL` lists every counter once, in index order from 1: index 0 stays
+// reserved and the map has no slot nobody names.
+const _: () = {
+    let mut i = 0;
+    while i < Kstat::ALL.len() {
+        assert!(Kstat::ALL[i].index() == i as u32 + 1);
+        i += 1;
+    }
+    assert!(Kstat::ALL.len() as u32 + 1 == KSTATS);
+};
+
+/// `PC_KSTATS` summed over CPUs, as userspace reads it, indexed by [`Kstat`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KstatTotals(pub [u64; KSTATS as usize]);
+
+impl core::ops::Index<Kstat> for KstatTotals {
+    type Output = u64;
+
+    fn index(&self, stat: Kstat) -> &u64 {
+        &self.0[stat.index() as usize]
+    }
+}
 
 /// Seen-flow slots per CPU (`PC_SEEN`, a power of two).
 pub const SEEN_SLOTS: u32 = 512;
@@ -191,21 +252,6 @@ impl FlowKey {
     }
 }
 
-/// `PC_CONFIG[0]` bits. The presence bits let the kernel skip lookups in
-/// peer maps that are empty (a hash miss still costs a hash).
-pub const CONFIG_CLASSIFY: u32 = 1;
-pub const CONFIG_HOSTS4: u32 = 2;
-pub const CONFIG_HOSTS6: u32 = 4;
-pub const CONFIG_NETS4: u32 = 8;
-pub const CONFIG_NETS6: u32 = 16;
-/// Which of the two policy map sets is live (0: A, set: B). Userspace fills
-/// the idle set, then flips this bit in one map update, so a reload leaves
-/// no moment in which packets meet a half-written policy.
-pub const CONFIG_SET_B: u32 = 32;
-/// IPv4 peers' roles are in the array trie (`PC_V4L1`...): the host hash
-/// and LPM trie are not consulted for IPv4.
-pub const CONFIG_V4TRIE: u32 = 64;
-
 /// Event kinds, stable numbers (userspace and files depend on them).
 pub const EVENT_UNEXPECTED: u8 = 1;
 
@@ -236,6 +282,32 @@ pub struct FlowEvent {
 }
 
 impl FlowState {
+    /// A flow's state at its first sighting, at `now`: the packet counted on
+    /// its side (`forward`: initiator → responder), and the explanation.
+    /// The kernel's LRU insert and replay's table build it here, so both
+    /// start a flow from the same counts.
+    #[inline(always)]
+    pub fn first_sighting(
+        now: u64,
+        forward: bool,
+        bytes: u64,
+        ifindex: u32,
+        reason: Reason,
+        nearest_rule: u16,
+    ) -> Self {
+        Self {
+            first_seen_ns: now,
+            last_seen_ns: now,
+            packets: u64::from(forward),
+            bytes: if forward { bytes } else { 0 },
+            reply_packets: u64::from(!forward),
+            ifindex,
+            nearest_rule,
+            reason: reason as u8,
+            _pad: 0,
+        }
+    }
+
     /// Adds what a seen-flow slot counted to the flow's merged state.
     pub fn add_seen(&mut self, slot: &SeenSlot) {
         self.packets += slot.packets;

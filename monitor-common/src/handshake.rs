@@ -18,7 +18,7 @@ use crate::{
         Family, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Parsed, TCP_ACK, TCP_RST,
         TCP_SYN, v4_bytes, v6_bytes,
     },
-    policy::{CONN_INBOUND, CONN_OUTBOUND},
+    policy::ConnDir,
     stats::PacketDir,
 };
 
@@ -116,9 +116,13 @@ pub enum Track {
 }
 
 #[inline(always)]
-const fn conn_dir(dir: PacketDir, forward: bool) -> u32 {
+const fn conn_dir(dir: PacketDir, forward: bool) -> ConnDir {
     let inbound = matches!(dir, PacketDir::Ingress) == forward;
-    if inbound { CONN_INBOUND } else { CONN_OUTBOUND }
+    if inbound {
+        ConnDir::Inbound
+    } else {
+        ConnDir::Outbound
+    }
 }
 
 /// The attempt a packet belongs to; `forward` when it travels initiator →
@@ -137,7 +141,7 @@ fn key_of(parsed: &Parsed, dir: PacketDir, forward: bool) -> HandshakeKey {
             service_port,
             proto: parsed.proto,
             family: parsed.family as u8,
-            direction: conn_dir(dir, forward),
+            direction: conn_dir(dir, forward) as u32,
         },
         initiator_port,
         _pad: 0,
@@ -239,11 +243,8 @@ fn icmp_error<P: Packet + ?Sized>(pkt: &P, parsed: &Parsed, dir: PacketDir) -> T
             service_port: q.dport,
             proto: q.proto,
             family: q.family,
-            direction: if matches!(dir, PacketDir::Egress) {
-                CONN_INBOUND
-            } else {
-                CONN_OUTBOUND
-            },
+            // The error travels responder → initiator, as a reply does.
+            direction: conn_dir(dir, false) as u32,
         },
         initiator_port: q.sport,
         _pad: 0,
@@ -532,7 +533,7 @@ mod tests {
         assert_eq!(&key.flow.initiator[..4], &PEER);
         assert_eq!(&key.flow.responder[..4], &HOST);
         assert_eq!((key.initiator_port, key.flow.service_port), (40000, PG));
-        assert_eq!(key.flow.direction, CONN_INBOUND);
+        assert_eq!(key.flow.direction, ConnDir::Inbound as u32);
         assert_eq!(apply(&mut t, &syn, 10, 0, 2), Applied::Started);
         assert_eq!(apply(&mut t, &syn, 20, 0, 2), Applied::Retried);
         let h = t.0[&key];
@@ -634,7 +635,7 @@ mod tests {
             panic!("{tr:?}")
         };
         assert_eq!(outcome, OUTCOME_ADMIN_PROHIBITED);
-        assert_eq!(key.flow.direction, CONN_OUTBOUND);
+        assert_eq!(key.flow.direction, ConnDir::Outbound as u32);
         assert_eq!(apply(&mut t, &tr, 2, 0, 2), Applied::Refused);
     }
 

@@ -27,7 +27,7 @@ pub const FLOWS_MAP: &str = "PC_FLOWS";
 pub const SEEN_MAP: &str = "PC_SEEN";
 /// Ring buffer of first sightings.
 pub const EVENTS_MAP: &str = "PC_EVENTS";
-/// Classifier counters (per CPU), see `KSTAT_*`.
+/// Classifier counters (per CPU), indexed by [`crate::flow::Kstat`].
 pub const KSTATS_MAP: &str = "PC_KSTATS";
 /// Pending attempts of required flows, see [`crate::handshake`].
 pub const HANDSHAKES_MAP: &str = "PC_HANDSHAKES";
@@ -36,7 +36,7 @@ pub const HANDSHAKES_MAP: &str = "PC_HANDSHAKES";
 pub const WATCH_MAP: &str = "PC_WATCH";
 /// Answered attempts per rule (per CPU), indexed set * MAX_RULES + rule.
 pub const RULEWORK_MAP: &str = "PC_RULEWORK";
-/// Switches, see `CONFIG_*`.
+/// Switches, one [`crate::policy::Config`] word.
 pub const CONFIG_MAP: &str = ".bss.pc_config";
 
 /// Program names (≤ 15 bytes).

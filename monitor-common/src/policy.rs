@@ -15,6 +15,8 @@
 //!   (`PC_V4L1/2/3` → `PC_MASKS`), walked by [`v4_roles`] in at most four
 //!   array lookups the verifier inlines, instead of a hash miss and an LPM
 //!   walk (which cost as much as everything else on the allowed path).
+//! - `PC_CONFIG`: one word of switches, [`Config`]: whether to classify,
+//!   which set is live, which peer maps to consult.
 
 /// Roles are bits of a u64.
 pub const MAX_ROLES: usize = 64;
@@ -29,20 +31,115 @@ pub const RULESET_WIDTH: usize = 8;
 pub const MAX_HOSTS: u32 = 16384;
 pub const MAX_NETS: u32 = 16384;
 
-/// L4 classes with a port (or ICMP type) dimension in the port table.
-pub const L4_TCP: u32 = 0;
-pub const L4_UDP: u32 = 1;
-/// ICMP/ICMPv6: the "port" is the message type of the request (echo...).
-pub const L4_ICMP: u32 = 2;
-pub const L4_ICMPV6: u32 = 3;
-pub const L4_CLASSES: u32 = 4;
-pub const PORT_TABLE_ENTRIES: u32 = 2 * L4_CLASSES * 65536;
+/// L4 classes with a port (or ICMP type) dimension in the port table. The
+/// values are part of [`port_index`], so of the table userspace writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum L4 {
+    Tcp = 0,
+    Udp = 1,
+    /// ICMP/ICMPv6: the "port" is the message type of the request (echo...).
+    Icmp = 2,
+    Icmpv6 = 3,
+}
 
-/// Each policy map holds two sets (see `flow::CONFIG_SET_B`): arrays are
+impl L4 {
+    /// Classes in the port table.
+    pub const COUNT: u32 = 4;
+}
+
+/// Direction of a *connection* relative to the monitored host: opened by a
+/// peer (inbound) or by the host (outbound). Not the packet's direction
+/// ([`crate::stats::PacketDir`]). The values are part of [`port_index`] and
+/// of [`crate::flow::FlowKey::direction`], which holds them as a plain word:
+/// keys come back from kernel maps, where any word may be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum ConnDir {
+    Inbound = 0,
+    Outbound = 1,
+}
+
+impl ConnDir {
+    /// Directions in the port table.
+    pub const COUNT: u32 = 2;
+
+    /// The other direction: where the reply to a connection goes.
+    #[inline(always)]
+    pub const fn reverse(self) -> Self {
+        match self {
+            ConnDir::Inbound => ConnDir::Outbound,
+            ConnDir::Outbound => ConnDir::Inbound,
+        }
+    }
+
+    /// The direction a key's word holds; any word but inbound's reads as
+    /// outbound, as every reader did before the word had a type.
+    #[inline(always)]
+    pub const fn of_word(word: u32) -> Self {
+        if word == ConnDir::Inbound as u32 {
+            ConnDir::Inbound
+        } else {
+            ConnDir::Outbound
+        }
+    }
+}
+
+/// Entries of one set's port table: every (direction, class, port).
+pub const PORT_TABLE_ENTRIES: u32 = ConnDir::COUNT * L4::COUNT * 65536;
+
+/// Each policy map holds two sets (see [`Config::SET_B`]): arrays are
 /// twice as long (set B after set A), hash and trie keys start with the set.
 /// One map per kind keeps every lookup's map constant, which the verifier
 /// needs to inline array lookups; choosing between two maps would not.
 pub const POLICY_SETS: u32 = 2;
+
+/// The switches word, `PC_CONFIG[0]`: a set of bits. A plain word in a
+/// newtype rather than an enum because the kernel reads whatever userspace
+/// wrote; the bits are only ever tested, so any word is a valid `Config`.
+/// The presence bits let the kernel skip lookups in peer maps that are
+/// empty (a hash miss still costs a hash).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(transparent)]
+pub struct Config(pub u32);
+
+impl Config {
+    /// No bit: classification off (the state before userspace writes).
+    pub const NONE: Config = Config(0);
+    /// A policy is loaded: classify packets.
+    pub const CLASSIFY: Config = Config(1);
+    /// The live set's peer maps have entries (`PC_HOST4`...).
+    pub const HOSTS4: Config = Config(2);
+    pub const HOSTS6: Config = Config(4);
+    pub const NETS4: Config = Config(8);
+    pub const NETS6: Config = Config(16);
+    /// Which of the two policy map sets is live (0: A, set: B). Userspace
+    /// fills the idle set, then flips this bit in one map update, so a
+    /// reload leaves no moment in which packets meet a half-written policy.
+    pub const SET_B: Config = Config(32);
+    /// IPv4 peers' roles are in the array trie (`PC_V4L1`...): the host
+    /// hash and LPM trie are not consulted for IPv4.
+    pub const V4TRIE: Config = Config(64);
+
+    /// The word as written to the map.
+    #[inline(always)]
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// Whether any bit of `bit` is set (a test and a compare in BPF).
+    #[inline(always)]
+    pub const fn has(self, bit: Config) -> bool {
+        self.0 & bit.0 != 0
+    }
+
+    /// This set with `bit` added.
+    #[inline(always)]
+    #[must_use]
+    pub const fn with(self, bit: Config) -> Config {
+        Config(self.0 | bit.0)
+    }
+}
 
 /// Key of the exact-host maps: the set, then the address.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -59,15 +156,12 @@ pub struct Host6Key {
     pub addr: [u8; 16],
 }
 
-/// Direction of a *connection* relative to the monitored host: opened by a
-/// peer (inbound) or by the host (outbound).
-pub const CONN_INBOUND: u32 = 0;
-pub const CONN_OUTBOUND: u32 = 1;
-
-/// Index into `PC_PORTCLASS`.
+/// Index into `PC_PORTCLASS`. `conn_dir` is a [`ConnDir`] as a word
+/// (`ConnDir::X as u32`): the classifier carries directions as words, for
+/// the reason `classify::Conn::direction` gives.
 #[inline(always)]
-pub const fn port_index(conn_dir: u32, l4: u32, port: u16) -> u32 {
-    ((conn_dir * L4_CLASSES + l4) << 16) | port as u32
+pub const fn port_index(conn_dir: u32, l4: L4, port: u16) -> u32 {
+    ((conn_dir * L4::COUNT + l4 as u32) << 16) | port as u32
 }
 
 /// A rule on a port: which peers may use it.
@@ -195,4 +289,55 @@ mod pod {
     unsafe impl aya::Pod for super::Net4 {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Net6 {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Config, ConnDir, L4, PORT_TABLE_ENTRIES, port_index};
+
+    /// The values are the layout of tables userspace writes and the kernel
+    /// reads: typing them must not move them.
+    #[test]
+    fn typed_ids_keep_their_table_values() {
+        assert_eq!(
+            [ConnDir::Inbound, ConnDir::Outbound].map(|d| d as u32),
+            [0, 1]
+        );
+        assert_eq!(
+            [L4::Tcp, L4::Udp, L4::Icmp, L4::Icmpv6].map(|c| c as u32),
+            [0, 1, 2, 3]
+        );
+        let bits = [
+            Config::CLASSIFY,
+            Config::HOSTS4,
+            Config::HOSTS6,
+            Config::NETS4,
+            Config::NETS6,
+            Config::SET_B,
+            Config::V4TRIE,
+        ];
+        assert_eq!(bits.map(Config::bits), [1, 2, 4, 8, 16, 32, 64]);
+        assert_eq!(
+            port_index(ConnDir::Outbound as u32, L4::Icmpv6, u16::MAX),
+            PORT_TABLE_ENTRIES - 1
+        );
+    }
+
+    #[test]
+    fn config_bits_add_up_and_test_alone() {
+        let c = Config::CLASSIFY.with(Config::SET_B);
+        assert_eq!(c.bits(), 33);
+        assert!(c.has(Config::CLASSIFY) && c.has(Config::SET_B));
+        assert!(!c.has(Config::HOSTS4));
+        assert!(!Config::NONE.has(Config::CLASSIFY));
+    }
+
+    #[test]
+    fn a_direction_reverses_and_any_key_word_reads_as_one() {
+        assert_eq!(ConnDir::Inbound.reverse(), ConnDir::Outbound);
+        assert_eq!(ConnDir::Outbound.reverse(), ConnDir::Inbound);
+        assert_eq!(ConnDir::of_word(0), ConnDir::Inbound);
+        assert_eq!(ConnDir::of_word(1), ConnDir::Outbound);
+        assert_eq!(ConnDir::of_word(0x100), ConnDir::Outbound);
+    }
 }

@@ -10,11 +10,7 @@ use aya_ebpf::{
 };
 use monitor_common::{
     classify::{Conn, Reason},
-    flow::{
-        EVENT_HEADER_BYTES, EVENT_UNEXPECTED, FlowEvent, FlowKey, FlowState,
-        KSTAT_FLOW_INSERT_FAILED, KSTAT_NEW_FLOWS, KSTAT_RINGBUF_FULL, KSTAT_SEEN_UNFLUSHED,
-        SeenSlot,
-    },
+    flow::{EVENT_HEADER_BYTES, EVENT_UNEXPECTED, FlowEvent, FlowKey, FlowState, Kstat, SeenSlot},
     packet::Parsed,
     stats::PacketDir,
 };
@@ -76,19 +72,16 @@ pub fn unexpected<H: CopyHeaders>(ctx: &H, s: &Sighting) {
     }
     // A first sighting gets the precise time: it dates the event.
     let now = unsafe { bpf_ktime_get_ns() };
-    let state = FlowState {
-        first_seen_ns: now,
-        last_seen_ns: now,
-        packets: u64::from(s.conn.forward),
-        bytes: if s.conn.forward { s.bytes } else { 0 },
-        reply_packets: u64::from(!s.conn.forward),
-        ifindex: s.ifindex,
-        nearest_rule: s.nearest_rule,
-        reason: s.reason as u8,
-        _pad: 0,
-    };
+    let state = FlowState::first_sighting(
+        now,
+        s.conn.forward,
+        s.bytes,
+        s.ifindex,
+        s.reason,
+        s.nearest_rule,
+    );
     if PC_FLOWS.insert(key, state, u64::from(BPF_NOEXIST)).is_ok() {
-        count_kstat(KSTAT_NEW_FLOWS);
+        count_kstat(Kstat::NewFlows as u32);
         if let Some(slot) = slot {
             take_slot(slot, &key, now, jiffies);
         }
@@ -99,7 +92,7 @@ pub fn unexpected<H: CopyHeaders>(ctx: &H, s: &Sighting) {
     } else {
         // Not tracked, so later packets will report it again: better a
         // duplicate event than a lost one.
-        count_kstat(KSTAT_FLOW_INSERT_FAILED);
+        count_kstat(Kstat::FlowInsertFailed as u32);
     }
     emit(ctx, s, &key, now);
 }
@@ -156,7 +149,7 @@ fn take_slot(slot: *mut SeenSlot, key: &FlowKey, now: u64, jiffies: u64) {
                         (*state).last_seen_ns = (*slot).last_seen_ns;
                     }
                 }
-                None => add_kstat(KSTAT_SEEN_UNFLUSHED, held),
+                None => add_kstat(Kstat::SeenUnflushed as u32, held),
             }
         }
         (*slot).key = *key;
@@ -172,7 +165,7 @@ fn take_slot(slot: *mut SeenSlot, key: &FlowKey, now: u64, jiffies: u64) {
 #[inline(always)]
 fn emit<H: CopyHeaders>(ctx: &H, s: &Sighting, key: &FlowKey, now: u64) {
     let Some(mut entry) = PC_EVENTS.reserve::<FlowEvent>(0) else {
-        count_kstat(KSTAT_RINGBUF_FULL);
+        count_kstat(Kstat::RingbufFull as u32);
         return;
     };
     let ev = entry.as_mut_ptr();

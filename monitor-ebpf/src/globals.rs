@@ -13,8 +13,8 @@ use core::cell::UnsafeCell;
 
 use monitor_common::{
     policy::{
-        MAX_RULESETS, POLICY_SETS, PORT_TABLE_ENTRIES, RuleSet, V4_L1_ENTRIES, V4_L2_BLOCKS,
-        V4_L3_BLOCKS, V4_MASKS,
+        Config, MAX_RULESETS, POLICY_SETS, PORT_TABLE_ENTRIES, RuleSet, V4_L1_ENTRIES,
+        V4_L2_BLOCKS, V4_L3_BLOCKS, V4_MASKS,
     },
     stats::IFINDEX_LIMIT,
 };
@@ -76,7 +76,7 @@ const EMPTY_RULESET: RuleSet = RuleSet {
 
 #[unsafe(no_mangle)]
 #[unsafe(link_section = ".bss.pc_config")]
-pub static PC_CONFIG: Table<u32, 1> = Table::zeroed(0);
+pub static PC_CONFIG: Table<Config, 1> = Table::zeroed(Config::NONE);
 
 #[unsafe(no_mangle)]
 #[unsafe(link_section = ".bss.pc_ifslot")]

@@ -24,11 +24,9 @@ use aya_ebpf::{
 use monitor_common::{
     Packet,
     classify::{self, Verdict},
-    flow::{
-        CONFIG_CLASSIFY, EVENT_HEADER_BYTES, KSTAT_FRAGMENTS, KSTAT_INFRASTRUCTURE,
-        KSTAT_UNEXPECTED,
-    },
+    flow::{EVENT_HEADER_BYTES, Kstat},
     packet,
+    policy::Config,
     stats::{PacketDir, slot_of, slot_of_error},
 };
 
@@ -97,21 +95,21 @@ fn observe<H: CopyHeaders, P: Packet>(
     };
     let parsed = &parsed;
     stats::count_traffic(counters, ifindex, dir, slot_of(parsed), bytes);
-    if config & CONFIG_CLASSIFY == 0 {
+    if !config.has(Config::CLASSIFY) {
         return;
     }
     let verdict = classify::classify(&policy, parsed, dir);
     match verdict {
         // The allowed total is the sum of the rule counters: one bump, not two.
         Verdict::Allowed { rule, .. } => stats::count_rule(counters, rule, bytes),
-        Verdict::Infrastructure => stats::count_kstat(KSTAT_INFRASTRUCTURE),
-        Verdict::Fragment => stats::count_kstat(KSTAT_FRAGMENTS),
+        Verdict::Infrastructure => stats::count_kstat(Kstat::Infrastructure as u32),
+        Verdict::Fragment => stats::count_kstat(Kstat::Fragments as u32),
         Verdict::Unexpected {
             reason,
             nearest_rule,
             conn,
         } => {
-            stats::count_kstat(KSTAT_UNEXPECTED);
+            stats::count_kstat(Kstat::Unexpected as u32);
             let sighting = Sighting {
                 parsed,
                 conn,

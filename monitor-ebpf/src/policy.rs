@@ -3,10 +3,9 @@
 use aya_ebpf::maps::lpm_trie::Key;
 use monitor_common::{
     classify::PolicyLookup,
-    flow::{CONFIG_HOSTS4, CONFIG_HOSTS6, CONFIG_NETS4, CONFIG_NETS6, CONFIG_SET_B, CONFIG_V4TRIE},
     policy::{
-        Host4Key, Host6Key, MAX_RULESETS, NET_SET_BITS, PORT_TABLE_ENTRIES, RuleSet, V4_L1_ENTRIES,
-        V4_L2_BLOCKS, V4_L3_BLOCKS, V4_MASKS, V4Trie, net4_key, net6_key, v4_roles,
+        Config, Host4Key, Host6Key, MAX_RULESETS, NET_SET_BITS, PORT_TABLE_ENTRIES, RuleSet,
+        V4_L1_ENTRIES, V4_L2_BLOCKS, V4_L3_BLOCKS, V4_MASKS, V4Trie, net4_key, net6_key, v4_roles,
     },
 };
 
@@ -24,14 +23,14 @@ struct Aligned<T>(T);
 /// The lookups in the live map set, knowing which peer maps have entries
 /// (`PC_CONFIG` bits).
 pub struct KernelPolicy {
-    pub config: u32,
+    pub config: Config,
 }
 
 impl KernelPolicy {
     /// The live set: 0 (A) or 1 (B).
     #[inline(always)]
     pub fn set(&self) -> u32 {
-        u32::from(self.config & CONFIG_SET_B != 0)
+        u32::from(self.config.has(Config::SET_B))
     }
 }
 
@@ -50,11 +49,11 @@ impl PolicyLookup for KernelPolicy {
     /// the builder already folded enclosing prefixes' roles into both.
     #[inline(always)]
     fn peer_roles_v4(&self, addr: u32) -> u64 {
-        if self.config & CONFIG_V4TRIE != 0 {
+        if self.config.has(Config::V4TRIE) {
             return v4_roles(self, addr);
         }
         let set = self.set();
-        if self.config & CONFIG_HOSTS4 != 0 {
+        if self.config.has(Config::HOSTS4) {
             let key = Host4Key {
                 set,
                 addr: addr.to_be_bytes(),
@@ -64,7 +63,7 @@ impl PolicyLookup for KernelPolicy {
                 return *roles;
             }
         }
-        if self.config & CONFIG_NETS4 == 0 {
+        if !self.config.has(Config::NETS4) {
             return 0;
         }
         let key = Aligned(Key::new(NET_SET_BITS + 32, net4_key(set, addr)));
@@ -75,14 +74,14 @@ impl PolicyLookup for KernelPolicy {
     #[inline(always)]
     fn peer_roles_v6(&self, addr: &[u8; 16]) -> u64 {
         let set = self.set();
-        if self.config & CONFIG_HOSTS6 != 0 {
+        if self.config.has(Config::HOSTS6) {
             let key = Host6Key { set, addr: *addr };
             // SAFETY: as above.
             if let Some(roles) = unsafe { PC_HOST6.get(key) } {
                 return *roles;
             }
         }
-        if self.config & CONFIG_NETS6 == 0 {
+        if !self.config.has(Config::NETS6) {
             return 0;
         }
         let key = Aligned(Key::new(NET_SET_BITS + 128, net6_key(set, addr)));

@@ -5,7 +5,7 @@ use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_ns};
 use monitor_common::{
     Packet, Parsed,
     classify::Verdict,
-    flow::{KSTAT_ANSWERED, KSTAT_HANDSHAKE_FULL, KSTAT_HANDSHAKES, KSTAT_REFUSED},
+    flow::Kstat,
     handshake::{self, Applied, Handshake, HandshakeKey, HandshakeTable, Track},
     policy::MAX_RULES,
     stats::PacketDir,
@@ -56,11 +56,11 @@ pub fn observe<P: Packet>(
     }
     let now = unsafe { bpf_ktime_get_ns() };
     match handshake::apply(&mut KernelHandshakes, &track, now, set as u8, ifindex) {
-        Applied::Started => count_kstat(KSTAT_HANDSHAKES),
-        Applied::TableFull => count_kstat(KSTAT_HANDSHAKE_FULL),
-        Applied::Refused => count_kstat(KSTAT_REFUSED),
+        Applied::Started => count_kstat(Kstat::Handshakes as u32),
+        Applied::TableFull => count_kstat(Kstat::HandshakeFull as u32),
+        Applied::Refused => count_kstat(Kstat::Refused as u32),
         Applied::Answered { rule, flow } => {
-            count_kstat(KSTAT_ANSWERED);
+            count_kstat(Kstat::Answered as u32);
             if let Some(n) = PC_RULEWORK.get_ptr_mut(set * MAX_RULES + u32::from(rule)) {
                 // SAFETY: per-CPU value, only this CPU writes it while we run.
                 unsafe { *n += 1 };

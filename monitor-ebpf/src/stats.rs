@@ -44,11 +44,19 @@ pub fn count_rule(counters: Option<*mut CpuCounters>, rule: u16, bytes: u64) {
     }
 }
 
+/// Adds one to counter `index`, a [`Kstat`] the caller names as a constant
+/// (`Kstat::X as u32`), so the map index is an immediate. A word rather than
+/// the enum: with the enum as the parameter, LLVM laid the programs' blocks
+/// out differently (same instructions, another order); with the constant
+/// cast at the call site the object is the one the bare constants gave.
+///
+/// [`Kstat`]: monitor_common::flow::Kstat
 #[inline(always)]
 pub fn count_kstat(index: u32) {
     add_kstat(index, 1);
 }
 
+/// Adds `n` to counter `index` (see [`count_kstat`]).
 #[inline(always)]
 pub fn add_kstat(index: u32, n: u64) {
     if let Some(v) = PC_KSTATS.get_ptr_mut(index) {

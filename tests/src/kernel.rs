@@ -16,7 +16,7 @@ use monitor::{
     stats::{self, IfaceCounters},
 };
 use monitor_common::{
-    flow::{FlowEvent, FlowKey, FlowState, SEEN_SLOTS, SeenSlot},
+    flow::{FlowEvent, FlowKey, FlowState, Kstat, SEEN_SLOTS, SeenSlot},
     maps::{
         COUNTERS_MAP, CpuCounters, EVENTS_MAP, FLOWS_MAP, KSTATS_MAP, PROG_EGRESS, PROG_INGRESS,
         PROG_TC_PASS, PROG_XDP_PASS, SEEN_MAP,
@@ -87,10 +87,10 @@ impl Kernel {
     }
 
     /// Sum over CPUs of a per-CPU u64 counter.
-    pub fn kstat(&self, index: u32) -> anyhow::Result<u64> {
+    pub fn kstat(&self, stat: Kstat) -> anyhow::Result<u64> {
         let map: PerCpuArray<_, u64> =
             PerCpuArray::try_from(self.ebpf.map(KSTATS_MAP).context(KSTATS_MAP)?)?;
-        Ok(map.get(&index, 0)?.iter().sum())
+        Ok(map.get(&stat.index(), 0)?.iter().sum())
     }
 
     /// Packets counted for a rule index of set A (where `enable_policy`

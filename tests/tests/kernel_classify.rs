@@ -8,10 +8,7 @@ use etherparse::{PacketBuilder, VlanId};
 use monitor::kernel_tables::KernelTables;
 use monitor_common::{
     classify::{Reason, Verdict, classify},
-    flow::{
-        EVENT_UNEXPECTED, FlowKey, KSTAT_FRAGMENTS, KSTAT_INFRASTRUCTURE, KSTAT_NEW_FLOWS,
-        KSTAT_UNEXPECTED,
-    },
+    flow::{EVENT_UNEXPECTED, FlowKey, Kstat},
     maps::{PROG_EGRESS, PROG_INGRESS},
     packet::{self, TCP_ACK, TCP_SYN},
     stats::{PacketDir, slot_of},
@@ -102,7 +99,7 @@ fn allowed_traffic_bumps_its_rule_and_reports_nothing() {
     );
     assert_eq!(kernel.rule_packets(zk).unwrap(), 3);
     assert_eq!(kernel.allowed_packets(tables.rules.len()).unwrap(), 3);
-    assert_eq!(kernel.kstat(KSTAT_UNEXPECTED).unwrap(), 0);
+    assert_eq!(kernel.kstat(Kstat::Unexpected).unwrap(), 0);
     assert!(kernel.events().unwrap().is_empty());
     assert!(kernel.flows().unwrap().is_empty());
 }
@@ -171,7 +168,7 @@ fn a_flood_of_one_unexpected_flow_is_one_event_and_a_count() {
     assert_eq!(flows.len(), 1);
     let (_, state) = flows[0];
     assert_eq!((state.packets, state.reply_packets), (501, 500));
-    assert_eq!(kernel.kstat(KSTAT_NEW_FLOWS).unwrap(), 1);
+    assert_eq!(kernel.kstat(Kstat::NewFlows).unwrap(), 1);
 }
 
 /// An event carries the frame's first bytes, copied in the kernel (by
@@ -265,7 +262,7 @@ fn flows_sharing_a_seen_slot_keep_exact_counts() {
     let mut want = vec![(first, 210 + 7), (second, 60)];
     want.sort();
     assert_eq!(counts, want);
-    assert_eq!(kernel.kstat(KSTAT_UNEXPECTED).unwrap(), 277);
+    assert_eq!(kernel.kstat(Kstat::Unexpected).unwrap(), 277);
 }
 
 /// A flood held in its seen-flow slot reads the clock only when a timer tick
@@ -383,16 +380,16 @@ fn kernel_and_host_classifier_agree_frame_by_frame() {
         let verdict = classify(&tables, &parsed, *dir);
         let before = (
             kernel.allowed_packets(tables.rules.len()).unwrap(),
-            kernel.kstat(KSTAT_UNEXPECTED).unwrap(),
-            kernel.kstat(KSTAT_INFRASTRUCTURE).unwrap(),
-            kernel.kstat(KSTAT_FRAGMENTS).unwrap(),
+            kernel.kstat(Kstat::Unexpected).unwrap(),
+            kernel.kstat(Kstat::Infrastructure).unwrap(),
+            kernel.kstat(Kstat::Fragments).unwrap(),
         );
         run(&kernel, *dir, frame);
         let after = (
             kernel.allowed_packets(tables.rules.len()).unwrap(),
-            kernel.kstat(KSTAT_UNEXPECTED).unwrap(),
-            kernel.kstat(KSTAT_INFRASTRUCTURE).unwrap(),
-            kernel.kstat(KSTAT_FRAGMENTS).unwrap(),
+            kernel.kstat(Kstat::Unexpected).unwrap(),
+            kernel.kstat(Kstat::Infrastructure).unwrap(),
+            kernel.kstat(Kstat::Fragments).unwrap(),
         );
         let delta = (
             after.0 - before.0,

@@ -24,7 +24,7 @@ use monitor::{
 };
 use monitor_common::{
     classify::Verdict,
-    flow::{FlowEvent, KSTAT_FRAGMENTS, KSTAT_INFRASTRUCTURE, KSTAT_UNEXPECTED},
+    flow::{FlowEvent, Kstat},
     maps::{PROG_EGRESS, PROG_INGRESS},
     stats::PacketDir,
 };
@@ -282,7 +282,7 @@ fn through_kernel(
             .collect()
     };
     let kstats = |k: &Kernel| {
-        [KSTAT_UNEXPECTED, KSTAT_INFRASTRUCTURE, KSTAT_FRAGMENTS].map(|s| k.kstat(s).unwrap())
+        [Kstat::Unexpected, Kstat::Infrastructure, Kstat::Fragments].map(|s| k.kstat(s).unwrap())
     };
     let mut classes = Vec::new();
     let mut events = Vec::new();

@@ -1,11 +1,7 @@
 //! Kernel counters → the metrics endpoint and the summary's classifier line.
 
 use monitor_common::{
-    flow::{
-        KSTAT_ANSWERED, KSTAT_FLOW_INSERT_FAILED, KSTAT_FRAGMENTS, KSTAT_HANDSHAKE_FULL,
-        KSTAT_HANDSHAKES, KSTAT_NEW_FLOWS, KSTAT_REFUSED, KSTAT_RINGBUF_FULL, KSTAT_SEEN_UNFLUSHED,
-        KSTAT_UNEXPECTED, KSTATS,
-    },
+    flow::{Kstat, KstatTotals},
     stats::{PacketDir, SLOT_MALFORMED, SLOT_TOO_DEEP, SLOT_TRUNCATED, SLOTS, slot_name},
 };
 
@@ -23,7 +19,7 @@ use crate::{
 /// The metrics view of one moment.
 pub fn metrics_snapshot(
     traffic: &Snapshot,
-    kstats: &[u64; KSTATS as usize],
+    kstats: &KstatTotals,
     rules: &BTreeMap<String, (String, Counter)>,
     live_flows: u64,
     pcap_dropped: u64,
@@ -71,53 +67,53 @@ pub fn metrics_snapshot(
             bytes: c.bytes,
         })
         .collect();
-    let new_flows = kstats[KSTAT_NEW_FLOWS as usize];
+    let new_flows = kstats[Kstat::NewFlows];
     out.unexpected_flows = new_flows;
-    out.events_lost = kstats[KSTAT_RINGBUF_FULL as usize];
+    out.events_lost = kstats[Kstat::RingbufFull];
     out.flow_table = FlowTable {
-        insert_failures: kstats[KSTAT_FLOW_INSERT_FAILED as usize],
+        insert_failures: kstats[Kstat::FlowInsertFailed],
         // Flows are never deleted, so those gone from the LRU were evicted.
         evictions: new_flows.saturating_sub(live_flows),
     };
     out.pcap_packets_dropped = pcap_dropped;
-    out.required_attempts_untracked = kstats[KSTAT_HANDSHAKE_FULL as usize];
+    out.required_attempts_untracked = kstats[Kstat::HandshakeFull];
     out
 }
 
 /// One line for the summary: required flows' handshakes, and every way
 /// one could go unreported.
 pub fn required_line(
-    kstats: &[u64; KSTATS as usize],
+    kstats: &KstatTotals,
     blocked_now: u64,
     not_remembered: u64,
     not_watched: u64,
 ) -> String {
     format!(
         "  required flows: {} attempts, {} answered, {} refused; {} flows blocked now; lost: {} attempts not tracked (table full), {} blocked flows not remembered, {} not watched for recovery",
-        kstats[KSTAT_HANDSHAKES as usize],
-        kstats[KSTAT_ANSWERED as usize],
-        kstats[KSTAT_REFUSED as usize],
+        kstats[Kstat::Handshakes],
+        kstats[Kstat::Answered],
+        kstats[Kstat::Refused],
         blocked_now,
-        kstats[KSTAT_HANDSHAKE_FULL as usize],
+        kstats[Kstat::HandshakeFull],
         not_remembered,
         not_watched,
     )
 }
 
 /// One line for the summary: what the classifier did, and every loss.
-pub fn classifier_line(kstats: &[u64; KSTATS as usize], allowed: u64, live_flows: u64) -> String {
-    let new_flows = kstats[KSTAT_NEW_FLOWS as usize];
+pub fn classifier_line(kstats: &KstatTotals, allowed: u64, live_flows: u64) -> String {
+    let new_flows = kstats[Kstat::NewFlows];
     format!(
         "  classifier: {} allowed, {} unexpected packets in {} flows ({} tracked, {} evicted), {} later fragments; lost: {} events (ring buffer full), {} flows not tracked, {} packets of evicted flows not counted",
         allowed,
-        kstats[KSTAT_UNEXPECTED as usize],
+        kstats[Kstat::Unexpected],
         new_flows,
         live_flows,
         new_flows.saturating_sub(live_flows),
-        kstats[KSTAT_FRAGMENTS as usize],
-        kstats[KSTAT_RINGBUF_FULL as usize],
-        kstats[KSTAT_FLOW_INSERT_FAILED as usize],
-        kstats[KSTAT_SEEN_UNFLUSHED as usize],
+        kstats[Kstat::Fragments],
+        kstats[Kstat::RingbufFull],
+        kstats[Kstat::FlowInsertFailed],
+        kstats[Kstat::SeenUnflushed],
     )
 }
 

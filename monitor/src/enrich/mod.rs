@@ -8,7 +8,7 @@ use monitor_common::{
     classify::Reason,
     flow::{FlowEvent, FlowKey, FlowState},
     packet::Family,
-    policy::{CONN_INBOUND, NO_RULE},
+    policy::{ConnDir, NO_RULE},
 };
 
 mod clock;
@@ -322,10 +322,9 @@ impl Ends {
     }
 
     fn direction_of(key: &FlowKey) -> Direction {
-        if key.direction == CONN_INBOUND {
-            Direction::Inbound
-        } else {
-            Direction::Outbound
+        match ConnDir::of_word(key.direction) {
+            ConnDir::Inbound => Direction::Inbound,
+            ConnDir::Outbound => Direction::Outbound,
         }
     }
 
@@ -473,7 +472,7 @@ mod tests {
         let mut out = Vec::new();
         for (i, (family, peer)) in peers.into_iter().enumerate() {
             for proto in [6u8, 17, 1, 58, 132] {
-                for direction in [CONN_INBOUND, CONN_INBOUND + 1] {
+                for direction in [ConnDir::Inbound as u32, ConnDir::Outbound as u32] {
                     for forward in [0, 1] {
                         for nearest in [0, NO_RULE] {
                             // SAFETY: FlowEvent is plain integers and byte arrays.
@@ -488,11 +487,12 @@ mod tests {
                             } else {
                                 [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
                             };
-                            (ev.key.initiator, ev.key.responder) = if direction == CONN_INBOUND {
-                                (peer, host)
-                            } else {
-                                (host, peer)
-                            };
+                            (ev.key.initiator, ev.key.responder) =
+                                if direction == ConnDir::Inbound as u32 {
+                                    (peer, host)
+                                } else {
+                                    (host, peer)
+                                };
                             ev.ifindex = 1 + (i as u32 % 3);
                             ev.packet_len = 60 + out.len() as u32;
                             ev.reason = (out.len() % 2) as u8;

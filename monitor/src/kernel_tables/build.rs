@@ -7,8 +7,8 @@ use std::{
 
 use ipnet::IpNet;
 use monitor_common::policy::{
-    CONN_INBOUND, CONN_OUTBOUND, L4_ICMP, L4_ICMPV6, L4_TCP, L4_UDP, MAX_RULES, MAX_RULESETS,
-    RULE_REQUIRED, RULESET_WIDTH, RuleRef, RuleSet, port_index,
+    ConnDir, L4, MAX_RULES, MAX_RULESETS, RULE_REQUIRED, RULESET_WIDTH, RuleRef, RuleSet,
+    port_index,
 };
 
 use super::{
@@ -136,13 +136,13 @@ pub fn build(entries: &[Entry], peers: &Peers) -> Result<KernelTables, BuildErro
             t.peers.add(net, mask);
         }
         let conn_dir = match entry.direction {
-            Direction::Outbound => CONN_OUTBOUND,
-            _ => CONN_INBOUND,
+            Direction::Outbound => ConnDir::Outbound,
+            _ => ConnDir::Inbound,
         };
         let flags = if entry.required { RULE_REQUIRED } else { 0 };
-        let mut add = |l4: u32, lo: u16, hi: u16| {
+        let mut add = |l4: L4, lo: u16, hi: u16| {
             adds.push((
-                port_index(conn_dir, l4, 0),
+                port_index(conn_dir as u32, l4, 0),
                 lo,
                 hi,
                 RuleRef {
@@ -156,9 +156,9 @@ pub fn build(entries: &[Entry], peers: &Peers) -> Result<KernelTables, BuildErro
         match (entry.proto, entry.ports) {
             (Proto::Tcp, Some(range)) | (Proto::Udp, Some(range)) => {
                 let l4 = if entry.proto == Proto::Tcp {
-                    L4_TCP
+                    L4::Tcp
                 } else {
-                    L4_UDP
+                    L4::Udp
                 };
                 if range.lo <= range.hi {
                     add(l4, range.lo, range.hi);
@@ -167,9 +167,9 @@ pub fn build(entries: &[Entry], peers: &Peers) -> Result<KernelTables, BuildErro
             // ICMP rules allow the request/reply exchanges (echo, timestamp);
             // errors and neighbour discovery are never judged.
             (Proto::Icmp, _) => {
-                add(L4_ICMP, 8, 8);
-                add(L4_ICMP, 13, 13);
-                add(L4_ICMPV6, 128, 128);
+                add(L4::Icmp, 8, 8);
+                add(L4::Icmp, 13, 13);
+                add(L4::Icmpv6, 128, 128);
             }
             (_, None) => {}
         }
@@ -430,12 +430,14 @@ pub(super) mod tests {
             };
             let mask = 1u64 << bit;
             let conn_dir = match entry.direction {
-                Direction::Outbound => CONN_OUTBOUND,
-                _ => CONN_INBOUND,
+                Direction::Outbound => ConnDir::Outbound,
+                _ => ConnDir::Inbound,
             };
             let flags = if entry.required { RULE_REQUIRED } else { 0 };
-            let mut add = |l4: u32, port: u16| {
-                let list = lists.entry(port_index(conn_dir, l4, port)).or_default();
+            let mut add = |l4: L4, port: u16| {
+                let list = lists
+                    .entry(port_index(conn_dir as u32, l4, port))
+                    .or_default();
                 match list.iter_mut().find(|r| r.rule == index) {
                     Some(r) => {
                         r.peer_roles |= mask;
@@ -452,18 +454,18 @@ pub(super) mod tests {
             match (entry.proto, entry.ports) {
                 (Proto::Tcp, Some(range)) | (Proto::Udp, Some(range)) => {
                     let l4 = if entry.proto == Proto::Tcp {
-                        L4_TCP
+                        L4::Tcp
                     } else {
-                        L4_UDP
+                        L4::Udp
                     };
                     for port in range.lo..=range.hi {
                         add(l4, port);
                     }
                 }
                 (Proto::Icmp, _) => {
-                    add(L4_ICMP, 8);
-                    add(L4_ICMP, 13);
-                    add(L4_ICMPV6, 128);
+                    add(L4::Icmp, 8);
+                    add(L4::Icmp, 13);
+                    add(L4::Icmpv6, 128);
                 }
                 (_, None) => {}
             }

@@ -9,17 +9,14 @@ use aya::{
     util::nr_cpus,
 };
 use monitor_common::{
-    flow::{
-        CONFIG_CLASSIFY, CONFIG_HOSTS4, CONFIG_HOSTS6, CONFIG_NETS4, CONFIG_NETS6, CONFIG_SET_B,
-        CONFIG_V4TRIE,
-    },
     maps::{
         CONFIG_MAP, COUNTERS_MAP, CpuCounters, HOST4_MAP, HOST6_MAP, IFSLOT_MAP, MASKS_MAP,
         NET4_MAP, NET6_MAP, PORTCLASS_MAP, RULESETS_MAP, RULEWORK_MAP, V4L1_MAP, V4L2_MAP,
         V4L3_MAP,
     },
     policy::{
-        Host4Key, Host6Key, MAX_RULES, NET_SET_BITS, Net4, Net6, RuleSet, net4_key, net6_key,
+        Config, Host4Key, Host6Key, MAX_RULES, NET_SET_BITS, Net4, Net6, RuleSet, net4_key,
+        net6_key,
     },
     stats::IFINDEX_LIMIT,
 };
@@ -196,20 +193,20 @@ pub fn write_ifslots(ebpf: &mut Ebpf, slots: &[(u32, u32)]) -> Result<(), WriteE
 
 /// Makes set `set` live, with presence bits for `tables`' peer maps.
 pub fn activate(ebpf: &mut Ebpf, set: usize, tables: &KernelTables) -> Result<(), WriteError> {
-    let mut bits = CONFIG_CLASSIFY;
+    let mut config = Config::CLASSIFY;
     for (present, bit) in [
-        (!tables.peers.hosts4().is_empty(), CONFIG_HOSTS4),
-        (!tables.peers.hosts6().is_empty(), CONFIG_HOSTS6),
-        (!tables.peers.nets4().is_empty(), CONFIG_NETS4),
-        (!tables.peers.nets6().is_empty(), CONFIG_NETS6),
-        (set == 1, CONFIG_SET_B),
-        (tables.v4.is_some(), CONFIG_V4TRIE),
+        (!tables.peers.hosts4().is_empty(), Config::HOSTS4),
+        (!tables.peers.hosts6().is_empty(), Config::HOSTS6),
+        (!tables.peers.nets4().is_empty(), Config::NETS4),
+        (!tables.peers.nets6().is_empty(), Config::NETS6),
+        (set == 1, Config::SET_B),
+        (tables.v4.is_some(), Config::V4TRIE),
     ] {
         if present {
-            bits |= bit;
+            config = config.with(bit);
         }
     }
-    write_section::<u32, 1>(ebpf, CONFIG_MAP, &[bits])
+    write_section::<u32, 1>(ebpf, CONFIG_MAP, &[config.bits()])
 }
 
 /// First load: set A, then live.

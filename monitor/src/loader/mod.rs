@@ -18,7 +18,7 @@ use aya::{
     util::KernelVersion,
 };
 use monitor_common::{
-    flow::{FlowKey, FlowState, KSTATS, SEEN_SLOTS, SeenSlot},
+    flow::{FlowKey, FlowState, KstatTotals, SEEN_SLOTS, SeenSlot},
     handshake::{Handshake, HandshakeKey},
     maps::{
         COUNTERS_MAP, Counter, CpuCounters, EVENTS_MAP, FLOWS_MAP, HANDSHAKES_MAP, KSTATS_MAP,
@@ -247,8 +247,8 @@ impl Monitor {
         })
     }
 
-    /// Classifier counters (see `KSTAT_*`), summed over CPUs.
-    pub fn kstats(&self) -> Result<[u64; KSTATS as usize], LoadError> {
+    /// Classifier counters (see `Kstat`), summed over CPUs.
+    pub fn kstats(&self) -> Result<KstatTotals, LoadError> {
         let map = self
             .ebpf
             .map(KSTATS_MAP)
@@ -258,8 +258,8 @@ impl Monitor {
                 map: KSTATS_MAP,
                 source,
             })?;
-        let mut out = [0u64; KSTATS as usize];
-        for (i, v) in out.iter_mut().enumerate() {
+        let mut out = KstatTotals::default();
+        for (i, v) in out.0.iter_mut().enumerate() {
             *v = map
                 .get(&(i as u32), 0)
                 .map_err(|source| LoadError::Map {

@@ -264,17 +264,14 @@ impl FlowTable {
                 return Seen::Known;
             }
         }
-        let state = FlowState {
-            first_seen_ns: s.ts_ns,
-            last_seen_ns: s.ts_ns,
-            packets: u64::from(s.conn.forward),
-            bytes: if s.conn.forward { s.bytes } else { 0 },
-            reply_packets: u64::from(!s.conn.forward),
-            ifindex: s.ifindex,
-            nearest_rule: s.nearest_rule,
-            reason: s.reason as u8,
-            _pad: 0,
-        };
+        let state = FlowState::first_sighting(
+            s.ts_ns,
+            s.conn.forward,
+            s.bytes,
+            s.ifindex,
+            s.reason,
+            s.nearest_rule,
+        );
         let (slot, evicted) = if self.index.len() >= self.capacity {
             // The least recently used flow gives up its slot.
             let i = self.tail;

@@ -524,7 +524,7 @@ fn could_be_host(ip: IpAddr) -> bool {
 mod tests {
     use monitor_common::{
         classify::PolicyLookup,
-        policy::{CONN_INBOUND, CONN_OUTBOUND, L4_TCP, L4_UDP, PORT_TABLE_ENTRIES, port_index},
+        policy::{ConnDir, L4, PORT_TABLE_ENTRIES, port_index},
     };
 
     use super::{KernelTables, Policy};
@@ -534,18 +534,18 @@ mod tests {
         let mut t = KernelTables::default();
         let mut put = |dir, l4, ports: std::ops::RangeInclusive<u16>, id| {
             for p in ports {
-                t.port_classes.insert(port_index(dir, l4, p), id);
+                t.port_classes.insert(port_index(dir as u32, l4, p), id);
             }
         };
-        put(CONN_INBOUND, L4_TCP, 0..=0, 1);
-        put(CONN_INBOUND, L4_TCP, 22..=22, 2);
-        put(CONN_INBOUND, L4_TCP, 23..=23, 2);
-        put(CONN_INBOUND, L4_TCP, 24..=24, 3);
-        put(CONN_INBOUND, L4_TCP, 32768..=60999, 4);
-        put(CONN_INBOUND, L4_TCP, 65535..=65535, 4);
-        put(CONN_INBOUND, L4_UDP, 0..=0, 4);
-        put(CONN_OUTBOUND, L4_UDP, 53..=53, 5);
-        put(CONN_OUTBOUND, 3, 65535..=65535, 6);
+        put(ConnDir::Inbound, L4::Tcp, 0..=0, 1);
+        put(ConnDir::Inbound, L4::Tcp, 22..=22, 2);
+        put(ConnDir::Inbound, L4::Tcp, 23..=23, 2);
+        put(ConnDir::Inbound, L4::Tcp, 24..=24, 3);
+        put(ConnDir::Inbound, L4::Tcp, 32768..=60999, 4);
+        put(ConnDir::Inbound, L4::Tcp, 65535..=65535, 4);
+        put(ConnDir::Inbound, L4::Udp, 0..=0, 4);
+        put(ConnDir::Outbound, L4::Udp, 53..=53, 5);
+        put(ConnDir::Outbound, L4::Icmpv6, 65535..=65535, 6);
         let policy = Policy::new(&t);
         for index in 0..PORT_TABLE_ENTRIES {
             assert_eq!(policy.port_class(index), t.port_class(index), "{index:#x}");
