@@ -80,78 +80,64 @@ pub struct Peers<'a> {
     pub resolve: &'a dyn Fn(&str) -> Vec<IpAddr>,
 }
 
-/// Builds the tables for `entries` (active rules, flattened).
+/// Builds the tables for `entries` (the rules in force on this host,
+/// flattened): rules, peer roles and the ports' rule sets.
 pub fn build(entries: &[Entry], peers: &Peers) -> Result<KernelTables, BuildError> {
-    let mut t = KernelTables {
-        rule_sets: vec![RuleSet::default()],
-        ..Default::default()
+    let mut b = Builder {
+        t: KernelTables {
+            rule_sets: vec![RuleSet::default()],
+            ..Default::default()
+        },
+        rule_index: HashMap::new(),
+        adds: Vec::new(),
+        bound_roles: BTreeSet::new(),
+        seen_roles: BTreeSet::new(),
     };
-    let mut rule_index: HashMap<&str, u16> = HashMap::new();
-    // What each entry adds to which ports, in entry order: (class of
-    // `port_index` — direction and protocol —, first port, last port, rule).
-    let mut adds: Vec<(u32, u16, u16, RuleRef)> = Vec::new();
-    let mut bound_roles: BTreeSet<String> = BTreeSet::new();
-    let mut seen_roles: BTreeSet<String> = BTreeSet::new();
-
     for entry in entries {
-        let rule = entry.rule;
-        let index = match rule_index.get(rule.id.as_str()) {
-            Some(i) => *i,
-            None => {
-                if t.rules.len() >= MAX_RULES as usize {
-                    return Err(BuildError::TooManyRules);
-                }
-                let i = t.rules.len() as u16;
-                t.rules.push(RuleInfo {
-                    id: rule.id.clone(),
-                    service: rule.service.clone(),
-                    source: rule.source.to_string(),
-                    proto: rule.proto,
-                    direction: rule.direction,
-                    ports: rule.ports.to_string(),
-                    peer_label: rule.peer_label(),
-                    required: entry.required,
-                });
-                rule_index.insert(&rule.id, i);
-                i
-            }
-        };
-        let (role, nets) = match entry.peer {
-            PeerRef::Role(name) => (name.to_string(), role_nets(name, peers, &mut t.unresolved)),
-            PeerRef::Literals(list) => (
-                format!("peers of {}", rule.id),
-                literal_nets(list, peers, &mut t.unresolved),
-            ),
-        };
-        let bit = t
-            .roles
-            .bit(&role)
-            .ok_or_else(|| BuildError::TooManyRoles(role.clone()))?;
-        let mask = 1u64 << bit;
-        seen_roles.insert(role.clone());
-        if !nets.is_empty() {
-            bound_roles.insert(role);
-        }
-        for net in nets {
-            t.peers.add(net, mask);
-        }
+        b.add(entry, peers)?;
+    }
+    b.finish()
+}
+
+/// What one entry adds to the ports of a class (direction and protocol, as
+/// `port_index` lays them out), from `lo` to `hi`.
+struct Add {
+    class: u32,
+    lo: u16,
+    hi: u16,
+    rule: RuleRef,
+}
+
+/// The tables as entries are added, in entry order.
+struct Builder<'e> {
+    t: KernelTables,
+    rule_index: HashMap<&'e str, u16>,
+    adds: Vec<Add>,
+    bound_roles: BTreeSet<String>,
+    seen_roles: BTreeSet<String>,
+}
+
+impl<'e> Builder<'e> {
+    fn add(&mut self, entry: &Entry<'e>, peers: &Peers) -> Result<(), BuildError> {
+        let index = self.rule(entry)?;
+        let mask = self.peer_mask(entry, peers)?;
         let conn_dir = match entry.direction {
             Direction::Outbound => ConnDir::Outbound,
             _ => ConnDir::Inbound,
         };
         let flags = if entry.required { RULE_REQUIRED } else { 0 };
         let mut add = |l4: L4, lo: u16, hi: u16| {
-            adds.push((
-                port_index(conn_dir as u32, l4, 0),
+            self.adds.push(Add {
+                class: port_index(conn_dir as u32, l4, 0),
                 lo,
                 hi,
-                RuleRef {
+                rule: RuleRef {
                     peer_roles: mask,
                     rule: index,
                     flags,
                     _pad: 0,
                 },
-            ))
+            })
         };
         match (entry.proto, entry.ports) {
             (Proto::Tcp, Some(range)) | (Proto::Udp, Some(range)) => {
@@ -173,86 +159,169 @@ pub fn build(entries: &[Entry], peers: &Peers) -> Result<KernelTables, BuildErro
             }
             (_, None) => {}
         }
+        Ok(())
     }
 
-    // Each port's rule list is what the entries covering it add, in entry
-    // order, one element per rule. Ports between the same range ends get
-    // the same list, so lists are made per such segment rather than per
-    // port (a dynamic range is tens of thousands of ports), walking the
-    // ports in ascending index order as the kernel's array lays them out.
-    let mut ids: HashMap<Vec<RuleRef>, u16> = HashMap::new();
-    let mut truncated_ports = 0usize;
-    let mut classes: Vec<u32> = adds.iter().map(|a| a.0).collect();
-    classes.sort_unstable();
-    classes.dedup();
-    let mut port_classes: Vec<(u32, u16)> = Vec::new();
-    for class in classes {
-        let here: Vec<&(u32, u16, u16, RuleRef)> = adds.iter().filter(|a| a.0 == class).collect();
-        // Segment starts: every range's first port and the port after its last.
-        let mut cuts: Vec<u32> = here
-            .iter()
-            .flat_map(|a| [u32::from(a.1), u32::from(a.2) + 1])
+    /// The kernel index of the entry's rule, described the first time as
+    /// this host sees it: its direction is that of all its entries, its
+    /// peer the entry's (a rule turned round names its local role).
+    fn rule(&mut self, entry: &Entry<'e>) -> Result<u16, BuildError> {
+        let rule = entry.rule;
+        if let Some(&i) = self.rule_index.get(rule.id.as_str()) {
+            let info = &mut self.t.rules[usize::from(i)];
+            if info.direction != entry.direction {
+                info.direction = Direction::Bidirectional;
+            }
+            return Ok(i);
+        }
+        if self.t.rules.len() >= MAX_RULES as usize {
+            return Err(BuildError::TooManyRules);
+        }
+        let i = self.t.rules.len() as u16;
+        self.t.rules.push(RuleInfo {
+            id: rule.id.clone(),
+            service: rule.service.clone(),
+            source: rule.source.to_string(),
+            proto: rule.proto,
+            direction: entry.direction,
+            ports: rule.ports.to_string(),
+            peer_label: match entry.peer {
+                PeerRef::Role(role) => role.to_string(),
+                PeerRef::Literals(_) => rule.peer_label(),
+            },
+            required: entry.required,
+        });
+        self.rule_index.insert(&rule.id, i);
+        Ok(i)
+    }
+
+    /// The role bit of the entry's peer, its networks added to the peer
+    /// tables.
+    fn peer_mask(&mut self, entry: &Entry, peers: &Peers) -> Result<u64, BuildError> {
+        let t = &mut self.t;
+        let (role, nets) = match entry.peer {
+            PeerRef::Role(name) => (name.to_string(), role_nets(name, peers, &mut t.unresolved)),
+            PeerRef::Literals(list) => (
+                format!("peers of {}", entry.rule.id),
+                literal_nets(list, peers, &mut t.unresolved),
+            ),
+        };
+        let bit = t
+            .roles
+            .bit(&role)
+            .ok_or_else(|| BuildError::TooManyRoles(role.clone()))?;
+        self.seen_roles.insert(role.clone());
+        if !nets.is_empty() {
+            self.bound_roles.insert(role);
+        }
+        let mask = 1u64 << bit;
+        for net in nets {
+            t.peers.add(net, mask);
+        }
+        Ok(mask)
+    }
+
+    fn finish(mut self) -> Result<KernelTables, BuildError> {
+        self.port_sets()?;
+        let t = &mut self.t;
+        t.unbound_roles = self
+            .seen_roles
+            .difference(&self.bound_roles)
+            .cloned()
             .collect();
-        cuts.sort_unstable();
-        cuts.dedup();
-        for w in cuts.windows(2) {
-            let (lo, hi) = (w[0], w[1] - 1);
-            let mut list: Vec<RuleRef> = Vec::new();
-            for a in here
+        t.v4 = V4Table::build(&t.peers);
+        if t.v4.is_none() {
+            t.warnings.push(
+                "IPv4 peers need more than the array trie holds: IPv4 role lookups use the host hash and LPM trie (slower)".into(),
+            );
+        }
+        Ok(self.t)
+    }
+
+    /// Each port's rule list is what the entries covering it add, in entry
+    /// order, one element per rule. Ports between the same range ends get
+    /// the same list, so lists are made per such segment rather than per
+    /// port (a dynamic range is tens of thousands of ports), walking the
+    /// ports in ascending index order as the kernel's array lays them out.
+    fn port_sets(&mut self) -> Result<(), BuildError> {
+        let mut ids: HashMap<Vec<RuleRef>, u16> = HashMap::new();
+        let mut truncated_ports = 0usize;
+        let mut classes: Vec<u32> = self.adds.iter().map(|a| a.class).collect();
+        classes.sort_unstable();
+        classes.dedup();
+        let mut port_classes: Vec<(u32, u16)> = Vec::new();
+        for class in classes {
+            let here: Vec<&Add> = self.adds.iter().filter(|a| a.class == class).collect();
+            // Segment starts: every range's first port and the port after its last.
+            let mut cuts: Vec<u32> = here
                 .iter()
-                .filter(|a| u32::from(a.1) <= lo && hi <= u32::from(a.2))
-            {
-                let add = a.3;
-                match list.iter_mut().find(|r| r.rule == add.rule) {
-                    Some(r) => {
-                        r.peer_roles |= add.peer_roles;
-                        r.flags |= add.flags;
-                    }
-                    None => list.push(add),
+                .flat_map(|a| [u32::from(a.lo), u32::from(a.hi) + 1])
+                .collect();
+            cuts.sort_unstable();
+            cuts.dedup();
+            for w in cuts.windows(2) {
+                let (lo, hi) = (w[0], w[1] - 1);
+                let mut list = segment_rules(&here, lo, hi);
+                if list.is_empty() {
+                    continue;
                 }
-            }
-            if list.is_empty() {
-                continue;
-            }
-            if list.len() > RULESET_WIDTH {
-                truncated_ports += (hi - lo + 1) as usize;
-                list.truncate(RULESET_WIDTH);
-            }
-            let id = match ids.get(&list) {
-                Some(id) => *id,
-                None => {
-                    if t.rule_sets.len() >= MAX_RULESETS as usize {
-                        return Err(BuildError::TooManyRuleSets);
-                    }
-                    let mut set = RuleSet {
-                        len: list.len() as u32,
-                        ..Default::default()
-                    };
-                    set.rules[..list.len()].copy_from_slice(&list);
-                    let id = t.rule_sets.len() as u16;
-                    t.rule_sets.push(set);
-                    ids.insert(list, id);
-                    id
+                if list.len() > RULESET_WIDTH {
+                    truncated_ports += (hi - lo + 1) as usize;
+                    list.truncate(RULESET_WIDTH);
                 }
-            };
-            port_classes.extend((lo..=hi).map(|port| (class | port, id)));
+                let id = match ids.get(&list) {
+                    Some(id) => *id,
+                    None => {
+                        let id = new_rule_set(&mut self.t.rule_sets, &list)?;
+                        ids.insert(list, id);
+                        id
+                    }
+                };
+                port_classes.extend((lo..=hi).map(|port| (class | port, id)));
+            }
+        }
+        // Ascending already: the map is built in bulk.
+        self.t.port_classes = port_classes.into_iter().collect();
+        if truncated_ports > 0 {
+            self.t.warnings.push(format!(
+                "{truncated_ports} ports are named by more than {RULESET_WIDTH} rules; the kernel checks the first {RULESET_WIDTH} of each"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A new rule set holding `list`, its id.
+fn new_rule_set(sets: &mut Vec<RuleSet>, list: &[RuleRef]) -> Result<u16, BuildError> {
+    if sets.len() >= MAX_RULESETS as usize {
+        return Err(BuildError::TooManyRuleSets);
+    }
+    let mut set = RuleSet {
+        len: list.len() as u32,
+        ..Default::default()
+    };
+    set.rules[..list.len()].copy_from_slice(list);
+    sets.push(set);
+    Ok((sets.len() - 1) as u16)
+}
+
+/// The rules of the adds covering ports `lo..=hi`, one element per rule
+/// (peer roles and flags merged), in entry order.
+fn segment_rules(adds: &[&Add], lo: u32, hi: u32) -> Vec<RuleRef> {
+    let mut list: Vec<RuleRef> = Vec::new();
+    for a in adds
+        .iter()
+        .filter(|a| u32::from(a.lo) <= lo && hi <= u32::from(a.hi))
+    {
+        match list.iter_mut().find(|r| r.rule == a.rule.rule) {
+            Some(r) => {
+                r.peer_roles |= a.rule.peer_roles;
+                r.flags |= a.rule.flags;
+            }
+            None => list.push(a.rule),
         }
     }
-    // Ascending already: the map is built in bulk.
-    t.port_classes = port_classes.into_iter().collect();
-    if truncated_ports > 0 {
-        t.warnings.push(format!(
-            "{truncated_ports} ports are named by more than {RULESET_WIDTH} rules; the kernel checks the first {RULESET_WIDTH} of each"
-        ));
-    }
-    t.unbound_roles = seen_roles.difference(&bound_roles).cloned().collect();
-    t.v4 = V4Table::build(&t.peers);
-    if t.v4.is_none() {
-        t.warnings.push(
-            "IPv4 peers need more than the array trie holds: IPv4 role lookups use the host hash and LPM trie (slower)".into(),
-        );
-    }
-    Ok(t)
+    list
 }
 
 /// The DNS names [`build`] resolves for `entries`, in the order it asks
