@@ -2,7 +2,9 @@
 //! times, problems named with file and byte offset on stderr, a non-zero
 //! exit only when nothing could be read, and the host guessed and said.
 
-use std::{io::Write as _, path::Path, process::Command, time::Duration};
+mod common;
+
+use std::{io::Write as _, path::Path, time::Duration};
 
 use etherparse::PacketBuilder;
 use monitor::events::{EventKind, EventRecord};
@@ -51,17 +53,11 @@ fn pcap(path: &Path, frames: &[(u64, Vec<u8>)]) -> Vec<u8> {
 
 /// Runs the binary; replays send no DNS query (tests stay off the network).
 fn portconform(args: &[&str]) -> (bool, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portconform"));
-    cmd.args(args);
+    let mut cmd = common::command(args);
     if args.first() == Some(&"replay") {
         cmd.arg("--no-resolve");
     }
-    let out = cmd.output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::run(&mut cmd)
 }
 
 #[test]
