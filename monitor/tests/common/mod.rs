@@ -1,9 +1,14 @@
 //! What the monitor's integration tests share, included by each with
-//! `mod common;`: the `portconform` binary run as a user runs it.
+//! `mod common;`: the `portconform` binary run as a user runs it (here), the
+//! hosts and frames of the replay tests ([`frames`]) and the pcap files they
+//! are written to ([`pcap`]).
 
 // Each test file is its own crate and uses only a part of this module; the
 // rest would warn as dead code there.
 #![allow(dead_code)]
+
+pub mod frames;
+pub mod pcap;
 
 use std::process::Command;
 
