@@ -318,6 +318,82 @@ pub fn link(
     Ok((ea, eb))
 }
 
+/// The IPv4 documentation networks (RFC 5737), as [`link`] and
+/// [`host_and_peer`] take them: the /24 without its last byte.
+pub const TEST_NET_1: &str = "192.0.2";
+pub const TEST_NET_2: &str = "198.51.100";
+pub const TEST_NET_3: &str = "203.0.113";
+
+/// The IPv6 documentation /64 (RFC 3849) of link `id`, as [`link`] takes it.
+pub fn v6_net(id: u32) -> String {
+    format!("2001:db8:{id}")
+}
+
+/// How an end-to-end test opens: a host namespace and a peer namespace
+/// joined by one veth pair. Dropping it removes both namespaces (and so the
+/// link), also when the test panics.
+pub struct HostAndPeer {
+    pub host: Netns,
+    pub peer: Netns,
+    /// The host's end of the link: `.1`, `::1`.
+    pub host_if: End,
+    /// The peer's end: `.2`, `::2`.
+    pub peer_if: End,
+}
+
+/// Namespaces labelled `host` and `peer` joined by link `id` in `v4_net`
+/// (one of the `TEST_NET`s) and [`v6_net`]`(id)`. Not settled: the test
+/// calls [`settle`] (or [`HostAndPeer::settled`]) once the lab is built,
+/// after any further peers and the servers whose start it waits for.
+pub fn host_and_peer(host: &str, peer: &str, id: u32, v4_net: &str) -> anyhow::Result<HostAndPeer> {
+    let host = Netns::new(host)?;
+    let Peer {
+        ns: peer,
+        host_if,
+        peer_if,
+    } = Peer::of(&host, peer, id, v4_net)?;
+    Ok(HostAndPeer {
+        host,
+        peer,
+        host_if,
+        peer_if,
+    })
+}
+
+impl HostAndPeer {
+    /// The lab once [`settle`]d: for a test whose traffic may start now.
+    pub fn settled(self) -> Self {
+        settle();
+        self
+    }
+
+    /// Another peer of the host, on link `id` in `v4_net`.
+    pub fn add_peer(&self, label: &str, id: u32, v4_net: &str) -> anyhow::Result<Peer> {
+        Peer::of(&self.host, label, id, v4_net)
+    }
+}
+
+/// A namespace on the far side of a link from a host namespace.
+pub struct Peer {
+    pub ns: Netns,
+    /// The host's end of the link: `.1`, `::1`.
+    pub host_if: End,
+    /// The peer's end: `.2`, `::2`.
+    pub peer_if: End,
+}
+
+impl Peer {
+    fn of(host: &Netns, label: &str, id: u32, v4_net: &str) -> anyhow::Result<Self> {
+        let ns = Netns::new(label)?;
+        let (host_if, peer_if) = link(host, &ns, id, v4_net, &v6_net(id))?;
+        Ok(Self {
+            ns,
+            host_if,
+            peer_if,
+        })
+    }
+}
+
 /// Waits out the multicast listener reports the kernel sends when IPv6
 /// addresses are added, so that only the test's own traffic is counted.
 pub fn settle() {

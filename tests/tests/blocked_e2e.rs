@@ -12,7 +12,7 @@ use std::{
 };
 
 use portconform_tests::{
-    lab::{self, Background, End, Netns, TempDir},
+    lab::{self, Background, End, Netns, TEST_NET_1, TempDir},
     monitor_proc::{MonitorProc, read_events},
     services,
 };
@@ -36,11 +36,8 @@ struct Lab {
 }
 
 fn lab(id: u32, label: &str) -> Lab {
-    let node1 = Netns::new("node1").expect("ns");
-    let node2 = Netns::new("node2").expect("ns");
-    let (n1, n2) =
-        lab::link(&node1, &node2, id, "192.0.2", &format!("2001:db8:{id}")).expect("link");
-    for ns in [&node1, &node2] {
+    let nodes = lab::host_and_peer("node1", "node2", id, TEST_NET_1).expect("lab");
+    for ns in [&nodes.host, &nodes.peer] {
         ns.sysctl("net.ipv4.ip_local_port_range", CLIENT_PORTS)
             .expect("sysctl");
     }
@@ -48,10 +45,10 @@ fn lab(id: u32, label: &str) -> Lab {
     lab::settle();
     Lab {
         servers: Vec::new(),
-        node1,
-        node2,
-        n1,
-        n2,
+        node1: nodes.host,
+        node2: nodes.peer,
+        n1: nodes.host_if,
+        n2: nodes.peer_if,
         dir,
     }
 }

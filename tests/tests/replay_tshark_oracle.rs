@@ -26,7 +26,7 @@ use std::{
 
 use portconform_tests::{
     capture::Tcpdump,
-    lab::{self, Background, End, Netns, TempDir, sh},
+    lab::{self, Background, End, Netns, TEST_NET_1, TEST_NET_2, TempDir, sh},
     monitor_proc::{read_events, run_portconform},
     services, tshark,
 };
@@ -308,11 +308,11 @@ fn tshark_packet_flows(pcaps: &[&Path]) -> BTreeMap<Key, Counts> {
 #[test]
 fn replay_counts_every_flow_as_tshark_does() {
     let dir = TempDir::new("oracle").expect("dir");
-    let host = Netns::new("orhost").expect("ns");
-    let client = Netns::new("orcli").expect("ns");
-    let peer = Netns::new("orpeer").expect("ns");
-    let (h, c) = lab::link(&host, &client, 91, "192.0.2", "2001:db8:91").expect("link");
-    let (hp, p) = lab::link(&host, &peer, 92, "198.51.100", "2001:db8:92").expect("link");
+    let lab = lab::host_and_peer("orhost", "orcli", 91, TEST_NET_1).expect("lab");
+    let far = lab.add_peer("orpeer", 92, TEST_NET_2).expect("second link");
+    // The lab's first peer is the client; the peer proper is on the second link.
+    let (host, client, h, c) = (lab.host, lab.peer, lab.host_if, lab.peer_if);
+    let (peer, hp, p) = (far.ns, far.host_if, far.peer_if);
     // Servers first in, last out of scope: they stop before the namespaces go.
     let servers = [
         echo_server(&host, "tcp", 7001),

@@ -19,7 +19,7 @@ use std::{
 };
 
 use portconform_tests::{
-    lab::{self, Background, End, Netns, TempDir, sh},
+    lab::{self, Background, End, Netns, TEST_NET_1, TEST_NET_2, TempDir, sh},
     monitor_proc::{MonitorProc, read_events, run_portconform},
     services,
 };
@@ -66,20 +66,11 @@ struct Lab {
 /// A lab whose veth pairs use `id` and `id + 1` (distinct per test, so tests
 /// may run side by side), settled, with the inventory written.
 fn lab(id: u32) -> Lab {
-    let node1 = Netns::new("node1").expect("ns");
-    let node2 = Netns::new("node2").expect("ns");
-    let admin = Netns::new("admin").expect("ns");
-    let (n1, n2) =
-        lab::link(&node1, &node2, id, "192.0.2", &format!("2001:db8:{id}")).expect("link");
-    let (a1, adm) = lab::link(
-        &node1,
-        &admin,
-        id + 1,
-        "198.51.100",
-        &format!("2001:db8:{}", id + 1),
-    )
-    .expect("link");
-    for ns in [&node1, &node2, &admin] {
+    let nodes = lab::host_and_peer("node1", "node2", id, TEST_NET_1).expect("lab");
+    let admin = nodes
+        .add_peer("admin", id + 1, TEST_NET_2)
+        .expect("admin link");
+    for ns in [&nodes.host, &nodes.peer, &admin.ns] {
         ns.sysctl("net.ipv4.ip_local_port_range", CLIENT_PORTS)
             .expect("sysctl");
     }
@@ -88,20 +79,20 @@ fn lab(id: u32) -> Lab {
         dir.path().join("inventory.toml"),
         format!(
             "nodes = [\"192.0.2.0/24\", \"2001:db8:{id}::/64\"]\nadmin = [\"{}\", \"{}\"]\n",
-            adm.v4, adm.v6
+            admin.peer_if.v4, admin.peer_if.v6
         ),
     )
     .expect("inventory");
     lab::settle();
     Lab {
         servers: Vec::new(),
-        node1,
-        node2,
-        admin,
-        n1,
-        n2,
-        a1,
-        adm,
+        node1: nodes.host,
+        node2: nodes.peer,
+        admin: admin.ns,
+        n1: nodes.host_if,
+        n2: nodes.peer_if,
+        a1: admin.host_if,
+        adm: admin.peer_if,
         dir,
     }
 }
