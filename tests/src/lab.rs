@@ -1,7 +1,7 @@
 //! Network namespaces joined by veth pairs, removed on drop.
 
 use std::{
-    process::{Command, Output},
+    process::{Child, Command, ExitStatus, Output},
     sync::atomic::{AtomicU32, Ordering},
     time::Duration,
 };
@@ -142,19 +142,37 @@ impl Netns {
     /// Waits (bounded) until something in this namespace listens on TCP
     /// `port`, as `ss` shows: no packet is sent to find out.
     pub fn wait_tcp_listening(&self, port: u16, limit: Duration) -> anyhow::Result<()> {
+        self.wait_socket("-Hltn", "listens on TCP", port, limit)
+    }
+
+    /// Waits (bounded) until something in this namespace has UDP `port`
+    /// bound, as `ss` shows.
+    pub fn wait_udp_bound(&self, port: u16, limit: Duration) -> anyhow::Result<()> {
+        self.wait_socket("-Hlun", "has bound UDP", port, limit)
+    }
+
+    /// Polls `ss <flags> sport = :port` until it lists a socket; `what` the
+    /// socket does, for the error.
+    fn wait_socket(
+        &self,
+        flags: &str,
+        what: &str,
+        port: u16,
+        limit: Duration,
+    ) -> anyhow::Result<()> {
         let deadline = std::time::Instant::now() + limit;
         loop {
             let out = self.run(
                 Duration::from_secs(5),
                 "ss",
-                &["-Hltn", &format!("sport = :{port}")],
+                &[flags, &format!("sport = :{port}")],
             )?;
             if !out.stdout.is_empty() {
                 return Ok(());
             }
             if std::time::Instant::now() >= deadline {
                 bail!(
-                    "nothing listens on TCP port {port} in {} after {limit:?}",
+                    "nothing {what} port {port} in {} after {limit:?}",
                     self.name
                 );
             }
@@ -181,27 +199,53 @@ impl Drop for Netns {
 /// A background program, killed when dropped (after a grace period for the
 /// programs started with [`Netns::spawn_graceful`]).
 pub struct Background {
-    child: std::process::Child,
+    child: Child,
     /// Signal to send first, and how long to wait for the exit after it.
     stop: Option<(i32, Duration)>,
 }
 
 impl Drop for Background {
     fn drop(&mut self) {
-        if let Some((signal, grace)) = self.stop {
-            // SAFETY: plain kill(2) on our own, not yet reaped, child.
-            unsafe { libc::kill(self.child.id() as i32, signal) };
-            let deadline = std::time::Instant::now() + grace;
-            while std::time::Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+        if let Some((signal, grace)) = self.stop
+            && let Ok(Some(_)) = signal_and_wait(&mut self.child, signal, grace)
+        {
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends `signal` to `child`, then waits up to `limit` for it to exit: its
+/// status, or None while it still runs (the caller decides what then).
+pub fn signal_and_wait(
+    child: &mut Child,
+    signal: i32,
+    limit: Duration,
+) -> std::io::Result<Option<ExitStatus>> {
+    // SAFETY: plain kill(2) on our own, not yet reaped, child.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Stops `child` as a person would, with `signal`, and reaps it; one that
+/// has not exited after `limit` is killed, and that is an error.
+pub fn stop_child(child: &mut Child, signal: i32, limit: Duration) -> anyhow::Result<ExitStatus> {
+    if let Some(status) = signal_and_wait(child, signal, limit)? {
+        return Ok(status);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    bail!("ignored signal {signal} for {limit:?}, killed");
 }
 
 /// A scratch directory under the system's temporary directory, removed with

@@ -115,25 +115,6 @@ fn ip(s: &str) -> IpAddr {
     s.parse().expect("address")
 }
 
-/// Waits (bounded) until something in `ns` has UDP `port` bound.
-fn wait_udp_bound(ns: &Netns, port: u16) {
-    let deadline = std::time::Instant::now() + T;
-    loop {
-        let out = ns
-            .run(T, "ss", &["-Hlun", &format!("sport = :{port}")])
-            .expect("ss");
-        if !out.stdout.is_empty() {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nothing bound UDP {port} in {}",
-            ns.name()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// An echo server: TCP (`tcp`) or UDP, IPv6 socket taking IPv4 too.
 /// `-T 3` ends each forked child after 3 idle seconds, so none outlives
 /// the test (killing the listener does not kill its children).
@@ -147,7 +128,7 @@ fn echo_server(ns: &Netns, proto: &str, port: u16) -> Background {
         .expect("socat server");
     match proto {
         "tcp" => ns.wait_tcp_listening(port, T).expect("listening"),
-        _ => wait_udp_bound(ns, port),
+        _ => ns.wait_udp_bound(port, T).expect("bound"),
     }
     bg
 }

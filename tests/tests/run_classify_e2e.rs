@@ -855,14 +855,10 @@ fn client_reconnecting_from_new_ports_is_one_flow() {
 /// Waits (bounded) until tcpdump has opened its output file, which it does
 /// once capturing.
 fn wait_for_file(path: &str) {
-    let deadline = std::time::Instant::now() + T;
-    while std::fs::metadata(path).map_or(true, |m| m.len() < 24) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{path} never appeared"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        || std::fs::metadata(path).is_ok_and(|m| m.len() >= 24),
+        &format!("{path} never appeared"),
+    );
 }
 
 #[test]
