@@ -1,14 +1,15 @@
-//! The hosts the kernel and replay tests (and the benchmarks) send frames
-//! between: documentation addresses, the inventory that gives them their
-//! thoughtspot roles, and the frame builders. One copy, so that a frame's
-//! addresses are the ones the inventory names, and TCP flags are spelled
-//! with the parser's own constants rather than masks written by hand.
+//! The hosts the tests give thoughtspot roles to: the documentation
+//! addresses the kernel and replay tests (and the benchmarks) send frames
+//! between, the inventory that names them, and the frame builders; and the
+//! inventory of an end-to-end lab. One copy, so that a frame's addresses are
+//! the ones the inventory names, and TCP flags are spelled with the parser's
+//! own constants rather than masks written by hand.
 
 use etherparse::{IpHeaders, PacketBuilder, PacketBuilderStep};
 use monitor::kernel_tables::KernelTables;
 use monitor_common::packet::{TCP_ACK, TCP_RST, TCP_SYN};
 
-use crate::kernel;
+use crate::{kernel, lab::End};
 
 /// The embedded profile the inventory binds.
 pub const PROFILE: &str = "thoughtspot";
@@ -36,6 +37,12 @@ pub const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 /// The kernel tables of [`PROFILE`] bound by [`INVENTORY`].
 pub fn tables() -> anyhow::Result<KernelTables> {
     kernel::profile_tables(PROFILE, INVENTORY)
+}
+
+/// The inventory of an end-to-end lab watched with [`PROFILE`]: `node` (its
+/// IPv4 address) the one node, `admin` the admin workstation.
+pub fn node_and_admin(node: &End, admin: &End) -> String {
+    format!("nodes = [\"{}/32\"]\nadmin = [\"{}\"]\n", node.v4, admin.v4)
 }
 
 /// An IPv4 or IPv6 address as the builders take it: the family picks the IP

@@ -72,6 +72,29 @@ impl MonitorProc {
         Ok(proc)
     }
 
+    /// [`start`](Self::start) classifying against the embedded `profile`
+    /// with the inventory file `inventory`, writing events to `events`: how
+    /// the end-to-end tests watch a lab host.
+    pub fn classifying(
+        ns: &Netns,
+        ifaces: &[&str],
+        profile: &str,
+        inventory: &str,
+        events: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        let mut args = vec![
+            "--profile",
+            profile,
+            "--inventory",
+            inventory,
+            "--events",
+            events,
+        ];
+        args.extend_from_slice(extra);
+        Self::start(ns, ifaces, &args)
+    }
+
     /// Waits until the daemon has printed `count` stderr lines containing
     /// `needle` (counting lines seen so far), or fails after `limit`.
     pub fn wait_stderr(

@@ -61,16 +61,13 @@ impl Lab {
     fn monitor(&self, profile: &str, inventory: &str) -> MonitorProc {
         let inv = self.dir.file("inventory.toml");
         std::fs::write(&inv, inventory).expect("inventory");
-        MonitorProc::start(
+        MonitorProc::classifying(
             &self.node1,
             &[&self.n1.ifname],
+            profile,
+            &inv,
+            &self.events_path(),
             &[
-                "--profile",
-                profile,
-                "--inventory",
-                &inv,
-                "--events",
-                &self.events_path(),
                 "--dynamic-ports",
                 DYNAMIC_PORTS,
                 "--handshake-timeout",
@@ -117,19 +114,7 @@ impl Lab {
 
 /// A TCP listener on `port` in `ns` (IPv4 and IPv6) that accepts and closes.
 fn listener(ns: &Netns, port: u16) -> Background {
-    let bg = ns
-        .spawn(
-            "socat",
-            &[
-                "-T",
-                "5",
-                &format!("TCP6-LISTEN:{port},ipv6only=0,reuseaddr,fork"),
-                "EXEC:cat",
-            ],
-        )
-        .expect("socat");
-    ns.wait_tcp_listening(port, T).expect("listener");
-    bg
+    services::tcp_echo(ns, port, 5).expect("listener")
 }
 
 /// One TCP connection attempt from `ns` (connect, then close), bounded by
@@ -324,23 +309,12 @@ fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
 #[test]
 fn an_unanswered_dns_query_is_a_udp_no_reply() {
     let mut lab = lab(63, "blocked-dns");
-    let dns = lab
-        .node2
-        .spawn(
-            "dnsmasq",
-            &[
-                "--keep-in-foreground",
-                "--no-resolv",
-                "--no-hosts",
-                "--bind-interfaces",
-                &format!("--listen-address={}", lab.n2.v4),
-                "--except-interface=lo",
-                "--address=/appliance.test/192.0.2.99",
-                "--pid-file",
-                "--user=root",
-            ],
-        )
-        .expect("dnsmasq");
+    let dns = services::dnsmasq(
+        &lab.node2,
+        &lab.n2.v4,
+        &["--address=/appliance.test/192.0.2.99"],
+    )
+    .expect("dnsmasq");
     lab.servers.push(dns);
     let inventory = format!(
         "nodes = [\"{}\"]\nlocal-dns = [\"{}\"]\n",

@@ -9,7 +9,7 @@ use std::{process::Stdio, time::Duration};
 
 use portconform_tests::{
     lab::{self, TEST_NET_1, TempDir},
-    portconform_bin,
+    portconform_bin, services,
 };
 use serde_json::Value;
 
@@ -109,22 +109,7 @@ fn probe_tells_working_refused_filtered_and_unreachable_apart() {
         .spawn("socat", &["TCP-LISTEN:22,reuseaddr,fork", "EXEC:/bin/true"])
         .expect("listener");
     lab.peer.wait_tcp_listening(22, T).expect("listener up");
-    let _dns = lab
-        .peer
-        .spawn(
-            "dnsmasq",
-            &[
-                "--keep-in-foreground",
-                "--no-resolv",
-                "--no-hosts",
-                "--bind-interfaces",
-                &format!("--listen-address={}", lab.peer_if.v4),
-                "--except-interface=lo",
-                "--pid-file",
-                "--user=root",
-            ],
-        )
-        .expect("dnsmasq");
+    let _dns = services::dnsmasq(&lab.peer, &lab.peer_if.v4, &[]).expect("dnsmasq");
     lab::settle();
     let policy = dir.file("policy.toml");
     std::fs::write(&policy, POLICY).unwrap();

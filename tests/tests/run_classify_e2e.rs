@@ -107,16 +107,13 @@ impl Lab {
     /// `refresh` seconds and on exit.
     fn monitor(&self, refresh: &str) -> MonitorProc {
         let (inventory, events) = (self.dir.file("inventory.toml"), self.events_path());
-        MonitorProc::start(
+        MonitorProc::classifying(
             &self.node1,
             &[&self.n1.ifname, &self.a1.ifname],
+            "thoughtspot",
+            &inventory,
+            &events,
             &[
-                "--profile",
-                "thoughtspot",
-                "--inventory",
-                &inventory,
-                "--events",
-                &events,
                 "--refresh",
                 refresh,
                 "--dynamic-ports",
@@ -172,19 +169,7 @@ impl Lab {
 /// A TCP echo server (socat, one process per connection, each ended after
 /// 10 s idle) on `port` in `ns`, IPv4 and IPv6; returns once it listens.
 fn echo_server(ns: &Netns, port: u16) -> Background {
-    let bg = ns
-        .spawn(
-            "socat",
-            &[
-                "-T",
-                "10",
-                &format!("TCP6-LISTEN:{port},ipv6only=0,reuseaddr,fork"),
-                "EXEC:cat",
-            ],
-        )
-        .expect("socat");
-    ns.wait_tcp_listening(port, T).expect("echo server");
-    bg
+    services::tcp_echo(ns, port, 10).expect("echo server")
 }
 
 // ------------------------------------------------------------ the clients --

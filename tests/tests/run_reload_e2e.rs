@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use portconform_tests::{
+    fixtures::node_and_admin,
     lab::{self, Netns, TEST_NET_3, TempDir, xdp_attached},
     monitor_proc::{MonitorProc, read_events},
 };
@@ -38,28 +39,15 @@ fn inventory_changes_and_sighup_reload_without_detaching() {
         .expect("lab")
         .settled();
     let inventory = dir.file("inventory.toml");
-    std::fs::write(
-        &inventory,
-        format!(
-            "nodes = [\"{}/32\"]\nadmin = [\"{}\"]\n",
-            lab.host_if.v4, lab.peer_if.v4
-        ),
-    )
-    .unwrap();
+    std::fs::write(&inventory, node_and_admin(&lab.host_if, &lab.peer_if)).unwrap();
     let events = dir.file("events.jsonl");
-    let mut mon = MonitorProc::start(
+    let mut mon = MonitorProc::classifying(
         &lab.host,
         &[lab.host_if.ifname.as_str()],
-        &[
-            "--profile",
-            "thoughtspot",
-            "--inventory",
-            &inventory,
-            "--events",
-            &events,
-            "--interval",
-            "30",
-        ],
+        "thoughtspot",
+        &inventory,
+        &events,
+        &["--interval", "30"],
     )
     .expect("start");
 
@@ -98,14 +86,7 @@ fn inventory_changes_and_sighup_reload_without_detaching() {
     syn(&lab.peer, &lab.host_if.v4, 6667, 41004);
 
     // Fixed, and reloaded on demand.
-    std::fs::write(
-        &inventory,
-        format!(
-            "nodes = [\"{}/32\"]\nadmin = [\"{}\"]\n",
-            lab.host_if.v4, lab.peer_if.v4
-        ),
-    )
-    .unwrap();
+    std::fs::write(&inventory, node_and_admin(&lab.host_if, &lab.peer_if)).unwrap();
     mon.signal(libc::SIGHUP);
     mon.wait_stderr("policy reloaded", 2, RELOAD)
         .expect("reload after SIGHUP or the edit");

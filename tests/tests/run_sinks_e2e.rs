@@ -5,6 +5,7 @@
 use std::{process::Command, time::Duration};
 
 use portconform_tests::{
+    fixtures::node_and_admin,
     lab::{self, TEST_NET_3, TempDir, sh},
     monitor_proc::{MonitorProc, read_events},
 };
@@ -19,32 +20,15 @@ fn pcapng_opens_in_tshark_and_metrics_count_the_same_flows() {
         .expect("lab")
         .settled();
     let inventory = dir.file("inventory.toml");
-    std::fs::write(
-        &inventory,
-        format!(
-            "nodes = [\"{}/32\"]\nadmin = [\"{}\"]\n",
-            lab.host_if.v4, lab.peer_if.v4
-        ),
-    )
-    .unwrap();
+    std::fs::write(&inventory, node_and_admin(&lab.host_if, &lab.peer_if)).unwrap();
     let (events, pcap) = (dir.file("events.jsonl"), dir.file("unexpected.pcapng"));
-    let mon = MonitorProc::start(
+    let mon = MonitorProc::classifying(
         &lab.host,
         &[lab.host_if.ifname.as_str()],
-        &[
-            "--profile",
-            "thoughtspot",
-            "--inventory",
-            &inventory,
-            "--events",
-            &events,
-            "--pcap",
-            &pcap,
-            "--metrics",
-            "9464",
-            "--interval",
-            "0.5",
-        ],
+        "thoughtspot",
+        &inventory,
+        &events,
+        &["--pcap", &pcap, "--metrics", "9464", "--interval", "0.5"],
     )
     .expect("start");
 
