@@ -314,22 +314,15 @@ pub fn link(
         "netns",
         b.name(),
     ])?;
-    let ends = [
-        End {
-            ns: a.name().into(),
-            ifname: if_a,
-            mac: format!("02:00:00:00:{:02x}:01", id & 0xff),
-            v4: format!("{v4_net}.1"),
-            v6: format!("{v6_net}::1"),
-        },
-        End {
-            ns: b.name().into(),
-            ifname: if_b,
-            mac: format!("02:00:00:00:{:02x}:02", id & 0xff),
-            v4: format!("{v4_net}.2"),
-            v6: format!("{v6_net}::2"),
-        },
-    ];
+    // End `host` (1 or 2) of the link: its address and MAC end in `host`.
+    let end = |ns: &Netns, ifname: String, host: u8| End {
+        ns: ns.name().into(),
+        ifname,
+        mac: format!("02:00:00:00:{:02x}:{host:02x}", id & 0xff),
+        v4: format!("{v4_net}.{host}"),
+        v6: format!("{v6_net}::{host}"),
+    };
+    let ends = [end(a, if_a, 1), end(b, if_b, 2)];
     for (ns, end, peer) in [(a, &ends[0], &ends[1]), (b, &ends[1], &ends[0])] {
         let dev = end.ifname.as_str();
         ns.ip(&["link", "set", "dev", dev, "address", &end.mac])?;
