@@ -2,35 +2,30 @@
 //! codes, stderr warnings, the JSON contract of DESIGN.md, and a table that
 //! fits 100 columns.
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Command;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_portconform");
 const SEEDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/seeds");
 const TS: &str = "000_2809db0a7820664a.txt";
 const A0: &str = "004_f8af2c70398e4594.txt";
 
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "off")
-        .output()
-        .expect("run portconform")
+/// The command with logging off, so that stderr holds only what the command
+/// itself says (whatever RUST_LOG the test runs with).
+fn quiet(args: &[&str]) -> Command {
+    let mut cmd = common::command(args);
+    cmd.env("RUST_LOG", "off");
+    cmd
 }
 
 fn ok(args: &[&str]) -> (String, String) {
-    let out = run(args);
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(out.status.success(), "{args:?} failed:\n{stderr}");
-    (stdout, stderr)
+    common::succeeds(&mut quiet(args))
 }
 
 fn fails(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(!out.status.success(), "{args:?} should fail");
-    String::from_utf8(out.stderr).unwrap()
+    common::fails(&mut quiet(args))
 }
 
 #[test]

@@ -2,33 +2,26 @@
 //! capture replayed as each host, roles found from the host's address in the
 //! inventory or given with `--role`, and clear errors when a host plays none.
 
-use std::{io::Write as _, path::Path, process::Command};
+mod common;
 
-use etherparse::PacketBuilder;
-use monitor::events::{EventKind, EventRecord};
-use pcap_file::{
-    DataLink, Endianness, TsResolution,
-    pcap::{PcapHeader, PcapPacket, PcapWriter},
+use std::path::Path;
+
+use common::{
+    frames::{T0, tcp},
+    pcap::write_pcap,
 };
+use monitor::events::{EventKind, EventRecord};
+use monitor_common::packet::TCP_SYN;
+use pcap_file::DataLink;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/roles");
 const SERVER1: [u8; 4] = [192, 0, 2, 1];
 const SERVER2: [u8; 4] = [192, 0, 2, 2];
 const AGENT: [u8; 4] = [192, 0, 2, 20];
 const MIRROR: [u8; 4] = [198, 51, 100, 10];
-const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
-/// 2026-11-22T16:42:38Z
-const T0: u64 = 1_795_365_758_000_000_000;
 
 fn syn(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2(MAC, MAC)
-        .ipv4(src, dst, 64)
-        .tcp(sport, dport, 1, 1024)
-        .syn()
-        .write(&mut v, &[])
-        .unwrap();
-    v
+    tcp(src, dst, sport, dport, TCP_SYN)
 }
 
 /// Connections opened among the cluster's hosts, each a lone SYN.
@@ -45,22 +38,12 @@ fn capture(path: &Path) {
         // agent → update mirror.
         syn(AGENT, MIRROR, 40005, 443),
     ];
-    let header = PcapHeader {
-        ts_resolution: TsResolution::NanoSecond,
-        endianness: Endianness::Little,
-        datalink: DataLink::ETHERNET,
-        ..Default::default()
-    };
-    let mut w = PcapWriter::with_header(Vec::new(), header).unwrap();
-    for (i, f) in frames.iter().enumerate() {
-        let ts = std::time::Duration::from_nanos(T0 + i as u64 * 1_000_000);
-        w.write_packet(&PcapPacket::new(ts, f.len() as u32, f))
-            .unwrap();
-    }
-    std::fs::File::create(path)
-        .unwrap()
-        .write_all(&w.into_writer())
-        .unwrap();
+    let timed: Vec<(u64, Vec<u8>)> = frames
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| (T0 + i as u64 * 1_000_000, f))
+        .collect();
+    write_pcap(path, DataLink::ETHERNET, &timed);
 }
 
 struct Replayed {
@@ -74,16 +57,13 @@ fn replay(host: &str, extra: &[&str]) -> Replayed {
     let dir = tempfile::tempdir().unwrap();
     let cap = dir.path().join("cluster.pcap");
     capture(&cap);
-    let out = Command::new(env!("CARGO_BIN_EXE_portconform"))
-        .arg("replay")
-        .arg(&cap)
+    let mut cmd = common::command(&["replay"]);
+    cmd.arg(&cap)
         .args(["--host", host, "--events", "-", "--no-resolve"])
         .arg("--policy")
         .arg(format!("{FIXTURES}/cluster.toml"))
-        .args(extra)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+        .args(extra);
+    let (ok, stdout, stderr) = common::run(&mut cmd);
     let mut unexpected: Vec<(u16, u16)> = stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<EventRecord>(l).ok())
@@ -92,8 +72,8 @@ fn replay(host: &str, extra: &[&str]) -> Replayed {
         .collect();
     unexpected.sort_unstable();
     Replayed {
-        ok: out.status.success(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        ok,
+        stderr,
         unexpected,
     }
 }
@@ -177,17 +157,11 @@ fn a_host_that_plays_no_role_is_an_error_naming_the_roles() {
 
 #[test]
 fn show_prints_one_hosts_view() {
-    let out = Command::new(env!("CARGO_BIN_EXE_portconform"))
-        .args(["policy", "show", "--role", "agent", "--format", "json"])
-        .arg(format!("{FIXTURES}/cluster.toml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut cmd = common::command(&["policy", "show", "--role", "agent", "--format", "json"]);
+    cmd.arg(format!("{FIXTURES}/cluster.toml"));
+    let (ok, stdout, stderr) = common::run(&mut cmd);
+    assert!(ok, "{}", stderr);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let rules: Vec<(String, String, String, String)> = v["rules"]
         .as_array()
         .unwrap()

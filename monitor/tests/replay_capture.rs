@@ -3,6 +3,8 @@
 //! the snapshot length, garbage. Every problem must name the file and byte
 //! offset, whatever is readable must still be read, and nothing may panic.
 
+mod common;
+
 use std::{
     borrow::Cow,
     io::Write,
@@ -10,10 +12,10 @@ use std::{
     time::Duration,
 };
 
+use common::pcap::{Written, pcap_bytes};
 use monitor::replay::capture::{CaptureSet, Link, MAX_PACKET, Problem};
 use pcap_file::{
     DataLink, Endianness, TsResolution,
-    pcap::{PcapHeader, PcapPacket, PcapWriter},
     pcapng::{
         PcapNgWriter,
         blocks::{
@@ -24,8 +26,6 @@ use pcap_file::{
 };
 use proptest::prelude::*;
 
-/// A packet as written: (ns since the epoch, bytes, original length).
-type Written = (u64, Vec<u8>, u32);
 /// A packet as read: (ns, bytes, original length, link, interface name, file).
 type Read = (u64, Vec<u8>, u32, Link, String, usize);
 
@@ -41,28 +41,6 @@ fn packets(count: usize, start_ns: u64, step_ns: u64) -> Vec<Written> {
             (start_ns + i as u64 * step_ns, data, len)
         })
         .collect()
-}
-
-fn pcap_bytes(
-    pkts: &[Written],
-    res: TsResolution,
-    endianness: Endianness,
-    link: DataLink,
-    snaplen: u32,
-) -> Vec<u8> {
-    let header = PcapHeader {
-        ts_resolution: res,
-        endianness,
-        datalink: link,
-        snaplen,
-        ..Default::default()
-    };
-    let mut w = PcapWriter::with_header(Vec::new(), header).unwrap();
-    for (ts, data, orig) in pkts {
-        w.write_packet(&PcapPacket::new(Duration::from_nanos(*ts), *orig, data))
-            .unwrap();
-    }
-    w.into_writer()
 }
 
 fn pcap(pkts: &[Written]) -> Vec<u8> {

@@ -2,73 +2,38 @@
 //! times, problems named with file and byte offset on stderr, a non-zero
 //! exit only when nothing could be read, and the host guessed and said.
 
-use std::{io::Write as _, path::Path, process::Command, time::Duration};
+mod common;
 
-use etherparse::PacketBuilder;
-use monitor::events::{EventKind, EventRecord};
-use pcap_file::{
-    DataLink, Endianness, TsResolution,
-    pcap::{PcapHeader, PcapPacket, PcapWriter},
+use std::io::Write as _;
+
+use common::{
+    frames::{ADMIN, INVENTORY, NODE1, T0, tcp},
+    pcap::write_pcap,
 };
+use monitor::events::{EventKind, EventRecord};
+use monitor_common::packet::{TCP_ACK, TCP_SYN};
+use pcap_file::DataLink;
 
-const INVENTORY: &str = "nodes = [\"192.0.2.0/24\"]\nadmin = [\"198.51.100.7\"]\n";
-const NODE1: [u8; 4] = [192, 0, 2, 1];
-const ADMIN: [u8; 4] = [198, 51, 100, 7];
-const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
-/// 2026-11-22T16:42:38Z
-const T0: u64 = 1_795_365_758_000_000_000;
-
-fn tcp(syn: bool) -> Vec<u8> {
-    let mut b = PacketBuilder::ethernet2(MAC, MAC)
-        .ipv4(ADMIN, NODE1, 64)
-        .tcp(40000, 7777, 1, 1024);
-    b = if syn { b.syn() } else { b.ack(1) };
-    let mut v = Vec::new();
-    b.write(&mut v, &[]).unwrap();
-    v
-}
-
-fn pcap(path: &Path, frames: &[(u64, Vec<u8>)]) -> Vec<u8> {
-    let header = PcapHeader {
-        ts_resolution: TsResolution::NanoSecond,
-        endianness: Endianness::Little,
-        datalink: DataLink::ETHERNET,
-        ..Default::default()
-    };
-    let mut w = PcapWriter::with_header(Vec::new(), header).unwrap();
-    for (ts, f) in frames {
-        w.write_packet(&PcapPacket::new(
-            Duration::from_nanos(*ts),
-            f.len() as u32,
-            f,
-        ))
-        .unwrap();
-    }
-    let bytes = w.into_writer();
-    std::fs::write(path, &bytes).unwrap();
-    bytes
+/// The one flow these captures hold: admin -> node1:7777 from port 40000.
+fn frame(flags: u8) -> Vec<u8> {
+    tcp(ADMIN, NODE1, 40000, 7777, flags)
 }
 
 /// Runs the binary; replays send no DNS query (tests stay off the network).
 fn portconform(args: &[&str]) -> (bool, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portconform"));
-    cmd.args(args);
+    let mut cmd = common::command(args);
     if args.first() == Some(&"replay") {
         cmd.arg("--no-resolve");
     }
-    let out = cmd.output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::run(&mut cmd)
 }
 
 #[test]
 fn replay_writes_events_and_fails_only_when_nothing_was_read() {
     let dir = tempfile::tempdir().unwrap();
     let plain = dir.path().join("plain.pcap");
-    let bytes = pcap(&plain, &[(T0, tcp(true)), (T0 + 5, tcp(false))]);
+    let frames = [(T0, frame(TCP_SYN)), (T0 + 5, frame(TCP_ACK))];
+    let bytes = write_pcap(&plain, DataLink::ETHERNET, &frames);
     let good = dir.path().join("good.pcap.gz");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&bytes).unwrap();
@@ -185,7 +150,7 @@ fn replay_writes_events_and_fails_only_when_nothing_was_read() {
 fn a_capture_cut_short_names_the_offset_even_without_host() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cut.pcap");
-    let bytes = pcap(&path, &[(T0, tcp(true))]);
+    let bytes = write_pcap(&path, DataLink::ETHERNET, &[(T0, frame(TCP_SYN))]);
     std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
     let (ok, _, stderr) =
         portconform(&["replay", path.to_str().unwrap(), "--profile", "thoughtspot"]);

@@ -2,13 +2,18 @@
 //! monitor would write, stamped with capture times, from every link type;
 //! the kernel's flow deduplication and its bound; guessing the host.
 
+mod common;
+
 use std::{
     net::IpAddr,
-    path::{Path, PathBuf},
+    path::PathBuf,
     time::{Duration, UNIX_EPOCH},
 };
 
-use etherparse::PacketBuilder;
+use common::{
+    frames::{ADMIN, INVENTORY, NODE1, NODE2, STRANGER, T0, tcp},
+    pcap::write_pcap,
+};
 use monitor::{
     events::{EventKind, EventRecord},
     kernel_tables::{self, KernelTables},
@@ -22,22 +27,12 @@ use monitor::{
         infer_hosts,
     },
 };
-use monitor_common::{classify::Verdict, stats::PacketDir};
-use pcap_file::{
-    DataLink, Endianness, TsResolution,
-    pcap::{PcapHeader, PcapPacket, PcapWriter},
+use monitor_common::{
+    classify::Verdict,
+    packet::{TCP_ACK, TCP_RST, TCP_SYN},
+    stats::PacketDir,
 };
-
-const INVENTORY: &str = "nodes = [\"192.0.2.0/24\"]\nadmin = [\"198.51.100.7\"]\n";
-const NODE1: [u8; 4] = [192, 0, 2, 1];
-const NODE2: [u8; 4] = [192, 0, 2, 2];
-const ADMIN: [u8; 4] = [198, 51, 100, 7];
-const STRANGER: [u8; 4] = [203, 0, 113, 9];
-const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
-const T0: u64 = 1_795_365_758_000_000_000;
-const SYN: u8 = 0x02;
-const RST_ACK: u8 = 0x14;
-const ACK: u8 = 0x10;
+use pcap_file::DataLink;
 
 fn thoughtspot() -> KernelTables {
     let policy = profiles::load("thoughtspot").unwrap();
@@ -61,43 +56,6 @@ fn thoughtspot() -> KernelTables {
         },
     )
     .unwrap()
-}
-
-fn tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, flags: u8) -> Vec<u8> {
-    let mut b = PacketBuilder::ethernet2(MAC, MAC)
-        .ipv4(src, dst, 64)
-        .tcp(sport, dport, 1, 1024);
-    if flags & SYN != 0 {
-        b = b.syn();
-    }
-    if flags & ACK != 0 {
-        b = b.ack(1);
-    }
-    if flags & 0x04 != 0 {
-        b = b.rst();
-    }
-    let mut v = Vec::new();
-    b.write(&mut v, &[]).unwrap();
-    v
-}
-
-fn write_pcap(path: &Path, link: DataLink, frames: &[(u64, Vec<u8>)]) {
-    let header = PcapHeader {
-        ts_resolution: TsResolution::NanoSecond,
-        endianness: Endianness::Little,
-        datalink: link,
-        ..Default::default()
-    };
-    let mut w = PcapWriter::with_header(Vec::new(), header).unwrap();
-    for (ts, f) in frames {
-        w.write_packet(&PcapPacket::new(
-            Duration::from_nanos(*ts),
-            f.len() as u32,
-            f,
-        ))
-        .unwrap();
-    }
-    std::fs::write(path, w.into_writer()).unwrap();
 }
 
 struct Replayed {
@@ -140,16 +98,22 @@ fn a_flood_is_one_unexpected_record_then_one_exact_update_at_capture_times() {
     let dir = tempfile::tempdir().unwrap();
     let mut frames = Vec::new();
     for i in 0..50u64 {
-        frames.push((T0 + i * 1000, tcp(ADMIN, NODE1, 40000, 7777, SYN)));
-        frames.push((T0 + i * 1000 + 10, tcp(NODE1, ADMIN, 7777, 40000, RST_ACK)));
+        frames.push((T0 + i * 1000, tcp(ADMIN, NODE1, 40000, 7777, TCP_SYN)));
+        frames.push((
+            T0 + i * 1000 + 10,
+            tcp(NODE1, ADMIN, 7777, 40000, TCP_RST | TCP_ACK),
+        ));
     }
     // Another source port of the same client: the same flow.
-    frames.push((T0 + 99_000, tcp(ADMIN, NODE1, 40001, 7777, SYN)));
+    frames.push((T0 + 99_000, tcp(ADMIN, NODE1, 40001, 7777, TCP_SYN)));
     // Allowed: a node reaching ZooKeeper, and its answer.
-    frames.push((T0 + 100_000, tcp(NODE2, NODE1, 40002, 2181, SYN)));
-    frames.push((T0 + 100_001, tcp(NODE1, NODE2, 2181, 40002, SYN | ACK)));
+    frames.push((T0 + 100_000, tcp(NODE2, NODE1, 40002, 2181, TCP_SYN)));
+    frames.push((
+        T0 + 100_001,
+        tcp(NODE1, NODE2, 2181, 40002, TCP_SYN | TCP_ACK),
+    ));
     // Not the host's traffic at all.
-    frames.push((T0 + 100_002, tcp(NODE2, STRANGER, 40003, 22, SYN)));
+    frames.push((T0 + 100_002, tcp(NODE2, STRANGER, 40003, 22, TCP_SYN)));
     let p = dir.path().join("flood.pcap");
     write_pcap(&p, DataLink::ETHERNET, &frames);
     let r = replay(&t, &node1(), &[p], FlowTable::default());
@@ -194,10 +158,10 @@ fn every_link_type_gives_the_records_of_ethernet() {
     let t = thoughtspot();
     let dir = tempfile::tempdir().unwrap();
     let eth: Vec<(u64, Vec<u8>)> = vec![
-        (T0, tcp(STRANGER, NODE1, 40000, 2181, SYN)),
-        (T0 + 1, tcp(NODE1, STRANGER, 2181, 40000, RST_ACK)),
-        (T0 + 2, tcp(STRANGER, NODE1, 40000, 2181, SYN)),
-        (T0 + 3, tcp(NODE2, NODE1, 40001, 2181, SYN)),
+        (T0, tcp(STRANGER, NODE1, 40000, 2181, TCP_SYN)),
+        (T0 + 1, tcp(NODE1, STRANGER, 2181, 40000, TCP_RST | TCP_ACK)),
+        (T0 + 2, tcp(STRANGER, NODE1, 40000, 2181, TCP_SYN)),
+        (T0 + 3, tcp(NODE2, NODE1, 40001, 2181, TCP_SYN)),
     ];
     fn same(f: &[u8]) -> Vec<u8> {
         f.to_vec()
@@ -258,14 +222,14 @@ fn a_full_flow_table_evicts_the_least_recent_flow_and_reports_its_counts() {
     let t = thoughtspot();
     let dir = tempfile::tempdir().unwrap();
     let frames = vec![
-        (T0, tcp(ADMIN, NODE1, 40000, 7001, SYN)),
-        (T0 + 1, tcp(ADMIN, NODE1, 40000, 7002, SYN)),
+        (T0, tcp(ADMIN, NODE1, 40000, 7001, TCP_SYN)),
+        (T0 + 1, tcp(ADMIN, NODE1, 40000, 7002, TCP_SYN)),
         // 7001 becomes the most recent.
-        (T0 + 2, tcp(ADMIN, NODE1, 40001, 7001, SYN)),
+        (T0 + 2, tcp(ADMIN, NODE1, 40001, 7001, TCP_SYN)),
         // Evicts 7002 (one packet: no update to write).
-        (T0 + 3, tcp(ADMIN, NODE1, 40000, 7003, SYN)),
+        (T0 + 3, tcp(ADMIN, NODE1, 40000, 7003, TCP_SYN)),
         // 7002 again: a new sighting, evicting 7001 with its two packets.
-        (T0 + 4, tcp(ADMIN, NODE1, 40002, 7002, SYN)),
+        (T0 + 4, tcp(ADMIN, NODE1, 40002, 7002, TCP_SYN)),
     ];
     let p = dir.path().join("lru.pcap");
     write_pcap(&p, DataLink::ETHERNET, &frames);
@@ -294,10 +258,13 @@ fn without_host_the_address_in_most_packets_is_taken() {
     let dir = tempfile::tempdir().unwrap();
     let mut frames = Vec::new();
     for i in 0..10u16 {
-        frames.push((T0 + u64::from(i), tcp(STRANGER, NODE1, 40000 + i, 22, SYN)));
+        frames.push((
+            T0 + u64::from(i),
+            tcp(STRANGER, NODE1, 40000 + i, 22, TCP_SYN),
+        ));
         frames.push((
             T0 + 100 + u64::from(i),
-            tcp(NODE1, ADMIN, 50000 + i, 443, SYN),
+            tcp(NODE1, ADMIN, 50000 + i, 443, TCP_SYN),
         ));
     }
     frames.push((T0 + 1000, tcp(NODE2, [255, 255, 255, 255], 1, 2, 0)));
@@ -316,7 +283,7 @@ fn garbage_headers_are_counted_as_unparsed_and_the_rest_is_classified() {
     use monitor_common::packet::ParseError;
     let t = thoughtspot();
     let dir = tempfile::tempdir().unwrap();
-    let good = tcp(ADMIN, NODE1, 40000, 7777, SYN);
+    let good = tcp(ADMIN, NODE1, 40000, 7777, TCP_SYN);
     let mut ihl3 = good.clone();
     ihl3[14] = 0x43;
     let mut arp = good.clone();

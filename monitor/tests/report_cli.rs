@@ -3,24 +3,16 @@
 //! only when a file cannot be opened or nothing at all could be read, and
 //! the HTML page written where asked.
 
-use std::{path::Path, process::Command};
+mod common;
+
+use std::path::Path;
+
+use common::portconform;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/report");
 
 fn fixture(name: &str) -> String {
     Path::new(FIXTURES).join(name).display().to_string()
-}
-
-fn portconform(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_portconform"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

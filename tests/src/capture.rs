@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::lab::Netns;
+use crate::lab::{self, Netns};
 
 /// How long tcpdump may take to start listening, and to exit after SIGINT.
 const T: Duration = Duration::from_secs(15);
@@ -75,20 +75,8 @@ impl Tcpdump {
     /// and exit; returns its closing counts.
     pub fn stop(mut self) -> anyhow::Result<Captured> {
         let mut child = self.child.take().context("already stopped")?;
-        // SAFETY: kill(2) on our own child (ip netns exec execs tcpdump).
-        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-        let deadline = Instant::now() + T;
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("tcpdump ignored SIGINT for {T:?}");
-            }
-            thread::sleep(Duration::from_millis(20));
-        };
+        // ip netns exec execs tcpdump: the signal reaches tcpdump itself.
+        let status = lab::stop_child(&mut child, libc::SIGINT, T).context("tcpdump")?;
         while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(500)) {
             self.seen.push(line);
         }

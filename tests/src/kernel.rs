@@ -21,6 +21,7 @@ use monitor_common::{
         COUNTERS_MAP, CpuCounters, EVENTS_MAP, FLOWS_MAP, KSTATS_MAP, PROG_EGRESS, PROG_INGRESS,
         PROG_TC_PASS, PROG_XDP_PASS, SEEN_MAP,
     },
+    stats::PacketDir,
 };
 
 /// test_run hands XDP and TC programs the namespace's loopback device.
@@ -182,6 +183,14 @@ impl Kernel {
         };
         let mut snapshot = stats::read_from(&map, &[iface])?;
         Ok(snapshot.ifaces.remove(0))
+    }
+}
+
+/// The program that sees a frame going `dir`: XDP on ingress, TC on egress.
+pub fn program(dir: PacketDir) -> &'static str {
+    match dir {
+        PacketDir::Ingress => PROG_INGRESS,
+        PacketDir::Egress => PROG_EGRESS,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Network namespaces joined by veth pairs, removed on drop.
 
 use std::{
-    process::{Command, Output},
+    process::{Child, Command, ExitStatus, Output},
     sync::atomic::{AtomicU32, Ordering},
     time::Duration,
 };
@@ -142,19 +142,37 @@ impl Netns {
     /// Waits (bounded) until something in this namespace listens on TCP
     /// `port`, as `ss` shows: no packet is sent to find out.
     pub fn wait_tcp_listening(&self, port: u16, limit: Duration) -> anyhow::Result<()> {
+        self.wait_socket("-Hltn", "listens on TCP", port, limit)
+    }
+
+    /// Waits (bounded) until something in this namespace has UDP `port`
+    /// bound, as `ss` shows.
+    pub fn wait_udp_bound(&self, port: u16, limit: Duration) -> anyhow::Result<()> {
+        self.wait_socket("-Hlun", "has bound UDP", port, limit)
+    }
+
+    /// Polls `ss <flags> sport = :port` until it lists a socket; `what` the
+    /// socket does, for the error.
+    fn wait_socket(
+        &self,
+        flags: &str,
+        what: &str,
+        port: u16,
+        limit: Duration,
+    ) -> anyhow::Result<()> {
         let deadline = std::time::Instant::now() + limit;
         loop {
             let out = self.run(
                 Duration::from_secs(5),
                 "ss",
-                &["-Hltn", &format!("sport = :{port}")],
+                &[flags, &format!("sport = :{port}")],
             )?;
             if !out.stdout.is_empty() {
                 return Ok(());
             }
             if std::time::Instant::now() >= deadline {
                 bail!(
-                    "nothing listens on TCP port {port} in {} after {limit:?}",
+                    "nothing {what} port {port} in {} after {limit:?}",
                     self.name
                 );
             }
@@ -181,27 +199,53 @@ impl Drop for Netns {
 /// A background program, killed when dropped (after a grace period for the
 /// programs started with [`Netns::spawn_graceful`]).
 pub struct Background {
-    child: std::process::Child,
+    child: Child,
     /// Signal to send first, and how long to wait for the exit after it.
     stop: Option<(i32, Duration)>,
 }
 
 impl Drop for Background {
     fn drop(&mut self) {
-        if let Some((signal, grace)) = self.stop {
-            // SAFETY: plain kill(2) on our own, not yet reaped, child.
-            unsafe { libc::kill(self.child.id() as i32, signal) };
-            let deadline = std::time::Instant::now() + grace;
-            while std::time::Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+        if let Some((signal, grace)) = self.stop
+            && let Ok(Some(_)) = signal_and_wait(&mut self.child, signal, grace)
+        {
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends `signal` to `child`, then waits up to `limit` for it to exit: its
+/// status, or None while it still runs (the caller decides what then).
+pub fn signal_and_wait(
+    child: &mut Child,
+    signal: i32,
+    limit: Duration,
+) -> std::io::Result<Option<ExitStatus>> {
+    // SAFETY: plain kill(2) on our own, not yet reaped, child.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Stops `child` as a person would, with `signal`, and reaps it; one that
+/// has not exited after `limit` is killed, and that is an error.
+pub fn stop_child(child: &mut Child, signal: i32, limit: Duration) -> anyhow::Result<ExitStatus> {
+    if let Some(status) = signal_and_wait(child, signal, limit)? {
+        return Ok(status);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    bail!("ignored signal {signal} for {limit:?}, killed");
 }
 
 /// A scratch directory under the system's temporary directory, removed with
@@ -270,22 +314,15 @@ pub fn link(
         "netns",
         b.name(),
     ])?;
-    let ends = [
-        End {
-            ns: a.name().into(),
-            ifname: if_a,
-            mac: format!("02:00:00:00:{:02x}:01", id & 0xff),
-            v4: format!("{v4_net}.1"),
-            v6: format!("{v6_net}::1"),
-        },
-        End {
-            ns: b.name().into(),
-            ifname: if_b,
-            mac: format!("02:00:00:00:{:02x}:02", id & 0xff),
-            v4: format!("{v4_net}.2"),
-            v6: format!("{v6_net}::2"),
-        },
-    ];
+    // End `host` (1 or 2) of the link: its address and MAC end in `host`.
+    let end = |ns: &Netns, ifname: String, host: u8| End {
+        ns: ns.name().into(),
+        ifname,
+        mac: format!("02:00:00:00:{:02x}:{host:02x}", id & 0xff),
+        v4: format!("{v4_net}.{host}"),
+        v6: format!("{v6_net}::{host}"),
+    };
+    let ends = [end(a, if_a, 1), end(b, if_b, 2)];
     for (ns, end, peer) in [(a, &ends[0], &ends[1]), (b, &ends[1], &ends[0])] {
         let dev = end.ifname.as_str();
         ns.ip(&["link", "set", "dev", dev, "address", &end.mac])?;
@@ -316,6 +353,82 @@ pub fn link(
     }
     let [ea, eb] = ends;
     Ok((ea, eb))
+}
+
+/// The IPv4 documentation networks (RFC 5737), as [`link`] and
+/// [`host_and_peer`] take them: the /24 without its last byte.
+pub const TEST_NET_1: &str = "192.0.2";
+pub const TEST_NET_2: &str = "198.51.100";
+pub const TEST_NET_3: &str = "203.0.113";
+
+/// The IPv6 documentation /64 (RFC 3849) of link `id`, as [`link`] takes it.
+pub fn v6_net(id: u32) -> String {
+    format!("2001:db8:{id}")
+}
+
+/// How an end-to-end test opens: a host namespace and a peer namespace
+/// joined by one veth pair. Dropping it removes both namespaces (and so the
+/// link), also when the test panics.
+pub struct HostAndPeer {
+    pub host: Netns,
+    pub peer: Netns,
+    /// The host's end of the link: `.1`, `::1`.
+    pub host_if: End,
+    /// The peer's end: `.2`, `::2`.
+    pub peer_if: End,
+}
+
+/// Namespaces labelled `host` and `peer` joined by link `id` in `v4_net`
+/// (one of the `TEST_NET`s) and [`v6_net`]`(id)`. Not settled: the test
+/// calls [`settle`] (or [`HostAndPeer::settled`]) once the lab is built,
+/// after any further peers and the servers whose start it waits for.
+pub fn host_and_peer(host: &str, peer: &str, id: u32, v4_net: &str) -> anyhow::Result<HostAndPeer> {
+    let host = Netns::new(host)?;
+    let Peer {
+        ns: peer,
+        host_if,
+        peer_if,
+    } = Peer::of(&host, peer, id, v4_net)?;
+    Ok(HostAndPeer {
+        host,
+        peer,
+        host_if,
+        peer_if,
+    })
+}
+
+impl HostAndPeer {
+    /// The lab once [`settle`]d: for a test whose traffic may start now.
+    pub fn settled(self) -> Self {
+        settle();
+        self
+    }
+
+    /// Another peer of the host, on link `id` in `v4_net`.
+    pub fn add_peer(&self, label: &str, id: u32, v4_net: &str) -> anyhow::Result<Peer> {
+        Peer::of(&self.host, label, id, v4_net)
+    }
+}
+
+/// A namespace on the far side of a link from a host namespace.
+pub struct Peer {
+    pub ns: Netns,
+    /// The host's end of the link: `.1`, `::1`.
+    pub host_if: End,
+    /// The peer's end: `.2`, `::2`.
+    pub peer_if: End,
+}
+
+impl Peer {
+    fn of(host: &Netns, label: &str, id: u32, v4_net: &str) -> anyhow::Result<Self> {
+        let ns = Netns::new(label)?;
+        let (host_if, peer_if) = link(host, &ns, id, v4_net, &v6_net(id))?;
+        Ok(Self {
+            ns,
+            host_if,
+            peer_if,
+        })
+    }
 }
 
 /// Waits out the multicast listener reports the kernel sends when IPv6

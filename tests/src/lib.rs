@@ -6,6 +6,7 @@
 //! traffic, and cleanup on drop (so also when a test panics).
 
 pub mod capture;
+pub mod fixtures;
 pub mod kernel;
 pub mod lab;
 pub mod monitor_proc;

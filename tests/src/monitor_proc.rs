@@ -11,7 +11,10 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{lab::Netns, portconform_bin};
+use crate::{
+    lab::{self, Netns},
+    portconform_bin,
+};
 
 pub struct MonitorProc {
     child: Option<Child>,
@@ -67,6 +70,29 @@ impl MonitorProc {
         };
         proc.wait_for_attach(ifaces.len(), Duration::from_secs(30))?;
         Ok(proc)
+    }
+
+    /// [`start`](Self::start) classifying against the embedded `profile`
+    /// with the inventory file `inventory`, writing events to `events`: how
+    /// the end-to-end tests watch a lab host.
+    pub fn classifying(
+        ns: &Netns,
+        ifaces: &[&str],
+        profile: &str,
+        inventory: &str,
+        events: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        let mut args = vec![
+            "--profile",
+            profile,
+            "--inventory",
+            inventory,
+            "--events",
+            events,
+        ];
+        args.extend_from_slice(extra);
+        Self::start(ns, ifaces, &args)
     }
 
     /// Waits until the daemon has printed `count` stderr lines containing
@@ -150,20 +176,8 @@ impl MonitorProc {
 
     fn stop_now(&mut self) -> anyhow::Result<Finished> {
         let mut child = self.child.take().context("already stopped")?;
-        // SAFETY: plain kill(2) on our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("portconform ignored SIGTERM for 15 s");
-            }
-            thread::sleep(Duration::from_millis(20));
-        };
+        let status = lab::stop_child(&mut child, libc::SIGTERM, Duration::from_secs(15))
+            .context("portconform")?;
         let stdout = self
             .stdout
             .take()

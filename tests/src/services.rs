@@ -110,6 +110,41 @@ pub fn psql(ns: &Netns, addr: &str, query: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// A TCP echo server on `port` of `ns`, IPv4 and IPv6 (socat, a process
+/// per connection, each ended after `idle` seconds without data so that
+/// none outlives the test); returned once it listens.
+pub fn tcp_echo(ns: &Netns, port: u16, idle: u32) -> anyhow::Result<Background> {
+    let bg = ns.spawn(
+        "socat",
+        &[
+            "-T",
+            &idle.to_string(),
+            &format!("TCP6-LISTEN:{port},ipv6only=0,reuseaddr,fork"),
+            "EXEC:cat",
+        ],
+    )?;
+    ns.wait_tcp_listening(port, T)?;
+    Ok(bg)
+}
+
+/// Debian's dnsmasq serving DNS on `addr` (an address of `ns`) alone, with
+/// no upstream and no hosts file: `extra` gives its answers
+/// (`--address=/name/ip`). Not waited for: it may take a moment to bind.
+pub fn dnsmasq(ns: &Netns, addr: &str, extra: &[&str]) -> anyhow::Result<Background> {
+    let listen = format!("--listen-address={addr}");
+    let mut args = vec![
+        "--keep-in-foreground",
+        "--no-resolv",
+        "--no-hosts",
+        "--bind-interfaces",
+        &listen,
+        "--except-interface=lo",
+    ];
+    args.extend_from_slice(extra);
+    args.extend(["--pid-file", "--user=root"]);
+    ns.spawn("dnsmasq", &args)
+}
+
 /// Debian's memcached on 11211 in `ns` (IPv4 and IPv6, TCP only).
 pub fn memcached(ns: &Netns) -> anyhow::Result<Background> {
     let bg = ns.spawn(

@@ -12,7 +12,7 @@ use std::{
 };
 
 use portconform_tests::{
-    lab::{self, Background, End, Netns, TempDir},
+    lab::{self, Background, End, Netns, TEST_NET_1, TempDir},
     monitor_proc::{MonitorProc, read_events},
     services,
 };
@@ -36,11 +36,8 @@ struct Lab {
 }
 
 fn lab(id: u32, label: &str) -> Lab {
-    let node1 = Netns::new("node1").expect("ns");
-    let node2 = Netns::new("node2").expect("ns");
-    let (n1, n2) =
-        lab::link(&node1, &node2, id, "192.0.2", &format!("2001:db8:{id}")).expect("link");
-    for ns in [&node1, &node2] {
+    let nodes = lab::host_and_peer("node1", "node2", id, TEST_NET_1).expect("lab");
+    for ns in [&nodes.host, &nodes.peer] {
         ns.sysctl("net.ipv4.ip_local_port_range", CLIENT_PORTS)
             .expect("sysctl");
     }
@@ -48,10 +45,10 @@ fn lab(id: u32, label: &str) -> Lab {
     lab::settle();
     Lab {
         servers: Vec::new(),
-        node1,
-        node2,
-        n1,
-        n2,
+        node1: nodes.host,
+        node2: nodes.peer,
+        n1: nodes.host_if,
+        n2: nodes.peer_if,
         dir,
     }
 }
@@ -64,16 +61,13 @@ impl Lab {
     fn monitor(&self, profile: &str, inventory: &str) -> MonitorProc {
         let inv = self.dir.file("inventory.toml");
         std::fs::write(&inv, inventory).expect("inventory");
-        MonitorProc::start(
+        MonitorProc::classifying(
             &self.node1,
             &[&self.n1.ifname],
+            profile,
+            &inv,
+            &self.events_path(),
             &[
-                "--profile",
-                profile,
-                "--inventory",
-                &inv,
-                "--events",
-                &self.events_path(),
                 "--dynamic-ports",
                 DYNAMIC_PORTS,
                 "--handshake-timeout",
@@ -120,19 +114,7 @@ impl Lab {
 
 /// A TCP listener on `port` in `ns` (IPv4 and IPv6) that accepts and closes.
 fn listener(ns: &Netns, port: u16) -> Background {
-    let bg = ns
-        .spawn(
-            "socat",
-            &[
-                "-T",
-                "5",
-                &format!("TCP6-LISTEN:{port},ipv6only=0,reuseaddr,fork"),
-                "EXEC:cat",
-            ],
-        )
-        .expect("socat");
-    ns.wait_tcp_listening(port, T).expect("listener");
-    bg
+    services::tcp_echo(ns, port, 5).expect("listener")
 }
 
 /// One TCP connection attempt from `ns` (connect, then close), bounded by
@@ -327,23 +309,12 @@ fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
 #[test]
 fn an_unanswered_dns_query_is_a_udp_no_reply() {
     let mut lab = lab(63, "blocked-dns");
-    let dns = lab
-        .node2
-        .spawn(
-            "dnsmasq",
-            &[
-                "--keep-in-foreground",
-                "--no-resolv",
-                "--no-hosts",
-                "--bind-interfaces",
-                &format!("--listen-address={}", lab.n2.v4),
-                "--except-interface=lo",
-                "--address=/appliance.test/192.0.2.99",
-                "--pid-file",
-                "--user=root",
-            ],
-        )
-        .expect("dnsmasq");
+    let dns = services::dnsmasq(
+        &lab.node2,
+        &lab.n2.v4,
+        &["--address=/appliance.test/192.0.2.99"],
+    )
+    .expect("dnsmasq");
     lab.servers.push(dns);
     let inventory = format!(
         "nodes = [\"{}\"]\nlocal-dns = [\"{}\"]\n",

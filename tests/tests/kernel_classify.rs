@@ -4,70 +4,32 @@
 //! event; and for every frame, the kernel does what the same classifier
 //! compiled for the host says it should (the replay guarantee).
 
-use etherparse::{PacketBuilder, VlanId};
 use monitor::kernel_tables::KernelTables;
 use monitor_common::{
     classify::{Reason, Verdict, classify},
     flow::{EVENT_UNEXPECTED, FlowKey, Kstat},
     maps::{PROG_EGRESS, PROG_INGRESS},
-    packet::{self, TCP_ACK, TCP_SYN},
+    packet::{self, TCP_ACK, TCP_RST, TCP_SYN},
     stats::{PacketDir, slot_of},
 };
-use portconform_tests::kernel::{Kernel, profile_tables};
-
-const INVENTORY: &str = r#"
-nodes = ["192.0.2.0/24", "2001:db8:1::/64"]
-admin = ["198.51.100.7"]
-"#;
-const NODE1: [u8; 4] = [192, 0, 2, 1];
-const NODE2: [u8; 4] = [192, 0, 2, 2];
-const ADMIN: [u8; 4] = [198, 51, 100, 7];
-const STRANGER: [u8; 4] = [203, 0, 113, 9];
-const NODE1_V6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-const NODE2_V6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
-const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
-
-fn tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, flags: u8) -> Vec<u8> {
-    let mut b = PacketBuilder::ethernet2(MAC, MAC)
-        .ipv4(src, dst, 64)
-        .tcp(sport, dport, 1, 1024);
-    if flags & TCP_SYN != 0 {
-        b = b.syn();
-    }
-    if flags & TCP_ACK != 0 {
-        b = b.ack(1);
-    }
-    if flags & 0x04 != 0 {
-        b = b.rst();
-    }
-    let mut v = Vec::new();
-    b.write(&mut v, &[]).unwrap();
-    v
-}
-
-fn udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2(MAC, MAC)
-        .ipv4(src, dst, 64)
-        .udp(sport, dport)
-        .write(&mut v, b"q")
-        .unwrap();
-    v
-}
+use portconform_tests::{
+    fixtures::{
+        self, ADMIN, NODE1, NODE1_V6, NODE2, NODE2_V6, STRANGER, echo, tcp, tcp_carrying, udp, vlan,
+    },
+    kernel::{self, Kernel},
+};
 
 fn setup() -> (Kernel, KernelTables) {
-    let tables = profile_tables("thoughtspot", INVENTORY).expect("tables");
+    let tables = fixtures::tables().expect("tables");
     let mut kernel = Kernel::load().expect("load");
     kernel.enable_policy(&tables).expect("write tables");
     (kernel, tables)
 }
 
 fn run(kernel: &Kernel, dir: PacketDir, frame: &[u8]) {
-    let prog = match dir {
-        PacketDir::Ingress => PROG_INGRESS,
-        PacketDir::Egress => PROG_EGRESS,
-    };
-    kernel.run(prog, frame, 1).expect("test_run");
+    kernel
+        .run(kernel::program(dir), frame, 1)
+        .expect("test_run");
 }
 
 fn rule_of(tables: &KernelTables, port: &str) -> u16 {
@@ -140,7 +102,11 @@ fn a_flood_of_one_unexpected_flow_is_one_event_and_a_count() {
     kernel.run(PROG_INGRESS, &syn, 500).expect("test_run");
     // The host answers each with a reset: the same flow, counted as replies.
     kernel
-        .run(PROG_EGRESS, &tcp(NODE1, ADMIN, 7777, 40000, 0x14), 500)
+        .run(
+            PROG_EGRESS,
+            &tcp(NODE1, ADMIN, 7777, 40000, TCP_RST | TCP_ACK),
+            500,
+        )
         .expect("test_run");
     // Another source port of the same client is still the same flow.
     run(
@@ -179,14 +145,7 @@ fn a_flood_of_one_unexpected_flow_is_one_event_and_a_count() {
 fn events_carry_the_first_bytes_of_short_and_long_frames() {
     use monitor_common::flow::EVENT_HEADER_BYTES;
     let syn = |src, dst, dport, payload: usize| {
-        let mut frame = Vec::new();
-        PacketBuilder::ethernet2(MAC, MAC)
-            .ipv4(src, dst, 64)
-            .tcp(41000, dport, 1, 1024)
-            .syn()
-            .write(&mut frame, &vec![0xa5; payload])
-            .unwrap();
-        frame
+        tcp_carrying(src, dst, 41000, dport, TCP_SYN, &vec![0xa5; payload])
     };
     for payload in [0, 1, 7, 9, 74, 200] {
         let (mut kernel, _) = setup();
@@ -314,12 +273,12 @@ fn outbound_unexpected_and_udp_flows_are_oriented_by_service() {
     run(
         &kernel,
         PacketDir::Egress,
-        &udp(NODE1, STRANGER, 45000, 5353),
+        &udp(NODE1, STRANGER, 45000, 5353, b"q"),
     );
     run(
         &kernel,
         PacketDir::Ingress,
-        &udp(STRANGER, NODE1, 5353, 45000),
+        &udp(STRANGER, NODE1, 5353, 45000, b"q"),
     );
     let events = kernel.events().unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
@@ -343,35 +302,23 @@ fn kernel_and_host_classifier_agree_frame_by_frame() {
         (PacketDir::Ingress, tcp(ADMIN, NODE1, 50000, 2100, TCP_SYN)),
         (PacketDir::Ingress, tcp(STRANGER, NODE1, 50001, 22, TCP_SYN)),
         (PacketDir::Egress, tcp(NODE1, STRANGER, 50002, 443, TCP_SYN)),
-        (PacketDir::Ingress, udp(NODE2, NODE1, 40001, 53)),
+        (PacketDir::Ingress, udp(NODE2, NODE1, 40001, 53, b"q")),
         (PacketDir::Ingress, tcp(NODE2, NODE1, 40002, 6666, TCP_SYN)),
-        (PacketDir::Egress, tcp(NODE1, NODE2, 6666, 40002, 0x14)),
+        (
+            PacketDir::Egress,
+            tcp(NODE1, NODE2, 6666, 40002, TCP_RST | TCP_ACK),
+        ),
     ];
-    let mut v6 = Vec::new();
-    PacketBuilder::ethernet2(MAC, MAC)
-        .ipv6(NODE2_V6, NODE1_V6, 64)
-        .tcp(40003, 2181, 1, 1024)
-        .syn()
-        .write(&mut v6, &[])
-        .unwrap();
-    frames.push((PacketDir::Ingress, v6));
-    let mut echo = Vec::new();
-    PacketBuilder::ethernet2(MAC, MAC)
-        .ipv4(NODE2, NODE1, 64)
-        .icmpv4_echo_request(1, 1)
-        .write(&mut echo, b"p")
-        .unwrap();
-    frames.push((PacketDir::Ingress, echo));
-    let mut vlan = Vec::new();
-    PacketBuilder::ethernet2(MAC, MAC)
-        .single_vlan(VlanId::try_new(7).unwrap())
-        .ipv4(ADMIN, NODE1, 64)
-        .tcp(40004, 9999, 1, 1024)
-        .syn()
-        .write(&mut vlan, &[])
-        .unwrap();
-    frames.push((PacketDir::Ingress, vlan));
-    let mut frag = udp(NODE2, NODE1, 1, 2);
+    frames.push((
+        PacketDir::Ingress,
+        tcp(NODE2_V6, NODE1_V6, 40003, 2181, TCP_SYN),
+    ));
+    frames.push((PacketDir::Ingress, echo(NODE2, NODE1, false)));
+    frames.push((
+        PacketDir::Ingress,
+        vlan(tcp(ADMIN, NODE1, 40004, 9999, TCP_SYN), &[7]),
+    ));
+    let mut frag = udp(NODE2, NODE1, 1, 2, b"q");
     frag[14 + 7] = 0x10; // a later fragment
     frames.push((PacketDir::Ingress, frag));
 

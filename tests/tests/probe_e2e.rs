@@ -8,8 +8,8 @@
 use std::{process::Stdio, time::Duration};
 
 use portconform_tests::{
-    lab::{self, Netns, TempDir},
-    portconform_bin,
+    lab::{self, TEST_NET_1, TempDir},
+    portconform_bin, services,
 };
 use serde_json::Value;
 
@@ -92,9 +92,7 @@ source = "site.md:8"
 
 #[test]
 fn probe_tells_working_refused_filtered_and_unreachable_apart() {
-    let node = Netns::new("pnode").expect("ns");
-    let peer = Netns::new("ppeer").expect("ns");
-    let (n, p) = lab::link(&node, &peer, 71, "192.0.2", "2001:db8:71").expect("link");
+    let lab = lab::host_and_peer("pnode", "ppeer", 71, TEST_NET_1).expect("lab");
     let dir = TempDir::new("probe").expect("scratch");
     // The peer's firewall: 2181 dropped (filtered), 389 refused with an
     // administratively-prohibited ICMP (unreachable); 5432 has no listener
@@ -105,26 +103,13 @@ fn probe_tells_working_refused_filtered_and_unreachable_apart() {
         "table inet peer {\n  chain input {\n    type filter hook input priority 0;\n    tcp dport 2181 drop\n    tcp dport 389 reject with icmpx type admin-prohibited\n  }\n}\n",
     )
     .unwrap();
-    peer.run(T, "nft", &["-f", &rules]).expect("nft");
-    let _ssh = peer
+    lab.peer.run(T, "nft", &["-f", &rules]).expect("nft");
+    let _ssh = lab
+        .peer
         .spawn("socat", &["TCP-LISTEN:22,reuseaddr,fork", "EXEC:/bin/true"])
         .expect("listener");
-    peer.wait_tcp_listening(22, T).expect("listener up");
-    let _dns = peer
-        .spawn(
-            "dnsmasq",
-            &[
-                "--keep-in-foreground",
-                "--no-resolv",
-                "--no-hosts",
-                "--bind-interfaces",
-                &format!("--listen-address={}", p.v4),
-                "--except-interface=lo",
-                "--pid-file",
-                "--user=root",
-            ],
-        )
-        .expect("dnsmasq");
+    lab.peer.wait_tcp_listening(22, T).expect("listener up");
+    let _dns = services::dnsmasq(&lab.peer, &lab.peer_if.v4, &[]).expect("dnsmasq");
     lab::settle();
     let policy = dir.file("policy.toml");
     std::fs::write(&policy, POLICY).unwrap();
@@ -133,12 +118,13 @@ fn probe_tells_working_refused_filtered_and_unreachable_apart() {
         &inventory,
         format!(
             "nodes = [\"{}\"]\ndb = [\"{}\"]\ndns = [\"{}\"]\nweb = [\"198.51.100.0/24\"]\n",
-            n.v4, p.v4, p.v4
+            lab.host_if.v4, lab.peer_if.v4, lab.peer_if.v4
         ),
     )
     .unwrap();
     let bin = portconform_bin().display().to_string();
-    let out = node
+    let out = lab
+        .host
         .command(Duration::from_secs(60), &bin)
         .args(["probe", "--policy", &policy, "--inventory", &inventory])
         .args(["--timeout", "1s", "--rate", "20", "--format", "json"])
@@ -166,7 +152,7 @@ fn probe_tells_working_refused_filtered_and_unreachable_apart() {
         let r = by_port(port);
         assert_eq!(r["result"], result, "{r}");
         assert_eq!(r["plain"], plain, "{r}");
-        assert_eq!(r["addr"], p.v4, "{r}");
+        assert_eq!(r["addr"], lab.peer_if.v4, "{r}");
     }
     assert_eq!(by_port(53)["proto"], "udp");
     assert_eq!(by_port(389)["observed"]["icmp"]["code"], 13);

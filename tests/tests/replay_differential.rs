@@ -15,7 +15,6 @@ use std::{
     time::{Duration, UNIX_EPOCH},
 };
 
-use etherparse::PacketBuilder;
 use monitor::{
     enrich::{Clock, Enricher},
     events::{EventKind, EventRecord},
@@ -25,146 +24,25 @@ use monitor::{
 use monitor_common::{
     classify::Verdict,
     flow::{FlowEvent, Kstat},
-    maps::{PROG_EGRESS, PROG_INGRESS},
+    packet::{TCP_ACK, TCP_RST, TCP_SYN},
     stats::PacketDir,
 };
 use portconform_tests::{
-    kernel::{Kernel, profile_tables},
+    fixtures::{
+        self, ADMIN, INVENTORY, NODE1, NODE1_V6, NODE2, NODE2_V6, STRANGER, STRANGER_V6, echo,
+        fragment, tcp, tcp_carrying, udp, unreachable, vlan,
+    },
+    kernel::{self, Kernel},
     portconform_bin,
 };
 
-const INVENTORY: &str = r#"
-nodes = ["192.0.2.0/24", "2001:db8:1::/64"]
-admin = ["198.51.100.7"]
-"#;
-const NODE1: [u8; 4] = [192, 0, 2, 1];
-const NODE2: [u8; 4] = [192, 0, 2, 2];
-const ADMIN: [u8; 4] = [198, 51, 100, 7];
-const STRANGER: [u8; 4] = [203, 0, 113, 9];
-const NODE1_V6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-const NODE2_V6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
-const STRANGER_V6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
-const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
-const SYN: u8 = 0x02;
-const RST: u8 = 0x04;
-const ACK: u8 = 0x10;
 /// 2026-11-22T16:42:38Z, and the gap between packets.
 const T0: u64 = 1_795_365_758_000_000_000;
 const STEP: u64 = 1_000_003;
 
-fn tcp_builder(
-    b: etherparse::PacketBuilderStep<etherparse::TcpHeader>,
-    flags: u8,
-) -> etherparse::PacketBuilderStep<etherparse::TcpHeader> {
-    let mut b = b;
-    if flags & SYN != 0 {
-        b = b.syn();
-    }
-    if flags & ACK != 0 {
-        b = b.ack(1);
-    }
-    if flags & RST != 0 {
-        b = b.rst();
-    }
-    b
-}
-
-fn tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, flags: u8) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(MAC, MAC)
-        .ipv4(src, dst, 64)
-        .tcp(sport, dport, 1, 1024);
-    let mut v = Vec::new();
-    tcp_builder(b, flags).write(&mut v, &[]).unwrap();
-    v
-}
-
+/// A TCP segment between IPv6 addresses, with a byte of payload.
 fn tcp6(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16, flags: u8) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(MAC, MAC)
-        .ipv6(src, dst, 64)
-        .tcp(sport, dport, 1, 1024);
-    let mut v = Vec::new();
-    tcp_builder(b, flags).write(&mut v, b"x").unwrap();
-    v
-}
-
-fn udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2(MAC, MAC)
-        .ipv4(src, dst, 64)
-        .udp(sport, dport)
-        .write(&mut v, b"query")
-        .unwrap();
-    v
-}
-
-fn udp6(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16) -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2(MAC, MAC)
-        .ipv6(src, dst, 64)
-        .udp(sport, dport)
-        .write(&mut v, b"q")
-        .unwrap();
-    v
-}
-
-fn echo(src: [u8; 4], dst: [u8; 4], reply: bool) -> Vec<u8> {
-    let mut v = Vec::new();
-    let b = PacketBuilder::ethernet2(MAC, MAC).ipv4(src, dst, 64);
-    let b = if reply {
-        b.icmpv4_echo_reply(7, 1)
-    } else {
-        b.icmpv4_echo_request(7, 1)
-    };
-    b.write(&mut v, b"ping").unwrap();
-    v
-}
-
-fn echo6(src: [u8; 16], dst: [u8; 16], reply: bool) -> Vec<u8> {
-    let mut v = Vec::new();
-    let b = PacketBuilder::ethernet2(MAC, MAC).ipv6(src, dst, 64);
-    let b = if reply {
-        b.icmpv6_echo_reply(7, 1)
-    } else {
-        b.icmpv6_echo_request(7, 1)
-    };
-    b.write(&mut v, b"ping").unwrap();
-    v
-}
-
-fn unreachable(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2(MAC, MAC)
-        .ipv4(src, dst, 64)
-        .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
-            etherparse::icmpv4::DestUnreachableHeader::Port,
-        ))
-        .write(&mut v, &[0u8; 28])
-        .unwrap();
-    v
-}
-
-fn vlan(frame: Vec<u8>, tags: &[u16]) -> Vec<u8> {
-    let mut out = frame[..12].to_vec();
-    for (i, id) in tags.iter().enumerate() {
-        let tpid: u16 = if i + 1 < tags.len() { 0x88a8 } else { 0x8100 };
-        out.extend_from_slice(&tpid.to_be_bytes());
-        out.extend_from_slice(&id.to_be_bytes());
-    }
-    out.extend_from_slice(&frame[12..]);
-    out
-}
-
-/// IPv4 fragment of a UDP datagram: the first carries the ports, a later
-/// one does not.
-fn fragment(src: [u8; 4], dst: [u8; 4], later: bool) -> Vec<u8> {
-    let mut f = udp(src, dst, 40100, 9999);
-    if later {
-        f[14 + 6] = 0x00;
-        f[14 + 7] = 0x10;
-    } else {
-        f[14 + 6] = 0x20; // more fragments
-    }
-    f
+    tcp_carrying(src, dst, sport, dport, flags, b"x")
 }
 
 /// The corpus: (direction as the host sees it, frame).
@@ -172,38 +50,44 @@ fn corpus() -> Vec<(PacketDir, Vec<u8>)> {
     use PacketDir::{Egress as Out, Ingress as In};
     let mut c = vec![
         // Allowed ZooKeeper between nodes, both ways of a handshake.
-        (In, tcp(NODE2, NODE1, 40000, 2181, SYN)),
-        (Out, tcp(NODE1, NODE2, 2181, 40000, SYN | ACK)),
-        (In, tcp(NODE2, NODE1, 40000, 2181, ACK)),
+        (In, tcp(NODE2, NODE1, 40000, 2181, TCP_SYN)),
+        (Out, tcp(NODE1, NODE2, 2181, 40000, TCP_SYN | TCP_ACK)),
+        (In, tcp(NODE2, NODE1, 40000, 2181, TCP_ACK)),
         // Admin on an allowed debug port and on a port only nodes may use.
-        (In, tcp(ADMIN, NODE1, 50000, 2101, SYN)),
-        (In, tcp(ADMIN, NODE1, 50000, 2100, SYN)),
-        (Out, tcp(NODE1, ADMIN, 2100, 50000, RST | ACK)),
+        (In, tcp(ADMIN, NODE1, 50000, 2101, TCP_SYN)),
+        (In, tcp(ADMIN, NODE1, 50000, 2100, TCP_SYN)),
+        (Out, tcp(NODE1, ADMIN, 2100, 50000, TCP_RST | TCP_ACK)),
         // Strangers: SSH in, then HTTPS out, each answered.
-        (In, tcp(STRANGER, NODE1, 50001, 22, SYN)),
-        (Out, tcp(NODE1, STRANGER, 22, 50001, SYN | ACK)),
-        (In, tcp(STRANGER, NODE1, 50001, 22, ACK)),
-        (Out, tcp(NODE1, STRANGER, 50002, 443, SYN)),
-        (In, tcp(STRANGER, NODE1, 443, 50002, SYN | ACK)),
+        (In, tcp(STRANGER, NODE1, 50001, 22, TCP_SYN)),
+        (Out, tcp(NODE1, STRANGER, 22, 50001, TCP_SYN | TCP_ACK)),
+        (In, tcp(STRANGER, NODE1, 50001, 22, TCP_ACK)),
+        (Out, tcp(NODE1, STRANGER, 50002, 443, TCP_SYN)),
+        (In, tcp(STRANGER, NODE1, 443, 50002, TCP_SYN | TCP_ACK)),
         // An unexpected port, refused by resets, retried from new ports.
-        (In, tcp(ADMIN, NODE1, 40010, 6666, SYN)),
-        (Out, tcp(NODE1, ADMIN, 6666, 40010, RST | ACK)),
-        (In, tcp(ADMIN, NODE1, 40011, 6666, SYN)),
-        (Out, tcp(NODE1, ADMIN, 6666, 40011, RST | ACK)),
+        (In, tcp(ADMIN, NODE1, 40010, 6666, TCP_SYN)),
+        (Out, tcp(NODE1, ADMIN, 6666, 40010, TCP_RST | TCP_ACK)),
+        (In, tcp(ADMIN, NODE1, 40011, 6666, TCP_SYN)),
+        (Out, tcp(NODE1, ADMIN, 6666, 40011, TCP_RST | TCP_ACK)),
         // A connection already open when the capture began (no SYN).
-        (In, tcp(STRANGER, NODE1, 51000, 8443, ACK)),
-        (Out, tcp(NODE1, STRANGER, 8443, 51000, ACK)),
+        (In, tcp(STRANGER, NODE1, 51000, 8443, TCP_ACK)),
+        (Out, tcp(NODE1, STRANGER, 8443, 51000, TCP_ACK)),
         // UDP: DNS out to a stranger and its answer; a node's query in.
-        (Out, udp(NODE1, STRANGER, 45000, 5353)),
-        (In, udp(STRANGER, NODE1, 5353, 45000)),
-        (In, udp(NODE2, NODE1, 40001, 53)),
+        (Out, udp(NODE1, STRANGER, 45000, 5353, b"query")),
+        (In, udp(STRANGER, NODE1, 5353, 45000, b"query")),
+        (In, udp(NODE2, NODE1, 40001, 53, b"query")),
         // IPv6.
-        (In, tcp6(NODE2_V6, NODE1_V6, 40003, 2181, SYN)),
-        (Out, tcp6(NODE1_V6, NODE2_V6, 2181, 40003, SYN | ACK)),
-        (In, tcp6(STRANGER_V6, NODE1_V6, 40004, 2181, SYN)),
-        (Out, tcp6(NODE1_V6, STRANGER_V6, 2181, 40004, RST | ACK)),
-        (Out, udp6(NODE1_V6, STRANGER_V6, 40005, 123)),
-        (In, udp6(STRANGER_V6, NODE1_V6, 123, 40005)),
+        (In, tcp6(NODE2_V6, NODE1_V6, 40003, 2181, TCP_SYN)),
+        (
+            Out,
+            tcp6(NODE1_V6, NODE2_V6, 2181, 40003, TCP_SYN | TCP_ACK),
+        ),
+        (In, tcp6(STRANGER_V6, NODE1_V6, 40004, 2181, TCP_SYN)),
+        (
+            Out,
+            tcp6(NODE1_V6, STRANGER_V6, 2181, 40004, TCP_RST | TCP_ACK),
+        ),
+        (Out, udp(NODE1_V6, STRANGER_V6, 40005, 123, b"q")),
+        (In, udp(STRANGER_V6, NODE1_V6, 123, 40005, b"q")),
         // ICMP: echo both ways, errors.
         (In, echo(NODE2, NODE1, false)),
         (Out, echo(NODE1, NODE2, true)),
@@ -211,14 +95,14 @@ fn corpus() -> Vec<(PacketDir, Vec<u8>)> {
         (Out, echo(NODE1, STRANGER, true)),
         (Out, echo(NODE1, STRANGER, false)),
         (In, echo(STRANGER, NODE1, true)),
-        (In, echo6(STRANGER_V6, NODE1_V6, false)),
-        (Out, echo6(NODE1_V6, STRANGER_V6, true)),
+        (In, echo(STRANGER_V6, NODE1_V6, false)),
+        (Out, echo(NODE1_V6, STRANGER_V6, true)),
         (In, unreachable(STRANGER, NODE1)),
         (Out, unreachable(NODE1, STRANGER)),
         // VLAN and QinQ.
-        (In, vlan(tcp(ADMIN, NODE1, 40020, 9999, SYN), &[7])),
-        (In, vlan(tcp(ADMIN, NODE1, 40021, 9999, SYN), &[100, 7])),
-        (In, vlan(tcp(NODE2, NODE1, 40022, 2181, SYN), &[7])),
+        (In, vlan(tcp(ADMIN, NODE1, 40020, 9999, TCP_SYN), &[7])),
+        (In, vlan(tcp(ADMIN, NODE1, 40021, 9999, TCP_SYN), &[100, 7])),
+        (In, vlan(tcp(NODE2, NODE1, 40022, 2181, TCP_SYN), &[7])),
         // Fragments: the first is judged by its ports, later ones are not.
         (In, fragment(STRANGER, NODE1, false)),
         (In, fragment(STRANGER, NODE1, true)),
@@ -226,8 +110,11 @@ fn corpus() -> Vec<(PacketDir, Vec<u8>)> {
     ];
     // A flood of one unexpected flow from random ports: one event, counts.
     for i in 0..20u16 {
-        c.push((In, tcp(STRANGER, NODE1, 30000 + i, 7777, SYN)));
-        c.push((Out, tcp(NODE1, STRANGER, 7777, 30000 + i, RST | ACK)));
+        c.push((In, tcp(STRANGER, NODE1, 30000 + i, 7777, TCP_SYN)));
+        c.push((
+            Out,
+            tcp(NODE1, STRANGER, 7777, 30000 + i, TCP_RST | TCP_ACK),
+        ));
     }
     c
 }
@@ -288,11 +175,9 @@ fn through_kernel(
     let mut events = Vec::new();
     for (i, (dir, frame)) in frames.iter().enumerate() {
         let (rules_before, stats_before) = (rule_counts(&kernel), kstats(&kernel));
-        let prog = match dir {
-            PacketDir::Ingress => PROG_INGRESS,
-            PacketDir::Egress => PROG_EGRESS,
-        };
-        kernel.run(prog, frame, 1).expect("test_run");
+        kernel
+            .run(kernel::program(*dir), frame, 1)
+            .expect("test_run");
         let (rules_after, stats_after) = (rule_counts(&kernel), kstats(&kernel));
         let bumped: Vec<u16> = (0..rules)
             .filter(|&r| rules_after[r] != rules_before[r])
@@ -343,7 +228,7 @@ fn without_times(r: &EventRecord) -> EventRecord {
 
 #[test]
 fn kernel_and_replay_decide_and_report_identically() {
-    let tables = profile_tables("thoughtspot", INVENTORY).expect("tables");
+    let tables = fixtures::tables().expect("tables");
     let frames = corpus();
     let dir = std::env::temp_dir().join(format!("pct-{}-replay-diff", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -26,7 +26,7 @@ use std::{
 
 use portconform_tests::{
     capture::Tcpdump,
-    lab::{self, Background, End, Netns, TempDir, sh},
+    lab::{self, Background, End, Netns, TEST_NET_1, TEST_NET_2, TempDir, sh},
     monitor_proc::{read_events, run_portconform},
     services, tshark,
 };
@@ -115,25 +115,6 @@ fn ip(s: &str) -> IpAddr {
     s.parse().expect("address")
 }
 
-/// Waits (bounded) until something in `ns` has UDP `port` bound.
-fn wait_udp_bound(ns: &Netns, port: u16) {
-    let deadline = std::time::Instant::now() + T;
-    loop {
-        let out = ns
-            .run(T, "ss", &["-Hlun", &format!("sport = :{port}")])
-            .expect("ss");
-        if !out.stdout.is_empty() {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nothing bound UDP {port} in {}",
-            ns.name()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// An echo server: TCP (`tcp`) or UDP, IPv6 socket taking IPv4 too.
 /// `-T 3` ends each forked child after 3 idle seconds, so none outlives
 /// the test (killing the listener does not kill its children).
@@ -147,7 +128,7 @@ fn echo_server(ns: &Netns, proto: &str, port: u16) -> Background {
         .expect("socat server");
     match proto {
         "tcp" => ns.wait_tcp_listening(port, T).expect("listening"),
-        _ => wait_udp_bound(ns, port),
+        _ => ns.wait_udp_bound(port, T).expect("bound"),
     }
     bg
 }
@@ -308,11 +289,11 @@ fn tshark_packet_flows(pcaps: &[&Path]) -> BTreeMap<Key, Counts> {
 #[test]
 fn replay_counts_every_flow_as_tshark_does() {
     let dir = TempDir::new("oracle").expect("dir");
-    let host = Netns::new("orhost").expect("ns");
-    let client = Netns::new("orcli").expect("ns");
-    let peer = Netns::new("orpeer").expect("ns");
-    let (h, c) = lab::link(&host, &client, 91, "192.0.2", "2001:db8:91").expect("link");
-    let (hp, p) = lab::link(&host, &peer, 92, "198.51.100", "2001:db8:92").expect("link");
+    let lab = lab::host_and_peer("orhost", "orcli", 91, TEST_NET_1).expect("lab");
+    let far = lab.add_peer("orpeer", 92, TEST_NET_2).expect("second link");
+    // The lab's first peer is the client; the peer proper is on the second link.
+    let (host, client, h, c) = (lab.host, lab.peer, lab.host_if, lab.peer_if);
+    let (peer, hp, p) = (far.ns, far.host_if, far.peer_if);
     // Servers first in, last out of scope: they stop before the namespaces go.
     let servers = [
         echo_server(&host, "tcp", 7001),

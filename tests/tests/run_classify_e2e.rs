@@ -19,7 +19,7 @@ use std::{
 };
 
 use portconform_tests::{
-    lab::{self, Background, End, Netns, TempDir, sh},
+    lab::{self, Background, End, Netns, TEST_NET_1, TEST_NET_2, TempDir, sh},
     monitor_proc::{MonitorProc, read_events, run_portconform},
     services,
 };
@@ -66,20 +66,11 @@ struct Lab {
 /// A lab whose veth pairs use `id` and `id + 1` (distinct per test, so tests
 /// may run side by side), settled, with the inventory written.
 fn lab(id: u32) -> Lab {
-    let node1 = Netns::new("node1").expect("ns");
-    let node2 = Netns::new("node2").expect("ns");
-    let admin = Netns::new("admin").expect("ns");
-    let (n1, n2) =
-        lab::link(&node1, &node2, id, "192.0.2", &format!("2001:db8:{id}")).expect("link");
-    let (a1, adm) = lab::link(
-        &node1,
-        &admin,
-        id + 1,
-        "198.51.100",
-        &format!("2001:db8:{}", id + 1),
-    )
-    .expect("link");
-    for ns in [&node1, &node2, &admin] {
+    let nodes = lab::host_and_peer("node1", "node2", id, TEST_NET_1).expect("lab");
+    let admin = nodes
+        .add_peer("admin", id + 1, TEST_NET_2)
+        .expect("admin link");
+    for ns in [&nodes.host, &nodes.peer, &admin.ns] {
         ns.sysctl("net.ipv4.ip_local_port_range", CLIENT_PORTS)
             .expect("sysctl");
     }
@@ -88,20 +79,20 @@ fn lab(id: u32) -> Lab {
         dir.path().join("inventory.toml"),
         format!(
             "nodes = [\"192.0.2.0/24\", \"2001:db8:{id}::/64\"]\nadmin = [\"{}\", \"{}\"]\n",
-            adm.v4, adm.v6
+            admin.peer_if.v4, admin.peer_if.v6
         ),
     )
     .expect("inventory");
     lab::settle();
     Lab {
         servers: Vec::new(),
-        node1,
-        node2,
-        admin,
-        n1,
-        n2,
-        a1,
-        adm,
+        node1: nodes.host,
+        node2: nodes.peer,
+        admin: admin.ns,
+        n1: nodes.host_if,
+        n2: nodes.peer_if,
+        a1: admin.host_if,
+        adm: admin.peer_if,
         dir,
     }
 }
@@ -116,16 +107,13 @@ impl Lab {
     /// `refresh` seconds and on exit.
     fn monitor(&self, refresh: &str) -> MonitorProc {
         let (inventory, events) = (self.dir.file("inventory.toml"), self.events_path());
-        MonitorProc::start(
+        MonitorProc::classifying(
             &self.node1,
             &[&self.n1.ifname, &self.a1.ifname],
+            "thoughtspot",
+            &inventory,
+            &events,
             &[
-                "--profile",
-                "thoughtspot",
-                "--inventory",
-                &inventory,
-                "--events",
-                &events,
                 "--refresh",
                 refresh,
                 "--dynamic-ports",
@@ -181,19 +169,7 @@ impl Lab {
 /// A TCP echo server (socat, one process per connection, each ended after
 /// 10 s idle) on `port` in `ns`, IPv4 and IPv6; returns once it listens.
 fn echo_server(ns: &Netns, port: u16) -> Background {
-    let bg = ns
-        .spawn(
-            "socat",
-            &[
-                "-T",
-                "10",
-                &format!("TCP6-LISTEN:{port},ipv6only=0,reuseaddr,fork"),
-                "EXEC:cat",
-            ],
-        )
-        .expect("socat");
-    ns.wait_tcp_listening(port, T).expect("echo server");
-    bg
+    services::tcp_echo(ns, port, 10).expect("echo server")
 }
 
 // ------------------------------------------------------------ the clients --
@@ -864,14 +840,10 @@ fn client_reconnecting_from_new_ports_is_one_flow() {
 /// Waits (bounded) until tcpdump has opened its output file, which it does
 /// once capturing.
 fn wait_for_file(path: &str) {
-    let deadline = std::time::Instant::now() + T;
-    while std::fs::metadata(path).map_or(true, |m| m.len() < 24) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{path} never appeared"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        || std::fs::metadata(path).is_ok_and(|m| m.len() >= 24),
+        &format!("{path} never appeared"),
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use portconform_tests::{
-    lab::{self, End, Netns, xdp_attached},
+    lab::{self, End, Netns, TEST_NET_1, TEST_NET_2, xdp_attached},
     monitor_proc::{MonitorProc, run_portconform},
 };
 
@@ -54,19 +54,16 @@ struct Lab {
 }
 
 fn lab() -> Lab {
-    let host = Netns::new("host").expect("ns");
-    let peer1 = Netns::new("peer1").expect("ns");
-    let peer2 = Netns::new("peer2").expect("ns");
-    let (h1, p1) = lab::link(&host, &peer1, 1, "192.0.2", "2001:db8:1").expect("link 1");
-    let (h2, _p2) = lab::link(&host, &peer2, 2, "198.51.100", "2001:db8:2").expect("link 2");
+    let one = lab::host_and_peer("host", "peer1", 1, TEST_NET_1).expect("link 1");
+    let two = one.add_peer("peer2", 2, TEST_NET_2).expect("link 2");
     lab::settle();
     Lab {
-        host,
-        peer1,
-        peer2,
-        h1,
-        p1,
-        h2,
+        host: one.host,
+        peer1: one.peer,
+        peer2: two.ns,
+        h1: one.host_if,
+        p1: one.peer_if,
+        h2: two.host_if,
     }
 }
 

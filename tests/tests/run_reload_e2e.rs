@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use portconform_tests::{
-    lab::{self, Netns, TempDir, xdp_attached},
+    fixtures::node_and_admin,
+    lab::{self, Netns, TEST_NET_3, TempDir, xdp_attached},
     monitor_proc::{MonitorProc, read_events},
 };
 
@@ -34,71 +35,62 @@ fn unexpected_ports(events: &str) -> Vec<u64> {
 #[test]
 fn inventory_changes_and_sighup_reload_without_detaching() {
     let dir = TempDir::new("reload").expect("dir");
-    let host = Netns::new("rlhost").expect("ns");
-    let peer = Netns::new("rlpeer").expect("ns");
-    let (h, p) = lab::link(&host, &peer, 71, "203.0.113", "2001:db8:71").expect("link");
-    lab::settle();
+    let lab = lab::host_and_peer("rlhost", "rlpeer", 71, TEST_NET_3)
+        .expect("lab")
+        .settled();
     let inventory = dir.file("inventory.toml");
-    std::fs::write(
-        &inventory,
-        format!("nodes = [\"{}/32\"]\nadmin = [\"{}\"]\n", h.v4, p.v4),
-    )
-    .unwrap();
+    std::fs::write(&inventory, node_and_admin(&lab.host_if, &lab.peer_if)).unwrap();
     let events = dir.file("events.jsonl");
-    let mut mon = MonitorProc::start(
-        &host,
-        &[h.ifname.as_str()],
-        &[
-            "--profile",
-            "thoughtspot",
-            "--inventory",
-            &inventory,
-            "--events",
-            &events,
-            "--interval",
-            "30",
-        ],
+    let mut mon = MonitorProc::classifying(
+        &lab.host,
+        &[lab.host_if.ifname.as_str()],
+        "thoughtspot",
+        &inventory,
+        &events,
+        &["--interval", "30"],
     )
     .expect("start");
 
     // The admin host may not use ZooKeeper's peer port 2888 (nodes only).
-    syn(&peer, &h.v4, 2888, 41000);
+    syn(&lab.peer, &lab.host_if.v4, 2888, 41000);
     // The admin host becomes a node: the daemon notices the file change.
     std::fs::write(
         &inventory,
-        format!("nodes = [\"{}/32\", \"{}/32\"]\nadmin = []\n", h.v4, p.v4),
+        format!(
+            "nodes = [\"{}/32\", \"{}/32\"]\nadmin = []\n",
+            lab.host_if.v4, lab.peer_if.v4
+        ),
     )
     .unwrap();
     mon.wait_stderr("policy reloaded", 1, RELOAD)
         .expect("reload after the edit");
     assert!(
-        xdp_attached(&host, &h.ifname).unwrap(),
+        xdp_attached(&lab.host, &lab.host_if.ifname).unwrap(),
         "a reload must not detach"
     );
-    syn(&peer, &h.v4, 3888, 41001); // now allowed: nodes only, and it is a node
-    syn(&peer, &h.v4, 6666, 41002); // still undocumented: classification goes on
+    syn(&lab.peer, &lab.host_if.v4, 3888, 41001); // now allowed: nodes only, and it is a node
+    syn(&lab.peer, &lab.host_if.v4, 6666, 41002); // still undocumented: classification goes on
 
     // A broken inventory is refused with its line; the policy stays.
     std::fs::write(
         &inventory,
-        format!("nodes = [\"{}/32\"]\nadmin = [\"not-an-address!\"]\n", h.v4),
+        format!(
+            "nodes = [\"{}/32\"]\nadmin = [\"not-an-address!\"]\n",
+            lab.host_if.v4
+        ),
     )
     .unwrap();
     mon.wait_stderr("the current policy stays in force", 1, RELOAD)
         .expect("refused reload");
-    syn(&peer, &h.v4, 3889, 41003); // still judged by the last good policy
-    syn(&peer, &h.v4, 6667, 41004);
+    syn(&lab.peer, &lab.host_if.v4, 3889, 41003); // still judged by the last good policy
+    syn(&lab.peer, &lab.host_if.v4, 6667, 41004);
 
     // Fixed, and reloaded on demand.
-    std::fs::write(
-        &inventory,
-        format!("nodes = [\"{}/32\"]\nadmin = [\"{}\"]\n", h.v4, p.v4),
-    )
-    .unwrap();
+    std::fs::write(&inventory, node_and_admin(&lab.host_if, &lab.peer_if)).unwrap();
     mon.signal(libc::SIGHUP);
     mon.wait_stderr("policy reloaded", 2, RELOAD)
         .expect("reload after SIGHUP or the edit");
-    syn(&peer, &h.v4, 3888, 41005); // a node port again off limits for the admin host
+    syn(&lab.peer, &lab.host_if.v4, 3888, 41005); // a node port again off limits for the admin host
     std::thread::sleep(Duration::from_millis(300));
 
     let done = mon.stop().expect("stop");

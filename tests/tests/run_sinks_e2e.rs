@@ -5,7 +5,8 @@
 use std::{process::Command, time::Duration};
 
 use portconform_tests::{
-    lab::{self, Netns, TempDir, sh},
+    fixtures::node_and_admin,
+    lab::{self, TEST_NET_3, TempDir, sh},
     monitor_proc::{MonitorProc, read_events},
 };
 
@@ -15,51 +16,46 @@ const PORTS: [u16; 3] = [7001, 7002, 7003];
 #[test]
 fn pcapng_opens_in_tshark_and_metrics_count_the_same_flows() {
     let dir = TempDir::new("sinks").expect("dir");
-    let host = Netns::new("sinkhost").expect("ns");
-    let peer = Netns::new("sinkpeer").expect("ns");
-    let (h, p) = lab::link(&host, &peer, 61, "203.0.113", "2001:db8:61").expect("link");
-    lab::settle();
+    let lab = lab::host_and_peer("sinkhost", "sinkpeer", 61, TEST_NET_3)
+        .expect("lab")
+        .settled();
     let inventory = dir.file("inventory.toml");
-    std::fs::write(
-        &inventory,
-        format!("nodes = [\"{}/32\"]\nadmin = [\"{}\"]\n", h.v4, p.v4),
-    )
-    .unwrap();
+    std::fs::write(&inventory, node_and_admin(&lab.host_if, &lab.peer_if)).unwrap();
     let (events, pcap) = (dir.file("events.jsonl"), dir.file("unexpected.pcapng"));
-    let mon = MonitorProc::start(
-        &host,
-        &[h.ifname.as_str()],
-        &[
-            "--profile",
-            "thoughtspot",
-            "--inventory",
-            &inventory,
-            "--events",
-            &events,
-            "--pcap",
-            &pcap,
-            "--metrics",
-            "9464",
-            "--interval",
-            "0.5",
-        ],
+    let mon = MonitorProc::classifying(
+        &lab.host,
+        &[lab.host_if.ifname.as_str()],
+        "thoughtspot",
+        &inventory,
+        &events,
+        &["--pcap", &pcap, "--metrics", "9464", "--interval", "0.5"],
     )
     .expect("start");
 
     // Three SYNs to three ports no rule names (closed: each answered by a reset).
     for port in PORTS {
         let port = port.to_string();
-        let _ = peer.run(
+        let _ = lab.peer.run(
             T,
             "hping3",
             &[
-                "-q", "-S", "-s", "40000", "-k", "-p", &port, "-c", "1", &h.v4,
+                "-q",
+                "-S",
+                "-s",
+                "40000",
+                "-k",
+                "-p",
+                &port,
+                "-c",
+                "1",
+                &lab.host_if.v4,
             ],
         );
     }
     std::thread::sleep(Duration::from_millis(1200));
     // Scrape from inside the host namespace: the endpoint binds its loopback.
-    let scrape = host
+    let scrape = lab
+        .host
         .run(
             T,
             "sh",
@@ -121,15 +117,15 @@ fn pcapng_opens_in_tshark_and_metrics_count_the_same_flows() {
         "one packet per unexpected flow: {rows:?}"
     );
     for (row, port) in rows.iter().zip(PORTS) {
-        assert_eq!(row[0], h.ifname);
+        assert_eq!(row[0], lab.host_if.ifname);
         assert_eq!(
             (row[1].as_str(), row[2].as_str()),
-            (p.v4.as_str(), h.v4.as_str())
+            (lab.peer_if.v4.as_str(), lab.host_if.v4.as_str())
         );
         assert_eq!(row[3], port.to_string());
         assert!(row[4] == "1" || row[4] == "True", "a SYN: {row:?}");
         assert!(
-            row[5].contains(&format!("{}:{port}", h.v4)) && row[5].contains("UNEXPECTED"),
+            row[5].contains(&format!("{}:{port}", lab.host_if.v4)) && row[5].contains("UNEXPECTED"),
             "{row:?}"
         );
     }

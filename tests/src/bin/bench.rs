@@ -6,10 +6,13 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use etherparse::PacketBuilder;
-use monitor_common::maps::{PROG_EGRESS, PROG_INGRESS, PROG_TC_PASS, PROG_XDP_PASS};
+use monitor_common::{
+    maps::{PROG_EGRESS, PROG_INGRESS, PROG_TC_PASS, PROG_XDP_PASS},
+    packet::{TCP_ACK, TCP_SYN},
+};
 use portconform_tests::{
-    kernel::{self, Kernel},
+    fixtures::{self, ADMIN, INVENTORY, NODE1, NODE1_V6, NODE2, tcp},
+    kernel::Kernel,
     packets::{self, corpus},
 };
 
@@ -159,38 +162,6 @@ fn parse_args() -> anyhow::Result<(u32, Option<String>)> {
     Ok((repeat, only))
 }
 
-const INVENTORY: &str =
-    "nodes = [\"192.0.2.0/24\", \"2001:db8:1::/64\"]\nadmin = [\"198.51.100.7\"]\n";
-
-fn v4_syn(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
-    v4_tcp(src, dst, sport, dport, true)
-}
-
-fn v4_tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, syn: bool) -> Vec<u8> {
-    let mut v = Vec::new();
-    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-        .ipv4(src, dst, 64)
-        .tcp(sport, dport, 1, 1024);
-    let b = if syn { b.syn() } else { b.ack(1) };
-    b.write(&mut v, &[]).expect("builds");
-    v
-}
-
-/// A SYN from `src` to node1's IPv6 address.
-fn v6_syn(src: [u8; 16], dport: u16) -> Vec<u8> {
-    let mut dst = [0u8; 16];
-    dst[..6].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 1]);
-    dst[15] = 1;
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-        .ipv6(src, dst, 64)
-        .tcp(40000, dport, 1, 1024)
-        .syn()
-        .write(&mut v, &[])
-        .expect("builds");
-    v
-}
-
 /// A documentation-range IPv6 source unique to (`tag`, `i`).
 fn unique_src(tag: u32, i: u32) -> [u8; 16] {
     let mut src = [0u8; 16];
@@ -205,7 +176,7 @@ fn unique_src(tag: u32, i: u32) -> [u8; 16] {
 /// an unexpected flow already in the LRU, and first sightings (LRU insert
 /// plus a ring-buffer event), each against XDP_PASS on the same frames.
 fn classifier(repeat: u32) -> anyhow::Result<()> {
-    let tables = kernel::profile_tables("thoughtspot", INVENTORY)?;
+    let tables = fixtures::tables()?;
     let mut k = Kernel::load()?;
     k.enable_policy(&tables)?;
     println!(
@@ -216,20 +187,20 @@ fn classifier(repeat: u32) -> anyhow::Result<()> {
         "path", "xdp_pass", "pc_ingress", "ratio"
     );
     // Most allowed packets are a connection's data: no SYN, no tracking.
-    let data = v4_tcp([192, 0, 2, 2], [192, 0, 2, 1], 40000, 2181, false);
+    let data = tcp(NODE2, NODE1, 40000, 2181, TCP_ACK);
     let (b, p, r) = measure(&k, PROG_XDP_PASS, PROG_INGRESS, &data, repeat)?;
     println!(
         "{:<36} {b:>10.1} {p:>10.1} {r:>6.2}x",
         "allowed data (node -> 2181 ACK)"
     );
     // A SYN of a required rule also records the attempt (a hash update).
-    let allowed = v4_syn([192, 0, 2, 2], [192, 0, 2, 1], 40000, 2181);
+    let allowed = tcp(NODE2, NODE1, 40000, 2181, TCP_SYN);
     let (b, p, r) = measure(&k, PROG_XDP_PASS, PROG_INGRESS, &allowed, repeat)?;
     println!(
         "{:<36} {b:>10.1} {p:>10.1} {r:>6.2}x",
         "allowed SYN, required (+ attempt)"
     );
-    let seen = v4_syn([198, 51, 100, 7], [192, 0, 2, 1], 40000, 7777);
+    let seen = tcp(ADMIN, NODE1, 40000, 7777, TCP_SYN);
     k.run(PROG_INGRESS, &seen, 1)?;
     let (b, p, r) = measure(&k, PROG_XDP_PASS, PROG_INGRESS, &seen, repeat)?;
     println!(
@@ -239,7 +210,7 @@ fn classifier(repeat: u32) -> anyhow::Result<()> {
     // First sightings: every frame a new flow, so one run per frame; the
     // kernel's per-run timer resolution shows, and the baseline has the same.
     let frames: Vec<Vec<u8>> = (0..8192u32)
-        .map(|i| v6_syn(unique_src(1, i), 7000))
+        .map(|i| tcp(unique_src(1, i), NODE1_V6, 40000, 7000, TCP_SYN))
         .collect();
     let (mut base, mut prog) = (0f64, 0f64);
     for f in &frames {
@@ -272,7 +243,7 @@ fn daemon() -> anyhow::Result<()> {
         enrich::{Clock, Enricher, Reported},
         events::{JsonlWriter, Rotation},
     };
-    let tables = kernel::profile_tables("thoughtspot", INVENTORY)?;
+    let tables = fixtures::tables()?;
     let mut k = Kernel::load()?;
     k.enable_policy(&tables)?;
     let mut ring = k.take_events()?;
@@ -305,7 +276,8 @@ fn daemon() -> anyhow::Result<()> {
     let mut lines = String::new();
     for round in 0..rounds {
         for i in 0..per_round {
-            k.run(PROG_INGRESS, &v6_syn(unique_src(0x100 + round, i), 7000), 1)?;
+            let syn = tcp(unique_src(0x100 + round, i), NODE1_V6, 40000, 7000, TCP_SYN);
+            k.run(PROG_INGRESS, &syn, 1)?;
         }
         let start = std::time::Instant::now();
         let mut drained = 0;
@@ -523,14 +495,13 @@ fn write_capture(path: &str, n: u32) -> anyhow::Result<()> {
     let ports = [2181u16, 5432, 80, 443, 6666, 7777];
     for i in 0..n {
         let peer = [192, 0, 2, 2 + (i % 8) as u8];
-        let admin = [198, 51, 100, 7];
-        let src = if i % 5 == 0 { admin } else { peer };
+        let src = if i % 5 == 0 { ADMIN } else { peer };
         let dport = ports[(i % ports.len() as u32) as usize];
         let sport = 40000 + (i % 2000) as u16;
         let frame = if i % 2 == 0 {
-            v4_syn(src, [192, 0, 2, 1], sport, dport)
+            tcp(src, NODE1, sport, dport, TCP_SYN)
         } else {
-            v4_syn([192, 0, 2, 1], src, dport, sport)
+            tcp(NODE1, src, dport, sport, TCP_SYN)
         };
         let ts = 1_700_000_000u64 * 1_000_000 + u64::from(i) * 10;
         out.write_all(&((ts / 1_000_000) as u32).to_le_bytes())?;

@@ -18,7 +18,7 @@ use std::{
 
 use anyhow::Context as _;
 use portconform_tests::{
-    lab::{self, Background, Netns, TempDir},
+    lab::{self, Background, Netns, TEST_NET_1, TEST_NET_2, TempDir},
     monitor_proc::read_events,
     portconform_bin, services,
 };
@@ -66,11 +66,10 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(&p.change, CHANGE)?;
 
     step("building the lab: appliance node1, cluster peer node2, an admin workstation");
-    let node1 = Netns::new("node1")?;
-    let node2 = Netns::new("node2")?;
-    let admin = Netns::new("admin")?;
-    let (n1, n2) = lab::link(&node1, &node2, 1, "192.0.2", "2001:db8:1")?;
-    let (n1_adm, adm) = lab::link(&node1, &admin, 2, "198.51.100", "2001:db8:2")?;
+    let nodes = lab::host_and_peer("node1", "node2", 1, TEST_NET_1)?;
+    let workstation = nodes.add_peer("admin", 2, TEST_NET_2)?;
+    let (node1, node2, n1, n2) = (nodes.host, nodes.peer, nodes.host_if, nodes.peer_if);
+    let (admin, n1_adm, adm) = (workstation.ns, workstation.host_if, workstation.peer_if);
     println!(
         "    node1 {} <-> node2 {}   |   node1 {} <-> admin {}",
         n1.v4, n2.v4, n1_adm.v4, adm.v4
