@@ -17,9 +17,7 @@ use common::{
 use monitor::{
     events::{EventKind, EventRecord},
     kernel_tables::{self, KernelTables},
-    policy::{
-        self, DynamicPorts, Inventory, PortRange, ResolveOptions, profiles, resolve::Conditions,
-    },
+    policy::{self, Inventory, PortRange, ResolveOptions, profiles},
     replay::{
         Counters, Hosts, Outcome, Replayer,
         capture::{CaptureSet, Link},
@@ -36,14 +34,10 @@ use pcap_file::DataLink;
 
 fn thoughtspot() -> KernelTables {
     let policy = profiles::load("thoughtspot").unwrap();
-    let options = ResolveOptions {
-        release: None,
-        conditions: Conditions::default(),
-        dynamic_ports: DynamicPorts::configured(PortRange {
-            lo: 32768,
-            hi: 60999,
-        }),
-    };
+    let options = ResolveOptions::all_releases(PortRange {
+        lo: 32768,
+        hi: 60999,
+    });
     let resolved = policy::resolve(&policy, &options).unwrap();
     let inv = Inventory::parse(INVENTORY, "inventory.toml").unwrap();
     let no_dns = |_: &str| Vec::new();

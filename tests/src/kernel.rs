@@ -197,18 +197,12 @@ pub fn program(dir: PacketDir) -> &'static str {
 /// Tables for an embedded profile bound by an inventory (TOML text), with
 /// the dynamic range pinned so results do not depend on the host.
 pub fn profile_tables(profile: &str, inventory: &str) -> anyhow::Result<KernelTables> {
-    use monitor::policy::{
-        self, DynamicPorts, Inventory, PortRange, ResolveOptions, profiles, resolve::Conditions,
-    };
+    use monitor::policy::{self, Inventory, PortRange, ResolveOptions, profiles};
     let policy = profiles::load(profile)?;
-    let options = ResolveOptions {
-        release: None,
-        conditions: Conditions::default(),
-        dynamic_ports: DynamicPorts::configured(PortRange {
-            lo: 32768,
-            hi: 60999,
-        }),
-    };
+    let options = ResolveOptions::all_releases(PortRange {
+        lo: 32768,
+        hi: 60999,
+    });
     let resolved = policy::resolve(&policy, &options)?;
     let inventory = Inventory::parse(inventory, "inventory.toml")?;
     let no_dns = |_: &str| Vec::new();

@@ -429,14 +429,10 @@ pub(super) mod tests {
 
     pub(in crate::kernel_tables) fn thoughtspot(inventory: &str) -> KernelTables {
         let policy = profiles::load("thoughtspot").unwrap();
-        let options = ResolveOptions {
-            release: None,
-            conditions: Conditions::default(),
-            dynamic_ports: DynamicPorts::configured(PortRange {
-                lo: 32768,
-                hi: 60999,
-            }),
-        };
+        let options = ResolveOptions::all_releases(PortRange {
+            lo: 32768,
+            hi: 60999,
+        });
         let resolved = resolve(&policy, &options).unwrap();
         let inv = Inventory::parse(inventory, "inventory.toml").unwrap();
         let no_dns = |_: &str| Vec::new();

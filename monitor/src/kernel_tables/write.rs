@@ -43,6 +43,51 @@ fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> &'a mut aya::maps::Map
         .expect("the embedded object defines every policy map")
 }
 
+/// Replaces the entries of one set (`in_set`) of a peer hash map with `new`.
+fn replace_hosts<K: Pod>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    in_set: impl Fn(&K) -> bool,
+    new: impl IntoIterator<Item = (K, u64)>,
+) -> Result<(), WriteError> {
+    let mut hosts: HashMap<_, K, u64> =
+        HashMap::try_from(map_mut(ebpf, name)).map_err(err(name))?;
+    let old: Vec<K> = hosts
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|k| in_set(k))
+        .collect();
+    for k in old {
+        hosts.remove(&k).map_err(err(name))?;
+    }
+    for (key, mask) in new {
+        hosts.insert(key, mask, 0).map_err(err(name))?;
+    }
+    Ok(())
+}
+
+/// Replaces the entries of one set (`in_set`) of a peer LPM trie with `new`.
+fn replace_nets<K: Pod>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    in_set: impl Fn(&K) -> bool,
+    new: impl IntoIterator<Item = (Key<K>, u64)>,
+) -> Result<(), WriteError> {
+    let mut nets: LpmTrie<_, K, u64> = LpmTrie::try_from(map_mut(ebpf, name)).map_err(err(name))?;
+    let old: Vec<Key<K>> = nets
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|k| in_set(&k.data()))
+        .collect();
+    for k in old {
+        nets.remove(&k).map_err(err(name))?;
+    }
+    for (key, mask) in new {
+        nets.insert(&key, mask, 0).map_err(err(name))?;
+    }
+    Ok(())
+}
+
 /// Fills set `set` (0 or 1) with `new`, removing what `previous` (the tables
 /// last written to that set, if any) left there, and zeroes its rule
 /// counters. The set must not be live; `live` is what the other set holds,
@@ -58,73 +103,42 @@ pub fn write_set(
     let mut both = [live, live];
     both[set] = Some(new);
     write_sections(ebpf, &Sections::render(both))?;
-    {
-        let mut hosts: HashMap<_, Host4Key, u64> =
-            HashMap::try_from(map_mut(ebpf, HOST4_MAP)).map_err(err(HOST4_MAP))?;
-        let old: Vec<Host4Key> = hosts
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| k.set == set32)
-            .collect();
-        for k in old {
-            hosts.remove(&k).map_err(err(HOST4_MAP))?;
-        }
-        for (addr, mask) in new.peers.hosts4() {
-            let key = Host4Key { set: set32, addr };
-            hosts.insert(key, mask, 0).map_err(err(HOST4_MAP))?;
-        }
-    }
-    {
-        let mut hosts: HashMap<_, Host6Key, u64> =
-            HashMap::try_from(map_mut(ebpf, HOST6_MAP)).map_err(err(HOST6_MAP))?;
-        let old: Vec<Host6Key> = hosts
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| k.set == set32)
-            .collect();
-        for k in old {
-            hosts.remove(&k).map_err(err(HOST6_MAP))?;
-        }
-        for (addr, mask) in new.peers.hosts6() {
-            let key = Host6Key { set: set32, addr };
-            hosts.insert(key, mask, 0).map_err(err(HOST6_MAP))?;
-        }
-    }
-    {
-        let mut nets: LpmTrie<_, Net4, u64> =
-            LpmTrie::try_from(map_mut(ebpf, NET4_MAP)).map_err(err(NET4_MAP))?;
-        let old: Vec<Key<Net4>> = nets
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| k.data().set == set32)
-            .collect();
-        for k in old {
-            nets.remove(&k).map_err(err(NET4_MAP))?;
-        }
-        for (len, addr, mask) in new.peers.nets4() {
-            let key = Key::new(
-                NET_SET_BITS + len,
-                net4_key(set32, u32::from_be_bytes(addr)),
-            );
-            nets.insert(&key, mask, 0).map_err(err(NET4_MAP))?;
-        }
-    }
-    {
-        let mut nets: LpmTrie<_, Net6, u64> =
-            LpmTrie::try_from(map_mut(ebpf, NET6_MAP)).map_err(err(NET6_MAP))?;
-        let old: Vec<Key<Net6>> = nets
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| k.data().set == set32)
-            .collect();
-        for k in old {
-            nets.remove(&k).map_err(err(NET6_MAP))?;
-        }
-        for (len, addr, mask) in new.peers.nets6() {
-            let key = Key::new(NET_SET_BITS + len, net6_key(set32, &addr));
-            nets.insert(&key, mask, 0).map_err(err(NET6_MAP))?;
-        }
-    }
+    replace_hosts(
+        ebpf,
+        HOST4_MAP,
+        |k: &Host4Key| k.set == set32,
+        new.peers
+            .hosts4()
+            .into_iter()
+            .map(|(addr, mask)| (Host4Key { set: set32, addr }, mask)),
+    )?;
+    replace_hosts(
+        ebpf,
+        HOST6_MAP,
+        |k: &Host6Key| k.set == set32,
+        new.peers
+            .hosts6()
+            .into_iter()
+            .map(|(addr, mask)| (Host6Key { set: set32, addr }, mask)),
+    )?;
+    replace_nets(
+        ebpf,
+        NET4_MAP,
+        |k: &Net4| k.set == set32,
+        new.peers.nets4().into_iter().map(|(len, addr, mask)| {
+            let key = net4_key(set32, u32::from_be_bytes(addr));
+            (Key::new(NET_SET_BITS + len, key), mask)
+        }),
+    )?;
+    replace_nets(
+        ebpf,
+        NET6_MAP,
+        |k: &Net6| k.set == set32,
+        new.peers
+            .nets6()
+            .into_iter()
+            .map(|(len, addr, mask)| (Key::new(NET_SET_BITS + len, net6_key(set32, &addr)), mask)),
+    )?;
     if previous.is_some() {
         // Only this set's rule counters: its traffic counters keep what was
         // counted while it was live. Nothing writes them now (the set is

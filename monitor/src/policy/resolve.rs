@@ -28,6 +28,20 @@ pub struct ResolveOptions {
     pub dynamic_ports: DynamicPorts,
 }
 
+impl ResolveOptions {
+    /// What a host of unknown release that declared no condition resolves
+    /// to: the rules of every release, no condition enabled, `dynamic` as
+    /// the dynamic range (pinned, so that results do not depend on the
+    /// machine's ip_local_port_range).
+    pub fn all_releases(dynamic: PortRange) -> ResolveOptions {
+        ResolveOptions {
+            release: None,
+            conditions: Conditions::default(),
+            dynamic_ports: DynamicPorts::configured(dynamic),
+        }
+    }
+}
+
 /// Conditions the operator declared true (`--enable-condition`).
 #[derive(Debug, Clone, Default)]
 pub struct Conditions {

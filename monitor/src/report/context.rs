@@ -99,19 +99,15 @@ impl PolicyContext {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{Conditions, DynamicPorts, PortRange, ResolveOptions, profiles, resolve};
+    use crate::policy::{PortRange, ResolveOptions, profiles, resolve};
 
     #[test]
     fn a_profile_gives_its_required_rules_with_provenance() {
         let policy = profiles::load("thoughtspot").unwrap();
-        let options = ResolveOptions {
-            release: None,
-            conditions: Conditions::default(),
-            dynamic_ports: DynamicPorts::configured(PortRange {
-                lo: 20000,
-                hi: 29999,
-            }),
-        };
+        let options = ResolveOptions::all_releases(PortRange {
+            lo: 20000,
+            hi: 29999,
+        });
         let resolved = resolve(&policy, &options).unwrap();
         let ctx = PolicyContext::new("--profile thoughtspot", &resolved);
         assert_eq!(ctx.rules.len(), policy.rules.len());

@@ -26,7 +26,7 @@ use super::{
 };
 use crate::{
     events::{Direction, Proto, RequiredState},
-    policy::{self, Conditions, DynamicPorts, PortRange, ResolveOptions},
+    policy::{self, PortRange, ResolveOptions},
 };
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/report");
@@ -54,14 +54,10 @@ fn report(policy: Option<&PolicyContext>) -> Report {
 
 fn thoughtspot() -> PolicyContext {
     let policy = policy::profiles::load("thoughtspot").unwrap();
-    let options = ResolveOptions {
-        release: None,
-        conditions: Conditions::default(),
-        dynamic_ports: DynamicPorts::configured(PortRange {
-            lo: 32768,
-            hi: 60999,
-        }),
-    };
+    let options = ResolveOptions::all_releases(PortRange {
+        lo: 32768,
+        hi: 60999,
+    });
     let resolved = policy::resolve(&policy, &options).unwrap();
     PolicyContext::new("--profile thoughtspot", &resolved)
 }

@@ -327,10 +327,7 @@ pub fn ephemeral_window(resolved: &[Resolved]) -> Option<(u16, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{
-        PortRange, ResolveOptions,
-        resolve::{Conditions, DynamicPorts, resolve},
-    };
+    use crate::policy::{PortRange, ResolveOptions, resolve::resolve};
 
     fn thoughtspot_plan(mentioned: &[u16]) -> (Plan, Hosts) {
         let policy = crate::policy::profiles::load("thoughtspot").unwrap();
@@ -432,14 +429,10 @@ mod tests {
     #[test]
     fn ephemeral_ports_avoid_every_rule() {
         let policy = crate::policy::profiles::load("thoughtspot").unwrap();
-        let options = ResolveOptions {
-            release: None,
-            conditions: Conditions::default(),
-            dynamic_ports: DynamicPorts::configured(PortRange {
-                lo: 32768,
-                hi: 61999,
-            }),
-        };
+        let options = ResolveOptions::all_releases(PortRange {
+            lo: 32768,
+            hi: 61999,
+        });
         let resolved = resolve(&policy, &options).unwrap();
         assert_eq!(ephemeral_window(&resolved), Some((62000, 62999)));
     }
