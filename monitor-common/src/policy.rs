@@ -53,7 +53,12 @@ impl L4 {
 /// ([`crate::stats::PacketDir`]). The values are part of [`port_index`] and
 /// of [`crate::flow::FlowKey::direction`], which holds them as a plain word:
 /// keys come back from kernel maps, where any word may be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(
+    feature = "user",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "lowercase")
+)]
 #[repr(u32)]
 pub enum ConnDir {
     Inbound = 0,
@@ -61,6 +66,14 @@ pub enum ConnDir {
 }
 
 impl ConnDir {
+    /// As events and reports write it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConnDir::Inbound => "inbound",
+            ConnDir::Outbound => "outbound",
+        }
+    }
+
     /// Directions in the port table.
     pub const COUNT: u32 = 2;
 
@@ -82,6 +95,12 @@ impl ConnDir {
         } else {
             ConnDir::Outbound
         }
+    }
+}
+
+impl core::fmt::Display for ConnDir {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use monitor::events::{
-    CapturedPacket, Direction, EventKind, EventRecord, JsonlWriter, PcapngWriter, Proto, Rotation,
+    CapturedPacket, ConnDir, EventKind, EventRecord, IpProto, JsonlWriter, PcapngWriter, Rotation,
     jsonl::rotated,
 };
 use monitor::metrics::{Family, Metrics, Snapshot, TrafficCounter, parse_metrics_addr, serve};
@@ -27,8 +27,8 @@ fn events() -> Vec<EventRecord> {
         EventKind::Unexpected,
         t(0, 187_872_964),
         "veth-n1",
-        Direction::Inbound,
-        Proto::Tcp,
+        ConnDir::Inbound,
+        IpProto::Tcp,
         "198.51.100.7".parse().unwrap(),
         40000,
         "192.0.2.1".parse().unwrap(),
@@ -41,8 +41,8 @@ fn events() -> Vec<EventRecord> {
         EventKind::Unexpected,
         t(1, 5),
         "veth-n2",
-        Direction::Outbound,
-        Proto::Udp,
+        ConnDir::Outbound,
+        IpProto::Udp,
         "2001:db8::1".parse().unwrap(),
         53000,
         "2001:db8::99".parse().unwrap(),
@@ -54,8 +54,8 @@ fn events() -> Vec<EventRecord> {
         EventKind::Blocked,
         t(2, 999_999_999),
         "veth-n1",
-        Direction::Outbound,
-        Proto::Tcp,
+        ConnDir::Outbound,
+        IpProto::Tcp,
         "192.0.2.1".parse().unwrap(),
         41000,
         "192.0.2.2".parse().unwrap(),
@@ -73,7 +73,7 @@ fn events() -> Vec<EventRecord> {
 fn headers(e: &EventRecord, wire_len: usize) -> Vec<u8> {
     let mut p = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2];
     let l4: Vec<u8> = match e.proto {
-        Proto::Tcp => {
+        IpProto::Tcp => {
             let mut h = Vec::new();
             h.extend_from_slice(&e.sport.to_be_bytes());
             h.extend_from_slice(&e.dport.to_be_bytes());
@@ -225,7 +225,7 @@ fn tshark_shows_each_event_packet_with_its_description() {
         assert_eq!(row[1], len.to_string());
         let src = if e.src.is_ipv4() { row[2] } else { row[3] };
         assert_eq!(src, e.src.to_string());
-        let dport = if e.proto == Proto::Tcp {
+        let dport = if e.proto == IpProto::Tcp {
             row[4]
         } else {
             row[5]
@@ -248,9 +248,9 @@ async fn a_scrape_sees_the_latest_snapshot() {
     metrics.update(Snapshot {
         traffic: vec![TrafficCounter {
             iface: "veth-n1".into(),
-            direction: Direction::Inbound,
+            direction: ConnDir::Inbound,
             family: Family::Ipv6,
-            proto: Proto::Icmpv6,
+            proto: IpProto::Icmpv6,
             packets: 3,
             bytes: 312,
         }],

@@ -41,7 +41,7 @@ const T: Duration = Duration::from_secs(20);
 const DOC: &str = "\
 # Oracle appliance: ports
 
-| Port | Protocol | Service | Direction | Source |
+| Port | Protocol | Service | ConnDir | Source |
 | ---- | -------- | ------- | --------- | ------ |
 | 7001 | TCP | echo console | inbound | Admin IP addresses |
 | 22 | TCP | SSH | inbound | Admin IP addresses |
@@ -534,9 +534,9 @@ fn replay_counts_every_flow_as_tshark_does() {
             d,
             *port,
             if is_host(s) {
-                monitor::events::Direction::Outbound
+                monitor::events::ConnDir::Outbound
             } else {
-                monitor::events::Direction::Inbound
+                monitor::events::ConnDir::Inbound
             },
         );
         let escaped = text.replace('>', "&gt;");

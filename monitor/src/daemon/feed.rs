@@ -39,15 +39,15 @@ pub fn metrics_snapshot(
                         out.traffic.push(TrafficCounter {
                             iface: iface.name.clone(),
                             direction: match dir {
-                                PacketDir::Ingress => record::Direction::Inbound,
-                                PacketDir::Egress => record::Direction::Outbound,
+                                PacketDir::Ingress => record::ConnDir::Inbound,
+                                PacketDir::Egress => record::ConnDir::Outbound,
                             },
                             family: if family == "ipv4" {
                                 Family::Ipv4
                             } else {
                                 Family::Ipv6
                             },
-                            proto: proto.parse().unwrap_or(record::Proto::Other(0)),
+                            proto: proto.parse().unwrap_or(record::IpProto::Other(0)),
                             packets: c.packets,
                             bytes: c.bytes,
                         });

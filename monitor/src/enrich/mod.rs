@@ -15,7 +15,7 @@ mod clock;
 mod reported;
 
 use crate::{
-    events::{Direction, EventKind, EventRecord, Proto, RecordRef, text},
+    events::{EventKind, EventRecord, IpProto, RecordRef, text},
     kernel_tables::{KernelTables, RuleInfo},
 };
 pub use clock::{Clock, monotonic_ns};
@@ -54,19 +54,19 @@ fn reason_name(reason: u8) -> &'static str {
 /// Built by appending pieces into one right-sized allocation: it is written
 /// for every new flow, and through `format!` it cost as much as the rest of
 /// the enrichment.
-fn note(proto: Proto, port: u16, direction: Direction, rule: Option<&RuleInfo>) -> String {
+fn note(proto: IpProto, port: u16, direction: ConnDir, rule: Option<&RuleInfo>) -> String {
     let proto_name = match proto {
-        Proto::Tcp => "tcp",
-        Proto::Udp => "udp",
-        Proto::Icmp => "icmp",
-        Proto::Icmpv6 => "icmpv6",
-        Proto::Other(n) => return note_slow(n, port, direction, rule),
+        IpProto::Tcp => "tcp",
+        IpProto::Udp => "udp",
+        IpProto::Icmp => "icmp",
+        IpProto::Icmpv6 => "icmpv6",
+        IpProto::Other(n) => return note_slow(n, port, direction, rule),
     };
     let dir = direction.as_str();
     let mut port_text = [0u8; text::U64_MAX_LEN];
     let port_text =
         std::str::from_utf8(text::decimal(u64::from(port), &mut port_text)).expect("ASCII digits");
-    let icmp = matches!(proto, Proto::Icmp | Proto::Icmpv6);
+    let icmp = matches!(proto, IpProto::Icmp | IpProto::Icmpv6);
     let what_len = proto_name.len() + if icmp { 6 } else { 1 } + port_text.len();
     let push_what = |n: &mut String| {
         n.push_str(proto_name);
@@ -75,7 +75,7 @@ fn note(proto: Proto, port: u16, direction: Direction, rule: Option<&RuleInfo>) 
     };
     match rule {
         Some(rule) => {
-            let towards = if direction == Direction::Inbound {
+            let towards = if direction == ConnDir::Inbound {
                 " is allowed, but only from "
             } else {
                 " is allowed, but only to "
@@ -116,11 +116,11 @@ fn note(proto: Proto, port: u16, direction: Direction, rule: Option<&RuleInfo>) 
 }
 
 /// [`note`] for protocols without a name, which are rare enough for `format!`.
-fn note_slow(proto: u8, port: u16, direction: Direction, rule: Option<&RuleInfo>) -> String {
+fn note_slow(proto: u8, port: u16, direction: ConnDir, rule: Option<&RuleInfo>) -> String {
     let dir = direction.as_str();
     match rule {
         Some(rule) => {
-            let towards = if direction == Direction::Inbound {
+            let towards = if direction == ConnDir::Inbound {
                 "from"
             } else {
                 "to"
@@ -164,7 +164,7 @@ impl Enricher {
             ts,
             self.iface(ifindex),
             ends.direction,
-            Proto::from_number(key.proto),
+            IpProto::from_number(key.proto),
             ends.initiator,
             initiator_port,
             ends.responder,
@@ -185,9 +185,9 @@ impl Enricher {
             rule: rule.map(|r| r.id.clone()),
             source: rule.map(|r| r.source.clone()),
             note: Some(note(
-                Proto::from_number(key.proto),
+                IpProto::from_number(key.proto),
                 key.service_port,
-                Ends::direction_of(key),
+                ConnDir::of_word(key.direction),
                 rule,
             )),
             peer_roles: roles,
@@ -235,12 +235,12 @@ impl Enricher {
         let ts = self.clock.wall(ev.ts_ns);
         let key = &ev.key;
         let ends = Ends::of(key);
-        let proto = Proto::from_number(key.proto);
+        let proto = IpProto::from_number(key.proto);
         let forward = ev.forward != 0;
         // The initiator's port is the packet's source port if it travels
         // initiator → responder, else its destination port.
         let sport = match proto {
-            Proto::Icmp | Proto::Icmpv6 => 0,
+            IpProto::Icmp | IpProto::Icmpv6 => 0,
             _ if forward => ev.sport,
             _ => ev.dport,
         };
@@ -309,7 +309,7 @@ impl Enricher {
 struct Ends {
     initiator: IpAddr,
     responder: IpAddr,
-    direction: Direction,
+    direction: ConnDir,
 }
 
 impl Ends {
@@ -317,20 +317,13 @@ impl Ends {
         Ends {
             initiator: addr(key.family, &key.initiator),
             responder: addr(key.family, &key.responder),
-            direction: Self::direction_of(key),
-        }
-    }
-
-    fn direction_of(key: &FlowKey) -> Direction {
-        match ConnDir::of_word(key.direction) {
-            ConnDir::Inbound => Direction::Inbound,
-            ConnDir::Outbound => Direction::Outbound,
+            direction: ConnDir::of_word(key.direction),
         }
     }
 
     /// The end that is not the monitored host, whose roles are named.
     fn peer(&self) -> IpAddr {
-        if self.direction == Direction::Inbound {
+        if self.direction == ConnDir::Inbound {
             self.initiator
         } else {
             self.responder
@@ -530,7 +523,7 @@ mod tests {
             r.source = Some(rule.source.clone());
         }
         r.sport = if ev.forward != 0 { ev.sport } else { ev.dport };
-        if matches!(r.proto, Proto::Icmp | Proto::Icmpv6) {
+        if matches!(r.proto, IpProto::Icmp | IpProto::Icmpv6) {
             r.sport = 0;
         }
         r.count = u64::from(ev.forward != 0);
@@ -592,14 +585,14 @@ mod tests {
 
     /// The note as it was written with `format!`, before it was built by
     /// hand for speed: the text is part of the events contract.
-    fn reference(proto: Proto, port: u16, direction: Direction, rule: Option<&RuleInfo>) -> String {
+    fn reference(proto: IpProto, port: u16, direction: ConnDir, rule: Option<&RuleInfo>) -> String {
         let what = match proto {
-            Proto::Icmp | Proto::Icmpv6 => format!("{proto} type {port}"),
+            IpProto::Icmp | IpProto::Icmpv6 => format!("{proto} type {port}"),
             _ => format!("{proto} {port}"),
         };
         match rule {
             Some(rule) => {
-                let towards = if direction == Direction::Inbound {
+                let towards = if direction == ConnDir::Inbound {
                     "from"
                 } else {
                     "to"
@@ -629,15 +622,15 @@ mod tests {
             required: true,
         };
         for proto in [
-            Proto::Tcp,
-            Proto::Udp,
-            Proto::Icmp,
-            Proto::Icmpv6,
-            Proto::Other(0),
-            Proto::Other(132),
+            IpProto::Tcp,
+            IpProto::Udp,
+            IpProto::Icmp,
+            IpProto::Icmpv6,
+            IpProto::Other(0),
+            IpProto::Other(132),
         ] {
             for port in [0, 7, 10, 99, 100, 2181, 9999, 10000, 65535] {
-                for direction in [Direction::Inbound, Direction::Outbound] {
+                for direction in [ConnDir::Inbound, ConnDir::Outbound] {
                     for rule in [None, Some(&rule)] {
                         assert_eq!(
                             note(proto, port, direction, rule),
@@ -648,7 +641,7 @@ mod tests {
             }
         }
         assert_eq!(
-            note(Proto::Tcp, 2181, Direction::Inbound, Some(&rule)),
+            note(IpProto::Tcp, 2181, ConnDir::Inbound, Some(&rule)),
             "tcp 2181 inbound is allowed, but only from nodes (000-14 000_2809db0a7820664a.txt:14)"
         );
     }

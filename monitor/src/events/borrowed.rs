@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::SystemTime;
 
-use super::record::{Direction, EventKind, EventRecord, Proto, clamp_rfc3339};
+use super::record::{ConnDir, EventKind, EventRecord, IpProto, clamp_rfc3339};
 use super::text;
 
 /// The fields of an [`EventRecord`], in its order, borrowed.
@@ -23,8 +23,8 @@ pub struct RecordRef<'a> {
     /// Borrowed from the interface list, but owned for an interface it does
     /// not know (`if7`).
     pub iface: Cow<'a, str>,
-    pub direction: Direction,
-    pub proto: Proto,
+    pub direction: ConnDir,
+    pub proto: IpProto,
     pub src: IpAddr,
     pub dst: IpAddr,
     pub sport: u16,
@@ -119,7 +119,7 @@ impl RecordRef<'_> {
         out.extend_from_slice(self.direction.as_str().as_bytes());
         out.extend_from_slice(b"\",\"proto\":\"");
         match self.proto {
-            Proto::Other(n) => json_u64(out, u64::from(n)),
+            IpProto::Other(n) => json_u64(out, u64::from(n)),
             p => out.extend_from_slice(proto_name(p).as_bytes()),
         }
         out.extend_from_slice(b"\",\"src\":\"");
@@ -179,13 +179,13 @@ fn opt_u64(out: &mut Vec<u8>, key: &[u8], v: Option<u64>) {
     }
 }
 
-fn proto_name(p: Proto) -> &'static str {
+fn proto_name(p: IpProto) -> &'static str {
     match p {
-        Proto::Tcp => "tcp",
-        Proto::Udp => "udp",
-        Proto::Icmp => "icmp",
-        Proto::Icmpv6 => "icmpv6",
-        Proto::Other(_) => "",
+        IpProto::Tcp => "tcp",
+        IpProto::Udp => "udp",
+        IpProto::Icmp => "icmp",
+        IpProto::Icmpv6 => "icmpv6",
+        IpProto::Other(_) => "",
     }
 }
 

@@ -284,7 +284,7 @@ fn rename_if_exists(from: &Path, to: &Path) -> Result<(), JsonlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::record::{Direction, EventKind, Proto};
+    use crate::events::record::{ConnDir, EventKind, IpProto};
     use std::time::{Duration, UNIX_EPOCH};
 
     fn record(i: u64) -> EventRecord {
@@ -292,8 +292,8 @@ mod tests {
             EventKind::Unexpected,
             UNIX_EPOCH + Duration::new(1_795_365_758, 187_872_964),
             "eth0",
-            Direction::Inbound,
-            Proto::Tcp,
+            ConnDir::Inbound,
+            IpProto::Tcp,
             "198.51.100.7".parse().unwrap(),
             40000,
             "192.0.2.1".parse().unwrap(),

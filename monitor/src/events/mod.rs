@@ -14,5 +14,5 @@ pub use console::{required_line, unexpected_line};
 pub use jsonl::{JsonlError, JsonlWriter, Rotation};
 pub use pcapng::{CapturedPacket, PcapngError, PcapngWriter};
 pub use record::{
-    Direction, EventKind, EventRecord, Proto, RequiredState, RequiredStatus, rfc3339,
+    ConnDir, EventKind, EventRecord, IpProto, RequiredState, RequiredStatus, rfc3339,
 };

@@ -49,33 +49,14 @@ impl fmt::Display for EventKind {
     }
 }
 
-/// Direction as seen from the monitored host.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    Inbound,
-    Outbound,
-}
+/// A connection's direction as seen from the monitored host: the kernel's
+/// own type, written `inbound` / `outbound`.
+pub use monitor_common::policy::ConnDir;
 
-impl Direction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Inbound => "inbound",
-            Direction::Outbound => "outbound",
-        }
-    }
-}
-
-impl fmt::Display for Direction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// L4 protocol. Protocols without a name of their own are written as their
+/// A packet's IP protocol. Protocols without a name of their own are written as their
 /// IANA number so that no packet becomes unrepresentable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Proto {
+pub enum IpProto {
     Tcp,
     Udp,
     Icmp,
@@ -83,38 +64,38 @@ pub enum Proto {
     Other(u8),
 }
 
-impl Proto {
+impl IpProto {
     /// Maps an IP protocol number; the named variants take precedence so that
     /// `Other(6)` is never produced and equality stays meaningful.
-    pub fn from_number(n: u8) -> Proto {
+    pub fn from_number(n: u8) -> IpProto {
         match n {
-            6 => Proto::Tcp,
-            17 => Proto::Udp,
-            1 => Proto::Icmp,
-            58 => Proto::Icmpv6,
-            n => Proto::Other(n),
+            6 => IpProto::Tcp,
+            17 => IpProto::Udp,
+            1 => IpProto::Icmp,
+            58 => IpProto::Icmpv6,
+            n => IpProto::Other(n),
         }
     }
 
     pub fn number(self) -> u8 {
         match self {
-            Proto::Tcp => 6,
-            Proto::Udp => 17,
-            Proto::Icmp => 1,
-            Proto::Icmpv6 => 58,
-            Proto::Other(n) => n,
+            IpProto::Tcp => 6,
+            IpProto::Udp => 17,
+            IpProto::Icmp => 1,
+            IpProto::Icmpv6 => 58,
+            IpProto::Other(n) => n,
         }
     }
 }
 
-impl fmt::Display for Proto {
+impl fmt::Display for IpProto {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Proto::Tcp => f.write_str("tcp"),
-            Proto::Udp => f.write_str("udp"),
-            Proto::Icmp => f.write_str("icmp"),
-            Proto::Icmpv6 => f.write_str("icmpv6"),
-            Proto::Other(n) => write!(f, "{n}"),
+            IpProto::Tcp => f.write_str("tcp"),
+            IpProto::Udp => f.write_str("udp"),
+            IpProto::Icmp => f.write_str("icmp"),
+            IpProto::Icmpv6 => f.write_str("icmpv6"),
+            IpProto::Other(n) => write!(f, "{n}"),
         }
     }
 }
@@ -124,36 +105,36 @@ impl fmt::Display for Proto {
 #[error("unknown protocol {0:?}: expected tcp, udp, icmp, icmpv6 or an IP protocol number 0-255")]
 pub struct ProtoParseError(String);
 
-impl FromStr for Proto {
+impl FromStr for IpProto {
     type Err = ProtoParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
-            "tcp" => Ok(Proto::Tcp),
-            "udp" => Ok(Proto::Udp),
-            "icmp" => Ok(Proto::Icmp),
-            "icmpv6" => Ok(Proto::Icmpv6),
+            "tcp" => Ok(IpProto::Tcp),
+            "udp" => Ok(IpProto::Udp),
+            "icmp" => Ok(IpProto::Icmp),
+            "icmpv6" => Ok(IpProto::Icmpv6),
             other => other
                 .parse::<u8>()
-                .map(Proto::from_number)
+                .map(IpProto::from_number)
                 .map_err(|_| ProtoParseError(s.to_owned())),
         }
     }
 }
 
-impl Serialize for Proto {
+impl Serialize for IpProto {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            Proto::Tcp => s.serialize_str("tcp"),
-            Proto::Udp => s.serialize_str("udp"),
-            Proto::Icmp => s.serialize_str("icmp"),
-            Proto::Icmpv6 => s.serialize_str("icmpv6"),
-            Proto::Other(_) => s.collect_str(self),
+            IpProto::Tcp => s.serialize_str("tcp"),
+            IpProto::Udp => s.serialize_str("udp"),
+            IpProto::Icmp => s.serialize_str("icmp"),
+            IpProto::Icmpv6 => s.serialize_str("icmpv6"),
+            IpProto::Other(_) => s.collect_str(self),
         }
     }
 }
 
-impl<'de> Deserialize<'de> for Proto {
+impl<'de> Deserialize<'de> for IpProto {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
@@ -224,8 +205,8 @@ pub struct EventRecord {
     pub ts: SystemTime,
     pub kind: EventKind,
     pub iface: String,
-    pub direction: Direction,
-    pub proto: Proto,
+    pub direction: ConnDir,
+    pub proto: IpProto,
     #[serde(serialize_with = "ip_serde::serialize")]
     pub src: IpAddr,
     #[serde(serialize_with = "ip_serde::serialize")]
@@ -304,7 +285,7 @@ pub struct RequiredStatus {
     /// `doc:line` of the rule.
     pub source: String,
     pub service: String,
-    pub proto: Proto,
+    pub proto: IpProto,
     /// The rule's ports as text (`5432`, `20000-29999`, `8080,8443`).
     pub ports: String,
     /// `inbound`, `outbound` or `bidirectional`, as the policy says.
@@ -332,8 +313,8 @@ impl EventRecord {
         kind: EventKind,
         ts: SystemTime,
         iface: impl Into<String>,
-        direction: Direction,
-        proto: Proto,
+        direction: ConnDir,
+        proto: IpProto,
         src: IpAddr,
         sport: u16,
         dst: IpAddr,
@@ -397,7 +378,7 @@ impl fmt::Display for Endpoint {
 /// `unexpected tcp 198.51.100.7:40000 -> 192.0.2.1:2181 inbound on eth0 x3: 2181 is allowed, but only from nodes`.
 impl fmt::Display for EventRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ports = matches!(self.proto, Proto::Tcp | Proto::Udp);
+        let ports = matches!(self.proto, IpProto::Tcp | IpProto::Udp);
         let port = |p| if ports { Some(p) } else { None };
         write!(
             f,
@@ -441,8 +422,8 @@ mod tests {
             EventKind::Unexpected,
             at(1_795_365_758, 187_872_964),
             "eth0",
-            Direction::Inbound,
-            Proto::Tcp,
+            ConnDir::Inbound,
+            IpProto::Tcp,
             "198.51.100.7".parse().unwrap(),
             40000,
             "192.0.2.1".parse().unwrap(),
@@ -476,8 +457,8 @@ mod tests {
             EventKind::Update,
             UNIX_EPOCH - Duration::from_secs(1),
             "lo",
-            Direction::Outbound,
-            Proto::Icmp,
+            ConnDir::Outbound,
+            IpProto::Icmp,
             "192.0.2.1".parse().unwrap(),
             0,
             "192.0.2.2".parse().unwrap(),
@@ -508,8 +489,8 @@ mod tests {
     fn optional_fields_appear_when_set_and_round_trip() {
         let mut r = sample();
         r.kind = EventKind::Blocked;
-        r.direction = Direction::Outbound;
-        r.proto = Proto::Other(132);
+        r.direction = ConnDir::Outbound;
+        r.proto = IpProto::Other(132);
         r.src = "2001:db8::1".parse().unwrap();
         r.dst = "2001:db8::2".parse().unwrap();
         r.rule = Some("ts-zookeeper-2181".into());
@@ -548,19 +529,19 @@ mod tests {
             assert_eq!(serde_json::to_string(&k).unwrap(), s);
         }
         for (p, s) in [
-            (Proto::Tcp, "tcp"),
-            (Proto::Udp, "udp"),
-            (Proto::Icmp, "icmp"),
-            (Proto::Icmpv6, "icmpv6"),
-            (Proto::Other(47), "47"),
+            (IpProto::Tcp, "tcp"),
+            (IpProto::Udp, "udp"),
+            (IpProto::Icmp, "icmp"),
+            (IpProto::Icmpv6, "icmpv6"),
+            (IpProto::Other(47), "47"),
         ] {
             assert_eq!(p.to_string(), s);
-            assert_eq!(s.parse::<Proto>().unwrap(), p);
+            assert_eq!(s.parse::<IpProto>().unwrap(), p);
         }
-        assert_eq!(Proto::from_number(6), Proto::Tcp);
-        assert_eq!("6".parse::<Proto>().unwrap(), Proto::Tcp);
-        assert!("sctp".parse::<Proto>().is_err());
-        assert!("256".parse::<Proto>().is_err());
+        assert_eq!(IpProto::from_number(6), IpProto::Tcp);
+        assert_eq!("6".parse::<IpProto>().unwrap(), IpProto::Tcp);
+        assert!("sctp".parse::<IpProto>().is_err());
+        assert!("256".parse::<IpProto>().is_err());
     }
 
     mod hand_written_json {
@@ -639,8 +620,8 @@ mod tests {
                     ts,
                     kind,
                     iface,
-                    direction: if inbound { Direction::Inbound } else { Direction::Outbound },
-                    proto: Proto::from_number(proto),
+                    direction: if inbound { ConnDir::Inbound } else { ConnDir::Outbound },
+                    proto: IpProto::from_number(proto),
                     src,
                     dst,
                     sport,
@@ -701,7 +682,7 @@ mod tests {
             "unexpected tcp 198.51.100.7:40000 -> 192.0.2.1:2181 inbound on eth0 x3: \
              2181 is allowed, but only from nodes"
         );
-        r.proto = Proto::Icmpv6;
+        r.proto = IpProto::Icmpv6;
         r.src = "2001:db8::7".parse().unwrap();
         r.dst = "2001:db8::1".parse().unwrap();
         r.count = 1;
@@ -712,7 +693,7 @@ mod tests {
             r.to_string(),
             "unexpected icmpv6 2001:db8::7 -> 2001:db8::1 inbound on eth0 rule r1 (doc.md:3)"
         );
-        r.proto = Proto::Udp;
+        r.proto = IpProto::Udp;
         assert!(
             r.to_string()
                 .contains("[2001:db8::7]:40000 -> [2001:db8::1]:2181")

@@ -20,7 +20,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-pub use crate::events::record::{Direction, Proto};
+pub use crate::events::record::{ConnDir, IpProto};
 pub use addr::{MetricsAddrError, parse_metrics_addr};
 pub use http::{
     CONTENT_TYPE, MAX_CONNECTIONS, MAX_REQUEST_BYTES, MetricsServer, REQUEST_TIMEOUT, ServeError,
@@ -47,9 +47,9 @@ impl Family {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrafficCounter {
     pub iface: String,
-    pub direction: Direction,
+    pub direction: ConnDir,
     pub family: Family,
-    pub proto: Proto,
+    pub proto: IpProto,
     pub packets: u64,
     pub bytes: u64,
 }
@@ -114,7 +114,7 @@ impl Snapshot {
     /// would make the whole exposition invalid for Prometheus, and a stable
     /// order keeps scrapes diffable.
     fn normalized(self) -> Snapshot {
-        let mut traffic: BTreeMap<(String, Direction, Family, Proto), (u64, u64)> = BTreeMap::new();
+        let mut traffic: BTreeMap<(String, ConnDir, Family, IpProto), (u64, u64)> = BTreeMap::new();
         for t in self.traffic {
             let e = traffic
                 .entry((t.iface, t.direction, t.family, t.proto))
@@ -372,26 +372,26 @@ mod tests {
             traffic: vec![
                 TrafficCounter {
                     iface: "eth0".into(),
-                    direction: Direction::Inbound,
+                    direction: ConnDir::Inbound,
                     family: Family::Ipv4,
-                    proto: Proto::Tcp,
+                    proto: IpProto::Tcp,
                     packets: 10,
                     bytes: 1000,
                 },
                 TrafficCounter {
                     iface: "eth0".into(),
-                    direction: Direction::Outbound,
+                    direction: ConnDir::Outbound,
                     family: Family::Ipv6,
-                    proto: Proto::Other(47),
+                    proto: IpProto::Other(47),
                     packets: 2,
                     bytes: 200,
                 },
                 // Same label set as the first: summed, not duplicated.
                 TrafficCounter {
                     iface: "eth0".into(),
-                    direction: Direction::Inbound,
+                    direction: ConnDir::Inbound,
                     family: Family::Ipv4,
-                    proto: Proto::Tcp,
+                    proto: IpProto::Tcp,
                     packets: 5,
                     bytes: 500,
                 },

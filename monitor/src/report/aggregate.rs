@@ -30,7 +30,7 @@ use super::{
         RequiredCell, RequiredRow, Unexpected, UnexpectedFlow, service_label,
     },
 };
-use crate::events::{Direction, EventKind, EventRecord, Proto, RequiredState, RequiredStatus};
+use crate::events::{ConnDir, EventKind, EventRecord, IpProto, RequiredState, RequiredStatus};
 
 /// Bad lines kept verbatim for the report; the rest are counted.
 pub const BAD_LINE_SAMPLES: usize = 100;
@@ -42,8 +42,8 @@ const MAX_SIGHTINGS: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct FlowId {
     host: String,
-    direction: Direction,
-    proto: Proto,
+    direction: ConnDir,
+    proto: IpProto,
     src: IpAddr,
     dst: IpAddr,
     dport: u16,
@@ -642,7 +642,7 @@ struct PortAcc {
 }
 
 fn by_port(flows: &[UnexpectedFlow]) -> Vec<PortGroup> {
-    let mut groups: HashMap<(Direction, Proto, u16), PortAcc> = HashMap::new();
+    let mut groups: HashMap<(ConnDir, IpProto, u16), PortAcc> = HashMap::new();
     for f in flows {
         let acc = groups
             .entry((f.direction, f.proto, f.dport))

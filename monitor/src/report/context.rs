@@ -9,7 +9,7 @@ use crate::policy::{Resolved, model::Rule, show};
 
 /// A rule as the report shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleInfo {
+pub struct PolicyRule {
     pub id: String,
     /// `doc:line`.
     pub source: String,
@@ -28,10 +28,10 @@ pub struct RuleInfo {
     pub notes: Vec<String>,
 }
 
-impl RuleInfo {
+impl PolicyRule {
     fn new(r: &Resolved) -> Self {
         let rule: &Rule = r.rule;
-        RuleInfo {
+        PolicyRule {
             id: rule.id.clone(),
             source: rule.source.to_string(),
             service: rule.service.clone(),
@@ -54,16 +54,16 @@ pub struct PolicyContext {
     /// How the policy was chosen (`--profile thoughtspot`), for the header.
     pub label: String,
     /// Every rule, in policy order.
-    pub rules: Vec<RuleInfo>,
+    pub rules: Vec<PolicyRule>,
     by_id: HashMap<String, usize>,
 }
 
 impl PolicyContext {
     pub fn new(label: impl Into<String>, resolved: &[Resolved]) -> Self {
-        Self::from_rules(label, resolved.iter().map(RuleInfo::new).collect())
+        Self::from_rules(label, resolved.iter().map(PolicyRule::new).collect())
     }
 
-    pub fn from_rules(label: impl Into<String>, rules: Vec<RuleInfo>) -> Self {
+    pub fn from_rules(label: impl Into<String>, rules: Vec<PolicyRule>) -> Self {
         let by_id = rules
             .iter()
             .enumerate()
@@ -76,7 +76,7 @@ impl PolicyContext {
         }
     }
 
-    pub fn rule(&self, id: &str) -> Option<&RuleInfo> {
+    pub fn rule(&self, id: &str) -> Option<&PolicyRule> {
         self.by_id.get(id).map(|&i| &self.rules[i])
     }
 
@@ -86,12 +86,12 @@ impl PolicyContext {
     }
 
     /// The rules a run under these options checks, in policy order.
-    pub fn required(&self) -> impl Iterator<Item = &RuleInfo> {
+    pub fn required(&self) -> impl Iterator<Item = &PolicyRule> {
         self.rules.iter().filter(|r| r.is_required)
     }
 
     /// The rules compiled from the document line `source` (`doc:line`).
-    pub fn rules_at<'a>(&'a self, source: &'a str) -> impl Iterator<Item = &'a RuleInfo> {
+    pub fn rules_at<'a>(&'a self, source: &'a str) -> impl Iterator<Item = &'a PolicyRule> {
         self.rules.iter().filter(move |r| r.source == source)
     }
 }

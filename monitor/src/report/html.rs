@@ -165,10 +165,10 @@ fn cell_title(cell: &RequiredCell) -> String {
     t
 }
 
-fn peer_of(direction: crate::events::Direction, src: IpAddr, dst: IpAddr) -> IpAddr {
+fn peer_of(direction: crate::events::ConnDir, src: IpAddr, dst: IpAddr) -> IpAddr {
     match direction {
-        crate::events::Direction::Inbound => src,
-        crate::events::Direction::Outbound => dst,
+        crate::events::ConnDir::Inbound => src,
+        crate::events::ConnDir::Outbound => dst,
     }
 }
 

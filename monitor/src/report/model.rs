@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, net::IpAddr, time::SystemTime};
 use serde::{Serialize, Serializer};
 
 use super::load::{BadLine, FileStats};
-use crate::events::{Direction, Proto, RequiredState, rfc3339};
+use crate::events::{ConnDir, IpProto, RequiredState, rfc3339};
 
 fn time<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&rfc3339(*t))
@@ -110,8 +110,8 @@ pub struct BlockedFlow {
     pub rule: String,
     pub source: Option<String>,
     pub iface: String,
-    pub direction: Direction,
-    pub proto: Proto,
+    pub direction: ConnDir,
+    pub proto: IpProto,
     pub src: IpAddr,
     pub dst: IpAddr,
     /// One client port seen; not part of the flow's identity.
@@ -146,8 +146,8 @@ pub struct Unexpected {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PortGroup {
-    pub direction: Direction,
-    pub proto: Proto,
+    pub direction: ConnDir,
+    pub proto: IpProto,
     pub dport: u16,
     pub flows: u64,
     pub peers: u64,
@@ -181,8 +181,8 @@ pub const PEER_PORTS_SHOWN: usize = 8;
 pub struct UnexpectedFlow {
     pub host: String,
     pub iface: String,
-    pub direction: Direction,
-    pub proto: Proto,
+    pub direction: ConnDir,
+    pub proto: IpProto,
     /// The initiator.
     pub src: IpAddr,
     /// The responder.
@@ -212,17 +212,17 @@ pub struct UnexpectedFlow {
 impl UnexpectedFlow {
     pub fn peer(&self) -> IpAddr {
         match self.direction {
-            Direction::Inbound => self.src,
-            Direction::Outbound => self.dst,
+            ConnDir::Inbound => self.src,
+            ConnDir::Outbound => self.dst,
         }
     }
 }
 
 /// `tcp/22 in`, `icmp/8 out`: a service as one short token.
-pub fn service_label(proto: Proto, dport: u16, direction: Direction) -> String {
+pub fn service_label(proto: IpProto, dport: u16, direction: ConnDir) -> String {
     let dir = match direction {
-        Direction::Inbound => "in",
-        Direction::Outbound => "out",
+        ConnDir::Inbound => "in",
+        ConnDir::Outbound => "out",
     };
     format!("{proto}/{dport} {dir}")
 }

@@ -7,7 +7,7 @@
 use std::io::{self, Write};
 
 use super::model::{Basis, BlockedFlow, Report, RequiredCell, UnexpectedFlow, service_label};
-use crate::events::{Direction, Proto, RequiredState, rfc3339};
+use crate::events::{ConnDir, IpProto, RequiredState, rfc3339};
 
 /// Escapes control characters (ESC, CR, BEL, ...) so that text from the
 /// events cannot move the cursor, rewrite lines or retitle the terminal.
@@ -89,16 +89,16 @@ use Align::{Left as L, Right as R};
 /// `tcp 192.0.2.9:40000 -> 192.0.2.1:80 inbound` without the client port:
 /// it is one of many and not part of the flow.
 pub fn flow_text(
-    proto: Proto,
+    proto: IpProto,
     src: &std::net::IpAddr,
     dst: &std::net::IpAddr,
     dport: u16,
-    direction: Direction,
+    direction: ConnDir,
 ) -> String {
     let dst = match (proto, dst) {
-        (Proto::Tcp | Proto::Udp, std::net::IpAddr::V6(a)) => format!("[{a}]:{dport}"),
-        (Proto::Tcp | Proto::Udp, a) => format!("{a}:{dport}"),
-        (Proto::Icmp | Proto::Icmpv6, a) => format!("{a} type {dport}"),
+        (IpProto::Tcp | IpProto::Udp, std::net::IpAddr::V6(a)) => format!("[{a}]:{dport}"),
+        (IpProto::Tcp | IpProto::Udp, a) => format!("{a}:{dport}"),
+        (IpProto::Icmp | IpProto::Icmpv6, a) => format!("{a} type {dport}"),
         (_, a) => a.to_string(),
     };
     format!("{proto} {src} -> {dst} {direction}")

@@ -25,7 +25,7 @@ use super::{
     terminal,
 };
 use crate::{
-    events::{Direction, Proto, RequiredState},
+    events::{ConnDir, IpProto, RequiredState},
     policy::{self, PortRange, ResolveOptions},
 };
 
@@ -127,7 +127,7 @@ fn updates_supersede_first_sightings_and_new_sightings_add_up() {
 #[test]
 fn groups_by_port_and_by_peer_across_hosts() {
     let r = report(None);
-    let ports: Vec<(Direction, Proto, u16, u64, u64)> = r
+    let ports: Vec<(ConnDir, IpProto, u16, u64, u64)> = r
         .unexpected
         .by_port
         .iter()
@@ -136,10 +136,10 @@ fn groups_by_port_and_by_peer_across_hosts() {
     assert_eq!(
         ports,
         [
-            (Direction::Inbound, Proto::Tcp, 6666, 1, 60),
-            (Direction::Inbound, Proto::Tcp, 2181, 1, 11),
-            (Direction::Outbound, Proto::Udp, 5353, 1, 3),
-            (Direction::Inbound, Proto::Icmp, 8, 1, 2),
+            (ConnDir::Inbound, IpProto::Tcp, 6666, 1, 60),
+            (ConnDir::Inbound, IpProto::Tcp, 2181, 1, 11),
+            (ConnDir::Outbound, IpProto::Udp, 5353, 1, 3),
+            (ConnDir::Inbound, IpProto::Icmp, 8, 1, 2),
         ]
     );
     let admin = &r.unexpected.by_peer[0];

@@ -8,7 +8,7 @@ use monitor_common::flow::FlowKey;
 use super::{Blocked, tracker::RuleVerdict};
 use crate::{
     enrich::Enricher,
-    events::{Direction, EventKind, EventRecord, Proto, RequiredState, RequiredStatus},
+    events::{ConnDir, EventKind, EventRecord, IpProto, RequiredState, RequiredStatus},
     policy,
 };
 
@@ -29,7 +29,7 @@ pub fn record(
     r.rule = Some(b.rule.id.clone());
     r.source = Some(b.rule.source.clone());
     r.reason = Some(b.reason.to_string());
-    let towards = if direction == Direction::Inbound {
+    let towards = if direction == ConnDir::Inbound {
         "from"
     } else {
         "to"
@@ -73,9 +73,9 @@ pub fn statuses(
             source: v.rule.source.clone(),
             service: v.rule.service.clone(),
             proto: match v.rule.proto {
-                policy::Proto::Tcp => Proto::Tcp,
-                policy::Proto::Udp => Proto::Udp,
-                policy::Proto::Icmp => Proto::Icmp,
+                policy::Proto::Tcp => IpProto::Tcp,
+                policy::Proto::Udp => IpProto::Udp,
+                policy::Proto::Icmp => IpProto::Icmp,
             },
             ports: v.rule.ports.clone(),
             direction: v.rule.direction.name().to_string(),

@@ -9,7 +9,7 @@ use std::{
 };
 
 use crate::{
-    events::Direction,
+    events::ConnDir,
     policy::{
         Resolved,
         model::{Direction as RuleDirection, Proto},
@@ -43,7 +43,7 @@ pub enum Purpose {
 pub struct Attempt {
     pub purpose: Purpose,
     pub l4: L4,
-    pub direction: Direction,
+    pub direction: ConnDir,
     /// Member indices (see [`Hosts`]).
     pub client: usize,
     pub server: usize,
@@ -101,7 +101,7 @@ fn l4(proto: Proto) -> Option<L4> {
     }
 }
 
-type Key = (L4, Direction, usize, usize, IpAddr, IpAddr, u16);
+type Key = (L4, ConnDir, usize, usize, IpAddr, IpAddr, u16);
 
 #[derive(Default)]
 struct Builder {
@@ -175,15 +175,15 @@ pub fn plan(resolved: &[Resolved], hosts: &Hosts, mentioned: &BTreeSet<u16>) -> 
                         .unwrap_or_else(|| format!("no lab host plays `{role}`")));
                 }
             };
-            let directions: &[Direction] = match rule.direction {
-                RuleDirection::Inbound => &[Direction::Inbound],
-                RuleDirection::Outbound => &[Direction::Outbound],
-                RuleDirection::Bidirectional => &[Direction::Inbound, Direction::Outbound],
+            let directions: &[ConnDir] = match rule.direction {
+                RuleDirection::Inbound => &[ConnDir::Inbound],
+                RuleDirection::Outbound => &[ConnDir::Outbound],
+                RuleDirection::Bidirectional => &[ConnDir::Inbound, ConnDir::Outbound],
             };
             for &direction in directions {
                 let (client, server) = match direction {
-                    Direction::Inbound => (peer, APPLIANCE),
-                    Direction::Outbound => (APPLIANCE, peer),
+                    ConnDir::Inbound => (peer, APPLIANCE),
+                    ConnDir::Outbound => (APPLIANCE, peer),
                 };
                 for range in &r.ports {
                     for v6 in [false, true] {
@@ -291,7 +291,7 @@ fn unexpected(
         b.add(Attempt {
             purpose: Purpose::Unexpected,
             l4: L4::Tcp,
-            direction: Direction::Inbound,
+            direction: ConnDir::Inbound,
             client: peer,
             server: APPLIANCE,
             src,
@@ -346,7 +346,7 @@ mod tests {
         let a = &plan.attempts[zk.attempts[0]];
         assert_eq!(
             (a.direction, a.port, a.l4),
-            (Direction::Inbound, 2181, L4::Tcp)
+            (ConnDir::Inbound, 2181, L4::Tcp)
         );
         assert_eq!(a.peer(&hosts), "nodes");
         assert_eq!(a.server, APPLIANCE);
@@ -393,7 +393,7 @@ mod tests {
         let a = &plan.attempts[channel.attempts[0]];
         assert_eq!(
             (a.direction, a.port, a.client, a.peer(&hosts)),
-            (Direction::Outbound, 9440, APPLIANCE, "server")
+            (ConnDir::Outbound, 9440, APPLIANCE, "server")
         );
         assert!(plan.rules.iter().all(|r| r.id != "c-6"));
     }

@@ -11,7 +11,7 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    events::Direction,
+    events::ConnDir,
     reach::{L4, Observed, Outcome},
 };
 
@@ -117,7 +117,7 @@ pub fn build(
                 }
                 // The appliance's own packets dropped by its output hook
                 // never reach tc egress, where the monitor would see them.
-                Purpose::Required if a.direction == Direction::Outbound && kind.is_none() => {
+                Purpose::Required if a.direction == ConnDir::Outbound && kind.is_none() => {
                     ("blocked", None)
                 }
                 Purpose::Required => ("blocked", Some(kind == Some("blocked"))),
