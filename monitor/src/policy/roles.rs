@@ -40,11 +40,16 @@ impl fmt::Display for HostRoles {
         match &self.origin {
             RolesOrigin::Given => write!(f, "{roles} (--role)"),
             RolesOrigin::Inventory { addrs } => {
-                let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+                let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+                let noun = if list.len() == 1 {
+                    "address"
+                } else {
+                    "addresses"
+                };
                 write!(
                     f,
-                    "{roles} (its address {} in the inventory)",
-                    addrs.join(", ")
+                    "{roles} (its {noun} {} in the inventory)",
+                    list.join(", ")
                 )
             }
             RolesOrigin::Only => write!(f, "{roles} (the product's only host role)"),
