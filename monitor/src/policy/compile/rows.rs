@@ -5,12 +5,14 @@
 use super::{
     Ctx,
     columns::{Column, Layout},
+    footnotes,
     normalize::{
         direction,
         endpoints::{self, EndpointReading},
         ports, protocol, required,
         sides::{self, PeerSpec, Sides},
     },
+    roles,
 };
 use crate::policy::{
     document::{Row, Table},
@@ -23,6 +25,11 @@ const MAX_SERVICE: usize = 48;
 /// What the table's section and missing columns imply for every row.
 struct Defaults {
     direction: Option<Direction>,
+    /// The hosts the table is about, from its caption or heading; `None`:
+    /// the rows say (Destination of inbound rows), or `nodes`.
+    local: Option<String>,
+    /// The Service column is "Component": each row names its own hosts.
+    component_is_local: bool,
 }
 
 impl Defaults {
@@ -87,7 +94,11 @@ pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<S
                 ),
             );
         }
-        match compile_row(&layout, &defaults, row) {
+        let known = endpoints::Known {
+            roles: &ctx.roles,
+            local: defaults.local.as_deref(),
+        };
+        match compile_row(&layout, &defaults, known, &ctx.footnotes, row) {
             Ok(read) => {
                 for w in read.warnings {
                     ctx.warn(row.line, w);
@@ -132,10 +143,42 @@ fn table_defaults(
     let has_endpoints =
         layout.has(Column::Source) || layout.has(Column::Destination) || layout.has(Column::Peer);
     let has_sides = layout.has(Column::Source) || layout.has(Column::Destination);
+    let title = ctx.title.clone();
+    let local = table
+        .caption
+        .as_deref()
+        .and_then(|c| roles::of_heading(c, title.as_deref()))
+        .or_else(|| {
+            headings
+                .iter()
+                .rev()
+                .find_map(|(_, h)| roles::of_heading(h, title.as_deref()))
+        });
+    if let Some(role) = &local {
+        ctx.decide(
+            table.line,
+            format!("the table's caption or heading names its hosts: local role {role}"),
+        );
+    }
+    let component_is_local = local.is_none()
+        && layout
+            .get(Column::Service)
+            .and_then(|i| table.header.get(i))
+            .is_some_and(|h| h.to_lowercase().contains("component"));
+    let heading_direction = headings
+        .iter()
+        .rev()
+        .find_map(|(_, h)| roles::heading_direction(h));
     let mut direction = None;
     if !layout.has(Column::Direction) {
         direction = Some(Direction::Bidirectional);
-        if has_sides {
+        if let Some(d) = heading_direction {
+            direction = Some(d);
+            ctx.decide(
+                table.line,
+                format!("no Direction column; the heading says {d}: rows are {d}"),
+            );
+        } else if has_sides {
             ctx.decide(
                 table.line,
                 "no Direction column: the side that opens the connection is the Source".into(),
@@ -183,7 +226,11 @@ fn table_defaults(
     if !layout.has(Column::Required) {
         ctx.decide(table.line, "no Required? column: rows are required".into());
     }
-    Defaults { direction }
+    Defaults {
+        direction,
+        local,
+        component_is_local,
+    }
 }
 
 struct RowReading {
@@ -195,10 +242,50 @@ fn nonempty(s: Option<&str>) -> Option<&str> {
     s.map(str::trim).filter(|s| !s.is_empty())
 }
 
-fn compile_row(layout: &Layout, defaults: &Defaults, row: &Row) -> Result<RowReading, String> {
-    let cells = &row.cells;
+fn compile_row(
+    layout: &Layout,
+    defaults: &Defaults,
+    known: endpoints::Known,
+    notes_of: &footnotes::Footnotes,
+    row: &Row,
+) -> Result<RowReading, String> {
+    // Footnote markers on the service and required cells count like those
+    // on the port ("Search head*", "No*").
+    let mut markers = Vec::new();
+    let cells: Vec<String> = row
+        .cells
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let marked = [Column::Service, Column::Required, Column::Source]
+                .iter()
+                .any(|&col| layout.get(col) == Some(i));
+            if !marked {
+                return c.clone();
+            }
+            let (bare, m) = footnotes::split_markers(c);
+            markers.extend(m);
+            bare
+        })
+        .collect();
+    let cells = &cells;
     let cell = |c: Column| nonempty(layout.cell(cells, c));
-    let port_cell = ports::parse(layout.cell(cells, Column::Port).unwrap_or(""))?;
+    let mut port_cell = ports::parse(layout.cell(cells, Column::Port).unwrap_or(""))?;
+    markers.append(&mut port_cell.markers);
+    let effects: Vec<(String, footnotes::Effect)> = markers
+        .iter()
+        .filter_map(|m| {
+            notes_of
+                .get(m)
+                .map(|t| (t.to_string(), footnotes::effect(t)))
+        })
+        .collect();
+    if let Some((text, _)) = effects.iter().find(|(_, e)| e.local_only) {
+        return Err(format!(
+            "its footnote says the traffic stays on the host ({}): no rule",
+            truncate(text, 60)
+        ));
+    }
     let mut notes: Vec<String> = port_cell.notes.clone();
     notes.extend(port_cell.guesses.iter().cloned());
     let mut warnings: Vec<String> = port_cell.guesses.clone();
@@ -210,12 +297,24 @@ fn compile_row(layout: &Layout, defaults: &Defaults, row: &Row) -> Result<RowRea
         &mut notes,
         &mut warnings,
     )?;
+    let protos = if effects.iter().any(|(_, e)| e.udp) {
+        notes.push("a footnote says UDP".into());
+        vec![Proto::Udp]
+    } else {
+        protos
+    };
     let direction = match cell(Column::Direction) {
         Some(text) => direction::parse(text)?,
         None if layout.has(Column::Direction) => return Err("no direction given".into()),
         None => defaults
             .direction
             .ok_or_else(|| "no direction given".to_string())?,
+    };
+    let direction = if effects.iter().any(|(_, e)| e.outbound) {
+        notes.push("its footnote says the host connects out: outbound".into());
+        Direction::Outbound
+    } else {
+        direction
     };
     let mut remarks: Vec<endpoints::Remark> = Vec::new();
     let mut read = |c: Column| -> Result<Option<Vec<endpoints::Endpoint>>, String> {
@@ -224,7 +323,7 @@ fn compile_row(layout: &Layout, defaults: &Defaults, row: &Row) -> Result<RowRea
             endpoints,
             notes: n,
             warnings: w,
-        } = endpoints::parse(text)?;
+        } = endpoints::parse_in(text, known)?;
         remarks.extend(n);
         remarks.extend(w);
         Ok(Some(endpoints))
@@ -234,6 +333,33 @@ fn compile_row(layout: &Layout, defaults: &Defaults, row: &Row) -> Result<RowRea
         read(Column::Destination)?,
         read(Column::Peer)?,
     );
+    let (mut source, mut destination, mut peer) = (
+        without_self(source)?,
+        without_self(destination)?,
+        without_self(peer)?,
+    );
+    let component = defaults
+        .component_is_local
+        .then(|| cell(Column::Service).and_then(roles::slug))
+        .flatten();
+    let local = defaults
+        .local
+        .clone()
+        .or(component)
+        .or_else(|| row_local(direction, source.as_deref(), destination.as_deref()));
+    if let Some(local) = &local {
+        // The sides logic sees the monitored host as `nodes`.
+        for list in [&mut source, &mut destination, &mut peer]
+            .into_iter()
+            .flatten()
+        {
+            for e in list.iter_mut() {
+                if matches!(e, endpoints::Endpoint::Role(r) if r == local) {
+                    *e = endpoints::Endpoint::Role(NODES.into());
+                }
+            }
+        }
+    }
     let assignments = sides::assign(
         direction,
         &Sides {
@@ -253,7 +379,14 @@ fn compile_row(layout: &Layout, defaults: &Defaults, row: &Row) -> Result<RowRea
     {
         warnings.push("the Required? cell is empty: read as required".into());
     }
-    let requirement = required::parse(cell(Column::Required), cell(Column::Notes))?;
+    let mut requirement = required::parse(cell(Column::Required), cell(Column::Notes))?;
+    if let Some((text, e)) = effects.iter().find(|(_, e)| e.condition.is_some())
+        && requirement.required != Required::Conditional
+    {
+        requirement.required = Required::Conditional;
+        requirement.condition = e.condition.clone();
+        requirement.note = Some(format!("its footnote makes it conditional: {text}"));
+    }
     notes.extend(requirement.note.clone());
     warnings.extend(requirement.warning.clone());
 
@@ -279,7 +412,15 @@ fn compile_row(layout: &Layout, defaults: &Defaults, row: &Row) -> Result<RowRea
         },
         notes,
     };
-    let rules = expand(&template, &port_cell, &protos, &assignments, &remarks)?;
+    let mut rules = expand(&template, &port_cell, &protos, &assignments, &remarks)?;
+    if let Some(local) = &local {
+        for rule in &mut rules {
+            rule.local_role = local.clone();
+            if rule.peer_role.as_deref() == Some(NODES) {
+                rule.peer_role = Some(local.clone());
+            }
+        }
+    }
     for a in &assignments {
         warnings.extend(a.warnings.iter().cloned());
     }
@@ -289,6 +430,45 @@ fn compile_row(layout: &Layout, defaults: &Defaults, row: &Row) -> Result<RowRea
             .all(|r| r.required != Required::Conditional || r.condition.is_some())
     );
     Ok(RowReading { rules, warnings })
+}
+
+/// Drops the endpoints that are the host itself; a cell naming nothing else
+/// means the row's traffic never leaves the host.
+fn without_self(
+    list: Option<Vec<endpoints::Endpoint>>,
+) -> Result<Option<Vec<endpoints::Endpoint>>, String> {
+    let Some(list) = list else { return Ok(None) };
+    let kept: Vec<_> = list
+        .into_iter()
+        .filter(|e| !matches!(e, endpoints::Endpoint::Role(r) if r == endpoints::SELF))
+        .collect();
+    if kept.is_empty() {
+        return Err(
+            "used only by the host itself: the traffic never crosses the network, no rule".into(),
+        );
+    }
+    Ok(Some(kept))
+}
+
+/// A row that names both ends by role and neither as `nodes`: the local
+/// end is the Destination of inbound rows, the Source of outbound ones.
+fn row_local(
+    direction: Direction,
+    source: Option<&[endpoints::Endpoint]>,
+    destination: Option<&[endpoints::Endpoint]>,
+) -> Option<String> {
+    let (s, d) = (source?, destination?);
+    if s.iter().chain(d).any(endpoints::Endpoint::is_nodes) {
+        return None;
+    }
+    let side = match direction {
+        Direction::Outbound => s,
+        Direction::Inbound | Direction::Bidirectional => d,
+    };
+    side.iter().find_map(|e| match e {
+        endpoints::Endpoint::Role(r) => Some(r.clone()),
+        endpoints::Endpoint::Literal(_) => None,
+    })
 }
 
 /// Without a service column, an application protocol (HTTPS, SSH) names the

@@ -60,8 +60,11 @@ fn parse_cell(cell: &str) -> Result<Required, String> {
         .find(|w| !w.is_empty())
         .unwrap_or("");
     match first {
-        "yes" | "y" | "true" | "required" | "mandatory" | "must" => Ok(Required::Yes),
-        "no" | "n" | "false" | "optional" | "recommended" => Ok(Required::No),
+        "yes" | "y" | "true" | "required" | "mandatory" | "must" | "enabled" | "on" => {
+            Ok(Required::Yes)
+        }
+        // "Disabled" (by default): the port is off until someone turns it on.
+        "no" | "n" | "false" | "optional" | "recommended" | "disabled" | "off" => Ok(Required::No),
         "conditional" | "conditionally" | "depends" | "if" | "when" => Ok(Required::Conditional),
         "" => Err("the Required? cell is empty".into()),
         _ => Err(format!("cannot read Required? {:?} as yes or no", cell)),
@@ -123,5 +126,14 @@ mod tests {
         assert_eq!(parse(Some("No"), Some("")).unwrap().required, Required::No);
         assert_eq!(parse(None, None).unwrap().required, Required::Yes);
         assert!(parse(Some("perhaps"), None).is_err());
+        assert_eq!(
+            parse(Some("Enabled"), None).unwrap().required,
+            Required::Yes
+        );
+        assert_eq!(
+            parse(Some("Disabled"), None).unwrap().required,
+            Required::No
+        );
+        assert_eq!(parse(Some("No*"), None).unwrap().required, Required::No);
     }
 }
