@@ -47,7 +47,12 @@ pub fn recognise(header: &str) -> Option<Column> {
     let has = |w: &str| words.contains(&w);
     let sourcey = has("source") || has("src") || has("from") || has("origin");
     let desty = has("dest") || has("destination") || has("dst") || has("to") || has("target");
-    let column = if (has("port") || has("ports")) && has("name") {
+    let column = if has("communicates") {
+        // "Communicates on": the local port a component sends from.
+        return None;
+    } else if has("listens") || has("listen") || has("listening") {
+        Column::Port
+    } else if (has("port") || has("ports")) && has("name") {
         // "Port name": what the port is for, not its number.
         Column::Service
     } else if (has("port") || has("ports")) && sourcey && !desty {
@@ -181,6 +186,8 @@ mod tests {
         assert_eq!(recognise("Colour"), None);
         assert_eq!(recognise("Used By"), Some(Column::Source));
         assert_eq!(recognise("On by default"), Some(Column::Required));
+        assert_eq!(recognise("Listens on"), Some(Column::Port));
+        assert_eq!(recognise("Communicates on"), None);
         assert_eq!(recognise("Default port"), Some(Column::Port));
         assert_eq!(recognise("Port name"), Some(Column::Service));
         assert_eq!(recognise("Accessed by"), Some(Column::Source));

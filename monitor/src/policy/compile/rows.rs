@@ -72,6 +72,30 @@ pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<S
             format!("column {h:?} repeats another column's meaning: ignored"),
         );
     }
+    let loopback = headings
+        .last()
+        .map(|(_, h)| h.as_str())
+        .into_iter()
+        .chain(table.caption.as_deref())
+        .find(|h| {
+            let lower = h.to_lowercase();
+            lower.contains("localhost") || lower.contains("loopback")
+        });
+    if let Some(heading) = loopback {
+        let reason = format!(
+            "the section ({heading:?}) says these ports listen on the loopback interface only: \
+             no network rule"
+        );
+        for row in &table.rows {
+            let port = layout.cell(&row.cells, Column::Port).unwrap_or("");
+            ctx.skip(
+                row.line,
+                format!("row for port {:?}", truncate(port, 40)),
+                reason.clone(),
+            );
+        }
+        return Vec::new();
+    }
     let defaults = table_defaults(ctx, table, &layout, headings);
     let mut ids = Vec::new();
     for row in &table.rows {
@@ -316,9 +340,23 @@ fn compile_row(
     } else {
         direction
     };
+    let component = defaults
+        .component_is_local
+        .then(|| cell(Column::Service).and_then(roles::slug))
+        .flatten();
+    let known = endpoints::Known {
+        roles: known.roles,
+        local: known.local.or(component.as_deref()),
+    };
     let mut remarks: Vec<endpoints::Remark> = Vec::new();
+    let mut endpoint_condition: Option<String> = None;
     let mut read = |c: Column| -> Result<Option<Vec<endpoints::Endpoint>>, String> {
         let Some(text) = cell(c) else { return Ok(None) };
+        let (text, cond) = endpoint_qualifiers(text);
+        if cond.is_some() {
+            endpoint_condition = cond;
+        }
+        let text = text.as_str();
         let EndpointReading {
             endpoints,
             notes: n,
@@ -338,10 +376,6 @@ fn compile_row(
         without_self(destination)?,
         without_self(peer)?,
     );
-    let component = defaults
-        .component_is_local
-        .then(|| cell(Column::Service).and_then(roles::slug))
-        .flatten();
     let local = defaults
         .local
         .clone()
@@ -379,7 +413,36 @@ fn compile_row(
     {
         warnings.push("the Required? cell is empty: read as required".into());
     }
-    let mut requirement = required::parse(cell(Column::Required), cell(Column::Notes))?;
+    // Without a Notes column, the description or the service's own words
+    // carry the condition ("Required only for RBAC", "only if you enable it").
+    let described = [Column::Description, Column::Service]
+        .iter()
+        .filter_map(|&c| cell(c))
+        .collect::<Vec<_>>()
+        .join(". ");
+    let notes_text = cell(Column::Notes).or((!described.is_empty()).then_some(described.as_str()));
+    let mut requirement = required::parse(cell(Column::Required), notes_text)?;
+    if requirement.condition.is_none()
+        && let Some(cond) = endpoint_condition.clone()
+    {
+        requirement.required = Required::Conditional;
+        requirement.note = Some(format!("an endpoint cell makes it conditional: {cond}"));
+        requirement.condition = Some(cond);
+    }
+    let optional_text = [
+        Column::Port,
+        Column::Description,
+        Column::Service,
+        Column::Notes,
+    ]
+    .iter()
+    .filter_map(|&c| cell(c))
+    .any(required::says_optional);
+    if optional_text && requirement.required == Required::Yes && cell(Column::Required).is_none() {
+        requirement.required = Required::No;
+        requirement.note =
+            Some("the row says it is optional or off by default: not required".into());
+    }
     if let Some((text, e)) = effects.iter().find(|(_, e)| e.condition.is_some())
         && requirement.required != Required::Conditional
     {
@@ -430,6 +493,33 @@ fn compile_row(
             .all(|r| r.required != Required::Conditional || r.condition.is_some())
     );
     Ok(RowReading { rules, warnings })
+}
+
+/// Takes the qualifiers out of an endpoint cell: an item "Linux worker
+/// nodes only" and a clause ", if the forwarder collects syslog" are
+/// conditions on the row, not peers.
+fn endpoint_qualifiers(text: &str) -> (String, Option<String>) {
+    let mut condition = None;
+    let mut kept = Vec::new();
+    for item in text.split(';') {
+        let bare = item.trim().trim_matches('*').trim();
+        let lower = bare.to_lowercase();
+        if let Some(what) = lower.strip_suffix(" only") {
+            condition = Some(format!("only on {}", &bare[..what.len()]));
+            continue;
+        }
+        match lower.find(", if ").or_else(|| lower.find(" if ")) {
+            Some(i) => {
+                condition = Some(bare[i..].trim_start_matches(',').trim().to_string());
+                kept.push(bare[..i].to_string());
+            }
+            None => kept.push(item.trim().to_string()),
+        }
+    }
+    if condition.is_none() {
+        return (text.to_string(), None);
+    }
+    (kept.join("; "), condition)
 }
 
 /// Drops the endpoints that are the host itself; a cell naming nothing else

@@ -192,7 +192,7 @@ fn own_role(part: &str, known: Known) -> Option<Endpoint> {
     // "other controllers" in the KRaft controller table.
     if lower.starts_with("other ")
         && let Some(local) = known.local
-        && local.ends_with(&format!("-{slug}"))
+        && (local.ends_with(&format!("-{slug}")) || slug.starts_with(&format!("{local}-")))
     {
         return Some(Endpoint::Role(local.to_string()));
     }

@@ -71,6 +71,16 @@ fn parse_cell(cell: &str) -> Result<Required, String> {
     }
 }
 
+/// Whether text about a row says it is off unless someone turns it on:
+/// "(optional)", "Disabled by default", "recommended but optional".
+pub fn says_optional(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    lower.contains("(optional)")
+        || lower.contains("disabled by default")
+        || lower.contains("but optional")
+        || lower.trim_end_matches(['.', ')']).ends_with(" optional")
+}
+
 /// The condition of a "required if ..." / "only if ..." phrase, without the
 /// leading "if" and the trailing period. Purpose phrases ("required for
 /// logging") are not conditions.
@@ -86,6 +96,21 @@ pub fn condition_of(text: &str) -> Option<String> {
         "only if ",
         "only when ",
         "necessary if ",
+        "required only for ",
+        "needed only for ",
+        "only needed if ",
+        "only needed when ",
+        "only needed once ",
+        "only needed for ",
+        "only for ",
+        "only in ",
+        "only on ",
+        "only while ",
+        "only once ",
+        "only with ",
+        "if you enable ",
+        "if you use ",
+        ", if ",
     ];
     let start = MARKERS
         .iter()
@@ -93,7 +118,7 @@ pub fn condition_of(text: &str) -> Option<String> {
         .min()
         .or_else(|| lower.strip_prefix("if ").map(|_| 3))?;
     let rest = text.get(start..)?;
-    let end = rest.find(['.', ';', '(']).unwrap_or(rest.len());
+    let end = rest.find(['.', ';', '(', ')']).unwrap_or(rest.len());
     let cond = rest[..end].trim().trim_end_matches(',').trim();
     (!cond.is_empty()).then(|| cond.to_string())
 }
@@ -135,5 +160,17 @@ mod tests {
             Required::No
         );
         assert_eq!(parse(Some("No*"), None).unwrap().required, Required::No);
+        assert_eq!(
+            condition_of("Metadata Service (MDS). Required only for RBAC.").as_deref(),
+            Some("RBAC")
+        );
+        assert_eq!(
+            condition_of("Docker Machine (only needed when using Node Driver/Templates)")
+                .as_deref(),
+            Some("using Node Driver/Templates")
+        );
+        assert!(says_optional("1514/UDP (optional)"));
+        assert!(says_optional("HTTP Event Collector (disabled by default)"));
+        assert!(!says_optional("Optionally tuned"));
     }
 }
