@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+mod arrows;
 mod columns;
 mod footnotes;
 mod matrix;

@@ -3,7 +3,7 @@
 //! entry and a warning, never a silent gap.
 
 use super::{
-    Ctx,
+    Ctx, arrows,
     columns::{Column, Layout},
     footnotes,
     normalize::{
@@ -52,6 +52,15 @@ pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<S
             ),
         );
         return Vec::new();
+    }
+    if let Some(split) = arrows::split(table, layout.get(Column::Port)) {
+        ctx.decide(
+            table.line,
+            "cells name both ends with arrows (A → B): read as Source and Destination, one row \
+             per line"
+                .into(),
+        );
+        return compile(ctx, &split, headings);
     }
     if table.header_from_first_row {
         ctx.warn(
@@ -422,6 +431,12 @@ fn compile_row(
         .join(". ");
     let notes_text = cell(Column::Notes).or((!described.is_empty()).then_some(described.as_str()));
     let mut requirement = required::parse(cell(Column::Required), notes_text)?;
+    if requirement.condition.is_none() && described.to_lowercase().contains("(enterprise)") {
+        // A feature of a paid edition is not in every deployment.
+        requirement.required = Required::Conditional;
+        requirement.condition = Some("the Enterprise edition is used".into());
+        requirement.note = Some("an Enterprise feature: conditional".into());
+    }
     if requirement.condition.is_none()
         && let Some(cond) = endpoint_condition.clone()
     {

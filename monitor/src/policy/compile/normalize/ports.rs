@@ -281,7 +281,12 @@ fn lex(cell: &str) -> Result<Vec<Tok>, String> {
             }
             '+' => {
                 chars.next();
+                // "8200 + 8201" joins two ports; "20000+" is open-ended.
+                let joins = cell[i + 1..]
+                    .trim_start()
+                    .starts_with(|c: char| c.is_ascii_digit());
                 let open_ended = matches!(toks.last(), Some(Tok::Num(_)))
+                    && !joins
                     && chars
                         .peek()
                         .is_none_or(|&(_, n)| n.is_whitespace() || matches!(n, ',' | ';' | ')'));
@@ -490,6 +495,20 @@ mod tests {
     #[test]
     fn vendor_spellings() {
         assert_eq!(groups("443"), vec![(vec![r(443, 443)], false)]);
+        assert_eq!(
+            groups("8200 + 8201"),
+            vec![(vec![r(8200, 8200), r(8201, 8201)], false)]
+        );
+        assert_eq!(groups("TCP/8089"), vec![(vec![r(8089, 8089)], false)]);
+        assert_eq!(
+            groups("[9300:9400]/TCP"),
+            vec![(vec![r(9300, 9400)], false)]
+        );
+        assert_eq!(groups("Port (5432)"), vec![(vec![r(5432, 5432)], false)]);
+        assert_eq!(groups("8600[^1]"), vec![(vec![r(8600, 8600)], false)]);
+        assert_eq!(parse("30000-32767 TCP / UDP").unwrap().protos.len(), 2);
+        assert!(parse("ICMP 8/0").unwrap().icmp);
+        assert!(parse("Provider dependent").is_err());
         assert_eq!(
             groups("9200, 9300-9400"),
             vec![(vec![r(9200, 9200), r(9300, 9400)], false)]

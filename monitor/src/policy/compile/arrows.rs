@@ -1,0 +1,129 @@
+//! Cells that name both ends with an arrow: "Load balancer → Vault servers",
+//! "Vault servers ↔ Vault servers", or several such lines in one cell
+//! ("Elastic Agent → Logstash<br>Beats → Logstash"). The table is rewritten
+//! with one row per line and explicit Source and Destination columns, so
+//! that the row reader sees the shape it knows. Every derived row keeps its
+//! line.
+
+use crate::policy::document::{Row, Table};
+
+const ARROWS: &[&str] = &["<->", "↔", "⇄", "->", "→", "⟶"];
+
+/// The table with its arrow column split into Source and Destination, or
+/// `None` when no cell holds an arrow. `port` is the Port column's index,
+/// never split.
+pub fn split(table: &Table, port: Option<usize>) -> Option<Table> {
+    let column = (0..table.header.len()).find(|&i| {
+        Some(i) != port
+            && table
+                .rows
+                .iter()
+                .any(|r| r.cells.get(i).is_some_and(|c| arrow_in(c).is_some()))
+    })?;
+    let mut header = table.header.clone();
+    header[column] = "Ends".into();
+    header.push("Source".into());
+    header.push("Destination".into());
+    let mut rows = Vec::new();
+    for row in &table.rows {
+        let cell = row.cells.get(column).map_or("", String::as_str);
+        let lines: Vec<(String, String)> = cell.split(';').filter_map(ends).collect();
+        if lines.is_empty() {
+            let mut cells = row.cells.clone();
+            cells.resize(table.header.len(), String::new());
+            cells.extend([String::new(), String::new()]);
+            rows.push(Row {
+                line: row.line,
+                written_cells: cells.len(),
+                cells,
+            });
+            continue;
+        }
+        for (from, to) in lines {
+            let mut cells = row.cells.clone();
+            cells.resize(table.header.len(), String::new());
+            // The arrows now live in Source and Destination only.
+            cells[column] = String::new();
+            cells.extend([from, to]);
+            rows.push(Row {
+                line: row.line,
+                written_cells: cells.len(),
+                cells,
+            });
+        }
+    }
+    Some(Table {
+        header,
+        rows,
+        ..table.clone()
+    })
+}
+
+fn arrow_in(text: &str) -> Option<(usize, &'static str)> {
+    ARROWS
+        .iter()
+        .filter_map(|a| text.find(a).map(|i| (i, *a)))
+        .min_by_key(|(i, a)| (*i, std::cmp::Reverse(a.len())))
+}
+
+/// "A → B" as (A, B). A two-way arrow ("A ↔ B") names A on both sides, so
+/// that the row reads as traffic both ways between B (the local end) and A.
+fn ends(line: &str) -> Option<(String, String)> {
+    let (i, arrow) = arrow_in(line)?;
+    let from = line[..i].trim();
+    let to = line[i + arrow.len()..].trim();
+    if from.is_empty() || to.is_empty() {
+        return None;
+    }
+    let two_way = matches!(arrow, "<->" | "↔" | "⇄");
+    let to = if two_way {
+        format!("{to}; {from}")
+    } else {
+        to.to_string()
+    };
+    Some((from.to_string(), to))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(header: &[&str], rows: &[&[&str]]) -> Table {
+        Table {
+            line: 1,
+            header: header.iter().map(|s| s.to_string()).collect(),
+            rows: rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| Row {
+                    line: i as u32 + 2,
+                    cells: r.iter().map(|s| s.to_string()).collect(),
+                    written_cells: r.len(),
+                })
+                .collect(),
+            header_from_first_row: false,
+            caption: None,
+        }
+    }
+
+    #[test]
+    fn arrow_lines_become_rows() {
+        let t = table(
+            &["Port", "Component"],
+            &[
+                &["5044", "Elastic Agent → Logstash; Beats -> Logstash"],
+                &["9", "x"],
+            ],
+        );
+        let s = split(&t, Some(0)).unwrap();
+        assert_eq!(s.header, vec!["Port", "Ends", "Source", "Destination"]);
+        assert_eq!(s.rows.len(), 3);
+        assert_eq!(
+            s.rows[1].cells[2..],
+            ["Beats".to_string(), "Logstash".into()]
+        );
+        assert_eq!(s.rows[1].line, 2);
+        assert!(split(&table(&["Port"], &[&["1"]]), Some(0)).is_none());
+        assert_eq!(ends("a <-> b"), Some(("a".into(), "b; a".into())));
+    }
+}
