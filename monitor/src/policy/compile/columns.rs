@@ -53,8 +53,9 @@ pub fn recognise(header: &str) -> Option<Column> {
     } else if has("listens") || has("listen") || has("listening") {
         Column::Port
     } else if (has("port") || has("ports")) && has("name") {
-        // "Port name": what the port is for, not its number.
-        Column::Service
+        // "Port name": what the port is for, not its number; a Use or
+        // Purpose column says more and takes the service.
+        Column::Description
     } else if (has("port") || has("ports")) && sourcey && !desty {
         // The connecting side's port is ephemeral ("*", "Any"): it says
         // nothing a rule could use.
@@ -189,7 +190,7 @@ mod tests {
         assert_eq!(recognise("Listens on"), Some(Column::Port));
         assert_eq!(recognise("Communicates on"), None);
         assert_eq!(recognise("Default port"), Some(Column::Port));
-        assert_eq!(recognise("Port name"), Some(Column::Service));
+        assert_eq!(recognise("Port name"), Some(Column::Description));
         assert_eq!(recognise("Accessed by"), Some(Column::Source));
         assert_eq!(recognise("Source port"), None);
         assert_eq!(recognise("Destination port"), Some(Column::Port));

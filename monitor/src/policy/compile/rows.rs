@@ -9,7 +9,7 @@ use super::{
     normalize::{
         direction,
         endpoints::{self, EndpointReading},
-        ports, protocol, required,
+        mentions, ports, protocol, required,
         sides::{self, PeerSpec, Sides},
     },
     roles,
@@ -30,6 +30,9 @@ struct Defaults {
     local: Option<String>,
     /// The Service column is "Component": each row names its own hosts.
     component_is_local: bool,
+    /// No endpoint column and no section about nodes: a row whose words name
+    /// no peer is open to anyone.
+    any_peer: bool,
 }
 
 impl Defaults {
@@ -193,7 +196,10 @@ fn table_defaults(
             format!("the table's caption or heading names its hosts: local role {role}"),
         );
     }
+    // Components are the hosts only when the table says who reaches them
+    // (Splunk's "Accessed by"); otherwise they are processes of one host.
     let component_is_local = local.is_none()
+        && has_endpoints
         && layout
             .get(Column::Service)
             .and_then(|i| table.header.get(i))
@@ -231,6 +237,7 @@ fn table_defaults(
             );
         }
     }
+    let mut any_peer = false;
     if !has_endpoints {
         if between_nodes {
             ctx.decide(
@@ -240,10 +247,11 @@ fn table_defaults(
                     .into(),
             );
         } else {
+            any_peer = true;
             ctx.warn(
                 table.line,
-                "no Source/Destination/IP column and the section names no peers: peer taken as \
-                 nodes"
+                "no Source/Destination/IP column and the section names no peers: peers are named \
+                 in the row's words, or anyone (role any)"
                     .into(),
             );
         }
@@ -263,6 +271,7 @@ fn table_defaults(
         direction,
         local,
         component_is_local,
+        any_peer,
     }
 }
 
@@ -385,6 +394,31 @@ fn compile_row(
         without_self(destination)?,
         without_self(peer)?,
     );
+    if source.is_none() && destination.is_none() && peer.is_none() {
+        let words = [Column::Service, Column::Description]
+            .iter()
+            .filter_map(|&c| cell(c))
+            .collect::<Vec<_>>()
+            .join(". ");
+        let named = if known.roles.is_empty() && known.local.is_none() {
+            Vec::new()
+        } else {
+            mentions::peers(&words, known)
+        };
+        if !named.is_empty() {
+            notes.push(format!(
+                "peers named in the row's words: {}",
+                named
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            peer = Some(named);
+        } else if defaults.any_peer {
+            peer = Some(vec![endpoints::Endpoint::Role(endpoints::ANY.into())]);
+        }
+    }
     let local = defaults
         .local
         .clone()

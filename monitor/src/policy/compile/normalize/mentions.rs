@@ -1,0 +1,165 @@
+//! Peers named in a row's own words when the table has no Source or
+//! Destination column: "DNS queries from applications", "HTTP API, called
+//! by the CLI, the UI and API clients", "LAN gossip with every agent of the
+//! datacenter". The phrases after from / by / for / with / to are read as
+//! endpoints; "every agent" stands for every role the document names.
+
+use super::endpoints::{self, Endpoint, Known};
+
+/// Words after which a sentence names who is on the other side.
+const MARKERS: &[&str] = &[" from ", " by ", " for ", " with ", " to "];
+
+/// Words that end a peer's phrase: what follows qualifies it.
+const CUT: &[&str] = &[
+    " of ",
+    " on ",
+    " over ",
+    " in ",
+    " that ",
+    " through ",
+    " via ",
+    " using ",
+    " at ",
+];
+
+/// Parts that are not peers ("over TLS").
+const NOT_PEERS: &[&str] = &[
+    "over", "via", "using", "in", "on", "at", "through", "when", "if",
+];
+
+/// Nouns that, after "every"/"all", mean every host of the product.
+const EVERYONE: &[&str] = &[
+    "agent", "agents", "node", "nodes", "member", "members", "host", "hosts",
+];
+
+/// The peers `text` names, in order, without repeats; empty when it names
+/// none that can be read.
+pub fn peers(text: &str, known: Known) -> Vec<Endpoint> {
+    let padded = format!(" {} ", text.replace(['(', ')'], " , "));
+    let lower = padded.to_lowercase();
+    let mut out: Vec<Endpoint> = Vec::new();
+    for marker in MARKERS {
+        let mut from = 0;
+        while let Some(i) = lower[from..].find(marker) {
+            let start = from + i + marker.len();
+            from = start;
+            let end = lower[start..]
+                .find(['.', ';', ':'])
+                .map_or(lower.len(), |e| start + e);
+            for part in phrase_parts(&padded[start..end]) {
+                for e in endpoints_of(&part, known) {
+                    if !out.contains(&e) {
+                        out.push(e);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// "the CLI, the UI and API clients" as its parts, each cut before what
+/// qualifies it.
+fn phrase_parts(phrase: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    for chunk in phrase.split(',') {
+        for piece in split_and(chunk) {
+            let mut piece = format!(" {} ", piece.trim());
+            let lower = piece.to_lowercase();
+            if let Some(cut) = CUT.iter().filter_map(|c| lower.find(c)).min() {
+                piece.truncate(cut);
+            }
+            let piece = piece.trim();
+            let piece = MARKERS
+                .iter()
+                .find_map(|m| piece.strip_prefix(m.trim_start()))
+                .unwrap_or(piece)
+                .trim();
+            let first = piece.split_whitespace().next().unwrap_or("").to_lowercase();
+            if piece.is_empty() || NOT_PEERS.contains(&first.as_str()) {
+                continue;
+            }
+            parts.push(piece.to_string());
+        }
+    }
+    parts
+}
+
+fn split_and(chunk: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current: Vec<&str> = Vec::new();
+    for word in chunk.split_whitespace() {
+        if word.eq_ignore_ascii_case("and") || word.eq_ignore_ascii_case("or") {
+            out.push(current.join(" "));
+            current.clear();
+        } else {
+            current.push(word);
+        }
+    }
+    out.push(current.join(" "));
+    out
+}
+
+fn endpoints_of(part: &str, known: Known) -> Vec<Endpoint> {
+    let lower = part.to_lowercase();
+    let words: Vec<&str> = lower.split_whitespace().collect();
+    if let [first, noun, ..] = words.as_slice()
+        && matches!(*first, "every" | "all" | "each")
+        && EVERYONE.contains(noun)
+    {
+        let mut all: Vec<Endpoint> = known
+            .roles
+            .iter()
+            .map(|r| Endpoint::Role(r.clone()))
+            .collect();
+        if let Some(local) = known.local
+            && !known.roles.iter().any(|r| r == local)
+        {
+            all.push(Endpoint::Role(local.to_string()));
+        }
+        return all;
+    }
+    // A part of more than a few words is a clause, not a name.
+    if words.len() > 5 {
+        return Vec::new();
+    }
+    endpoints::parse_in(part, known)
+        .map(|r| r.endpoints)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| !matches!(e, Endpoint::Role(r) if r == endpoints::SELF))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(text: &str) -> Vec<String> {
+        let roles = vec!["server".to_string(), "client".to_string()];
+        let known = Known {
+            roles: &roles,
+            local: Some("server"),
+        };
+        peers(text, known).iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn peers_in_words() {
+        assert_eq!(names("DNS queries from applications"), vec!["applications"]);
+        assert_eq!(
+            names("xDS configuration for Envoy proxies, over TLS"),
+            vec!["envoy-proxies"]
+        );
+        assert_eq!(
+            names("Requests from clients and from the other servers"),
+            vec!["client", "server"]
+        );
+        assert_eq!(
+            names("LAN gossip with every agent of the datacenter"),
+            vec!["server", "client"]
+        );
+        assert_eq!(names("Requests to the servers"), vec!["server"]);
+        assert!(names("Plain-text listener").is_empty());
+    }
+}
