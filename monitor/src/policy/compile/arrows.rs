@@ -13,30 +13,69 @@ const ARROWS: &[&str] = &["<->", "↔", "⇄", "->", "→", "⟶"];
 /// `None` when no cell holds an arrow. `port` is the Port column's index,
 /// never split.
 pub fn split(table: &Table, port: Option<usize>) -> Option<Table> {
+    // In a Direction or "node-to-node" column, "vCenter Server to PSC" is an
+    // arrow too; elsewhere "to" is just a word.
+    let words_arrow: Vec<bool> = table
+        .header
+        .iter()
+        .map(|h| {
+            let lower = h.to_lowercase();
+            ["direction", "node-to-node", "communication"]
+                .iter()
+                .any(|k| lower.contains(k))
+        })
+        .collect();
     let column = (0..table.header.len()).find(|&i| {
         Some(i) != port
-            && table
-                .rows
-                .iter()
-                .any(|r| r.cells.get(i).is_some_and(|c| arrow_in(c).is_some()))
+            && table.rows.iter().any(|r| {
+                r.cells
+                    .get(i)
+                    .is_some_and(|c| arrow_in(c, words_arrow[i]).is_some())
+            })
     })?;
+    let to_word = words_arrow[column];
+    // "Required for": the hosts that listen, for rows without arrows.
+    let listeners = table
+        .header
+        .iter()
+        .position(|h| h.to_lowercase().starts_with("required for"));
     let mut header = table.header.clone();
     header[column] = "Ends".into();
+    if let Some(i) = listeners {
+        header[i] = "Hosts".into();
+    }
     header.push("Source".into());
     header.push("Destination".into());
     let mut rows = Vec::new();
     for row in &table.rows {
         let cell = row.cells.get(column).map_or("", String::as_str);
-        let lines: Vec<(String, String)> = cell.split(';').filter_map(ends).collect();
+        let lines: Vec<(String, String)> =
+            cell.split(';').filter_map(|l| ends(l, to_word)).collect();
         if lines.is_empty() {
-            let mut cells = row.cells.clone();
-            cells.resize(table.header.len(), String::new());
-            cells.extend([String::new(), String::new()]);
-            rows.push(Row {
-                line: row.line,
-                written_cells: cells.len(),
-                cells,
-            });
+            let hosts: Vec<String> = listeners
+                .and_then(|i| row.cells.get(i))
+                .map(|c| {
+                    c.split(';')
+                        .map(|h| h.trim().to_string())
+                        .filter(|h| !h.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let hosts = if hosts.is_empty() {
+                vec![String::new()]
+            } else {
+                hosts
+            };
+            for host in hosts {
+                let mut cells = row.cells.clone();
+                cells.resize(table.header.len(), String::new());
+                cells.extend([String::new(), host]);
+                rows.push(Row {
+                    line: row.line,
+                    written_cells: cells.len(),
+                    cells,
+                });
+            }
             continue;
         }
         for (from, to) in lines {
@@ -59,17 +98,19 @@ pub fn split(table: &Table, port: Option<usize>) -> Option<Table> {
     })
 }
 
-fn arrow_in(text: &str) -> Option<(usize, &'static str)> {
+fn arrow_in(text: &str, to_word: bool) -> Option<(usize, &'static str)> {
+    let words: &[&'static str] = if to_word { &[" to "] } else { &[] };
     ARROWS
         .iter()
+        .chain(words)
         .filter_map(|a| text.find(a).map(|i| (i, *a)))
         .min_by_key(|(i, a)| (*i, std::cmp::Reverse(a.len())))
 }
 
 /// "A → B" as (A, B). A two-way arrow ("A ↔ B") names A on both sides, so
 /// that the row reads as traffic both ways between B (the local end) and A.
-fn ends(line: &str) -> Option<(String, String)> {
-    let (i, arrow) = arrow_in(line)?;
+fn ends(line: &str, to_word: bool) -> Option<(String, String)> {
+    let (i, arrow) = arrow_in(line, to_word)?;
     let from = line[..i].trim();
     let to = line[i + arrow.len()..].trim();
     if from.is_empty() || to.is_empty() {
@@ -124,6 +165,22 @@ mod tests {
         );
         assert_eq!(s.rows[1].line, 2);
         assert!(split(&table(&["Port"], &[&["1"]]), Some(0)).is_none());
-        assert_eq!(ends("a <-> b"), Some(("a".into(), "b; a".into())));
+        assert_eq!(ends("a <-> b", false), Some(("a".into(), "b; a".into())));
+        assert_eq!(ends("a to b", false), None);
+        let t = table(
+            &[
+                "Port",
+                "Required for",
+                "Used for node-to-node communication",
+            ],
+            &[&["80", "A; B", "A to B"], &["22", "A; B", "No"]],
+        );
+        let s = split(&t, Some(0)).unwrap();
+        let ends: Vec<(&str, &str)> = s
+            .rows
+            .iter()
+            .map(|r| (r.cells[3].as_str(), r.cells[4].as_str()))
+            .collect();
+        assert_eq!(ends, vec![("A", "B"), ("", "A"), ("", "B")]);
     }
 }

@@ -394,7 +394,27 @@ fn compile_row(
         without_self(destination)?,
         without_self(peer)?,
     );
-    if source.is_none() && destination.is_none() && peer.is_none() {
+    let local = defaults
+        .local
+        .clone()
+        .or(component.clone())
+        .or_else(|| row_local(direction, source.as_deref(), destination.as_deref()));
+    // A row that names only the listening host ("Required for: vCenter
+    // Server") names its peers in its words, if anywhere.
+    let had_destination = destination.is_some();
+    let listener_only = source.is_none()
+        && peer.is_none()
+        && direction != Direction::Outbound
+        && destination.as_ref().is_none_or(|d| {
+            d.iter()
+                .all(|e| matches!(e, endpoints::Endpoint::Role(r) if Some(r) == local.as_ref()))
+        });
+    if listener_only {
+        destination = None;
+        let known = endpoints::Known {
+            roles: known.roles,
+            local: local.as_deref().or(known.local),
+        };
         let words = [Column::Service, Column::Description]
             .iter()
             .filter_map(|&c| cell(c))
@@ -415,15 +435,10 @@ fn compile_row(
                     .join(", ")
             ));
             peer = Some(named);
-        } else if defaults.any_peer {
+        } else if defaults.any_peer || had_destination {
             peer = Some(vec![endpoints::Endpoint::Role(endpoints::ANY.into())]);
         }
     }
-    let local = defaults
-        .local
-        .clone()
-        .or(component)
-        .or_else(|| row_local(direction, source.as_deref(), destination.as_deref()));
     if let Some(local) = &local {
         // The sides logic sees the monitored host as `nodes`.
         for list in [&mut source, &mut destination, &mut peer]
@@ -596,7 +611,17 @@ fn row_local(
     source: Option<&[endpoints::Endpoint]>,
     destination: Option<&[endpoints::Endpoint]>,
 ) -> Option<String> {
-    let (s, d) = (source?, destination?);
+    let d = destination?;
+    let Some(s) = source else {
+        // Only the listening side is named.
+        return match direction {
+            Direction::Outbound => None,
+            _ => d.iter().find_map(|e| match e {
+                endpoints::Endpoint::Role(r) if r != NODES => Some(r.clone()),
+                _ => None,
+            }),
+        };
+    };
     if s.iter().chain(d).any(endpoints::Endpoint::is_nodes) {
         return None;
     }
