@@ -15,6 +15,7 @@ pub mod normalize;
 mod prose;
 mod roles;
 mod rows;
+mod sentences;
 
 use super::{
     document::{self, Block, Document},
@@ -80,6 +81,7 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
     let mut section = SectionProse::default();
     let mut headings: Vec<(u8, String)> = Vec::new();
     let blocks = document::parse(&doc.text);
+    let lines: Vec<String> = doc.text.lines().map(document::collapse_ws).collect();
     learn_roles(&mut ctx, &blocks);
     ctx.footnotes = footnotes::Footnotes::of(&doc.text, &blocks);
     for block in blocks {
@@ -98,7 +100,10 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                 text,
                 code,
                 line,
-            } => prose::read(&mut ctx, &mut section, &headings, kind, &text, &code, line),
+            } => {
+                prose::read(&mut ctx, &mut section, &headings, kind, &text, &code, line);
+                sentences::read(&mut ctx, &text, line, &lines);
+            }
             Block::Table(table) => {
                 let ids = if matrix::is_matrix(&table) {
                     matrix::compile(&mut ctx, &table)
@@ -147,6 +152,7 @@ fn learn_roles(ctx: &mut Ctx, blocks: &[Block]) {
                 .as_deref()
                 .map(|c| roles::all_of_heading(c, ctx.title.as_deref()))
                 .unwrap_or_default(),
+            Block::Prose { text, .. } => sentences::learn_parts(text),
             _ => continue,
         };
         for role in named {

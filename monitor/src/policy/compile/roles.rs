@@ -76,12 +76,14 @@ pub fn slug(phrase: &str) -> Option<String> {
         return None;
     }
     let mut out: Vec<String> = words.iter().map(|w| w.to_string()).collect();
-    if let Some(last) = out.last_mut()
-        && last.len() > 3
-        && last.ends_with('s')
-        && !last.ends_with("ss")
-    {
-        last.pop();
+    if let Some(last) = out.last_mut() {
+        if last.len() > 4 && last.ends_with("ies") {
+            // "proxies" is a proxy.
+            last.truncate(last.len() - 3);
+            last.push('y');
+        } else if last.len() > 3 && last.ends_with('s') && !last.ends_with("ss") {
+            last.pop();
+        }
     }
     Some(out.join("-"))
 }
@@ -219,6 +221,7 @@ mod tests {
         assert_eq!(slug("Connect workers").as_deref(), Some("connect-worker"));
         assert_eq!(slug("ksqlDB servers").as_deref(), Some("ksqldb-server"));
         assert_eq!(slug("the"), None);
+        assert_eq!(slug("Zabbix proxies").as_deref(), Some("zabbix-proxy"));
     }
 
     #[test]
