@@ -43,6 +43,7 @@ const CONNECT: &[&str] = &[
     " need to reach ",
     " poll them ",
     " polls them ",
+    " gossip with ",
 ];
 
 /// Verbs whose subject listens.
@@ -73,7 +74,7 @@ pub fn read(ctx: &mut Ctx, text: &str, line: u32, lines: &[String]) {
         // "You only need this when ...": a condition on the sentence before.
         if st.ports.is_empty()
             && st.listeners.is_empty()
-            && let Some(cond) = required::condition_of(sentence)
+            && let Some(cond) = condition(sentence)
         {
             for id in &last_ids {
                 if let Some(rule) = ctx.rule_mut(id)
@@ -183,6 +184,22 @@ fn split_sentences(text: &str) -> Vec<String> {
     out
 }
 
+/// A sentence's condition: "required if ..." and the like, "If you ...,"
+/// or "this only applies to proxies in active mode".
+fn condition(sentence: &str) -> Option<String> {
+    let padded = format!(" {} ", sentence.trim());
+    let lower = padded.to_lowercase();
+    let after = |i: usize| {
+        let rest = &padded[i..];
+        let end = rest.find([',', '.', ';']).unwrap_or(rest.len());
+        rest[..end].trim().to_string()
+    };
+    required::condition_of(sentence.trim())
+        .or_else(|| lower.find(" if ").map(|i| after(i + 4)))
+        .or_else(|| lower.find(" only ").map(|i| after(i + 6)))
+        .filter(|c| !c.is_empty())
+}
+
 /// The ports, protocols, ends and condition a sentence states.
 fn statement(sentence: &str) -> Statement {
     let mut st = Statement::default();
@@ -195,14 +212,7 @@ fn statement(sentence: &str) -> Statement {
     if lower.contains(" udp") {
         st.protos.push(Proto::Udp);
     }
-    st.condition = required::condition_of(sentence.trim())
-        .or_else(|| {
-            let cut = lower.find(" if ")?;
-            let rest = &padded[cut + 4..];
-            let end = rest.find([',', '.', ';']).unwrap_or(rest.len());
-            Some(rest[..end].trim().to_string())
-        })
-        .filter(|c| !c.is_empty());
+    st.condition = condition(sentence);
     // "open ... between A and B" in both directions.
     if let Some(i) = lower.find(" between ") {
         let rest = &padded[i + 9..];
@@ -215,10 +225,22 @@ fn statement(sentence: &str) -> Statement {
             return st;
         }
     }
+    // "open TCP ports 20000 through 32000 on every client".
+    if lower.contains(" open ")
+        && let Some(i) = lower.find(" on every ").or_else(|| lower.find(" on each "))
+    {
+        st.listeners.extend(object(&padded[i + 4..]));
+        return st;
+    }
+    // "Clients never need to reach this port": no rule.
+    if lower.contains(" never ") {
+        st.ports.clear();
+        return st;
+    }
     if let Some((at, verb)) = find_any(&lower, CONNECT) {
         st.openers.extend(subject(&padded[..at]));
         let after = &padded[at + verb.len()..];
-        if verb.contains("them") {
+        if verb.contains("poll them") {
             st.listeners.extend(pronoun_them(&lower));
         } else {
             st.listeners.extend(object(after));
@@ -226,6 +248,10 @@ fn statement(sentence: &str) -> Statement {
         // "..., or to their proxy, which listens on the same port".
         if let Some(j) = lower.find(", or to ") {
             st.listeners.extend(object(&padded[j + 8..]));
+        }
+        // "..., and the servers use the same port among themselves".
+        if lower.contains(" among themselves") || lower.contains(" with each other") {
+            st.openers.extend(st.listeners.clone());
         }
         return st;
     }
@@ -260,12 +286,6 @@ fn statement(sentence: &str) -> Statement {
             st.openers.extend(object(&padded[k + 6..]));
         }
         return st;
-    }
-    // "open TCP ports 20000 through 32000 on every client".
-    if lower.contains(" open ")
-        && let Some(i) = lower.find(" on every ").or_else(|| lower.find(" on each "))
-    {
-        st.listeners.extend(object(&padded[i + 4..]));
     }
     st
 }
