@@ -53,7 +53,7 @@ fn thoughtspot() -> KernelTables {
     let inv = Inventory::parse(INVENTORY, "inventory.toml").unwrap();
     let no_dns = |_: &str| Vec::new();
     kernel_tables::build(
-        &policy::entries(&resolved),
+        &policy::entries(&resolved, &[policy::model::NODES.into()]),
         &kernel_tables::Peers {
             inventory: Some(&inv),
             default_nodes: &[],

@@ -119,11 +119,13 @@ impl TokenSink for Sink {
                     }
                     // Inside a cell, list items and line breaks separate
                     // items, and `<sup>n</sup>` is a footnote marker `[^n]`.
-                    local_name!("br") | local_name!("li") if state.in_cell() => {
-                        if start || tag.name == local_name!("li") {
-                            state.push_text(ITEM_MARK_STR);
-                        }
+                    local_name!("br") | local_name!("li")
+                        if state.in_cell() && (start || tag.name == local_name!("li")) =>
+                    {
+                        state.push_text(ITEM_MARK_STR);
                     }
+                    // `</br>`: nothing to separate.
+                    local_name!("br") if state.in_cell() => {}
                     local_name!("sup") if state.in_cell() => {
                         state.push_text(if start { "[^" } else { "]" });
                     }

@@ -125,11 +125,11 @@ pub fn parse_in(cell: &str, known: Known) -> Result<EndpointReading, String> {
         return Ok(out);
     }
     for part in split_list(&outside) {
-        if !known.roles.is_empty() || known.local.is_some() {
-            if let Some(e) = own_role(&part, known) {
-                push(&mut out.endpoints, e);
-                continue;
-            }
+        if (!known.roles.is_empty() || known.local.is_some())
+            && let Some(e) = own_role(&part, known)
+        {
+            push(&mut out.endpoints, e);
+            continue;
         }
         classify(&part, &mut out);
     }
