@@ -162,7 +162,10 @@ pub fn effect(text: &str) -> Effect {
     Effect {
         condition,
         local_only: lower.contains("itself") || lower.contains("local traffic"),
-        outbound: lower.contains("is the client") || lower.contains("connects out"),
+        outbound: lower.contains("is the client")
+            || lower.contains("connects out")
+            || lower.starts_with("sent ")
+            || lower.contains(" sent to "),
         udp: lower.contains("over udp"),
     }
 }

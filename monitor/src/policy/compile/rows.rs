@@ -312,7 +312,14 @@ fn compile_row(
         .collect();
     let cells = &cells;
     let cell = |c: Column| nonempty(layout.cell(cells, c));
-    let mut port_cell = ports::parse(layout.cell(cells, Column::Port).unwrap_or(""))?;
+    let (mut port_cell, alternative) =
+        match ports::parse(layout.cell(cells, Column::Port).unwrap_or("")) {
+            Ok(read) => (read, None),
+            Err(e) => match alternative_port(layout, cells) {
+                Some(found) => found,
+                None => return Err(e),
+            },
+        };
     markers.append(&mut port_cell.markers);
     let effects: Vec<(String, footnotes::Effect)> = markers
         .iter()
@@ -352,7 +359,11 @@ fn compile_row(
             .direction
             .ok_or_else(|| "no direction given".to_string())?,
     };
-    let direction = if effects.iter().any(|(_, e)| e.outbound) {
+    let outbound_note = effects
+        .iter()
+        .find(|(_, e)| e.outbound)
+        .map(|(t, _)| t.clone());
+    let direction = if outbound_note.is_some() {
         notes.push("its footnote says the host connects out: outbound".into());
         Direction::Outbound
     } else {
@@ -404,7 +415,7 @@ fn compile_row(
     let had_destination = destination.is_some();
     let listener_only = source.is_none()
         && peer.is_none()
-        && direction != Direction::Outbound
+        && (direction != Direction::Outbound || outbound_note.is_some())
         && destination.as_ref().is_none_or(|d| {
             d.iter()
                 .all(|e| matches!(e, endpoints::Endpoint::Role(r) if Some(r) == local.as_ref()))
@@ -434,6 +445,14 @@ fn compile_row(
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
+            peer = Some(named);
+        } else if let Some(named) = outbound_note
+            .as_deref()
+            .map(|t| mentions::peers(t, endpoints::Known::default()))
+            .filter(|n| !n.is_empty())
+        {
+            // "it connects out on this port to your IMAP server, ...".
+            notes.push("peers named in the footnote".into());
             peer = Some(named);
         } else if defaults.any_peer || had_destination {
             peer = Some(vec![endpoints::Endpoint::Role(endpoints::ANY.into())]);
@@ -514,6 +533,13 @@ fn compile_row(
         requirement.condition = e.condition.clone();
         requirement.note = Some(format!("its footnote makes it conditional: {text}"));
     }
+    if let Some(cond) = alternative
+        && requirement.required == Required::Yes
+    {
+        requirement.required = Required::Conditional;
+        requirement.note = Some(format!("the port of another column, used only {cond}"));
+        requirement.condition = Some(cond);
+    }
     notes.extend(requirement.note.clone());
     warnings.extend(requirement.warning.clone());
 
@@ -557,6 +583,33 @@ fn compile_row(
             .all(|r| r.required != Required::Conditional || r.condition.is_some())
     );
     Ok(RowReading { rules, warnings })
+}
+
+/// A row whose port cell is a placeholder ("X") and whose other cell gives
+/// a port for another setup ("Socket" / "Port (5432)"): that port, needed
+/// only when the component is switched to it.
+fn alternative_port(
+    layout: &Layout,
+    cells: &[String],
+) -> Option<(ports::PortCell, Option<String>)> {
+    let port = layout.cell(cells, Column::Port)?.trim();
+    if !matches!(
+        port.to_lowercase().as_str(),
+        "x" | "-" | "—" | "n/a" | "none"
+    ) {
+        return None;
+    }
+    cells.iter().find_map(|c| {
+        let lower = c.trim().to_lowercase();
+        if !lower.starts_with("port") || c.trim() == port {
+            return None;
+        }
+        let read = ports::parse(c).ok()?;
+        Some((
+            read,
+            Some(format!("when switched to a network port ({})", c.trim())),
+        ))
+    })
 }
 
 /// Takes the qualifiers out of an endpoint cell: an item "Linux worker
