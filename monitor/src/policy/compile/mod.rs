@@ -16,6 +16,7 @@ mod prose;
 mod roles;
 mod rows;
 mod sentences;
+mod topics;
 
 use super::{
     document::{self, Block, Document},
@@ -152,7 +153,11 @@ fn learn_roles(ctx: &mut Ctx, blocks: &[Block]) {
                 .as_deref()
                 .map(|c| roles::all_of_heading(c, ctx.title.as_deref()))
                 .unwrap_or_default(),
-            Block::Prose { text, .. } => sentences::learn_parts(text),
+            Block::Prose { text, .. } => {
+                let learned = topics::learn(text);
+                ctx.topics.extend(learned);
+                sentences::learn_parts(text)
+            }
             _ => continue,
         };
         for role in named {
@@ -202,6 +207,9 @@ pub struct Ctx {
     /// Host roles the document's headings and captions name (slugs).
     pub roles: Vec<String>,
     pub footnotes: footnotes::Footnotes,
+    /// What the prose says about kinds of traffic ("health monitoring is
+    /// optional").
+    pub topics: Vec<topics::Topic>,
 }
 
 impl Ctx {
@@ -218,6 +226,7 @@ impl Ctx {
             title: None,
             roles: Vec::new(),
             footnotes: footnotes::Footnotes::default(),
+            topics: Vec::new(),
         }
     }
 

@@ -12,7 +12,7 @@ use super::{
         mentions, ports, protocol, required,
         sides::{self, PeerSpec, Sides},
     },
-    roles,
+    roles, topics,
 };
 use crate::policy::{
     document::{Row, Table},
@@ -134,7 +134,7 @@ pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<S
             roles: &ctx.roles,
             local: defaults.local.as_deref(),
         };
-        match compile_row(&layout, &defaults, known, &ctx.footnotes, row) {
+        match compile_row(&layout, &defaults, known, &ctx.footnotes, &ctx.topics, row) {
             Ok(read) => {
                 for w in read.warnings {
                     ctx.warn(row.line, w);
@@ -289,6 +289,7 @@ fn compile_row(
     defaults: &Defaults,
     known: endpoints::Known,
     notes_of: &footnotes::Footnotes,
+    said: &[topics::Topic],
     row: &Row,
 ) -> Result<RowReading, String> {
     // Footnote markers on the service and required cells count like those
@@ -532,6 +533,19 @@ fn compile_row(
         requirement.required = Required::Conditional;
         requirement.condition = e.condition.clone();
         requirement.note = Some(format!("its footnote makes it conditional: {text}"));
+    }
+    if requirement.required == Required::Yes
+        && cell(Column::Required).is_none()
+        && let Some(topic) = topics::about(said, &described)
+    {
+        match &topic.effect {
+            topics::Effect::Optional => requirement.required = Required::No,
+            topics::Effect::Condition(c) => {
+                requirement.required = Required::Conditional;
+                requirement.condition = Some(c.clone());
+            }
+        }
+        requirement.note = Some(format!("the document says: {}", topic.said));
     }
     if let Some(cond) = alternative
         && requirement.required == Required::Yes

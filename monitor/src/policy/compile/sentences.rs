@@ -162,7 +162,7 @@ fn paragraph_default(text: &str) -> Option<(Vec<PortRange>, Vec<Proto>)> {
     Some((vec![PortRange::single(port)], protos))
 }
 
-fn split_sentences(text: &str) -> Vec<String> {
+pub fn split_sentences(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
     let chars: Vec<char> = text.chars().collect();

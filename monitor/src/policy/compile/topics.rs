@@ -1,0 +1,103 @@
+//! What a document's prose says about a kind of traffic as a whole, for
+//! the rows that carry it: "Health monitoring is recommended but optional"
+//! makes the "health checks" rows not required; "In VXLAN overlay mode
+//! Cilium uses the Linux default VXLAN port" makes the "VXLAN overlay" rows
+//! conditional on that mode. A row and a statement match when they share a
+//! significant word.
+
+use super::{normalize::required, sentences};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    /// Significant words of the subject, lower case.
+    words: Vec<String>,
+    pub effect: Effect,
+    /// The sentence, for the rule's note.
+    pub said: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Optional,
+    Condition(String),
+}
+
+/// Words too common to tie a row to a statement.
+const COMMON: &[&str] = &[
+    "port", "ports", "traffic", "between", "nodes", "node", "every", "with", "from", "that",
+    "this", "these", "their", "mode", "uses", "used", "open", "must", "should", "also",
+];
+
+/// The statements of one prose block.
+pub fn learn(text: &str) -> Vec<Topic> {
+    let mut out = Vec::new();
+    for sentence in sentences::split_sentences(text) {
+        let lower = sentence.to_lowercase();
+        if required::says_optional(&sentence) || lower.contains(" is optional") {
+            if let Some(i) = lower.find(" is ") {
+                push(&mut out, &lower[..i], Effect::Optional, &sentence);
+            }
+        } else if let Some(rest) = lower.strip_prefix("in ")
+            && let Some(i) = rest.find(" mode")
+            && rest[..i].split_whitespace().count() <= 3
+        {
+            let mode = &rest[..i];
+            push(
+                &mut out,
+                mode,
+                Effect::Condition(format!("in {mode} mode")),
+                &sentence,
+            );
+        }
+    }
+    out
+}
+
+fn push(out: &mut Vec<Topic>, subject: &str, effect: Effect, said: &str) {
+    let words = significant(subject);
+    if !words.is_empty() {
+        out.push(Topic {
+            words,
+            effect,
+            said: said.to_string(),
+        });
+    }
+}
+
+fn significant(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() >= 4 && !COMMON.contains(w))
+        .map(String::from)
+        .collect()
+}
+
+/// The first statement about a row described by `text`.
+pub fn about<'t>(topics: &'t [Topic], text: &str) -> Option<&'t Topic> {
+    let words = significant(text);
+    topics
+        .iter()
+        .find(|t| t.words.iter().any(|w| words.contains(w)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_about_kinds_of_traffic() {
+        let topics = learn(
+            "Health monitoring is recommended but optional. For cilium-health to report, ping. \
+             In VXLAN overlay mode Cilium uses the Linux default VXLAN port, so open it.",
+        );
+        assert_eq!(
+            about(&topics, "health checks").unwrap().effect,
+            Effect::Optional
+        );
+        assert_eq!(
+            about(&topics, "VXLAN overlay").unwrap().effect,
+            Effect::Condition("in vxlan overlay mode".into())
+        );
+        assert!(about(&topics, "etcd access").is_none());
+    }
+}
