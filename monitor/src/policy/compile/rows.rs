@@ -493,9 +493,26 @@ fn compile_row(
     }
     // Without a Notes column, the description or the service's own words
     // carry the condition ("Required only for RBAC", "only if you enable it").
-    let described = [Column::Description, Column::Service]
+    // Every cell that is not a port, a protocol, an end or a direction: the
+    // description, the service and the columns nobody recognised (Splunk's
+    // second service column, "Purpose").
+    let structural = [
+        Column::Port,
+        Column::Protocol,
+        Column::Direction,
+        Column::Source,
+        Column::Destination,
+        Column::Peer,
+        Column::Required,
+        Column::Notes,
+    ];
+    let described = cells
         .iter()
-        .filter_map(|&c| cell(c))
+        .enumerate()
+        .filter(|(i, c)| {
+            !c.trim().is_empty() && !structural.iter().any(|&col| layout.get(col) == Some(*i))
+        })
+        .map(|(_, c)| c.as_str())
         .collect::<Vec<_>>()
         .join(". ");
     let notes_text = cell(Column::Notes).or((!described.is_empty()).then_some(described.as_str()));
@@ -521,6 +538,7 @@ fn compile_row(
     ]
     .iter()
     .filter_map(|&c| cell(c))
+    .chain([described.as_str()])
     .any(required::says_optional);
     if optional_text && requirement.required == Required::Yes && cell(Column::Required).is_none() {
         requirement.required = Required::No;

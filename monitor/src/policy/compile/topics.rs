@@ -37,6 +37,17 @@ pub fn learn(text: &str) -> Vec<Topic> {
             if let Some(i) = lower.find(" is ") {
                 push(&mut out, &lower[..i], Effect::Optional, &sentence);
             }
+        } else if let Some(i) = lower
+            .find(" is only used when ")
+            .or_else(|| lower.find(" is only needed when "))
+        {
+            // "The enrollment port is only used when an agent registers".
+            let rest = &sentence[i..];
+            let cond = rest
+                .split_once(" when ")
+                .map(|(_, c)| c.trim_end_matches('.').trim().to_string())
+                .unwrap_or_default();
+            push(&mut out, &lower[..i], Effect::Condition(cond), &sentence);
         } else if let Some(rest) = lower.strip_prefix("in ")
             && let Some(i) = rest.find(" mode")
             && rest[..i].split_whitespace().count() <= 3
@@ -99,5 +110,10 @@ mod tests {
             Effect::Condition("in vxlan overlay mode".into())
         );
         assert!(about(&topics, "etcd access").is_none());
+        let topics = learn("The enrollment port is only used when an agent registers.");
+        assert!(matches!(
+            &about(&topics, "Agent enrollment").unwrap().effect,
+            Effect::Condition(c) if c == "an agent registers"
+        ));
     }
 }

@@ -399,6 +399,13 @@ pub fn slug(phrase: &str) -> String {
         }
         out.push_str(w);
     }
+    // "Elasticsearch REST API": the host that serves the API.
+    for suffix in ["-rest-api", "-api"] {
+        if out.len() > suffix.len() && out.ends_with(suffix) {
+            out.truncate(out.len() - suffix.len());
+            break;
+        }
+    }
     if out.is_empty() {
         "unnamed-peer".into()
     } else {

@@ -38,6 +38,16 @@ pub fn peers(text: &str, known: Known) -> Vec<Endpoint> {
     let padded = format!(" {} ", text.replace(['(', ')'], " , "));
     let lower = padded.to_lowercase();
     let mut out: Vec<Endpoint> = Vec::new();
+    // "ESXi hosts send their logs here": the subject of a clause.
+    for clause in text.split(['.', ';']) {
+        if let Some(subject) = plural_subject(clause) {
+            for e in endpoints_of(&subject, known) {
+                if !out.contains(&e) {
+                    out.push(e);
+                }
+            }
+        }
+    }
     for marker in MARKERS {
         let mut from = 0;
         while let Some(i) = lower[from..].find(marker) {
@@ -83,6 +93,26 @@ fn phrase_parts(phrase: &str) -> Vec<String> {
         }
     }
     parts
+}
+
+/// Nouns that, in the plural, are hosts or people who open connections.
+const OPENERS: &[&str] = &[
+    "hosts", "clients", "agents", "servers", "devices", "users", "nodes", "browsers",
+];
+
+/// "ESXi hosts" in "ESXi hosts send their logs here": a clause that starts
+/// with a short plural name followed by a verb.
+fn plural_subject(clause: &str) -> Option<String> {
+    let words: Vec<&str> = clause.split_whitespace().collect();
+    let i = words
+        .iter()
+        .take(4)
+        .position(|w| OPENERS.contains(&w.to_lowercase().as_str()))?;
+    let verb = words.get(i + 1)?;
+    if !verb.chars().all(|c| c.is_ascii_lowercase()) || matches!(*verb, "and" | "or" | "of") {
+        return None;
+    }
+    Some(words[..=i].join(" "))
 }
 
 fn split_and(chunk: &str) -> Vec<String> {
@@ -161,5 +191,9 @@ mod tests {
         );
         assert_eq!(names("Requests to the servers"), vec!["server"]);
         assert!(names("Plain-text listener").is_empty());
+        assert_eq!(
+            names("Syslog; ESXi hosts send their logs here."),
+            vec!["esxi-hosts"]
+        );
     }
 }
