@@ -140,6 +140,11 @@ impl Layout {
             .map(|(_, i)| *i)
     }
 
+    /// Whether the header at `index` has a meaning the compiler uses.
+    pub fn is_recognised(&self, index: usize) -> bool {
+        self.positions.iter().any(|(_, i)| *i == index)
+    }
+
     pub fn has(&self, column: Column) -> bool {
         self.get(column).is_some()
     }

@@ -27,7 +27,23 @@ const GENERIC: &[&str] = &[
 ];
 
 /// Leading words that do not belong to the role's name.
-const LEADING: &[&str] = &["the", "other", "all", "any", "each", "every", "a", "an"];
+const LEADING: &[&str] = &[
+    "the", "other", "all", "any", "each", "every", "a", "an", "its", "your", "their", "our",
+];
+
+/// The first of `known` roles that `text` names ("Ops Manager connects to
+/// its application database" names ops-manager first).
+pub fn mentioned(text: &str, known: &[String]) -> Option<String> {
+    let lower = format!(" {} ", text.to_lowercase().replace(['-', ','], " "));
+    known
+        .iter()
+        .filter_map(|r| {
+            let name = format!(" {} ", r.replace('-', " "));
+            lower.find(&name).map(|i| (i, r))
+        })
+        .min_by_key(|(i, _)| *i)
+        .map(|(_, r)| r.clone())
+}
 
 /// Words that make a heading about something other than one kind of host.
 const NOT_A_ROLE: &[&str] = &[
@@ -116,6 +132,15 @@ pub fn all_of_heading(text: &str, title: Option<&str>) -> Vec<String> {
     let Some(rest) = after_ports_on(&lower) else {
         return of_heading(text, title).into_iter().collect();
     };
+    // "Ports on X, Y and Z hosts" lists hosts; "Ports for SNMP, LDAP and
+    // KMIP" lists services.
+    let names_hosts = rest
+        .split_whitespace()
+        .last()
+        .is_some_and(|w| HOST_WORDS.contains(&w.trim_end_matches(['.', ':'])));
+    if !names_hosts {
+        return Vec::new();
+    }
     rest.split([',', ';'])
         .flat_map(|p| p.split(" and "))
         .filter_map(slug)
@@ -252,6 +277,25 @@ mod tests {
             all_of_heading("Ports on REST Proxy, ksqlDB and Control Center hosts", None),
             vec!["rest-proxy", "ksqldb", "control-center"]
         );
+    }
+
+    #[test]
+    fn services_are_not_hosts() {
+        assert!(all_of_heading("Open ports for SNMP, LDAP and KMIP", None).is_empty());
+    }
+
+    #[test]
+    fn mentions_of_known_roles() {
+        let known = vec!["ops-manager".to_string(), "mongodb".to_string()];
+        assert_eq!(
+            mentioned("The MongoDB Agent talks to Ops Manager", &known).as_deref(),
+            Some("mongodb")
+        );
+        assert_eq!(
+            mentioned("Open ports to reach Ops Manager", &known).as_deref(),
+            Some("ops-manager")
+        );
+        assert_eq!(mentioned("Users open a session", &known), None);
     }
 
     #[test]

@@ -33,6 +33,11 @@ struct Defaults {
     /// No endpoint column and no section about nodes: a row whose words name
     /// no peer is open to anyone.
     any_peer: bool,
+    /// The section is about traffic among the table's hosts.
+    peer_is_local: bool,
+    /// The first host the document introduces: the one its unlabelled
+    /// tables are about, when a row names none.
+    first_role: Option<String>,
 }
 
 impl Defaults {
@@ -189,7 +194,19 @@ fn table_defaults(
                 .iter()
                 .rev()
                 .find_map(|(_, h)| roles::of_heading(h, title.as_deref()))
+        })
+        .or_else(|| {
+            // "Open ports to reach Ops Manager": a heading that names one of
+            // the hosts the document introduced.
+            headings
+                .last()
+                .and_then(|(_, h)| roles::mentioned(h, &ctx.roles))
         });
+    // "Open ports between the MongoDB hosts": traffic among them.
+    let peer_is_local = local.is_some()
+        && headings
+            .last()
+            .is_some_and(|(_, h)| h.to_lowercase().contains(" between "));
     if let Some(role) = &local {
         ctx.decide(
             table.line,
@@ -272,6 +289,8 @@ fn table_defaults(
         local,
         component_is_local,
         any_peer,
+        peer_is_local,
+        first_role: ctx.roles.first().cloned(),
     }
 }
 
@@ -410,26 +429,43 @@ fn compile_row(
         .local
         .clone()
         .or(component.clone())
-        .or_else(|| row_local(direction, source.as_deref(), destination.as_deref()));
+        .or_else(|| row_local(direction, source.as_deref(), destination.as_deref()))
+        .or_else(|| {
+            // A document that introduced its hosts: the one the row's words
+            // name first ("Ops Manager sends ...", "on the Ops Manager
+            // host"), or the first it introduced.
+            let first = defaults.first_role.clone()?;
+            let text = cells.join(". ");
+            Some(roles::mentioned(&text, known.roles).unwrap_or(first))
+        });
     // A row that names only the listening host ("Required for: vCenter
     // Server") names its peers in its words, if anywhere.
     let had_destination = destination.is_some();
     let listener_only = source.is_none()
         && peer.is_none()
-        && (direction != Direction::Outbound || outbound_note.is_some())
+        && (direction != Direction::Outbound || outbound_note.is_some() || !had_destination)
         && destination.as_ref().is_none_or(|d| {
             d.iter()
                 .all(|e| matches!(e, endpoints::Endpoint::Role(r) if Some(r) == local.as_ref()))
         });
-    if listener_only {
+    if listener_only && defaults.peer_is_local {
+        peer = Some(vec![endpoints::Endpoint::Role(NODES.into())]);
+    } else if listener_only {
         destination = None;
         let known = endpoints::Known {
             roles: known.roles,
             local: local.as_deref().or(known.local),
         };
-        let words = [Column::Service, Column::Description]
+        // The service and every cell nobody recognised ("Purpose").
+        let words = cells
             .iter()
-            .filter_map(|&c| cell(c))
+            .enumerate()
+            .filter(|(i, _)| {
+                layout.get(Column::Service) == Some(*i)
+                    || layout.get(Column::Description) == Some(*i)
+                    || !layout.is_recognised(*i)
+            })
+            .map(|(_, c)| c.as_str())
             .collect::<Vec<_>>()
             .join(". ");
         let named = if known.roles.is_empty() && known.local.is_none() {
@@ -506,15 +542,15 @@ fn compile_row(
         Column::Required,
         Column::Notes,
     ];
-    let described = cells
+    let described_cells: Vec<&str> = cells
         .iter()
         .enumerate()
         .filter(|(i, c)| {
             !c.trim().is_empty() && !structural.iter().any(|&col| layout.get(col) == Some(*i))
         })
         .map(|(_, c)| c.as_str())
-        .collect::<Vec<_>>()
-        .join(". ");
+        .collect();
+    let described = described_cells.join(". ");
     let notes_text = cell(Column::Notes).or((!described.is_empty()).then_some(described.as_str()));
     let mut requirement = required::parse(cell(Column::Required), notes_text)?;
     if requirement.condition.is_none() && described.to_lowercase().contains("(enterprise)") {
@@ -538,7 +574,7 @@ fn compile_row(
     ]
     .iter()
     .filter_map(|&c| cell(c))
-    .chain([described.as_str()])
+    .chain(described_cells.iter().copied())
     .any(required::says_optional);
     if optional_text && requirement.required == Required::Yes && cell(Column::Required).is_none() {
         requirement.required = Required::No;

@@ -540,10 +540,14 @@ fn shorten(text: &str) -> String {
 /// made of a Zabbix server, optional Zabbix proxies, the Zabbix agents ...".
 pub fn learn_parts(text: &str) -> Vec<String> {
     let lower = text.to_lowercase();
-    let Some(i) = ["is made of ", "consists of ", "is made up of "]
-        .iter()
-        .find_map(|m| lower.find(m).map(|i| i + m.len()))
-    else {
+    let Some(i) = [
+        "is made of ",
+        "consists of ",
+        "is made up of ",
+        "kinds of hosts: ",
+    ]
+    .iter()
+    .find_map(|m| lower.find(m).map(|i| i + m.len())) else {
         return Vec::new();
     };
     let rest = &text[i..];
@@ -564,7 +568,12 @@ pub fn learn_parts(text: &str) -> Vec<String> {
             // "the Zabbix agents on the monitored hosts": the name only.
             let cut = words
                 .iter()
-                .position(|w| matches!(*w, "on" | "for" | "of" | "in"))
+                .position(|w| {
+                    matches!(
+                        *w,
+                        "on" | "for" | "of" | "in" | "running" | "that" | "which" | "each"
+                    )
+                })
                 .unwrap_or(words.len());
             (cut > 0 && cut <= 3)
                 .then(|| roles::slug(&words[..cut].join(" ")))
@@ -618,6 +627,17 @@ mod tests {
             statement("Any of these default port numbers can be changed.")
                 .ports
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn kinds_of_hosts() {
+        let parts = learn_parts(
+            "The deployment has three kinds of hosts: the Ops Manager host running the application, the application database hosts that back it, and the MongoDB hosts of the deployments, each running an agent.",
+        );
+        assert_eq!(
+            parts,
+            vec!["ops-manager", "application-database", "mongodb"]
         );
     }
 

@@ -7,7 +7,15 @@
 use super::endpoints::{self, Endpoint, Known};
 
 /// Words after which a sentence names who is on the other side.
-const MARKERS: &[&str] = &[" from ", " by ", " for ", " with ", " to "];
+const MARKERS: &[&str] = &[
+    " from ",
+    " by ",
+    " for ",
+    " with ",
+    " to ",
+    " against ",
+    " through ",
+];
 
 /// Words that end a peer's phrase: what follows qualifies it.
 const CUT: &[&str] = &[
