@@ -588,9 +588,15 @@ fn compile_row(
         requirement.condition = e.condition.clone();
         requirement.note = Some(format!("its footnote makes it conditional: {text}"));
     }
+    let row_ports: Vec<u16> = port_cell
+        .groups
+        .iter()
+        .flat_map(|g| g.ranges.iter().filter(|r| r.lo == r.hi).map(|r| r.lo))
+        .collect();
     if requirement.required == Required::Yes
         && cell(Column::Required).is_none()
-        && let Some(topic) = topics::about(said, &described)
+        && let Some(topic) =
+            topics::about_ports(said, &row_ports).or_else(|| topics::about(said, &described))
     {
         match &topic.effect {
             topics::Effect::Optional => requirement.required = Required::No,

@@ -11,6 +11,9 @@ use super::{normalize::required, sentences};
 pub struct Topic {
     /// Significant words of the subject, lower case.
     words: Vec<String>,
+    /// Ports the statement names ("Only one of the two web ports is in use:
+    /// 8443 takes over once TLS is enabled, and 8080 serves plain HTTP").
+    ports: Vec<u16>,
     pub effect: Effect,
     /// The sentence, for the rule's note.
     pub said: String,
@@ -33,6 +36,23 @@ pub fn learn(text: &str) -> Vec<Topic> {
     let mut out = Vec::new();
     for sentence in sentences::split_sentences(text) {
         let lower = sentence.to_lowercase();
+        if lower.contains("only one of") {
+            let ports: Vec<u16> = lower
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|n| n.parse::<u16>().ok())
+                .filter(|p| *p > 0)
+                .collect();
+            if !ports.is_empty() {
+                let cond = sentence.trim_end_matches('.').trim().to_string();
+                out.push(Topic {
+                    words: Vec::new(),
+                    ports,
+                    effect: Effect::Condition(cond),
+                    said: sentence.clone(),
+                });
+            }
+            continue;
+        }
         if required::says_optional(&sentence) || lower.contains(" is optional") {
             if let Some(i) = lower.find(" is ") {
                 push(&mut out, &lower[..i], Effect::Optional, &sentence);
@@ -69,6 +89,7 @@ fn push(out: &mut Vec<Topic>, subject: &str, effect: Effect, said: &str) {
     if !words.is_empty() {
         out.push(Topic {
             words,
+            ports: Vec::new(),
             effect,
             said: said.to_string(),
         });
@@ -81,6 +102,13 @@ fn significant(text: &str) -> Vec<String> {
         .filter(|w| w.len() >= 4 && !COMMON.contains(w))
         .map(String::from)
         .collect()
+}
+
+/// The first statement that names one of a row's ports.
+pub fn about_ports<'t>(topics: &'t [Topic], ports: &[u16]) -> Option<&'t Topic> {
+    topics
+        .iter()
+        .find(|t| t.ports.iter().any(|p| ports.contains(p)))
 }
 
 /// The first statement about a row described by `text`.
@@ -110,6 +138,12 @@ mod tests {
             Effect::Condition("in vxlan overlay mode".into())
         );
         assert!(about(&topics, "etcd access").is_none());
+        let topics = learn(
+            "Only one of the two web ports is in use at a time: 8443 takes over once TLS is on, \
+             and 8080 serves plain HTTP otherwise.",
+        );
+        assert!(about_ports(&topics, &[8080]).is_some());
+        assert!(about_ports(&topics, &[25]).is_none());
         let topics = learn("The enrollment port is only used when an agent registers.");
         assert!(matches!(
             &about(&topics, "Agent enrollment").unwrap().effect,

@@ -15,6 +15,8 @@ const MARKERS: &[&str] = &[
     " to ",
     " against ",
     " through ",
+    " on each ",
+    " on every ",
 ];
 
 /// Words that end a peer's phrase: what follows qualifies it.
@@ -28,6 +30,7 @@ const CUT: &[&str] = &[
     " via ",
     " using ",
     " at ",
+    " for ",
 ];
 
 /// Parts that are not peers ("over TLS").
@@ -94,7 +97,9 @@ fn phrase_parts(phrase: &str) -> Vec<String> {
                 .unwrap_or(piece)
                 .trim();
             let first = piece.split_whitespace().next().unwrap_or("").to_lowercase();
-            if piece.is_empty() || NOT_PEERS.contains(&first.as_str()) {
+            // "redirected to 443": a port, not a peer.
+            let numeric = first.starts_with(|c: char| c.is_ascii_digit());
+            if piece.is_empty() || numeric || NOT_PEERS.contains(&first.as_str()) {
                 continue;
             }
             parts.push(piece.to_string());
