@@ -139,7 +139,15 @@ pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<S
             roles: &ctx.roles,
             local: defaults.local.as_deref(),
         };
-        match compile_row(&layout, &defaults, known, &ctx.footnotes, &ctx.topics, row) {
+        match compile_row(
+            &layout,
+            &table.header,
+            &defaults,
+            known,
+            &ctx.footnotes,
+            &ctx.topics,
+            row,
+        ) {
             Ok(read) => {
                 for w in read.warnings {
                     ctx.warn(row.line, w);
@@ -303,8 +311,10 @@ fn nonempty(s: Option<&str>) -> Option<&str> {
     s.map(str::trim).filter(|s| !s.is_empty())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn compile_row(
     layout: &Layout,
+    header: &[String],
     defaults: &Defaults,
     known: endpoints::Known,
     notes_of: &footnotes::Footnotes,
@@ -607,6 +617,24 @@ fn compile_row(
         }
         requirement.note = Some(format!("the document says: {}", topic.said));
     }
+    // A sentence in the who-uses-it cell ("SSL. Once Tableau Server is
+    // configured for SSL, the gateway redirects clients to this port").
+    if requirement.required == Required::Yes
+        && cell(Column::Required).is_none()
+        && let Some(cond) = cell(Column::Source).and_then(required::condition_of)
+    {
+        requirement.required = Required::Conditional;
+        requirement.note = Some(format!("the Source cell makes it conditional: {cond}"));
+        requirement.condition = Some(cond);
+    }
+    if requirement.required == Required::Yes
+        && cell(Column::Required).is_none()
+        && let Some(cond) = marks_condition(layout, header, cells)
+    {
+        requirement.required = Required::Conditional;
+        requirement.note = Some(format!("marked only under {cond}: conditional"));
+        requirement.condition = Some(cond);
+    }
     if let Some(cond) = alternative
         && requirement.required == Required::Yes
     {
@@ -657,6 +685,30 @@ fn compile_row(
             .all(|r| r.required != Required::Conditional || r.condition.is_some())
     );
     Ok(RowReading { rules, warnings })
+}
+
+/// X marks in columns the compiler does not otherwise read ("All" /
+/// "Distributed / High availability"): a row marked only under columns
+/// other than "All" or "Required" is needed only in those setups.
+fn marks_condition(layout: &Layout, header: &[String], cells: &[String]) -> Option<String> {
+    let marked: Vec<&str> = cells
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| {
+            !layout.is_recognised(*i)
+                && matches!(c.trim().to_lowercase().as_str(), "x" | "✓" | "✔" | "•")
+        })
+        .filter_map(|(i, _)| header.get(i).map(String::as_str))
+        .collect();
+    if marked.is_empty() {
+        return None;
+    }
+    let always = marked.iter().any(|h| {
+        let last = h.to_lowercase();
+        let last = last.split_whitespace().last().unwrap_or("").to_string();
+        matches!(last.as_str(), "all" | "required" | "always" | "yes")
+    });
+    (!always).then(|| marked.join(", "))
 }
 
 /// A row whose port cell is a placeholder ("X") and whose other cell gives

@@ -331,6 +331,21 @@ impl TableBuilder {
             self.header = Some((row.line, std::mem::take(&mut row.cells)));
             return;
         }
+        // A second header row ("Type of installation" over "All" and
+        // "Distributed"): each column's name is both rows' words.
+        if self.rows.is_empty()
+            && row.all_th
+            && let Some((_, header)) = self.header.as_mut()
+        {
+            for (i, more) in row.cells.iter().enumerate() {
+                match header.get_mut(i) {
+                    Some(h) if h != more => *h = format!("{h} {more}"),
+                    Some(_) => {}
+                    None => header.push(more.clone()),
+                }
+            }
+            return;
+        }
         // A row spread by spans counts as complete.
         let written = if spanned { row.cells.len() } else { written };
         self.rows.push(Row {
@@ -469,6 +484,16 @@ mod tests {
             matches!(&blocks[1], Block::Prose { kind: ProseKind::ListItem, code, line: 4, .. } if code == &["s3.example.com"])
         );
         assert_eq!(blocks.len(), 3);
+    }
+
+    #[test]
+    fn spans_and_two_header_rows() {
+        let t = &tables(
+            "<table><tr><th rowspan=\"2\">Port</th><th colspan=\"2\">Type</th></tr>\n<tr><th>All</th><th>Distributed</th></tr>\n<tr><td rowspan=\"2\">80</td><td>X</td><td></td></tr>\n<tr><td></td><td>X</td></tr></table>",
+        )[0];
+        assert_eq!(t.header, vec!["Port", "Type All", "Type Distributed"]);
+        assert_eq!(t.rows[1].cells, vec!["80", "", "X"]);
+        assert_eq!(t.rows[1].line, 4);
     }
 
     #[test]

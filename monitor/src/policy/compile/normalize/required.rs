@@ -116,7 +116,10 @@ pub fn condition_of(text: &str) -> Option<String> {
         .iter()
         .filter_map(|m| lower.find(m).map(|i| i + m.len()))
         .min()
-        .or_else(|| lower.strip_prefix("if ").map(|_| 3))?;
+        .or_else(|| lower.strip_prefix("if ").map(|_| 3))
+        // "SSL. Once Tableau Server is configured for SSL, ...".
+        .or_else(|| lower.strip_prefix("once ").map(|_| 5))
+        .or_else(|| lower.find(". once ").map(|i| i + 7))?;
     let rest = text.get(start..)?;
     let end = rest.find(['.', ';', '(', ')']).unwrap_or(rest.len());
     let cond = rest[..end].trim().trim_end_matches(',').trim();
