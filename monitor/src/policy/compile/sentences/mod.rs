@@ -25,7 +25,6 @@ pub fn read(ctx: &mut Ctx, text: &str, line: u32, lines: &[String]) {
     let mut last_port: Option<(Vec<PortRange>, Vec<Proto>)> = paragraph_default(text);
     let mut last_ids: Vec<String> = Vec::new();
     let mut last_listeners: Vec<String> = Vec::new();
-    let only_tcp = text.to_lowercase().contains("tcp only");
     for (i, sentence) in sentences.iter().enumerate() {
         let mut st = statement(sentence);
         let padded = format!(" {} ", sentence.to_lowercase());
@@ -80,7 +79,6 @@ pub fn read(ctx: &mut Ctx, text: &str, line: u32, lines: &[String]) {
         }
         if st.protos.is_empty() {
             // "TCP only" in the paragraph, or the usual transport.
-            let _ = only_tcp;
             st.protos = vec![Proto::Tcp];
         }
         last_port = Some((st.ports.clone(), st.protos.clone()));
