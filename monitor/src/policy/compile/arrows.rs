@@ -90,12 +90,51 @@ pub fn split(table: &Table, port: Option<usize>) -> Option<Table> {
                 cells,
             });
         }
+        // "vCenter Server listens here for the vSphere Client and for SDK
+        // clients": besides the node-to-node arrows, the listener named in
+        // the row's words is reached by the peers those words name.
+        for host in stated_listeners(row, listeners, column) {
+            let mut cells = row.cells.clone();
+            cells.resize(table.header.len(), String::new());
+            cells[column] = String::new();
+            cells.extend([String::new(), host]);
+            rows.push(Row {
+                line: row.line,
+                written_cells: cells.len(),
+                cells,
+            });
+        }
     }
     Some(Table {
         header,
         rows,
         ..table.clone()
     })
+}
+
+/// The hosts of the "Required for" cell that another cell says "listens".
+fn stated_listeners(row: &Row, listeners: Option<usize>, arrows: usize) -> Vec<String> {
+    let Some(hosts) = listeners.and_then(|i| row.cells.get(i)) else {
+        return Vec::new();
+    };
+    let said = row
+        .cells
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != listeners && *i != arrows)
+        .find_map(|(_, c)| {
+            let lower = c.to_lowercase();
+            lower.find(" listens").map(|i| lower[..i].to_string())
+        });
+    let Some(subject) = said else {
+        return Vec::new();
+    };
+    hosts
+        .split(';')
+        .map(str::trim)
+        .filter(|h| !h.is_empty() && subject.contains(&h.to_lowercase()))
+        .map(String::from)
+        .collect()
 }
 
 fn arrow_in(text: &str, to_word: bool) -> Option<(usize, &'static str)> {
@@ -182,5 +221,12 @@ mod tests {
             .map(|r| (r.cells[3].as_str(), r.cells[4].as_str()))
             .collect();
         assert_eq!(ends, vec![("A", "B"), ("", "A"), ("", "B")]);
+        let t = table(
+            &["Port", "Description", "Required for", "node-to-node"],
+            &[&["443", "A listens here for clients.", "A; B", "A to B"]],
+        );
+        let s = split(&t, Some(0)).unwrap();
+        assert_eq!(s.rows.len(), 2);
+        assert_eq!(s.rows[1].cells[5], "A");
     }
 }
