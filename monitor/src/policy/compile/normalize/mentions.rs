@@ -33,9 +33,11 @@ const CUT: &[&str] = &[
     " for ",
 ];
 
-/// Parts that are not peers ("over TLS").
+/// First words of parts that are not peers ("over TLS", "from it",
+/// "(optional)").
 const NOT_PEERS: &[&str] = &[
-    "over", "via", "using", "in", "on", "at", "through", "when", "if",
+    "over", "via", "using", "in", "on", "at", "through", "when", "if", "it", "them", "this",
+    "that", "these", "those", "optional", "required", "default",
 ];
 
 /// Nouns that, after "every"/"all", mean every host of the product.
@@ -204,6 +206,15 @@ mod tests {
         );
         assert_eq!(names("Requests to the servers"), vec!["server"]);
         assert!(names("Plain-text listener").is_empty());
+        assert!(
+            names("Hosts download patches from it")
+                .iter()
+                .all(|n| n != "it")
+        );
+        assert_eq!(
+            names("Health check for a monitoring service (optional)."),
+            vec!["monitoring-endpoint"]
+        );
         assert_eq!(
             names("Syslog; ESXi hosts send their logs here."),
             vec!["esxi-hosts"]
