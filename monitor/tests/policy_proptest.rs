@@ -32,6 +32,30 @@ fn cell() -> impl Strategy<Value = String> {
         Just("Yes".to_string()),
         Just("No".to_string()),
         Just("Required if x is used".to_string()),
+        // Shapes of other vendors' documents.
+        Just("`8600`[^1]".to_string()),
+        Just("30000-32767†".to_string()),
+        Just("8092<sup>1</sup>".to_string()),
+        Just("TCP/8089".to_string()),
+        Just("[9300:9400]/TCP".to_string()),
+        Just("Port (5432)".to_string()),
+        Just("8200 + 8201".to_string()),
+        Just("ICMP 8/0".to_string()),
+        Just("30000-32767 TCP / UDP<br/>(nodeport)".to_string()),
+        Just("TCP and UDP".to_string()),
+        Just("Provider dependent".to_string()),
+        Just("*".to_string()),
+        Just("No*".to_string()),
+        Just("Disabled".to_string()),
+        Just("<ul><li>etcd nodes</li><li>worker nodes</li></ul>".to_string()),
+        Just("Self, Control plane".to_string()),
+        Just("the etcd node itself (local traffic, never across nodes)".to_string()),
+        Just("Load balancer → Vault servers".to_string()),
+        Just("Primary ↔ Secondary<br>A -> B".to_string()),
+        Just("vCenter Server to PSC".to_string()),
+        Just("DNS queries from applications, called by every agent".to_string()),
+        Just("Required only for RBAC.".to_string()),
+        Just("`master-sg` (self)".to_string()),
         // Endpoints.
         Just("All nodes and SMTP relay (provided by customer)".to_string()),
         Just("https://api.mix  panel.com/x".to_string()),
@@ -59,6 +83,17 @@ fn header() -> impl Strategy<Value = Vec<String>> {
             Just("Notes"),
             Just("Use"),
             Just("Colour"),
+            Just("Used By"),
+            Just("Accessed by"),
+            Just("Listens on"),
+            Just("Source port"),
+            Just("Required for"),
+            Just("Default status"),
+            Just("Port name"),
+            Just("Component"),
+            Just("Source → Destination"),
+            Just("Ingress/Egress"),
+            Just("From / To"),
         ]
         .prop_map(String::from),
         1..8,
@@ -90,15 +125,22 @@ fn html_table() -> impl Strategy<Value = String> {
         any::<bool>(),
     )
         .prop_map(|(header, rows, close)| {
-            let mut t = String::from("<table>\n<tr>");
+            let mut t = String::from("<table>\n<caption>Ports on worker hosts</caption>\n<tr>");
             for h in header {
                 t.push_str(&format!("<th>{h}</th>"));
             }
             t.push_str("</tr>\n");
             for row in rows {
                 t.push_str("<tr>\n");
-                for c in row {
-                    t.push_str(&format!("  <td>{c}\n"));
+                for (i, c) in row.into_iter().enumerate() {
+                    // Spans, sometimes past the table's edge.
+                    let span = match i % 4 {
+                        1 => " rowspan=\"3\"",
+                        2 => " colspan=\"2\"",
+                        3 => " colspan=\"99999\" rowspan=\"0\"",
+                        _ => "",
+                    };
+                    t.push_str(&format!("  <td{span}>{c}\n"));
                 }
             }
             if close {
@@ -115,6 +157,17 @@ fn prose() -> impl Strategy<Value = String> {
         Just("1. `s3.example.com`\n2. `s3-alt.example.com`\n\nUploads use https and port 443.".to_string()),
         Just("* If you use X, the cluster must be able to connect to X's endpoints.".to_string()),
         Just("### Heading".to_string()),
+        Just("### etcd nodes - Inbound rules".to_string()),
+        Just("## Worker node(s) {#node}".to_string()),
+        Just("## Ports bound to localhost".to_string()),
+        Just("[^1]: Only required if applications resolve names.\n\n† Only if NodePort.".to_string()),
+        Just("**Footnotes:**\n\n1. Only opened when set.\n2. Here it connects out.".to_string()),
+        Just("A Zabbix installation is made of a Zabbix server, optional Zabbix proxies and the web frontend.".to_string()),
+        Just("The Zabbix agent listens on port 10050 (TCP): the Zabbix server opens the connection.".to_string()),
+        Just("If you enable replication, also open TCP 8201 in both directions between the primary and each secondary.".to_string()),
+        Just("Agents connect to the server on TCP port 10051, or to their proxy. You only need this when x.".to_string()),
+        Just("open TCP ports 20000 through 32000 on every client".to_string()),
+        Just("<table><thead><tr><th>From / To</th><th>etcd nodes</th><th>worker nodes</th></tr></thead><tr><td rowspan=\"2\">etcd nodes <sup>(1)</sup></td><td colspan=\"2\">8472 UDP</td></tr><tr><td>2379 TCP <sup>(4)</sup></td></tr><tr><td colspan=\"3\">Notes:<br/>1. Only if x.<br/>4. Local traffic from the node to itself.</td></tr></table>".to_string()),
         "[ -~]{0,40}",
     ]
 }

@@ -4,10 +4,29 @@
 //!
 //! # How documents are read
 //!
-//! Every rule is seen from the monitored host, which is one of the cluster's
-//! nodes: `local_role` is `nodes` and the other side is a `peer_role` or
-//! literal `peer` addresses and names. `inbound` means the peer opens the
-//! connection to the local port; Source is the side that opens it.
+//! Every rule is seen from one of the product's host roles, `local_role`;
+//! the other side is a `peer_role` or literal `peer` addresses and names.
+//! `inbound` means the peer opens the connection to the local port; Source
+//! is the side that opens it. Traffic between two product roles is one rule
+//! (local `control-plane`, inbound, peer `worker`); [`roles::seen_by`] turns
+//! it round for the other end.
+//!
+//! - The local role comes from where the document states it: the caption or
+//!   heading above a table ("Worker node(s)", "etcd nodes - Inbound rules",
+//!   "Ports on broker hosts"), a heading that names a host the prose
+//!   introduced ("three kinds of hosts: ..."), a Component column of a table
+//!   that says who reaches each component, the Destination of inbound rows
+//!   and the Source of outbound rows that name both ends, or the listener of
+//!   a sentence. A document that names no role keeps `nodes`.
+//! - Role names are slugs: lower case, words joined by `-`, leading fillers
+//!   (the, other, all, your...) and trailing generic words (node(s),
+//!   host(s), machine(s), instance(s), `-sg`) dropped, the last word made
+//!   singular: "Worker node(s)" is `worker`, "Control plane" is
+//!   `control-plane`, "ksqlDB servers" is `ksqldb-server` ("server" stays).
+//!   Words a heading shares with the document's title are the product's
+//!   name ("Consul servers" under "Consul ports reference" is `server`).
+//! - "All", "Any source ..." is the role `any`; "Self", "the node itself"
+//!   and rows whose footnote says the traffic stays on the host are skipped.
 //!
 //! - Roles have stable names the inventory binds: `nodes`, `admin`,
 //!   `vendor-support`, `smtp-relay`, `ldap-server`, `load-balancer`,

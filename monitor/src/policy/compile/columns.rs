@@ -45,15 +45,36 @@ pub fn recognise(header: &str) -> Option<Column> {
         .filter(|w| !w.is_empty())
         .collect();
     let has = |w: &str| words.contains(&w);
-    let column = if has("port") || has("ports") {
+    let sourcey = has("source") || has("src") || has("from") || has("origin");
+    let desty = has("dest") || has("destination") || has("dst") || has("to") || has("target");
+    let column = if has("communicates") {
+        // "Communicates on": the local port a component sends from.
+        return None;
+    } else if has("listens") || has("listen") || has("listening") {
         Column::Port
+    } else if (has("port") || has("ports")) && has("name") {
+        // "Port name": what the port is for, not its number; a Use or
+        // Purpose column says more and takes the service.
+        Column::Description
+    } else if (has("port") || has("ports")) && sourcey && !desty {
+        // The connecting side's port is ephemeral ("*", "Any"): it says
+        // nothing a rule could use.
+        return None;
+    } else if has("port") || has("ports") {
+        Column::Port
+    } else if sourcey && desty {
+        // "Source/Destination": the peer, whose side the direction gives.
+        Column::Peer
+    } else if has("by") && (has("used") || has("accessed") || has("called")) {
+        // "Used By", "Accessed by": who opens the connection.
+        Column::Source
     } else if has("protocol") || has("proto") || has("transport") {
         Column::Protocol
-    } else if has("direction") || has("dir") {
+    } else if has("direction") || has("dir") || has("ingress") || has("egress") {
         Column::Direction
-    } else if has("source") || has("src") || has("from") || has("origin") {
+    } else if sourcey {
         Column::Source
-    } else if has("dest") || has("destination") || has("dst") || has("to") || has("target") {
+    } else if desty {
         Column::Destination
     } else if has("ip")
         || has("dns")
@@ -66,7 +87,9 @@ pub fn recognise(header: &str) -> Option<Column> {
         || has("peer")
     {
         Column::Peer
-    } else if has("required") || has("mandatory") || has("optional") {
+    } else if has("required") || has("mandatory") || has("optional") || has("default") {
+        // "Default status", "On by default": whether the port is open out
+        // of the box.
         Column::Required
     } else if has("notes") || has("note") || has("remarks") || has("comment") || has("comments") {
         Column::Notes
@@ -117,6 +140,11 @@ impl Layout {
             .map(|(_, i)| *i)
     }
 
+    /// Whether the header at `index` has a meaning the compiler uses.
+    pub fn is_recognised(&self, index: usize) -> bool {
+        self.positions.iter().any(|(_, i)| *i == index)
+    }
+
     pub fn has(&self, column: Column) -> bool {
         self.get(column).is_some()
     }
@@ -162,6 +190,17 @@ mod tests {
             assert_eq!(recognise(h), Some(c), "{h}");
         }
         assert_eq!(recognise("Colour"), None);
+        assert_eq!(recognise("Used By"), Some(Column::Source));
+        assert_eq!(recognise("On by default"), Some(Column::Required));
+        assert_eq!(recognise("Listens on"), Some(Column::Port));
+        assert_eq!(recognise("Communicates on"), None);
+        assert_eq!(recognise("Default port"), Some(Column::Port));
+        assert_eq!(recognise("Port name"), Some(Column::Description));
+        assert_eq!(recognise("Accessed by"), Some(Column::Source));
+        assert_eq!(recognise("Source port"), None);
+        assert_eq!(recognise("Destination port"), Some(Column::Port));
+        assert_eq!(recognise("Source/Destination"), Some(Column::Peer));
+        assert_eq!(recognise("Ingress/Egress"), Some(Column::Direction));
     }
 
     #[test]

@@ -7,10 +7,16 @@
 
 use std::collections::{HashMap, HashSet};
 
+mod arrows;
 mod columns;
+mod footnotes;
+mod matrix;
 pub mod normalize;
 mod prose;
+mod roles;
 mod rows;
+mod sentences;
+mod topics;
 
 use super::{
     document::{self, Block, Document},
@@ -75,7 +81,11 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
     let mut ctx = Ctx::new(&doc.name, prefix);
     let mut section = SectionProse::default();
     let mut headings: Vec<(u8, String)> = Vec::new();
-    for block in document::parse(&doc.text) {
+    let blocks = document::parse(&doc.text);
+    let lines: Vec<String> = doc.text.lines().map(document::collapse_ws).collect();
+    learn_roles(&mut ctx, &blocks);
+    ctx.footnotes = footnotes::Footnotes::of(&doc.text, &blocks);
+    for block in blocks {
         match block {
             Block::Heading { level, text, line } => {
                 let next = section.next(level, line);
@@ -91,9 +101,16 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                 text,
                 code,
                 line,
-            } => prose::read(&mut ctx, &mut section, &headings, kind, &text, &code, line),
+            } => {
+                prose::read(&mut ctx, &mut section, &headings, kind, &text, &code, line);
+                sentences::read(&mut ctx, &text, line, &lines);
+            }
             Block::Table(table) => {
-                let ids = rows::compile(&mut ctx, &table, &headings);
+                let ids = if matrix::is_matrix(&table) {
+                    matrix::compile(&mut ctx, &table)
+                } else {
+                    rows::compile(&mut ctx, &table, &headings)
+                };
                 section.tables += 1;
                 prose::after_table(&mut ctx, &mut section, &ids, table.line);
             }
@@ -118,6 +135,37 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
         });
     }
     ctx
+}
+
+/// The document's title and the host roles its headings and captions name,
+/// known before any table is read: an early table may name a role whose own
+/// section comes later ("controlplane nodes" as the source of an etcd port).
+fn learn_roles(ctx: &mut Ctx, blocks: &[Block]) {
+    for block in blocks {
+        let named = match block {
+            Block::Heading { level: 1, text, .. } if ctx.title.is_none() => {
+                ctx.title = Some(text.clone());
+                continue;
+            }
+            Block::Heading { text, .. } => roles::all_of_heading(text, ctx.title.as_deref()),
+            Block::Table(t) => t
+                .caption
+                .as_deref()
+                .map(|c| roles::all_of_heading(c, ctx.title.as_deref()))
+                .unwrap_or_default(),
+            Block::Prose { text, .. } => {
+                let learned = topics::learn(text);
+                ctx.topics.extend(learned);
+                sentences::learn_parts(text)
+            }
+            _ => continue,
+        };
+        for role in named {
+            if !ctx.roles.contains(&role) {
+                ctx.roles.push(role);
+            }
+        }
+    }
 }
 
 /// A short, stable prefix for rule ids: the file name's first word.
@@ -154,6 +202,14 @@ pub struct Ctx {
     /// Rule id to its index in `rules`.
     ids: HashMap<String, usize>,
     suppressed: usize,
+    /// The document's first top-level heading.
+    pub title: Option<String>,
+    /// Host roles the document's headings and captions name (slugs).
+    pub roles: Vec<String>,
+    pub footnotes: footnotes::Footnotes,
+    /// What the prose says about kinds of traffic ("health monitoring is
+    /// optional").
+    pub topics: Vec<topics::Topic>,
 }
 
 impl Ctx {
@@ -167,6 +223,10 @@ impl Ctx {
             warnings: Vec::new(),
             ids: HashMap::new(),
             suppressed: 0,
+            title: None,
+            roles: Vec::new(),
+            footnotes: footnotes::Footnotes::default(),
+            topics: Vec::new(),
         }
     }
 

@@ -51,6 +51,8 @@ pub struct Table {
     /// The table had no header cells (`<th>`, `<thead>`); its first row was
     /// taken as the header.
     pub header_from_first_row: bool,
+    /// An HTML `<caption>`: it often names the hosts the table is about.
+    pub caption: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +62,25 @@ pub struct Row {
     /// How many cells the row has as written; the parsers pad or cut rows to
     /// the header's width, and the compiler warns when this differs.
     pub written_cells: usize,
+}
+
+/// Marks, while a cell is read, where one item of a list (`<li>`, `<br>`)
+/// ends, so that "etcd nodes" and "worker nodes" stay two endpoints.
+pub const ITEM_MARK: char = '\u{1f}';
+/// [`ITEM_MARK`] as text, to push into a cell.
+pub const ITEM_MARK_STR: &str = "\u{1f}";
+
+/// A cell's text, whitespace collapsed; list items written as `<li>` or
+/// split by `<br>` are joined by "; ", which the cell readers split on.
+pub fn tidy_cell(s: &str) -> String {
+    if !s.contains(ITEM_MARK) {
+        return collapse_ws(s);
+    }
+    s.split(ITEM_MARK)
+        .map(collapse_ws)
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Collapses runs of whitespace into one space and trims, as a browser shows

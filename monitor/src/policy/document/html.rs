@@ -15,7 +15,7 @@ use html5ever::{
     },
 };
 
-use super::blocks::{Block, ProseKind, Row, Table, collapse_ws};
+use super::blocks::{Block, ITEM_MARK_STR, ProseKind, Row, Table, collapse_ws, tidy_cell};
 
 /// Tables of the HTML in `text`, plus its headings (section context).
 pub fn parse(text: &str) -> Vec<Block> {
@@ -57,18 +57,28 @@ struct ProseBuilder {
 
 #[derive(Default)]
 struct TableBuilder {
+    /// Cells of earlier rows that span down: per column, rows left and text.
+    carried: Vec<Option<(usize, String)>>,
     header: Option<(u32, Vec<String>)>,
     rows: Vec<Row>,
     row: Option<RowBuilder>,
     in_thead: bool,
+    caption: Option<String>,
+    in_caption: bool,
 }
 
 struct RowBuilder {
     line: u32,
-    cells: Vec<String>,
+    /// Cells as written, with their (colspan, rowspan).
+    cells: Vec<(String, usize, usize)>,
     all_th: bool,
     cell: Option<String>,
+    span: (usize, usize),
 }
+
+/// Spans past this are clamped: a hostile `colspan="100000"` must not make
+/// a row of a hundred thousand cells.
+const MAX_SPAN: usize = 64;
 
 impl TokenSink for Sink {
     type Handle = ();
@@ -99,6 +109,26 @@ impl TokenSink for Sink {
                             t.in_thead = start;
                         }
                     }
+                    local_name!("caption") => {
+                        if let Some(t) = state.tables.last_mut() {
+                            t.in_caption = start;
+                            if start {
+                                t.caption = Some(String::new());
+                            }
+                        }
+                    }
+                    // Inside a cell, list items and line breaks separate
+                    // items, and `<sup>n</sup>` is a footnote marker `[^n]`.
+                    local_name!("br") | local_name!("li")
+                        if state.in_cell() && (start || tag.name == local_name!("li")) =>
+                    {
+                        state.push_text(ITEM_MARK_STR);
+                    }
+                    // `</br>`: nothing to separate.
+                    local_name!("br") if state.in_cell() => {}
+                    local_name!("sup") if state.in_cell() => {
+                        state.push_text(if start { "[^" } else { "]" });
+                    }
                     local_name!("tr") if start => {
                         if let Some(t) = state.tables.last_mut() {
                             t.close_row();
@@ -112,11 +142,20 @@ impl TokenSink for Sink {
                     }
                     local_name!("td") | local_name!("th") if start => {
                         let is_th = tag.name == local_name!("th");
+                        let span = |name: &str| {
+                            tag.attrs
+                                .iter()
+                                .find(|a| &*a.name.local == name)
+                                .and_then(|a| a.value.trim().parse::<usize>().ok())
+                                .map_or(1, |n| n.clamp(1, MAX_SPAN))
+                        };
+                        let (colspan, rowspan) = (span("colspan"), span("rowspan"));
                         if let Some(t) = state.tables.last_mut() {
                             let row = t.row.get_or_insert_with(|| RowBuilder::new(line));
                             row.close_cell();
                             row.all_th &= is_th;
                             row.cell = Some(String::new());
+                            row.span = (colspan, rowspan);
                         }
                     }
                     local_name!("td") | local_name!("th") => {
@@ -194,8 +233,22 @@ impl TokenSink for Sink {
 }
 
 impl State {
+    fn in_cell(&self) -> bool {
+        self.tables
+            .last()
+            .and_then(|t| t.row.as_ref())
+            .is_some_and(|r| r.cell.is_some())
+    }
+
     fn push_text(&mut self, text: &str) {
-        if let Some(cell) = self
+        if let Some(caption) = self
+            .tables
+            .last_mut()
+            .filter(|t| t.in_caption)
+            .and_then(|t| t.caption.as_mut())
+        {
+            caption.push_str(text);
+        } else if let Some(cell) = self
             .tables
             .last_mut()
             .and_then(|t| t.row.as_mut())
@@ -247,6 +300,7 @@ impl State {
             header,
             rows: t.rows,
             header_from_first_row,
+            caption: t.caption.map(|c| collapse_ws(&c)).filter(|c| !c.is_empty()),
         }));
     }
 }
@@ -260,17 +314,100 @@ impl TableBuilder {
         if row.cells.is_empty() {
             return;
         }
+        let written = row.cells.len();
+        let spanned = row.cells.iter().any(|(_, c, r)| *c > 1 || *r > 1)
+            || self.carried.iter().any(Option::is_some);
+        let cells: Vec<String> = if spanned {
+            self.lay_out(std::mem::take(&mut row.cells))
+        } else {
+            row.cells.drain(..).map(|(t, _, _)| t).collect()
+        };
+        let mut row = RowDone {
+            line: row.line,
+            cells,
+            all_th: row.all_th,
+        };
         if self.header.is_none() && (self.in_thead || row.all_th) {
-            self.header = Some((row.line, row.cells));
+            self.header = Some((row.line, std::mem::take(&mut row.cells)));
             return;
         }
-        let written = row.cells.len();
+        // A second header row ("Type of installation" over "All" and
+        // "Distributed"): each column's name is both rows' words.
+        if self.rows.is_empty()
+            && row.all_th
+            && let Some((_, header)) = self.header.as_mut()
+        {
+            for (i, more) in row.cells.iter().enumerate() {
+                match header.get_mut(i) {
+                    Some(h) if h != more => *h = format!("{h} {more}"),
+                    Some(_) => {}
+                    None => header.push(more.clone()),
+                }
+            }
+            return;
+        }
+        // A row spread by spans counts as complete.
+        let written = if spanned { row.cells.len() } else { written };
         self.rows.push(Row {
             line: row.line,
             cells: row.cells,
             written_cells: written,
         });
     }
+
+    /// Places a row's cells in the grid: columns still covered by a
+    /// `rowspan` from above take that cell's text, a `colspan` repeats its
+    /// text in every column it covers.
+    fn lay_out(&mut self, written: Vec<(String, usize, usize)>) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut cells = written.into_iter();
+        let mut col = 0;
+        loop {
+            if let Some(Some((left, text))) = self.carried.get_mut(col) {
+                out.push(text.clone());
+                *left -= 1;
+                if *left == 0 {
+                    self.carried[col] = None;
+                }
+                col += 1;
+                continue;
+            }
+            let Some((text, colspan, rowspan)) = cells.next() else {
+                break;
+            };
+            for _ in 0..colspan {
+                if self.carried.len() <= col {
+                    self.carried.resize(col + 1, None);
+                }
+                if rowspan > 1 {
+                    self.carried[col] = Some((rowspan - 1, text.clone()));
+                }
+                out.push(text.clone());
+                col += 1;
+            }
+        }
+        // Spans that reach past the cells written on this row.
+        while col < self.carried.len() {
+            if let Some((left, text)) = self.carried[col].as_mut() {
+                out.push(text.clone());
+                *left -= 1;
+                if *left == 0 {
+                    self.carried[col] = None;
+                }
+            } else {
+                break;
+            }
+            col += 1;
+        }
+        out
+    }
+}
+
+/// A finished row before it is filed as header or body.
+struct RowDone {
+    line: u32,
+    cells: Vec<String>,
+    all_th: bool,
 }
 
 impl RowBuilder {
@@ -280,12 +417,15 @@ impl RowBuilder {
             cells: Vec::new(),
             all_th: true,
             cell: None,
+            span: (1, 1),
         }
     }
 
     fn close_cell(&mut self) {
         if let Some(cell) = self.cell.take() {
-            self.cells.push(collapse_ws(&cell));
+            self.cells
+                .push((tidy_cell(&cell), self.span.0, self.span.1));
+            self.span = (1, 1);
         }
     }
 }
@@ -344,6 +484,16 @@ mod tests {
             matches!(&blocks[1], Block::Prose { kind: ProseKind::ListItem, code, line: 4, .. } if code == &["s3.example.com"])
         );
         assert_eq!(blocks.len(), 3);
+    }
+
+    #[test]
+    fn spans_and_two_header_rows() {
+        let t = &tables(
+            "<table><tr><th rowspan=\"2\">Port</th><th colspan=\"2\">Type</th></tr>\n<tr><th>All</th><th>Distributed</th></tr>\n<tr><td rowspan=\"2\">80</td><td>X</td><td></td></tr>\n<tr><td></td><td>X</td></tr></table>",
+        )[0];
+        assert_eq!(t.header, vec!["Port", "Type All", "Type Distributed"]);
+        assert_eq!(t.rows[1].cells, vec!["80", "", "X"]);
+        assert_eq!(t.rows[1].line, 4);
     }
 
     #[test]

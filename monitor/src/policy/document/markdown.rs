@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
-use super::blocks::{Block, ProseKind, Row, Table, collapse_ws};
+use super::blocks::{Block, ITEM_MARK_STR, ProseKind, Row, Table, collapse_ws, tidy_cell};
 use crate::policy::lines::LineIndex;
 
 pub struct Parsed {
@@ -101,7 +101,7 @@ pub fn parse(text: &str) -> Parsed {
                 }
                 TagEnd::TableCell => {
                     if let (Some(c), Some(t)) = (stack.pop(), table.as_mut()) {
-                        t.row.push(collapse_ws(&c.text));
+                        t.row.push(tidy_cell(&c.text));
                     }
                 }
                 TagEnd::TableHead => {
@@ -126,6 +126,7 @@ pub fn parse(text: &str) -> Parsed {
                             header: t.header,
                             rows: t.rows,
                             header_from_first_row: false,
+                            caption: None,
                         }));
                     }
                 }
@@ -148,6 +149,14 @@ pub fn parse(text: &str) -> Parsed {
                     c.text.push(' ');
                 }
             }
+            // HTML inside a pipe-table cell is read here, not by the HTML
+            // parser: list items and line breaks separate the cell's items,
+            // `<sup>n</sup>` is a footnote marker like `[^n]`.
+            Event::InlineHtml(tag) if matches!(stack.last(), Some(c) if c.kind == CaptureKind::Cell) => {
+                if let Some(c) = stack.last_mut() {
+                    c.text.push_str(cell_html(&tag));
+                }
+            }
             Event::Html(_) | Event::InlineHtml(_) => {
                 // Consecutive HTML lines of one block come as separate events
                 // inside an HtmlBlock whose range is already recorded.
@@ -164,6 +173,22 @@ pub fn parse(text: &str) -> Parsed {
     Parsed {
         blocks,
         html_ranges,
+    }
+}
+
+/// What an inline HTML tag inside a cell stands for in the cell's text.
+fn cell_html(tag: &str) -> &'static str {
+    let name: String = tag
+        .trim_start_matches('<')
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '/')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    match name.as_str() {
+        "li" | "br" | "br/" | "p" => ITEM_MARK_STR,
+        "sup" => "[^",
+        "/sup" => "]",
+        _ => "",
     }
 }
 

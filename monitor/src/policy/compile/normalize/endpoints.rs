@@ -84,15 +84,63 @@ pub mod roles {
     pub const CLI_CLIENTS: &str = "cli-clients";
 }
 
+/// The product roles a document names (from its headings and captions) and
+/// the role of the table being read: endpoint phrases that name them
+/// ("controlplane nodes", "other brokers") are those roles, not `nodes`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Known<'a> {
+    pub roles: &'a [String],
+    pub local: Option<&'a str>,
+}
+
+/// Stands for "the host itself" ("Self", "the etcd node itself"): traffic
+/// that never crosses the network, so no rule.
+pub const SELF: &str = "(self)";
+
+/// The role of "All" / "Any source": whoever may reach the service.
+pub const ANY: &str = "any";
+
 pub fn parse(cell: &str) -> Result<EndpointReading, String> {
+    parse_in(cell, Known::default())
+}
+
+/// [`parse`], recognising the document's own roles.
+pub fn parse_in(cell: &str, known: Known) -> Result<EndpointReading, String> {
     let cell = cell.trim();
     if cell.is_empty() {
         return Err("no endpoint given".into());
     }
     let mut out = EndpointReading::default();
     let (outside, parentheticals) = split_parentheticals(cell);
+    // "the etcd node itself (local traffic, never across nodes)": the
+    // qualifier says it too.
+    if parentheticals
+        .iter()
+        .any(|p| super::super::roles::is_self(p))
+        && !parentheticals
+            .iter()
+            .any(|p| p.trim().eq_ignore_ascii_case("self"))
+    {
+        push(&mut out.endpoints, Endpoint::Role(SELF.into()));
+        return Ok(out);
+    }
     for part in split_list(&outside) {
+        if (!known.roles.is_empty() || known.local.is_some())
+            && let Some(e) = own_role(&part, known)
+        {
+            push(&mut out.endpoints, e);
+            continue;
+        }
         classify(&part, &mut out);
+    }
+    // "`master-sg` (self)": the table's own role.
+    if parentheticals
+        .iter()
+        .any(|p| p.trim().eq_ignore_ascii_case("self"))
+        && let Some(local) = known.local
+    {
+        out.endpoints = vec![Endpoint::Role(local.to_string())];
+        return Ok(out);
     }
     for inner in parentheticals {
         let parts = split_list(&inner);
@@ -118,6 +166,37 @@ pub fn parse(cell: &str) -> Result<EndpointReading, String> {
         return Err(format!("no endpoint in {cell:?}"));
     }
     Ok(out)
+}
+
+/// A phrase naming the host itself or one of the document's own roles.
+fn own_role(part: &str, known: Known) -> Option<Endpoint> {
+    use super::super::roles;
+    if roles::is_self(part) {
+        return Some(Endpoint::Role(SELF.into()));
+    }
+    // "All", "Any source that consumes Ingress services": no one in
+    // particular, which the inventory binds to the networks it trusts.
+    let lower = part.trim().to_lowercase();
+    let first = lower.split_whitespace().next().unwrap_or("");
+    if matches!(
+        first,
+        "any" | "anyone" | "anywhere" | "everyone" | "internet"
+    ) || lower == "all"
+    {
+        return Some(Endpoint::Role(ANY.into()));
+    }
+    let slug = roles::slug(part)?;
+    if known.roles.contains(&slug) || known.local == Some(slug.as_str()) {
+        return Some(Endpoint::Role(slug));
+    }
+    // "other controllers" in the KRaft controller table.
+    if lower.starts_with("other ")
+        && let Some(local) = known.local
+        && (local.ends_with(&format!("-{slug}")) || slug.starts_with(&format!("{local}-")))
+    {
+        return Some(Endpoint::Role(local.to_string()));
+    }
+    None
 }
 
 fn push(list: &mut Vec<Endpoint>, e: Endpoint) {
@@ -320,6 +399,13 @@ pub fn slug(phrase: &str) -> String {
         }
         out.push_str(w);
     }
+    // "Elasticsearch REST API": the host that serves the API.
+    for suffix in ["-rest-api", "-api"] {
+        if out.len() > suffix.len() && out.ends_with(suffix) {
+            out.truncate(out.len() - suffix.len());
+            break;
+        }
+    }
     if out.is_empty() {
         "unnamed-peer".into()
     } else {
@@ -462,6 +548,33 @@ mod tests {
         );
         assert_eq!(r.warnings.len(), 1);
         assert!(parse("  ").is_err());
+    }
+
+    #[test]
+    fn own_roles_self_and_any() {
+        let known = vec!["etcd".to_string(), "controlplane".to_string()];
+        let k = Known {
+            roles: &known,
+            local: Some("kraft-controller"),
+        };
+        let read = |cell: &str| {
+            parse_in(cell, k)
+                .unwrap()
+                .endpoints
+                .into_iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            read("etcd nodes; controlplane nodes"),
+            vec!["etcd", "controlplane"]
+        );
+        assert_eq!(read("other controllers"), vec!["kraft-controller"]);
+        assert_eq!(read("Self, All"), vec![SELF, ANY]);
+        assert_eq!(
+            read("the etcd node itself (local traffic, never across nodes)"),
+            vec![SELF]
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod direction;
 pub mod endpoints;
+pub mod mentions;
 pub mod ports;
 pub mod protocol;
 pub mod required;

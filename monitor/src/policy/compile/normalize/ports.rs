@@ -19,6 +19,8 @@ pub struct PortCell {
     pub notes: Vec<String>,
     /// Readings that are guesses: also warned about.
     pub guesses: Vec<String>,
+    /// Footnote markers glued to the ports (`8600[^1]`, `7450†`).
+    pub markers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +48,87 @@ enum Tok {
 const MAX_CELL: usize = 512;
 
 pub fn parse(cell: &str) -> Result<PortCell, String> {
+    let (bare, markers) = super::super::footnotes::split_markers(cell);
+    let strict = parse_strict(&bare);
+    let mut read = match strict {
+        Ok(read) => read,
+        Err(e) => loose(&bare).ok_or(e)?,
+    };
+    read.markers = markers;
+    Ok(read)
+}
+
+/// Cells the strict grammar refuses but whose ports are plain once the
+/// protocol words are taken out: `TCP/8089`, `1514/UDP`, `30000-32767 TCP /
+/// UDP`, `Port (5432)`, `[9300:9400]/TCP`, `ICMP 8/0` (an ICMP type).
+fn loose(cell: &str) -> Option<PortCell> {
+    let lower = cell.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.first().is_some_and(|w| is_icmp(w)) {
+        let rest = words[1..].join("/");
+        let mut notes = Vec::new();
+        if !rest.is_empty() {
+            notes.push(format!(
+                "ICMP {rest}: type/code; the rule allows ICMP (types are not matched)"
+            ));
+        }
+        return Some(PortCell {
+            groups: Vec::new(),
+            icmp: true,
+            protos: vec![Proto::Icmp],
+            notes,
+            guesses: Vec::new(),
+            markers: Vec::new(),
+        });
+    }
+    let mut protos = Vec::new();
+    let mut kept = String::with_capacity(cell.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, kept: &mut String, protos: &mut Vec<Proto>| {
+        match word.to_lowercase().as_str() {
+            "tcp" => protos.push(Proto::Tcp),
+            "udp" => protos.push(Proto::Udp),
+            "port" | "ports" => {}
+            _ => kept.push_str(word),
+        }
+        word.clear();
+    };
+    for c in cell.chars() {
+        if c.is_alphabetic() {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut kept, &mut protos);
+            kept.push(c);
+        }
+    }
+    flush(&mut word, &mut kept, &mut protos);
+    // The separators the protocol words leave behind: "8089", not "/8089".
+    let cleaned: String = kept
+        .split('/')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("/");
+    if cleaned == cell.trim() || cleaned.is_empty() {
+        return None;
+    }
+    let mut read = parse_strict(&cleaned).ok()?;
+    protos.dedup();
+    for p in protos {
+        if !read.protos.contains(&p) {
+            read.protos.push(p);
+        }
+    }
+    read.notes.push(format!(
+        "ports {cell:?} read as {cleaned:?} with its protocols"
+    ));
+    Some(read)
+}
+
+fn parse_strict(cell: &str) -> Result<PortCell, String> {
     let cell = cell.trim();
     if cell.is_empty() {
         return Err("no port given".into());
@@ -67,6 +150,7 @@ pub fn parse(cell: &str) -> Result<PortCell, String> {
                 protos: vec![Proto::Icmp],
                 notes: Vec::new(),
                 guesses: Vec::new(),
+                markers: Vec::new(),
             });
         }
         return Err(format!("{cell:?} names no port"));
@@ -131,6 +215,7 @@ pub fn parse(cell: &str) -> Result<PortCell, String> {
         protos: parser.protos,
         notes,
         guesses,
+        markers: Vec::new(),
     })
 }
 
@@ -196,7 +281,12 @@ fn lex(cell: &str) -> Result<Vec<Tok>, String> {
             }
             '+' => {
                 chars.next();
+                // "8200 + 8201" joins two ports; "20000+" is open-ended.
+                let joins = cell[i + 1..]
+                    .trim_start()
+                    .starts_with(|c: char| c.is_ascii_digit());
                 let open_ended = matches!(toks.last(), Some(Tok::Num(_)))
+                    && !joins
                     && chars
                         .peek()
                         .is_none_or(|&(_, n)| n.is_whitespace() || matches!(n, ',' | ';' | ')'));
@@ -405,6 +495,20 @@ mod tests {
     #[test]
     fn vendor_spellings() {
         assert_eq!(groups("443"), vec![(vec![r(443, 443)], false)]);
+        assert_eq!(
+            groups("8200 + 8201"),
+            vec![(vec![r(8200, 8200), r(8201, 8201)], false)]
+        );
+        assert_eq!(groups("TCP/8089"), vec![(vec![r(8089, 8089)], false)]);
+        assert_eq!(
+            groups("[9300:9400]/TCP"),
+            vec![(vec![r(9300, 9400)], false)]
+        );
+        assert_eq!(groups("Port (5432)"), vec![(vec![r(5432, 5432)], false)]);
+        assert_eq!(groups("8600[^1]"), vec![(vec![r(8600, 8600)], false)]);
+        assert_eq!(parse("30000-32767 TCP / UDP").unwrap().protos.len(), 2);
+        assert!(parse("ICMP 8/0").unwrap().icmp);
+        assert!(parse("Provider dependent").is_err());
         assert_eq!(
             groups("9200, 9300-9400"),
             vec![(vec![r(9200, 9200), r(9300, 9400)], false)]

@@ -60,12 +60,25 @@ fn parse_cell(cell: &str) -> Result<Required, String> {
         .find(|w| !w.is_empty())
         .unwrap_or("");
     match first {
-        "yes" | "y" | "true" | "required" | "mandatory" | "must" => Ok(Required::Yes),
-        "no" | "n" | "false" | "optional" | "recommended" => Ok(Required::No),
+        "yes" | "y" | "true" | "required" | "mandatory" | "must" | "enabled" | "on" => {
+            Ok(Required::Yes)
+        }
+        // "Disabled" (by default): the port is off until someone turns it on.
+        "no" | "n" | "false" | "optional" | "recommended" | "disabled" | "off" => Ok(Required::No),
         "conditional" | "conditionally" | "depends" | "if" | "when" => Ok(Required::Conditional),
         "" => Err("the Required? cell is empty".into()),
         _ => Err(format!("cannot read Required? {:?} as yes or no", cell)),
     }
+}
+
+/// Whether text about a row says it is off unless someone turns it on:
+/// "(optional)", "Disabled by default", "recommended but optional".
+pub fn says_optional(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    lower.contains("(optional)")
+        || lower.contains("disabled by default")
+        || lower.contains("but optional")
+        || lower.trim_end_matches(['.', ')']).ends_with(" optional")
 }
 
 /// The condition of a "required if ..." / "only if ..." phrase, without the
@@ -83,14 +96,32 @@ pub fn condition_of(text: &str) -> Option<String> {
         "only if ",
         "only when ",
         "necessary if ",
+        "required only for ",
+        "needed only for ",
+        "only needed if ",
+        "only needed when ",
+        "only needed once ",
+        "only needed for ",
+        "only for ",
+        "only in ",
+        "only on ",
+        "only while ",
+        "only once ",
+        "only with ",
+        "if you enable ",
+        "if you use ",
+        ", if ",
     ];
     let start = MARKERS
         .iter()
         .filter_map(|m| lower.find(m).map(|i| i + m.len()))
         .min()
-        .or_else(|| lower.strip_prefix("if ").map(|_| 3))?;
+        .or_else(|| lower.strip_prefix("if ").map(|_| 3))
+        // "SSL. Once Tableau Server is configured for SSL, ...".
+        .or_else(|| lower.strip_prefix("once ").map(|_| 5))
+        .or_else(|| lower.find(". once ").map(|i| i + 7))?;
     let rest = text.get(start..)?;
-    let end = rest.find(['.', ';', '(']).unwrap_or(rest.len());
+    let end = rest.find(['.', ';', '(', ')']).unwrap_or(rest.len());
     let cond = rest[..end].trim().trim_end_matches(',').trim();
     (!cond.is_empty()).then(|| cond.to_string())
 }
@@ -123,5 +154,26 @@ mod tests {
         assert_eq!(parse(Some("No"), Some("")).unwrap().required, Required::No);
         assert_eq!(parse(None, None).unwrap().required, Required::Yes);
         assert!(parse(Some("perhaps"), None).is_err());
+        assert_eq!(
+            parse(Some("Enabled"), None).unwrap().required,
+            Required::Yes
+        );
+        assert_eq!(
+            parse(Some("Disabled"), None).unwrap().required,
+            Required::No
+        );
+        assert_eq!(parse(Some("No*"), None).unwrap().required, Required::No);
+        assert_eq!(
+            condition_of("Metadata Service (MDS). Required only for RBAC.").as_deref(),
+            Some("RBAC")
+        );
+        assert_eq!(
+            condition_of("Docker Machine (only needed when using Node Driver/Templates)")
+                .as_deref(),
+            Some("using Node Driver/Templates")
+        );
+        assert!(says_optional("1514/UDP (optional)"));
+        assert!(says_optional("HTTP Event Collector (disabled by default)"));
+        assert!(!says_optional("Optionally tuned"));
     }
 }

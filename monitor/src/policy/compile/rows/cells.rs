@@ -1,0 +1,192 @@
+//! Readings of one row that look across its cells: X marks, placeholder
+//! ports with an alternative column, qualifiers in endpoint cells, the
+//! host itself as an endpoint, and the local end of a row that names both.
+
+use crate::policy::{
+    compile::{
+        columns::{Column, Layout},
+        normalize::{endpoints, ports},
+    },
+    model::{Direction, NODES},
+};
+
+/// X marks in columns the compiler does not otherwise read ("All" /
+/// "Distributed / High availability"): a row marked only under columns
+/// other than "All" or "Required" is needed only in those setups.
+pub(super) fn marks_condition(
+    layout: &Layout,
+    header: &[String],
+    cells: &[String],
+) -> Option<String> {
+    let marked: Vec<&str> = cells
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| {
+            !layout.is_recognised(*i)
+                && matches!(c.trim().to_lowercase().as_str(), "x" | "✓" | "✔" | "•")
+        })
+        .filter_map(|(i, _)| header.get(i).map(String::as_str))
+        .collect();
+    if marked.is_empty() {
+        return None;
+    }
+    let always = marked.iter().any(|h| {
+        let last = h.to_lowercase();
+        let last = last.split_whitespace().last().unwrap_or("").to_string();
+        matches!(last.as_str(), "all" | "required" | "always" | "yes")
+    });
+    (!always).then(|| marked.join(", "))
+}
+
+/// A row whose port cell is a placeholder ("X") and whose other cell gives
+/// a port for another setup ("Socket" / "Port (5432)"): that port, needed
+/// only when the component is switched to it.
+pub(super) fn alternative_port(
+    layout: &Layout,
+    cells: &[String],
+) -> Option<(ports::PortCell, Option<String>)> {
+    let port = layout.cell(cells, Column::Port)?.trim();
+    if !matches!(
+        port.to_lowercase().as_str(),
+        "x" | "-" | "—" | "n/a" | "none"
+    ) {
+        return None;
+    }
+    cells.iter().find_map(|c| {
+        let lower = c.trim().to_lowercase();
+        if !lower.starts_with("port") || c.trim() == port {
+            return None;
+        }
+        let read = ports::parse(c).ok()?;
+        Some((
+            read,
+            Some(format!("when switched to a network port ({})", c.trim())),
+        ))
+    })
+}
+
+/// Takes the qualifiers out of an endpoint cell: an item "Linux worker
+/// nodes only" and a clause ", if the forwarder collects syslog" are
+/// conditions on the row, not peers.
+pub(super) fn endpoint_qualifiers(text: &str) -> (String, Option<String>) {
+    let mut condition = None;
+    let mut kept = Vec::new();
+    for item in text.split(';') {
+        let bare = item.trim().trim_matches('*').trim();
+        let lower = bare.to_lowercase();
+        if let Some(what) = lower.strip_suffix(" only") {
+            condition = Some(format!("only on {}", &bare[..what.len()]));
+            continue;
+        }
+        match lower.find(", if ").or_else(|| lower.find(" if ")) {
+            Some(i) => {
+                condition = Some(bare[i..].trim_start_matches(',').trim().to_string());
+                kept.push(bare[..i].to_string());
+            }
+            None => kept.push(item.trim().to_string()),
+        }
+    }
+    if condition.is_none() {
+        return (text.to_string(), None);
+    }
+    (kept.join("; "), condition)
+}
+
+/// Drops the endpoints that are the host itself; a cell naming nothing else
+/// means the row's traffic never leaves the host.
+pub(super) fn without_self(
+    list: Option<Vec<endpoints::Endpoint>>,
+) -> Result<Option<Vec<endpoints::Endpoint>>, String> {
+    let Some(list) = list else { return Ok(None) };
+    let kept: Vec<_> = list
+        .into_iter()
+        .filter(|e| !matches!(e, endpoints::Endpoint::Role(r) if r == endpoints::SELF))
+        .collect();
+    if kept.is_empty() {
+        return Err(
+            "used only by the host itself: the traffic never crosses the network, no rule".into(),
+        );
+    }
+    Ok(Some(kept))
+}
+
+/// A row that names both ends by role and neither as `nodes`: the local
+/// end is the Destination of inbound rows, the Source of outbound ones.
+pub(super) fn row_local(
+    direction: Direction,
+    source: Option<&[endpoints::Endpoint]>,
+    destination: Option<&[endpoints::Endpoint]>,
+) -> Option<String> {
+    let d = destination?;
+    let Some(s) = source else {
+        // Only the listening side is named.
+        return match direction {
+            Direction::Outbound => None,
+            _ => d.iter().find_map(|e| match e {
+                endpoints::Endpoint::Role(r) if r != NODES => Some(r.clone()),
+                _ => None,
+            }),
+        };
+    };
+    if s.iter().chain(d).any(endpoints::Endpoint::is_nodes) {
+        return None;
+    }
+    let side = match direction {
+        Direction::Outbound => s,
+        Direction::Inbound | Direction::Bidirectional => d,
+    };
+    side.iter().find_map(|e| match e {
+        endpoints::Endpoint::Role(r) => Some(r.clone()),
+        endpoints::Endpoint::Literal(_) => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qualifiers_in_endpoint_cells() {
+        let (kept, cond) = endpoint_qualifiers("**Linux worker nodes only**; Any network");
+        assert_eq!(kept, "Any network");
+        assert_eq!(cond.as_deref(), Some("only on Linux worker nodes"));
+        let (kept, cond) = endpoint_qualifiers("network devices, if the forwarder collects syslog");
+        assert_eq!(kept, "network devices");
+        assert_eq!(cond.as_deref(), Some("if the forwarder collects syslog"));
+    }
+
+    #[test]
+    fn the_local_end_of_a_row() {
+        let role = |r: &str| endpoints::Endpoint::Role(r.into());
+        let (s, d) = (vec![role("agents")], vec![role("manager")]);
+        assert_eq!(
+            row_local(Direction::Inbound, Some(&s), Some(&d)).as_deref(),
+            Some("manager")
+        );
+        assert_eq!(
+            row_local(Direction::Outbound, Some(&s), Some(&d)).as_deref(),
+            Some("agents")
+        );
+        assert_eq!(
+            row_local(Direction::Inbound, None, Some(&d)).as_deref(),
+            Some("manager")
+        );
+        let nodes = vec![role(NODES)];
+        assert_eq!(row_local(Direction::Inbound, Some(&s), Some(&nodes)), None);
+        assert!(without_self(Some(vec![role(endpoints::SELF)])).is_err());
+    }
+
+    #[test]
+    fn x_marks() {
+        let header: Vec<String> = ["Port", "Type All", "Type Distributed"]
+            .map(String::from)
+            .to_vec();
+        let layout = Layout::of(&header);
+        let row = |a: &str, b: &str| vec!["80".to_string(), a.into(), b.into()];
+        assert_eq!(marks_condition(&layout, &header, &row("X", "")), None);
+        assert_eq!(
+            marks_condition(&layout, &header, &row("", "X")).as_deref(),
+            Some("Type Distributed")
+        );
+    }
+}

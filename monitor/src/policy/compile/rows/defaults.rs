@@ -1,0 +1,174 @@
+//! What a table's caption, headings and missing columns imply for every
+//! row: the local role, the direction, and who the peer is when no column
+//! says. Each choice is recorded as a decision or a warning.
+
+use crate::policy::{
+    compile::{
+        Ctx,
+        columns::{Column, Layout},
+        roles,
+    },
+    document::Table,
+    model::Direction,
+};
+
+/// What the table's section and missing columns imply for every row.
+pub(super) struct Defaults {
+    pub(super) direction: Option<Direction>,
+    /// The hosts the table is about, from its caption or heading; `None`:
+    /// the rows say (Destination of inbound rows), or `nodes`.
+    pub(super) local: Option<String>,
+    /// The Service column is "Component": each row names its own hosts.
+    pub(super) component_is_local: bool,
+    /// No endpoint column and no section about nodes: a row whose words name
+    /// no peer is open to anyone.
+    pub(super) any_peer: bool,
+    /// The section is about traffic among the table's hosts.
+    pub(super) peer_is_local: bool,
+    /// The first host the document introduces: the one its unlabelled
+    /// tables are about, when a row names none.
+    pub(super) first_role: Option<String>,
+}
+
+impl Defaults {
+    /// Without a Direction column, Source and Destination alone say which
+    /// way connections go; reading them so is not a guess to warn about.
+    pub(super) fn direction_implied(&self) -> bool {
+        self.direction.is_some()
+    }
+}
+
+pub(super) fn table_defaults(
+    ctx: &mut Ctx,
+    table: &Table,
+    layout: &Layout,
+    headings: &[(u8, String)],
+) -> Defaults {
+    let section = headings
+        .iter()
+        .map(|(_, h)| h.to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" / ");
+    let between_nodes = [
+        "between cluster nodes",
+        "between nodes",
+        "between the nodes",
+        "intracluster",
+        "intra-cluster",
+        "within the cluster",
+        "cluster nodes",
+    ]
+    .iter()
+    .any(|k| section.contains(k));
+    let has_endpoints =
+        layout.has(Column::Source) || layout.has(Column::Destination) || layout.has(Column::Peer);
+    let has_sides = layout.has(Column::Source) || layout.has(Column::Destination);
+    let title = ctx.title.clone();
+    let local = table
+        .caption
+        .as_deref()
+        .and_then(|c| roles::of_heading(c, title.as_deref()))
+        .or_else(|| {
+            headings
+                .iter()
+                .rev()
+                .find_map(|(_, h)| roles::of_heading(h, title.as_deref()))
+        })
+        .or_else(|| {
+            // "Open ports to reach Ops Manager": a heading that names one of
+            // the hosts the document introduced.
+            headings
+                .last()
+                .and_then(|(_, h)| roles::mentioned(h, &ctx.roles))
+        });
+    // "Open ports between the MongoDB hosts": traffic among them.
+    let peer_is_local = local.is_some()
+        && headings
+            .last()
+            .is_some_and(|(_, h)| h.to_lowercase().contains(" between "));
+    if let Some(role) = &local {
+        ctx.decide(
+            table.line,
+            format!("the table's caption or heading names its hosts: local role {role}"),
+        );
+    }
+    // Components are the hosts only when the table says who reaches them
+    // (Splunk's "Accessed by"); otherwise they are processes of one host.
+    let component_is_local = local.is_none()
+        && has_endpoints
+        && layout
+            .get(Column::Service)
+            .and_then(|i| table.header.get(i))
+            .is_some_and(|h| h.to_lowercase().contains("component"));
+    let heading_direction = headings
+        .iter()
+        .rev()
+        .find_map(|(_, h)| roles::heading_direction(h));
+    let mut direction = None;
+    if !layout.has(Column::Direction) {
+        direction = Some(Direction::Bidirectional);
+        if let Some(d) = heading_direction {
+            direction = Some(d);
+            ctx.decide(
+                table.line,
+                format!("no Direction column; the heading says {d}: rows are {d}"),
+            );
+        } else if has_sides {
+            ctx.decide(
+                table.line,
+                "no Direction column: the side that opens the connection is the Source".into(),
+            );
+        } else if between_nodes {
+            ctx.decide(
+                table.line,
+                "no Direction column; the section is about traffic between nodes: bidirectional"
+                    .into(),
+            );
+        } else {
+            ctx.warn(
+                table.line,
+                "no Direction column and the section does not say: rows are read as \
+                 bidirectional"
+                    .into(),
+            );
+        }
+    }
+    let mut any_peer = false;
+    if !has_endpoints {
+        if between_nodes {
+            ctx.decide(
+                table.line,
+                "no Source/Destination column; the section is about traffic between nodes: peer \
+                 is nodes"
+                    .into(),
+            );
+        } else {
+            any_peer = true;
+            ctx.warn(
+                table.line,
+                "no Source/Destination/IP column and the section names no peers: peers are named \
+                 in the row's words, or anyone (role any)"
+                    .into(),
+            );
+        }
+    }
+    if !layout.has(Column::Protocol) {
+        ctx.decide(
+            table.line,
+            "no Protocol column: protocol from the port cell or a service name that settles it \
+             (DNS: UDP and TCP), otherwise TCP (warned per row)"
+                .into(),
+        );
+    }
+    if !layout.has(Column::Required) {
+        ctx.decide(table.line, "no Required? column: rows are required".into());
+    }
+    Defaults {
+        direction,
+        local,
+        component_is_local,
+        any_peer,
+        peer_is_local,
+        first_role: ctx.roles.first().cloned(),
+    }
+}

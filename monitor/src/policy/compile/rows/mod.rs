@@ -1,0 +1,532 @@
+//! Table rows to rules. A row may yield several rules (one per protocol, per
+//! peer, per group of ports); a row that cannot be read yields a skipped
+//! entry and a warning, never a silent gap.
+
+use super::{
+    Ctx, arrows,
+    columns::{Column, Layout},
+    footnotes,
+    normalize::{
+        direction,
+        endpoints::{self, EndpointReading},
+        mentions, ports, required,
+        sides::{self, Sides},
+    },
+    roles, topics,
+};
+use crate::policy::{
+    document::{Row, Table},
+    model::{Direction, NODES, Ports, Proto, Required, Rule, Source},
+};
+
+mod cells;
+mod defaults;
+mod expand;
+
+use cells::{alternative_port, endpoint_qualifiers, marks_condition, row_local, without_self};
+use defaults::{Defaults, table_defaults};
+use expand::{expand, protocols, service_name, truncate};
+
+/// Compiles `table` into `ctx`; returns the ids of the rules it yielded.
+pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<String> {
+    let layout = Layout::of(&table.header);
+    if !layout.has(Column::Port) {
+        ctx.warn(
+            table.line,
+            format!(
+                "table without a Port column (header: {}): not a port table, ignored",
+                table.header.join(" | ")
+            ),
+        );
+        return Vec::new();
+    }
+    if let Some(split) = arrows::split(table, layout.get(Column::Port)) {
+        ctx.decide(
+            table.line,
+            "cells name both ends with arrows (A → B): read as Source and Destination, one row \
+             per line"
+                .into(),
+        );
+        return compile(ctx, &split, headings);
+    }
+    if table.header_from_first_row {
+        ctx.warn(
+            table.line,
+            "the table has no header cells: its first row is read as the header".into(),
+        );
+    }
+    ctx.decide(
+        table.line,
+        format!("columns: {}", layout.describe(&table.header)),
+    );
+    for h in &layout.unknown {
+        ctx.warn(table.line, format!("column {h:?} not recognised: ignored"));
+    }
+    for h in &layout.repeated {
+        ctx.warn(
+            table.line,
+            format!("column {h:?} repeats another column's meaning: ignored"),
+        );
+    }
+    let loopback = headings
+        .last()
+        .map(|(_, h)| h.as_str())
+        .into_iter()
+        .chain(table.caption.as_deref())
+        .find(|h| {
+            let lower = h.to_lowercase();
+            lower.contains("localhost") || lower.contains("loopback")
+        });
+    if let Some(heading) = loopback {
+        let reason = format!(
+            "the section ({heading:?}) says these ports listen on the loopback interface only: \
+             no network rule"
+        );
+        for row in &table.rows {
+            let port = layout.cell(&row.cells, Column::Port).unwrap_or("");
+            ctx.skip(
+                row.line,
+                format!("row for port {:?}", truncate(port, 40)),
+                reason.clone(),
+            );
+        }
+        return Vec::new();
+    }
+    let defaults = table_defaults(ctx, table, &layout, headings);
+    let mut ids = Vec::new();
+    for row in &table.rows {
+        if row.cells.iter().all(|c| c.trim().is_empty()) {
+            ctx.skip(row.line, "empty row".into(), "every cell is empty".into());
+            continue;
+        }
+        if row.written_cells != table.header.len() {
+            let effect = if row.written_cells < table.header.len() {
+                "missing cells read as empty"
+            } else {
+                "extra cells ignored"
+            };
+            ctx.warn(
+                row.line,
+                format!(
+                    "row has {} cells but the header has {}: {effect}",
+                    row.written_cells,
+                    table.header.len()
+                ),
+            );
+        }
+        let known = endpoints::Known {
+            roles: &ctx.roles,
+            local: defaults.local.as_deref(),
+        };
+        match compile_row(
+            &layout,
+            &table.header,
+            &defaults,
+            known,
+            &ctx.footnotes,
+            &ctx.topics,
+            row,
+        ) {
+            Ok(read) => {
+                for w in read.warnings {
+                    ctx.warn(row.line, w);
+                }
+                ids.extend(ctx.add_rules(row.line, read.rules));
+            }
+            Err(reason) => {
+                let port = layout.cell(&row.cells, Column::Port).unwrap_or("");
+                ctx.skip(
+                    row.line,
+                    format!("row for port {:?}", truncate(port, 40)),
+                    reason,
+                );
+            }
+        }
+    }
+    ids
+}
+
+struct RowReading {
+    rules: Vec<Rule>,
+    warnings: Vec<String>,
+}
+
+fn nonempty(s: Option<&str>) -> Option<&str> {
+    s.map(str::trim).filter(|s| !s.is_empty())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compile_row(
+    layout: &Layout,
+    header: &[String],
+    defaults: &Defaults,
+    known: endpoints::Known,
+    notes_of: &footnotes::Footnotes,
+    said: &[topics::Topic],
+    row: &Row,
+) -> Result<RowReading, String> {
+    // Footnote markers on the service and required cells count like those
+    // on the port ("Search head*", "No*").
+    let mut markers = Vec::new();
+    let cells: Vec<String> = row
+        .cells
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let marked = [Column::Service, Column::Required, Column::Source]
+                .iter()
+                .any(|&col| layout.get(col) == Some(i));
+            if !marked {
+                return c.clone();
+            }
+            let (bare, m) = footnotes::split_markers(c);
+            markers.extend(m);
+            bare
+        })
+        .collect();
+    let cells = &cells;
+    let cell = |c: Column| nonempty(layout.cell(cells, c));
+    let (mut port_cell, alternative) =
+        match ports::parse(layout.cell(cells, Column::Port).unwrap_or("")) {
+            Ok(read) => (read, None),
+            Err(e) => match alternative_port(layout, cells) {
+                Some(found) => found,
+                None => return Err(e),
+            },
+        };
+    markers.append(&mut port_cell.markers);
+    let effects: Vec<(String, footnotes::Effect)> = markers
+        .iter()
+        .filter_map(|m| {
+            notes_of
+                .get(m)
+                .map(|t| (t.to_string(), footnotes::effect(t)))
+        })
+        .collect();
+    if let Some((text, _)) = effects.iter().find(|(_, e)| e.local_only) {
+        return Err(format!(
+            "its footnote says the traffic stays on the host ({}): no rule",
+            truncate(text, 60)
+        ));
+    }
+    let mut notes: Vec<String> = port_cell.notes.clone();
+    notes.extend(port_cell.guesses.iter().cloned());
+    let mut warnings: Vec<String> = port_cell.guesses.clone();
+
+    let protos = protocols(
+        &port_cell,
+        cell(Column::Protocol),
+        cell(Column::Service),
+        &mut notes,
+        &mut warnings,
+    )?;
+    let protos = if effects.iter().any(|(_, e)| e.udp) {
+        notes.push("a footnote says UDP".into());
+        vec![Proto::Udp]
+    } else {
+        protos
+    };
+    let direction = match cell(Column::Direction) {
+        Some(text) => direction::parse(text)?,
+        None if layout.has(Column::Direction) => return Err("no direction given".into()),
+        None => defaults
+            .direction
+            .ok_or_else(|| "no direction given".to_string())?,
+    };
+    let outbound_note = effects
+        .iter()
+        .find(|(_, e)| e.outbound)
+        .map(|(t, _)| t.clone());
+    let direction = if outbound_note.is_some() {
+        notes.push("its footnote says the host connects out: outbound".into());
+        Direction::Outbound
+    } else {
+        direction
+    };
+    let component = defaults
+        .component_is_local
+        .then(|| cell(Column::Service).and_then(roles::slug))
+        .flatten();
+    let known = endpoints::Known {
+        roles: known.roles,
+        local: known.local.or(component.as_deref()),
+    };
+    let mut remarks: Vec<endpoints::Remark> = Vec::new();
+    let mut endpoint_condition: Option<String> = None;
+    let mut read = |c: Column| -> Result<Option<Vec<endpoints::Endpoint>>, String> {
+        let Some(text) = cell(c) else { return Ok(None) };
+        let (text, cond) = endpoint_qualifiers(text);
+        if cond.is_some() {
+            endpoint_condition = cond;
+        }
+        let text = text.as_str();
+        let EndpointReading {
+            endpoints,
+            notes: n,
+            warnings: w,
+        } = endpoints::parse_in(text, known)?;
+        remarks.extend(n);
+        remarks.extend(w);
+        Ok(Some(endpoints))
+    };
+    let (source, destination, peer) = (
+        read(Column::Source)?,
+        read(Column::Destination)?,
+        read(Column::Peer)?,
+    );
+    let (mut source, mut destination, mut peer) = (
+        without_self(source)?,
+        without_self(destination)?,
+        without_self(peer)?,
+    );
+    let local = defaults
+        .local
+        .clone()
+        .or(component.clone())
+        .or_else(|| row_local(direction, source.as_deref(), destination.as_deref()))
+        .or_else(|| {
+            // A document that introduced its hosts: the one the row's words
+            // name first ("Ops Manager sends ...", "on the Ops Manager
+            // host"), or the first it introduced.
+            let first = defaults.first_role.clone()?;
+            let text = cells.join(". ");
+            Some(roles::mentioned(&text, known.roles).unwrap_or(first))
+        });
+    // A row that names only the listening host ("Required for: vCenter
+    // Server") names its peers in its words, if anywhere.
+    let had_destination = destination.is_some();
+    let listener_only = source.is_none()
+        && peer.is_none()
+        && (direction != Direction::Outbound || outbound_note.is_some() || !had_destination)
+        && destination.as_ref().is_none_or(|d| {
+            d.iter()
+                .all(|e| matches!(e, endpoints::Endpoint::Role(r) if Some(r) == local.as_ref()))
+        });
+    if listener_only && defaults.peer_is_local {
+        peer = Some(vec![endpoints::Endpoint::Role(NODES.into())]);
+    } else if listener_only {
+        destination = None;
+        let known = endpoints::Known {
+            roles: known.roles,
+            local: local.as_deref().or(known.local),
+        };
+        // The service and every cell nobody recognised ("Purpose").
+        let words = cells
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                layout.get(Column::Service) == Some(*i)
+                    || layout.get(Column::Description) == Some(*i)
+                    || !layout.is_recognised(*i)
+            })
+            .map(|(_, c)| c.as_str())
+            .collect::<Vec<_>>()
+            .join(". ");
+        let named = if known.roles.is_empty() && known.local.is_none() {
+            Vec::new()
+        } else {
+            mentions::peers(&words, known)
+        };
+        if !named.is_empty() {
+            notes.push(format!(
+                "peers named in the row's words: {}",
+                named
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            peer = Some(named);
+        } else if let Some(named) = outbound_note
+            .as_deref()
+            .map(|t| mentions::peers(t, endpoints::Known::default()))
+            .filter(|n| !n.is_empty())
+        {
+            // "it connects out on this port to your IMAP server, ...".
+            notes.push("peers named in the footnote".into());
+            peer = Some(named);
+        } else if defaults.any_peer || had_destination {
+            peer = Some(vec![endpoints::Endpoint::Role(endpoints::ANY.into())]);
+        }
+    }
+    if let Some(local) = &local {
+        // The sides logic sees the monitored host as `nodes`.
+        for list in [&mut source, &mut destination, &mut peer]
+            .into_iter()
+            .flatten()
+        {
+            for e in list.iter_mut() {
+                if matches!(e, endpoints::Endpoint::Role(r) if r == local) {
+                    *e = endpoints::Endpoint::Role(NODES.into());
+                }
+            }
+        }
+    }
+    let assignments = sides::assign(
+        direction,
+        &Sides {
+            source: source.as_deref(),
+            destination: destination.as_deref(),
+            peer: peer.as_deref(),
+            direction_implied: defaults.direction_implied(),
+        },
+    );
+    // Endpoint warnings are printed once per row; notes go on the rules.
+    let endpoint_warnings = remarks.iter().filter(|r| r.warning).map(|r| r.text.clone());
+    warnings.extend(endpoint_warnings);
+
+    if layout
+        .cell(cells, Column::Required)
+        .is_some_and(|c| c.trim().is_empty())
+    {
+        warnings.push("the Required? cell is empty: read as required".into());
+    }
+    // Without a Notes column, the description or the service's own words
+    // carry the condition ("Required only for RBAC", "only if you enable it").
+    // Every cell that is not a port, a protocol, an end or a direction: the
+    // description, the service and the columns nobody recognised (Splunk's
+    // second service column, "Purpose").
+    let structural = [
+        Column::Port,
+        Column::Protocol,
+        Column::Direction,
+        Column::Source,
+        Column::Destination,
+        Column::Peer,
+        Column::Required,
+        Column::Notes,
+    ];
+    let described_cells: Vec<&str> = cells
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| {
+            !c.trim().is_empty() && !structural.iter().any(|&col| layout.get(col) == Some(*i))
+        })
+        .map(|(_, c)| c.as_str())
+        .collect();
+    let described = described_cells.join(". ");
+    let notes_text = cell(Column::Notes).or((!described.is_empty()).then_some(described.as_str()));
+    let mut requirement = required::parse(cell(Column::Required), notes_text)?;
+    if requirement.condition.is_none() && described.to_lowercase().contains("(enterprise)") {
+        // A feature of a paid edition is not in every deployment.
+        requirement.required = Required::Conditional;
+        requirement.condition = Some("the Enterprise edition is used".into());
+        requirement.note = Some("an Enterprise feature: conditional".into());
+    }
+    if requirement.condition.is_none()
+        && let Some(cond) = endpoint_condition.clone()
+    {
+        requirement.required = Required::Conditional;
+        requirement.note = Some(format!("an endpoint cell makes it conditional: {cond}"));
+        requirement.condition = Some(cond);
+    }
+    let optional_text = [
+        Column::Port,
+        Column::Description,
+        Column::Service,
+        Column::Notes,
+    ]
+    .iter()
+    .filter_map(|&c| cell(c))
+    .chain(described_cells.iter().copied())
+    .any(required::says_optional);
+    if optional_text && requirement.required == Required::Yes && cell(Column::Required).is_none() {
+        requirement.required = Required::No;
+        requirement.note =
+            Some("the row says it is optional or off by default: not required".into());
+    }
+    if let Some((text, e)) = effects.iter().find(|(_, e)| e.condition.is_some())
+        && requirement.required != Required::Conditional
+    {
+        requirement.required = Required::Conditional;
+        requirement.condition = e.condition.clone();
+        requirement.note = Some(format!("its footnote makes it conditional: {text}"));
+    }
+    let row_ports: Vec<u16> = port_cell
+        .groups
+        .iter()
+        .flat_map(|g| g.ranges.iter().filter(|r| r.lo == r.hi).map(|r| r.lo))
+        .collect();
+    if requirement.required == Required::Yes
+        && cell(Column::Required).is_none()
+        && let Some(topic) =
+            topics::about_ports(said, &row_ports).or_else(|| topics::about(said, &described))
+    {
+        match &topic.effect {
+            topics::Effect::Optional => requirement.required = Required::No,
+            topics::Effect::Condition(c) => {
+                requirement.required = Required::Conditional;
+                requirement.condition = Some(c.clone());
+            }
+        }
+        requirement.note = Some(format!("the document says: {}", topic.said));
+    }
+    // A sentence in the who-uses-it cell ("SSL. Once Tableau Server is
+    // configured for SSL, the gateway redirects clients to this port").
+    if requirement.required == Required::Yes
+        && cell(Column::Required).is_none()
+        && let Some(cond) = cell(Column::Source).and_then(required::condition_of)
+    {
+        requirement.required = Required::Conditional;
+        requirement.note = Some(format!("the Source cell makes it conditional: {cond}"));
+        requirement.condition = Some(cond);
+    }
+    if requirement.required == Required::Yes
+        && cell(Column::Required).is_none()
+        && let Some(cond) = marks_condition(layout, header, cells)
+    {
+        requirement.required = Required::Conditional;
+        requirement.note = Some(format!("marked only under {cond}: conditional"));
+        requirement.condition = Some(cond);
+    }
+    if let Some(cond) = alternative
+        && requirement.required == Required::Yes
+    {
+        requirement.required = Required::Conditional;
+        requirement.note = Some(format!("the port of another column, used only {cond}"));
+        requirement.condition = Some(cond);
+    }
+    notes.extend(requirement.note.clone());
+    warnings.extend(requirement.warning.clone());
+
+    let template = Rule {
+        id: String::new(),
+        service: service_name(cell(Column::Service), cell(Column::Protocol)),
+        proto: Proto::Tcp,
+        ports: Ports::List(Vec::new()),
+        alternatives: false,
+        direction,
+        local_role: NODES.into(),
+        peer_role: None,
+        peer: Vec::new(),
+        required: requirement.required,
+        condition: requirement.condition,
+        since: None,
+        until: None,
+        superseded_by: None,
+        duplicate_of: None,
+        source: Source {
+            doc: String::new(),
+            line: row.line,
+        },
+        notes,
+    };
+    let mut rules = expand(&template, &port_cell, &protos, &assignments, &remarks)?;
+    if let Some(local) = &local {
+        for rule in &mut rules {
+            rule.local_role = local.clone();
+            if rule.peer_role.as_deref() == Some(NODES) {
+                rule.peer_role = Some(local.clone());
+            }
+        }
+    }
+    for a in &assignments {
+        warnings.extend(a.warnings.iter().cloned());
+    }
+    debug_assert!(
+        rules
+            .iter()
+            .all(|r| r.required != Required::Conditional || r.condition.is_some())
+    );
+    Ok(RowReading { rules, warnings })
+}

@@ -1,0 +1,336 @@
+//! One sentence's statement: the ports it names, their protocols, who
+//! listens, who opens the connection, and under which condition.
+
+use crate::policy::{
+    compile::normalize::required,
+    model::{PortRange, Proto},
+};
+
+/// What one sentence states.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct Statement {
+    pub(super) ports: Vec<PortRange>,
+    pub(super) protos: Vec<Proto>,
+    pub(super) listeners: Vec<String>,
+    pub(super) openers: Vec<String>,
+    pub(super) both_ways: bool,
+    pub(super) condition: Option<String>,
+}
+
+/// Verbs whose subject opens a connection to what follows "to".
+const CONNECT: &[&str] = &[
+    " connects to ",
+    " connect to ",
+    " talks to ",
+    " talk to ",
+    " keep a connection to ",
+    " keeps a connection to ",
+    " send them to ",
+    " sends them to ",
+    " needs to reach ",
+    " need to reach ",
+    " poll them ",
+    " polls them ",
+    " gossip with ",
+];
+
+/// Verbs whose subject listens.
+const LISTEN: &[&str] = &[" listens on ", " listen on ", " serve ", " serves "];
+
+/// Verbs whose subject opens connections to a listener named earlier ("call
+/// it", "poll it", "opens the connection").
+const OPEN_IT: &[&str] = &[
+    " call it",
+    " calls it",
+    " poll it",
+    " polls it",
+    " opens the connection",
+    " open the connection",
+];
+
+/// A sentence's condition: "required if ..." and the like, "If you ...,"
+/// or "this only applies to proxies in active mode".
+pub(super) fn condition(sentence: &str) -> Option<String> {
+    let padded = format!(" {} ", sentence.trim());
+    let lower = padded.to_lowercase();
+    let after = |i: usize| {
+        let rest = &padded[i..];
+        let end = rest.find([',', '.', ';']).unwrap_or(rest.len());
+        rest[..end].trim().to_string()
+    };
+    required::condition_of(sentence.trim())
+        .or_else(|| lower.find(" if ").map(|i| after(i + 4)))
+        .or_else(|| lower.find(" only ").map(|i| after(i + 6)))
+        .filter(|c| !c.is_empty())
+}
+
+/// The ports, protocols, ends and condition a sentence states.
+pub(super) fn statement(sentence: &str) -> Statement {
+    let mut st = Statement::default();
+    let padded = format!(" {} ", sentence.replace(['`', '*'], ""));
+    let lower = padded.to_lowercase();
+    ports_of(&lower, &mut st);
+    if lower.contains(" tcp") {
+        st.protos.push(Proto::Tcp);
+    }
+    if lower.contains(" udp") {
+        st.protos.push(Proto::Udp);
+    }
+    st.condition = condition(sentence);
+    // "open ... between A and B" in both directions.
+    if let Some(i) = lower.find(" between ") {
+        let rest = &padded[i + 9..];
+        let end = rest.find(['.', ';', ',']).unwrap_or(rest.len());
+        let parts: Vec<&str> = rest[..end].splitn(2, " and ").collect();
+        if parts.len() == 2 && lower.contains("open") {
+            st.openers.push(parts[0].trim().to_string());
+            st.listeners.push(parts[1].trim().to_string());
+            st.both_ways = true;
+            return st;
+        }
+    }
+    // "open TCP ports 20000 through 32000 on every client".
+    if lower.contains(" open ")
+        && let Some(i) = lower.find(" on every ").or_else(|| lower.find(" on each "))
+    {
+        st.listeners.extend(object(&padded[i + 4..]));
+        return st;
+    }
+    // "Clients never need to reach this port": no rule.
+    if lower.contains(" never ") {
+        st.ports.clear();
+        return st;
+    }
+    if let Some((at, verb)) = find_any(&lower, CONNECT) {
+        st.openers.extend(subject(&padded[..at]));
+        let after = &padded[at + verb.len()..];
+        if verb.contains("poll them") {
+            st.listeners.extend(pronoun_them(&lower));
+        } else {
+            st.listeners.extend(object(after));
+        }
+        // "..., or to their proxy, which listens on the same port".
+        if let Some(j) = lower.find(", or to ") {
+            st.listeners.extend(object(&padded[j + 8..]));
+        }
+        // "..., and the servers use the same port among themselves".
+        if lower.contains(" among themselves") || lower.contains(" with each other") {
+            st.openers.extend(st.listeners.clone());
+        }
+        return st;
+    }
+    if let Some((at, verb)) = find_any(&lower, LISTEN) {
+        st.listeners.extend(subject(&padded[..at]));
+        let rest = &lower[at + verb.len()..];
+        if let Some((o, _)) = find_any(rest, OPEN_IT) {
+            let start = at + verb.len();
+            let clause = &padded[start..start + o];
+            let clause = clause.rsplit([';', ':']).next().unwrap_or(clause);
+            st.openers.extend(list(clause));
+        }
+        return st;
+    }
+    if let Some((at, _)) = find_any(&lower, OPEN_IT) {
+        st.openers.extend(subject(&padded[..at]));
+        return st;
+    }
+    // "arrive on port 10051/tcp of the server or of a proxy".
+    if let Some(i) = lower.find(" arrive on ") {
+        if let Some(j) = lower[i..].find(" of ") {
+            let rest = &padded[i + j + 4..];
+            let end = rest.find([';', '.']).unwrap_or(rest.len());
+            st.listeners.extend(
+                rest[..end]
+                    .split(" or of ")
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty()),
+            );
+        }
+        if let Some(k) = lower.find(" with ") {
+            st.openers.extend(object(&padded[k + 6..]));
+        }
+        return st;
+    }
+    st
+}
+
+pub(super) fn find_any(lower: &str, verbs: &[&'static str]) -> Option<(usize, &'static str)> {
+    verbs
+        .iter()
+        .filter_map(|v| lower.find(v).map(|i| (i, *v)))
+        .min_by_key(|(i, _)| *i)
+}
+
+/// The subject before a verb: the text after the last clause break.
+pub(super) fn subject(before: &str) -> Vec<String> {
+    let clause = before.rsplit([',', ':', ';']).next().unwrap_or(before);
+    let clause = clause.trim();
+    // "Both the server and the frontend", "only the server".
+    let clause = clause
+        .strip_prefix("Both ")
+        .or_else(|| clause.strip_prefix("both "))
+        .unwrap_or(clause);
+    list(clause)
+}
+
+/// The object after a verb or preposition, up to what qualifies it.
+pub(super) fn object(after: &str) -> Vec<String> {
+    let lower = after.to_lowercase();
+    let end = [
+        " on ", " over ", " to ", " for ", " in ", " which ", ",", ".", ";", " while ",
+    ]
+    .iter()
+    .filter_map(|m| lower.find(m))
+    .min()
+    .unwrap_or(after.len());
+    list(&after[..end])
+}
+
+/// "the Zabbix server, or the Zabbix proxy that monitors the host" as
+/// names.
+pub(super) fn list(text: &str) -> Vec<String> {
+    text.split([',', ';'])
+        .flat_map(|p| p.split(" and "))
+        .flat_map(|p| p.split(" or "))
+        .map(|p| {
+            let p = p.split(" that ").next().unwrap_or(p);
+            let mut words: Vec<&str> = p.split_whitespace().collect();
+            while words.first().is_some_and(|w| {
+                matches!(
+                    w.to_lowercase().as_str(),
+                    "only" | "also" | "or" | "and" | "their" | "its" | "both"
+                )
+            }) {
+                words.remove(0);
+            }
+            while words
+                .last()
+                .is_some_and(|w| matches!(w.to_lowercase().as_str(), "also" | "both" | "only"))
+            {
+                words.pop();
+            }
+            words.join(" ")
+        })
+        .filter(|p| !p.is_empty() && p.split_whitespace().count() <= 5)
+        .collect()
+}
+
+/// "If you monitor devices over SNMP, ... poll them": the devices.
+pub(super) fn pronoun_them(lower: &str) -> Vec<String> {
+    for verb in [" monitor ", " manage ", " watch "] {
+        if let Some(i) = lower.find(verb) {
+            let rest = &lower[i + verb.len()..];
+            let end = rest.find([' ', ',']).unwrap_or(rest.len());
+            return vec![rest[..end].to_string()];
+        }
+    }
+    Vec::new()
+}
+
+/// Port numbers in a sentence: after "port(s)", "TCP", "UDP" or glued to
+/// "/tcp"; "N through M" and "N-M" are ranges; further numbers joined by
+/// "or"/"and" to an anchored one count too ("3306 for MySQL or 5432").
+pub(super) fn ports_of(lower: &str, st: &mut Statement) {
+    let words: Vec<&str> = lower
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ',')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut anchored = false;
+    let mut i = 0;
+    while i < words.len() {
+        let w = words[i];
+        let (num, glued) = match w.split_once('/') {
+            Some((n, p)) if p.starts_with("tcp") || p.starts_with("udp") => (n, true),
+            _ => (w.trim_end_matches(['.', ';', ':']), false),
+        };
+        let prev = if i > 0 { words[i - 1] } else { "" };
+        let keyword = matches!(prev, "port" | "ports" | "tcp" | "udp");
+        if let Ok(n) = num.parse::<u32>()
+            && (1..=65535).contains(&n)
+            && (keyword || glued || (anchored && matches!(prev, "or" | "and")))
+            && !words.get(i + 1).is_some_and(|n| n.starts_with('%'))
+        {
+            anchored = true;
+            let lo = n as u16;
+            let mut hi = lo;
+            if matches!(
+                words.get(i + 1),
+                Some(&"through") | Some(&"to") | Some(&"-")
+            ) && let Some(Ok(m)) = words
+                .get(i + 2)
+                .map(|m| m.trim_end_matches(['.', ';']).parse::<u32>())
+                && m >= n
+                && m <= 65535
+            {
+                hi = m as u16;
+                i += 2;
+            } else if let Some((a, b)) = num.split_once('-')
+                && let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>())
+                && a > 0
+                && b >= a
+            {
+                st.ports.push(PortRange { lo: a, hi: b });
+                i += 1;
+                continue;
+            }
+            let r = PortRange { lo, hi };
+            if !st.ports.contains(&r) {
+                st.ports.push(r);
+            }
+        } else if !matches!(w, "or" | "and" | "for") && prev != "for" {
+            // "3306 for MySQL or 5432": the chain of ports goes on across
+            // "for X" and "or"; any other word ends it.
+            anchored = false;
+        }
+        i += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(s: &str) -> (Vec<String>, Vec<String>, Vec<PortRange>, bool) {
+        let st = statement(s);
+        (st.openers, st.listeners, st.ports, st.condition.is_some())
+    }
+
+    #[test]
+    fn sentences_that_state_ports() {
+        let (o, l, p, c) = st(
+            "The Zabbix agent listens on port 10050 (TCP) for passive checks: the Zabbix server, or the Zabbix proxy that monitors the host, opens the connection.",
+        );
+        assert_eq!(l, vec!["The Zabbix agent"]);
+        assert_eq!(o, vec!["the Zabbix server", "the Zabbix proxy"]);
+        assert_eq!(p, vec![PortRange::single(10050)]);
+        assert!(!c);
+        let (o, l, p, _) = st(
+            "Both the server and the frontend keep a connection to the database, on TCP port 3306 for MySQL or 5432 for PostgreSQL, whichever you installed.",
+        );
+        assert_eq!(o, vec!["the server", "the frontend"]);
+        assert_eq!(l, vec!["the database"]);
+        assert_eq!(p, vec![PortRange::single(3306), PortRange::single(5432)]);
+        let (_, l, p, c) = st(
+            "If your jobs use dynamic ports, open TCP ports 20000 through 32000 on every client.",
+        );
+        assert_eq!(l, vec!["every client"]);
+        assert_eq!(
+            p,
+            vec![PortRange {
+                lo: 20000,
+                hi: 32000
+            }]
+        );
+        assert!(c);
+        let s = statement(
+            "If you enable performance replication, also open TCP 8201 in both directions between the primary cluster and each performance secondary cluster.",
+        );
+        assert!(s.both_ways && s.condition.is_some());
+        assert_eq!(s.ports, vec![PortRange::single(8201)]);
+        assert!(
+            statement("Any of these default port numbers can be changed.")
+                .ports
+                .is_empty()
+        );
+    }
+}
