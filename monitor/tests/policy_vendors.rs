@@ -5,7 +5,15 @@
 //! README), each with a golden list of facts a reviewer wrote by hand: who
 //! opens a connection to whom, on which port and protocol, and whether it
 //! is required. The test prints, per document, the share of facts the
-//! compiled policy states exactly, and fails below the floor.
+//! compiled policy states exactly, and fails below the floor, or when a
+//! document compiles to nothing, a row it must skip is not skipped with a
+//! reason, or a line that is no rule becomes one.
+//!
+//! `vendors-unseen/` holds documents written after the compiler was tuned
+//! on the first set (Redis Enterprise, Couchbase, RabbitMQ), by someone who
+//! had not read the compiler: the share there says how far the compiler
+//! generalises to the next document a user brings. Add new documents there
+//! before tuning the compiler to them.
 //!
 //! Roles are compared after folding case, plurals and words such as
 //! "node" and "host", because a reviewer writes "Worker nodes" where the
@@ -20,10 +28,14 @@ use monitor::policy::{self, Direction, Peer, Policy, Proto, Required, Rule};
 use serde::Deserialize;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendors");
+const UNSEEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendors-unseen");
 
 /// Share of all facts that must hold. The target is 95%; the floor
 /// is what the compiler reaches today, so that it can only go up.
 const FLOOR: f64 = 0.95;
+
+/// The same for the unseen documents: today's share, far from the target.
+const UNSEEN_FLOOR: f64 = 0.07;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -261,8 +273,8 @@ fn score(policy: &Policy, facts: &Facts, misses: &mut Vec<String>) -> Score {
     s
 }
 
-fn fixtures() -> Vec<(PathBuf, Facts)> {
-    let mut out: Vec<(PathBuf, Facts)> = std::fs::read_dir(DIR)
+fn fixtures(dir: &str) -> Vec<(PathBuf, Facts)> {
+    let mut out: Vec<(PathBuf, Facts)> = std::fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| {
             let path = e.unwrap().path();
@@ -276,17 +288,53 @@ fn fixtures() -> Vec<(PathBuf, Facts)> {
                 path.display(),
                 facts.document
             );
-            Some((Path::new(DIR).join(&facts.document), facts))
+            Some((Path::new(dir).join(&facts.document), facts))
         })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
 
+/// What a set of documents compiles to, against its facts.
+struct Measured {
+    total: Score,
+    problems: Vec<String>,
+}
+
+impl Measured {
+    fn share(&self) -> f64 {
+        self.total.holds as f64 / self.total.facts.max(1) as f64
+    }
+}
+
 #[test]
 fn vendor_documents_compile_to_the_facts_a_reviewer_expects() {
-    let fixtures = fixtures();
-    assert!(fixtures.len() >= 8, "{} fixtures", fixtures.len());
+    let m = measure(DIR, 8);
+    assert!(
+        m.share() >= FLOOR,
+        "{:.1}% of the facts hold, below the floor of {:.1}%",
+        100.0 * m.share(),
+        100.0 * FLOOR
+    );
+    assert!(m.problems.is_empty(), "{}", m.problems.join("\n"));
+}
+
+#[test]
+fn unseen_vendor_documents_compile_to_the_facts_a_reviewer_expects() {
+    let m = measure(UNSEEN, 3);
+    assert!(
+        m.share() >= UNSEEN_FLOOR,
+        "{:.1}% of the facts hold, below the floor of {:.1}%",
+        100.0 * m.share(),
+        100.0 * UNSEEN_FLOOR
+    );
+}
+
+/// Compiles every document of `dir` (at least `least`), prints the shares,
+/// misses and problems.
+fn measure(dir: &str, least: usize) -> Measured {
+    let fixtures = fixtures(dir);
+    assert!(fixtures.len() >= least, "{} fixtures", fixtures.len());
     let mut total = Score::default();
     let mut misses = Vec::new();
     let mut problems = Vec::new();
@@ -350,12 +398,7 @@ fn vendor_documents_compile_to_the_facts_a_reviewer_expects() {
     for p in &problems {
         println!("problem: {p}");
     }
-    assert!(
-        share(total.holds) >= FLOOR,
-        "{:.1}% of the facts hold, below the floor of {:.1}%",
-        100.0 * share(total.holds),
-        100.0 * FLOOR
-    );
+    Measured { total, problems }
 }
 
 #[test]
