@@ -1,3 +1,5 @@
+//! Build script: rebuild when the bpf-linker changes.
+
 use which::which;
 
 /// The eBPF object depends on the `bpf-linker` binary, which cargo cannot

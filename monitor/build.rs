@@ -1,3 +1,6 @@
+//! Build script: the eBPF object, built and embedded so that the binary is
+//! self-contained.
+
 use anyhow::Context as _;
 
 /// Builds the eBPF object with the nightly toolchain (through aya-build) so
