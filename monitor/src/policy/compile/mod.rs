@@ -12,6 +12,7 @@ mod columns;
 mod footnotes;
 mod matrix;
 pub mod normalize;
+mod port_list;
 mod prose;
 mod roles;
 mod rows;
@@ -102,8 +103,14 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                 code,
                 line,
             } => {
-                prose::read(&mut ctx, &mut section, &headings, kind, &text, &code, line);
-                sentences::read(&mut ctx, &text, line, &lines);
+                // A list item that starts with its ports is one rule; the
+                // sentence reader would read its description a second time.
+                let listed =
+                    kind == document::ProseKind::ListItem && port_list::read(&mut ctx, &text, line);
+                if !listed {
+                    prose::read(&mut ctx, &mut section, &headings, kind, &text, &code, line);
+                    sentences::read(&mut ctx, &text, line, &lines);
+                }
             }
             Block::Table(table) => {
                 let ids = if matrix::is_matrix(&table) {
