@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 mod arrows;
+mod categories;
 mod columns;
 mod footnotes;
 mod matrix;
@@ -115,6 +116,8 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
             Block::Table(table) => {
                 let ids = if matrix::is_matrix(&table) {
                     matrix::compile(&mut ctx, &table)
+                } else if let Some(ids) = categories::compile(&mut ctx, &table) {
+                    ids
                 } else {
                     rows::compile(&mut ctx, &table, &headings)
                 };
@@ -217,6 +220,9 @@ pub struct Ctx {
     /// What the prose says about kinds of traffic ("health monitoring is
     /// optional").
     pub topics: Vec<topics::Topic>,
+    /// "Term: definition" list items read so far: the categories of
+    /// traffic a later table names.
+    pub definitions: Vec<(String, String)>,
 }
 
 impl Ctx {
@@ -234,6 +240,7 @@ impl Ctx {
             roles: Vec::new(),
             footnotes: footnotes::Footnotes::default(),
             topics: Vec::new(),
+            definitions: Vec::new(),
         }
     }
 

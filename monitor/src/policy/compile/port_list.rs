@@ -10,36 +10,13 @@
 //! A plain port and its TLS counterpart ("without and with TLS") are the
 //! same service: one rule whose ports are alternatives.
 
-use super::{Ctx, normalize::ports, normalize::required, roles};
+use super::{
+    Ctx,
+    normalize::{agents::agents_of, ports, required},
+};
 use crate::policy::model::{
     Direction, NODES, Peer, PortRange, Ports, Proto, Required, Rule, Source,
 };
-
-/// Nouns that end a phrase naming who opens a connection.
-const AGENT_HEADS: &[&str] = &[
-    "clients",
-    "client",
-    "tools",
-    "tool",
-    "scrapers",
-    "scraper",
-    "browsers",
-    "agents",
-    "consumers",
-    "producers",
-    "applications",
-];
-
-/// Words that say the product's own hosts are the other end.
-const NODE_WORDS: &[&str] = &[
-    "node",
-    "nodes",
-    "inter-node",
-    "internode",
-    "node-to-node",
-    "peers",
-    "members",
-];
 
 /// Compiles one list item; returns whether it was a port item (so that the
 /// sentence reader does not read it a second time).
@@ -160,66 +137,6 @@ fn ports_of(head: &str, desc: &str) -> Option<(Vec<PortRange>, bool)> {
     Some((ranges, alternatives))
 }
 
-/// Who the description says opens the connection: `nodes` for the
-/// product's own hosts, a slug role for "... clients" and the like.
-pub fn agents_of(lower: &str) -> Vec<String> {
-    let cut = lower.find(['(', ';']).unwrap_or(lower.len());
-    let words: Vec<&str> = lower[..cut]
-        .split_whitespace()
-        .map(|w| w.trim_matches(|c: char| matches!(c, ',' | '.' | ':' | '`' | ')')))
-        .collect();
-    let mut out: Vec<String> = Vec::new();
-    let push = |role: String, out: &mut Vec<String>| {
-        if !out.contains(&role) {
-            out.push(role);
-        }
-    };
-    for (i, w) in words.iter().enumerate() {
-        if NODE_WORDS.contains(w) {
-            push(NODES.to_string(), &mut out);
-            continue;
-        }
-        if !AGENT_HEADS.contains(w) {
-            continue;
-        }
-        // Up to three modifiers before the head, stopping at joiners and
-        // version numbers ("AMQP 0-9-1 and AMQP 1.0 clients").
-        let mut start = i;
-        while start > 0 && i - start < 3 {
-            let prev = words[start - 1];
-            let stop = prev.is_empty()
-                || prev.chars().any(|c| c.is_ascii_digit())
-                || matches!(
-                    prev,
-                    "and"
-                        | "or"
-                        | "the"
-                        | "a"
-                        | "an"
-                        | "by"
-                        | "from"
-                        | "for"
-                        | "of"
-                        | "to"
-                        | "with"
-                        | "used"
-                        | "that"
-                        | "other"
-                        | "all"
-                        | "its"
-                );
-            if stop {
-                break;
-            }
-            start -= 1;
-        }
-        if let Some(role) = roles::slug(&words[start..=i].join(" ")) {
-            push(role, &mut out);
-        }
-    }
-    out
-}
-
 /// "only if the management plugin is enabled", "if the MQTT plugin is
 /// enabled", "only with the Web STOMP plugin".
 fn condition_of(desc: &str) -> Option<String> {
@@ -267,18 +184,5 @@ mod tests {
         assert!(alt);
         let (r, _) = ports_of("100 to 199 (inclusive)", "x").unwrap();
         assert_eq!(r, vec![PortRange { lo: 100, hi: 199 }]);
-    }
-
-    #[test]
-    fn agents() {
-        assert_eq!(
-            agents_of("a service used by peer nodes and cli tools"),
-            vec!["nodes".to_string(), "cli-tool".to_string()]
-        );
-        assert!(
-            agents_of("http api clients")
-                .iter()
-                .any(|a| a.contains("api"))
-        );
     }
 }

@@ -180,7 +180,41 @@ impl TokenSink for Sink {
                             });
                         }
                     }
-                    local_name!("ul") | local_name!("ol") if state.tables.is_empty() => {
+                    // A definition list: "term: definition", read like a
+                    // list item (categories of traffic a table names).
+                    local_name!("dt") if state.tables.is_empty() => {
+                        if start {
+                            state.close_prose();
+                            state.prose = Some(ProseBuilder {
+                                kind: ProseKind::ListItem,
+                                line,
+                                text: String::new(),
+                                code: Vec::new(),
+                                in_code: None,
+                            });
+                        }
+                    }
+                    local_name!("dd") if state.tables.is_empty() => {
+                        if start {
+                            match state.prose.as_mut() {
+                                Some(p) => p.text.push_str(": "),
+                                None => {
+                                    state.prose = Some(ProseBuilder {
+                                        kind: ProseKind::ListItem,
+                                        line,
+                                        text: String::new(),
+                                        code: Vec::new(),
+                                        in_code: None,
+                                    })
+                                }
+                            }
+                        } else {
+                            state.close_prose();
+                        }
+                    }
+                    local_name!("ul") | local_name!("ol") | local_name!("dl")
+                        if state.tables.is_empty() =>
+                    {
                         state.close_prose();
                     }
                     local_name!("code") => {
