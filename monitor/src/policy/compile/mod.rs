@@ -106,6 +106,11 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
             } => {
                 // A list item that starts with its ports is one rule; the
                 // sentence reader would read its description a second time.
+                if kind == document::ProseKind::ListItem
+                    && let Some(d) = normalize::definitions::definition(&text)
+                {
+                    ctx.definitions.push(d);
+                }
                 let listed =
                     kind == document::ProseKind::ListItem && port_list::read(&mut ctx, &text, line);
                 if !listed {
