@@ -198,6 +198,7 @@ pub fn effect(text: &str) -> Effect {
         };
         cut("only ")
             .or_else(|| cut(" until "))
+            .or_else(|| trailing_only(text))
             .filter(|c| !c.is_empty())
     });
     Effect {
@@ -209,6 +210,24 @@ pub fn effect(text: &str) -> Effect {
             || lower.contains(" sent to "),
         udp: lower.contains("over udp"),
     }
+}
+
+/// "use it in development environments only.": the clause before a
+/// trailing "only" ("in development environments").
+fn trailing_only(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    let end = lower.find(" only.").or_else(|| lower.find(" only;"))?;
+    let start = lower[..end]
+        .rfind([';', '.', ':', ','])
+        .map_or(0, |i| i + 1);
+    let clause = text[start..end].trim();
+    // The place or case the clause names, without its verb ("use it").
+    let at = [" in ", " on ", " for ", " with "]
+        .iter()
+        .filter_map(|k| clause.to_ascii_lowercase().find(k))
+        .min()
+        .unwrap_or(0);
+    Some(clause[at..].trim().to_string())
 }
 
 /// "1. text" or "(1) text".
@@ -304,6 +323,8 @@ mod tests {
         let e = effect("Here GitLab is the client: it connects out on this port.");
         assert!(e.outbound && e.condition.is_none());
         assert!(effect("Sent over UDP to your syslog server.").udp);
+        let e = effect("Not supported; use it in test labs only.");
+        assert_eq!(e.condition.as_deref(), Some("in test labs"));
         let e = effect("The registry stays off until `registry_external_url` is set.");
         assert_eq!(
             e.condition.as_deref(),

@@ -143,7 +143,7 @@ fn condition_of(desc: &str) -> Option<String> {
     if let Some(c) = required::condition_of(desc) {
         return Some(c);
     }
-    let lower = desc.to_lowercase();
+    let lower = desc.to_ascii_lowercase();
     let at = ["only if ", "only with ", "only when ", " if ", " when "]
         .iter()
         .filter_map(|k| lower.find(k))

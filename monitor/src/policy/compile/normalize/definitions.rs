@@ -120,7 +120,7 @@ fn group(phrase: &str) -> Option<String> {
 }
 
 fn condition(def: &str) -> Option<String> {
-    let lower = def.to_lowercase();
+    let lower = def.to_ascii_lowercase();
     let at = [
         "only needed",
         "needed only",

@@ -219,7 +219,8 @@ pub(super) fn list(text: &str) -> Vec<String> {
 /// "a node of the downstream cluster" is the downstream cluster: a member
 /// stands for its group.
 fn member_of(phrase: &str) -> &str {
-    let lower = phrase.trim().to_lowercase();
+    // ASCII folding keeps byte offsets, so `i` indexes `phrase` safely.
+    let lower = phrase.trim().to_ascii_lowercase();
     let member = ["a ", "an ", "one ", "each ", "every ", "the "]
         .iter()
         .any(|a| lower.starts_with(a))
