@@ -38,6 +38,17 @@
 //!   (`alternatives`).
 //! - When the columns contradict each other (an outbound row naming the SMTP
 //!   relay as Source), the reading that a deployment needs wins, warned.
+//! - Categories of traffic defined above a table ("Internal: traffic
+//!   among the nodes", "Client-to-node: from clients ...", HTML `<dl>` or
+//!   list items) give the ends of the rows that name them, in a column of
+//!   category names or in Yes/No columns named after them; an undefined
+//!   Yes/No column is read from its name ("Client-to-node"). A row with no
+//!   Yes is node-local: skipped.
+//! - Prose pages that list ports as items ("- 4369: ... used by nodes and
+//!   CLI tools", "- 6000 through 6500: ...") give one rule per item,
+//!   opened by the parties the item names (nodes, "... clients", "...
+//!   tools"). A plain port and its TLS counterpart ("5672, 5671 ... without
+//!   and with TLS", a "plain / TLS" column) are one rule with alternatives.
 //! - `required = "conditional"` rules always allow their traffic and are
 //!   required only when their condition is enabled; `no` rules are allowed
 //!   but never reported as blocked.

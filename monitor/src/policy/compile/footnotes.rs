@@ -39,7 +39,13 @@ impl Footnotes {
         for block in blocks {
             match block {
                 Block::Table(t) => notes.read_table(t),
-                Block::Prose { text, .. } => notes.read_numbered(text),
+                Block::Prose { text, .. } => {
+                    notes.read_numbered(text);
+                    // HTML notes: "<p><sup>††</sup> text</p>" is prose.
+                    if let Some((m, t)) = footnote_start(text.trim(), false) {
+                        notes.add(&m, &t);
+                    }
+                }
                 _ => {}
             }
         }
@@ -101,8 +107,31 @@ impl Footnotes {
     }
 }
 
-/// The id a marker refers to: `[^1]`, `(1)`, `^1` and `1` are one id.
+/// The longest run of `symbol` in `text`, if any.
+fn longest_run(text: &str, symbol: char) -> Option<String> {
+    let mut best = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c == symbol { run + 1 } else { 0 };
+        best = best.max(run);
+    }
+    (best > 0).then(|| symbol.to_string().repeat(best))
+}
+
+/// The digit a superscript digit stands for.
+fn superscript(c: char) -> Option<char> {
+    const SUP: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
+    SUP.iter()
+        .position(|s| *s == c)
+        .and_then(|d| char::from_digit(d as u32, 10))
+}
+
+/// The id a marker refers to: `[^1]`, `(1)`, `^1`, `¹` and `1` are one id.
 fn id(marker: &str) -> String {
+    let marker: String = marker
+        .chars()
+        .map(|c| superscript(c).unwrap_or(c))
+        .collect();
     marker
         .trim()
         .trim_start_matches('[')
@@ -121,10 +150,22 @@ fn footnote_start(line: &str, numbered: bool) -> Option<(String, String)> {
     {
         return Some((m.to_string(), text.trim().to_string()));
     }
-    for symbol in ["†", "‡", "\\*"] {
-        if let Some(text) = line.strip_prefix(symbol) {
-            return Some((symbol.to_string(), text.trim().to_string()));
+    // "†† text" (a run of daggers), "¹ text" (a superscript digit).
+    for symbol in ['†', '‡'] {
+        let run: String = line.chars().take_while(|c| *c == symbol).collect();
+        if !run.is_empty() {
+            return Some((run.clone(), line[run.len()..].trim().to_string()));
         }
+    }
+    if let Some(text) = line.strip_prefix("\\*") {
+        return Some(("\\*".to_string(), text.trim().to_string()));
+    }
+    let sup: String = line
+        .chars()
+        .take_while(|c| superscript(*c).is_some())
+        .collect();
+    if !sup.is_empty() && line[sup.len()..].starts_with(' ') {
+        return Some((sup.clone(), line[sup.len()..].trim().to_string()));
     }
     if numbered {
         return numbered_item(line);
@@ -157,6 +198,7 @@ pub fn effect(text: &str) -> Effect {
         };
         cut("only ")
             .or_else(|| cut(" until "))
+            .or_else(|| trailing_only(text))
             .filter(|c| !c.is_empty())
     });
     Effect {
@@ -168,6 +210,24 @@ pub fn effect(text: &str) -> Effect {
             || lower.contains(" sent to "),
         udp: lower.contains("over udp"),
     }
+}
+
+/// "use it in development environments only.": the clause before a
+/// trailing "only" ("in development environments").
+fn trailing_only(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    let end = lower.find(" only.").or_else(|| lower.find(" only;"))?;
+    let start = lower[..end]
+        .rfind([';', '.', ':', ','])
+        .map_or(0, |i| i + 1);
+    let clause = text[start..end].trim();
+    // The place or case the clause names, without its verb ("use it").
+    let at = [" in ", " on ", " for ", " with "]
+        .iter()
+        .filter_map(|k| clause.to_ascii_lowercase().find(k))
+        .min()
+        .unwrap_or(0);
+    Some(clause[at..].trim().to_string())
 }
 
 /// "1. text" or "(1) text".
@@ -202,11 +262,18 @@ pub fn split_markers(cell: &str) -> (String, Vec<String>) {
         rest = &rest[close + 1..];
     }
     out.push_str(rest);
+    // A run of daggers is its own marker: "††" points to the second note.
     for symbol in ['†', '‡'] {
-        if out.contains(symbol) {
-            markers.push(symbol.to_string());
+        if let Some(run) = longest_run(&out, symbol) {
+            markers.push(run);
             out = out.replace(symbol, "");
         }
+    }
+    // "5353¹": a superscript digit glued to a value.
+    let sup: String = out.chars().filter(|c| superscript(*c).is_some()).collect();
+    if !sup.is_empty() {
+        markers.push(sup);
+        out = out.chars().filter(|c| superscript(*c).is_none()).collect();
     }
     let trimmed = out.trim_end();
     if trimmed.len() > 1 && trimmed.ends_with('*') && !trimmed.ends_with("**") {
@@ -233,6 +300,16 @@ mod tests {
         );
         assert_eq!(split_markers("443 TCP [^(3)]").1, vec!["(3)".to_string()]);
         assert_eq!(split_markers("*").0, "*");
+        assert_eq!(split_markers("moxi††").1, vec!["††".to_string()]);
+        assert_eq!(split_markers("5353¹"), ("5353".into(), vec!["¹".into()]));
+    }
+
+    #[test]
+    fn dagger_runs_and_superscripts() {
+        let notes = Footnotes::of("† One.\n\n†† Only if two.\n\n¹ Only for tests.\n", &[]);
+        assert_eq!(notes.get("††"), Some("Only if two."));
+        assert_eq!(notes.get("†"), Some("One."));
+        assert_eq!(notes.get("¹"), Some("Only for tests."));
     }
 
     #[test]
@@ -246,6 +323,8 @@ mod tests {
         let e = effect("Here GitLab is the client: it connects out on this port.");
         assert!(e.outbound && e.condition.is_none());
         assert!(effect("Sent over UDP to your syslog server.").udp);
+        let e = effect("Not supported; use it in test labs only.");
+        assert_eq!(e.condition.as_deref(), Some("in test labs"));
         let e = effect("The registry stays off until `registry_external_url` is set.");
         assert_eq!(
             e.condition.as_deref(),

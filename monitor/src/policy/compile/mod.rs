@@ -8,10 +8,12 @@
 use std::collections::{HashMap, HashSet};
 
 mod arrows;
+mod categories;
 mod columns;
 mod footnotes;
 mod matrix;
 pub mod normalize;
+mod port_list;
 mod prose;
 mod roles;
 mod rows;
@@ -102,12 +104,25 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                 code,
                 line,
             } => {
-                prose::read(&mut ctx, &mut section, &headings, kind, &text, &code, line);
-                sentences::read(&mut ctx, &text, line, &lines);
+                // A list item that starts with its ports is one rule; the
+                // sentence reader would read its description a second time.
+                if kind == document::ProseKind::ListItem
+                    && let Some(d) = normalize::definitions::definition(&text)
+                {
+                    ctx.definitions.push(d);
+                }
+                let listed =
+                    kind == document::ProseKind::ListItem && port_list::read(&mut ctx, &text, line);
+                if !listed {
+                    prose::read(&mut ctx, &mut section, &headings, kind, &text, &code, line);
+                    sentences::read(&mut ctx, &text, line, &lines);
+                }
             }
             Block::Table(table) => {
                 let ids = if matrix::is_matrix(&table) {
                     matrix::compile(&mut ctx, &table)
+                } else if let Some(ids) = categories::compile(&mut ctx, &table) {
+                    ids
                 } else {
                     rows::compile(&mut ctx, &table, &headings)
                 };
@@ -210,6 +225,9 @@ pub struct Ctx {
     /// What the prose says about kinds of traffic ("health monitoring is
     /// optional").
     pub topics: Vec<topics::Topic>,
+    /// "Term: definition" list items read so far: the categories of
+    /// traffic a later table names.
+    pub definitions: Vec<(String, String)>,
 }
 
 impl Ctx {
@@ -227,6 +245,7 @@ impl Ctx {
             roles: Vec::new(),
             footnotes: footnotes::Footnotes::default(),
             topics: Vec::new(),
+            definitions: Vec::new(),
         }
     }
 

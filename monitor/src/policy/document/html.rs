@@ -55,6 +55,18 @@ struct ProseBuilder {
     in_code: Option<String>,
 }
 
+impl ProseBuilder {
+    fn new(kind: ProseKind, line: u32) -> Self {
+        ProseBuilder {
+            kind,
+            line,
+            text: String::new(),
+            code: Vec::new(),
+            in_code: None,
+        }
+    }
+}
+
 #[derive(Default)]
 struct TableBuilder {
     /// Cells of earlier rows that span down: per column, rows left and text.
@@ -171,16 +183,32 @@ impl TokenSink for Sink {
                             } else {
                                 ProseKind::Paragraph
                             };
-                            state.prose = Some(ProseBuilder {
-                                kind,
-                                line,
-                                text: String::new(),
-                                code: Vec::new(),
-                                in_code: None,
-                            });
+                            state.prose = Some(ProseBuilder::new(kind, line));
                         }
                     }
-                    local_name!("ul") | local_name!("ol") if state.tables.is_empty() => {
+                    // A definition list: "term: definition", read like a
+                    // list item (categories of traffic a table names).
+                    local_name!("dt") if state.tables.is_empty() => {
+                        if start {
+                            state.close_prose();
+                            state.prose = Some(ProseBuilder::new(ProseKind::ListItem, line));
+                        }
+                    }
+                    local_name!("dd") if state.tables.is_empty() => {
+                        if start {
+                            match state.prose.as_mut() {
+                                Some(p) => p.text.push_str(": "),
+                                None => {
+                                    state.prose = Some(ProseBuilder::new(ProseKind::ListItem, line))
+                                }
+                            }
+                        } else {
+                            state.close_prose();
+                        }
+                    }
+                    local_name!("ul") | local_name!("ol") | local_name!("dl")
+                        if state.tables.is_empty() =>
+                    {
                         state.close_prose();
                     }
                     local_name!("code") => {
@@ -464,6 +492,16 @@ mod tests {
         assert_eq!(t.rows.len(), 2);
         assert_eq!(t.rows[1].cells, vec!["53", "dns"]);
         assert_eq!(t.rows[1].line, 3);
+    }
+
+    #[test]
+    fn definition_lists_are_term_colon_definition_items() {
+        let blocks = parse("<dl>\n<dt>Edge</dt><dd>From the edge hosts.</dd>\n</dl>");
+        assert!(matches!(
+            &blocks[0],
+            Block::Prose { kind: ProseKind::ListItem, text, line: 2, .. }
+                if text == "Edge: From the edge hosts."
+        ));
     }
 
     #[test]

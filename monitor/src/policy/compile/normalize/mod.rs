@@ -2,6 +2,8 @@
 //! reader returns its reading plus the notes (decisions) and warnings
 //! (guesses) that the compiler records with `doc:line`.
 
+pub mod agents;
+pub mod definitions;
 pub mod direction;
 pub mod endpoints;
 pub mod mentions;

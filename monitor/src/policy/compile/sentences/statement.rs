@@ -194,6 +194,7 @@ pub(super) fn list(text: &str) -> Vec<String> {
         .flat_map(|p| p.split(" or "))
         .map(|p| {
             let p = p.split(" that ").next().unwrap_or(p);
+            let p = member_of(p);
             let mut words: Vec<&str> = p.split_whitespace().collect();
             while words.first().is_some_and(|w| {
                 matches!(
@@ -213,6 +214,26 @@ pub(super) fn list(text: &str) -> Vec<String> {
         })
         .filter(|p| !p.is_empty() && p.split_whitespace().count() <= 5)
         .collect()
+}
+
+/// "a node of the downstream cluster" is the downstream cluster: a member
+/// stands for its group.
+fn member_of(phrase: &str) -> &str {
+    // ASCII folding keeps byte offsets, so `i` indexes `phrase` safely.
+    let lower = phrase.trim().to_ascii_lowercase();
+    let member = ["a ", "an ", "one ", "each ", "every ", "the "]
+        .iter()
+        .any(|a| lower.starts_with(a))
+        && ["node", "host", "member", "server"].iter().any(|m| {
+            lower
+                .split_whitespace()
+                .nth(1)
+                .is_some_and(|w| w.starts_with(m))
+        });
+    match lower.find(" of ") {
+        Some(i) if member => phrase.trim()[i + 4..].trim(),
+        _ => phrase,
+    }
 }
 
 /// "If you monitor devices over SNMP, ... poll them": the devices.
@@ -245,9 +266,15 @@ pub(super) fn ports_of(lower: &str, st: &mut Statement) {
         };
         let prev = if i > 0 { words[i - 1] } else { "" };
         let keyword = matches!(prev, "port" | "ports" | "tcp" | "udp");
+        // "connects to the upstream cluster on 5672": a registered port
+        // after "on" in a sentence that connects (not "on 3 nodes").
+        let on_port = prev == "on" && lower.contains(" connect");
         if let Ok(n) = num.parse::<u32>()
             && (1..=65535).contains(&n)
-            && (keyword || glued || (anchored && matches!(prev, "or" | "and")))
+            && (keyword
+                || glued
+                || (on_port && n >= 1024)
+                || (anchored && matches!(prev, "or" | "and")))
             && !words.get(i + 1).is_some_and(|n| n.starts_with('%'))
         {
             anchored = true;
@@ -293,6 +320,19 @@ mod tests {
     fn st(s: &str) -> (Vec<String>, Vec<String>, Vec<PortRange>, bool) {
         let st = statement(s);
         (st.openers, st.listeners, st.ports, st.condition.is_some())
+    }
+
+    #[test]
+    fn a_member_connects_on_a_bare_port() {
+        let (o, l, p, c) = st(
+            "A node of the edge cluster connects to the hub cluster on 7000, \
+             or 7001 with TLS, only if you use links.",
+        );
+        assert_eq!(o, vec!["the edge cluster".to_string()]);
+        assert_eq!(l, vec!["the hub cluster".to_string()]);
+        assert_eq!(p.len(), 2);
+        assert!(c);
+        assert!(st("Replicas sit on 3 nodes.").2.is_empty());
     }
 
     #[test]
