@@ -1,8 +1,8 @@
-//! Other vendors' port documents, compiled as a new user would: sixteen
+//! Other vendors' port documents, compiled as a new user would: nineteen
 //! fixtures written after public port references (Kubernetes, Rancher,
 //! Consul, Vault, Nomad, Cilium, GitLab, MongoDB Ops Manager, Tableau,
-//! Confluent, vCenter, Zabbix, Elastic, Splunk, Wazuh; see the fixtures'
-//! README), each with a golden list of facts a reviewer wrote by hand: who
+//! Confluent, vCenter, Zabbix, Elastic, Splunk, Wazuh, Redis Enterprise,
+//! Couchbase, RabbitMQ; see the fixtures' README), each with a golden list of facts a reviewer wrote by hand: who
 //! opens a connection to whom, on which port and protocol, and whether it
 //! is required. The test prints, per document, the share of facts the
 //! compiled policy states exactly, and fails below the floor, or when a
@@ -10,10 +10,11 @@
 //! reason, or a line that is no rule becomes one.
 //!
 //! `vendors-unseen/` holds documents written after the compiler was tuned
-//! on the first set (Redis Enterprise, Couchbase, RabbitMQ), by someone who
-//! had not read the compiler: the share there says how far the compiler
-//! generalises to the next document a user brings. Add new documents there
-//! before tuning the compiler to them.
+//! on the first set (Cloudera Manager, DataStax Enterprise, Dynatrace
+//! Managed), by someone who had read neither the compiler nor its tuning:
+//! the share there says how far the compiler generalises to the next
+//! document a user brings. Add new documents there before tuning the
+//! compiler to them, and move them to the first set once it is.
 //!
 //! Roles are compared after folding case, plurals and words such as
 //! "node" and "host", because a reviewer writes "Worker nodes" where the
@@ -34,8 +35,9 @@ const UNSEEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendor
 /// is what the compiler reaches today, so that it can only go up.
 const FLOOR: f64 = 0.95;
 
-/// The same for the unseen documents: today's share, far from the target.
-const UNSEEN_FLOOR: f64 = 0.97;
+/// The same for the unseen documents: today's share (none of their facts
+/// holds yet), far from the target.
+const UNSEEN_FLOOR: f64 = 0.0;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -322,6 +324,13 @@ fn vendor_documents_compile_to_the_facts_a_reviewer_expects() {
 #[test]
 fn unseen_vendor_documents_compile_to_the_facts_a_reviewer_expects() {
     let m = measure(UNSEEN, 3);
+    // Each gives rules, even where the compiler cannot yet read them right.
+    let nothing: Vec<&String> = m
+        .problems
+        .iter()
+        .filter(|p| p.contains("compiles to nothing"))
+        .collect();
+    assert!(nothing.is_empty(), "{nothing:?}");
     assert!(
         m.share() >= UNSEEN_FLOOR,
         "{:.1}% of the facts hold, below the floor of {:.1}%",

@@ -19,7 +19,7 @@ pub fn split(table: &Table, port: Option<usize>) -> Option<Table> {
         .header
         .iter()
         .map(|h| {
-            let lower = h.to_lowercase();
+            let lower = h.to_ascii_lowercase();
             ["direction", "node-to-node", "communication"]
                 .iter()
                 .any(|k| lower.contains(k))
@@ -123,7 +123,7 @@ fn stated_listeners(row: &Row, listeners: Option<usize>, arrows: usize) -> Vec<S
         .enumerate()
         .filter(|(i, _)| Some(*i) != listeners && *i != arrows)
         .find_map(|(_, c)| {
-            let lower = c.to_lowercase();
+            let lower = c.to_ascii_lowercase();
             lower.find(" listens").map(|i| lower[..i].to_string())
         });
     let Some(subject) = said else {

@@ -39,7 +39,7 @@ impl fmt::Display for Column {
 
 /// The meaning of a header cell, if it has a known one.
 pub fn recognise(header: &str) -> Option<Column> {
-    let lower = header.to_lowercase();
+    let lower = header.to_ascii_lowercase();
     let words: Vec<&str> = lower
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())

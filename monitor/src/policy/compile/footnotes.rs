@@ -95,7 +95,7 @@ impl Footnotes {
     }
 
     fn read_numbered(&mut self, text: &str) {
-        let lower = text.to_lowercase();
+        let lower = text.to_ascii_lowercase();
         if !(lower.starts_with("notes:") || lower.starts_with("footnotes:")) {
             return;
         }
@@ -187,7 +187,7 @@ pub struct Effect {
 }
 
 pub fn effect(text: &str) -> Effect {
-    let lower = text.to_lowercase();
+    let lower = text.to_ascii_lowercase();
     let condition = super::normalize::required::condition_of(text).or_else(|| {
         let cut = |marker: &str| {
             lower.find(marker).map(|i| {

@@ -26,7 +26,7 @@ pub fn is_matrix(table: &Table) -> bool {
     let Some(corner) = table.header.first() else {
         return false;
     };
-    let lower = corner.to_lowercase();
+    let lower = corner.to_ascii_lowercase();
     let words: Vec<&str> = lower
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -86,7 +86,7 @@ pub fn compile(ctx: &mut Ctx, table: &Table) -> Vec<String> {
     let mut seen: HashSet<(String, String, String)> = HashSet::new();
     let mut ids = Vec::new();
     for (row, from_name) in table.rows.iter().zip(&rows) {
-        let lower = from_name.to_lowercase();
+        let lower = from_name.to_ascii_lowercase();
         if lower.starts_with("notes:") || lower.starts_with("footnotes:") {
             ctx.decide(row.line, "the matrix's notes row: read as footnotes".into());
             continue;

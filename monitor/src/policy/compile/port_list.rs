@@ -27,7 +27,7 @@ pub fn read(ctx: &mut Ctx, text: &str, line: u32) -> bool {
     let Some((ranges, alternatives)) = ports_of(head, desc) else {
         return false;
     };
-    let lower = desc.to_lowercase();
+    let lower = desc.to_ascii_lowercase();
     let mut agents = agents_of(&lower);
     // "ports the CLI tools themselves listen on": that party is the listener.
     let mut local = NODES.to_string();
@@ -130,7 +130,7 @@ fn ports_of(head: &str, desc: &str) -> Option<(Vec<PortRange>, bool)> {
     if ranges.is_empty() {
         return None;
     }
-    let lower = desc.to_lowercase();
+    let lower = desc.to_ascii_lowercase();
     let tls_pair = ranges.len() == 2
         && (lower.contains("without and with tls") || lower.contains("with and without tls"));
     let alternatives = tls_pair || read.groups.iter().any(|g| g.alternatives);

@@ -128,7 +128,7 @@ pub fn of_heading(text: &str, title: Option<&str>) -> Option<String> {
 /// Every role a caption or heading lists ("Ports on REST Proxy, ksqlDB and
 /// Control Center hosts"), for recognising them in endpoint cells.
 pub fn all_of_heading(text: &str, title: Option<&str>) -> Vec<String> {
-    let lower = text.to_lowercase();
+    let lower = text.to_ascii_lowercase();
     let Some(rest) = after_ports_on(&lower) else {
         return of_heading(text, title).into_iter().collect();
     };
@@ -182,7 +182,7 @@ fn role_phrase(text: &str) -> Option<String> {
 
 /// The direction a heading gives its tables ("Inbound rules", "Egress").
 pub fn heading_direction(text: &str) -> Option<Direction> {
-    let lower = text.to_lowercase();
+    let lower = text.to_ascii_lowercase();
     let found: Vec<Direction> = lower
         .split(|c: char| !c.is_alphanumeric())
         .filter_map(direction_word)
@@ -205,7 +205,7 @@ fn direction_word(w: &str) -> Option<Direction> {
 /// Whether an endpoint phrase means the host itself ("Self", "the etcd node
 /// itself", "localhost"): such traffic never crosses the network.
 pub fn is_self(phrase: &str) -> bool {
-    let lower = phrase.to_lowercase();
+    let lower = phrase.to_ascii_lowercase();
     let words: Vec<&str> = lower
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())

@@ -35,7 +35,7 @@ const COMMON: &[&str] = &[
 pub fn learn(text: &str) -> Vec<Topic> {
     let mut out = Vec::new();
     for sentence in sentences::split_sentences(text) {
-        let lower = sentence.to_lowercase();
+        let lower = sentence.to_ascii_lowercase();
         if lower.contains("only one of") {
             let ports: Vec<u16> = lower
                 .split(|c: char| !c.is_ascii_digit())

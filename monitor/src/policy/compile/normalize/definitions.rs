@@ -34,7 +34,7 @@ pub fn definition(text: &str) -> Option<(String, String)> {
 
 /// The ends a definition names; `None` when it names none.
 pub fn ends(def: &str) -> Option<Ends> {
-    let lower = def.to_lowercase();
+    let lower = def.to_ascii_lowercase();
     let condition = condition(def);
     if lower.contains("localhost") || lower.contains("loopback") {
         return Some(Ends {

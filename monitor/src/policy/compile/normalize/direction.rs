@@ -4,7 +4,7 @@
 use crate::policy::model::Direction;
 
 pub fn parse(cell: &str) -> Result<Direction, String> {
-    let lower = cell.to_lowercase();
+    let lower = cell.to_ascii_lowercase();
     let words: Vec<&str> = lower
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())

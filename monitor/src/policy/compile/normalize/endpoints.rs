@@ -176,7 +176,7 @@ fn own_role(part: &str, known: Known) -> Option<Endpoint> {
     }
     // "All", "Any source that consumes Ingress services": no one in
     // particular, which the inventory binds to the networks it trusts.
-    let lower = part.trim().to_lowercase();
+    let lower = part.trim().to_ascii_lowercase();
     let first = lower.split_whitespace().next().unwrap_or("");
     if matches!(
         first,
@@ -324,7 +324,7 @@ fn url_host(t: &str) -> Option<&str> {
 
 /// The stable role for a phrase, if it is one of the known kinds.
 pub fn role_of(phrase: &str) -> Option<&'static str> {
-    let lower = phrase.to_lowercase();
+    let lower = phrase.to_ascii_lowercase();
     let words: Vec<&str> = lower
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -385,7 +385,7 @@ pub fn slug(phrase: &str) -> String {
         "our",
         "any",
     ];
-    let lower = phrase.to_lowercase();
+    let lower = phrase.to_ascii_lowercase();
     let mut out = String::new();
     for w in lower
         .split(|c: char| !c.is_ascii_alphanumeric())

@@ -49,7 +49,7 @@ const EVERYONE: &[&str] = &[
 /// none that can be read.
 pub fn peers(text: &str, known: Known) -> Vec<Endpoint> {
     let padded = format!(" {} ", text.replace(['(', ')'], " , "));
-    let lower = padded.to_lowercase();
+    let lower = padded.to_ascii_lowercase();
     let mut out: Vec<Endpoint> = Vec::new();
     // "ESXi hosts send their logs here": the subject of a clause.
     for clause in text.split(['.', ';']) {
@@ -88,7 +88,7 @@ fn phrase_parts(phrase: &str) -> Vec<String> {
     for chunk in phrase.split(',') {
         for piece in split_and(chunk) {
             let mut piece = format!(" {} ", piece.trim());
-            let lower = piece.to_lowercase();
+            let lower = piece.to_ascii_lowercase();
             if let Some(cut) = CUT.iter().filter_map(|c| lower.find(c)).min() {
                 piece.truncate(cut);
             }
@@ -146,7 +146,7 @@ fn split_and(chunk: &str) -> Vec<String> {
 }
 
 fn endpoints_of(part: &str, known: Known) -> Vec<Endpoint> {
-    let lower = part.to_lowercase();
+    let lower = part.to_ascii_lowercase();
     let words: Vec<&str> = lower.split_whitespace().collect();
     if let [first, noun, ..] = words.as_slice()
         && matches!(*first, "every" | "all" | "each")

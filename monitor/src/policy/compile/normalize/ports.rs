@@ -62,7 +62,7 @@ pub fn parse(cell: &str) -> Result<PortCell, String> {
 /// protocol words are taken out: `TCP/8089`, `1514/UDP`, `30000-32767 TCP /
 /// UDP`, `Port (5432)`, `[9300:9400]/TCP`, `ICMP 8/0` (an ICMP type).
 fn loose(cell: &str) -> Option<PortCell> {
-    let lower = cell.to_lowercase();
+    let lower = cell.to_ascii_lowercase();
     let words: Vec<&str> = lower
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())

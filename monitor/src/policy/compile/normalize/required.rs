@@ -54,7 +54,7 @@ pub fn parse(required: Option<&str>, notes: Option<&str>) -> Result<Requirement,
 }
 
 fn parse_cell(cell: &str) -> Result<Required, String> {
-    let lower = cell.to_lowercase();
+    let lower = cell.to_ascii_lowercase();
     let first = lower
         .split(|c: char| !c.is_alphanumeric())
         .find(|w| !w.is_empty())

@@ -53,7 +53,7 @@ pub(super) fn alternative_port(
         return None;
     }
     cells.iter().find_map(|c| {
-        let lower = c.trim().to_lowercase();
+        let lower = c.trim().to_ascii_lowercase();
         if !lower.starts_with("port") || c.trim() == port {
             return None;
         }
@@ -73,7 +73,7 @@ pub(super) fn endpoint_qualifiers(text: &str) -> (String, Option<String>) {
     let mut kept = Vec::new();
     for item in text.split(';') {
         let bare = item.trim().trim_matches('*').trim();
-        let lower = bare.to_lowercase();
+        let lower = bare.to_ascii_lowercase();
         if let Some(what) = lower.strip_suffix(" only") {
             condition = Some(format!("only on {}", &bare[..what.len()]));
             continue;

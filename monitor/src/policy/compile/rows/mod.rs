@@ -74,7 +74,7 @@ pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<S
         .into_iter()
         .chain(table.caption.as_deref())
         .find(|h| {
-            let lower = h.to_lowercase();
+            let lower = h.to_ascii_lowercase();
             lower.contains("localhost") || lower.contains("loopback")
         });
     if let Some(heading) = loopback {

@@ -102,7 +102,7 @@ pub fn read(ctx: &mut Ctx, text: &str, line: u32, lines: &[String]) {
 /// The ports of "**HTTP API** (default `4646`)": what "this port" means
 /// in the paragraph's sentences.
 fn paragraph_default(text: &str) -> Option<(Vec<PortRange>, Vec<Proto>)> {
-    let lower = text.to_lowercase();
+    let lower = text.to_ascii_lowercase();
     let i = lower.find("(default ")?;
     let n: String = lower[i + 9..]
         .chars()
@@ -257,7 +257,7 @@ fn shorten(text: &str) -> String {
 /// Roles a document's prose names as its parts: "A Zabbix installation is
 /// made of a Zabbix server, optional Zabbix proxies, the Zabbix agents ...".
 pub fn learn_parts(text: &str) -> Vec<String> {
-    let lower = text.to_lowercase();
+    let lower = text.to_ascii_lowercase();
     let Some(i) = [
         "is made of ",
         "consists of ",

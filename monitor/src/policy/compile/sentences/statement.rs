@@ -52,7 +52,7 @@ const OPEN_IT: &[&str] = &[
 /// or "this only applies to proxies in active mode".
 pub(super) fn condition(sentence: &str) -> Option<String> {
     let padded = format!(" {} ", sentence.trim());
-    let lower = padded.to_lowercase();
+    let lower = padded.to_ascii_lowercase();
     let after = |i: usize| {
         let rest = &padded[i..];
         let end = rest.find([',', '.', ';']).unwrap_or(rest.len());
@@ -68,7 +68,7 @@ pub(super) fn condition(sentence: &str) -> Option<String> {
 pub(super) fn statement(sentence: &str) -> Statement {
     let mut st = Statement::default();
     let padded = format!(" {} ", sentence.replace(['`', '*'], ""));
-    let lower = padded.to_lowercase();
+    let lower = padded.to_ascii_lowercase();
     ports_of(&lower, &mut st);
     if lower.contains(" tcp") {
         st.protos.push(Proto::Tcp);
@@ -175,7 +175,7 @@ pub(super) fn subject(before: &str) -> Vec<String> {
 
 /// The object after a verb or preposition, up to what qualifies it.
 pub(super) fn object(after: &str) -> Vec<String> {
-    let lower = after.to_lowercase();
+    let lower = after.to_ascii_lowercase();
     let end = [
         " on ", " over ", " to ", " for ", " in ", " which ", ",", ".", ";", " while ",
     ]
@@ -320,6 +320,17 @@ mod tests {
     fn st(s: &str) -> (Vec<String>, Vec<String>, Vec<PortRange>, bool) {
         let st = statement(s);
         (st.openers, st.listeners, st.ports, st.condition.is_some())
+    }
+
+    /// Letters whose lower case is longer than their upper case ("İ") must
+    /// not shift where the ends are cut: offsets found in the lowered text
+    /// are used on the sentence as written.
+    #[test]
+    fn letters_that_grow_when_lowered_keep_the_ends_whole() {
+        let (o, l, p, _) = st("İİİİ agents connect to the collector on TCP port 9441.");
+        assert_eq!(o, vec!["İİİİ agents".to_string()]);
+        assert_eq!(l, vec!["the collector".to_string()]);
+        assert_eq!(p, vec![PortRange::single(9441)]);
     }
 
     #[test]
