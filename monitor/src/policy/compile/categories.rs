@@ -18,7 +18,7 @@ use super::{
 };
 use crate::policy::{
     document::{Row, Table},
-    model::{Direction, NODES, PortRange, Ports, Proto, Required, Rule, Source},
+    model::{Direction, NODES, PortRange, Ports, Proto, Required, Rule},
 };
 
 /// How a table names the ends of its rows.
@@ -120,15 +120,8 @@ pub fn compile(ctx: &mut Ctx, table: &Table) -> Option<Vec<String>> {
                         Required::Yes
                     },
                     condition,
-                    since: None,
-                    until: None,
-                    superseded_by: None,
-                    duplicate_of: None,
-                    source: Source {
-                        doc: String::new(),
-                        line: 0,
-                    },
                     notes: vec!["ends from the definition of the row's traffic category".into()],
+                    ..super::read_at(0)
                 });
             }
         }

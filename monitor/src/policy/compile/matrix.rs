@@ -17,7 +17,7 @@ use super::{
 };
 use crate::policy::{
     document::Table,
-    model::{Direction, NODES, Peer, Ports, Proto, Required, Rule, Source},
+    model::{Direction, NODES, Peer, Ports, Proto, Required, Rule},
 };
 
 /// Whether `table` is a From/To matrix: its corner cell names both sides
@@ -201,15 +201,8 @@ fn cell_rules(ctx: &mut Ctx, line: u32, from: &End, to: &End, text: &str) -> Vec
                         Required::Yes
                     },
                     condition: condition.clone(),
-                    since: None,
-                    until: None,
-                    superseded_by: None,
-                    duplicate_of: None,
-                    source: Source {
-                        doc: String::new(),
-                        line,
-                    },
                     notes: notes.clone(),
+                    ..super::read_at(line)
                 });
             }
         }

@@ -27,6 +27,36 @@ use super::{
 };
 use prose::SectionProse;
 
+/// What a rule the compiler reads starts as: read at `line` of the
+/// document being compiled (its name is set when the rule is added), tied
+/// to no release and duplicating nothing. Every reader states the traffic
+/// over it with struct update syntax; the placeholders (TCP, no port,
+/// inbound, `nodes`, required) are always overwritten or what it means.
+fn read_at(line: u32) -> Rule {
+    Rule {
+        id: String::new(),
+        service: String::new(),
+        proto: super::Proto::Tcp,
+        ports: super::Ports::List(Vec::new()),
+        alternatives: false,
+        direction: super::Direction::Inbound,
+        local_role: super::model::NODES.into(),
+        peer_role: None,
+        peer: Vec::new(),
+        required: super::Required::Yes,
+        condition: None,
+        since: None,
+        until: None,
+        superseded_by: None,
+        duplicate_of: None,
+        source: Source {
+            doc: String::new(),
+            line,
+        },
+        notes: Vec::new(),
+    }
+}
+
 /// Past this many warnings a document is not a port document; the rest are
 /// counted, not kept, so that garbage input cannot flood memory or stderr.
 const MAX_NOTES_PER_DOC: usize = 200;

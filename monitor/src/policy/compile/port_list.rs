@@ -14,9 +14,7 @@ use super::{
     Ctx,
     normalize::{agents::agents_of, ports, required},
 };
-use crate::policy::model::{
-    Direction, NODES, Peer, PortRange, Ports, Proto, Required, Rule, Source,
-};
+use crate::policy::model::{Direction, NODES, Peer, PortRange, Ports, Proto, Required, Rule};
 
 /// Compiles one list item; returns whether it was a port item (so that the
 /// sentence reader does not read it a second time).
@@ -74,15 +72,8 @@ pub fn read(ctx: &mut Ctx, text: &str, line: u32) -> bool {
                 Required::Yes
             },
             condition: condition.clone(),
-            since: None,
-            until: None,
-            superseded_by: None,
-            duplicate_of: None,
-            source: Source {
-                doc: String::new(),
-                line: 0,
-            },
             notes: vec!["read from a list item naming ports, not a table".into()],
+            ..super::read_at(0)
         })
         .collect();
     ctx.warn(

@@ -17,7 +17,7 @@
 use super::Ctx;
 use crate::policy::{
     document::ProseKind,
-    model::{Direction, NODES, Peer, PortRange, Ports, Proto, Release, Required, Rule, Source},
+    model::{Direction, NODES, Peer, PortRange, Ports, Proto, Release, Required, Rule},
     values::is_dns_name,
 };
 
@@ -243,14 +243,6 @@ pub fn finish_section(ctx: &mut Ctx, section: &mut SectionProse, headings: &[(u8
         peer: peers,
         required: Required::Yes,
         condition: None,
-        since: None,
-        until: None,
-        superseded_by: None,
-        duplicate_of: None,
-        source: Source {
-            doc: String::new(),
-            line: first,
-        },
         notes: vec![
             format!(
                 "endpoints from the list at lines {first}-{last} (section at line {})",
@@ -259,6 +251,7 @@ pub fn finish_section(ctx: &mut Ctx, section: &mut SectionProse, headings: &[(u8
             why.clone(),
             "uploads from the nodes: outbound TCP".into(),
         ],
+        ..super::read_at(first)
     };
     ctx.warn(
         first,
@@ -322,15 +315,8 @@ fn dynamic_range(ctx: &mut Ctx, headings: &[(u8, String)], lower: &str, text: &s
         peer: Vec::new(),
         required: Required::Yes,
         condition: None,
-        since: None,
-        until: None,
-        superseded_by: None,
-        duplicate_of: None,
-        source: Source {
-            doc: String::new(),
-            line,
-        },
         notes,
+        ..super::read_at(line)
     };
     ctx.add_rules(line, vec![rule]);
 }

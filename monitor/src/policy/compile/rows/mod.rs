@@ -16,7 +16,7 @@ use super::{
 };
 use crate::policy::{
     document::{Row, Table},
-    model::{Direction, NODES, Ports, Proto, Required, Rule, Source},
+    model::{Direction, NODES, Ports, Proto, Required, Rule},
 };
 
 mod cells;
@@ -501,15 +501,8 @@ fn compile_row(
         peer: Vec::new(),
         required: requirement.required,
         condition: requirement.condition,
-        since: None,
-        until: None,
-        superseded_by: None,
-        duplicate_of: None,
-        source: Source {
-            doc: String::new(),
-            line: row.line,
-        },
         notes,
+        ..super::read_at(row.line)
     };
     let mut rules = expand(&template, &port_cell, &protos, &assignments, &remarks)?;
     if let Some(local) = &local {

@@ -14,9 +14,7 @@ mod statement;
 use statement::{Statement, condition, statement};
 
 use super::{Ctx, normalize::endpoints, roles};
-use crate::policy::model::{
-    Direction, NODES, Peer, PortRange, Ports, Proto, Required, Rule, Source,
-};
+use crate::policy::model::{Direction, NODES, Peer, PortRange, Ports, Proto, Required, Rule};
 
 /// Reads the sentences of one paragraph; `line` is the paragraph's first
 /// line, `lines` the document's lines (to give each rule its own line).
@@ -189,15 +187,8 @@ fn rules_of(ctx: &mut Ctx, st: &Statement, sentence: &str) -> Vec<Rule> {
                         Required::Yes
                     },
                     condition: st.condition.clone(),
-                    since: None,
-                    until: None,
-                    superseded_by: None,
-                    duplicate_of: None,
-                    source: Source {
-                        doc: String::new(),
-                        line: 0,
-                    },
                     notes: vec!["read from a sentence, not a table".into()],
+                    ..super::read_at(0)
                 });
             }
         }
