@@ -7,7 +7,7 @@ use crate::{
         Family, Fragment, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Parsed, TCP_ACK,
         TCP_SYN, v4_addr,
     },
-    policy::{ConnDir, L4, NO_RULE, RULE_REQUIRED, RuleSet, port_index},
+    policy::{ConnDir, L4, NO_RULE, RULE_DYNAMIC, RULE_REQUIRED, RuleSet, port_index},
     stats::PacketDir,
 };
 
@@ -23,6 +23,30 @@ pub trait PolicyLookup {
     fn peer_roles_v4(&self, addr: u32) -> u64;
     /// Role mask of an IPv6 peer.
     fn peer_roles_v6(&self, addr: &[u8; 16]) -> u64;
+}
+
+/// The unexpected connections being counted (the kernel's `PC_FLOWS`,
+/// replay's table). A packet that only a dynamic-range rule allows may
+/// belong to one of them: the document's dynamic range covers the client's
+/// ephemeral port of a connection to a port no rule names, so without this
+/// every packet after its SYN would be counted under the dynamic rule.
+pub trait FlowLookup {
+    /// Whether the connection `conn` reads this packet as is being counted
+    /// (its key is [`FlowKey::new`]`(parsed, conn)`).
+    ///
+    /// [`FlowKey::new`]: crate::flow::FlowKey::new
+    fn tracks(&self, parsed: &Parsed, conn: &Conn) -> bool;
+}
+
+/// No connection is being counted: each packet is read on its own (tests,
+/// and tools that classify single packets).
+pub struct Untracked;
+
+impl FlowLookup for Untracked {
+    #[inline(always)]
+    fn tracks(&self, _parsed: &Parsed, _conn: &Conn) -> bool {
+        false
+    }
 }
 
 /// Why a packet is unexpected.
@@ -115,6 +139,10 @@ struct Match {
     /// The allowing rule, or for [`MatchKind::Peer`] the nearest one.
     rule: u16,
     required: bool,
+    /// The allowing rule is a dynamic-range rule: another reading of the
+    /// packet that a specific rule allows, or a tracked unexpected
+    /// connection, beats it.
+    dynamic: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -129,7 +157,14 @@ impl Match {
         kind: MatchKind::None,
         rule: NO_RULE,
         required: false,
+        dynamic: false,
     };
+
+    /// An allowing match that no other reading can beat.
+    #[inline(always)]
+    fn is_specific(&self) -> bool {
+        self.kind == MatchKind::Allowed && !self.dynamic
+    }
 }
 
 /// The peer's roles, looked up only once a port turns out to have rules:
@@ -197,6 +232,7 @@ fn match_port<L: PolicyLookup + ?Sized>(
                 kind: MatchKind::Allowed,
                 rule: r.rule,
                 required: r.flags & RULE_REQUIRED != 0,
+                dynamic: r.flags & RULE_DYNAMIC != 0,
             };
         }
         i += 1;
@@ -205,17 +241,23 @@ fn match_port<L: PolicyLookup + ?Sized>(
         kind: MatchKind::Peer,
         rule: nearest,
         required: false,
+        dynamic: false,
     }
 }
 
 /// Classifies one parsed packet seen in `dir`.
 #[inline(always)]
-pub fn classify<L: PolicyLookup + ?Sized>(policy: &L, parsed: &Parsed, dir: PacketDir) -> Verdict {
+pub fn classify<L: PolicyLookup + ?Sized, F: FlowLookup + ?Sized>(
+    policy: &L,
+    flows: &F,
+    parsed: &Parsed,
+    dir: PacketDir,
+) -> Verdict {
     if parsed.fragment == Fragment::Later {
         return Verdict::Fragment;
     }
     match parsed.proto {
-        IPPROTO_TCP | IPPROTO_UDP => classify_ports(policy, parsed, dir),
+        IPPROTO_TCP | IPPROTO_UDP => classify_ports(policy, flows, parsed, dir),
         IPPROTO_ICMP | IPPROTO_ICMPV6 => classify_icmp(policy, parsed, dir),
         _ => {
             // Other protocols (GRE, ESP, SCTP...) have no rule class yet: any
@@ -237,12 +279,19 @@ pub fn classify<L: PolicyLookup + ?Sized>(policy: &L, parsed: &Parsed, dir: Pack
 /// TCP and UDP: a packet is allowed when a rule covers the port it is sent
 /// to (the request reading) or the port it comes from (the reply reading).
 /// A SYN or SYN-ACK says which reading applies; without one both are
-/// tried, request first. When neither allows it, the connection is keyed
-/// by the end that serves: the one the SYN names, else the port a rule
-/// covers (for another peer), else the lower port.
+/// tried, request first, and a specific rule's reading beats a
+/// dynamic-range rule's: the RST or UDP answer to a required attempt goes
+/// back to the client's ephemeral port, which the document's dynamic range
+/// may cover, and it must still be read as that attempt's answer. A packet
+/// only a dynamic-range rule allows belongs to the unexpected connection
+/// the other reading names, when that one is being counted. When nothing
+/// allows it, the connection is keyed by the end that serves: the one the
+/// SYN names, else the port a rule covers (for another peer), else the
+/// lower port.
 #[inline(always)]
-fn classify_ports<L: PolicyLookup + ?Sized>(
+fn classify_ports<L: PolicyLookup + ?Sized, F: FlowLookup + ?Sized>(
     policy: &L,
+    flows: &F,
     parsed: &Parsed,
     dir: PacketDir,
 ) -> Verdict {
@@ -259,48 +308,75 @@ fn classify_ports<L: PolicyLookup + ?Sized>(
     // anything else may be either, so try the request reading first.
     let try_forward = !syn || !ack;
     let try_reply = !syn || ack;
-    // Set when a rule covers the port but not this peer: the nearest
-    // rule, and whether it was the request reading. Plain values,
-    // not an Option, for the reason `Match` gives.
-    let mut mismatch = false;
-    let mut mismatch_rule = NO_RULE;
-    let mut mismatch_forward = false;
+    let mut request = Match::NONE;
     if try_forward {
-        let m = match_port(policy, fwd_dir, l4, parsed.dport, &mut roles);
-        match m.kind {
-            MatchKind::Allowed => {
-                return Verdict::Allowed {
-                    rule: m.rule,
-                    required: m.required,
-                    reply: false,
-                };
-            }
-            MatchKind::Peer => {
-                mismatch = true;
-                mismatch_rule = m.rule;
-                mismatch_forward = true;
-            }
-            MatchKind::None => {}
+        request = match_port(policy, fwd_dir, l4, parsed.dport, &mut roles);
+        if request.is_specific() {
+            return Verdict::Allowed {
+                rule: request.rule,
+                required: request.required,
+                reply: false,
+            };
         }
     }
+    let mut answer = Match::NONE;
     if try_reply {
-        let m = match_port(policy, reverse(fwd_dir), l4, parsed.sport, &mut roles);
-        match m.kind {
-            MatchKind::Allowed => {
-                return Verdict::Allowed {
-                    rule: m.rule,
-                    required: m.required,
-                    reply: true,
-                };
-            }
-            MatchKind::Peer if !mismatch => {
-                mismatch = true;
-                mismatch_rule = m.rule;
-                mismatch_forward = false;
-            }
-            _ => {}
+        answer = match_port(policy, reverse(fwd_dir), l4, parsed.sport, &mut roles);
+        if answer.is_specific() {
+            return Verdict::Allowed {
+                rule: answer.rule,
+                required: answer.required,
+                reply: true,
+            };
         }
     }
+    let request_allowed = request.kind == MatchKind::Allowed;
+    let answer_allowed = answer.kind == MatchKind::Allowed;
+    if request_allowed || answer_allowed {
+        // Only a dynamic-range rule allows it. Without a SYN, the reading
+        // that rule does not allow may name a connection being counted as
+        // unexpected: then the packet is that connection's.
+        if !syn && request_allowed != answer_allowed {
+            let conn = if request_allowed {
+                Conn {
+                    direction: reverse(fwd_dir),
+                    service_port: parsed.sport,
+                    forward: false,
+                }
+            } else {
+                Conn {
+                    direction: fwd_dir,
+                    service_port: parsed.dport,
+                    forward: true,
+                }
+            };
+            if flows.tracks(parsed, &conn) {
+                // The flow holds its own reason and nearest rule: these
+                // only matter should it be gone by the time it is counted.
+                return Verdict::Unexpected {
+                    reason: Reason::NoRule,
+                    nearest_rule: NO_RULE,
+                    conn,
+                };
+            }
+        }
+        let m = if request_allowed { request } else { answer };
+        return Verdict::Allowed {
+            rule: m.rule,
+            required: m.required,
+            reply: !request_allowed,
+        };
+    }
+    // Set when a rule covers the port but not this peer: the nearest
+    // rule, and whether it was the request reading. Plain values, not an
+    // Option, for the reason `Match` gives.
+    let mismatch = request.kind == MatchKind::Peer || answer.kind == MatchKind::Peer;
+    let mismatch_forward = request.kind == MatchKind::Peer;
+    let mismatch_rule = if mismatch_forward {
+        request.rule
+    } else {
+        answer.rule
+    };
     // Which end is the service: the SYN says so; else the port a rule
     // names; else the lower port (services listen low, clients pick
     // high ephemeral ports).

@@ -198,6 +198,11 @@ pub struct RuleRef {
 
 /// A rule whose flows must work (required = yes, or an enabled condition).
 pub const RULE_REQUIRED: u16 = 1;
+/// A rule allowing the document's dynamic port range: a reading of a packet
+/// by a specific rule, or by a connection being counted as unexpected,
+/// beats it (see `classify`). The builder lists it after a port's specific
+/// rules.
+pub const RULE_DYNAMIC: u16 = 2;
 /// A peer-role mask that matches every peer (rules with no peer restriction).
 pub const ANY_PEER: u64 = u64::MAX;
 

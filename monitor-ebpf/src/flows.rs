@@ -9,7 +9,7 @@ use aya_ebpf::{
     helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, generated::bpf_jiffies64},
 };
 use monitor_common::{
-    classify::{Conn, Reason},
+    classify::{Conn, FlowLookup, Reason},
     flow::{EVENT_HEADER_BYTES, EVENT_UNEXPECTED, FlowEvent, FlowKey, FlowState, Kstat, SeenSlot},
     packet::Parsed,
     stats::PacketDir,
@@ -34,6 +34,18 @@ pub struct Sighting<'a> {
     pub ifindex: u32,
     pub dir: PacketDir,
     pub bytes: u64,
+}
+
+/// The unexpected flows `PC_FLOWS` counts, for the classifier. Every flow
+/// the per-CPU slots count is in the LRU too (a slot is only taken by a
+/// flow found or inserted there), so one lookup answers.
+pub struct KernelFlows;
+
+impl FlowLookup for KernelFlows {
+    #[inline(always)]
+    fn tracks(&self, parsed: &Parsed, conn: &Conn) -> bool {
+        PC_FLOWS.get_ptr_mut(FlowKey::new(parsed, conn)).is_some()
+    }
 }
 
 #[inline(always)]

@@ -31,7 +31,7 @@ use monitor_common::{
 };
 
 use crate::{
-    flows::{CopyHeaders, Sighting},
+    flows::{CopyHeaders, KernelFlows, Sighting},
     frame::Frame,
     globals::PC_CONFIG,
     policy::KernelPolicy,
@@ -98,7 +98,7 @@ fn observe<H: CopyHeaders, P: Packet>(
     if !config.has(Config::CLASSIFY) {
         return;
     }
-    let verdict = classify::classify(&policy, parsed, dir);
+    let verdict = classify::classify(&policy, &KernelFlows, parsed, dir);
     match verdict {
         // The allowed total is the sum of the rule counters: one bump, not two.
         Verdict::Allowed { rule, .. } => stats::count_rule(counters, rule, bytes),

@@ -6,10 +6,10 @@
 
 use monitor::kernel_tables::KernelTables;
 use monitor_common::{
-    classify::{Reason, Verdict, classify},
+    classify::{Conn, FlowLookup, Reason, Verdict, classify},
     flow::{EVENT_UNEXPECTED, FlowKey, Kstat},
     maps::{PROG_EGRESS, PROG_INGRESS},
-    packet::{self, TCP_ACK, TCP_RST, TCP_SYN},
+    packet::{self, Parsed, TCP_ACK, TCP_RST, TCP_SYN},
     stats::{PacketDir, slot_of},
 };
 use portconform_tests::{
@@ -287,8 +287,20 @@ fn outbound_unexpected_and_udp_flows_are_oriented_by_service() {
     assert_eq!((flows[0].1.packets, flows[0].1.reply_packets), (1, 1));
 }
 
+/// The unexpected flows the kernel counts, as the host classifier sees
+/// them: before each frame, the kernel's `PC_FLOWS` keys.
+struct KernelCounts(Vec<FlowKey>);
+
+impl FlowLookup for KernelCounts {
+    fn tracks(&self, parsed: &Parsed, conn: &Conn) -> bool {
+        self.0.contains(&FlowKey::new(parsed, conn))
+    }
+}
+
 /// The classification corpus: for each frame and direction, what the host
-/// classifier decides is what the kernel does.
+/// classifier decides (knowing the flows the kernel counts) is what the
+/// kernel does. Client ports 40000 and up lie in the dynamic range the
+/// document allows between nodes, as a host's default range does.
 #[test]
 fn kernel_and_host_classifier_agree_frame_by_frame() {
     let (mut kernel, tables) = setup();
@@ -304,10 +316,27 @@ fn kernel_and_host_classifier_agree_frame_by_frame() {
         (PacketDir::Egress, tcp(NODE1, STRANGER, 50002, 443, TCP_SYN)),
         (PacketDir::Ingress, udp(NODE2, NODE1, 40001, 53, b"q")),
         (PacketDir::Ingress, tcp(NODE2, NODE1, 40002, 6666, TCP_SYN)),
+        // Data of that unexpected connection, both ways: its own packets,
+        // not dynamic-range traffic.
+        (PacketDir::Ingress, tcp(NODE2, NODE1, 40002, 6666, TCP_ACK)),
+        (PacketDir::Egress, tcp(NODE1, NODE2, 6666, 40002, TCP_ACK)),
         (
             PacketDir::Egress,
             tcp(NODE1, NODE2, 6666, 40002, TCP_RST | TCP_ACK),
         ),
+        // A refused required attempt, both ways: the reset answers it.
+        (PacketDir::Ingress, tcp(NODE2, NODE1, 40005, 2181, TCP_SYN)),
+        (
+            PacketDir::Egress,
+            tcp(NODE1, NODE2, 2181, 40005, TCP_RST | TCP_ACK),
+        ),
+        (PacketDir::Egress, tcp(NODE1, NODE2, 40006, 2181, TCP_SYN)),
+        (
+            PacketDir::Ingress,
+            tcp(NODE2, NODE1, 2181, 40006, TCP_RST | TCP_ACK),
+        ),
+        // Dynamic-range traffic between nodes that no tracked flow claims.
+        (PacketDir::Ingress, tcp(NODE2, NODE1, 40007, 45000, TCP_ACK)),
     ];
     frames.push((
         PacketDir::Ingress,
@@ -324,7 +353,15 @@ fn kernel_and_host_classifier_agree_frame_by_frame() {
 
     for (dir, frame) in &frames {
         let parsed = packet::parse_ethernet(&frame[..]).expect("parses");
-        let verdict = classify(&tables, &parsed, *dir);
+        let counted = KernelCounts(
+            kernel
+                .flows()
+                .unwrap()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect(),
+        );
+        let verdict = classify(&tables, &counted, &parsed, *dir);
         let before = (
             kernel.allowed_packets(tables.rules.len()).unwrap(),
             kernel.kstat(Kstat::Unexpected).unwrap(),

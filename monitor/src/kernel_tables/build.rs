@@ -7,15 +7,15 @@ use std::{
 
 use ipnet::IpNet;
 use monitor_common::policy::{
-    ConnDir, L4, MAX_RULES, MAX_RULESETS, RULE_REQUIRED, RULESET_WIDTH, RuleRef, RuleSet,
-    port_index,
+    ConnDir, L4, MAX_RULES, MAX_RULESETS, RULE_DYNAMIC, RULE_REQUIRED, RULESET_WIDTH, RuleRef,
+    RuleSet, port_index,
 };
 
 use super::{
     V4Table,
     peers::{PeerTable, RoleBits},
 };
-use crate::policy::{Direction, Entry, Inventory, Peer, PeerRef, Proto};
+use crate::policy::{Direction, Entry, Inventory, Peer, PeerRef, Ports, Proto};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BuildError {
@@ -125,7 +125,7 @@ impl<'e> Builder<'e> {
             Direction::Outbound => ConnDir::Outbound,
             _ => ConnDir::Inbound,
         };
-        let flags = if entry.required { RULE_REQUIRED } else { 0 };
+        let flags = rule_flags(entry);
         let mut add = |l4: L4, lo: u16, hi: u16| {
             self.adds.push(Add {
                 class: port_index(conn_dir as u32, l4, 0),
@@ -291,6 +291,18 @@ impl<'e> Builder<'e> {
     }
 }
 
+/// The kernel's flags for an entry's rule.
+fn rule_flags(entry: &Entry) -> u16 {
+    let mut flags = 0;
+    if entry.required {
+        flags |= RULE_REQUIRED;
+    }
+    if entry.rule.ports == Ports::Dynamic {
+        flags |= RULE_DYNAMIC;
+    }
+    flags
+}
+
 /// A new rule set holding `list`, its id.
 fn new_rule_set(sets: &mut Vec<RuleSet>, list: &[RuleRef]) -> Result<u16, BuildError> {
     if sets.len() >= MAX_RULESETS as usize {
@@ -306,7 +318,9 @@ fn new_rule_set(sets: &mut Vec<RuleSet>, list: &[RuleRef]) -> Result<u16, BuildE
 }
 
 /// The rules of the adds covering ports `lo..=hi`, one element per rule
-/// (peer roles and flags merged), in entry order.
+/// (peer roles and flags merged), in entry order, dynamic-range rules last:
+/// the kernel takes the first rule admitting the peer, and a service's own
+/// rule says more about a connection than the range its port falls in.
 fn segment_rules(adds: &[&Add], lo: u32, hi: u32) -> Vec<RuleRef> {
     let mut list: Vec<RuleRef> = Vec::new();
     for a in adds
@@ -321,6 +335,7 @@ fn segment_rules(adds: &[&Add], lo: u32, hi: u32) -> Vec<RuleRef> {
             None => list.push(a.rule),
         }
     }
+    list.sort_by_key(|r| r.flags & RULE_DYNAMIC != 0);
     list
 }
 
@@ -414,8 +429,8 @@ impl monitor_common::classify::PolicyLookup for KernelTables {
 #[cfg(test)]
 pub(super) mod tests {
     use monitor_common::{
-        classify::{Reason, Verdict, classify},
-        packet::{Family, Fragment, IPPROTO_TCP, IPPROTO_UDP, Parsed, TCP_ACK, TCP_SYN},
+        classify::{Conn, FlowLookup, Reason, Untracked, Verdict, classify},
+        packet::{Family, Fragment, IPPROTO_TCP, IPPROTO_UDP, Parsed, TCP_ACK, TCP_RST, TCP_SYN},
         stats::PacketDir,
     };
 
@@ -498,7 +513,7 @@ pub(super) mod tests {
                 Direction::Outbound => ConnDir::Outbound,
                 _ => ConnDir::Inbound,
             };
-            let flags = if entry.required { RULE_REQUIRED } else { 0 };
+            let flags = rule_flags(entry);
             let mut add = |l4: L4, port: u16| {
                 let list = lists
                     .entry(port_index(conn_dir as u32, l4, port))
@@ -540,6 +555,7 @@ pub(super) mod tests {
         let mut classes = BTreeMap::new();
         let mut truncated = 0;
         for (index, mut list) in lists {
+            list.sort_by_key(|r| r.flags & RULE_DYNAMIC != 0);
             if list.len() > RULESET_WIDTH {
                 truncated += 1;
                 list.truncate(RULESET_WIDTH);
@@ -683,7 +699,7 @@ pub(super) mod tests {
     fn zookeeper_between_nodes_is_allowed_both_ways() {
         let t = thoughtspot(INV);
         let syn = tcp(NODE2, NODE1, 40000, 2181, TCP_SYN);
-        let v = classify(&t, &syn, PacketDir::Ingress);
+        let v = classify(&t, &Untracked, &syn, PacketDir::Ingress);
         let Verdict::Allowed {
             rule, reply: false, ..
         } = v
@@ -693,13 +709,13 @@ pub(super) mod tests {
         assert_eq!(t.rule(rule).unwrap().ports, "2181");
         let synack = tcp(NODE1, NODE2, 2181, 40000, TCP_SYN | TCP_ACK);
         assert!(matches!(
-            classify(&t, &synack, PacketDir::Egress),
+            classify(&t, &Untracked, &synack, PacketDir::Egress),
             Verdict::Allowed { reply: true, .. }
         ));
         // bidirectional: node1 may open 2181 on node2 too.
         let out = tcp(NODE1, NODE2, 40001, 2181, TCP_SYN);
         assert!(matches!(
-            classify(&t, &out, PacketDir::Egress),
+            classify(&t, &Untracked, &out, PacketDir::Egress),
             Verdict::Allowed { reply: false, .. }
         ));
     }
@@ -708,7 +724,7 @@ pub(super) mod tests {
     fn a_stranger_on_an_allowed_port_names_the_nearest_rule() {
         let t = thoughtspot(INV);
         let syn = tcp(STRANGER, NODE1, 40000, 2181, TCP_SYN);
-        match classify(&t, &syn, PacketDir::Ingress) {
+        match classify(&t, &Untracked, &syn, PacketDir::Ingress) {
             Verdict::Unexpected {
                 reason: Reason::PeerNotAllowed,
                 nearest_rule,
@@ -731,7 +747,7 @@ pub(super) mod tests {
             reason: Reason::NoRule,
             conn,
             ..
-        } = classify(&t, &syn, PacketDir::Ingress)
+        } = classify(&t, &Untracked, &syn, PacketDir::Ingress)
         else {
             panic!()
         };
@@ -740,11 +756,92 @@ pub(super) mod tests {
         // outbound range rule names it); read the other way it is the SYN's
         // flow, which the kernel finds in its flow table.
         let rst = tcp(NODE1, ADMIN, 6666, 40000, 0x14);
-        let Verdict::Unexpected { conn: back, .. } = classify(&t, &rst, PacketDir::Egress) else {
+        let Verdict::Unexpected { conn: back, .. } =
+            classify(&t, &Untracked, &rst, PacketDir::Egress)
+        else {
             panic!()
         };
         let first = FlowKey::new(&syn, &conn);
         assert!(FlowKey::new(&rst, &back) == first || FlowKey::flipped(&rst, &back) == first);
+    }
+
+    fn allowed_by(v: Verdict) -> Option<u16> {
+        match v {
+            Verdict::Allowed { rule, .. } => Some(rule),
+            _ => None,
+        }
+    }
+
+    /// The flows a test says are being counted as unexpected.
+    struct Counted(Vec<FlowKey>);
+
+    impl FlowLookup for Counted {
+        fn tracks(&self, parsed: &Parsed, conn: &Conn) -> bool {
+            self.0.contains(&FlowKey::new(parsed, conn))
+        }
+    }
+
+    #[test]
+    fn a_reset_to_a_client_port_in_the_dynamic_range_answers_the_attempt() {
+        let t = thoughtspot(INV);
+        // node2 opens ZooKeeper on node1 from a port in the dynamic range.
+        let syn = tcp(NODE2, NODE1, 40000, 2181, TCP_SYN);
+        let Verdict::Allowed { rule, .. } = classify(&t, &Untracked, &syn, PacketDir::Ingress)
+        else {
+            panic!()
+        };
+        // node1 refuses it. Read as node1 opening node2's 40000, the
+        // dynamic-range rule would allow it; it is the attempt's answer.
+        let rst = tcp(NODE1, NODE2, 2181, 40000, TCP_RST | TCP_ACK);
+        let v = classify(&t, &Untracked, &rst, PacketDir::Egress);
+        assert_eq!(
+            v,
+            Verdict::Allowed {
+                rule,
+                required: true,
+                reply: true
+            }
+        );
+        // The same from the client's side: the reset arrives.
+        let v = classify(&t, &Untracked, &rst, PacketDir::Ingress);
+        assert!(matches!(v, Verdict::Allowed { reply: true, .. }), "{v:?}");
+        assert_eq!(t.rule(allowed_by(v).unwrap()).unwrap().ports, "2181");
+    }
+
+    #[test]
+    fn packets_of_an_unexpected_connection_between_nodes_are_its_own() {
+        let t = thoughtspot(INV);
+        let syn = tcp(NODE2, NODE1, 40000, 6666, TCP_SYN);
+        let Verdict::Unexpected { conn, .. } = classify(&t, &Untracked, &syn, PacketDir::Ingress)
+        else {
+            panic!()
+        };
+        let counted = Counted(vec![FlowKey::new(&syn, &conn)]);
+        let data = tcp(NODE2, NODE1, 40000, 6666, TCP_ACK);
+        let answer = tcp(NODE1, NODE2, 6666, 40000, TCP_ACK);
+        // Alone, each reads as dynamic-range traffic between nodes...
+        for (p, dir) in [(&data, PacketDir::Ingress), (&answer, PacketDir::Egress)] {
+            let v = classify(&t, &Untracked, p, dir);
+            let rule = t.rule(allowed_by(v).expect("allowed")).unwrap();
+            assert_eq!(rule.ports, Ports::DYNAMIC, "{v:?}");
+        }
+        // ...but they belong to the connection being counted.
+        for (p, dir, forward) in [
+            (&data, PacketDir::Ingress, true),
+            (&answer, PacketDir::Egress, false),
+        ] {
+            let Verdict::Unexpected { conn: c, .. } = classify(&t, &counted, p, dir) else {
+                panic!()
+            };
+            assert_eq!(c.forward, forward);
+            assert_eq!(FlowKey::new(p, &c), counted.0[0]);
+        }
+        // A connection between nodes on a dynamic port stays allowed.
+        let other = tcp(NODE2, NODE1, 40001, 45000, TCP_ACK);
+        assert!(matches!(
+            classify(&t, &counted, &other, PacketDir::Ingress),
+            Verdict::Allowed { .. }
+        ));
     }
 
     #[test]
@@ -753,6 +850,7 @@ pub(super) mod tests {
         assert!(matches!(
             classify(
                 &t,
+                &Untracked,
                 &tcp(ADMIN, NODE1, 50000, 2101, TCP_SYN),
                 PacketDir::Ingress
             ),
@@ -761,6 +859,7 @@ pub(super) mod tests {
         assert!(matches!(
             classify(
                 &t,
+                &Untracked,
                 &tcp(ADMIN, NODE1, 50000, 2100, TCP_SYN),
                 PacketDir::Ingress
             ),

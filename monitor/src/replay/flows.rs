@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use monitor_common::{
-    classify::{Conn, Reason},
+    classify::{Conn, FlowLookup, Reason},
     flow::{EVENT_HEADER_BYTES, EVENT_UNEXPECTED, FlowEvent, FlowKey, FlowState, MAX_FLOWS},
     packet::{Family, Parsed},
     stats::PacketDir,
@@ -322,6 +322,15 @@ impl FlowTable {
                 .then(a.0.direction.cmp(&b.0.direction))
         });
         all
+    }
+}
+
+/// The kernel's `KernelFlows`: whether the table counts a connection. A
+/// lookup, not a touch: the sighting that follows touches it, as the
+/// kernel's does.
+impl FlowLookup for FlowTable {
+    fn tracks(&self, parsed: &Parsed, conn: &Conn) -> bool {
+        self.index.get(&FlowKey::new(parsed, conn)).is_some()
     }
 }
 

@@ -332,7 +332,7 @@ impl<'a> Replayer<'a> {
             c.not_host += 1;
             return Outcome::NotHost;
         };
-        let verdict = classify::classify(&self.policy, &parsed, dir);
+        let verdict = classify::classify(&self.policy, &self.flows, &parsed, dir);
         // Required flows' packets and ICMP errors are tracked; any other
         // packet only moves capture time on, which matters when it makes a
         // sweep of pending attempts due.
