@@ -21,10 +21,10 @@ use serde_json::Value;
 const T: Duration = Duration::from_secs(20);
 /// The monitor's handshake timeout in these tests.
 const TIMEOUT: &str = "2s";
-/// See run_classify_e2e: keeps the node-to-node dynamic-port rule away
-/// from the clients' ephemeral ports.
-const DYNAMIC_PORTS: &str = "20000-20009";
-const CLIENT_PORTS: &str = "40000 49999";
+// Nothing here lowers the dynamic range: the monitor takes it from the
+// host's ip_local_port_range, the range the clients' ephemeral ports come
+// from, which the thoughtspot document allows both ways between nodes. The
+// resets and answers below go back to those ports.
 
 struct Lab {
     servers: Vec<Background>,
@@ -37,10 +37,6 @@ struct Lab {
 
 fn lab(id: u32, label: &str) -> Lab {
     let nodes = lab::host_and_peer("node1", "node2", id, TEST_NET_1).expect("lab");
-    for ns in [&nodes.host, &nodes.peer] {
-        ns.sysctl("net.ipv4.ip_local_port_range", CLIENT_PORTS)
-            .expect("sysctl");
-    }
     let dir = TempDir::new(label).expect("scratch dir");
     lab::settle();
     Lab {
@@ -67,14 +63,7 @@ impl Lab {
             profile,
             &inv,
             &self.events_path(),
-            &[
-                "--dynamic-ports",
-                DYNAMIC_PORTS,
-                "--handshake-timeout",
-                TIMEOUT,
-                "--interval",
-                "3600",
-            ],
+            &["--handshake-timeout", TIMEOUT, "--interval", "3600"],
         )
         .expect("start portconform")
     }
@@ -230,6 +219,38 @@ fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
         "admin-prohibited"
     );
 
+    // The same matrix the other way: node1 opens node2's ports (the
+    // document's rules between nodes hold both ways), and the answers come
+    // back to node1's ephemeral ports, which the dynamic range covers.
+    lab.nft(
+        &lab.node2,
+        "table inet pc_test {\n  chain input {\n    type filter hook input priority 0;\n    tcp dport 4000 drop\n    tcp dport 4500 reject with tcp reset\n    tcp dport 8080 reject with icmpx type admin-prohibited\n  }\n}\n",
+    );
+    assert!(!connect(&lab.node1, &peer4, 4000));
+    assert_eq!(
+        lab.wait_event("blocked", &host4, 4000)["reason"],
+        "no-reply"
+    );
+    assert!(!connect(&lab.node1, &peer4, 4500));
+    assert_eq!(lab.wait_event("blocked", &host4, 4500)["reason"], "reset");
+    // Nothing listens on node2's 8020: its kernel resets.
+    assert!(!connect(&lab.node1, &peer4, 8020));
+    let e = lab.wait_event("blocked", &host4, 8020);
+    assert_eq!(
+        (&e["reason"], &e["direction"]),
+        (&"reset".into(), &"outbound".into())
+    );
+    assert!(!connect(&lab.node1, &peer4, 8080));
+    assert!(!connect(&lab.node1, &peer6, 8080));
+    assert_eq!(
+        lab.wait_event("blocked", &host4, 8080)["reason"],
+        "admin-prohibited"
+    );
+    assert_eq!(
+        lab.wait_event("blocked", &host6, 8080)["reason"],
+        "admin-prohibited"
+    );
+
     let done = mon.stop().expect("stop");
     assert!(done.status.success(), "{}", done.stderr);
     let events = lab.events();
@@ -242,6 +263,11 @@ fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
         (peer4.clone(), 2888, "reset"),
         (peer4.clone(), 3888, "admin-prohibited"),
         (peer6.clone(), 3888, "admin-prohibited"),
+        (host4.clone(), 4000, "no-reply"),
+        (host4.clone(), 4500, "reset"),
+        (host4.clone(), 8020, "reset"),
+        (host4.clone(), 8080, "admin-prohibited"),
+        (host6.clone(), 8080, "admin-prohibited"),
     ]
     .into_iter()
     .map(|(a, p, r)| (a, p, r.to_string()))
@@ -277,6 +303,10 @@ fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
     assert_eq!(status("000-14")["reason"], "reset");
     assert_eq!(status("000-22")["reason"], "reset");
     assert_eq!(status("000-23")["reason"], "admin-prohibited");
+    assert_eq!(status("000-24")["reason"], "no-reply");
+    assert_eq!(status("000-36")["reason"], "reset");
+    assert_eq!(status("000-43")["reason"], "reset");
+    assert_eq!(status("000-44")["reason"], "admin-prohibited");
     assert_eq!(status("000-10")["status"], "not-seen");
     assert!(done.stdout.contains("required flows:"), "{}", done.stdout);
 
@@ -288,12 +318,7 @@ fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
         .args(["--host", &host4, "--host", &host6])
         .args(["--profile", "thoughtspot", "--inventory"])
         .arg(lab.dir.file("inventory.toml"))
-        .args([
-            "--dynamic-ports",
-            DYNAMIC_PORTS,
-            "--handshake-timeout",
-            TIMEOUT,
-        ])
+        .args(["--handshake-timeout", TIMEOUT])
         .args(["--events", &replayed])
         .output()
         .expect("replay");
