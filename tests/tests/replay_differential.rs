@@ -68,6 +68,24 @@ fn corpus() -> Vec<(PacketDir, Vec<u8>)> {
         (Out, tcp(NODE1, ADMIN, 6666, 40010, TCP_RST | TCP_ACK)),
         (In, tcp(ADMIN, NODE1, 40011, 6666, TCP_SYN)),
         (Out, tcp(NODE1, ADMIN, 6666, 40011, TCP_RST | TCP_ACK)),
+        // Between nodes, client ports in the dynamic range the document
+        // allows between them: an unexpected connection's data both ways is
+        // its own, and resets answer required attempts both ways.
+        (In, tcp(NODE2, NODE1, 40030, 6666, TCP_SYN)),
+        (
+            In,
+            tcp_carrying(NODE2, NODE1, 40030, 6666, TCP_ACK, b"data"),
+        ),
+        (
+            Out,
+            tcp_carrying(NODE1, NODE2, 6666, 40030, TCP_ACK, b"echo"),
+        ),
+        (In, tcp(NODE2, NODE1, 40030, 6666, TCP_ACK)),
+        (In, tcp(NODE2, NODE1, 40031, 2888, TCP_SYN)),
+        (Out, tcp(NODE1, NODE2, 2888, 40031, TCP_RST | TCP_ACK)),
+        (Out, tcp(NODE1, NODE2, 40032, 4500, TCP_SYN)),
+        (In, tcp(NODE2, NODE1, 4500, 40032, TCP_RST | TCP_ACK)),
+        (In, tcp(NODE2, NODE1, 40033, 45000, TCP_ACK)),
         // A connection already open when the capture began (no SYN).
         (In, tcp(STRANGER, NODE1, 51000, 8443, TCP_ACK)),
         (Out, tcp(NODE1, STRANGER, 8443, 51000, TCP_ACK)),

@@ -19,17 +19,28 @@ const INVENTORY: &str = "nodes = [\"192.0.2.0/24\"]\nadmin = [\"198.51.100.10\"]
 vendor-support = [\"203.0.113.7\"]\nsmtp-relay = [\"198.51.100.25\"]\nldap-server = [\"198.51.100.89\"]\n";
 
 /// Inbound ports the thoughtspot document requires from other nodes, from
-/// admin hosts and from vendor support (release 4.6, dynamic range
-/// 32768-60999).
+/// admin hosts and from vendor support (release 4.6), the dynamic range
+/// aside: validate takes that from this host's ip_local_port_range, as
+/// shipped, so the ruleset reads it from there too.
 const NODE_PORTS: &str = "80, 443, 2100, 2101, 2181, 2200, 2201, 2210, 2211, 2230, 2231, 2240, \
 2888, 3888, 4000, 4001, 4021, 4201, 4231, 4232, 4233, 4241, 4242, 4243, 4251, 4405, 4500, 4501, \
-4851, 4852, 4853, 5432, 8020, 8080, 8787, 8888, 11211, 12345, 50070, 50075, 32768-60999";
+4851, 4852, 4853, 5432, 8020, 8080, 8787, 8888, 11211, 12345, 50070, 50075";
+
+/// This host's dynamic port range as nft writes it (`LO-HI`).
+fn dynamic_ports() -> String {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .expect("ip_local_port_range");
+    let ends: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(ends.len(), 2, "ip_local_port_range: {text:?}");
+    format!("{}-{}", ends[0], ends[1])
+}
 const ADMIN_PORTS: &str = "2101, 2201, 2211, 2231, 4001, 4021, 4201, 4231, 4241, 4501, 4852, 4853";
 const SUPPORT_PORTS: &str = "22, 80, 443, 12345";
 
 /// A stateful ruleset allowing exactly the required inbound flows, with
 /// `extra` rules placed before the allow rules.
 fn ruleset(extra: &str) -> String {
+    let dynamic = dynamic_ports();
     format!(
         "table inet filter {{\n\
          \x20 chain input {{\n\
@@ -37,7 +48,7 @@ fn ruleset(extra: &str) -> String {
          \x20   ct state established,related accept\n\
          \x20   iif \"lo\" accept\n\
          {extra}\
-         \x20   ip saddr 192.0.2.0/24 tcp dport {{ {NODE_PORTS} }} accept\n\
+         \x20   ip saddr 192.0.2.0/24 tcp dport {{ {NODE_PORTS}, {dynamic} }} accept\n\
          \x20   ip saddr 198.51.100.10 tcp dport {{ {ADMIN_PORTS} }} accept\n\
          \x20   ip saddr 203.0.113.7 tcp dport {{ {SUPPORT_PORTS} }} accept\n\
          \x20 }}\n\
@@ -73,8 +84,6 @@ impl Case {
             "thoughtspot",
             "--release",
             "4.6",
-            "--dynamic-ports",
-            "32768-60999",
             "--timeout",
             "1s",
             "--inventory",

@@ -113,9 +113,6 @@ fn main() -> anyhow::Result<()> {
         .arg(&p.events)
         .arg("--pcap")
         .arg(&p.pcap)
-        // The document's "dynamic ports between nodes" would cover the
-        // clients' ephemeral ports (32768-60999 here); pin it below them so
-        // the demo's unexpected node-to-node connection is visible whole.
         .args([
             "--handshake-timeout",
             "3s",
@@ -123,8 +120,6 @@ fn main() -> anyhow::Result<()> {
             "3600",
             "--refresh",
             "2",
-            "--dynamic-ports",
-            "20000-29999",
         ])
         .stdin(Stdio::null())
         .spawn()
