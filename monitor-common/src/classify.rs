@@ -139,9 +139,10 @@ struct Match {
     /// The allowing rule, or for [`MatchKind::Peer`] the nearest one.
     rule: u16,
     required: bool,
-    /// The allowing rule is a dynamic-range rule: another reading of the
-    /// packet that a specific rule allows, or a tracked unexpected
-    /// connection, beats it.
+    /// The rule (allowing, or nearest) is a dynamic-range rule: another
+    /// reading of the packet that a specific rule allows, or a tracked
+    /// unexpected connection, beats it, and its port does not say which
+    /// end serves.
     dynamic: bool,
 }
 
@@ -218,6 +219,7 @@ fn match_port<L: PolicyLookup + ?Sized>(
     };
     let roles = roles.get(policy);
     let mut nearest = NO_RULE;
+    let mut nearest_dynamic = false;
     let mut i = 0;
     while i < set.rules.len() {
         if (i as u32) >= set.len {
@@ -226,6 +228,7 @@ fn match_port<L: PolicyLookup + ?Sized>(
         let r = set.rules[i];
         if nearest == NO_RULE {
             nearest = r.rule;
+            nearest_dynamic = r.flags & RULE_DYNAMIC != 0;
         }
         if r.peer_roles & roles != 0 {
             return Match {
@@ -241,7 +244,7 @@ fn match_port<L: PolicyLookup + ?Sized>(
         kind: MatchKind::Peer,
         rule: nearest,
         required: false,
-        dynamic: false,
+        dynamic: nearest_dynamic,
     }
 }
 
@@ -369,9 +372,13 @@ fn classify_ports<L: PolicyLookup + ?Sized, F: FlowLookup + ?Sized>(
     }
     // Set when a rule covers the port but not this peer: the nearest
     // rule, and whether it was the request reading. Plain values, not an
-    // Option, for the reason `Match` gives.
-    let mismatch = request.kind == MatchKind::Peer || answer.kind == MatchKind::Peer;
-    let mismatch_forward = request.kind == MatchKind::Peer;
+    // Option, for the reason `Match` gives. Without a SYN, a port in the
+    // dynamic range says nothing about which end serves (clients' ports
+    // come from that range), so only a specific rule's port counts.
+    let request_named = request.kind == MatchKind::Peer && (syn || !request.dynamic);
+    let answer_named = answer.kind == MatchKind::Peer && (syn || !answer.dynamic);
+    let mismatch = request_named || answer_named;
+    let mismatch_forward = request_named;
     let mismatch_rule = if mismatch_forward {
         request.rule
     } else {

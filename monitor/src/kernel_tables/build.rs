@@ -845,6 +845,35 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_client_port_in_the_dynamic_range_does_not_make_it_the_service() {
+        let t = thoughtspot(INV);
+        // node1 talks to the admin's 7070 from its ephemeral 45808, a
+        // connection already open (no SYN). The dynamic range is allowed
+        // between nodes only, but that does not make 45808 the service.
+        let out = tcp(NODE1, ADMIN, 45808, 7070, TCP_ACK);
+        let back = tcp(ADMIN, NODE1, 7070, 45808, TCP_ACK);
+        for (p, dir) in [(&out, PacketDir::Egress), (&back, PacketDir::Ingress)] {
+            let Verdict::Unexpected { reason, conn, .. } = classify(&t, &Untracked, p, dir) else {
+                panic!()
+            };
+            assert_eq!(reason, Reason::NoRule);
+            assert_eq!(conn.service_port, 7070);
+            assert_eq!(conn.direction, ConnDir::Outbound as u32);
+        }
+        // A stranger's SYN to a node's dynamic port still names that rule.
+        let syn = tcp(STRANGER, NODE1, 50000, 45000, TCP_SYN);
+        let Verdict::Unexpected {
+            reason: Reason::PeerNotAllowed,
+            nearest_rule,
+            ..
+        } = classify(&t, &Untracked, &syn, PacketDir::Ingress)
+        else {
+            panic!()
+        };
+        assert_eq!(t.rule(nearest_rule).unwrap().ports, Ports::DYNAMIC);
+    }
+
+    #[test]
     fn admin_reaches_http_debug_ports_but_not_rpc_ports() {
         let t = thoughtspot(INV);
         assert!(matches!(
