@@ -18,6 +18,9 @@ pub enum Column {
     Notes,
     /// Prose about the row; read by people, not by the compiler.
     Description,
+    /// Where the port is configured ("Configurable in", "Configuration"):
+    /// file names and menu paths, which name no peer.
+    Setting,
 }
 
 impl fmt::Display for Column {
@@ -33,6 +36,7 @@ impl fmt::Display for Column {
             Column::Required => "required",
             Column::Notes => "notes",
             Column::Description => "description (not compiled)",
+            Column::Setting => "setting (not compiled)",
         })
     }
 }
@@ -50,6 +54,15 @@ pub fn recognise(header: &str) -> Option<Column> {
     let column = if has("communicates") {
         // "Communicates on": the local port a component sends from.
         return None;
+    } else if has("configurable")
+        || has("configuration")
+        || has("config")
+        || has("configured")
+        || has("setting")
+        || has("settings")
+        || has("property")
+    {
+        Column::Setting
     } else if has("listens") || has("listen") || has("listening") {
         Column::Port
     } else if (has("port") || has("ports")) && has("name") {
@@ -194,6 +207,8 @@ mod tests {
         assert_eq!(recognise("On by default"), Some(Column::Required));
         assert_eq!(recognise("Listens on"), Some(Column::Port));
         assert_eq!(recognise("Communicates on"), None);
+        assert_eq!(recognise("Configurable in"), Some(Column::Setting));
+        assert_eq!(recognise("Configuration"), Some(Column::Setting));
         assert_eq!(recognise("Default port"), Some(Column::Port));
         assert_eq!(recognise("Port name"), Some(Column::Description));
         assert_eq!(recognise("Accessed by"), Some(Column::Source));

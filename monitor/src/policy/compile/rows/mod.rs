@@ -22,10 +22,16 @@ use crate::policy::{
 mod cells;
 mod defaults;
 mod expand;
+mod groups;
+
+pub use groups::all_texts as group_rows;
 
 use cells::{alternative_port, endpoint_qualifiers, marks_condition, row_local, without_self};
 use defaults::{Defaults, table_defaults};
-use expand::{expand, protocols, service_name, truncate};
+use expand::{expand, first_clause, protocols, service_name, truncate};
+
+/// The heading level a group row is read at: below every real heading.
+const GROUP_LEVEL: u8 = u8::MAX;
 
 /// Compiles `table` into `ctx`; returns the ids of the rules it yielded.
 pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<String> {
@@ -68,6 +74,41 @@ pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<S
             format!("column {h:?} repeats another column's meaning: ignored"),
         );
     }
+    let mut ids = Vec::new();
+    for segment in groups::segments(table, &layout) {
+        let mut headings = headings.to_vec();
+        if let Some((line, text)) = &segment.group {
+            ctx.decide(
+                *line,
+                format!("group row {text:?}: read as a heading for the rows under it"),
+            );
+            headings.push((GROUP_LEVEL, text.clone()));
+        }
+        let line = segment.group.as_ref().map_or(table.line, |(l, _)| *l);
+        ids.extend(compile_segment(
+            ctx,
+            table,
+            &layout,
+            &headings,
+            &segment.rows,
+            line,
+        ));
+    }
+    ids
+}
+
+/// The rows of one group (or of the whole table), read under `headings`.
+fn compile_segment(
+    ctx: &mut Ctx,
+    table: &Table,
+    layout: &Layout,
+    headings: &[(u8, String)],
+    rows: &[&Row],
+    line: u32,
+) -> Vec<String> {
+    if rows.is_empty() {
+        return Vec::new();
+    }
     let loopback = headings
         .last()
         .map(|(_, h)| h.as_str())
@@ -82,7 +123,7 @@ pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<S
             "the section ({heading:?}) says these ports listen on the loopback interface only: \
              no network rule"
         );
-        for row in &table.rows {
+        for row in rows {
             let port = layout.cell(&row.cells, Column::Port).unwrap_or("");
             ctx.skip(
                 row.line,
@@ -92,9 +133,9 @@ pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<S
         }
         return Vec::new();
     }
-    let defaults = table_defaults(ctx, table, &layout, headings);
+    let defaults = table_defaults(ctx, table, layout, headings, line);
     let mut ids = Vec::new();
-    for row in &table.rows {
+    for &row in rows {
         if row.cells.iter().all(|c| c.trim().is_empty()) {
             ctx.skip(row.line, "empty row".into(), "every cell is empty".into());
             continue;
@@ -119,7 +160,7 @@ pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<S
             local: defaults.local.as_deref(),
         };
         match compile_row(
-            &layout,
+            layout,
             &table.header,
             &defaults,
             known,
@@ -395,6 +436,7 @@ fn compile_row(
         Column::Peer,
         Column::Required,
         Column::Notes,
+        Column::Setting,
     ];
     let described_cells: Vec<&str> = cells
         .iter()
@@ -491,7 +533,10 @@ fn compile_row(
 
     let template = Rule {
         id: String::new(),
-        service: service_name(cell(Column::Service), cell(Column::Protocol)),
+        service: service_name(
+            cell(Column::Service).or_else(|| cell(Column::Description).map(first_clause)),
+            cell(Column::Protocol),
+        ),
         proto: Proto::Tcp,
         ports: Ports::List(Vec::new()),
         alternatives: false,
