@@ -200,6 +200,7 @@ fn learn_roles(ctx: &mut Ctx, blocks: &[Block]) {
                 .cloned()
                 .chain(rows::group_rows(t))
                 .flat_map(|c| roles::all_of_heading(&c, ctx.title.as_deref()))
+                .chain(rows::component_roles(t))
                 .collect(),
             Block::Prose { text, .. } => {
                 let learned = topics::learn(text);

@@ -50,10 +50,18 @@ const EVERYONE: &[&str] = &[
 /// The peers `text` names, in order, without repeats; empty when it names
 /// none that can be read.
 pub fn peers(text: &str, known: Known) -> Vec<Endpoint> {
-    let padded = format!(" {} ", text.replace(['(', ')'], " , "));
-    let lower = padded.to_ascii_lowercase();
+    let mut out = subjects(text, known);
+    for e in after(text, known, MARKERS) {
+        if !out.contains(&e) {
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// "ESXi hosts send their logs here": the plural subjects of clauses.
+pub fn subjects(text: &str, known: Known) -> Vec<Endpoint> {
     let mut out: Vec<Endpoint> = Vec::new();
-    // "ESXi hosts send their logs here": the subject of a clause.
     for clause in text.split(['.', ';', ':']) {
         if let Some(subject) = plural_subject(clause) {
             for e in endpoints_of(&subject, known) {
@@ -63,7 +71,15 @@ pub fn peers(text: &str, known: Known) -> Vec<Endpoint> {
             }
         }
     }
-    for marker in MARKERS {
+    out
+}
+
+/// The peers named after `markers` (" from ", " by ", ...).
+pub fn after(text: &str, known: Known, markers: &[&str]) -> Vec<Endpoint> {
+    let padded = format!(" {} ", text.replace(['(', ')'], " , "));
+    let lower = padded.to_ascii_lowercase();
+    let mut out: Vec<Endpoint> = Vec::new();
+    for marker in markers {
         let mut from = 0;
         while let Some(i) = lower[from..].find(marker) {
             let start = from + i + marker.len();
@@ -201,7 +217,7 @@ fn split_and(chunk: &str) -> Vec<String> {
     out
 }
 
-fn endpoints_of(part: &str, known: Known) -> Vec<Endpoint> {
+pub fn endpoints_of(part: &str, known: Known) -> Vec<Endpoint> {
     let lower = part.to_ascii_lowercase();
     let words: Vec<&str> = lower.split_whitespace().collect();
     if let [first, noun, ..] = words.as_slice()

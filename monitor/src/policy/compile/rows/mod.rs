@@ -9,7 +9,7 @@ use super::{
     normalize::{
         direction,
         endpoints::{self, EndpointReading},
-        mentions, ports, required,
+        initiators, mentions, ports, required,
         sides::{self, Sides},
     },
     roles, topics,
@@ -20,10 +20,12 @@ use crate::policy::{
 };
 
 mod cells;
+mod component;
 mod defaults;
 mod expand;
 mod groups;
 
+pub use component::roles_of as component_roles;
 pub use groups::all_texts as group_rows;
 
 use cells::{alternative_port, endpoint_qualifiers, marks_condition, row_local, without_self};
@@ -135,7 +137,8 @@ fn compile_segment(
     }
     let defaults = table_defaults(ctx, table, layout, headings, line);
     let mut ids = Vec::new();
-    for &row in rows {
+    let rows = component::fill_merged(layout, rows);
+    for row in &rows {
         if row.cells.iter().all(|c| c.trim().is_empty()) {
             ctx.skip(row.line, "empty row".into(), "every cell is empty".into());
             continue;
@@ -214,9 +217,14 @@ fn compile_row(
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let marked = [Column::Service, Column::Required, Column::Source]
-                .iter()
-                .any(|&col| layout.get(col) == Some(i));
+            let marked = [
+                Column::Service,
+                Column::Component,
+                Column::Required,
+                Column::Source,
+            ]
+            .iter()
+            .any(|&col| layout.get(col) == Some(i));
             if !marked {
                 return c.clone();
             }
@@ -284,10 +292,14 @@ fn compile_row(
     } else {
         direction
     };
-    let component = defaults
-        .component_is_local
-        .then(|| cell(Column::Service).and_then(roles::slug))
-        .flatten();
+    let component = if layout.has(Column::Component) {
+        cell(Column::Component).and_then(roles::slug)
+    } else {
+        defaults
+            .component_is_local
+            .then(|| cell(Column::Service).and_then(roles::slug))
+            .flatten()
+    };
     let known = endpoints::Known {
         roles: known.roles,
         local: known.local.or(component.as_deref()),
@@ -358,12 +370,26 @@ fn compile_row(
             .filter(|(i, _)| {
                 layout.get(Column::Service) == Some(*i)
                     || layout.get(Column::Description) == Some(*i)
+                    || layout.get(Column::Notes) == Some(*i)
                     || !layout.is_recognised(*i)
             })
             .map(|(_, c)| c.as_str())
             .collect::<Vec<_>>()
             .join(". ");
-        let named = if known.roles.is_empty() && known.local.is_none() {
+        let named = if let Some(listener) = layout
+            .has(Column::Component)
+            .then_some(())
+            .and(component.as_deref())
+        {
+            // The row names its listener; its words name who connects.
+            let named = initiators::of(&words, known);
+            if named.is_empty() {
+                return Err(format!(
+                    "the row names who listens ({listener}) but not who connects: no rule"
+                ));
+            }
+            named
+        } else if known.roles.is_empty() && known.local.is_none() {
             Vec::new()
         } else {
             mentions::peers(&words, known)
