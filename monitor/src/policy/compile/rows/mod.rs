@@ -28,7 +28,9 @@ mod groups;
 pub use component::roles_of as component_roles;
 pub use groups::all_texts as group_rows;
 
-use cells::{alternative_port, endpoint_qualifiers, marks_condition, row_local, without_self};
+use cells::{
+    alternative_port, endpoint_qualifiers, loopback_only, marks_condition, row_local, without_self,
+};
 use defaults::{Defaults, table_defaults};
 use expand::{expand, first_clause, protocols, service_name, truncate};
 
@@ -234,6 +236,9 @@ fn compile_row(
         })
         .collect();
     let cells = &cells;
+    if let Some(why) = loopback_only(layout, cells) {
+        return Err(format!("{why}: no network rule"));
+    }
     let cell = |c: Column| nonempty(layout.cell(cells, c));
     let (mut port_cell, alternative) =
         match ports::parse(layout.cell(cells, Column::Port).unwrap_or("")) {
