@@ -35,7 +35,7 @@ const LEADING: &[&str] = &[
 /// The initiators `text` names, in order, without repeats.
 pub fn of(text: &str, known: Known) -> Vec<Endpoint> {
     let mut out: Vec<Endpoint> = Vec::new();
-    let mut add = |list: Vec<Endpoint>, out: &mut Vec<Endpoint>| {
+    let add = |list: Vec<Endpoint>, out: &mut Vec<Endpoint>| {
         for e in list {
             if trusted(&e, known) && !out.contains(&e) {
                 out.push(e);

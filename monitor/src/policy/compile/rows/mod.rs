@@ -9,7 +9,7 @@ use super::{
     normalize::{
         direction,
         endpoints::{self, EndpointReading},
-        initiators, mentions, ports, required,
+        mentions, ports,
         sides::{self, Sides},
     },
     roles, topics,
@@ -24,13 +24,13 @@ mod component;
 mod defaults;
 mod expand;
 mod groups;
+mod requirement;
+mod words;
 
 pub use component::roles_of as component_roles;
 pub use groups::all_texts as group_rows;
 
-use cells::{
-    alternative_port, endpoint_qualifiers, loopback_only, marks_condition, row_local, without_self,
-};
+use cells::{alternative_port, endpoint_qualifiers, loopback_only, row_local, without_self};
 use defaults::{Defaults, table_defaults};
 use expand::{expand, first_clause, protocols, service_name, truncate};
 
@@ -369,36 +369,11 @@ fn compile_row(
             local: local.as_deref().or(known.local),
         };
         // The service and every cell nobody recognised ("Purpose").
-        let words = cells
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| {
-                layout.get(Column::Service) == Some(*i)
-                    || layout.get(Column::Description) == Some(*i)
-                    || layout.get(Column::Notes) == Some(*i)
-                    || !layout.is_recognised(*i)
-            })
-            .map(|(_, c)| c.as_str())
-            .collect::<Vec<_>>()
-            .join(". ");
-        let named = if let Some(listener) = layout
+        let component = layout
             .has(Column::Component)
             .then_some(())
-            .and(component.as_deref())
-        {
-            // The row names its listener; its words name who connects.
-            let named = initiators::of(&words, known);
-            if named.is_empty() {
-                return Err(format!(
-                    "the row names who listens ({listener}) but not who connects: no rule"
-                ));
-            }
-            named
-        } else if known.roles.is_empty() && known.local.is_none() {
-            Vec::new()
-        } else {
-            mentions::peers(&words, known)
-        };
+            .and(component.as_deref());
+        let named = words::peers(layout, cells, component, known)?;
         if !named.is_empty() {
             notes.push(format!(
                 "peers named in the row's words: {}",
@@ -453,112 +428,16 @@ fn compile_row(
     {
         warnings.push("the Required? cell is empty: read as required".into());
     }
-    // Without a Notes column, the description or the service's own words
-    // carry the condition ("Required only for RBAC", "only if you enable it").
-    // Every cell that is not a port, a protocol, an end or a direction: the
-    // description, the service and the columns nobody recognised (Splunk's
-    // second service column, "Purpose").
-    let structural = [
-        Column::Port,
-        Column::Protocol,
-        Column::Direction,
-        Column::Source,
-        Column::Destination,
-        Column::Peer,
-        Column::Required,
-        Column::Notes,
-        Column::Setting,
-    ];
-    let described_cells: Vec<&str> = cells
-        .iter()
-        .enumerate()
-        .filter(|(i, c)| {
-            !c.trim().is_empty() && !structural.iter().any(|&col| layout.get(col) == Some(*i))
-        })
-        .map(|(_, c)| c.as_str())
-        .collect();
-    let described = described_cells.join(". ");
-    let notes_text = cell(Column::Notes).or((!described.is_empty()).then_some(described.as_str()));
-    let mut requirement = required::parse(cell(Column::Required), notes_text)?;
-    if requirement.condition.is_none() && described.to_lowercase().contains("(enterprise)") {
-        // A feature of a paid edition is not in every deployment.
-        requirement.required = Required::Conditional;
-        requirement.condition = Some("the Enterprise edition is used".into());
-        requirement.note = Some("an Enterprise feature: conditional".into());
-    }
-    if requirement.condition.is_none()
-        && let Some(cond) = endpoint_condition.clone()
-    {
-        requirement.required = Required::Conditional;
-        requirement.note = Some(format!("an endpoint cell makes it conditional: {cond}"));
-        requirement.condition = Some(cond);
-    }
-    let optional_text = [
-        Column::Port,
-        Column::Description,
-        Column::Service,
-        Column::Notes,
-    ]
-    .iter()
-    .filter_map(|&c| cell(c))
-    .chain(described_cells.iter().copied())
-    .any(required::says_optional);
-    if optional_text && requirement.required == Required::Yes && cell(Column::Required).is_none() {
-        requirement.required = Required::No;
-        requirement.note =
-            Some("the row says it is optional or off by default: not required".into());
-    }
-    if let Some((text, e)) = effects.iter().find(|(_, e)| e.condition.is_some())
-        && requirement.required != Required::Conditional
-    {
-        requirement.required = Required::Conditional;
-        requirement.condition = e.condition.clone();
-        requirement.note = Some(format!("its footnote makes it conditional: {text}"));
-    }
-    let row_ports: Vec<u16> = port_cell
-        .groups
-        .iter()
-        .flat_map(|g| g.ranges.iter().filter(|r| r.lo == r.hi).map(|r| r.lo))
-        .collect();
-    if requirement.required == Required::Yes
-        && cell(Column::Required).is_none()
-        && let Some(topic) =
-            topics::about_ports(said, &row_ports).or_else(|| topics::about(said, &described))
-    {
-        match &topic.effect {
-            topics::Effect::Optional => requirement.required = Required::No,
-            topics::Effect::Condition(c) => {
-                requirement.required = Required::Conditional;
-                requirement.condition = Some(c.clone());
-            }
-        }
-        requirement.note = Some(format!("the document says: {}", topic.said));
-    }
-    // A sentence in the who-uses-it cell ("SSL. Once Tableau Server is
-    // configured for SSL, the gateway redirects clients to this port").
-    if requirement.required == Required::Yes
-        && cell(Column::Required).is_none()
-        && let Some(cond) = cell(Column::Source).and_then(required::condition_of)
-    {
-        requirement.required = Required::Conditional;
-        requirement.note = Some(format!("the Source cell makes it conditional: {cond}"));
-        requirement.condition = Some(cond);
-    }
-    if requirement.required == Required::Yes
-        && cell(Column::Required).is_none()
-        && let Some(cond) = marks_condition(layout, header, cells)
-    {
-        requirement.required = Required::Conditional;
-        requirement.note = Some(format!("marked only under {cond}: conditional"));
-        requirement.condition = Some(cond);
-    }
-    if let Some(cond) = alternative
-        && requirement.required == Required::Yes
-    {
-        requirement.required = Required::Conditional;
-        requirement.note = Some(format!("the port of another column, used only {cond}"));
-        requirement.condition = Some(cond);
-    }
+    let requirement = requirement::of(&requirement::Row {
+        layout,
+        header,
+        cells,
+        endpoint_condition,
+        effects: &effects,
+        port_cell: &port_cell,
+        said,
+        alternative,
+    })?;
     notes.extend(requirement.note.clone());
     warnings.extend(requirement.warning.clone());
 
