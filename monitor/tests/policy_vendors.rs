@@ -35,9 +35,10 @@ const UNSEEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendor
 /// is what the compiler reaches today, so that it can only go up.
 const FLOOR: f64 = 0.95;
 
-/// The same for the unseen documents: today's share (none of their facts
-/// holds yet), far from the target.
-const UNSEEN_FLOOR: f64 = 0.0;
+/// The same for the unseen documents: today's share (48.4%, after group
+/// rows, Component columns and initiators in words were read; the
+/// Dynatrace plain-text table is not), rounded down.
+const UNSEEN_FLOOR: f64 = 0.48;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -18,6 +18,13 @@ pub enum Column {
     Notes,
     /// Prose about the row; read by people, not by the compiler.
     Description,
+    /// The part of the product that listens, in a table that also has a
+    /// Service column ("Component | Service | Port"): one host role per
+    /// value, the service being what it serves on the port.
+    Component,
+    /// Where the port is configured ("Configurable in", "Configuration"):
+    /// file names and menu paths, which name no peer.
+    Setting,
 }
 
 impl fmt::Display for Column {
@@ -33,6 +40,8 @@ impl fmt::Display for Column {
             Column::Required => "required",
             Column::Notes => "notes",
             Column::Description => "description (not compiled)",
+            Column::Setting => "setting (not compiled)",
+            Column::Component => "component (the listening host)",
         })
     }
 }
@@ -50,6 +59,15 @@ pub fn recognise(header: &str) -> Option<Column> {
     let column = if has("communicates") {
         // "Communicates on": the local port a component sends from.
         return None;
+    } else if has("configurable")
+        || has("configuration")
+        || has("config")
+        || has("configured")
+        || has("setting")
+        || has("settings")
+        || has("property")
+    {
+        Column::Setting
     } else if has("listens") || has("listen") || has("listening") {
         Column::Port
     } else if (has("port") || has("ports")) && has("name") {
@@ -130,7 +148,34 @@ impl Layout {
                 None => layout.unknown.push(h.clone()),
             }
         }
+        layout.component_beside_service(header);
         layout
+    }
+
+    /// "Component | Service": both read as a service, so the second was
+    /// repeated. The component is then who listens and the other column
+    /// the service; a lone Component column stays the service (Splunk's,
+    /// where components are the hosts only if the table names peers).
+    fn component_beside_service(&mut self, header: &[String]) {
+        let Some(at) = self.get(Column::Service) else {
+            return;
+        };
+        if !header[at].to_lowercase().contains("component") {
+            return;
+        }
+        let Some(other) = header
+            .iter()
+            .position(|h| self.repeated.contains(h) && recognise(h) == Some(Column::Service))
+        else {
+            return;
+        };
+        self.repeated.retain(|h| *h != header[other]);
+        for entry in &mut self.positions {
+            if entry.1 == at {
+                entry.0 = Column::Component;
+            }
+        }
+        self.positions.push((Column::Service, other));
     }
 
     pub fn get(&self, column: Column) -> Option<usize> {
@@ -194,6 +239,8 @@ mod tests {
         assert_eq!(recognise("On by default"), Some(Column::Required));
         assert_eq!(recognise("Listens on"), Some(Column::Port));
         assert_eq!(recognise("Communicates on"), None);
+        assert_eq!(recognise("Configurable in"), Some(Column::Setting));
+        assert_eq!(recognise("Configuration"), Some(Column::Setting));
         assert_eq!(recognise("Default port"), Some(Column::Port));
         assert_eq!(recognise("Port name"), Some(Column::Description));
         assert_eq!(recognise("Accessed by"), Some(Column::Source));
@@ -201,6 +248,17 @@ mod tests {
         assert_eq!(recognise("Destination port"), Some(Column::Port));
         assert_eq!(recognise("Source/Destination"), Some(Column::Peer));
         assert_eq!(recognise("Ingress/Egress"), Some(Column::Direction));
+    }
+
+    #[test]
+    fn component_beside_service() {
+        let header: Vec<String> = ["Component", "Service", "Port"].map(String::from).to_vec();
+        let l = Layout::of(&header);
+        assert_eq!(l.get(Column::Component), Some(0));
+        assert_eq!(l.get(Column::Service), Some(1));
+        assert!(l.repeated.is_empty());
+        let alone = Layout::of(&["Component".to_string(), "Port".to_string()]);
+        assert_eq!(alone.get(Column::Service), Some(0));
     }
 
     #[test]

@@ -193,11 +193,15 @@ fn learn_roles(ctx: &mut Ctx, blocks: &[Block]) {
                 continue;
             }
             Block::Heading { text, .. } => roles::all_of_heading(text, ctx.title.as_deref()),
+            // A caption, and the group rows that act as sub-headings.
             Block::Table(t) => t
                 .caption
-                .as_deref()
-                .map(|c| roles::all_of_heading(c, ctx.title.as_deref()))
-                .unwrap_or_default(),
+                .iter()
+                .cloned()
+                .chain(rows::group_rows(t))
+                .flat_map(|c| roles::all_of_heading(&c, ctx.title.as_deref()))
+                .chain(rows::component_roles(t))
+                .collect(),
             Block::Prose { text, .. } => {
                 let learned = topics::learn(text);
                 ctx.topics.extend(learned);

@@ -171,6 +171,13 @@ fn role_phrase(text: &str) -> Option<String> {
         .filter(|w| !w.is_empty())
         .filter(|w| direction_word(w).is_none() && *w != "rules" && *w != "rule")
         .collect();
+    // "OpsCenter specific", "Broker-specific ports": what follows names
+    // the ports, what precedes names the host they belong to.
+    if let Some(at) = words.iter().position(|w| *w == "specific") {
+        let named = &words[..at];
+        let ok = !named.is_empty() && named.len() <= 3;
+        return (ok && !named.iter().any(|w| NOT_A_ROLE.contains(w))).then(|| named.join(" "));
+    }
     if words.is_empty() || words.len() > 4 || words.iter().any(|w| NOT_A_ROLE.contains(w)) {
         return None;
     }
@@ -260,6 +267,8 @@ mod tests {
             h("Table 2. Ports on broker hosts").as_deref(),
             Some("broker")
         );
+        assert_eq!(h("OpsCenter specific").as_deref(), Some("opscenter"));
+        assert_eq!(h("Broker-specific ports").as_deref(), Some("broker"));
         assert_eq!(
             of_heading("Consul servers", Some("Consul ports reference")).as_deref(),
             Some("server")

@@ -189,6 +189,16 @@ fn own_role(part: &str, known: Known) -> Option<Endpoint> {
     if known.roles.contains(&slug) || known.local == Some(slug.as_str()) {
         return Some(Endpoint::Role(slug));
     }
+    // "the Server", "Agents": the short name of the first role the document
+    // introduced with that last word ("Cloudera Manager Server").
+    if !slug.contains('-')
+        && let Some(full) = known
+            .roles
+            .iter()
+            .find(|r| r.rsplit('-').next() == Some(slug.as_str()) && r.contains('-'))
+    {
+        return Some(Endpoint::Role(full.clone()));
+    }
     // "other controllers" in the KRaft controller table.
     if lower.starts_with("other ")
         && let Some(local) = known.local

@@ -31,13 +31,15 @@ const CUT: &[&str] = &[
     " using ",
     " at ",
     " for ",
+    // "Agents deliver audit events here": the listener, not a peer.
+    " here ",
 ];
 
 /// First words of parts that are not peers ("over TLS", "from it",
 /// "(optional)").
 const NOT_PEERS: &[&str] = &[
     "over", "via", "using", "in", "on", "at", "through", "when", "if", "it", "them", "this",
-    "that", "these", "those", "optional", "required", "default",
+    "that", "these", "those", "optional", "required", "default", "never", "not", "port", "ports",
 ];
 
 /// Nouns that, after "every"/"all", mean every host of the product.
@@ -48,11 +50,19 @@ const EVERYONE: &[&str] = &[
 /// The peers `text` names, in order, without repeats; empty when it names
 /// none that can be read.
 pub fn peers(text: &str, known: Known) -> Vec<Endpoint> {
-    let padded = format!(" {} ", text.replace(['(', ')'], " , "));
-    let lower = padded.to_ascii_lowercase();
+    let mut out = subjects(text, known);
+    for e in after(text, known, MARKERS) {
+        if !out.contains(&e) {
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// "ESXi hosts send their logs here": the plural subjects of clauses.
+pub fn subjects(text: &str, known: Known) -> Vec<Endpoint> {
     let mut out: Vec<Endpoint> = Vec::new();
-    // "ESXi hosts send their logs here": the subject of a clause.
-    for clause in text.split(['.', ';']) {
+    for clause in text.split(['.', ';', ':']) {
         if let Some(subject) = plural_subject(clause) {
             for e in endpoints_of(&subject, known) {
                 if !out.contains(&e) {
@@ -61,11 +71,24 @@ pub fn peers(text: &str, known: Known) -> Vec<Endpoint> {
             }
         }
     }
-    for marker in MARKERS {
+    out
+}
+
+/// The peers named after `markers` (" from ", " by ", ...).
+pub fn after(text: &str, known: Known, markers: &[&str]) -> Vec<Endpoint> {
+    let padded = format!(" {} ", text.replace(['(', ')'], " , "));
+    let lower = padded.to_ascii_lowercase();
+    let mut out: Vec<Endpoint> = Vec::new();
+    for marker in markers {
         let mut from = 0;
         while let Some(i) = lower[from..].find(marker) {
             let start = from + i + marker.len();
+            let before = lower[..from + i].trim_end();
             from = start;
+            // "never through opscenterd", "not from clients".
+            if before.ends_with(" never") || before.ends_with(" not") {
+                continue;
+            }
             let end = lower[start..]
                 .find(['.', ';', ':'])
                 .map_or(lower.len(), |e| start + e);
@@ -104,7 +127,9 @@ fn phrase_parts(phrase: &str) -> Vec<String> {
             if piece.is_empty() || numeric || NOT_PEERS.contains(&first.as_str()) {
                 continue;
             }
-            parts.push(piece.to_string());
+            if let Some(piece) = sender_of(piece) {
+                parts.push(piece.to_string());
+            }
         }
     }
     parts
@@ -130,6 +155,53 @@ fn plural_subject(clause: &str) -> Option<String> {
     Some(words[..=i].join(" "))
 }
 
+/// What a thing sends ("Agent messages"): the words before name the sender.
+const SENT: &[&str] = &[
+    "message",
+    "messages",
+    "request",
+    "requests",
+    "connection",
+    "connections",
+    "traffic",
+    "event",
+    "events",
+    "queries",
+    "heartbeats",
+];
+
+/// What a port serves ("the Thrift API", "the Job Tracker page"): a phrase
+/// ending so names the service itself, not who connects to it.
+const SERVED: &[&str] = &[
+    "api",
+    "apis",
+    "port",
+    "ports",
+    "protocol",
+    "page",
+    "pages",
+    "site",
+    "console",
+    "ui",
+    "interface",
+    "endpoint",
+];
+
+/// `piece` as the name of a peer: "Agent messages" is the agents, "the
+/// Thrift API" none.
+fn sender_of(piece: &str) -> Option<&str> {
+    let words: Vec<&str> = piece.split_whitespace().collect();
+    let last = words.last()?.to_ascii_lowercase();
+    if SERVED.contains(&last.as_str()) {
+        return None;
+    }
+    if words.len() > 1 && SENT.contains(&last.as_str()) {
+        let cut = piece.trim_end().len() - words[words.len() - 1].len();
+        return Some(piece[..cut].trim_end());
+    }
+    Some(piece)
+}
+
 fn split_and(chunk: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current: Vec<&str> = Vec::new();
@@ -145,7 +217,7 @@ fn split_and(chunk: &str) -> Vec<String> {
     out
 }
 
-fn endpoints_of(part: &str, known: Known) -> Vec<Endpoint> {
+pub fn endpoints_of(part: &str, known: Known) -> Vec<Endpoint> {
     let lower = part.to_ascii_lowercase();
     let words: Vec<&str> = lower.split_whitespace().collect();
     if let [first, noun, ..] = words.as_slice()
@@ -205,6 +277,9 @@ mod tests {
             vec!["server", "client"]
         );
         assert_eq!(names("Requests to the servers"), vec!["server"]);
+        assert_eq!(names("Listening for client messages"), vec!["client"]);
+        assert!(names("Client port for the Thrift API").is_empty());
+        assert!(names("HTTP requests, never through the servers").is_empty());
         assert!(names("Plain-text listener").is_empty());
         assert!(
             names("Hosts download patches from it")

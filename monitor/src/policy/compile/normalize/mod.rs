@@ -6,6 +6,7 @@ pub mod agents;
 pub mod definitions;
 pub mod direction;
 pub mod endpoints;
+pub mod initiators;
 pub mod mentions;
 pub mod ports;
 pub mod protocol;

@@ -118,12 +118,33 @@ pub fn condition_of(text: &str) -> Option<String> {
         .min()
         .or_else(|| lower.strip_prefix("if ").map(|_| 3))
         // "SSL. Once Tableau Server is configured for SSL, ...".
-        .or_else(|| lower.strip_prefix("once ").map(|_| 5))
-        .or_else(|| lower.find(". once ").map(|i| i + 7))?;
+        .or_else(|| once_configured(&lower, lower.strip_prefix("once ").map(|_| 5)))
+        .or_else(|| once_configured(&lower, lower.find(". once ").map(|i| i + 7)))?;
     let rest = text.get(start..)?;
     let end = rest.find(['.', ';', '(', ')']).unwrap_or(rest.len());
     let cond = rest[..end].trim().trim_end_matches(',').trim();
     (!cond.is_empty()).then(|| cond.to_string())
+}
+
+/// `start` if the "once ..." clause there is about how the product is set
+/// up ("once it is configured for SSL"): that is a condition on the
+/// deployment. "Once the first handshake is done" tells the order of one
+/// connection's steps, which every deployment goes through.
+fn once_configured(lower: &str, start: Option<usize>) -> Option<usize> {
+    let start = start?;
+    let rest = lower.get(start..)?;
+    let clause = &rest[..rest.find([',', '.', ';']).unwrap_or(rest.len())];
+    const SET_UP: &[&str] = &[
+        "configured",
+        "enabled",
+        "installed",
+        "deployed",
+        "activated",
+        "turned on",
+        "set up",
+        "switched",
+    ];
+    SET_UP.iter().any(|w| clause.contains(w)).then_some(start)
 }
 
 #[cfg(test)]
@@ -171,6 +192,14 @@ mod tests {
             condition_of("Docker Machine (only needed when using Node Driver/Templates)")
                 .as_deref(),
             Some("using Node Driver/Templates")
+        );
+        assert_eq!(
+            condition_of("SSL. Once Tableau Server is configured for SSL, it redirects").as_deref(),
+            Some("Tableau Server is configured for SSL, it redirects")
+        );
+        assert_eq!(
+            condition_of("JMX. Once the first handshake is done, it reconnects"),
+            None
         );
         assert!(says_optional("1514/UDP (optional)"));
         assert!(says_optional("HTTP Event Collector (disabled by default)"));

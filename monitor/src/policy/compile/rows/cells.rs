@@ -92,6 +92,30 @@ pub(super) fn endpoint_qualifiers(text: &str) -> (String, Option<String>) {
     (kept.join("; "), condition)
 }
 
+/// Why a row's port is bound to the loopback interface, if it says so: a
+/// port cell written `localhost: 19001` or `127.0.0.1:8065`, or a cell that
+/// is just "localhost" (an Access column). Such a port never needs a
+/// firewall opening, so it is no rule.
+pub(super) fn loopback_only(layout: &Layout, cells: &[String]) -> Option<String> {
+    const LOOPBACK: &[&str] = &["localhost", "127.0.0.1", "[::1]", "loopback"];
+    let port = layout
+        .cell(cells, Column::Port)?
+        .trim()
+        .to_ascii_lowercase();
+    if let Some(host) = LOOPBACK.iter().find(|h| port.starts_with(*h)) {
+        return Some(format!(
+            "the port is written on {host}: bound to the loopback interface"
+        ));
+    }
+    let said = cells
+        .iter()
+        .map(|c| c.trim().to_ascii_lowercase())
+        .find(|c| LOOPBACK.contains(&c.as_str()))?;
+    Some(format!(
+        "a cell says {said:?}: bound to the loopback interface"
+    ))
+}
+
 /// Drops the endpoints that are the host itself; a cell naming nothing else
 /// means the row's traffic never leaves the host.
 pub(super) fn without_self(
@@ -174,6 +198,16 @@ mod tests {
         let nodes = vec![role(NODES)];
         assert_eq!(row_local(Direction::Inbound, Some(&s), Some(&nodes)), None);
         assert!(without_self(Some(vec![role(endpoints::SELF)])).is_err());
+    }
+
+    #[test]
+    fn loopback_rows() {
+        let header: Vec<String> = ["Port", "Access"].map(String::from).to_vec();
+        let layout = Layout::of(&header);
+        let row = |a: &str, b: &str| vec![a.to_string(), b.to_string()];
+        assert!(loopback_only(&layout, &row("localhost: 19001", "")).is_some());
+        assert!(loopback_only(&layout, &row("4867", "localhost")).is_some());
+        assert!(loopback_only(&layout, &row("7180", "External")).is_none());
     }
 
     #[test]

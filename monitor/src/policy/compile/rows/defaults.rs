@@ -43,6 +43,7 @@ pub(super) fn table_defaults(
     table: &Table,
     layout: &Layout,
     headings: &[(u8, String)],
+    line: u32,
 ) -> Defaults {
     let section = headings
         .iter()
@@ -57,9 +58,19 @@ pub(super) fn table_defaults(
         "intra-cluster",
         "within the cluster",
         "cluster nodes",
+        "inter-node",
+        "internode",
+        "node-to-node",
     ]
     .iter()
     .any(|k| section.contains(k));
+    // "Public Facing Ports", "External": open to whoever may reach the
+    // product, connecting in.
+    let public = headings.last().is_some_and(|(_, h)| {
+        h.to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .any(|w| w == "public" || w == "external")
+    });
     let has_endpoints =
         layout.has(Column::Source) || layout.has(Column::Destination) || layout.has(Column::Peer);
     let has_sides = layout.has(Column::Source) || layout.has(Column::Destination);
@@ -88,7 +99,7 @@ pub(super) fn table_defaults(
             .is_some_and(|(_, h)| h.to_lowercase().contains(" between "));
     if let Some(role) = &local {
         ctx.decide(
-            table.line,
+            line,
             format!("the table's caption or heading names its hosts: local role {role}"),
         );
     }
@@ -110,23 +121,33 @@ pub(super) fn table_defaults(
         if let Some(d) = heading_direction {
             direction = Some(d);
             ctx.decide(
-                table.line,
+                line,
                 format!("no Direction column; the heading says {d}: rows are {d}"),
             );
         } else if has_sides {
             ctx.decide(
-                table.line,
+                line,
                 "no Direction column: the side that opens the connection is the Source".into(),
             );
         } else if between_nodes {
             ctx.decide(
-                table.line,
+                line,
                 "no Direction column; the section is about traffic between nodes: bidirectional"
+                    .into(),
+            );
+        } else if public || !has_endpoints {
+            // A list of ports with nothing about who connects is the list
+            // of ports the host opens: connections come in.
+            direction = Some(Direction::Inbound);
+            ctx.decide(
+                line,
+                "no Direction column and no Source/Destination column: the table lists the \
+                 ports its hosts listen on, rows are inbound"
                     .into(),
             );
         } else {
             ctx.warn(
-                table.line,
+                line,
                 "no Direction column and the section does not say: rows are read as \
                  bidirectional"
                     .into(),
@@ -135,9 +156,9 @@ pub(super) fn table_defaults(
     }
     let mut any_peer = false;
     if !has_endpoints {
-        if between_nodes {
+        if between_nodes && !public {
             ctx.decide(
-                table.line,
+                line,
                 "no Source/Destination column; the section is about traffic between nodes: peer \
                  is nodes"
                     .into(),
@@ -145,7 +166,7 @@ pub(super) fn table_defaults(
         } else {
             any_peer = true;
             ctx.warn(
-                table.line,
+                line,
                 "no Source/Destination/IP column and the section names no peers: peers are named \
                  in the row's words, or anyone (role any)"
                     .into(),
@@ -154,14 +175,14 @@ pub(super) fn table_defaults(
     }
     if !layout.has(Column::Protocol) {
         ctx.decide(
-            table.line,
+            line,
             "no Protocol column: protocol from the port cell or a service name that settles it \
              (DNS: UDP and TCP), otherwise TCP (warned per row)"
                 .into(),
         );
     }
     if !layout.has(Column::Required) {
-        ctx.decide(table.line, "no Required? column: rows are required".into());
+        ctx.decide(line, "no Required? column: rows are required".into());
     }
     Defaults {
         direction,
@@ -169,6 +190,10 @@ pub(super) fn table_defaults(
         component_is_local,
         any_peer,
         peer_is_local,
-        first_role: ctx.roles.first().cloned(),
+        // Under a group row the group says whose ports these are; a role the
+        // rows do not name is not the document's first one.
+        first_role: (headings.last().map(|(l, _)| *l) != Some(super::GROUP_LEVEL))
+            .then(|| ctx.roles.first().cloned())
+            .flatten(),
     }
 }

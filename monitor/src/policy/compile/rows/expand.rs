@@ -19,6 +19,22 @@ pub(super) fn service_name(service: Option<&str>, protocol_cell: Option<&str>) -
     shorten(service.or(app_protocol).unwrap_or("unnamed service"))
 }
 
+/// The first clause of a description ("OpsCenter web site: browsers send
+/// ..."): it names the service, the rest says how it is used.
+pub(super) fn first_clause(text: &str) -> &str {
+    let end = text
+        .char_indices()
+        .find(|&(i, c)| {
+            matches!(c, '.' | ';' | ':')
+                && text[i + c.len_utf8()..]
+                    .chars()
+                    .next()
+                    .is_none_or(char::is_whitespace)
+        })
+        .map_or(text.len(), |(i, _)| i);
+    text[..end].trim()
+}
+
 /// One rule per peer, per group of ports, per protocol, each with the notes
 /// that concern it.
 pub(super) fn expand(
@@ -156,6 +172,17 @@ pub(super) fn truncate(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_clauses() {
+        assert_eq!(
+            first_clause("OpsCenter web site: browsers send"),
+            "OpsCenter web site"
+        );
+        assert_eq!(first_clause("Client port. Job submissions"), "Client port");
+        assert_eq!(first_clause("SSH (default)"), "SSH (default)");
+        assert_eq!(first_clause("mapred.job.tracker"), "mapred.job.tracker");
+    }
 
     #[test]
     fn shortens_sentences_at_a_word() {

@@ -9,7 +9,7 @@ use super::{
     normalize::{
         direction,
         endpoints::{self, EndpointReading},
-        mentions, ports, required,
+        mentions, ports,
         sides::{self, Sides},
     },
     roles, topics,
@@ -20,12 +20,22 @@ use crate::policy::{
 };
 
 mod cells;
+mod component;
 mod defaults;
 mod expand;
+mod groups;
+mod requirement;
+mod words;
 
-use cells::{alternative_port, endpoint_qualifiers, marks_condition, row_local, without_self};
+pub use component::roles_of as component_roles;
+pub use groups::all_texts as group_rows;
+
+use cells::{alternative_port, endpoint_qualifiers, loopback_only, row_local, without_self};
 use defaults::{Defaults, table_defaults};
-use expand::{expand, protocols, service_name, truncate};
+use expand::{expand, first_clause, protocols, service_name, truncate};
+
+/// The heading level a group row is read at: below every real heading.
+const GROUP_LEVEL: u8 = u8::MAX;
 
 /// Compiles `table` into `ctx`; returns the ids of the rules it yielded.
 pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<String> {
@@ -68,6 +78,41 @@ pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<S
             format!("column {h:?} repeats another column's meaning: ignored"),
         );
     }
+    let mut ids = Vec::new();
+    for segment in groups::segments(table, &layout) {
+        let mut headings = headings.to_vec();
+        if let Some((line, text)) = &segment.group {
+            ctx.decide(
+                *line,
+                format!("group row {text:?}: read as a heading for the rows under it"),
+            );
+            headings.push((GROUP_LEVEL, text.clone()));
+        }
+        let line = segment.group.as_ref().map_or(table.line, |(l, _)| *l);
+        ids.extend(compile_segment(
+            ctx,
+            table,
+            &layout,
+            &headings,
+            &segment.rows,
+            line,
+        ));
+    }
+    ids
+}
+
+/// The rows of one group (or of the whole table), read under `headings`.
+fn compile_segment(
+    ctx: &mut Ctx,
+    table: &Table,
+    layout: &Layout,
+    headings: &[(u8, String)],
+    rows: &[&Row],
+    line: u32,
+) -> Vec<String> {
+    if rows.is_empty() {
+        return Vec::new();
+    }
     let loopback = headings
         .last()
         .map(|(_, h)| h.as_str())
@@ -82,7 +127,7 @@ pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<S
             "the section ({heading:?}) says these ports listen on the loopback interface only: \
              no network rule"
         );
-        for row in &table.rows {
+        for row in rows {
             let port = layout.cell(&row.cells, Column::Port).unwrap_or("");
             ctx.skip(
                 row.line,
@@ -92,9 +137,10 @@ pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<S
         }
         return Vec::new();
     }
-    let defaults = table_defaults(ctx, table, &layout, headings);
+    let defaults = table_defaults(ctx, table, layout, headings, line);
     let mut ids = Vec::new();
-    for row in &table.rows {
+    let rows = component::fill_merged(layout, rows);
+    for row in &rows {
         if row.cells.iter().all(|c| c.trim().is_empty()) {
             ctx.skip(row.line, "empty row".into(), "every cell is empty".into());
             continue;
@@ -119,7 +165,7 @@ pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<S
             local: defaults.local.as_deref(),
         };
         match compile_row(
-            &layout,
+            layout,
             &table.header,
             &defaults,
             known,
@@ -173,9 +219,14 @@ fn compile_row(
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let marked = [Column::Service, Column::Required, Column::Source]
-                .iter()
-                .any(|&col| layout.get(col) == Some(i));
+            let marked = [
+                Column::Service,
+                Column::Component,
+                Column::Required,
+                Column::Source,
+            ]
+            .iter()
+            .any(|&col| layout.get(col) == Some(i));
             if !marked {
                 return c.clone();
             }
@@ -185,6 +236,9 @@ fn compile_row(
         })
         .collect();
     let cells = &cells;
+    if let Some(why) = loopback_only(layout, cells) {
+        return Err(format!("{why}: no network rule"));
+    }
     let cell = |c: Column| nonempty(layout.cell(cells, c));
     let (mut port_cell, alternative) =
         match ports::parse(layout.cell(cells, Column::Port).unwrap_or("")) {
@@ -243,10 +297,14 @@ fn compile_row(
     } else {
         direction
     };
-    let component = defaults
-        .component_is_local
-        .then(|| cell(Column::Service).and_then(roles::slug))
-        .flatten();
+    let component = if layout.has(Column::Component) {
+        cell(Column::Component).and_then(roles::slug)
+    } else {
+        defaults
+            .component_is_local
+            .then(|| cell(Column::Service).and_then(roles::slug))
+            .flatten()
+    };
     let known = endpoints::Known {
         roles: known.roles,
         local: known.local.or(component.as_deref()),
@@ -311,22 +369,11 @@ fn compile_row(
             local: local.as_deref().or(known.local),
         };
         // The service and every cell nobody recognised ("Purpose").
-        let words = cells
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| {
-                layout.get(Column::Service) == Some(*i)
-                    || layout.get(Column::Description) == Some(*i)
-                    || !layout.is_recognised(*i)
-            })
-            .map(|(_, c)| c.as_str())
-            .collect::<Vec<_>>()
-            .join(". ");
-        let named = if known.roles.is_empty() && known.local.is_none() {
-            Vec::new()
-        } else {
-            mentions::peers(&words, known)
-        };
+        let component = layout
+            .has(Column::Component)
+            .then_some(())
+            .and(component.as_deref());
+        let named = words::peers(layout, cells, component, known)?;
         if !named.is_empty() {
             notes.push(format!(
                 "peers named in the row's words: {}",
@@ -381,117 +428,25 @@ fn compile_row(
     {
         warnings.push("the Required? cell is empty: read as required".into());
     }
-    // Without a Notes column, the description or the service's own words
-    // carry the condition ("Required only for RBAC", "only if you enable it").
-    // Every cell that is not a port, a protocol, an end or a direction: the
-    // description, the service and the columns nobody recognised (Splunk's
-    // second service column, "Purpose").
-    let structural = [
-        Column::Port,
-        Column::Protocol,
-        Column::Direction,
-        Column::Source,
-        Column::Destination,
-        Column::Peer,
-        Column::Required,
-        Column::Notes,
-    ];
-    let described_cells: Vec<&str> = cells
-        .iter()
-        .enumerate()
-        .filter(|(i, c)| {
-            !c.trim().is_empty() && !structural.iter().any(|&col| layout.get(col) == Some(*i))
-        })
-        .map(|(_, c)| c.as_str())
-        .collect();
-    let described = described_cells.join(". ");
-    let notes_text = cell(Column::Notes).or((!described.is_empty()).then_some(described.as_str()));
-    let mut requirement = required::parse(cell(Column::Required), notes_text)?;
-    if requirement.condition.is_none() && described.to_lowercase().contains("(enterprise)") {
-        // A feature of a paid edition is not in every deployment.
-        requirement.required = Required::Conditional;
-        requirement.condition = Some("the Enterprise edition is used".into());
-        requirement.note = Some("an Enterprise feature: conditional".into());
-    }
-    if requirement.condition.is_none()
-        && let Some(cond) = endpoint_condition.clone()
-    {
-        requirement.required = Required::Conditional;
-        requirement.note = Some(format!("an endpoint cell makes it conditional: {cond}"));
-        requirement.condition = Some(cond);
-    }
-    let optional_text = [
-        Column::Port,
-        Column::Description,
-        Column::Service,
-        Column::Notes,
-    ]
-    .iter()
-    .filter_map(|&c| cell(c))
-    .chain(described_cells.iter().copied())
-    .any(required::says_optional);
-    if optional_text && requirement.required == Required::Yes && cell(Column::Required).is_none() {
-        requirement.required = Required::No;
-        requirement.note =
-            Some("the row says it is optional or off by default: not required".into());
-    }
-    if let Some((text, e)) = effects.iter().find(|(_, e)| e.condition.is_some())
-        && requirement.required != Required::Conditional
-    {
-        requirement.required = Required::Conditional;
-        requirement.condition = e.condition.clone();
-        requirement.note = Some(format!("its footnote makes it conditional: {text}"));
-    }
-    let row_ports: Vec<u16> = port_cell
-        .groups
-        .iter()
-        .flat_map(|g| g.ranges.iter().filter(|r| r.lo == r.hi).map(|r| r.lo))
-        .collect();
-    if requirement.required == Required::Yes
-        && cell(Column::Required).is_none()
-        && let Some(topic) =
-            topics::about_ports(said, &row_ports).or_else(|| topics::about(said, &described))
-    {
-        match &topic.effect {
-            topics::Effect::Optional => requirement.required = Required::No,
-            topics::Effect::Condition(c) => {
-                requirement.required = Required::Conditional;
-                requirement.condition = Some(c.clone());
-            }
-        }
-        requirement.note = Some(format!("the document says: {}", topic.said));
-    }
-    // A sentence in the who-uses-it cell ("SSL. Once Tableau Server is
-    // configured for SSL, the gateway redirects clients to this port").
-    if requirement.required == Required::Yes
-        && cell(Column::Required).is_none()
-        && let Some(cond) = cell(Column::Source).and_then(required::condition_of)
-    {
-        requirement.required = Required::Conditional;
-        requirement.note = Some(format!("the Source cell makes it conditional: {cond}"));
-        requirement.condition = Some(cond);
-    }
-    if requirement.required == Required::Yes
-        && cell(Column::Required).is_none()
-        && let Some(cond) = marks_condition(layout, header, cells)
-    {
-        requirement.required = Required::Conditional;
-        requirement.note = Some(format!("marked only under {cond}: conditional"));
-        requirement.condition = Some(cond);
-    }
-    if let Some(cond) = alternative
-        && requirement.required == Required::Yes
-    {
-        requirement.required = Required::Conditional;
-        requirement.note = Some(format!("the port of another column, used only {cond}"));
-        requirement.condition = Some(cond);
-    }
+    let requirement = requirement::of(&requirement::Row {
+        layout,
+        header,
+        cells,
+        endpoint_condition,
+        effects: &effects,
+        port_cell: &port_cell,
+        said,
+        alternative,
+    })?;
     notes.extend(requirement.note.clone());
     warnings.extend(requirement.warning.clone());
 
     let template = Rule {
         id: String::new(),
-        service: service_name(cell(Column::Service), cell(Column::Protocol)),
+        service: service_name(
+            cell(Column::Service).or_else(|| cell(Column::Description).map(first_clause)),
+            cell(Column::Protocol),
+        ),
         proto: Proto::Tcp,
         ports: Ports::List(Vec::new()),
         alternatives: false,

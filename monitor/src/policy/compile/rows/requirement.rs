@@ -1,0 +1,147 @@
+//! How required a row is: its Required? cell, else what its words, its
+//! endpoint cells, its footnotes, the document's prose about the kind of
+//! traffic, X marks under setup columns, or a port taken from another
+//! column say. The first that speaks decides; each choice is noted.
+
+use super::{cells::marks_condition, nonempty};
+use crate::policy::{
+    compile::{
+        columns::{Column, Layout},
+        footnotes,
+        normalize::{ports, required},
+        topics,
+    },
+    model::Required,
+};
+
+/// What a row says that bears on whether it is required.
+pub(super) struct Row<'r> {
+    pub(super) layout: &'r Layout,
+    pub(super) header: &'r [String],
+    pub(super) cells: &'r [String],
+    /// A qualifier found in an endpoint cell ("Linux worker nodes only").
+    pub(super) endpoint_condition: Option<String>,
+    /// The row's footnotes, with what each does.
+    pub(super) effects: &'r [(String, footnotes::Effect)],
+    pub(super) port_cell: &'r ports::PortCell,
+    /// What the document's prose says about kinds of traffic.
+    pub(super) said: &'r [topics::Topic],
+    /// The port came from another column, used only in this setup.
+    pub(super) alternative: Option<String>,
+}
+
+pub(super) fn of(row: &Row) -> Result<required::Requirement, String> {
+    let cell = |c: Column| nonempty(row.layout.cell(row.cells, c));
+    // Without a Notes column, the description or the service's own words
+    // carry the condition ("Required only for RBAC", "only if you enable it").
+    // Every cell that is not a port, a protocol, an end or a direction: the
+    // description, the service and the columns nobody recognised (Splunk's
+    // second service column, "Purpose").
+    let structural = [
+        Column::Port,
+        Column::Protocol,
+        Column::Direction,
+        Column::Source,
+        Column::Destination,
+        Column::Peer,
+        Column::Required,
+        Column::Notes,
+        Column::Setting,
+    ];
+    let described_cells: Vec<&str> = row
+        .cells
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| {
+            !c.trim().is_empty()
+                && !structural
+                    .iter()
+                    .any(|&col| row.layout.get(col) == Some(*i))
+        })
+        .map(|(_, c)| c.as_str())
+        .collect();
+    let described = described_cells.join(". ");
+    let notes_text = cell(Column::Notes).or((!described.is_empty()).then_some(described.as_str()));
+    let mut requirement = required::parse(cell(Column::Required), notes_text)?;
+    if requirement.condition.is_none() && described.to_lowercase().contains("(enterprise)") {
+        // A feature of a paid edition is not in every deployment.
+        requirement.required = Required::Conditional;
+        requirement.condition = Some("the Enterprise edition is used".into());
+        requirement.note = Some("an Enterprise feature: conditional".into());
+    }
+    if requirement.condition.is_none()
+        && let Some(cond) = row.endpoint_condition.clone()
+    {
+        requirement.required = Required::Conditional;
+        requirement.note = Some(format!("an endpoint cell makes it conditional: {cond}"));
+        requirement.condition = Some(cond);
+    }
+    let optional_text = [
+        Column::Port,
+        Column::Description,
+        Column::Service,
+        Column::Notes,
+    ]
+    .iter()
+    .filter_map(|&c| cell(c))
+    .chain(described_cells.iter().copied())
+    .any(required::says_optional);
+    if optional_text && requirement.required == Required::Yes && cell(Column::Required).is_none() {
+        requirement.required = Required::No;
+        requirement.note =
+            Some("the row says it is optional or off by default: not required".into());
+    }
+    if let Some((text, e)) = row.effects.iter().find(|(_, e)| e.condition.is_some())
+        && requirement.required != Required::Conditional
+    {
+        requirement.required = Required::Conditional;
+        requirement.condition = e.condition.clone();
+        requirement.note = Some(format!("its footnote makes it conditional: {text}"));
+    }
+    let row_ports: Vec<u16> = row
+        .port_cell
+        .groups
+        .iter()
+        .flat_map(|g| g.ranges.iter().filter(|r| r.lo == r.hi).map(|r| r.lo))
+        .collect();
+    if requirement.required == Required::Yes
+        && cell(Column::Required).is_none()
+        && let Some(topic) = topics::about_ports(row.said, &row_ports)
+            .or_else(|| topics::about(row.said, &described))
+    {
+        match &topic.effect {
+            topics::Effect::Optional => requirement.required = Required::No,
+            topics::Effect::Condition(c) => {
+                requirement.required = Required::Conditional;
+                requirement.condition = Some(c.clone());
+            }
+        }
+        requirement.note = Some(format!("the document says: {}", topic.said));
+    }
+    // A sentence in the who-uses-it cell ("SSL. Once Tableau Server is
+    // configured for SSL, the gateway redirects clients to this port").
+    if requirement.required == Required::Yes
+        && cell(Column::Required).is_none()
+        && let Some(cond) = cell(Column::Source).and_then(required::condition_of)
+    {
+        requirement.required = Required::Conditional;
+        requirement.note = Some(format!("the Source cell makes it conditional: {cond}"));
+        requirement.condition = Some(cond);
+    }
+    if requirement.required == Required::Yes
+        && cell(Column::Required).is_none()
+        && let Some(cond) = marks_condition(row.layout, row.header, row.cells)
+    {
+        requirement.required = Required::Conditional;
+        requirement.note = Some(format!("marked only under {cond}: conditional"));
+        requirement.condition = Some(cond);
+    }
+    if let Some(cond) = row.alternative.clone()
+        && requirement.required == Required::Yes
+    {
+        requirement.required = Required::Conditional;
+        requirement.note = Some(format!("the port of another column, used only {cond}"));
+        requirement.condition = Some(cond);
+    }
+    Ok(requirement)
+}

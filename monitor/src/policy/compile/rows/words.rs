@@ -1,0 +1,48 @@
+//! Peers a row names in its words, for a row whose cells name only the
+//! listening side (or nothing): the service, description, comment and
+//! unrecognised cells ("Purpose") are read together. A row whose listener
+//! comes from a Component column is read for who connects to it, and
+//! without one it is no rule: nothing says whom to allow.
+
+use crate::policy::compile::{
+    columns::{Column, Layout},
+    normalize::{
+        endpoints::{Endpoint, Known},
+        initiators, mentions,
+    },
+};
+
+/// The peers named in `cells`; `component` is the row's listener when a
+/// Component column gives it. Empty when the words name none.
+pub(super) fn peers(
+    layout: &Layout,
+    cells: &[String],
+    component: Option<&str>,
+    known: Known,
+) -> Result<Vec<Endpoint>, String> {
+    let words = cells
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            layout.get(Column::Service) == Some(*i)
+                || layout.get(Column::Description) == Some(*i)
+                || layout.get(Column::Notes) == Some(*i)
+                || !layout.is_recognised(*i)
+        })
+        .map(|(_, c)| c.as_str())
+        .collect::<Vec<_>>()
+        .join(". ");
+    if let Some(listener) = component {
+        let named = initiators::of(&words, known);
+        if named.is_empty() {
+            return Err(format!(
+                "the row names who listens ({listener}) but not who connects: no rule"
+            ));
+        }
+        return Ok(named);
+    }
+    if known.roles.is_empty() && known.local.is_none() {
+        return Ok(Vec::new());
+    }
+    Ok(mentions::peers(&words, known))
+}
