@@ -35,11 +35,11 @@ const UNSEEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendor
 /// is what the compiler reaches today, so that it can only go up.
 const FLOOR: f64 = 0.95;
 
-/// The same for the unseen documents: today's share (67.7%, after group
+/// The same for the unseen documents: today's share (71.0%, after group
 /// rows, Component columns, initiators in words, plain-text tables with one
 /// cell per line, peers restricted in words, "not needed for" and "over
-/// SSL" conditions and daemon names were read), rounded down.
-const UNSEEN_FLOOR: f64 = 0.67;
+/// SSL" conditions, daemon names and client ports were read), rounded down.
+const UNSEEN_FLOOR: f64 = 0.71;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
