@@ -163,6 +163,43 @@ fn html_table() -> impl Strategy<Value = String> {
         })
 }
 
+/// A table as a browser copy flattens it into plain text: the header cells
+/// one per line, then each row's cells one per line, with the pieces a code
+/// span breaks off (`, 8021`, `-5711`), lone footnote marks, cells broken
+/// over lines and rows a cell short; then a footnote under a lone mark.
+fn cell_per_line_table() -> impl Strategy<Value = String> {
+    let line = prop_oneof![
+        cell(),
+        Just("443".to_string()),
+        Just("7000, 7001, 9042".to_string()),
+        Just(", 8021".to_string()),
+        Just("-5711".to_string()),
+        Just("-".to_string()),
+        Just("1".to_string()),
+        Just("†".to_string()),
+        Just("by an iptables rule. Keep this port open.".to_string()),
+        Just("In a multi-node cluster, only the cluster nodes need it.".to_string()),
+        Just("You may block this port for traffic from outside the cluster.".to_string()),
+        Just("Used by".to_string()),
+        Just("Port".to_string()),
+    ];
+    (header(), prop::collection::vec(line, 0..24), any::<bool>()).prop_map(
+        |(header, lines, note)| {
+            let mut t = String::from("Incoming ports\n\n");
+            for h in header {
+                t.push_str(&format!("{h}\n"));
+            }
+            for l in lines {
+                t.push_str(&format!("{}\n", l.replace('\n', " ")));
+            }
+            if note {
+                t.push_str("\n1\nOnly needed while agents report on 8443.\n");
+            }
+            t
+        },
+    )
+}
+
 fn prose() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("In releases 4.5.1 and later, port 8086 is not required. Open the following port instead:".to_string()),
@@ -201,8 +238,24 @@ proptest! {
     }
 
     #[test]
+    fn plain_text_copies_never_panic(
+        parts in prop::collection::vec(prop_oneof![cell_per_line_table(), prose()], 1..5)
+    ) {
+        let text = format!("Cluster node ports\n\n{}", parts.join("\n\n"));
+        let lines = u32::try_from(text.lines().count()).unwrap();
+        if let Some(policy) = compile_text(text) {
+            for rule in &policy.rules {
+                prop_assert!(rule.source.line >= 1 && rule.source.line <= lines, "{}", rule.source);
+            }
+        }
+    }
+
+    #[test]
     fn near_miss_documents_never_panic_and_stay_consistent(
-        parts in prop::collection::vec(prop_oneof![markdown_table(), html_table(), prose()], 1..6)
+        parts in prop::collection::vec(
+            prop_oneof![markdown_table(), html_table(), cell_per_line_table(), prose()],
+            1..6
+        )
     ) {
         let text = parts.join("\n\n");
         let lines = u32::try_from(text.lines().count()).unwrap();

@@ -35,10 +35,11 @@ const UNSEEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendor
 /// is what the compiler reaches today, so that it can only go up.
 const FLOOR: f64 = 0.95;
 
-/// The same for the unseen documents: today's share (48.4%, after group
-/// rows, Component columns and initiators in words were read; the
-/// Dynatrace plain-text table is not), rounded down.
-const UNSEEN_FLOOR: f64 = 0.48;
+/// The same for the unseen documents: today's share (71.0%, after group
+/// rows, Component columns, initiators in words, plain-text tables with one
+/// cell per line, peers restricted in words, "not needed for" and "over
+/// SSL" conditions, daemon names and client ports were read), rounded down.
+const UNSEEN_FLOOR: f64 = 0.71;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

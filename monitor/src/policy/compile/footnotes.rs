@@ -5,7 +5,8 @@
 //! Markdown footnotes are read from the raw text (`[^1]: ...`, a paragraph
 //! starting with `†` or `\*`, numbered items after a "Footnotes:" line);
 //! HTML ones from a table row or paragraph that starts with "Notes:" and
-//! numbers its items.
+//! numbers its items; plain-text ones from the document reader, which
+//! finds a lone mark on its line followed by the note.
 
 use std::collections::HashMap;
 
@@ -39,6 +40,7 @@ impl Footnotes {
         for block in blocks {
             match block {
                 Block::Table(t) => notes.read_table(t),
+                Block::Footnote { mark, text, .. } => notes.add(mark, text),
                 Block::Prose { text, .. } => {
                     notes.read_numbered(text);
                     // HTML notes: "<p><sup>††</sup> text</p>" is prose.

@@ -159,6 +159,8 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                 section.tables += 1;
                 prose::after_table(&mut ctx, &mut section, &ids, table.line);
             }
+            // Read into `ctx.footnotes` for the rows that carry its mark.
+            Block::Footnote { .. } => {}
             Block::BrokenTable { line } => ctx.warn(
                 line,
                 "text laid out like a pipe table is not a table (missing the |---| delimiter \

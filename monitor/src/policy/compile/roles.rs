@@ -110,6 +110,8 @@ pub fn slug(phrase: &str) -> Option<String> {
 pub fn of_heading(text: &str, title: Option<&str>) -> Option<String> {
     let phrase = role_phrase(text)?;
     let words: Vec<&str> = phrase.split_whitespace().collect();
+    // The title itself ("Cluster node ports") names its role in full.
+    let title = title.filter(|t| *t != text);
     let title_words: Vec<String> = title
         .map(|t| {
             t.to_lowercase()
@@ -166,11 +168,20 @@ fn role_phrase(text: &str) -> Option<String> {
     if listed && (lower.contains(',') || lower.contains(" and ")) {
         return None;
     }
-    let words: Vec<&str> = lower
+    let mut words: Vec<&str> = lower
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .filter(|w| direction_word(w).is_none() && *w != "rules" && *w != "rule")
         .collect();
+    // "Cluster node ports", "Broker host ports": the ports of that host;
+    // "Cassandra inter-node ports" are ports between hosts.
+    if words.len() >= 3
+        && words.last().is_some_and(|w| *w == "ports")
+        && HOST_WORDS.contains(&words[words.len() - 2])
+        && !lower.contains(&format!("-{} ports", words[words.len() - 2]))
+    {
+        words.pop();
+    }
     // "OpsCenter specific", "Broker-specific ports": what follows names
     // the ports, what precedes names the host they belong to.
     if let Some(at) = words.iter().position(|w| *w == "specific") {
@@ -268,6 +279,10 @@ mod tests {
             Some("broker")
         );
         assert_eq!(h("OpsCenter specific").as_deref(), Some("opscenter"));
+        let title = "Cluster node ports";
+        assert_eq!(of_heading(title, Some(title)).as_deref(), Some("cluster"));
+        assert_eq!(h("Node ports"), None);
+        assert_eq!(h("Cassandra inter-node ports"), None);
         assert_eq!(h("Broker-specific ports").as_deref(), Some("broker"));
         assert_eq!(
             of_heading("Consul servers", Some("Consul ports reference")).as_deref(),

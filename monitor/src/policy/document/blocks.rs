@@ -23,6 +23,14 @@ pub enum Block {
     BrokenTable {
         line: u32,
     },
+    /// A footnote set apart from the text, as a plain-text copy gives it:
+    /// its mark alone on a line, then its text. Read for the rows that
+    /// carry the mark, never as prose of its own.
+    Footnote {
+        mark: String,
+        text: String,
+        line: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +44,8 @@ impl Block {
         match self {
             Block::Heading { line, .. }
             | Block::Prose { line, .. }
-            | Block::BrokenTable { line } => *line,
+            | Block::BrokenTable { line }
+            | Block::Footnote { line, .. } => *line,
             Block::Table(t) => t.line,
         }
     }

@@ -1,10 +1,15 @@
 //! A vendor document, read and reduced to blocks (`blocks`): Markdown and the
 //! HTML embedded in it are parsed by real parsers (`markdown`, `html`) and
-//! merged here in document order.
+//! merged here in document order. Plain text copied from a browser is
+//! Markdown without markup: its flattened tables (`cell_lines`) are read
+//! before the Markdown parser sees the rest, and its headings (`plain`)
+//! after.
 
 pub mod blocks;
+mod cell_lines;
 mod html;
 mod markdown;
+mod plain;
 pub mod source;
 
 pub use blocks::{Block, ProseKind, Row, Table, collapse_ws};
@@ -17,11 +22,15 @@ pub fn parse(text: &str) -> Vec<Block> {
         // hide the tables in them.
         return html::parse(text);
     }
-    let md = markdown::parse(text);
+    let flattened = cell_lines::find(text);
+    let rest = mask_lines(text, flattened.iter().map(|f| f.lines.clone()));
+    let md = markdown::parse(&rest);
     let mut blocks = md.blocks;
+    plain::headings(&rest, &mut blocks);
     if !md.html_ranges.is_empty() {
-        blocks.extend(html::parse(&mask_outside(text, &md.html_ranges)));
+        blocks.extend(html::parse(&mask_outside(&rest, &md.html_ranges)));
     }
+    blocks.extend(flattened.into_iter().map(|f| f.block));
     // Stable: blocks on one line keep their order.
     blocks.sort_by_key(Block::line);
     blocks
@@ -36,6 +45,26 @@ fn is_html_document(text: &str) -> bool {
         .collect::<String>()
         .to_ascii_lowercase();
     head.starts_with("<!doctype html") || head.starts_with("<html")
+}
+
+/// Blanks the given lines (0-based ranges), keeping every line break so
+/// that what is left keeps its line numbers.
+fn mask_lines(text: &str, ranges: impl Iterator<Item = std::ops::Range<usize>>) -> String {
+    let ranges: Vec<std::ops::Range<usize>> = ranges.collect();
+    if ranges.is_empty() {
+        return text.to_string();
+    }
+    text.split('\n')
+        .enumerate()
+        .map(|(i, l)| {
+            if ranges.iter().any(|r| r.contains(&i)) {
+                ""
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Keeps the bytes of the HTML ranges and only the line breaks elsewhere, so

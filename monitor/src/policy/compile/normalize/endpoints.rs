@@ -199,6 +199,19 @@ fn own_role(part: &str, known: Known) -> Option<Endpoint> {
     {
         return Some(Endpoint::Role(full.clone()));
     }
+    // "the opscenterd daemon": a Unix daemon is named after its program
+    // with a trailing `d` (sshd, httpd), here the role's own program.
+    let program = slug
+        .strip_suffix("-daemon")
+        .or_else(|| slug.strip_suffix("-process"))
+        .unwrap_or(&slug);
+    if !program.contains('-')
+        && let Some(base) = program.strip_suffix('d')
+        && base.len() > 2
+        && (known.roles.iter().any(|r| r == base) || known.local == Some(base))
+    {
+        return Some(Endpoint::Role(base.to_string()));
+    }
     // "other controllers" in the KRaft controller table.
     if lower.starts_with("other ")
         && let Some(local) = known.local
@@ -580,6 +593,7 @@ mod tests {
             vec!["etcd", "controlplane"]
         );
         assert_eq!(read("other controllers"), vec!["kraft-controller"]);
+        assert_eq!(read("the etcdd daemon"), vec!["etcd"]);
         assert_eq!(read("Self, All"), vec![SELF, ANY]);
         assert_eq!(
             read("the etcd node itself (local traffic, never across nodes)"),

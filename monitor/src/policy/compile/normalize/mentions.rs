@@ -51,12 +51,34 @@ const EVERYONE: &[&str] = &[
 /// none that can be read.
 pub fn peers(text: &str, known: Known) -> Vec<Endpoint> {
     let mut out = subjects(text, known);
+    if names_clients(text) {
+        for e in endpoints_of("clients", known) {
+            if !out.contains(&e) {
+                out.push(e);
+            }
+        }
+    }
     for e in after(text, known, MARKERS) {
         if !out.contains(&e) {
             out.push(e);
         }
     }
     out
+}
+
+/// "Client port for the Thrift API", "it makes the client reconnect": a
+/// port for clients, or clients that (re)connect to it, without a phrase
+/// after from / by naming them.
+fn names_clients(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    lower.starts_with("client port")
+        || lower.contains(" client port")
+        || ["the client ", "the clients "].iter().any(|c| {
+            lower.match_indices(c).any(|(i, _)| {
+                let verb = lower[i + c.len()..].split_whitespace().next().unwrap_or("");
+                verb.starts_with("connect") || verb.starts_with("reconnect")
+            })
+        })
 }
 
 /// "ESXi hosts send their logs here": the plural subjects of clauses.
@@ -278,7 +300,12 @@ mod tests {
         );
         assert_eq!(names("Requests to the servers"), vec!["server"]);
         assert_eq!(names("Listening for client messages"), vec!["client"]);
-        assert!(names("Client port for the Thrift API").is_empty());
+        assert_eq!(names("Client port for the Thrift API"), vec!["client"]);
+        assert_eq!(
+            names("JMX. Once done, JMX makes the client reconnect elsewhere"),
+            vec!["client"]
+        );
+        assert!(names("The Thrift API").is_empty());
         assert!(names("HTTP requests, never through the servers").is_empty());
         assert!(names("Plain-text listener").is_empty());
         assert!(

@@ -11,4 +11,5 @@ pub mod mentions;
 pub mod ports;
 pub mod protocol;
 pub mod required;
+pub mod restricted;
 pub mod sides;

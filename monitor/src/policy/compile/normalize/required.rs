@@ -112,6 +112,20 @@ pub fn condition_of(text: &str) -> Option<String> {
         "if you use ",
         ", if ",
     ];
+    // "Not needed for an offline installation": needed everywhere else.
+    const UNLESS: &[&str] = &["not needed for ", "not needed in ", "not required for "];
+    if let Some(start) = UNLESS
+        .iter()
+        .filter_map(|m| lower.find(m).map(|i| i + m.len()))
+        .min()
+    {
+        let rest = &text[start..];
+        let end = rest.find(['.', ';']).unwrap_or(rest.len());
+        let cond = rest[..end].trim();
+        if !cond.is_empty() {
+            return Some(format!("not {cond}"));
+        }
+    }
     let start = MARKERS
         .iter()
         .filter_map(|m| lower.find(m).map(|i| i + m.len()))
@@ -200,6 +214,11 @@ mod tests {
         assert_eq!(
             condition_of("JMX. Once the first handshake is done, it reconnects"),
             None
+        );
+        assert_eq!(
+            condition_of("Licensing. Not needed for an offline (air-gapped) installation.")
+                .as_deref(),
+            Some("not an offline (air-gapped) installation")
         );
         assert!(says_optional("1514/UDP (optional)"));
         assert!(says_optional("HTTP Event Collector (disabled by default)"));

@@ -350,6 +350,32 @@ fn compile_row(
             let text = cells.join(". ");
             Some(roles::mentioned(&text, known.roles).unwrap_or(first))
         });
+    let mut software = None;
+    // "Only the cluster nodes need it": the words say who may reach the
+    // port, more firmly than a "Used by" cell naming the software on it.
+    if destination.is_none()
+        && let Some(named) = words::restricted(
+            layout,
+            cells,
+            endpoints::Known {
+                roles: known.roles,
+                local: local.as_deref().or(known.local),
+            },
+        )
+    {
+        notes.push(format!(
+            "the row's words restrict the port to {}: its peers",
+            named
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        source = None;
+        peer = Some(named);
+        // The "Used by" cell then names the software on the port.
+        software = cell(Column::Source);
+    }
     // A row that names only the listening host ("Required for: vCenter
     // Server") names its peers in its words, if anywhere.
     let had_destination = destination.is_some();
@@ -444,7 +470,9 @@ fn compile_row(
     let template = Rule {
         id: String::new(),
         service: service_name(
-            cell(Column::Service).or_else(|| cell(Column::Description).map(first_clause)),
+            cell(Column::Service)
+                .or(software)
+                .or_else(|| cell(Column::Description).map(first_clause)),
             cell(Column::Protocol),
         ),
         proto: Proto::Tcp,

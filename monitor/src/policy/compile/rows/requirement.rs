@@ -1,7 +1,8 @@
 //! How required a row is: its Required? cell, else what its words, its
 //! endpoint cells, its footnotes, the document's prose about the kind of
 //! traffic, X marks under setup columns, or a port taken from another
-//! column say. The first that speaks decides; each choice is noted.
+//! column say, or that the row is a service's encrypted variant ("over
+//! SSL"). The first that speaks decides; each choice is noted.
 
 use super::{cells::marks_condition, nonempty};
 use crate::policy::{
@@ -76,6 +77,16 @@ pub(super) fn of(row: &Row) -> Result<required::Requirement, String> {
         requirement.note = Some(format!("an endpoint cell makes it conditional: {cond}"));
         requirement.condition = Some(cond);
     }
+    if requirement.required == Required::Yes
+        && cell(Column::Required).is_none()
+        && let Some(cond) = encrypted_variant(&described)
+    {
+        requirement.required = Required::Conditional;
+        requirement.note = Some(format!(
+            "the encrypted variant of a service: only if {cond}"
+        ));
+        requirement.condition = Some(cond);
+    }
     let optional_text = [
         Column::Port,
         Column::Description,
@@ -144,4 +155,14 @@ pub(super) fn of(row: &Row) -> Result<required::Requirement, String> {
         requirement.condition = Some(cond);
     }
     Ok(requirement)
+}
+
+/// "Inter-node traffic over SSL": a port that exists beside the plain one
+/// for when encryption is turned on, so it is needed only then.
+fn encrypted_variant(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    ["ssl", "tls"]
+        .iter()
+        .find(|p| lower.contains(&format!(" over {p}")))
+        .map(|p| format!("{} is enabled", p.to_ascii_uppercase()))
 }

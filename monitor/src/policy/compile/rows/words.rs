@@ -2,13 +2,15 @@
 //! listening side (or nothing): the service, description, comment and
 //! unrecognised cells ("Purpose") are read together. A row whose listener
 //! comes from a Component column is read for who connects to it, and
-//! without one it is no rule: nothing says whom to allow.
+//! without one it is no rule: nothing says whom to allow. Words that
+//! restrict the port to some peers ("only the cluster nodes need it")
+//! name them for any row.
 
 use crate::policy::compile::{
     columns::{Column, Layout},
     normalize::{
         endpoints::{Endpoint, Known},
-        initiators, mentions,
+        initiators, mentions, restricted,
     },
 };
 
@@ -20,18 +22,7 @@ pub(super) fn peers(
     component: Option<&str>,
     known: Known,
 ) -> Result<Vec<Endpoint>, String> {
-    let words = cells
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| {
-            layout.get(Column::Service) == Some(*i)
-                || layout.get(Column::Description) == Some(*i)
-                || layout.get(Column::Notes) == Some(*i)
-                || !layout.is_recognised(*i)
-        })
-        .map(|(_, c)| c.as_str())
-        .collect::<Vec<_>>()
-        .join(". ");
+    let words = words_of(layout, cells);
     if let Some(listener) = component {
         let named = initiators::of(&words, known);
         if named.is_empty() {
@@ -45,4 +36,26 @@ pub(super) fn peers(
         return Ok(Vec::new());
     }
     Ok(mentions::peers(&words, known))
+}
+
+/// The service, description, notes and unrecognised cells, as one text.
+fn words_of(layout: &Layout, cells: &[String]) -> String {
+    cells
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            layout.get(Column::Service) == Some(*i)
+                || layout.get(Column::Description) == Some(*i)
+                || layout.get(Column::Notes) == Some(*i)
+                || !layout.is_recognised(*i)
+        })
+        .map(|(_, c)| c.as_str())
+        .collect::<Vec<_>>()
+        .join(". ")
+}
+
+/// The peers the row's words restrict the port to ("only the cluster nodes
+/// need it"), which take the place of any Source or peer cell.
+pub(super) fn restricted(layout: &Layout, cells: &[String], known: Known) -> Option<Vec<Endpoint>> {
+    restricted::peers(&words_of(layout, cells), known)
 }
