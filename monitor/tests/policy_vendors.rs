@@ -9,12 +9,14 @@
 //! document compiles to nothing, a row it must skip is not skipped with a
 //! reason, or a line that is no rule becomes one.
 //!
-//! `vendors-unseen/` holds documents written after the compiler was tuned
-//! on the first set (Cloudera Manager, DataStax Enterprise, Dynatrace
-//! Managed), by someone who had read neither the compiler nor its tuning:
-//! the share there says how far the compiler generalises to the next
-//! document a user brings. Add new documents there before tuning the
-//! compiler to them, and move them to the first set once it is.
+//! `vendors-unseen/` (Cloudera Manager, DataStax Enterprise, Dynatrace
+//! Managed) and `vendors-blind/` (Veeam for Proxmox, Citrix Linux VDA,
+//! Ceph, Puppet Enterprise) hold documents written by someone who had read
+//! neither the compiler nor its tuning, each measured first as it arrived:
+//! the share then said how far the compiler generalises to the next
+//! document a user brings (0% and 39.4%). Tuning on them since raises
+//! their floors; a document moves to the first set once its share reaches
+//! the target there.
 //!
 //! Roles are compared after folding case, plurals and words such as
 //! "node" and "host", because a reviewer writes "Worker nodes" where the
@@ -30,6 +32,7 @@ use serde::Deserialize;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendors");
 const UNSEEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendors-unseen");
+const BLIND: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendors-blind");
 
 /// Share of all facts that must hold. The issue's target is 95%; the floor
 /// is what the compiler reaches today, so that it can only go up.
@@ -40,6 +43,12 @@ const FLOOR: f64 = 0.95;
 /// cell per line, peers restricted in words, "not needed for" and "over
 /// SSL" conditions, daemon names and client ports were read), rounded down.
 const UNSEEN_FLOOR: f64 = 0.71;
+
+/// The blind documents (`vendors-blind/`): measured on the compiler as it
+/// stood when they arrived, before anyone tuned it to them, 39.4% held
+/// (how far it generalises to the next document; see the README there).
+/// Only ever raised.
+const BLIND_FLOOR: f64 = 0.39;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -338,6 +347,23 @@ fn unseen_vendor_documents_compile_to_the_facts_a_reviewer_expects() {
         "{:.1}% of the facts hold, below the floor of {:.1}%",
         100.0 * m.share(),
         100.0 * UNSEEN_FLOOR
+    );
+}
+
+#[test]
+fn blind_vendor_documents_compile_to_the_facts_a_reviewer_expects() {
+    let m = measure(BLIND, 4);
+    let nothing: Vec<&String> = m
+        .problems
+        .iter()
+        .filter(|p| p.contains("compiles to nothing"))
+        .collect();
+    assert!(nothing.is_empty(), "{nothing:?}");
+    assert!(
+        m.share() >= BLIND_FLOOR,
+        "{:.1}% of the facts hold, below the floor of {:.1}%",
+        100.0 * m.share(),
+        100.0 * BLIND_FLOOR
     );
 }
 
