@@ -5,6 +5,7 @@ use aya_ebpf::{
     maps::{HashMap, LpmTrie, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use monitor_common::{
+    drop::{LocalDrop, MAX_DROP_FLOWS},
     flow::{FlowKey, FlowState, KSTATS, MAX_FLOWS, RING_BYTES, SEEN_SLOTS, SeenSlot},
     handshake::{Handshake, HandshakeKey, MAX_HANDSHAKES, MAX_WATCHED},
     maps::CpuCounters,
@@ -55,3 +56,12 @@ pub static PC_WATCH: HashMap<FlowKey, u64> = HashMap::with_max_entries(MAX_WATCH
 #[map(name = "PC_RULEWORK")]
 pub static PC_RULEWORK: PerCpuArray<u64> =
     PerCpuArray::with_max_entries(POLICY_SETS * MAX_RULES, 0);
+
+#[map(name = "PC_DROPS")]
+pub static PC_DROPS: HashMap<FlowKey, LocalDrop> = HashMap::with_max_entries(MAX_DROP_FLOWS, 0);
+
+/// The drop program's header scratch (see `drops::Window`): 192 bytes do
+/// not fit its stack beside the parser's and the classifier's frames.
+#[map(name = "PC_DROPBUF")]
+pub static PC_DROPBUF: PerCpuArray<[u8; crate::drops::DROPBUF_BYTES]> =
+    PerCpuArray::with_max_entries(1, 0);
