@@ -23,7 +23,7 @@ use monitor_common::{
     classify::{self, Verdict},
     drop::{DROP_REASON_SLOTS, DropCause, LocalDrop, SkbLayout, drop_attempt},
     flow::{FlowKey, Kstat},
-    handshake::OUTCOME_PENDING,
+    handshake::{HandshakeKey, OUTCOME_PENDING},
     packet::parse_ip,
     policy::Config,
     stats::{IFINDEX_LIMIT, PacketDir},
@@ -46,6 +46,16 @@ pub const WINDOW: usize = 128;
 /// access the verifier sees is inside the map value.
 pub const DROPBUF_BYTES: usize = WINDOW + 64;
 
+/// The drop program's per-CPU scratch (`PC_DROPBUF`): the headers, then the
+/// attempt key and record it builds, none of which fit its stack (see
+/// [`judge`]).
+#[repr(C)]
+pub struct Scratch {
+    pub window: [u8; DROPBUF_BYTES],
+    pub key: HandshakeKey,
+    pub drop: LocalDrop,
+}
+
 /// The tracepoint's arguments: `TP_PROTO(struct sk_buff *skb, void
 /// *location, enum skb_drop_reason reason, ...)` from 5.17 on. A program
 /// that reads `reason` cannot attach to an older kernel's two-argument
@@ -59,8 +69,9 @@ pub fn observe(ctx: &RawTracePointContext) {
     let _ = try_observe(ctx);
 }
 
-/// `None` wherever the packet is not ours to judge; what is ours but
-/// cannot be read or recorded is counted.
+/// The reason filter, then three calls (see [`judge`] for why calls):
+/// where the packet was and its headers ([`locate`]), what it is
+/// ([`judge`]), and its record ([`apply`]).
 #[inline(always)]
 fn try_observe(ctx: &RawTracePointContext) -> Option<()> {
     let reason: u64 = ctx.arg(ARG_REASON);
@@ -71,11 +82,39 @@ fn try_observe(ctx: &RawTracePointContext) -> Option<()> {
     if cause == 0 {
         return None;
     }
-    let layout = PC_SKBLAYOUT.at(0);
+    let skb: u64 = ctx.arg(ARG_SKB);
+    let located = locate(skb);
+    if located == 0 {
+        return None;
+    }
+    let ifindex = (located & 0xffff) as u32;
+    let ingress = ((located >> 16) & 1) as u32;
+    let len = ((located >> 24) & 0xff) as usize;
+    let judged = judge(len, ingress, u32::from(cause));
+    if judged != 0 {
+        apply(judged, ingress, u32::from(cause), reason as u32, ifindex);
+    }
+    Some(())
+}
+
+/// What [`locate`] found, in one register: 0 for not ours, else this bit,
+/// the ifindex in bits 0-15 (below `IFINDEX_LIMIT`), 1 << 16 for a
+/// received packet, and the header bytes copied in bits 24-31.
+const LOCATED: u64 = 1 << 40;
+
+/// Where the dropped skb was (direction, monitored interface of this
+/// network namespace) and its headers copied into the scratch value.
+#[inline(never)]
+fn locate(skb: u64) -> u64 {
+    try_locate(skb).unwrap_or(0)
+}
+
+#[inline(always)]
+fn try_locate(skb: u64) -> Option<u64> {
+    let layout = PC_SKBLAYOUT.get(0);
     if layout.enabled == 0 {
         return None;
     }
-    let skb: u64 = ctx.arg(ARG_SKB);
     // Received packets carry their input device's index; packets this
     // host made have none.
     let iif: u32 = kread(skb + u64::from(layout.skb_iif))?;
@@ -108,25 +147,79 @@ fn try_observe(ctx: &RawTracePointContext) -> Option<()> {
     if ifindex >= IFINDEX_LIMIT || PC_IFSLOT.at(ifindex) == 0 {
         return None;
     }
-    let config = PC_CONFIG.at(0);
-    if !config.has(Config::CLASSIFY) {
+    if !PC_CONFIG.at(0).has(Config::CLASSIFY) {
         return None;
     }
-    let Some(window) = Window::read(skb, &layout) else {
+    let Some(len) = Window::read(skb, layout) else {
         count_kstat(Kstat::LocalDropsUnparsed as u32);
         return None;
+    };
+    let ingress = u64::from(matches!(dir, PacketDir::Ingress));
+    Some(LOCATED | (len as u64) << 24 | ingress << 16 | u64::from(ifindex))
+}
+
+/// What [`judge`] found, in one register: 0 for nothing to record, else
+/// this bit, the rule in the low 16 bits and [`JUDGED_ANSWER`] for the
+/// answer of an attempt (SYN-ACK, UDP response).
+const JUDGED: u64 = 1 << 32;
+const JUDGED_ANSWER: u64 = 1 << 16;
+
+/// The dropped packet's headers (`len` bytes of `PC_DROPBUF`) parsed and
+/// classified; for a required flow's opening packet or answer, its attempt
+/// key is left in the scratch value for [`apply`].
+///
+/// `judge` and `apply` are functions of their own (BPF-to-BPF calls, each
+/// with its own frame): the verifier allows 512 bytes of stack over a call
+/// chain, and the parser's and classifier's frames beside the attempt key,
+/// the record and the struct reads' temporaries do not fit one frame
+/// (LLVM reuses few stack slots). Called one after the other from the
+/// entry, the deepest chain is the entry plus one of them. Scalars only,
+/// within the five argument registers.
+#[inline(never)]
+fn judge(len: usize, ingress: u32, cause: u32) -> u64 {
+    let Some(scratch) = PC_DROPBUF.get_ptr_mut(0) else {
+        return 0;
+    };
+    let window = Window {
+        // SAFETY: this CPU's scratch value.
+        buf: unsafe { (*scratch).window.as_ptr() },
+        len: core::cmp::min(len, WINDOW),
     };
     let Ok(parsed) = parse_ip(&window, 0) else {
         count_kstat(Kstat::LocalDropsUnparsed as u32);
-        return None;
+        return 0;
     };
-    let policy = KernelPolicy { config };
+    let dir = if ingress != 0 {
+        PacketDir::Ingress
+    } else {
+        PacketDir::Egress
+    };
+    let policy = KernelPolicy {
+        config: PC_CONFIG.at(0),
+    };
     let verdict = classify::classify(&policy, &parsed, dir);
-    let firewall = cause == DropCause::NetfilterDrop as u8;
+    let firewall = cause == DropCause::NetfilterDrop as u32;
     let Some((key, rule)) = drop_attempt(&parsed, &verdict, dir, firewall) else {
         count_kstat(Kstat::LocalDropsOther as u32);
-        return None;
+        return 0;
     };
+    // SAFETY: this CPU's scratch value; nothing else runs on this CPU
+    // until the program returns.
+    unsafe { (*scratch).key = key };
+    let answer = matches!(verdict, Verdict::Allowed { reply: true, .. });
+    JUDGED | if answer { JUDGED_ANSWER } else { 0 } | u64::from(rule)
+}
+
+/// Records the drop [`judge`] found (its key in the scratch value).
+#[inline(never)]
+fn apply(judged: u64, ingress: u32, cause: u32, reason: u32, ifindex: u32) {
+    let Some(scratch) = PC_DROPBUF.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's scratch value. Map helpers take its fields as
+    // keys and values directly (a map value is a valid key pointer), so
+    // neither is copied to the stack.
+    let (key, d) = unsafe { (&(*scratch).key, &mut (*scratch).drop) };
     // An attempt the monitor's own hooks saw: the drop answers it, so it
     // is reported from here rather than as a timeout. One a reset or ICMP
     // error from this host already refused (a `reject` rule answers, then
@@ -135,31 +228,28 @@ fn try_observe(ctx: &RawTracePointContext) -> Option<()> {
         // SAFETY: a map value, read while this program runs.
         if unsafe { (*h).outcome } != OUTCOME_PENDING {
             count_kstat(Kstat::LocalDropsOther as u32);
-            return None;
+            return;
         }
         let _ = PC_HANDSHAKES.remove(key);
     }
-    if matches!(dir, PacketDir::Ingress)
-        && matches!(verdict, Verdict::Allowed { reply: true, .. })
-    {
+    if ingress != 0 && judged & JUDGED_ANSWER != 0 {
         unwatch_answer(&key.flow);
     }
     // SAFETY: a helper without arguments.
     let now = unsafe { bpf_ktime_get_ns() };
-    let d = LocalDrop {
+    *d = LocalDrop {
         first_ns: now,
         last_ns: now,
         drops: 1,
         ifindex,
         initiator_port: key.initiator_port,
-        rule,
-        set: policy.set() as u8,
-        cause,
+        rule: judged as u16,
+        set: u8::from(PC_CONFIG.at(0).has(Config::SET_B)),
+        cause: cause as u8,
         kernel_reason: reason as u16,
         _pad: 0,
     };
-    record(&key.flow, &d);
-    Some(())
+    record(&key.flow, d);
 }
 
 /// An answer the XDP hook saw arrive marked its blocked flow as working
@@ -229,8 +319,10 @@ struct Window {
 }
 
 impl Window {
+    /// Copies the headers into this CPU's `PC_DROPBUF`; returns how many
+    /// bytes it holds.
     #[inline(always)]
-    fn read(skb: u64, layout: &SkbLayout) -> Option<Self> {
+    fn read(skb: u64, layout: &SkbLayout) -> Option<usize> {
         let head: u64 = kread(skb + u64::from(layout.skb_head))?;
         let network: u16 = kread(skb + u64::from(layout.skb_network_header))?;
         let tail: u32 = kread(skb + u64::from(layout.skb_tail))?;
@@ -243,12 +335,12 @@ impl Window {
         // on a value LLVM cannot see through, or it drops the mask as
         // redundant after the `min` and the verifier sees no bound.
         let size = (opaque::hide(n - 1) & (WINDOW - 1)) + 1;
-        let buf = PC_DROPBUF.get_ptr_mut(0)?;
-        // SAFETY: `buf` is this CPU's scratch value, DROPBUF_BYTES long,
-        // and size <= WINDOW.
+        let scratch = PC_DROPBUF.get_ptr_mut(0)?;
+        // SAFETY: this CPU's scratch value, whose window is DROPBUF_BYTES
+        // long, and size <= WINDOW.
         let ret = unsafe {
             generated::bpf_probe_read_kernel(
-                buf.cast(),
+                (*scratch).window.as_mut_ptr().cast(),
                 size as u32,
                 (head + u64::from(network)) as *const core::ffi::c_void,
             )
@@ -256,10 +348,7 @@ impl Window {
         if ret != 0 {
             return None;
         }
-        Some(Self {
-            buf: buf.cast::<u8>().cast_const(),
-            len: size,
-        })
+        Some(size)
     }
 
     /// The byte at `offset`'s address, the offset masked into the window

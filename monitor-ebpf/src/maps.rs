@@ -60,8 +60,6 @@ pub static PC_RULEWORK: PerCpuArray<u64> =
 #[map(name = "PC_DROPS")]
 pub static PC_DROPS: HashMap<FlowKey, LocalDrop> = HashMap::with_max_entries(MAX_DROP_FLOWS, 0);
 
-/// The drop program's header scratch (see `drops::Window`): 192 bytes do
-/// not fit its stack beside the parser's and the classifier's frames.
+/// The drop program's scratch (see `drops::Scratch`).
 #[map(name = "PC_DROPBUF")]
-pub static PC_DROPBUF: PerCpuArray<[u8; crate::drops::DROPBUF_BYTES]> =
-    PerCpuArray::with_max_entries(1, 0);
+pub static PC_DROPBUF: PerCpuArray<crate::drops::Scratch> = PerCpuArray::with_max_entries(1, 0);
