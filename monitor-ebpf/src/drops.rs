@@ -23,7 +23,7 @@ use monitor_common::{
     classify::{self, Verdict},
     drop::{DROP_REASON_SLOTS, DropCause, LocalDrop, SkbLayout, drop_attempt},
     flow::{FlowKey, Kstat},
-    handshake::{HandshakeKey, OUTCOME_PENDING},
+    handshake::OUTCOME_PENDING,
     packet::parse_ip,
     policy::Config,
     stats::{IFINDEX_LIMIT, PacketDir},
@@ -31,30 +31,11 @@ use monitor_common::{
 
 use crate::{
     globals::{PC_CONFIG, PC_DROPWHY, PC_IFSLOT, PC_SKBLAYOUT},
-    maps::{PC_DROPBUF, PC_DROPS, PC_HANDSHAKES, PC_WATCH},
+    maps::{PC_DROPBUF, PC_DROPS, PC_HANDSHAKES, PC_WATCH, WINDOW},
     opaque,
     policy::KernelPolicy,
     stats::count_kstat,
 };
-
-/// Bytes of headers read from the skb, from its IP header: IPv6 with
-/// extension headers and a TCP header fit. A power of two: offsets are
-/// masked into it.
-pub const WINDOW: usize = 128;
-/// The scratch buffer is longer than the window by the widest read past a
-/// masked offset (a 40-byte IPv6 header span's last 8-byte field), so every
-/// access the verifier sees is inside the map value.
-pub const DROPBUF_BYTES: usize = WINDOW + 64;
-
-/// The drop program's per-CPU scratch (`PC_DROPBUF`): the headers, then the
-/// attempt key and record it builds, none of which fit its stack (see
-/// [`judge`]).
-#[repr(C)]
-pub struct Scratch {
-    pub window: [u8; DROPBUF_BYTES],
-    pub key: HandshakeKey,
-    pub drop: LocalDrop,
-}
 
 /// The tracepoint's arguments: `TP_PROTO(struct sk_buff *skb, void
 /// *location, enum skb_drop_reason reason, ...)` from 5.17 on. A program

@@ -135,6 +135,11 @@ impl MonitorProc {
         self.stderr_seen.iter().any(|l| l.contains(needle))
     }
 
+    /// The stderr lines seen so far, for failure messages.
+    pub fn stderr_so_far(&self) -> String {
+        self.stderr_seen.join("\n")
+    }
+
     /// Sends `signal` (e.g. libc::SIGHUP) to the daemon.
     pub fn signal(&self, signal: i32) {
         if let Some(child) = &self.child {

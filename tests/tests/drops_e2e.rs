@@ -63,6 +63,14 @@ impl Lab {
         mon.wait_stderr("drops by this host's own", 1, Duration::from_secs(10))
             .expect("a notice about local drops");
         let watching = mon.stderr_contains("watching drops by this host's own stack");
+        // Off only where the kernel has no drop reasons: a kernel that has
+        // them but refuses the program fails here.
+        assert_eq!(
+            watching,
+            kernel_names_drop_reasons(),
+            "drop watch on this kernel: {}",
+            mon.stderr_so_far()
+        );
         (mon, watching)
     }
 
@@ -95,6 +103,14 @@ impl Lab {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+/// Whether the running kernel's BTF has `enum skb_drop_reason` (5.17+).
+fn kernel_names_drop_reasons() -> bool {
+    monitor::loader::btf::Btf::from_sys_fs()
+        .ok()
+        .and_then(|b| b.enum_values("skb_drop_reason"))
+        .is_some()
 }
 
 /// One bounded TCP connection attempt from `ns`; whether it connected.
