@@ -216,3 +216,13 @@ pub fn profile_tables(profile: &str, inventory: &str) -> anyhow::Result<KernelTa
         &peers,
     )?)
 }
+
+/// Whether the running kernel's BTF has `enum skb_drop_reason` (5.17+):
+/// where it does, the monitor sees drops by the host's own firewall
+/// (`local-firewall`), elsewhere only their effect (`no-reply`).
+pub fn names_drop_reasons() -> bool {
+    monitor::loader::btf::Btf::from_sys_fs()
+        .ok()
+        .and_then(|b| b.enum_values("skb_drop_reason"))
+        .is_some()
+}

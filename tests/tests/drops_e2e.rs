@@ -12,6 +12,7 @@
 use std::time::{Duration, Instant};
 
 use portconform_tests::{
+    kernel,
     lab::{self, Background, End, Netns, TEST_NET_1, TempDir},
     monitor_proc::{MonitorProc, read_events},
     services,
@@ -67,7 +68,7 @@ impl Lab {
         // them but refuses the program fails here.
         assert_eq!(
             watching,
-            kernel_names_drop_reasons(),
+            kernel::names_drop_reasons(),
             "drop watch on this kernel: {}",
             mon.stderr_so_far()
         );
@@ -103,14 +104,6 @@ impl Lab {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-}
-
-/// Whether the running kernel's BTF has `enum skb_drop_reason` (5.17+).
-fn kernel_names_drop_reasons() -> bool {
-    monitor::loader::btf::Btf::from_sys_fs()
-        .ok()
-        .and_then(|b| b.enum_values("skb_drop_reason"))
-        .is_some()
 }
 
 /// One bounded TCP connection attempt from `ns`; whether it connected.
