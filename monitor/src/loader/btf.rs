@@ -204,7 +204,7 @@ impl Btf {
             bits += off;
             id = self.skip_modifiers(member_type);
         }
-        (bits % 8 == 0).then_some(bits / 8)
+        bits.is_multiple_of(8).then_some(bits / 8)
     }
 
     /// `field` in struct/union `id`: its bit offset and type, looked for in
