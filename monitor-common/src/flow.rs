@@ -159,11 +159,22 @@ pub enum Kstat {
     /// LRU when the slot was handed to another flow (part of that
     /// eviction's loss).
     SeenUnflushed = 11,
+    /// Packets of required flows the host's own stack dropped (netfilter,
+    /// no socket, no route...), recorded in `PC_DROPS`.
+    LocalDrops = 12,
+    /// Drops with a watched reason on a monitored interface of packets no
+    /// required flow owns (unexpected flows, optional rules, stray packets
+    /// of a connection): counted, never reported.
+    LocalDropsOther = 13,
+    /// Local drops of required flows not recorded: `PC_DROPS` was full.
+    LocalDropsLost = 14,
+    /// Local drops whose headers could not be read or parsed.
+    LocalDropsUnparsed = 15,
 }
 
 impl Kstat {
     /// Every counter, in index order.
-    pub const ALL: [Kstat; 11] = [
+    pub const ALL: [Kstat; 15] = [
         Kstat::Unexpected,
         Kstat::NewFlows,
         Kstat::RingbufFull,
@@ -175,6 +186,10 @@ impl Kstat {
         Kstat::Answered,
         Kstat::Refused,
         Kstat::SeenUnflushed,
+        Kstat::LocalDrops,
+        Kstat::LocalDropsOther,
+        Kstat::LocalDropsLost,
+        Kstat::LocalDropsUnparsed,
     ];
 
     /// The counter's index in `PC_KSTATS`.
@@ -185,7 +200,7 @@ impl Kstat {
 }
 
 /// Entries of `PC_KSTATS`: the reserved index 0 and one per [`Kstat`].
-pub const KSTATS: u32 = Kstat::SeenUnflushed as u32 + 1;
+pub const KSTATS: u32 = Kstat::LocalDropsUnparsed as u32 + 1;
 
 // `ALL` lists every counter once, in index order from 1: index 0 stays
 // reserved and the map has no slot nobody names.

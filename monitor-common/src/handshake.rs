@@ -128,7 +128,7 @@ const fn conn_dir(dir: PacketDir, forward: bool) -> ConnDir {
 /// The attempt a packet belongs to; `forward` when it travels initiator →
 /// responder.
 #[inline(always)]
-fn key_of(parsed: &Parsed, dir: PacketDir, forward: bool) -> HandshakeKey {
+pub(crate) fn key_of(parsed: &Parsed, dir: PacketDir, forward: bool) -> HandshakeKey {
     let (initiator, responder, initiator_port, service_port) = if forward {
         (parsed.src, parsed.dst, parsed.sport, parsed.dport)
     } else {

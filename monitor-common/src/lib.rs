@@ -5,6 +5,7 @@
 #![no_std]
 
 pub mod classify;
+pub mod drop;
 pub mod flow;
 pub mod handshake;
 pub mod maps;

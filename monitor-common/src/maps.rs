@@ -36,6 +36,13 @@ pub const HANDSHAKES_MAP: &str = "PC_HANDSHAKES";
 pub const WATCH_MAP: &str = "PC_WATCH";
 /// Answered attempts per rule (per CPU), indexed set * MAX_RULES + rule.
 pub const RULEWORK_MAP: &str = "PC_RULEWORK";
+/// Required flows' packets dropped by the host's own stack, one
+/// [`crate::drop::LocalDrop`] per flow.
+pub const DROPS_MAP: &str = "PC_DROPS";
+/// Kernel drop reason value → [`crate::drop::DropCause`] (0: not watched).
+pub const DROPWHY_MAP: &str = ".bss.pc_dropwhy";
+/// The [`crate::drop::SkbLayout`] the drop program reads kernel structs by.
+pub const SKBLAYOUT_MAP: &str = ".bss.pc_skblay";
 /// Switches, one [`crate::policy::Config`] word.
 pub const CONFIG_MAP: &str = ".bss.pc_config";
 
@@ -46,6 +53,12 @@ pub const PROG_EGRESS: &str = "pc_egress";
 pub const PROG_XDP_PASS: &str = "pc_xdp_pass";
 /// A bare TC_ACT_OK, the egress baseline.
 pub const PROG_TC_PASS: &str = "pc_tc_pass";
+/// The raw tracepoint on `skb:kfree_skb` (drops by the host's own stack).
+pub const PROG_DROPS: &str = "pc_drops";
+/// A bare raw tracepoint program, the drop hook's baseline.
+pub const PROG_RAWTP_PASS: &str = "pc_rawtp_pass";
+/// The tracepoint both attach to.
+pub const DROP_TRACEPOINT: &str = "kfree_skb";
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]

@@ -12,6 +12,7 @@
 use core::cell::UnsafeCell;
 
 use monitor_common::{
+    drop::{DROP_REASON_SLOTS, SkbLayout},
     policy::{
         Config, MAX_RULESETS, POLICY_SETS, PORT_TABLE_ENTRIES, RuleSet, V4_L1_ENTRIES,
         V4_L2_BLOCKS, V4_L3_BLOCKS, V4_MASKS,
@@ -105,3 +106,13 @@ pub static PC_V4L3: Table<u32, L3> = Table::zeroed(0);
 #[unsafe(no_mangle)]
 #[unsafe(link_section = ".bss.pc_masks")]
 pub static PC_MASKS: Table<u64, MASKS> = Table::zeroed(0);
+
+/// Kernel drop reason value → `DropCause` (0: not watched), see `drops`.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".bss.pc_dropwhy")]
+pub static PC_DROPWHY: Table<u8, { DROP_REASON_SLOTS as usize }> = Table::zeroed(0);
+
+/// The kernel struct offsets the drop program reads by, see `drops`.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".bss.pc_skblay")]
+pub static PC_SKBLAYOUT: Table<SkbLayout, 1> = Table::zeroed(SkbLayout::OFF);

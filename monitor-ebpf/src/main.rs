@@ -6,6 +6,7 @@
 #![no_main]
 #![feature(asm_experimental_arch)]
 
+mod drops;
 mod flows;
 mod frame;
 mod globals;
@@ -18,8 +19,8 @@ mod stats;
 use aya_ebpf::{
     bindings::{TC_ACT_OK, xdp_action},
     helpers::generated::bpf_skb_load_bytes,
-    macros::{classifier, xdp},
-    programs::{TcContext, XdpContext},
+    macros::{classifier, raw_tracepoint, xdp},
+    programs::{RawTracePointContext, TcContext, XdpContext},
 };
 use monitor_common::{
     Packet,
@@ -155,6 +156,22 @@ impl CopyHeaders for TcHeaders<'_> {
             unsafe { bpf_skb_load_bytes(self.0.skb.skb.cast(), 0, dst.as_mut_ptr().cast(), len) };
         if ret == 0 { len as usize } else { 0 }
     }
+}
+
+/// Drops by the host's own stack (see `drops`). Userspace attaches it to
+/// `kfree_skb` where the kernel has drop reasons and BTF.
+#[raw_tracepoint(tracepoint = "kfree_skb")]
+pub fn pc_drops(ctx: RawTracePointContext) -> i32 {
+    drops::observe(&ctx);
+    0
+}
+
+/// A bare raw tracepoint program: the drop hook's baseline. It reads the
+/// reason argument as the drop hook does, so it attaches where that does.
+#[raw_tracepoint(tracepoint = "kfree_skb")]
+pub fn pc_rawtp_pass(ctx: RawTracePointContext) -> i32 {
+    let _reason: u64 = ctx.arg(2);
+    0
 }
 
 /// A bare XDP_PASS: the baseline the benchmarks divide by.

@@ -5,8 +5,10 @@ use aya_ebpf::{
     maps::{HashMap, LpmTrie, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use monitor_common::{
+    drop::{LocalDrop, MAX_DROP_FLOWS},
     flow::{FlowKey, FlowState, KSTATS, MAX_FLOWS, RING_BYTES, SEEN_SLOTS, SeenSlot},
-    handshake::{Handshake, HandshakeKey, MAX_HANDSHAKES, MAX_WATCHED},
+    handshake::HandshakeKey,
+    handshake::{Handshake, MAX_HANDSHAKES, MAX_WATCHED},
     maps::CpuCounters,
     policy::{Host4Key, Host6Key, MAX_HOSTS, MAX_NETS, MAX_RULES, Net4, Net6, POLICY_SETS},
 };
@@ -55,3 +57,28 @@ pub static PC_WATCH: HashMap<FlowKey, u64> = HashMap::with_max_entries(MAX_WATCH
 #[map(name = "PC_RULEWORK")]
 pub static PC_RULEWORK: PerCpuArray<u64> =
     PerCpuArray::with_max_entries(POLICY_SETS * MAX_RULES, 0);
+
+#[map(name = "PC_DROPS")]
+pub static PC_DROPS: HashMap<FlowKey, LocalDrop> = HashMap::with_max_entries(MAX_DROP_FLOWS, 0);
+
+#[map(name = "PC_DROPBUF")]
+pub static PC_DROPBUF: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Bytes of headers read from the skb, from its IP header: IPv6 with
+/// extension headers and a TCP header fit. A power of two: offsets are
+/// masked into it.
+pub const WINDOW: usize = 128;
+/// The scratch buffer is longer than the window by the widest read past a
+/// masked offset (a 40-byte IPv6 header span's last 8-byte field), so every
+/// access the verifier sees is inside the map value.
+pub const DROPBUF_BYTES: usize = WINDOW + 64;
+
+/// The drop program's per-CPU scratch (`PC_DROPBUF`): the headers, then the
+/// attempt key and record it builds, none of which fit its stack (see
+/// `drops::judge`).
+#[repr(C)]
+pub struct Scratch {
+    pub window: [u8; DROPBUF_BYTES],
+    pub key: HandshakeKey,
+    pub drop: LocalDrop,
+}

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use aya::{
     Ebpf,
     maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
+    programs::{RawTracePoint, SchedClassifier, TestRun, TestRunOptions, Xdp},
 };
 use monitor::{
     kernel_tables::KernelTables,
@@ -18,8 +18,8 @@ use monitor::{
 use monitor_common::{
     flow::{FlowEvent, FlowKey, FlowState, Kstat, SEEN_SLOTS, SeenSlot},
     maps::{
-        COUNTERS_MAP, CpuCounters, EVENTS_MAP, FLOWS_MAP, KSTATS_MAP, PROG_EGRESS, PROG_INGRESS,
-        PROG_TC_PASS, PROG_XDP_PASS, SEEN_MAP,
+        COUNTERS_MAP, CpuCounters, DROP_TRACEPOINT, EVENTS_MAP, FLOWS_MAP, KSTATS_MAP, PROG_DROPS,
+        PROG_EGRESS, PROG_INGRESS, PROG_RAWTP_PASS, PROG_TC_PASS, PROG_XDP_PASS, SEEN_MAP,
     },
     stats::PacketDir,
 };
@@ -53,6 +53,37 @@ impl Kernel {
         }
         monitor::kernel_tables::write_ifslots(&mut ebpf, &[(TEST_RUN_IFINDEX, TEST_RUN_SLOT)])?;
         Ok(Self { ebpf })
+    }
+
+    /// Attaches the drop program and the bare raw tracepoint program to
+    /// `kfree_skb`, the drop program watching interface `ifindex` of the
+    /// network namespace whose inode is `netns` (as the daemon watches its
+    /// own). Both stay attached while this lives.
+    pub fn attach_drop_hooks(&mut self, netns: u32, ifindex: u32) -> anyhow::Result<()> {
+        monitor::kernel_tables::write_ifslots(
+            &mut self.ebpf,
+            &[
+                (TEST_RUN_IFINDEX, TEST_RUN_SLOT),
+                (ifindex, TEST_RUN_SLOT + 1),
+            ],
+        )?;
+        let btf = monitor::loader::btf::Btf::from_sys_fs()?;
+        let r = monitor::loader::drops::resolve(&btf, netns).map_err(anyhow::Error::msg)?;
+        monitor::kernel_tables::write_drop_tables(&mut self.ebpf, &r.layout, &r.reasons)?;
+        for name in [PROG_DROPS, PROG_RAWTP_PASS] {
+            let prog: &mut RawTracePoint = self.ebpf.program_mut(name).context(name)?.try_into()?;
+            prog.load().with_context(|| format!("loading {name}"))?;
+            prog.attach(DROP_TRACEPOINT)
+                .with_context(|| format!("attaching {name}"))?;
+        }
+        Ok(())
+    }
+
+    /// Program `name`'s kernel statistics (`bpf_stats`, while enabled):
+    /// total run time and runs.
+    pub fn run_stats(&self, name: &'static str) -> anyhow::Result<(Duration, u64)> {
+        let info = self.ebpf.program(name).context(name)?.info()?;
+        Ok((info.run_time(), info.run_count()))
     }
 
     /// Runs program `name` over `frame` `repeat` times.
@@ -215,4 +246,14 @@ pub fn profile_tables(profile: &str, inventory: &str) -> anyhow::Result<KernelTa
         &policy::entries(&resolved, &[policy::model::NODES.into()]),
         &peers,
     )?)
+}
+
+/// Whether the running kernel's BTF has `enum skb_drop_reason` (5.17+):
+/// where it does, the monitor sees drops by the host's own firewall
+/// (`local-firewall`), elsewhere only their effect (`no-reply`).
+pub fn names_drop_reasons() -> bool {
+    monitor::loader::btf::Btf::from_sys_fs()
+        .ok()
+        .and_then(|b| b.enum_values("skb_drop_reason"))
+        .is_some()
 }

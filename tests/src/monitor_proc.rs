@@ -130,6 +130,16 @@ impl MonitorProc {
         }
     }
 
+    /// Whether a stderr line seen so far contains `needle`.
+    pub fn stderr_contains(&self, needle: &str) -> bool {
+        self.stderr_seen.iter().any(|l| l.contains(needle))
+    }
+
+    /// The stderr lines seen so far, for failure messages.
+    pub fn stderr_so_far(&self) -> String {
+        self.stderr_seen.join("\n")
+    }
+
     /// Sends `signal` (e.g. libc::SIGHUP) to the daemon.
     pub fn signal(&self, signal: i32) {
         if let Some(child) = &self.child {

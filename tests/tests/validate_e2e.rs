@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use portconform_tests::{lab::TempDir, portconform_bin};
+use portconform_tests::{kernel, lab::TempDir, portconform_bin};
 use serde_json::Value;
 
 /// The site: the appliance and another node in 192.0.2.0/24, the other
@@ -219,8 +219,84 @@ fn dropping_2181_is_reported_with_the_rule() {
         stdout.contains("nft: inet filter input: tcp dport 2181 drop (handle"),
         "{stdout}"
     );
-    assert!(stdout.contains("monitor: blocked (no-reply)"), "{stdout}");
+    // The appliance's own input chain dropped it: the monitor names that
+    // where the kernel reports drops.
+    let reason = if kernel::names_drop_reasons() {
+        "local-firewall"
+    } else {
+        "no-reply"
+    };
+    assert!(
+        stdout.contains(&format!("monitor: blocked ({reason})")),
+        "{stdout}"
+    );
     assert!(stdout.contains(": 1 required rules blocked"), "{stdout}");
+}
+
+/// The appliance's own output chain drops an outbound required flow: its
+/// SYNs never reach the egress hook, and the monitor still reports the
+/// flow, from the kernel's drop (issue 15, item 3). Run with the host's
+/// own dynamic port range (no `--dynamic-ports`).
+#[test]
+fn an_output_chain_drop_is_reported_by_the_monitor() {
+    let case = Case::new("v-out5432");
+    let ruleset = ruleset("").replace(
+        "policy accept;\n",
+        "policy accept;\n    tcp dport 5432 drop\n",
+    );
+    assert!(ruleset.contains("tcp dport 5432 drop"), "{ruleset}");
+    let bad = case.write("out5432.nft", &ruleset);
+    let cmd = case.command(&["--ruleset", &bad, "--format", "json"]);
+    let mut args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let at = args.iter().position(|a| a == "--dynamic-ports").unwrap();
+    args.drain(at..at + 2);
+    let out = Command::new("timeout")
+        .args(["-s", "KILL", "240"])
+        .arg(cmd.get_program())
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("portconform validate");
+    assert_no_lab_left();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let report = &json(&out)["report"];
+    assert_eq!(rule(report, "000-42")["status"], "blocked");
+    let attempts = report["attempts"].as_array().unwrap();
+    let outbound = attempts
+        .iter()
+        .find(|a| a["port"] == 5432 && a["direction"] == "outbound")
+        .unwrap();
+    assert_eq!(outbound["client"]["outcome"], "no-reply", "{outbound}");
+    assert!(
+        outbound["nft_rule"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("tcp dport 5432 drop"),
+        "{outbound}"
+    );
+    if kernel::names_drop_reasons() {
+        assert_eq!(outbound["monitor"]["kind"], "blocked", "{outbound}");
+        assert_eq!(
+            outbound["monitor"]["reason"], "local-firewall",
+            "{outbound}"
+        );
+        assert!(
+            outbound["monitor"]["note"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("NETFILTER_DROP"),
+            "{outbound}"
+        );
+    }
+    // Inbound 5432 (another node to the appliance) still works.
+    let inbound = attempts
+        .iter()
+        .find(|a| a["port"] == 5432 && a["direction"] == "inbound")
+        .unwrap();
+    assert_eq!(inbound["status"], "working", "{inbound}");
 }
 
 #[test]

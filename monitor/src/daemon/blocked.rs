@@ -1,7 +1,9 @@
 //! The daemon's half of required-flow tracking: each sweep collects the
 //! attempts the kernel saw refused or left unanswered past the timeout,
 //! reports newly blocked flows, notices recoveries the kernel marked in
-//! `PC_WATCH`, and adds up answered attempts per rule.
+//! `PC_WATCH`, and adds up answered attempts per rule. Required flows
+//! whose packets the host's own stack dropped (`PC_DROPS`) are reported
+//! the same way, with their local reason.
 
 use std::time::Duration;
 
@@ -66,6 +68,12 @@ impl Blocked {
                 monitor.forget_handshake(&key)?;
                 failed.push((key, h, reason));
             }
+        }
+        // Drops by the host's own stack: one record per flow, collected
+        // whole, judged like refused attempts.
+        for (flow, d) in monitor.local_drops()? {
+            monitor.forget_local_drop(&flow)?;
+            failed.extend(required::local_drop_attempt(&flow, &d));
         }
         let mut answered = Vec::new();
         for (flow, answered_ns) in monitor.watched()? {

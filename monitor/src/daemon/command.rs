@@ -171,6 +171,9 @@ fn start(config: RunConfig) -> anyhow::Result<()> {
             "portconform: this kernel has no tcx (6.6): egress is a clsact filter, removed on exit; after a kill -9 the next start removes it"
         );
     }
+    if let Some(watch) = monitor.drop_watch() {
+        eprintln!("{}", watch.notice());
+    }
     if let Some(t) = &tables {
         eprintln!(
             "portconform: classifying against {} rules ({} ports, {} peer networks)",

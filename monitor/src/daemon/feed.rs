@@ -12,7 +12,7 @@ use monitor_common::maps::Counter;
 use crate::{
     events::record,
     kernel_tables::KernelTables,
-    metrics::{self, Family, FlowTable, ParseFailures, RuleCounter, TrafficCounter},
+    metrics::{self, Family, FlowTable, LocalDrops, ParseFailures, RuleCounter, TrafficCounter},
     stats::Snapshot,
 };
 
@@ -77,6 +77,12 @@ pub fn metrics_snapshot(
     };
     out.pcap_packets_dropped = pcap_dropped;
     out.required_attempts_untracked = kstats[Kstat::HandshakeFull];
+    out.local_drops = LocalDrops {
+        required: kstats[Kstat::LocalDrops],
+        other: kstats[Kstat::LocalDropsOther],
+        lost: kstats[Kstat::LocalDropsLost],
+        unparsed: kstats[Kstat::LocalDropsUnparsed],
+    };
     out
 }
 
@@ -89,12 +95,16 @@ pub fn required_line(
     not_watched: u64,
 ) -> String {
     format!(
-        "  required flows: {} attempts, {} answered, {} refused; {} flows blocked now; lost: {} attempts not tracked (table full), {} blocked flows not remembered, {} not watched for recovery",
+        "  required flows: {} attempts, {} answered, {} refused, {} packets dropped by this host; {} flows blocked now; {} local drops of flows nobody requires; lost: {} attempts not tracked (table full), {} local drops not recorded (table full), {} not readable, {} blocked flows not remembered, {} not watched for recovery",
         kstats[Kstat::Handshakes],
         kstats[Kstat::Answered],
         kstats[Kstat::Refused],
+        kstats[Kstat::LocalDrops],
         blocked_now,
+        kstats[Kstat::LocalDropsOther],
         kstats[Kstat::HandshakeFull],
+        kstats[Kstat::LocalDropsLost],
+        kstats[Kstat::LocalDropsUnparsed],
         not_remembered,
         not_watched,
     )

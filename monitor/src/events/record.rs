@@ -294,7 +294,8 @@ pub struct RequiredStatus {
     pub peer: String,
     pub status: RequiredState,
     /// Why it is blocked (`no-reply`, `reset`, `icmp-unreachable`,
-    /// `admin-prohibited`); the most frequent reason when several differ.
+    /// `admin-prohibited`, `local-firewall`, `local-drop`); the most
+    /// frequent reason when several differ.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Handshakes (or UDP request/response pairs) seen answered.

@@ -11,4 +11,4 @@ mod write;
 pub use build::{BuildError, KernelTables, Peers, RuleInfo, build, dns_names};
 pub use peers::{PeerTable, RoleBits};
 pub use v4trie::V4Table;
-pub use write::{WriteError, install, write, write_ifslots};
+pub use write::{WriteError, install, write, write_drop_tables, write_ifslots};

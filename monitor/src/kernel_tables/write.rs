@@ -9,10 +9,11 @@ use aya::{
     util::nr_cpus,
 };
 use monitor_common::{
+    drop::{DROP_REASON_SLOTS, SkbLayout},
     maps::{
-        CONFIG_MAP, COUNTERS_MAP, CpuCounters, HOST4_MAP, HOST6_MAP, IFSLOT_MAP, MASKS_MAP,
-        NET4_MAP, NET6_MAP, PORTCLASS_MAP, RULESETS_MAP, RULEWORK_MAP, V4L1_MAP, V4L2_MAP,
-        V4L3_MAP,
+        CONFIG_MAP, COUNTERS_MAP, CpuCounters, DROPWHY_MAP, HOST4_MAP, HOST6_MAP, IFSLOT_MAP,
+        MASKS_MAP, NET4_MAP, NET6_MAP, PORTCLASS_MAP, RULESETS_MAP, RULEWORK_MAP, SKBLAYOUT_MAP,
+        V4L1_MAP, V4L2_MAP, V4L3_MAP,
     },
     policy::{
         Config, Host4Key, Host6Key, MAX_RULES, NET_SET_BITS, Net4, Net6, RuleSet, net4_key,
@@ -203,6 +204,17 @@ pub fn write_ifslots(ebpf: &mut Ebpf, slots: &[(u32, u32)]) -> Result<(), WriteE
         }
     }
     write_section::<u32, { IFINDEX_LIMIT as usize }>(ebpf, IFSLOT_MAP, &table)
+}
+
+/// The drop program's tables (see `monitor_common::drop`): its struct
+/// layout and the kernel reason value → cause table.
+pub fn write_drop_tables(
+    ebpf: &mut Ebpf,
+    layout: &SkbLayout,
+    reasons: &[u8],
+) -> Result<(), WriteError> {
+    write_section::<u8, { DROP_REASON_SLOTS as usize }>(ebpf, DROPWHY_MAP, reasons)?;
+    write_section::<SkbLayout, 1>(ebpf, SKBLAYOUT_MAP, std::slice::from_ref(layout))
 }
 
 /// Makes set `set` live, with presence bits for `tables`' peer maps.

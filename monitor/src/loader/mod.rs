@@ -4,9 +4,12 @@
 //! everything. XDP and tcx links also go when the process dies; a clsact
 //! filter left by a killed daemon is removed by the next start.
 
+pub mod btf;
+pub mod drops;
 mod egress;
 mod rtnl;
 
+pub use drops::DropWatch;
 pub use egress::EgressMode;
 
 use std::{ffi::CString, io, sync::Arc};
@@ -18,11 +21,12 @@ use aya::{
     util::KernelVersion,
 };
 use monitor_common::{
+    drop::LocalDrop,
     flow::{FlowKey, FlowState, KstatTotals, SEEN_SLOTS, SeenSlot},
     handshake::{Handshake, HandshakeKey},
     maps::{
-        COUNTERS_MAP, Counter, CpuCounters, EVENTS_MAP, FLOWS_MAP, HANDSHAKES_MAP, KSTATS_MAP,
-        PROG_EGRESS, PROG_INGRESS, RULEWORK_MAP, SEEN_MAP, WATCH_MAP,
+        COUNTERS_MAP, Counter, CpuCounters, DROPS_MAP, EVENTS_MAP, FLOWS_MAP, HANDSHAKES_MAP,
+        KSTATS_MAP, PROG_EGRESS, PROG_INGRESS, RULEWORK_MAP, SEEN_MAP, WATCH_MAP,
     },
     policy::MAX_RULES,
     stats::{IFINDEX_LIMIT, MAX_IFACES},
@@ -116,6 +120,8 @@ pub struct Monitor {
     /// The tables in each policy map set, and which set is live.
     sets: [Option<Arc<KernelTables>>; 2],
     live: usize,
+    /// Whether drops by the host's own stack are watched (with a policy).
+    drop_watch: Option<DropWatch>,
 }
 
 impl Monitor {
@@ -183,12 +189,15 @@ impl Monitor {
                 }
             }
         }
+        // Only a policy makes flows required; never fatal (see `drops`).
+        let drop_watch = tables.map(|_| drops::attach(&mut ebpf));
         Ok(Self {
             ebpf,
             _qdiscs: qdiscs,
             interfaces,
             sets: [tables.cloned().map(Arc::new), None],
             live: 0,
+            drop_watch,
         })
     }
 
@@ -311,6 +320,41 @@ impl Monitor {
             map: HANDSHAKES_MAP,
             source,
         })
+    }
+
+    /// Whether the host's own drops are watched; `None` without a policy.
+    pub fn drop_watch(&self) -> Option<&DropWatch> {
+        self.drop_watch.as_ref()
+    }
+
+    fn drops_map(&mut self) -> Result<HashMap<&mut MapData, FlowKey, LocalDrop>, LoadError> {
+        let map = self
+            .ebpf
+            .map_mut(DROPS_MAP)
+            .expect("the object defines PC_DROPS");
+        HashMap::try_from(map).map_err(|source| LoadError::Map {
+            map: DROPS_MAP,
+            source,
+        })
+    }
+
+    /// Required flows with packets the host's own stack dropped.
+    pub fn local_drops(&mut self) -> Result<Vec<(FlowKey, LocalDrop)>, LoadError> {
+        Ok(self.drops_map()?.iter().filter_map(Result::ok).collect())
+    }
+
+    /// Drops a collected record; one already gone is fine. A drop the
+    /// kernel adds between the read and this removal is lost with it: a
+    /// window of microseconds once per sweep, and only for a flow that
+    /// keeps dropping, whose next drop starts a new record.
+    pub fn forget_local_drop(&mut self, flow: &FlowKey) -> Result<(), LoadError> {
+        match self.drops_map()?.remove(flow) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(source) => Err(LoadError::Map {
+                map: DROPS_MAP,
+                source,
+            }),
+        }
     }
 
     fn watch_map(&mut self) -> Result<HashMap<&mut MapData, FlowKey, u64>, LoadError> {

@@ -107,6 +107,19 @@ pub struct Snapshot {
     pub pcap_packets_dropped: u64,
     /// Attempts of required flows the kernel could not track (table full).
     pub required_attempts_untracked: u64,
+    /// Packets the host's own stack dropped (kfree_skb, watched reasons, on
+    /// monitored interfaces): of required flows, of nothing required, not
+    /// recorded (table full), unreadable.
+    pub local_drops: LocalDrops,
+}
+
+/// See [`Snapshot::local_drops`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LocalDrops {
+    pub required: u64,
+    pub other: u64,
+    pub lost: u64,
+    pub unparsed: u64,
 }
 
 impl Snapshot {
@@ -322,6 +335,30 @@ impl Collector for SnapshotCollector {
             "Connection attempts of required flows not tracked because the attempt table was full.",
             s.required_attempts_untracked,
         )?;
+        for (name, help, v) in [
+            (
+                "local_drops_required",
+                "Packets of required flows this host's own stack dropped (netfilter, no socket, no route...).",
+                s.local_drops.required,
+            ),
+            (
+                "local_drops_other",
+                "Packets this host's own stack dropped that no required flow owns (counted, never reported).",
+                s.local_drops.other,
+            ),
+            (
+                "local_drops_lost",
+                "Drops of required flows not recorded because the kernel's drop table was full.",
+                s.local_drops.lost,
+            ),
+            (
+                "local_drops_unparsed",
+                "Dropped packets whose headers could not be read.",
+                s.local_drops.unparsed,
+            ),
+        ] {
+            counter(&mut enc, name, help, v)?;
+        }
         counter(
             &mut enc,
             "pcap_packets_dropped",
@@ -420,6 +457,12 @@ mod tests {
             }],
             pcap_packets_dropped: 9,
             required_attempts_untracked: 10,
+            local_drops: LocalDrops {
+                required: 11,
+                other: 12,
+                lost: 13,
+                unparsed: 14,
+            },
         }
     }
 
@@ -441,6 +484,10 @@ mod tests {
             "portconform_flow_table_evictions_total 5",
             "portconform_pcap_packets_dropped_total 9",
             "portconform_required_attempts_untracked_total 10",
+            "portconform_local_drops_required_total 11",
+            "portconform_local_drops_other_total 12",
+            "portconform_local_drops_lost_total 13",
+            "portconform_local_drops_unparsed_total 14",
             "portconform_parse_failures_total{reason=\"truncated\"} 6",
             "portconform_parse_failures_total{reason=\"malformed\"} 7",
             "portconform_parse_failures_total{reason=\"too-deep\"} 8",

@@ -8,8 +8,13 @@ pub mod tracker;
 
 use std::fmt;
 
-use monitor_common::handshake::{
-    Handshake, OUTCOME_ADMIN_PROHIBITED, OUTCOME_ICMP_UNREACHABLE, OUTCOME_PENDING, OUTCOME_RESET,
+use monitor_common::{
+    drop::{DropCause, LocalDrop},
+    flow::FlowKey,
+    handshake::{
+        Handshake, HandshakeKey, OUTCOME_ADMIN_PROHIBITED, OUTCOME_ICMP_UNREACHABLE,
+        OUTCOME_PENDING, OUTCOME_RESET,
+    },
 };
 
 pub use tracker::{Blocked, Tracker};
@@ -25,6 +30,12 @@ pub enum BlockReason {
     IcmpUnreachable,
     /// ICMP codes 9, 10, 13 or ICMPv6 code 1: a firewall said no.
     AdminProhibited,
+    /// This host's own netfilter ruleset dropped the attempt or its answer
+    /// (seen at the kernel's kfree_skb tracepoint).
+    LocalFirewall,
+    /// This host's own stack dropped the attempt for another reason: no
+    /// socket, no route, a neighbour that never answered...
+    LocalDrop(DropCause),
 }
 
 impl BlockReason {
@@ -34,8 +45,55 @@ impl BlockReason {
             BlockReason::Reset => "reset",
             BlockReason::IcmpUnreachable => "icmp-unreachable",
             BlockReason::AdminProhibited => "admin-prohibited",
+            BlockReason::LocalFirewall => "local-firewall",
+            BlockReason::LocalDrop(_) => "local-drop",
         }
     }
+
+    /// The reason for a drop by the host's own stack.
+    pub fn local(cause: DropCause) -> Self {
+        if cause.is_firewall() {
+            BlockReason::LocalFirewall
+        } else {
+            BlockReason::LocalDrop(cause)
+        }
+    }
+
+    /// The kernel's drop reason behind a local drop, as the kernel names it
+    /// (`NETFILTER_DROP`, `NO_SOCKET`...), for notes.
+    pub fn kernel_reason(self) -> Option<&'static str> {
+        match self {
+            BlockReason::LocalFirewall => Some(DropCause::NetfilterDrop.kernel_name()),
+            BlockReason::LocalDrop(cause) => Some(cause.kernel_name()),
+            _ => None,
+        }
+    }
+}
+
+/// A flow's local-drop record as the failed attempt the tracker groups:
+/// the latest initiator port, the drops as its attempts. `None` for a cause
+/// this build does not know.
+pub fn local_drop_attempt(
+    flow: &FlowKey,
+    d: &LocalDrop,
+) -> Option<(HandshakeKey, Handshake, BlockReason)> {
+    let cause = DropCause::from_u8(d.cause)?;
+    let key = HandshakeKey {
+        flow: *flow,
+        initiator_port: d.initiator_port,
+        _pad: 0,
+        _pad2: 0,
+    };
+    let h = Handshake {
+        first_ns: d.first_ns,
+        last_ns: d.last_ns,
+        attempts: u32::try_from(d.drops).unwrap_or(u32::MAX),
+        ifindex: d.ifindex,
+        rule: d.rule,
+        set: d.set,
+        ..Handshake::default()
+    };
+    Some((key, h, BlockReason::local(cause)))
 }
 
 impl fmt::Display for BlockReason {
@@ -97,19 +155,60 @@ mod tests {
     }
 
     #[test]
+    fn a_local_drop_record_is_one_failed_attempt_per_drop_with_its_cause() {
+        let d = LocalDrop {
+            first_ns: 5,
+            last_ns: 9,
+            drops: 3,
+            ifindex: 2,
+            initiator_port: 61000,
+            rule: 7,
+            set: 1,
+            cause: DropCause::NetfilterDrop as u8,
+            kernel_reason: 6,
+            _pad: 0,
+        };
+        let flow = FlowKey::default();
+        let (key, h, reason) = local_drop_attempt(&flow, &d).unwrap();
+        assert_eq!(key.initiator_port, 61000);
+        assert_eq!((h.first_ns, h.last_ns, h.attempts), (5, 9, 3));
+        assert_eq!((h.rule, h.set, h.ifindex), (7, 1, 2));
+        assert_eq!(reason, BlockReason::LocalFirewall);
+        assert_eq!(reason.kernel_reason(), Some("NETFILTER_DROP"));
+        let other = LocalDrop {
+            cause: DropCause::NoSocket as u8,
+            ..d
+        };
+        let (_, _, reason) = local_drop_attempt(&flow, &other).unwrap();
+        assert_eq!(reason.to_string(), "local-drop");
+        assert_eq!(reason.kernel_reason(), Some("NO_SOCKET"));
+        let unknown = LocalDrop { cause: 0, ..d };
+        assert!(local_drop_attempt(&flow, &unknown).is_none());
+    }
+
+    #[test]
     fn names_are_the_contract() {
         let names: Vec<_> = [
             BlockReason::NoReply,
             BlockReason::Reset,
             BlockReason::IcmpUnreachable,
             BlockReason::AdminProhibited,
+            BlockReason::LocalFirewall,
+            BlockReason::LocalDrop(DropCause::NoSocket),
         ]
         .iter()
         .map(|r| r.to_string())
         .collect();
         assert_eq!(
             names,
-            ["no-reply", "reset", "icmp-unreachable", "admin-prohibited"]
+            [
+                "no-reply",
+                "reset",
+                "icmp-unreachable",
+                "admin-prohibited",
+                "local-firewall",
+                "local-drop"
+            ]
         );
     }
 }

@@ -34,12 +34,18 @@ pub fn record(
     } else {
         "to"
     };
+    // A local drop names the kernel's reason: `local-firewall
+    // (NETFILTER_DROP)`, `local-drop (NO_SOCKET)`.
+    let reason = match b.reason.kernel_reason() {
+        Some(kernel) => format!("{} ({kernel})", b.reason),
+        None => b.reason.to_string(),
+    };
     let what = match kind {
         EventKind::Recovered => format!(
-            "works again after {} failed attempts ({})",
-            b.attempts, b.reason
+            "works again after {} failed attempts ({reason})",
+            b.attempts
         ),
-        _ => format!("{} after {} attempts", b.reason, b.attempts),
+        _ => format!("{reason} after {} attempts", b.attempts),
     };
     r.note = Some(format!(
         "{what}: {} {} {} {} {towards} {} is required ({} {})",

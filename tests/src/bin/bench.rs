@@ -3,6 +3,9 @@
 //! BPF_PROG_TEST_RUN. Ratios, not absolute times, are what we compare across
 //! machines. Run through `cargo xtask bench`.
 
+#[path = "bench/drops.rs"]
+mod drops;
+
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -22,6 +25,11 @@ use portconform_tests::{
 const ROUNDS: usize = 41;
 
 fn main() -> anyhow::Result<()> {
+    // The drop benchmark runs this program again in a lab namespace to
+    // send its flood.
+    if let Some(flood) = drops::flood_args() {
+        return drops::flood(flood);
+    }
     let (repeat, only) = parse_args()?;
     let run = |section: &str| only.as_deref().is_none_or(|o| o == section);
     if run("counting") {
@@ -29,6 +37,9 @@ fn main() -> anyhow::Result<()> {
     }
     if run("classifier") {
         classifier(repeat)?;
+    }
+    if run("drops") {
+        drops::bench()?;
     }
     if run("daemon") {
         daemon()?;
@@ -131,7 +142,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// `--repeat N` (test_run repetitions) and `--only SECTION` (counting,
-/// classifier, daemon or replay).
+/// classifier, drops, daemon or replay).
 fn parse_args() -> anyhow::Result<(u32, Option<String>)> {
     let mut args = std::env::args().skip(1);
     let mut repeat = 1_000_000;
@@ -147,9 +158,11 @@ fn parse_args() -> anyhow::Result<(u32, Option<String>)> {
             }
             "--only" => {
                 let section = args.next().context("--only needs a section")?;
-                if !["counting", "classifier", "daemon", "replay"].contains(&section.as_str()) {
+                if !["counting", "classifier", "drops", "daemon", "replay"]
+                    .contains(&section.as_str())
+                {
                     anyhow::bail!(
-                        "unknown section {section:?} (counting, classifier, daemon, replay)"
+                        "unknown section {section:?} (counting, classifier, drops, daemon, replay)"
                     );
                 }
                 only = Some(section);
