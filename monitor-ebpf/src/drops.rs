@@ -30,6 +30,7 @@ use monitor_common::{
 };
 
 use crate::{
+    flows::KernelFlows,
     globals::{PC_CONFIG, PC_DROPWHY, PC_IFSLOT, PC_SKBLAYOUT},
     maps::{PC_DROPBUF, PC_DROPS, PC_HANDSHAKES, PC_WATCH, WINDOW},
     opaque,
@@ -178,7 +179,9 @@ fn judge(len: usize, ingress: u32, cause: u32) -> u64 {
     let policy = KernelPolicy {
         config: PC_CONFIG.at(0),
     };
-    let verdict = classify::classify(&policy, &parsed, dir);
+    // Read as the XDP/TC programs read it: a packet the dynamic range would
+    // allow may be an unexpected connection's, never a required flow's.
+    let verdict = classify::classify(&policy, &KernelFlows, &parsed, dir);
     let firewall = cause == DropCause::NetfilterDrop as u32;
     let Some((key, rule)) = drop_attempt(&parsed, &verdict, dir, firewall) else {
         count_kstat(Kstat::LocalDropsOther as u32);
