@@ -222,6 +222,23 @@ fn prose() -> impl Strategy<Value = String> {
     ]
 }
 
+/// Plain text laid out as reStructuredText: titles under (and over) lines
+/// of punctuation, literal blocks after `::`, command lines, and sentences
+/// that state ports the ways such pages do.
+fn rst_part() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[A-Z][a-z ]{0,12}\n[~=^\"'*+#-]{1,16}".prop_map(|t| t),
+        "=====\n[A-Za-z ]{0,8}\n=====".prop_map(|t| t),
+        Just("For example::\n\n    sudo iptables -A INPUT -p tcp --dport 6789 -j ACCEPT\n  indented less\n::".to_string()),
+        Just("$ curl https://host:8443/status\nsudo ss -tlnp | grep 3300".to_string()),
+        Just("Ceph clients and the other Ceph daemons reach the Ceph Monitors on TCP port 3300.".to_string()),
+        Just("The monitors also listen on TCP port 6789 for clients and daemons; keep it open only while they remain.".to_string()),
+        Just("OSD Daemons bind to TCP ports in the 6800-7300 range, and clients, monitors and the other OSDs all connect to them there.".to_string()),
+        Just("A manager listens on the first free TCP port in the 7300-6800 range, so open it.".to_string()),
+        Just("ms_bind_port_min\n    Lowest port. Default: 6800.".to_string()),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
@@ -251,9 +268,22 @@ proptest! {
     }
 
     #[test]
+    fn restructured_text_never_panics(
+        parts in prop::collection::vec(rst_part(), 1..7)
+    ) {
+        let text = format!("Reference\n=========\n\n{}", parts.join("\n\n"));
+        let lines = u32::try_from(text.lines().count()).unwrap();
+        if let Some(policy) = compile_text(text) {
+            for rule in &policy.rules {
+                prop_assert!(rule.source.line >= 1 && rule.source.line <= lines, "{}", rule.source);
+            }
+        }
+    }
+
+    #[test]
     fn near_miss_documents_never_panic_and_stay_consistent(
         parts in prop::collection::vec(
-            prop_oneof![markdown_table(), html_table(), cell_per_line_table(), prose()],
+            prop_oneof![markdown_table(), html_table(), cell_per_line_table(), prose(), rst_part()],
             1..6
         )
     ) {

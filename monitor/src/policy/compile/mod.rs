@@ -264,6 +264,9 @@ pub struct Ctx {
     /// "Term: definition" list items read so far: the categories of
     /// traffic a later table names.
     pub definitions: Vec<(String, String)>,
+    /// Roles the sentences named so far ("the Ceph Monitors"), so that a
+    /// later short name ("the monitors") is the same role.
+    pub named: Vec<String>,
 }
 
 impl Ctx {
@@ -282,6 +285,7 @@ impl Ctx {
             footnotes: footnotes::Footnotes::default(),
             topics: Vec::new(),
             definitions: Vec::new(),
+            named: Vec::new(),
         }
     }
 

@@ -3,13 +3,15 @@
 //! merged here in document order. Plain text copied from a browser is
 //! Markdown without markup: its flattened tables (`cell_lines`) are read
 //! before the Markdown parser sees the rest, and its headings (`plain`)
-//! after.
+//! after. Plain text laid out as reStructuredText (`rst`) gives its titles
+//! as headings and hides its literal blocks and command lines from Markdown.
 
 pub mod blocks;
 mod cell_lines;
 mod html;
 mod markdown;
 mod plain;
+mod rst;
 pub mod source;
 
 pub use blocks::{Block, ProseKind, Row, Table, collapse_ws};
@@ -24,8 +26,11 @@ pub fn parse(text: &str) -> Vec<Block> {
     }
     let flattened = cell_lines::find(text);
     let rest = mask_lines(text, flattened.iter().map(|f| f.lines.clone()));
+    let rst = rst::read(&rest);
+    let rest = mask_lines(&rest, rst.hidden.iter().map(|&i| i..i + 1));
     let md = markdown::parse(&rest);
     let mut blocks = md.blocks;
+    blocks.extend(rst.headings);
     plain::headings(&rest, &mut blocks);
     if !md.html_ranges.is_empty() {
         blocks.extend(html::parse(&mask_outside(&rest, &md.html_ranges)));

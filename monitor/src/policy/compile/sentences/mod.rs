@@ -143,7 +143,10 @@ fn rules_of(ctx: &mut Ctx, st: &Statement, sentence: &str) -> Vec<Rule> {
         roles: &ctx.roles,
         local: None,
     };
-    let role = |name: &str| -> Option<String> { own_role(name, known) };
+    let named = &ctx.named;
+    let role = |name: &str| -> Option<String> {
+        own_role(name, known).map(|r| shorthand(&r, named).unwrap_or(r))
+    };
     let listeners: Vec<String> = st.listeners.iter().filter_map(|l| role(l)).collect();
     let mut peers: Vec<(Option<String>, Vec<Peer>)> = Vec::new();
     for o in &st.openers {
@@ -158,6 +161,14 @@ fn rules_of(ctx: &mut Ctx, st: &Statement, sentence: &str) -> Vec<Rule> {
                     peers.push((Some(r), Vec::new()));
                 }
             }
+        }
+    }
+    for name in listeners
+        .iter()
+        .chain(peers.iter().filter_map(|(r, _)| r.as_ref()))
+    {
+        if !ctx.named.contains(name) && !ctx.roles.contains(name) {
+            ctx.named.push(name.clone());
         }
     }
     if peers.is_empty() {
@@ -216,6 +227,28 @@ fn own_role(name: &str, known: endpoints::Known) -> Option<String> {
         }
     }
     Some(slug)
+}
+
+/// The role a name read earlier in the prose stands for, when `slug` is its
+/// shorthand: "the monitors" after "the Ceph Monitors". Only a name whose
+/// words all belong to the earlier one, with the same last word: "Ceph OSD
+/// Daemons" is not "the other Ceph daemons".
+fn shorthand(slug: &str, named: &[String]) -> Option<String> {
+    if named.iter().any(|n| n == slug) {
+        return None;
+    }
+    let words: Vec<&str> = slug.split('-').collect();
+    let found: Vec<&String> = named
+        .iter()
+        .filter(|n| {
+            let theirs: Vec<&str> = n.split('-').collect();
+            theirs.last() == words.last() && words.iter().all(|w| theirs.contains(w))
+        })
+        .collect();
+    match found.as_slice() {
+        [one] => Some((*one).clone()),
+        _ => None,
+    }
 }
 
 /// The line of the document where `sentence` starts, searched from the

@@ -32,10 +32,44 @@ const CONNECT: &[&str] = &[
     " poll them ",
     " polls them ",
     " gossip with ",
+    // "Clients reach the monitors on TCP port 3300".
+    " reach ",
+    " reaches ",
 ];
 
-/// Verbs whose subject listens.
-const LISTEN: &[&str] = &[" listens on ", " listen on ", " serve ", " serves "];
+/// Verbs whose subject listens: a daemon "binds to" the ports it serves.
+const LISTEN: &[&str] = &[
+    " listens on ",
+    " listen on ",
+    " serve ",
+    " serves ",
+    " bind to ",
+    " binds to ",
+];
+
+/// What names a connection's other end after "for" ("listens on port 6789
+/// for clients and daemons"), rather than a use ("for passive checks").
+const PEER_NOUNS: &[&str] = &[
+    "client",
+    "agent",
+    "server",
+    "node",
+    "host",
+    "daemon",
+    "user",
+    "browser",
+    "peer",
+    "member",
+    "worker",
+    "replica",
+    "proxy",
+    "application",
+    "tool",
+];
+
+/// Words that point back at the listener a sentence named before ("bind to
+/// ports ..., and clients connect to them there").
+const BACK: &[&str] = &["them", "it", "this port", "these ports", "those ports"];
 
 /// Verbs whose subject opens connections to a listener named earlier ("call
 /// it", "poll it", "opens the connection").
@@ -89,6 +123,12 @@ pub(super) fn statement(sentence: &str) -> Statement {
             return st;
         }
     }
+    // "OSDs bind to ports ..., and clients and monitors connect to them".
+    if let Some(back) = connect_back(&padded, &lower) {
+        st.listeners = back.0;
+        st.openers = back.1;
+        return st;
+    }
     // "open TCP ports 20000 through 32000 on every client".
     if lower.contains(" open ")
         && let Some(i) = lower.find(" on every ").or_else(|| lower.find(" on each "))
@@ -127,6 +167,13 @@ pub(super) fn statement(sentence: &str) -> Statement {
             let clause = &padded[start..start + o];
             let clause = clause.rsplit([';', ':']).next().unwrap_or(clause);
             st.openers.extend(list(clause));
+        } else if let Some(f) = rest.find(" for ") {
+            let start = at + verb.len() + f + 5;
+            st.openers.extend(
+                object(&padded[start..])
+                    .into_iter()
+                    .filter(|p| names_peer(p)),
+            );
         }
         return st;
     }
@@ -152,6 +199,44 @@ pub(super) fn statement(sentence: &str) -> Statement {
         return st;
     }
     st
+}
+
+/// A listener in one clause and its openers in a later one that points
+/// back at it: "Ceph OSD Daemons bind to the ports in the 6800-7300 range,
+/// and Ceph clients and monitors connect to them there". The openers'
+/// subject starts after the clause break (", and", ";", ", so") before
+/// their verb, so that a list of them keeps its commas.
+fn connect_back(padded: &str, lower: &str) -> Option<(Vec<String>, Vec<String>)> {
+    let (l, lverb) = find_any(lower, LISTEN)?;
+    let after = l + lverb.len();
+    let (c, cverb) = find_any(&lower[after..], CONNECT)?;
+    let (c, object_at) = (after + c, after + c + cverb.len());
+    if !BACK.iter().any(|b| {
+        lower[object_at..]
+            .strip_prefix(b)
+            .is_some_and(|r| r.starts_with([' ', ',', '.', ';']))
+    }) {
+        return None;
+    }
+    let start = [", and ", "; ", ", so ", ", while ", ", where "]
+        .iter()
+        .filter_map(|m| lower[after..c].rfind(m).map(|i| after + i + m.len()))
+        .max()?;
+    let openers = list(&padded[start..c]);
+    let listeners = subject(&padded[..l]);
+    (!openers.is_empty() && !listeners.is_empty()).then_some((listeners, openers))
+}
+
+/// Whether a phrase after "for" names who connects: its last word is a
+/// kind of host or program.
+fn names_peer(phrase: &str) -> bool {
+    let last = phrase
+        .split_whitespace()
+        .last()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let one = last.strip_suffix('s').unwrap_or(&last);
+    PEER_NOUNS.contains(&one)
 }
 
 pub(super) fn find_any(lower: &str, verbs: &[&'static str]) -> Option<(usize, &'static str)> {
@@ -204,10 +289,12 @@ pub(super) fn list(text: &str) -> Vec<String> {
             }) {
                 words.remove(0);
             }
-            while words
-                .last()
-                .is_some_and(|w| matches!(w.to_lowercase().as_str(), "also" | "both" | "only"))
-            {
+            while words.last().is_some_and(|w| {
+                matches!(
+                    w.to_lowercase().as_str(),
+                    "also" | "both" | "only" | "all" | "too"
+                )
+            }) {
                 words.pop();
             }
             words.join(" ")
@@ -265,6 +352,22 @@ pub(super) fn ports_of(lower: &str, st: &mut Statement) {
             _ => (w.trim_end_matches(['.', ';', ':']), false),
         };
         let prev = if i > 0 { words[i - 1] } else { "" };
+        // "ports in the 6800-7300 range": a range the next word calls one.
+        let range_word = num.contains('-')
+            && lower.contains("port")
+            && words.get(i + 1).is_some_and(|n| n.starts_with("range"));
+        if range_word
+            && let Some((a, b)) = num.split_once('-')
+            && let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>())
+            && a > 0
+            && b >= a
+        {
+            if !st.ports.contains(&PortRange { lo: a, hi: b }) {
+                st.ports.push(PortRange { lo: a, hi: b });
+            }
+            i += 1;
+            continue;
+        }
         let keyword = matches!(prev, "port" | "ports" | "tcp" | "udp");
         // "connects to the upstream cluster on 5672": a registered port
         // after "on" in a sentence that connects (not "on 3 nodes").
