@@ -236,6 +236,8 @@ fn rst_part() -> impl Strategy<Value = String> {
         Just("OSD Daemons bind to TCP ports in the 6800-7300 range, and clients, monitors and the other OSDs all connect to them there.".to_string()),
         Just("A manager listens on the first free TCP port in the 7300-6800 range, so open it.".to_string()),
         Just("ms_bind_port_min\n    Lowest port. Default: 6800.".to_string()),
+        Just("<table><tr><th>Port</th><th>Use</th></tr><tr><td>8140</td><td><ul><li>The primary server uses this port to accept requests from agents.</li>\n<li>Agents connect to the load balancer here, and the load balancer passes the connection on to a compiler.</li>\n<li>The console sends requests to the primary server on this port. (Not required.)</li>\n<li>Data is replicated between the primary and the replica over this port.</li></ul></td></tr></table>".to_string()),
+        Just("| Port | Use |\n|---|---|\n| 5432 | The service on each compiler uses this port to reach the database on the primary server. |\n| 22 | this port must be open on the primary server to that workstation |".to_string()),
     ]
 }
 

@@ -154,7 +154,8 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                 } else if let Some(ids) = categories::compile(&mut ctx, &table) {
                     ids
                 } else {
-                    rows::compile(&mut ctx, &table, &headings)
+                    let ids = rows::compile(&mut ctx, &table, &headings);
+                    sentences::cells::read(&mut ctx, &table, &ids, &lines)
                 };
                 section.tables += 1;
                 prose::after_table(&mut ctx, &mut section, &ids, table.line);
@@ -356,6 +357,38 @@ impl Ctx {
         ids
     }
 
+    /// Where the record stands, to go back to with [`Ctx::undo`].
+    pub fn mark(&self) -> Mark {
+        Mark {
+            rules: self.rules.len(),
+            warnings: self.warnings.len(),
+            decisions: self.decisions.len(),
+            named: self.named.len(),
+        }
+    }
+
+    /// Forgets the rules and notes added since `mark`: a reading tried and
+    /// given up.
+    pub fn undo(&mut self, mark: Mark) {
+        for rule in self.rules.drain(mark.rules..) {
+            self.ids.remove(&rule.id);
+        }
+        self.warnings.truncate(mark.warnings);
+        self.decisions.truncate(mark.decisions);
+        self.named.truncate(mark.named);
+    }
+
+    /// Removes rules another reading of the same lines replaced.
+    pub fn remove_rules(&mut self, ids: &[String]) {
+        self.rules.retain(|r| !ids.contains(&r.id));
+        self.ids = self
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), i))
+            .collect();
+    }
+
     pub fn rule_mut(&mut self, id: &str) -> Option<&mut Rule> {
         let index = *self.ids.get(id)?;
         self.rules.get_mut(index)
@@ -430,6 +463,15 @@ impl Ctx {
             self.warn(line, message);
         }
     }
+}
+
+/// How far a [`Ctx`]'s record went, for [`Ctx::undo`].
+#[derive(Debug, Clone, Copy)]
+pub struct Mark {
+    rules: usize,
+    warnings: usize,
+    decisions: usize,
+    named: usize,
 }
 
 /// a, b, ..., z, aa, ab, ...
