@@ -217,6 +217,8 @@ fn prose() -> impl Strategy<Value = String> {
         Just("If you enable replication, also open TCP 8201 in both directions between the primary and each secondary.".to_string()),
         Just("Agents connect to the server on TCP port 10051, or to their proxy. You only need this when x.".to_string()),
         Just("open TCP ports 20000 through 32000 on every client".to_string()),
+        Just("HDX Direct is off by default. The rows below apply only once you enable it.".to_string()),
+        Just("Required only when the Rendezvous policy is enabled.".to_string()),
         Just("<table><thead><tr><th>From / To</th><th>etcd nodes</th><th>worker nodes</th></tr></thead><tr><td rowspan=\"2\">etcd nodes <sup>(1)</sup></td><td colspan=\"2\">8472 UDP</td></tr><tr><td>2379 TCP <sup>(4)</sup></td></tr><tr><td colspan=\"3\">Notes:<br/>1. Only if x.<br/>4. Local traffic from the node to itself.</td></tr></table>".to_string()),
         "[ -~]{0,40}",
     ]

@@ -14,6 +14,7 @@ mod footnotes;
 mod matrix;
 pub mod normalize;
 mod port_list;
+mod preamble;
 mod prose;
 mod roles;
 mod rows;
@@ -112,6 +113,8 @@ pub fn compile(docs: &[Document]) -> Result<Policy, CompileError> {
 fn compile_one(doc: &Document, prefix: &str) -> Ctx {
     let mut ctx = Ctx::new(&doc.name, prefix);
     let mut section = SectionProse::default();
+    // The condition the paragraph just above the next table sets.
+    let mut above: Option<(u32, String)> = None;
     let mut headings: Vec<(u8, String)> = Vec::new();
     let blocks = document::parse(&doc.text);
     let lines: Vec<String> = doc.text.lines().map(document::collapse_ws).collect();
@@ -127,6 +130,7 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                 }
                 headings.push((level, text));
                 section = next;
+                above = None;
             }
             Block::Prose {
                 kind,
@@ -141,6 +145,9 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                 {
                     ctx.definitions.push(d);
                 }
+                above = (kind == document::ProseKind::Paragraph)
+                    .then(|| preamble::condition(&text).map(|c| (line, c)))
+                    .flatten();
                 let listed =
                     kind == document::ProseKind::ListItem && port_list::read(&mut ctx, &text, line);
                 if !listed {
@@ -157,6 +164,9 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                     let ids = rows::compile(&mut ctx, &table, &headings);
                     sentences::cells::read(&mut ctx, &table, &ids, &lines)
                 };
+                if let Some((line, cond)) = above.take() {
+                    preamble::apply(&mut ctx, &ids, line, &cond);
+                }
                 section.tables += 1;
                 prose::after_table(&mut ctx, &mut section, &ids, table.line);
             }
