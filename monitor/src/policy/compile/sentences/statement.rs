@@ -109,6 +109,9 @@ pub(super) fn condition(sentence: &str) -> Option<String> {
     };
     required::condition_of(sentence.trim())
         .or_else(|| lower.find(" if ").map(|i| after(i + 4)))
+        // "..., when the control repository has an SSH URL": a trailing
+        // clause that says when the connection happens at all.
+        .or_else(|| lower.find(", when ").map(|i| after(i + 7)))
         .or_else(|| lower.find(" only ").map(|i| after(i + 6)))
         .filter(|c| !c.is_empty())
 }
@@ -355,6 +358,13 @@ mod tests {
         );
         assert!(s.both_ways && s.condition.is_some());
         assert_eq!(s.ports, vec![PortRange::single(8201)]);
+        assert!(
+            statement(
+                "Code Manager uses this port to fetch from Git, when the repository has an SSH URL."
+            )
+            .condition
+            .is_some()
+        );
         assert!(
             statement("Any of these default port numbers can be changed.")
                 .ports
