@@ -33,10 +33,17 @@ use serde::Deserialize;
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendors");
 const UNSEEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendors-unseen");
 const BLIND: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendors-blind");
+const BLIND2: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendors-blind2");
 
 /// Share of all facts that must hold. The target is 95%; the floor
 /// is what the compiler reaches today, so that it can only go up.
 const FLOOR: f64 = 0.95;
+
+/// The second blind set (`vendors-blind2/`: Checkmk, OpenShift, Exchange),
+/// measured as it arrived, on the compiler tuned on every set above: 0.0%
+/// held, and the Exchange page (a browser copy with tab-separated cells)
+/// compiled to nothing. Only ever raised.
+const BLIND2_FLOOR: f64 = 0.0;
 
 /// The same for the unseen documents: today's share (44 of 62 facts,
 /// 70.97%, after group rows, Component columns, initiators in words,
@@ -370,6 +377,23 @@ fn blind_vendor_documents_compile_to_the_facts_a_reviewer_expects() {
         "{:.1}% of the facts hold, below the floor of {:.1}%",
         100.0 * m.share(),
         100.0 * BLIND_FLOOR
+    );
+}
+
+#[test]
+fn second_blind_vendor_documents_compile_to_the_facts_a_reviewer_expects() {
+    let m = measure(BLIND2, 3);
+    let nothing: Vec<&String> = m
+        .problems
+        .iter()
+        .filter(|p| p.contains("compiles to nothing"))
+        .collect();
+    assert!(nothing.is_empty(), "{nothing:?}");
+    assert!(
+        m.share() >= BLIND2_FLOOR,
+        "{:.1}% of the facts hold, below the floor of {:.1}%",
+        100.0 * m.share(),
+        100.0 * BLIND2_FLOOR
     );
 }
 
