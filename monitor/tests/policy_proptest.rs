@@ -200,6 +200,45 @@ fn cell_per_line_table() -> impl Strategy<Value = String> {
     )
 }
 
+/// A table as a browser copy gives it with tabs between cells: cells that
+/// spill over lines (bulleted lists, notes), rows short of or past the
+/// header's width, tabs in odd places.
+fn tab_separated_table() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        cell(),
+        Just("443/TCP (HTTPS)".to_string()),
+        Just("143/TCP (IMAP), 993/TCP (secure IMAP)".to_string()),
+        Just("53/UDP,53/TCP (DNS)".to_string()),
+        Just("see comments".to_string()),
+        Just("Used by these clients:".to_string()),
+        Just("• Autodiscover".to_string()),
+        Just("◦ SOCKS4, SOCKS5: 1081, 1080".to_string()),
+        Just("Internet (any)".to_string()),
+        Just("".to_string()),
+    ];
+    let line = prop::collection::vec(piece, 1..5).prop_map(|cells| cells.join("\t"));
+    (
+        prop::collection::vec(
+            prop_oneof![
+                Just("Purpose"),
+                Just("Ports"),
+                Just("Source"),
+                Just("Destination"),
+                Just("Comments")
+            ],
+            2..5,
+        ),
+        prop::collection::vec(line, 0..16),
+    )
+        .prop_map(|(header, lines)| {
+            let mut t = format!("{}\n", header.join("\t"));
+            for l in lines {
+                t.push_str(&format!("{}\n", l.replace('\n', " ")));
+            }
+            t
+        })
+}
+
 fn prose() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("In releases 4.5.1 and later, port 8086 is not required. Open the following port instead:".to_string()),
@@ -260,7 +299,7 @@ proptest! {
 
     #[test]
     fn plain_text_copies_never_panic(
-        parts in prop::collection::vec(prop_oneof![cell_per_line_table(), prose()], 1..5)
+        parts in prop::collection::vec(prop_oneof![cell_per_line_table(), tab_separated_table(), prose()], 1..5)
     ) {
         let text = format!("Cluster node ports\n\n{}", parts.join("\n\n"));
         let lines = u32::try_from(text.lines().count()).unwrap();
@@ -287,7 +326,7 @@ proptest! {
     #[test]
     fn near_miss_documents_never_panic_and_stay_consistent(
         parts in prop::collection::vec(
-            prop_oneof![markdown_table(), html_table(), cell_per_line_table(), prose(), rst_part()],
+            prop_oneof![markdown_table(), html_table(), cell_per_line_table(), tab_separated_table(), prose(), rst_part()],
             1..6
         )
     ) {

@@ -42,8 +42,9 @@ const FLOOR: f64 = 0.95;
 /// The second blind set (`vendors-blind2/`: Checkmk, OpenShift, Exchange),
 /// measured as it arrived, on the compiler tuned on every set above: 0.0%
 /// held, and the Exchange page (a browser copy with tab-separated cells)
-/// compiled to nothing. Only ever raised.
-const BLIND2_FLOOR: f64 = 0.0;
+/// compiled to nothing. Since: 4.0% once tab-separated tables were read
+/// (Exchange compiles). Only ever raised.
+const BLIND2_FLOOR: f64 = 0.04;
 
 /// The same for the unseen documents: today's share (44 of 62 facts,
 /// 70.97%, after group rows, Component columns, initiators in words,
