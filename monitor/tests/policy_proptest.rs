@@ -200,6 +200,45 @@ fn cell_per_line_table() -> impl Strategy<Value = String> {
     )
 }
 
+/// A table as a browser copy gives it with tabs between cells: cells that
+/// spill over lines (bulleted lists, notes), rows short of or past the
+/// header's width, tabs in odd places.
+fn tab_separated_table() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        cell(),
+        Just("443/TCP (HTTPS)".to_string()),
+        Just("143/TCP (IMAP), 993/TCP (secure IMAP)".to_string()),
+        Just("53/UDP,53/TCP (DNS)".to_string()),
+        Just("see comments".to_string()),
+        Just("Used by these clients:".to_string()),
+        Just("• Autodiscover".to_string()),
+        Just("◦ SOCKS4, SOCKS5: 1081, 1080".to_string()),
+        Just("Internet (any)".to_string()),
+        Just("".to_string()),
+    ];
+    let line = prop::collection::vec(piece, 1..5).prop_map(|cells| cells.join("\t"));
+    (
+        prop::collection::vec(
+            prop_oneof![
+                Just("Purpose"),
+                Just("Ports"),
+                Just("Source"),
+                Just("Destination"),
+                Just("Comments")
+            ],
+            2..5,
+        ),
+        prop::collection::vec(line, 0..16),
+    )
+        .prop_map(|(header, lines)| {
+            let mut t = format!("{}\n", header.join("\t"));
+            for l in lines {
+                t.push_str(&format!("{}\n", l.replace('\n', " ")));
+            }
+            t
+        })
+}
+
 fn prose() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("In releases 4.5.1 and later, port 8086 is not required. Open the following port instead:".to_string()),
@@ -217,8 +256,29 @@ fn prose() -> impl Strategy<Value = String> {
         Just("If you enable replication, also open TCP 8201 in both directions between the primary and each secondary.".to_string()),
         Just("Agents connect to the server on TCP port 10051, or to their proxy. You only need this when x.".to_string()),
         Just("open TCP ports 20000 through 32000 on every client".to_string()),
+        Just("HDX Direct is off by default. The rows below apply only once you enable it.".to_string()),
+        Just("Required only when the Rendezvous policy is enabled.".to_string()),
         Just("<table><thead><tr><th>From / To</th><th>etcd nodes</th><th>worker nodes</th></tr></thead><tr><td rowspan=\"2\">etcd nodes <sup>(1)</sup></td><td colspan=\"2\">8472 UDP</td></tr><tr><td>2379 TCP <sup>(4)</sup></td></tr><tr><td colspan=\"3\">Notes:<br/>1. Only if x.<br/>4. Local traffic from the node to itself.</td></tr></table>".to_string()),
         "[ -~]{0,40}",
+    ]
+}
+
+/// Plain text laid out as reStructuredText: titles under (and over) lines
+/// of punctuation, literal blocks after `::`, command lines, and sentences
+/// that state ports the ways such pages do.
+fn rst_part() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[A-Z][a-z ]{0,12}\n[~=^\"'*+#-]{1,16}".prop_map(|t| t),
+        "=====\n[A-Za-z ]{0,8}\n=====".prop_map(|t| t),
+        Just("For example::\n\n    sudo iptables -A INPUT -p tcp --dport 6789 -j ACCEPT\n  indented less\n::".to_string()),
+        Just("$ curl https://host:8443/status\nsudo ss -tlnp | grep 3300".to_string()),
+        Just("Ceph clients and the other Ceph daemons reach the Ceph Monitors on TCP port 3300.".to_string()),
+        Just("The monitors also listen on TCP port 6789 for clients and daemons; keep it open only while they remain.".to_string()),
+        Just("OSD Daemons bind to TCP ports in the 6800-7300 range, and clients, monitors and the other OSDs all connect to them there.".to_string()),
+        Just("A manager listens on the first free TCP port in the 7300-6800 range, so open it.".to_string()),
+        Just("ms_bind_port_min\n    Lowest port. Default: 6800.".to_string()),
+        Just("<table><tr><th>Port</th><th>Use</th></tr><tr><td>8140</td><td><ul><li>The primary server uses this port to accept requests from agents.</li>\n<li>Agents connect to the load balancer here, and the load balancer passes the connection on to a compiler.</li>\n<li>The console sends requests to the primary server on this port. (Not required.)</li>\n<li>Data is replicated between the primary and the replica over this port.</li></ul></td></tr></table>".to_string()),
+        Just("| Port | Use |\n|---|---|\n| 5432 | The service on each compiler uses this port to reach the database on the primary server. |\n| 22 | this port must be open on the primary server to that workstation |".to_string()),
     ]
 }
 
@@ -239,7 +299,7 @@ proptest! {
 
     #[test]
     fn plain_text_copies_never_panic(
-        parts in prop::collection::vec(prop_oneof![cell_per_line_table(), prose()], 1..5)
+        parts in prop::collection::vec(prop_oneof![cell_per_line_table(), tab_separated_table(), prose()], 1..5)
     ) {
         let text = format!("Cluster node ports\n\n{}", parts.join("\n\n"));
         let lines = u32::try_from(text.lines().count()).unwrap();
@@ -251,9 +311,22 @@ proptest! {
     }
 
     #[test]
+    fn restructured_text_never_panics(
+        parts in prop::collection::vec(rst_part(), 1..7)
+    ) {
+        let text = format!("Reference\n=========\n\n{}", parts.join("\n\n"));
+        let lines = u32::try_from(text.lines().count()).unwrap();
+        if let Some(policy) = compile_text(text) {
+            for rule in &policy.rules {
+                prop_assert!(rule.source.line >= 1 && rule.source.line <= lines, "{}", rule.source);
+            }
+        }
+    }
+
+    #[test]
     fn near_miss_documents_never_panic_and_stay_consistent(
         parts in prop::collection::vec(
-            prop_oneof![markdown_table(), html_table(), cell_per_line_table(), prose()],
+            prop_oneof![markdown_table(), html_table(), cell_per_line_table(), tab_separated_table(), prose(), rst_part()],
             1..6
         )
     ) {

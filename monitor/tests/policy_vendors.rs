@@ -33,22 +33,36 @@ use serde::Deserialize;
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendors");
 const UNSEEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendors-unseen");
 const BLIND: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendors-blind");
+const BLIND2: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendors-blind2");
 
 /// Share of all facts that must hold. The issue's target is 95%; the floor
 /// is what the compiler reaches today, so that it can only go up.
 const FLOOR: f64 = 0.95;
 
-/// The same for the unseen documents: today's share (71.0%, after group
-/// rows, Component columns, initiators in words, plain-text tables with one
-/// cell per line, peers restricted in words, "not needed for" and "over
-/// SSL" conditions, daemon names and client ports were read), rounded down.
-const UNSEEN_FLOOR: f64 = 0.71;
+/// The second blind set (`vendors-blind2/`: Checkmk, OpenShift, Exchange),
+/// measured as it arrived, on the compiler tuned on every set above: 0.0%
+/// held, and the Exchange page (a browser copy with tab-separated cells)
+/// compiled to nothing. Since: 4.0% once tab-separated tables were read
+/// (Exchange compiles). Only ever raised.
+const BLIND2_FLOOR: f64 = 0.04;
+
+/// The same for the unseen documents: today's share (44 of 62 facts,
+/// 70.97%, after group rows, Component columns, initiators in words,
+/// plain-text tables with one cell per line, peers restricted in words,
+/// "not needed for" and "over SSL" conditions, daemon names and client
+/// ports were read), rounded down: 0.71 was above the share itself.
+const UNSEEN_FLOOR: f64 = 0.70;
 
 /// The blind documents (`vendors-blind/`): measured on the compiler as it
 /// stood when they arrived, before anyone tuned it to them, 39.4% held
 /// (how far it generalises to the next document; see the README there).
-/// Only ever raised.
-const BLIND_FLOOR: f64 = 0.39;
+/// Since: 53.0% once plain text laid out as reStructuredText and ports
+/// stated in its sentences were read (Ceph 0% -> 100%); 77.3% once the
+/// sentences of a "Port | Use" table's cells were read (Puppet 0% -> 80%);
+/// 81.8% once a condition in the paragraph above a table applied to its
+/// rows; 84.8% with ", when ..." clauses read as conditions. Only ever
+/// raised.
+const BLIND_FLOOR: f64 = 0.84;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -364,6 +378,23 @@ fn blind_vendor_documents_compile_to_the_facts_a_reviewer_expects() {
         "{:.1}% of the facts hold, below the floor of {:.1}%",
         100.0 * m.share(),
         100.0 * BLIND_FLOOR
+    );
+}
+
+#[test]
+fn second_blind_vendor_documents_compile_to_the_facts_a_reviewer_expects() {
+    let m = measure(BLIND2, 3);
+    let nothing: Vec<&String> = m
+        .problems
+        .iter()
+        .filter(|p| p.contains("compiles to nothing"))
+        .collect();
+    assert!(nothing.is_empty(), "{nothing:?}");
+    assert!(
+        m.share() >= BLIND2_FLOOR,
+        "{:.1}% of the facts hold, below the floor of {:.1}%",
+        100.0 * m.share(),
+        100.0 * BLIND2_FLOOR
     );
 }
 

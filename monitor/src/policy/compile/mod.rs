@@ -14,6 +14,7 @@ mod footnotes;
 mod matrix;
 pub mod normalize;
 mod port_list;
+mod preamble;
 mod prose;
 mod roles;
 mod rows;
@@ -112,6 +113,8 @@ pub fn compile(docs: &[Document]) -> Result<Policy, CompileError> {
 fn compile_one(doc: &Document, prefix: &str) -> Ctx {
     let mut ctx = Ctx::new(&doc.name, prefix);
     let mut section = SectionProse::default();
+    // The condition the paragraph just above the next table sets.
+    let mut above: Option<(u32, String)> = None;
     let mut headings: Vec<(u8, String)> = Vec::new();
     let blocks = document::parse(&doc.text);
     let lines: Vec<String> = doc.text.lines().map(document::collapse_ws).collect();
@@ -127,6 +130,7 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                 }
                 headings.push((level, text));
                 section = next;
+                above = None;
             }
             Block::Prose {
                 kind,
@@ -141,6 +145,9 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                 {
                     ctx.definitions.push(d);
                 }
+                above = (kind == document::ProseKind::Paragraph)
+                    .then(|| preamble::condition(&text).map(|c| (line, c)))
+                    .flatten();
                 let listed =
                     kind == document::ProseKind::ListItem && port_list::read(&mut ctx, &text, line);
                 if !listed {
@@ -154,8 +161,12 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                 } else if let Some(ids) = categories::compile(&mut ctx, &table) {
                     ids
                 } else {
-                    rows::compile(&mut ctx, &table, &headings)
+                    let ids = rows::compile(&mut ctx, &table, &headings);
+                    sentences::cells::read(&mut ctx, &table, &ids, &lines)
                 };
+                if let Some((line, cond)) = above.take() {
+                    preamble::apply(&mut ctx, &ids, line, &cond);
+                }
                 section.tables += 1;
                 prose::after_table(&mut ctx, &mut section, &ids, table.line);
             }
@@ -264,6 +275,9 @@ pub struct Ctx {
     /// "Term: definition" list items read so far: the categories of
     /// traffic a later table names.
     pub definitions: Vec<(String, String)>,
+    /// Roles the sentences named so far ("the Ceph Monitors"), so that a
+    /// later short name ("the monitors") is the same role.
+    pub named: Vec<String>,
 }
 
 impl Ctx {
@@ -282,6 +296,7 @@ impl Ctx {
             footnotes: footnotes::Footnotes::default(),
             topics: Vec::new(),
             definitions: Vec::new(),
+            named: Vec::new(),
         }
     }
 
@@ -350,6 +365,38 @@ impl Ctx {
             self.rules.push(rule);
         }
         ids
+    }
+
+    /// Where the record stands, to go back to with [`Ctx::undo`].
+    pub fn mark(&self) -> Mark {
+        Mark {
+            rules: self.rules.len(),
+            warnings: self.warnings.len(),
+            decisions: self.decisions.len(),
+            named: self.named.len(),
+        }
+    }
+
+    /// Forgets the rules and notes added since `mark`: a reading tried and
+    /// given up.
+    pub fn undo(&mut self, mark: Mark) {
+        for rule in self.rules.drain(mark.rules..) {
+            self.ids.remove(&rule.id);
+        }
+        self.warnings.truncate(mark.warnings);
+        self.decisions.truncate(mark.decisions);
+        self.named.truncate(mark.named);
+    }
+
+    /// Removes rules another reading of the same lines replaced.
+    pub fn remove_rules(&mut self, ids: &[String]) {
+        self.rules.retain(|r| !ids.contains(&r.id));
+        self.ids = self
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), i))
+            .collect();
     }
 
     pub fn rule_mut(&mut self, id: &str) -> Option<&mut Rule> {
@@ -426,6 +473,15 @@ impl Ctx {
             self.warn(line, message);
         }
     }
+}
+
+/// How far a [`Ctx`]'s record went, for [`Ctx::undo`].
+#[derive(Debug, Clone, Copy)]
+pub struct Mark {
+    rules: usize,
+    warnings: usize,
+    decisions: usize,
+    named: usize,
 }
 
 /// a, b, ..., z, aa, ab, ...

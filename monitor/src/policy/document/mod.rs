@@ -3,14 +3,18 @@
 //! merged here in document order. Plain text copied from a browser is
 //! Markdown without markup: its flattened tables (`cell_lines`) are read
 //! before the Markdown parser sees the rest, and its headings (`plain`)
-//! after.
+//! after; its tab-separated tables (`tab_rows`) are read first of all.
+//! Plain text laid out as reStructuredText (`rst`) gives its titles
+//! as headings and hides its literal blocks and command lines from Markdown.
 
 pub mod blocks;
 mod cell_lines;
 mod html;
 mod markdown;
 mod plain;
+mod rst;
 pub mod source;
+mod tab_rows;
 
 pub use blocks::{Block, ProseKind, Row, Table, collapse_ws};
 pub use source::Document;
@@ -22,15 +26,21 @@ pub fn parse(text: &str) -> Vec<Block> {
         // hide the tables in them.
         return html::parse(text);
     }
+    let tabbed = tab_rows::find(text);
+    let text = &mask_lines(text, tabbed.iter().map(|f| f.lines.clone()));
     let flattened = cell_lines::find(text);
     let rest = mask_lines(text, flattened.iter().map(|f| f.lines.clone()));
+    let rst = rst::read(&rest);
+    let rest = mask_lines(&rest, rst.hidden.iter().map(|&i| i..i + 1));
     let md = markdown::parse(&rest);
     let mut blocks = md.blocks;
+    blocks.extend(rst.headings);
     plain::headings(&rest, &mut blocks);
     if !md.html_ranges.is_empty() {
         blocks.extend(html::parse(&mask_outside(&rest, &md.html_ranges)));
     }
     blocks.extend(flattened.into_iter().map(|f| f.block));
+    blocks.extend(tabbed.into_iter().map(|f| Block::Table(f.table)));
     // Stable: blocks on one line keep their order.
     blocks.sort_by_key(Block::line);
     blocks

@@ -134,6 +134,39 @@ pub(super) fn without_self(
     Ok(Some(kept))
 }
 
+/// Why a row from a host to a host of the same kind is that host talking
+/// to itself: its words place the other end "on the same machine" (a
+/// service and its own local database). Such traffic stays on the host;
+/// two hosts of one kind talking to each other (cluster peers) say nothing
+/// of the sort and stay rules.
+pub(super) fn to_itself(
+    source: Option<&[endpoints::Endpoint]>,
+    destination: Option<&[endpoints::Endpoint]>,
+    cells: &[String],
+) -> Option<String> {
+    const SAME: &[&str] = &[
+        "on the same machine",
+        "on the same host",
+        "on the same server",
+        "on the same node",
+        "on the local machine",
+        "on the local host",
+    ];
+    let (Some([endpoints::Endpoint::Role(a)]), Some([endpoints::Endpoint::Role(b)])) =
+        (source, destination)
+    else {
+        return None;
+    };
+    if a != b {
+        return None;
+    }
+    let text = cells.join(" ").to_ascii_lowercase();
+    let said = SAME.iter().find(|s| text.contains(*s))?;
+    Some(format!(
+        "from {a} to {b} {said}: the host's traffic to itself never crosses the network, no rule"
+    ))
+}
+
 /// A row that names both ends by role and neither as `nodes`: the local
 /// end is the Destination of inbound rows, the Source of outbound ones.
 pub(super) fn row_local(

@@ -30,7 +30,9 @@ mod words;
 pub use component::roles_of as component_roles;
 pub use groups::all_texts as group_rows;
 
-use cells::{alternative_port, endpoint_qualifiers, loopback_only, row_local, without_self};
+use cells::{
+    alternative_port, endpoint_qualifiers, loopback_only, row_local, to_itself, without_self,
+};
 use defaults::{Defaults, table_defaults};
 use expand::{expand, first_clause, protocols, service_name, truncate};
 
@@ -337,6 +339,9 @@ fn compile_row(
         without_self(destination)?,
         without_self(peer)?,
     );
+    if let Some(why) = to_itself(source.as_deref(), destination.as_deref(), cells) {
+        return Err(why);
+    }
     let local = defaults
         .local
         .clone()

@@ -9,23 +9,74 @@
 //! enable replication, ...", "only applies to proxies in active mode") or in
 //! a following one ("You only need this when ...") makes it conditional.
 
+pub mod cells;
+mod numbers;
+mod phrases;
 mod statement;
+mod verbs;
 
-use statement::{Statement, condition, statement};
+use statement::{CONNECT, Statement, condition, connect_back, find_any, optional, statement};
 
 use super::{Ctx, normalize::endpoints, roles};
 use crate::policy::model::{Direction, NODES, Peer, PortRange, Ports, Proto, Required, Rule};
 
+/// A table row's ports and transports, what its cell's sentences are about.
+type RowPort = (Vec<PortRange>, Vec<Proto>);
+
 /// Reads the sentences of one paragraph; `line` is the paragraph's first
 /// line, `lines` the document's lines (to give each rule its own line).
 pub fn read(ctx: &mut Ctx, text: &str, line: u32, lines: &[String]) {
-    let sentences = split_sentences(text);
-    let mut last_port: Option<(Vec<PortRange>, Vec<Proto>)> = paragraph_default(text);
+    read_in(ctx, text, line, lines, None);
+}
+
+/// Reads the sentences of a table cell about `row`'s port: a sentence that
+/// names no port ("here", "over this port", or nothing) is about it.
+/// Returns the ids of the rules read.
+fn read_about(
+    ctx: &mut Ctx,
+    text: &str,
+    line: u32,
+    lines: &[String],
+    row: &RowPort,
+) -> Vec<String> {
+    read_in(ctx, text, line, lines, Some(row))
+}
+
+fn read_in(
+    ctx: &mut Ctx,
+    text: &str,
+    line: u32,
+    lines: &[String],
+    row: Option<&RowPort>,
+) -> Vec<String> {
+    let mut all_ids = Vec::new();
+    let sentences: Vec<String> = split_sentences(text)
+        .into_iter()
+        .flat_map(|s| clauses(&s))
+        .collect();
+    let mut last_port: Option<(Vec<PortRange>, Vec<Proto>)> =
+        row.cloned().or_else(|| paragraph_default(text));
     let mut last_ids: Vec<String> = Vec::new();
     let mut last_listeners: Vec<String> = Vec::new();
     for (i, sentence) in sentences.iter().enumerate() {
         let mut st = statement(sentence);
         let padded = format!(" {} ", sentence.to_lowercase());
+        // "(Not required to run PE.)": the sentence before is optional.
+        if st.ports.is_empty()
+            && st.listeners.is_empty()
+            && condition(sentence).is_none()
+            && optional(&sentence.to_ascii_lowercase())
+        {
+            for id in &last_ids {
+                if let Some(rule) = ctx.rule_mut(id)
+                    && rule.required == Required::Yes
+                {
+                    rule.required = Required::No;
+                    rule.notes
+                        .push("the next sentence makes it optional".into());
+                }
+            }
+        }
         // "You only need this when ...": a condition on the sentence before.
         if st.ports.is_empty()
             && st.listeners.is_empty()
@@ -44,7 +95,7 @@ pub fn read(ctx: &mut Ctx, text: &str, line: u32, lines: &[String]) {
         }
         // "Servers and clients both serve the HTTP API on this port".
         if st.ports.is_empty()
-            && (padded.contains(" this port") || padded.contains(" the same port"))
+            && (row.is_some() || padded.contains(" this port") || padded.contains(" the same port"))
             && let Some((ports, protos)) = &last_port
         {
             st.ports = ports.clone();
@@ -94,7 +145,28 @@ pub fn read(ctx: &mut Ctx, text: &str, line: u32, lines: &[String]) {
             ),
         );
         last_ids = ctx.add_rules(at, rules);
+        all_ids.extend(last_ids.iter().cloned());
     }
+    all_ids
+}
+
+/// A sentence's clauses that each state a connection: "agents connect to
+/// the load balancer on this port, and the load balancer passes the
+/// connection on to a compiler". Not a clause that points back at the
+/// listener of the first ("..., and clients connect to them there").
+fn clauses(sentence: &str) -> Vec<String> {
+    let lower = sentence.to_ascii_lowercase();
+    let padded = format!(" {sentence} ");
+    let Some(i) = lower.find(", and ") else {
+        return vec![sentence.to_string()];
+    };
+    let second = &lower[i + 6..];
+    if find_any(&format!(" {second} "), CONNECT).is_none()
+        || connect_back(&padded, &format!(" {lower} ")).is_some()
+    {
+        return vec![sentence.to_string()];
+    }
+    vec![sentence[..i].to_string(), sentence[i + 6..].to_string()]
 }
 
 /// The ports of "**HTTP API** (default `4646`)": what "this port" means
@@ -143,7 +215,10 @@ fn rules_of(ctx: &mut Ctx, st: &Statement, sentence: &str) -> Vec<Rule> {
         roles: &ctx.roles,
         local: None,
     };
-    let role = |name: &str| -> Option<String> { own_role(name, known) };
+    let named = &ctx.named;
+    let role = |name: &str| -> Option<String> {
+        own_role(name, known).map(|r| shorthand(&r, named).unwrap_or(r))
+    };
     let listeners: Vec<String> = st.listeners.iter().filter_map(|l| role(l)).collect();
     let mut peers: Vec<(Option<String>, Vec<Peer>)> = Vec::new();
     for o in &st.openers {
@@ -158,6 +233,14 @@ fn rules_of(ctx: &mut Ctx, st: &Statement, sentence: &str) -> Vec<Rule> {
                     peers.push((Some(r), Vec::new()));
                 }
             }
+        }
+    }
+    for name in listeners
+        .iter()
+        .chain(peers.iter().filter_map(|(r, _)| r.as_ref()))
+    {
+        if !ctx.named.contains(name) && !ctx.roles.contains(name) {
+            ctx.named.push(name.clone());
         }
     }
     if peers.is_empty() {
@@ -183,6 +266,8 @@ fn rules_of(ctx: &mut Ctx, st: &Statement, sentence: &str) -> Vec<Rule> {
                     peer: peer.clone(),
                     required: if st.condition.is_some() {
                         Required::Conditional
+                    } else if st.optional {
+                        Required::No
                     } else {
                         Required::Yes
                     },
@@ -216,6 +301,28 @@ fn own_role(name: &str, known: endpoints::Known) -> Option<String> {
         }
     }
     Some(slug)
+}
+
+/// The role a name read earlier in the prose stands for, when `slug` is its
+/// shorthand: "the monitors" after "the Ceph Monitors". Only a name whose
+/// words all belong to the earlier one, with the same last word: "Ceph OSD
+/// Daemons" is not "the other Ceph daemons".
+fn shorthand(slug: &str, named: &[String]) -> Option<String> {
+    if named.iter().any(|n| n == slug) {
+        return None;
+    }
+    let words: Vec<&str> = slug.split('-').collect();
+    let found: Vec<&String> = named
+        .iter()
+        .filter(|n| {
+            let theirs: Vec<&str> = n.split('-').collect();
+            theirs.last() == words.last() && words.iter().all(|w| theirs.contains(w))
+        })
+        .collect();
+    match found.as_slice() {
+        [one] => Some((*one).clone()),
+        _ => None,
+    }
 }
 
 /// The line of the document where `sentence` starts, searched from the

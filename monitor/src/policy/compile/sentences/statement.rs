@@ -1,6 +1,11 @@
 //! One sentence's statement: the ports it names, their protocols, who
 //! listens, who opens the connection, and under which condition.
 
+use super::{
+    numbers::ports_of,
+    phrases::{list, object, subject},
+    verbs,
+};
 use crate::policy::{
     compile::normalize::required,
     model::{PortRange, Proto},
@@ -15,10 +20,12 @@ pub(super) struct Statement {
     pub(super) openers: Vec<String>,
     pub(super) both_ways: bool,
     pub(super) condition: Option<String>,
+    /// "(Not required to run PE.)", "optional": required = no.
+    pub(super) optional: bool,
 }
 
 /// Verbs whose subject opens a connection to what follows "to".
-const CONNECT: &[&str] = &[
+pub(super) const CONNECT: &[&str] = &[
     " connects to ",
     " connect to ",
     " talks to ",
@@ -32,10 +39,52 @@ const CONNECT: &[&str] = &[
     " poll them ",
     " polls them ",
     " gossip with ",
+    // "Clients reach the monitors on TCP port 3300".
+    " reach ",
+    " reaches ",
+    " communicates with ",
+    " communicate with ",
+    // A load balancer's second hop.
+    " passes the connection on to ",
+    " passes the connection to ",
+    " forwards the connection to ",
 ];
 
-/// Verbs whose subject listens.
-const LISTEN: &[&str] = &[" listens on ", " listen on ", " serve ", " serves "];
+/// Verbs whose subject listens: a daemon "binds to" the ports it serves.
+const LISTEN: &[&str] = &[
+    " listens on ",
+    " listen on ",
+    " serve ",
+    " serves ",
+    " bind to ",
+    " binds to ",
+    " accepts ",
+    " accept ",
+];
+
+/// What names a connection's other end after "for" ("listens on port 6789
+/// for clients and daemons"), rather than a use ("for passive checks").
+const PEER_NOUNS: &[&str] = &[
+    "client",
+    "agent",
+    "server",
+    "node",
+    "host",
+    "daemon",
+    "user",
+    "browser",
+    "peer",
+    "member",
+    "worker",
+    "replica",
+    "proxy",
+    "application",
+    "tool",
+];
+
+/// Words that point back at the listener a sentence named before ("bind to
+/// ports ..., and clients connect to them there").
+const BACK: &[&str] = &["them", "it", "this port", "these ports", "those ports"];
 
 /// Verbs whose subject opens connections to a listener named earlier ("call
 /// it", "poll it", "opens the connection").
@@ -60,6 +109,9 @@ pub(super) fn condition(sentence: &str) -> Option<String> {
     };
     required::condition_of(sentence.trim())
         .or_else(|| lower.find(" if ").map(|i| after(i + 4)))
+        // "..., when the control repository has an SSH URL": a trailing
+        // clause that says when the connection happens at all.
+        .or_else(|| lower.find(", when ").map(|i| after(i + 7)))
         .or_else(|| lower.find(" only ").map(|i| after(i + 6)))
         .filter(|c| !c.is_empty())
 }
@@ -69,7 +121,7 @@ pub(super) fn statement(sentence: &str) -> Statement {
     let mut st = Statement::default();
     let padded = format!(" {} ", sentence.replace(['`', '*'], ""));
     let lower = padded.to_ascii_lowercase();
-    ports_of(&lower, &mut st);
+    st.ports = ports_of(&lower);
     if lower.contains(" tcp") {
         st.protos.push(Proto::Tcp);
     }
@@ -77,6 +129,7 @@ pub(super) fn statement(sentence: &str) -> Statement {
         st.protos.push(Proto::Udp);
     }
     st.condition = condition(sentence);
+    st.optional = optional(&lower);
     // "open ... between A and B" in both directions.
     if let Some(i) = lower.find(" between ") {
         let rest = &padded[i + 9..];
@@ -89,6 +142,12 @@ pub(super) fn statement(sentence: &str) -> Statement {
             return st;
         }
     }
+    // "OSDs bind to ports ..., and clients and monitors connect to them".
+    if let Some(back) = connect_back(&padded, &lower) {
+        st.listeners = back.0;
+        st.openers = back.1;
+        return st;
+    }
     // "open TCP ports 20000 through 32000 on every client".
     if lower.contains(" open ")
         && let Some(i) = lower.find(" on every ").or_else(|| lower.find(" on each "))
@@ -99,6 +158,12 @@ pub(super) fn statement(sentence: &str) -> Statement {
     // "Clients never need to reach this port": no rule.
     if lower.contains(" never ") {
         st.ports.clear();
+        return st;
+    }
+    if let Some(e) = verbs::ends(&padded, &lower) {
+        st.listeners = e.listeners;
+        st.openers = e.openers;
+        st.both_ways = e.both_ways;
         return st;
     }
     if let Some((at, verb)) = find_any(&lower, CONNECT) {
@@ -127,6 +192,17 @@ pub(super) fn statement(sentence: &str) -> Statement {
             let clause = &padded[start..start + o];
             let clause = clause.rsplit([';', ':']).next().unwrap_or(clause);
             st.openers.extend(list(clause));
+        } else if let Some(f) = rest.find(" from ") {
+            // "accepts traffic from end users on this port".
+            st.openers
+                .extend(object(&padded[at + verb.len() + f + 6..]));
+        } else if let Some(f) = rest.find(" for ") {
+            let start = at + verb.len() + f + 5;
+            st.openers.extend(
+                object(&padded[start..])
+                    .into_iter()
+                    .filter(|p| names_peer(p)),
+            );
         }
         return st;
     }
@@ -154,86 +230,55 @@ pub(super) fn statement(sentence: &str) -> Statement {
     st
 }
 
+/// A listener in one clause and its openers in a later one that points
+/// back at it: "Ceph OSD Daemons bind to the ports in the 6800-7300 range,
+/// and Ceph clients and monitors connect to them there". The openers'
+/// subject starts after the clause break (", and", ";", ", so") before
+/// their verb, so that a list of them keeps its commas.
+pub(super) fn connect_back(padded: &str, lower: &str) -> Option<(Vec<String>, Vec<String>)> {
+    let (l, lverb) = find_any(lower, LISTEN)?;
+    let after = l + lverb.len();
+    let (c, cverb) = find_any(&lower[after..], CONNECT)?;
+    let (c, object_at) = (after + c, after + c + cverb.len());
+    if !BACK.iter().any(|b| {
+        lower[object_at..]
+            .strip_prefix(b)
+            .is_some_and(|r| r.starts_with([' ', ',', '.', ';']))
+    }) {
+        return None;
+    }
+    let start = [", and ", "; ", ", so ", ", while ", ", where "]
+        .iter()
+        .filter_map(|m| lower[after..c].rfind(m).map(|i| after + i + m.len()))
+        .max()?;
+    let openers = list(&padded[start..c]);
+    let listeners = subject(&padded[..l]);
+    (!openers.is_empty() && !listeners.is_empty()).then_some((listeners, openers))
+}
+
+/// Whether a phrase after "for" names who connects: its last word is a
+/// kind of host or program.
+fn names_peer(phrase: &str) -> bool {
+    let last = phrase
+        .split_whitespace()
+        .last()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let one = last.strip_suffix('s').unwrap_or(&last);
+    PEER_NOUNS.contains(&one)
+}
+
+/// "Not required to run PE", "optional": the sentence's port may stay
+/// closed.
+pub(super) fn optional(lower: &str) -> bool {
+    lower.contains("not required") || required::says_optional(lower.trim())
+}
+
 pub(super) fn find_any(lower: &str, verbs: &[&'static str]) -> Option<(usize, &'static str)> {
     verbs
         .iter()
         .filter_map(|v| lower.find(v).map(|i| (i, *v)))
         .min_by_key(|(i, _)| *i)
-}
-
-/// The subject before a verb: the text after the last clause break.
-pub(super) fn subject(before: &str) -> Vec<String> {
-    let clause = before.rsplit([',', ':', ';']).next().unwrap_or(before);
-    let clause = clause.trim();
-    // "Both the server and the frontend", "only the server".
-    let clause = clause
-        .strip_prefix("Both ")
-        .or_else(|| clause.strip_prefix("both "))
-        .unwrap_or(clause);
-    list(clause)
-}
-
-/// The object after a verb or preposition, up to what qualifies it.
-pub(super) fn object(after: &str) -> Vec<String> {
-    let lower = after.to_ascii_lowercase();
-    let end = [
-        " on ", " over ", " to ", " for ", " in ", " which ", ",", ".", ";", " while ",
-    ]
-    .iter()
-    .filter_map(|m| lower.find(m))
-    .min()
-    .unwrap_or(after.len());
-    list(&after[..end])
-}
-
-/// "the Zabbix server, or the Zabbix proxy that monitors the host" as
-/// names.
-pub(super) fn list(text: &str) -> Vec<String> {
-    text.split([',', ';'])
-        .flat_map(|p| p.split(" and "))
-        .flat_map(|p| p.split(" or "))
-        .map(|p| {
-            let p = p.split(" that ").next().unwrap_or(p);
-            let p = member_of(p);
-            let mut words: Vec<&str> = p.split_whitespace().collect();
-            while words.first().is_some_and(|w| {
-                matches!(
-                    w.to_lowercase().as_str(),
-                    "only" | "also" | "or" | "and" | "their" | "its" | "both"
-                )
-            }) {
-                words.remove(0);
-            }
-            while words
-                .last()
-                .is_some_and(|w| matches!(w.to_lowercase().as_str(), "also" | "both" | "only"))
-            {
-                words.pop();
-            }
-            words.join(" ")
-        })
-        .filter(|p| !p.is_empty() && p.split_whitespace().count() <= 5)
-        .collect()
-}
-
-/// "a node of the downstream cluster" is the downstream cluster: a member
-/// stands for its group.
-fn member_of(phrase: &str) -> &str {
-    // ASCII folding keeps byte offsets, so `i` indexes `phrase` safely.
-    let lower = phrase.trim().to_ascii_lowercase();
-    let member = ["a ", "an ", "one ", "each ", "every ", "the "]
-        .iter()
-        .any(|a| lower.starts_with(a))
-        && ["node", "host", "member", "server"].iter().any(|m| {
-            lower
-                .split_whitespace()
-                .nth(1)
-                .is_some_and(|w| w.starts_with(m))
-        });
-    match lower.find(" of ") {
-        Some(i) if member => phrase.trim()[i + 4..].trim(),
-        _ => phrase,
-    }
 }
 
 /// "If you monitor devices over SNMP, ... poll them": the devices.
@@ -246,71 +291,6 @@ pub(super) fn pronoun_them(lower: &str) -> Vec<String> {
         }
     }
     Vec::new()
-}
-
-/// Port numbers in a sentence: after "port(s)", "TCP", "UDP" or glued to
-/// "/tcp"; "N through M" and "N-M" are ranges; further numbers joined by
-/// "or"/"and" to an anchored one count too ("3306 for MySQL or 5432").
-pub(super) fn ports_of(lower: &str, st: &mut Statement) {
-    let words: Vec<&str> = lower
-        .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ',')
-        .filter(|w| !w.is_empty())
-        .collect();
-    let mut anchored = false;
-    let mut i = 0;
-    while i < words.len() {
-        let w = words[i];
-        let (num, glued) = match w.split_once('/') {
-            Some((n, p)) if p.starts_with("tcp") || p.starts_with("udp") => (n, true),
-            _ => (w.trim_end_matches(['.', ';', ':']), false),
-        };
-        let prev = if i > 0 { words[i - 1] } else { "" };
-        let keyword = matches!(prev, "port" | "ports" | "tcp" | "udp");
-        // "connects to the upstream cluster on 5672": a registered port
-        // after "on" in a sentence that connects (not "on 3 nodes").
-        let on_port = prev == "on" && lower.contains(" connect");
-        if let Ok(n) = num.parse::<u32>()
-            && (1..=65535).contains(&n)
-            && (keyword
-                || glued
-                || (on_port && n >= 1024)
-                || (anchored && matches!(prev, "or" | "and")))
-            && !words.get(i + 1).is_some_and(|n| n.starts_with('%'))
-        {
-            anchored = true;
-            let lo = n as u16;
-            let mut hi = lo;
-            if matches!(
-                words.get(i + 1),
-                Some(&"through") | Some(&"to") | Some(&"-")
-            ) && let Some(Ok(m)) = words
-                .get(i + 2)
-                .map(|m| m.trim_end_matches(['.', ';']).parse::<u32>())
-                && m >= n
-                && m <= 65535
-            {
-                hi = m as u16;
-                i += 2;
-            } else if let Some((a, b)) = num.split_once('-')
-                && let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>())
-                && a > 0
-                && b >= a
-            {
-                st.ports.push(PortRange { lo: a, hi: b });
-                i += 1;
-                continue;
-            }
-            let r = PortRange { lo, hi };
-            if !st.ports.contains(&r) {
-                st.ports.push(r);
-            }
-        } else if !matches!(w, "or" | "and" | "for") && prev != "for" {
-            // "3306 for MySQL or 5432": the chain of ports goes on across
-            // "for X" and "or"; any other word ends it.
-            anchored = false;
-        }
-        i += 1;
-    }
 }
 
 #[cfg(test)]
@@ -378,6 +358,13 @@ mod tests {
         );
         assert!(s.both_ways && s.condition.is_some());
         assert_eq!(s.ports, vec![PortRange::single(8201)]);
+        assert!(
+            statement(
+                "Code Manager uses this port to fetch from Git, when the repository has an SSH URL."
+            )
+            .condition
+            .is_some()
+        );
         assert!(
             statement("Any of these default port numbers can be changed.")
                 .ports

@@ -11,7 +11,7 @@
 //! them back, and reads the paragraph that starts with the same lone mark
 //! as the footnote's text.
 
-mod shapes;
+pub(super) mod shapes;
 
 use std::ops::Range;
 
