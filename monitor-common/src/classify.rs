@@ -324,36 +324,28 @@ fn classify_ports<L: PolicyLookup + ?Sized, F: FlowLookup + ?Sized>(
     // The reading of the lower port first: services listen low, clients
     // take high ephemeral ports, so a connection's packets both ways are
     // decided by one lookup, and an answer never pays for the dynamic
-    // range's reading of the client's port first. One call site per
-    // reading, with the order in plain values: each `match_port` is
-    // inlined, and a third site made each program a fifth longer.
+    // range's reading of the client's port first.
     let reply_first = try_reply && (!try_forward || parsed.sport < parsed.dport);
-    let (dir1, port1) = if reply_first {
-        (reverse(fwd_dir), parsed.sport)
-    } else {
-        (fwd_dir, parsed.dport)
-    };
-    let first = match_port(policy, dir1, l4, port1, &mut roles);
-    if first.is_specific() {
-        return allowed(&first, reply_first);
-    }
-    let mut second = Match::NONE;
-    if try_forward && try_reply {
-        let (dir2, port2) = if reply_first {
-            (fwd_dir, parsed.dport)
-        } else {
-            (reverse(fwd_dir), parsed.sport)
-        };
-        second = match_port(policy, dir2, l4, port2, &mut roles);
-        if second.is_specific() {
-            return allowed(&second, !reply_first);
+    let mut request = Match::NONE;
+    let mut answer = Match::NONE;
+    if reply_first {
+        answer = match_port(policy, reverse(fwd_dir), l4, parsed.sport, &mut roles);
+        if answer.is_specific() {
+            return allowed(&answer, true);
         }
     }
-    let (request, answer) = if reply_first {
-        (second, first)
-    } else {
-        (first, second)
-    };
+    if try_forward {
+        request = match_port(policy, fwd_dir, l4, parsed.dport, &mut roles);
+        if request.is_specific() {
+            return allowed(&request, false);
+        }
+    }
+    if try_reply && !reply_first {
+        answer = match_port(policy, reverse(fwd_dir), l4, parsed.sport, &mut roles);
+        if answer.is_specific() {
+            return allowed(&answer, true);
+        }
+    }
     let request_allowed = request.kind == MatchKind::Allowed;
     let answer_allowed = answer.kind == MatchKind::Allowed;
     if request_allowed || answer_allowed {
