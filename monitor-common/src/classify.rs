@@ -279,20 +279,10 @@ pub fn classify<L: PolicyLookup + ?Sized, F: FlowLookup + ?Sized>(
     }
 }
 
-/// The verdict of an allowing match.
-#[inline(always)]
-fn allowed(m: &Match, reply: bool) -> Verdict {
-    Verdict::Allowed {
-        rule: m.rule,
-        required: m.required,
-        reply,
-    }
-}
-
 /// TCP and UDP: a packet is allowed when a rule covers the port it is sent
 /// to (the request reading) or the port it comes from (the reply reading).
 /// A SYN or SYN-ACK says which reading applies; without one both are
-/// tried, the lower port's first, and a specific rule's reading beats a
+/// tried, request first, and a specific rule's reading beats a
 /// dynamic-range rule's: the RST or UDP answer to a required attempt goes
 /// back to the client's ephemeral port, which the document's dynamic range
 /// may cover, and it must still be read as that attempt's answer. A packet
@@ -321,29 +311,26 @@ fn classify_ports<L: PolicyLookup + ?Sized, F: FlowLookup + ?Sized>(
     // anything else may be either, so try the request reading first.
     let try_forward = !syn || !ack;
     let try_reply = !syn || ack;
-    // The reading of the lower port first: services listen low, clients
-    // take high ephemeral ports, so a connection's packets both ways are
-    // decided by one lookup, and an answer never pays for the dynamic
-    // range's reading of the client's port first.
-    let reply_first = try_reply && (!try_forward || parsed.sport < parsed.dport);
     let mut request = Match::NONE;
-    let mut answer = Match::NONE;
-    if reply_first {
-        answer = match_port(policy, reverse(fwd_dir), l4, parsed.sport, &mut roles);
-        if answer.is_specific() {
-            return allowed(&answer, true);
-        }
-    }
     if try_forward {
         request = match_port(policy, fwd_dir, l4, parsed.dport, &mut roles);
         if request.is_specific() {
-            return allowed(&request, false);
+            return Verdict::Allowed {
+                rule: request.rule,
+                required: request.required,
+                reply: false,
+            };
         }
     }
-    if try_reply && !reply_first {
+    let mut answer = Match::NONE;
+    if try_reply {
         answer = match_port(policy, reverse(fwd_dir), l4, parsed.sport, &mut roles);
         if answer.is_specific() {
-            return allowed(&answer, true);
+            return Verdict::Allowed {
+                rule: answer.rule,
+                required: answer.required,
+                reply: true,
+            };
         }
     }
     let request_allowed = request.kind == MatchKind::Allowed;
@@ -376,10 +363,11 @@ fn classify_ports<L: PolicyLookup + ?Sized, F: FlowLookup + ?Sized>(
                 };
             }
         }
-        return if request_allowed {
-            allowed(&request, false)
-        } else {
-            allowed(&answer, true)
+        let m = if request_allowed { request } else { answer };
+        return Verdict::Allowed {
+            rule: m.rule,
+            required: m.required,
+            reply: !request_allowed,
         };
     }
     // Set when a rule covers the port but not this peer: the nearest
