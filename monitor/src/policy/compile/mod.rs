@@ -19,6 +19,7 @@ mod prose;
 mod roles;
 mod rows;
 mod sentences;
+mod stated_ends;
 mod topics;
 
 use super::{
@@ -115,6 +116,8 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
     let mut section = SectionProse::default();
     // The condition the paragraph just above the next table sets.
     let mut above: Option<(u32, String)> = None;
+    // The ends of its rows the paragraph just above the next table states.
+    let mut ends_above: Option<stated_ends::Ends> = None;
     let mut headings: Vec<(u8, String)> = Vec::new();
     let blocks = document::parse(&doc.text);
     let lines: Vec<String> = doc.text.lines().map(document::collapse_ws).collect();
@@ -131,6 +134,7 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                 headings.push((level, text));
                 section = next;
                 above = None;
+                ends_above = None;
             }
             Block::Prose {
                 kind,
@@ -148,6 +152,9 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                 above = (kind == document::ProseKind::Paragraph)
                     .then(|| preamble::condition(&text).map(|c| (line, c)))
                     .flatten();
+                if kind == document::ProseKind::Paragraph {
+                    ends_above = stated_ends::of_paragraph(&text);
+                }
                 let listed =
                     kind == document::ProseKind::ListItem && port_list::read(&mut ctx, &text, line);
                 if !listed {
@@ -156,6 +163,7 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                 }
             }
             Block::Table(table) => {
+                ctx.stated_ends = ends_above.take();
                 let ids = if matrix::is_matrix(&table) {
                     matrix::compile(&mut ctx, &table)
                 } else if let Some(ids) = categories::compile(&mut ctx, &table) {
@@ -164,6 +172,7 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                     let ids = rows::compile(&mut ctx, &table, &headings);
                     sentences::cells::read(&mut ctx, &table, &ids, &lines)
                 };
+                ctx.stated_ends = None;
                 if let Some((line, cond)) = above.take() {
                     preamble::apply(&mut ctx, &ids, line, &cond);
                 }
@@ -278,6 +287,9 @@ pub struct Ctx {
     /// Roles the sentences named so far ("the Ceph Monitors"), so that a
     /// later short name ("the monitors") is the same role.
     pub named: Vec<String>,
+    /// Both ends of the rows of the table being read, as the sentence
+    /// above it states them.
+    pub stated_ends: Option<stated_ends::Ends>,
 }
 
 impl Ctx {
@@ -297,6 +309,7 @@ impl Ctx {
             topics: Vec::new(),
             definitions: Vec::new(),
             named: Vec::new(),
+            stated_ends: None,
         }
     }
 

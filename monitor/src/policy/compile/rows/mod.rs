@@ -391,7 +391,13 @@ fn compile_row(
             d.iter()
                 .all(|e| matches!(e, endpoints::Endpoint::Role(r) if Some(r) == local.as_ref()))
         });
-    if listener_only && defaults.peer_is_local {
+    if listener_only && let Some(opener) = &defaults.peer {
+        destination = None;
+        notes.push(format!(
+            "the sentence above the table names the peer: {opener}"
+        ));
+        peer = Some(vec![endpoints::Endpoint::Role(opener.clone())]);
+    } else if listener_only && defaults.peer_is_local {
         peer = Some(vec![endpoints::Endpoint::Role(NODES.into())]);
     } else if listener_only {
         destination = None;
