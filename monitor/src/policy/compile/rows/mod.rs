@@ -194,6 +194,31 @@ fn compile_segment(
     ids
 }
 
+/// A ping row has no port: its Port cell is "-", "N/A" or empty, its
+/// Protocol cell says ICMP and its words say ping (echo request, the one
+/// ICMP type such a row means). Read as ICMP; an ICMP row that names no
+/// type stays skipped.
+fn portless_icmp(layout: &Layout, cells: &[String]) -> Option<(ports::PortCell, Option<String>)> {
+    let port = layout.cell(cells, Column::Port).unwrap_or("").trim();
+    let no_port = matches!(
+        port.to_ascii_lowercase().as_str(),
+        "" | "-" | "–" | "—" | "n/a" | "na" | "none"
+    );
+    let proto = layout.cell(cells, Column::Protocol)?.trim();
+    let icmp = matches!(
+        proto.to_ascii_lowercase().as_str(),
+        "icmp" | "icmpv6" | "ping"
+    );
+    let ping = cells.iter().any(|c| {
+        let lower = c.to_ascii_lowercase();
+        lower.contains("ping") || lower.contains("echo")
+    });
+    (no_port && icmp && ping)
+        .then(|| ports::parse(proto).ok())
+        .flatten()
+        .map(|cell| (cell, None))
+}
+
 struct RowReading {
     rules: Vec<Rule>,
     warnings: Vec<String>,
@@ -245,10 +270,12 @@ fn compile_row(
     let (mut port_cell, alternative) =
         match ports::parse(layout.cell(cells, Column::Port).unwrap_or("")) {
             Ok(read) => (read, None),
-            Err(e) => match alternative_port(layout, cells) {
-                Some(found) => found,
-                None => return Err(e),
-            },
+            Err(e) => {
+                match alternative_port(layout, cells).or_else(|| portless_icmp(layout, cells)) {
+                    Some(found) => found,
+                    None => return Err(e),
+                }
+            }
         };
     markers.append(&mut port_cell.markers);
     let effects: Vec<(String, footnotes::Effect)> = markers
