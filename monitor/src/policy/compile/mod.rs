@@ -118,6 +118,7 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
     let mut above: Option<(u32, String)> = None;
     // The ends of its rows the paragraph just above the next table states.
     let mut ends_above: Option<stated_ends::Ends> = None;
+    let mut loopback_above = false;
     let mut headings: Vec<(u8, String)> = Vec::new();
     let blocks = document::parse(&doc.text);
     let lines: Vec<String> = doc.text.lines().map(document::collapse_ws).collect();
@@ -135,6 +136,7 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                 section = next;
                 above = None;
                 ends_above = None;
+                loopback_above = false;
             }
             Block::Prose {
                 kind,
@@ -154,6 +156,7 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                     .flatten();
                 if kind == document::ProseKind::Paragraph {
                     ends_above = stated_ends::of_paragraph(&text);
+                    loopback_above = stated_ends::loopback(&text);
                 }
                 let listed =
                     kind == document::ProseKind::ListItem && port_list::read(&mut ctx, &text, line);
@@ -164,6 +167,7 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
             }
             Block::Table(table) => {
                 ctx.stated_ends = ends_above.take();
+                ctx.stated_loopback = std::mem::take(&mut loopback_above);
                 let ids = if matrix::is_matrix(&table) {
                     matrix::compile(&mut ctx, &table)
                 } else if let Some(ids) = categories::compile(&mut ctx, &table) {
@@ -173,6 +177,7 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                     sentences::cells::read(&mut ctx, &table, &ids, &lines)
                 };
                 ctx.stated_ends = None;
+                ctx.stated_loopback = false;
                 if let Some((line, cond)) = above.take() {
                     preamble::apply(&mut ctx, &ids, line, &cond);
                 }
@@ -290,6 +295,9 @@ pub struct Ctx {
     /// Both ends of the rows of the table being read, as the sentence
     /// above it states them.
     pub stated_ends: Option<stated_ends::Ends>,
+    /// The paragraph above the table being read says its ports are on the
+    /// loopback interface.
+    pub stated_loopback: bool,
 }
 
 impl Ctx {
@@ -310,6 +318,7 @@ impl Ctx {
             definitions: Vec::new(),
             named: Vec::new(),
             stated_ends: None,
+            stated_loopback: false,
         }
     }
 

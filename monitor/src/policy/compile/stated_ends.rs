@@ -16,6 +16,33 @@ pub struct Ends {
     pub listener: String,
 }
 
+/// Whether a paragraph says the table after it lists ports of the
+/// loopback interface ("uses the following ports on its loopback
+/// interface", "allow it in both directions on 127.0.0.1"): traffic that
+/// never leaves the host.
+/// The sentence must point at the rows ("the following ports", "allow
+/// them"), so that a legend ("*localhost* means the port is bound to the
+/// loopback interface") is not taken for one.
+pub fn loopback(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    lower.split(". ").any(|s| {
+        ["loopback", "127.0.0.1", "localhost"]
+            .iter()
+            .any(|w| s.contains(w))
+            && [
+                "following port",
+                "these ports",
+                "ports below",
+                "allow them",
+                "allow it ",
+                "open them",
+            ]
+            .iter()
+            .any(|w| s.contains(w))
+            && !s.contains(" means ")
+    })
+}
+
 /// Verbs of connecting, as written after "must be able to" / "needs to".
 const REACH: &[&str] = &[
     "reach ",
@@ -250,6 +277,17 @@ mod tests {
             of_paragraph("Allow the following ports from the agents to the manager:"),
             e("agent", "manager")
         );
+    }
+
+    #[test]
+    fn loopback_paragraphs() {
+        assert!(loopback(
+            "The server uses the following ports on its loopback interface."
+        ));
+        assert!(loopback(
+            "Allow it in both directions on 127.0.0.1 (IPv4) and ::1 (IPv6)."
+        ));
+        assert!(!loopback("Open the following ports on the server."));
     }
 
     #[test]

@@ -123,7 +123,10 @@ fn compile_segment(
         .find(|h| {
             let lower = h.to_ascii_lowercase();
             lower.contains("localhost") || lower.contains("loopback")
-        });
+        })
+        .or(ctx
+            .stated_loopback
+            .then_some("the paragraph above the table"));
     if let Some(heading) = loopback {
         let reason = format!(
             "the section ({heading:?}) says these ports listen on the loopback interface only: \
