@@ -166,7 +166,9 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                 }
             }
             Block::Table(table) => {
-                ctx.stated_ends = ends_above.take();
+                ctx.stated_ends = ends_above
+                    .take()
+                    .or_else(|| table.caption.as_deref().and_then(stated_ends::of_caption));
                 ctx.stated_loopback = std::mem::take(&mut loopback_above);
                 let ids = if matrix::is_matrix(&table) {
                     matrix::compile(&mut ctx, &table)

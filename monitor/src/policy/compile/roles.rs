@@ -77,6 +77,16 @@ const HOST_WORDS: &[&str] = &[
     "client", "clients",
 ];
 
+/// Whether a phrase ends in a word for hosts ("control plane", "worker
+/// nodes", "all-machine").
+pub fn ends_in_host_word(phrase: &str) -> bool {
+    phrase
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .rfind(|w| !w.is_empty())
+        .is_some_and(|w| HOST_WORDS.contains(&w))
+}
+
 /// The slug of a role phrase; `None` when nothing but fillers is left.
 pub fn slug(phrase: &str) -> Option<String> {
     let lower = strip_parentheticals(&phrase.to_lowercase().replace("(s)", ""));

@@ -43,6 +43,59 @@ pub fn loopback(text: &str) -> bool {
     })
 }
 
+/// The ends a caption or heading names: "Ports used for all-machine to
+/// control plane communications", "Traffic from workers to the API
+/// server". Both ends must end in a word for hosts.
+pub fn of_caption(text: &str) -> Option<Ends> {
+    let lower = text.trim().to_ascii_lowercase();
+    // "Table 2. ..."
+    let lower = match lower.split_once(". ") {
+        Some((head, rest)) if head.starts_with("table ") => rest.to_string(),
+        _ => lower,
+    };
+    let rest = [
+        "ports used for ",
+        "ports for ",
+        "traffic from ",
+        "ports from ",
+    ]
+    .iter()
+    .find_map(|p| lower.strip_prefix(p))?;
+    let rest = rest.strip_prefix("from ").unwrap_or(rest);
+    let (from, to) = rest.split_once(" to ")?;
+    let to = [
+        " communications",
+        " communication",
+        " traffic",
+        " connections",
+    ]
+    .iter()
+    .find_map(|s| to.strip_suffix(s))
+    .unwrap_or(to);
+    if !roles::ends_in_host_word(from) || !roles::ends_in_host_word(to) {
+        return None;
+    }
+    Some(Ends {
+        opener: every_or_host(from)?,
+        listener: every_or_host(to)?,
+    })
+}
+
+/// "all-machine", "all machines": every host of the product, a role of its
+/// own (the slug would drop "all" and leave a bare "machine").
+fn every_or_host(phrase: &str) -> Option<String> {
+    let words: Vec<&str> = phrase
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    match words.as_slice() {
+        ["all" | "every", host] if roles::slug(host).is_some() => {
+            Some(format!("all-{}", roles::slug(host)?))
+        }
+        _ => host_phrase(phrase),
+    }
+}
+
 /// Verbs of connecting, as written after "must be able to" / "needs to".
 const REACH: &[&str] = &[
     "reach ",
@@ -277,6 +330,20 @@ mod tests {
             of_paragraph("Allow the following ports from the agents to the manager:"),
             e("agent", "manager")
         );
+    }
+
+    #[test]
+    fn captions_that_name_both_ends() {
+        assert_eq!(
+            of_caption("Table 1. Ports used for all-machine to all-machine communications"),
+            e("all-machine", "all-machine")
+        );
+        assert_eq!(
+            of_caption("Ports used for all-machine to control plane communications"),
+            e("all-machine", "control-plane")
+        );
+        assert_eq!(of_caption("Table 4. API load balancer"), None);
+        assert_eq!(of_caption("Ports used for SNMP to reach hosts"), None);
     }
 
     #[test]
