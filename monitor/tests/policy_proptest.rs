@@ -251,6 +251,8 @@ fn prose() -> impl Strategy<Value = String> {
         Just("For the features described, the remote sites must be able to reach these ports on the central site:".to_string()),
         Just("Open these ports on , for .".to_string()),
         Just("The following ports from to :".to_string()),
+        Just("Notes: • The destination for these clients is the services on a Mailbox server. • The source can be any location.".to_string()),
+        Just("The destination is on . The source is .".to_string()),
         Just("<table><caption>Table 1. Ports used for all-machine to control plane communications</caption><tr><th>Protocol</th><th>Port</th></tr><tr><td>TCP</td><td>6443</td></tr></table>".to_string()),
         Just("<table><caption>Ports used for all to  communications</caption><tr><th>Port</th></tr><tr><td>1</td></tr></table>".to_string()),
         Just("### etcd nodes - Inbound rules".to_string()),

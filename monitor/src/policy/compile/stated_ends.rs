@@ -96,6 +96,47 @@ fn every_or_host(phrase: &str) -> Option<String> {
     }
 }
 
+/// The host a section's prose says its table's connections go to: "The
+/// destination for these clients and services is the Client Access
+/// services on a Mailbox server." (a table with no Destination column,
+/// whose notes say where its rows end). The host is what follows the last
+/// "on"/"of" when the destination is a service on it.
+pub fn destination(text: &str) -> Option<String> {
+    let text = text.replace(['*', '`'], "");
+    text.split(". ").find_map(|sentence| {
+        let s = sentence.trim().trim_end_matches('.').to_ascii_lowercase();
+        // A bullet or a "Notes:" label may run into the sentence.
+        let at = s.find("the destination ")?;
+        let rest = &s[at + "the destination ".len()..];
+        let (_, what) = rest.split_once(" is ")?;
+        let host = what.rsplit_once(" on ").map_or(what, |(_, h)| h);
+        roles::ends_in_host_word(host)
+            .then(|| host_phrase(host))
+            .flatten()
+    })
+}
+
+/// Who a section's prose says its table's connections come from: "the
+/// source can be any location outside the organization" is anyone
+/// (`any`); "the source is the monitoring server" that host.
+pub fn source(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase().replace(['*', '`'], "");
+    lower.split(". ").find_map(|s| {
+        let at = s.find("the source ")?;
+        let rest = &s[at + "the source ".len()..];
+        let what = ["can be ", "is ", "may be "]
+            .iter()
+            .find_map(|v| rest.find(v).map(|i| &rest[i + v.len()..]))?;
+        if what.starts_with("any ") || what.starts_with("anywhere") {
+            return Some("any".to_string());
+        }
+        let what = what.trim_end_matches('.');
+        roles::ends_in_host_word(what)
+            .then(|| host_phrase(what))
+            .flatten()
+    })
+}
+
 /// Verbs of connecting, as written after "must be able to" / "needs to".
 const REACH: &[&str] = &[
     "reach ",
@@ -344,6 +385,24 @@ mod tests {
         );
         assert_eq!(of_caption("Table 4. API load balancer"), None);
         assert_eq!(of_caption("Ports used for SNMP to reach hosts"), None);
+    }
+
+    #[test]
+    fn destinations_stated_in_prose() {
+        assert_eq!(
+            destination(
+                "The destination for these clients and services is the Client Access services on a Mailbox server. In 2016 ..."
+            )
+            .as_deref(),
+            Some("mailbox-server")
+        );
+        assert_eq!(destination("The destination is configurable."), None);
+        assert_eq!(
+            source("The table has no source column: the source can be any location outside.")
+                .as_deref(),
+            Some("any")
+        );
+        assert_eq!(source("The source port is random."), None);
     }
 
     #[test]

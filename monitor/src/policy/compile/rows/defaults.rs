@@ -89,7 +89,15 @@ pub(super) fn table_defaults(
             ),
         );
     }
-    let stated_local = stated.as_ref().map(|e| e.listener.clone());
+    let stated_local = stated.as_ref().map(|e| e.listener.clone()).or_else(|| {
+        // "The destination for these clients is ... on a Mailbox server."
+        let host = ctx.stated_destination.clone().filter(|_| !has_endpoints)?;
+        ctx.decide(
+            line,
+            format!("the section says where its connections go: local role {host}"),
+        );
+        Some(host)
+    });
     let local = stated_local.or_else(|| {
         table
             .caption
