@@ -52,9 +52,9 @@ const FLOOR: f64 = 0.95;
 /// once a caption naming both ends ("Ports used for all-machine to control
 /// plane communications") gave them to its rows; 52.0% once a section's
 /// notes saying where its connections go ("the destination ... is ... on a
-/// Mailbox server") and come from ("the source can be any location") did.
-/// Only ever raised.
-const BLIND2_FLOOR: f64 = 0.52;
+/// Mailbox server") and come from ("the source can be any location") did;
+/// 53.3% with "(POP3)" in a port cell read as a comment. Only ever raised.
+const BLIND2_FLOOR: f64 = 0.53;
 
 /// The same for the unseen documents: today's share (44 of 62 facts,
 /// 70.97%, after group rows, Component columns, initiators in words,
