@@ -19,6 +19,7 @@ mod prose;
 mod roles;
 mod rows;
 mod sentences;
+mod stated_ends;
 mod topics;
 
 use super::{
@@ -115,6 +116,12 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
     let mut section = SectionProse::default();
     // The condition the paragraph just above the next table sets.
     let mut above: Option<(u32, String)> = None;
+    // The ends of its rows the paragraph just above the next table states.
+    let mut ends_above: Option<stated_ends::Ends> = None;
+    let mut loopback_above = false;
+    // Where the section's prose says its table's connections go.
+    let mut section_destination: Option<String> = None;
+    let mut section_source: Option<String> = None;
     let mut headings: Vec<(u8, String)> = Vec::new();
     let blocks = document::parse(&doc.text);
     let lines: Vec<String> = doc.text.lines().map(document::collapse_ws).collect();
@@ -131,6 +138,10 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                 headings.push((level, text));
                 section = next;
                 above = None;
+                ends_above = None;
+                loopback_above = false;
+                section_destination = None;
+                section_source = None;
             }
             Block::Prose {
                 kind,
@@ -148,6 +159,16 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                 above = (kind == document::ProseKind::Paragraph)
                     .then(|| preamble::condition(&text).map(|c| (line, c)))
                     .flatten();
+                if let Some(host) = stated_ends::destination(&text) {
+                    section_destination = Some(host);
+                }
+                if let Some(host) = stated_ends::source(&text) {
+                    section_source = Some(host);
+                }
+                if kind == document::ProseKind::Paragraph {
+                    ends_above = stated_ends::of_paragraph(&text);
+                    loopback_above = stated_ends::loopback(&text);
+                }
                 let listed =
                     kind == document::ProseKind::ListItem && port_list::read(&mut ctx, &text, line);
                 if !listed {
@@ -156,6 +177,19 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                 }
             }
             Block::Table(table) => {
+                ctx.stated_ends = ends_above
+                    .take()
+                    .or_else(|| table.caption.as_deref().and_then(stated_ends::of_caption))
+                    .or_else(|| {
+                        // The section's notes: "the destination ... is ... on
+                        // a Mailbox server", "the source can be any location".
+                        Some(stated_ends::Ends {
+                            opener: section_source.clone()?,
+                            listener: section_destination.clone()?,
+                        })
+                    });
+                ctx.stated_loopback = std::mem::take(&mut loopback_above);
+                ctx.stated_destination = section_destination.clone();
                 let ids = if matrix::is_matrix(&table) {
                     matrix::compile(&mut ctx, &table)
                 } else if let Some(ids) = categories::compile(&mut ctx, &table) {
@@ -164,6 +198,9 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                     let ids = rows::compile(&mut ctx, &table, &headings);
                     sentences::cells::read(&mut ctx, &table, &ids, &lines)
                 };
+                ctx.stated_ends = None;
+                ctx.stated_loopback = false;
+                ctx.stated_destination = None;
                 if let Some((line, cond)) = above.take() {
                     preamble::apply(&mut ctx, &ids, line, &cond);
                 }
@@ -278,6 +315,15 @@ pub struct Ctx {
     /// Roles the sentences named so far ("the Ceph Monitors"), so that a
     /// later short name ("the monitors") is the same role.
     pub named: Vec<String>,
+    /// Both ends of the rows of the table being read, as the sentence
+    /// above it states them.
+    pub stated_ends: Option<stated_ends::Ends>,
+    /// The paragraph above the table being read says its ports are on the
+    /// loopback interface.
+    pub stated_loopback: bool,
+    /// The host the section's prose names as the destination of the rows
+    /// of the table being read.
+    pub stated_destination: Option<String>,
 }
 
 impl Ctx {
@@ -297,6 +343,9 @@ impl Ctx {
             topics: Vec::new(),
             definitions: Vec::new(),
             named: Vec::new(),
+            stated_ends: None,
+            stated_loopback: false,
+            stated_destination: None,
         }
     }
 

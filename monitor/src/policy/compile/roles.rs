@@ -67,6 +67,8 @@ const NOT_A_ROLE: &[&str] = &[
     "between",
     "and",
     "table",
+    // "Monitoring of hosts": an activity about hosts, not a kind of host.
+    "of",
 ];
 
 /// Words a heading ends with when it names a kind of host.
@@ -74,6 +76,16 @@ const HOST_WORDS: &[&str] = &[
     "node", "nodes", "host", "hosts", "server", "servers", "machine", "machines", "plane",
     "client", "clients",
 ];
+
+/// Whether a phrase ends in a word for hosts ("control plane", "worker
+/// nodes", "all-machine").
+pub fn ends_in_host_word(phrase: &str) -> bool {
+    phrase
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .rfind(|w| !w.is_empty())
+        .is_some_and(|w| HOST_WORDS.contains(&w))
+}
 
 /// The slug of a role phrase; `None` when nothing but fillers is left.
 pub fn slug(phrase: &str) -> Option<String> {
@@ -130,7 +142,7 @@ pub fn of_heading(text: &str, title: Option<&str>) -> Option<String> {
 /// Every role a caption or heading lists ("Ports on REST Proxy, ksqlDB and
 /// Control Center hosts"), for recognising them in endpoint cells.
 pub fn all_of_heading(text: &str, title: Option<&str>) -> Vec<String> {
-    let lower = text.to_ascii_lowercase();
+    let lower = strip_numbering(text).to_ascii_lowercase();
     let Some(rest) = after_ports_on(&lower) else {
         return of_heading(text, title).into_iter().collect();
     };
@@ -159,6 +171,7 @@ fn after_ports_on(lower: &str) -> Option<&str> {
 /// The words of a heading that name the hosts, without direction words,
 /// anchors and qualifiers; `None` if the heading is about something else.
 fn role_phrase(text: &str) -> Option<String> {
+    let text = strip_numbering(text);
     let lower = strip_parentheticals(&text.to_lowercase().replace("(s)", "s"));
     let lower = lower.split("{#").next().unwrap_or("").to_string();
     let (lower, listed) = match after_ports_on(&lower) {
@@ -235,6 +248,30 @@ pub fn is_self(phrase: &str) -> bool {
         || lower.trim() == "::1"
 }
 
+/// A heading without its section number ("2.1 Monitored host", "3. Remote
+/// sites", "A.2 Clients"): the number orders sections, it names no host.
+pub fn strip_numbering(text: &str) -> &str {
+    let t = text.trim_start();
+    let Some((first, rest)) = t.split_once(char::is_whitespace) else {
+        return t;
+    };
+    // "2.1", "3.": a dot sets a section number apart from a port ("8080").
+    if !first.contains('.') {
+        return t;
+    }
+    let parts: Vec<&str> = first.trim_end_matches('.').split('.').collect();
+    let numbered = parts
+        .iter()
+        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        || (parts.len() >= 2
+            && parts[0].len() == 1
+            && parts[0].chars().all(|c| c.is_ascii_uppercase())
+            && parts[1..]
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())));
+    if numbered { rest.trim_start() } else { t }
+}
+
 fn strip_parentheticals(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut depth = 0usize;
@@ -252,6 +289,17 @@ fn strip_parentheticals(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbered_headings() {
+        assert_eq!(
+            of_heading("2.1 Monitored host", None).as_deref(),
+            Some("monitored")
+        );
+        assert_eq!(of_heading("3. Edge nodes", None).as_deref(), Some("edge"));
+        assert_eq!(strip_numbering("A.2 Client hosts"), "Client hosts");
+        assert_eq!(strip_numbering("8080 port notes"), "8080 port notes");
+    }
 
     #[test]
     fn slugs() {

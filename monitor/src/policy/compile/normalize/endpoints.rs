@@ -229,7 +229,7 @@ fn push(list: &mut Vec<Endpoint>, e: Endpoint) {
 }
 
 fn classify(part: &str, out: &mut EndpointReading) {
-    let part = part.trim();
+    let part = head_phrase(part.trim());
     if part.is_empty() {
         return;
     }
@@ -343,6 +343,41 @@ fn url_host(t: &str) -> Option<&str> {
         }
     };
     (!host.trim().is_empty()).then_some(host)
+}
+
+/// The hosts a phrase names, without the clause that picks among them:
+/// "Mailbox servers in the subscribed Active Directory site that take part
+/// in sync" are Mailbox servers, not the directory the clause mentions.
+/// Only when what is left ends in a word for hosts.
+fn head_phrase(part: &str) -> &str {
+    const HOSTS: &[&str] = &[
+        "server", "servers", "host", "hosts", "node", "nodes", "machine", "machines", "client",
+        "clients",
+    ];
+    let lower = part.to_ascii_lowercase();
+    let cut = [
+        " in the ",
+        " in a ",
+        " in your ",
+        " that ",
+        " which ",
+        " located ",
+    ]
+    .iter()
+    .filter_map(|m| lower.find(m))
+    .min();
+    match cut {
+        Some(at)
+            if lower[..at]
+                .split_whitespace()
+                .last()
+                .is_some_and(|w| HOSTS.contains(&w))
+                && lower[..at].split_whitespace().count() >= 2 =>
+        {
+            &part[..at]
+        }
+        _ => part,
+    }
 }
 
 /// The stable role for a phrase, if it is one of the known kinds.
@@ -599,6 +634,16 @@ mod tests {
             read("the etcd node itself (local traffic, never across nodes)"),
             vec![SELF]
         );
+    }
+
+    #[test]
+    fn qualified_hosts() {
+        assert_eq!(
+            head_phrase("Mailbox servers in the subscribed Active Directory site"),
+            "Mailbox servers"
+        );
+        assert_eq!(head_phrase("Servers in the DMZ"), "Servers in the DMZ");
+        assert_eq!(head_phrase("LDAP in the DMZ"), "LDAP in the DMZ");
     }
 
     #[test]

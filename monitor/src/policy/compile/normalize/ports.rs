@@ -230,7 +230,12 @@ fn strip_comments(cell: &str) -> (String, Vec<String>) {
         };
         let inner = &rest[open + 1..close];
         out.push_str(&rest[..open]);
-        if inner.chars().any(|c| c.is_ascii_digit()) || inner.trim().is_empty() {
+        // "(5432)", "(8080-8090)" hold ports; "(POP3)", "(secure IMAP4)"
+        // name a protocol whose name has a digit in it.
+        let holds_number = inner
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .any(|w| w.starts_with(|c: char| c.is_ascii_digit()));
+        if holds_number || inner.trim().is_empty() {
             out.push_str(&rest[open..=close]);
         } else {
             comments.push(inner.trim().to_string());
@@ -538,6 +543,7 @@ mod tests {
         let dns = parse("53/udp").unwrap();
         assert_eq!(dns.protos, vec![Proto::Udp]);
         assert!(parse("ICMP").unwrap().icmp);
+        assert!(parse("110/TCP (POP3), 995/TCP (secure POP3)").is_ok());
     }
 
     #[test]

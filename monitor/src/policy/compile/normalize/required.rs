@@ -74,8 +74,12 @@ fn parse_cell(cell: &str) -> Result<Required, String> {
 /// Whether text about a row says it is off unless someone turns it on:
 /// "(optional)", "Disabled by default", "recommended but optional".
 pub fn says_optional(text: &str) -> bool {
-    let lower = text.to_ascii_lowercase();
+    // Emphasis marks ("*(can be enabled optionally)*") say nothing.
+    let lower = text.to_ascii_lowercase().replace(['*', '_'], "");
     lower.contains("(optional)")
+        || lower.contains("enabled optionally")
+        || lower.contains("optionally enabled")
+        || lower.contains("can optionally be enabled")
         || lower.contains("disabled by default")
         || lower.contains("but optional")
         || lower.trim_end_matches(['.', ')']).ends_with(" optional")
@@ -223,5 +227,9 @@ mod tests {
         assert!(says_optional("1514/UDP (optional)"));
         assert!(says_optional("HTTP Event Collector (disabled by default)"));
         assert!(!says_optional("Optionally tuned"));
+        assert!(says_optional(
+            "Receiving traps *(can be enabled optionally)*"
+        ));
+        assert!(says_optional("(seldom used, *can be enabled optionally*)"));
     }
 }

@@ -28,6 +28,8 @@ pub(super) struct Defaults {
     /// The first host the document introduces: the one its unlabelled
     /// tables are about, when a row names none.
     pub(super) first_role: Option<String>,
+    /// Who connects to the table's hosts, as the sentence above it says.
+    pub(super) peer: Option<String>,
 }
 
 impl Defaults {
@@ -75,23 +77,46 @@ pub(super) fn table_defaults(
         layout.has(Column::Source) || layout.has(Column::Destination) || layout.has(Column::Peer);
     let has_sides = layout.has(Column::Source) || layout.has(Column::Destination);
     let title = ctx.title.clone();
-    let local = table
-        .caption
-        .as_deref()
-        .and_then(|c| roles::of_heading(c, title.as_deref()))
-        .or_else(|| {
-            headings
-                .iter()
-                .rev()
-                .find_map(|(_, h)| roles::of_heading(h, title.as_deref()))
-        })
-        .or_else(|| {
-            // "Open ports to reach Ops Manager": a heading that names one of
-            // the hosts the document introduced.
-            headings
-                .last()
-                .and_then(|(_, h)| roles::mentioned(h, &ctx.roles))
-        });
+    // "X must be able to reach the following ports on Y": Y listens and X
+    // connects, for every row that names no ends of its own.
+    let stated = ctx.stated_ends.clone().filter(|_| !has_endpoints);
+    if let Some(e) = &stated {
+        ctx.decide(
+            line,
+            format!(
+                "the sentence above the table states its ends: {} connects to {}",
+                e.opener, e.listener
+            ),
+        );
+    }
+    let stated_local = stated.as_ref().map(|e| e.listener.clone()).or_else(|| {
+        // "The destination for these clients is ... on a Mailbox server."
+        let host = ctx.stated_destination.clone().filter(|_| !has_endpoints)?;
+        ctx.decide(
+            line,
+            format!("the section says where its connections go: local role {host}"),
+        );
+        Some(host)
+    });
+    let local = stated_local.or_else(|| {
+        table
+            .caption
+            .as_deref()
+            .and_then(|c| roles::of_heading(c, title.as_deref()))
+            .or_else(|| {
+                headings
+                    .iter()
+                    .rev()
+                    .find_map(|(_, h)| roles::of_heading(h, title.as_deref()))
+            })
+            .or_else(|| {
+                // "Open ports to reach Ops Manager": a heading that names one of
+                // the hosts the document introduced.
+                headings
+                    .last()
+                    .and_then(|(_, h)| roles::mentioned(h, &ctx.roles))
+            })
+    });
     // "Open ports between the MongoDB hosts": traffic among them.
     let peer_is_local = local.is_some()
         && headings
@@ -116,7 +141,9 @@ pub(super) fn table_defaults(
         .rev()
         .find_map(|(_, h)| roles::heading_direction(h));
     let mut direction = None;
-    if !layout.has(Column::Direction) {
+    if !layout.has(Column::Direction) && stated.is_some() {
+        direction = Some(Direction::Inbound);
+    } else if !layout.has(Column::Direction) {
         direction = Some(Direction::Bidirectional);
         if let Some(d) = heading_direction {
             direction = Some(d);
@@ -155,7 +182,8 @@ pub(super) fn table_defaults(
         }
     }
     let mut any_peer = false;
-    if !has_endpoints {
+    if stated.is_some() {
+    } else if !has_endpoints {
         if between_nodes && !public {
             ctx.decide(
                 line,
@@ -195,5 +223,6 @@ pub(super) fn table_defaults(
         first_role: (headings.last().map(|(l, _)| *l) != Some(super::GROUP_LEVEL))
             .then(|| ctx.roles.first().cloned())
             .flatten(),
+        peer: stated.map(|e| e.opener),
     }
 }

@@ -123,7 +123,10 @@ fn compile_segment(
         .find(|h| {
             let lower = h.to_ascii_lowercase();
             lower.contains("localhost") || lower.contains("loopback")
-        });
+        })
+        .or(ctx
+            .stated_loopback
+            .then_some("the paragraph above the table"));
     if let Some(heading) = loopback {
         let reason = format!(
             "the section ({heading:?}) says these ports listen on the loopback interface only: \
@@ -194,6 +197,31 @@ fn compile_segment(
     ids
 }
 
+/// A ping row has no port: its Port cell is "-", "N/A" or empty, its
+/// Protocol cell says ICMP and its words say ping (echo request, the one
+/// ICMP type such a row means). Read as ICMP; an ICMP row that names no
+/// type stays skipped.
+fn portless_icmp(layout: &Layout, cells: &[String]) -> Option<(ports::PortCell, Option<String>)> {
+    let port = layout.cell(cells, Column::Port).unwrap_or("").trim();
+    let no_port = matches!(
+        port.to_ascii_lowercase().as_str(),
+        "" | "-" | "–" | "—" | "n/a" | "na" | "none"
+    );
+    let proto = layout.cell(cells, Column::Protocol)?.trim();
+    let icmp = matches!(
+        proto.to_ascii_lowercase().as_str(),
+        "icmp" | "icmpv6" | "ping"
+    );
+    let ping = cells.iter().any(|c| {
+        let lower = c.to_ascii_lowercase();
+        lower.contains("ping") || lower.contains("echo")
+    });
+    (no_port && icmp && ping)
+        .then(|| ports::parse(proto).ok())
+        .flatten()
+        .map(|cell| (cell, None))
+}
+
 struct RowReading {
     rules: Vec<Rule>,
     warnings: Vec<String>,
@@ -245,10 +273,12 @@ fn compile_row(
     let (mut port_cell, alternative) =
         match ports::parse(layout.cell(cells, Column::Port).unwrap_or("")) {
             Ok(read) => (read, None),
-            Err(e) => match alternative_port(layout, cells) {
-                Some(found) => found,
-                None => return Err(e),
-            },
+            Err(e) => {
+                match alternative_port(layout, cells).or_else(|| portless_icmp(layout, cells)) {
+                    Some(found) => found,
+                    None => return Err(e),
+                }
+            }
         };
     markers.append(&mut port_cell.markers);
     let effects: Vec<(String, footnotes::Effect)> = markers
@@ -391,7 +421,13 @@ fn compile_row(
             d.iter()
                 .all(|e| matches!(e, endpoints::Endpoint::Role(r) if Some(r) == local.as_ref()))
         });
-    if listener_only && defaults.peer_is_local {
+    if listener_only && let Some(opener) = &defaults.peer {
+        destination = None;
+        notes.push(format!(
+            "the sentence above the table names the peer: {opener}"
+        ));
+        peer = Some(vec![endpoints::Endpoint::Role(opener.clone())]);
+    } else if listener_only && defaults.peer_is_local {
         peer = Some(vec![endpoints::Endpoint::Role(NODES.into())]);
     } else if listener_only {
         destination = None;

@@ -163,6 +163,32 @@ fn encrypted_variant(text: &str) -> Option<String> {
     let lower = text.to_ascii_lowercase();
     ["ssl", "tls"]
         .iter()
-        .find(|p| lower.contains(&format!(" over {p}")))
+        .find(|p| {
+            lower.match_indices(&format!(" over {p}")).any(|(i, m)| {
+                let after = lower[i + m.len()..].trim_start_matches(['/', 's', 'l', 't']);
+                // "over TLS or in plain text": a choice made on this very
+                // port; "HTTP over SSL/TLS (HTTPS)": the name of a protocol
+                // that is always encrypted. Neither is a variant.
+                !after.starts_with(" or ") && !after.starts_with(" (")
+            })
+        })
         .map(|p| format!("{} is enabled", p.to_ascii_uppercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encrypted_variant;
+
+    #[test]
+    fn encrypted_variants_and_encrypted_protocols() {
+        assert_eq!(
+            encrypted_variant("Inter-node traffic over SSL").as_deref(),
+            Some("SSL is enabled")
+        );
+        assert_eq!(encrypted_variant("HTTP over SSL/TLS (HTTPS)"), None);
+        assert_eq!(
+            encrypted_variant("queried here, over TLS or in plain text"),
+            None
+        );
+    }
 }
