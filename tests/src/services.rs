@@ -40,8 +40,10 @@ pub fn postgres(ns: &Netns, dir: &TempDir) -> anyhow::Result<Background> {
     let data = data.display().to_string();
     let as_postgres = ["--reuid=postgres", "--regid=postgres", "--init-groups"];
     // -N: no fsync; a throwaway cluster is ready in about 2 s instead of 5.
+    // Bounded at 180 s: under qemu's software emulation on a loaded host
+    // initdb has taken more than 60.
     sh(Command::new("timeout")
-        .args(["-s", "KILL", "60", "setpriv"])
+        .args(["-s", "KILL", "180", "setpriv"])
         .args(as_postgres)
         .arg(bin.join("initdb"))
         .args([
