@@ -11,6 +11,7 @@ pub mod kernel;
 pub mod lab;
 pub mod monitor_proc;
 pub mod packets;
+pub mod pair;
 pub mod services;
 pub mod tshark;
 

@@ -13,128 +13,26 @@ use std::{
 
 use portconform_tests::{
     kernel,
-    lab::{self, Background, End, Netns, TEST_NET_1, TempDir},
-    monitor_proc::{MonitorProc, read_events},
+    lab::{Background, Netns},
+    monitor_proc::read_events,
+    pair::{Pair, connect, records},
     services,
 };
-use serde_json::Value;
 
-const T: Duration = Duration::from_secs(20);
-/// The monitor's handshake timeout in these tests.
-const TIMEOUT: &str = "2s";
-// Nothing here lowers the dynamic range: the monitor takes it from the
-// host's ip_local_port_range, the range the clients' ephemeral ports come
-// from, which the thoughtspot document allows both ways between nodes. The
-// resets and answers below go back to those ports.
-
-struct Lab {
-    servers: Vec<Background>,
-    node1: Netns,
-    node2: Netns,
-    n1: End,
-    n2: End,
-    dir: TempDir,
-}
-
-fn lab(id: u32, label: &str) -> Lab {
-    let nodes = lab::host_and_peer("node1", "node2", id, TEST_NET_1).expect("lab");
-    let dir = TempDir::new(label).expect("scratch dir");
-    lab::settle();
-    Lab {
-        servers: Vec::new(),
-        node1: nodes.host,
-        node2: nodes.peer,
-        n1: nodes.host_if,
-        n2: nodes.peer_if,
-        dir,
-    }
-}
-
-impl Lab {
-    fn events_path(&self) -> String {
-        self.dir.file("events.jsonl")
-    }
-
-    fn monitor(&self, profile: &str, inventory: &str) -> MonitorProc {
-        let inv = self.dir.file("inventory.toml");
-        std::fs::write(&inv, inventory).expect("inventory");
-        MonitorProc::classifying(
-            &self.node1,
-            &[&self.n1.ifname],
-            profile,
-            &inv,
-            &self.events_path(),
-            &["--handshake-timeout", TIMEOUT, "--interval", "3600"],
-        )
-        .expect("start portconform")
-    }
-
-    /// Loads `ruleset` into `ns` with real nft.
-    fn nft(&self, ns: &Netns, ruleset: &str) {
-        let path = self.dir.file("ruleset.nft");
-        std::fs::write(&path, ruleset).expect("ruleset");
-        ns.run(T, "nft", &["-f", &path]).expect("nft -f");
-    }
-
-    fn events(&self) -> Vec<Value> {
-        read_events(self.events_path()).unwrap_or_default()
-    }
-
-    /// Waits (bounded) until the events file holds a record of `kind` for
-    /// `dport` from `src`; returns it.
-    fn wait_event(&self, kind: &str, src: &str, dport: u16) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(e) = self
-                .events()
-                .into_iter()
-                .find(|e| e["kind"] == kind && e["src"] == src && e["dport"] == u64::from(dport))
-            {
-                return e;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {kind} event for {src} -> :{dport}: {:#?}",
-                self.events()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
+// Nothing here lowers a default: the monitor takes the dynamic range from
+// the host's ip_local_port_range, the range the clients' ephemeral ports
+// come from, which the thoughtspot document allows both ways between
+// nodes, and the resets and answers below go back to those ports; a
+// no-reply verdict comes after the shipped 5 s handshake timeout.
 
 /// A TCP listener on `port` in `ns` (IPv4 and IPv6) that accepts and closes.
 fn listener(ns: &Netns, port: u16) -> Background {
     services::tcp_echo(ns, port, 5).expect("listener")
 }
 
-/// One TCP connection attempt from `ns` (connect, then close), bounded by
-/// 3 s; whether it connected.
-fn connect(ns: &Netns, addr: &str, port: u16) -> bool {
-    ns.command(Duration::from_secs(5), "nc")
-        .args(["-z", "-w", "3", addr, &port.to_string()])
-        .output()
-        .expect("nc")
-        .status
-        .success()
-}
-
-fn kinds(events: &[Value], kind: &str) -> Vec<(String, u64, String)> {
-    events
-        .iter()
-        .filter(|e| e["kind"] == kind)
-        .map(|e| {
-            (
-                e["src"].as_str().unwrap_or_default().to_string(),
-                e["dport"].as_u64().unwrap_or_default(),
-                e["reason"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
-    let mut lab = lab(61, "blocked");
+    let mut lab = Pair::new(61, "blocked").expect("lab");
     let pg = services::postgres(&lab.node1, &lab.dir).expect("postgres");
     lab.servers.push(pg);
     lab.servers.push(listener(&lab.node1, 2181));
@@ -162,7 +60,9 @@ fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
         )
         .expect("tcpdump");
     std::thread::sleep(Duration::from_secs(1));
-    let mon = lab.monitor("thoughtspot", inventory);
+    let mon = lab
+        .monitor("thoughtspot", inventory)
+        .expect("start portconform");
     let (host4, host6) = (lab.n1.v4.clone(), lab.n1.v6.clone());
     let (peer4, peer6) = (lab.n2.v4.clone(), lab.n2.v6.clone());
 
@@ -188,7 +88,8 @@ fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
     lab.nft(
         &lab.node1,
         "table inet pc_test {\n  chain input {\n    type filter hook input priority 0;\n    tcp dport 5432 drop\n  }\n}\n",
-    );
+    )
+    .expect("nft -f");
     assert!(services::psql(&lab.node2, &host4, "select 1").is_err());
     let e = lab.wait_event("blocked", &peer4, 5432);
     assert_eq!(e["reason"], dropped, "{e}");
@@ -201,9 +102,7 @@ fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
         e["count"].as_u64().unwrap() >= least,
         "retransmissions: {e}"
     );
-    lab.node1
-        .run(T, "nft", &["delete", "table", "inet", "pc_test"])
-        .expect("nft delete");
+    lab.nft_delete(&lab.node1, "pc_test").expect("nft delete");
     assert_eq!(
         services::psql(&lab.node2, &host4, "select 2").expect("psql"),
         "2"
@@ -215,7 +114,8 @@ fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
     lab.nft(
         &lab.node1,
         "table inet pc_test {\n  chain input {\n    type filter hook input priority 0;\n    tcp dport 2181 reject with tcp reset\n    tcp dport 3888 reject with icmpx type admin-prohibited\n  }\n}\n",
-    );
+    )
+    .expect("nft -f");
     assert!(!connect(&lab.node2, &host4, 2181));
     assert_eq!(lab.wait_event("blocked", &peer4, 2181)["reason"], "reset");
     // A required port with nothing listening: the kernel's own reset.
@@ -239,7 +139,8 @@ fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
     lab.nft(
         &lab.node2,
         "table inet pc_test {\n  chain input {\n    type filter hook input priority 0;\n    tcp dport 4000 drop\n    tcp dport 4500 reject with tcp reset\n    tcp dport 8080 reject with icmpx type admin-prohibited\n  }\n}\n",
-    );
+    )
+    .expect("nft -f");
     assert!(!connect(&lab.node1, &peer4, 4000));
     assert_eq!(
         lab.wait_event("blocked", &host4, 4000)["reason"],
@@ -270,7 +171,7 @@ fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
     let events = lab.events();
     // Exactly these blocked flows: nothing for normal closes, for the
     // unexpected port, or twice for one flow.
-    let blocked: BTreeSet<_> = kinds(&events, "blocked").into_iter().collect();
+    let blocked: BTreeSet<_> = records(&events, "blocked").into_iter().collect();
     let want: BTreeSet<(String, u64, String)> = [
         (peer4.clone(), 5432, dropped),
         (peer4.clone(), 2181, "reset"),
@@ -287,10 +188,10 @@ fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
     .map(|(a, p, r)| (a, p, r.to_string()))
     .collect();
     assert_eq!(blocked, want, "{events:#?}");
-    assert_eq!(kinds(&events, "blocked").len(), want.len(), "{events:#?}");
-    assert_eq!(kinds(&events, "recovered").len(), 1, "{events:#?}");
+    assert_eq!(records(&events, "blocked").len(), want.len(), "{events:#?}");
+    assert_eq!(records(&events, "recovered").len(), 1, "{events:#?}");
     assert!(
-        kinds(&events, "unexpected")
+        records(&events, "unexpected")
             .iter()
             .any(|(_, p, _)| *p == 6666),
         "{events:#?}"
@@ -332,14 +233,13 @@ fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
         .args(["--host", &host4, "--host", &host6])
         .args(["--profile", "thoughtspot", "--inventory"])
         .arg(lab.dir.file("inventory.toml"))
-        .args(["--handshake-timeout", TIMEOUT])
         .args(["--events", &replayed])
         .output()
         .expect("replay");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let events = read_events(&replayed).expect("replayed events");
-    let blocked: BTreeSet<_> = kinds(&events, "blocked").into_iter().collect();
+    let blocked: BTreeSet<_> = records(&events, "blocked").into_iter().collect();
     let replay_want: BTreeSet<_> = want
         .iter()
         .map(|(a, p, r)| {
@@ -348,13 +248,13 @@ fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
         })
         .collect();
     assert_eq!(blocked, replay_want, "replay: {events:#?}\n{stderr}");
-    assert_eq!(kinds(&events, "recovered").len(), 1, "{events:#?}");
+    assert_eq!(records(&events, "recovered").len(), 1, "{events:#?}");
     assert!(stderr.contains("BLOCKED "), "{stderr}");
 }
 
 #[test]
 fn an_unanswered_dns_query_is_a_udp_no_reply() {
-    let mut lab = lab(63, "blocked-dns");
+    let mut lab = Pair::new(63, "blocked-dns").expect("lab");
     let dns = services::dnsmasq(
         &lab.node2,
         &lab.n2.v4,
@@ -366,7 +266,9 @@ fn an_unanswered_dns_query_is_a_udp_no_reply() {
         "nodes = [\"{}\"]\nlocal-dns = [\"{}\"]\n",
         lab.n1.v4, lab.n2.v4
     );
-    let mon = lab.monitor("auth0-psaas", &inventory);
+    let mon = lab
+        .monitor("auth0-psaas", &inventory)
+        .expect("start portconform");
     let server = format!("@{}", lab.n2.v4);
     let dig = |tries: &str| {
         lab.node1
@@ -384,7 +286,8 @@ fn an_unanswered_dns_query_is_a_udp_no_reply() {
     lab.nft(
         &lab.node2,
         "table inet pc_test {\n  chain input {\n    type filter hook input priority 0;\n    udp dport 53 drop\n  }\n}\n",
-    );
+    )
+    .expect("nft -f");
     let out = dig("+tries=2");
     assert!(
         String::from_utf8_lossy(&out.stdout).trim() != "192.0.2.99",
@@ -395,9 +298,7 @@ fn an_unanswered_dns_query_is_a_udp_no_reply() {
     assert_eq!(e["proto"], "udp", "{e}");
     assert_eq!(e["direction"], "outbound", "{e}");
     assert_eq!(e["rule"], "004-188a", "{e}");
-    lab.node2
-        .run(T, "nft", &["delete", "table", "inet", "pc_test"])
-        .expect("nft delete");
+    lab.nft_delete(&lab.node2, "pc_test").expect("nft delete");
     assert_eq!(
         String::from_utf8_lossy(&dig("+tries=1").stdout).trim(),
         "192.0.2.99"
@@ -406,5 +307,5 @@ fn an_unanswered_dns_query_is_a_udp_no_reply() {
     let done = mon.stop().expect("stop");
     assert!(done.status.success(), "{}", done.stderr);
     let events = lab.events();
-    assert_eq!(kinds(&events, "blocked").len(), 1, "{events:#?}");
+    assert_eq!(records(&events, "blocked").len(), 1, "{events:#?}");
 }

@@ -12,122 +12,33 @@
 use std::time::{Duration, Instant};
 
 use portconform_tests::{
-    kernel,
-    lab::{self, Background, End, Netns, TEST_NET_1, TempDir},
-    monitor_proc::{MonitorProc, read_events},
+    kernel, lab,
+    monitor_proc::MonitorProc,
+    pair::{Pair, connect, records},
     services,
 };
 use serde_json::Value;
 
-const T: Duration = Duration::from_secs(20);
-
-struct Lab {
-    _servers: Vec<Background>,
-    node1: Netns,
-    node2: Netns,
-    n1: End,
-    n2: End,
-    dir: TempDir,
-}
-
-fn lab(id: u32, label: &str) -> Lab {
-    let nodes = lab::host_and_peer("node1", "node2", id, TEST_NET_1).expect("lab");
-    let dir = TempDir::new(label).expect("scratch dir");
-    Lab {
-        _servers: Vec::new(),
-        node1: nodes.host,
-        node2: nodes.peer,
-        n1: nodes.host_if,
-        n2: nodes.peer_if,
-        dir,
-    }
-}
-
-impl Lab {
-    fn events_path(&self) -> String {
-        self.dir.file("events.jsonl")
-    }
-
-    /// The monitor on node1; whether it watches the host's own drops.
-    fn monitor(&self, profile: &str, inventory: &str) -> (MonitorProc, bool) {
-        let inv = self.dir.file("inventory.toml");
-        std::fs::write(&inv, inventory).expect("inventory");
-        let mut mon = MonitorProc::classifying(
-            &self.node1,
-            &[&self.n1.ifname],
-            profile,
-            &inv,
-            &self.events_path(),
-            &["--handshake-timeout", "2s", "--interval", "3600"],
-        )
-        .expect("start portconform");
-        mon.wait_stderr("drops by this host's own", 1, Duration::from_secs(10))
-            .expect("a notice about local drops");
-        let watching = mon.stderr_contains("watching drops by this host's own stack");
-        // Off only where the kernel has no drop reasons: a kernel that has
-        // them but refuses the program fails here.
-        assert_eq!(
-            watching,
-            kernel::names_drop_reasons(),
-            "drop watch on this kernel: {}",
-            mon.stderr_so_far()
-        );
-        (mon, watching)
-    }
-
-    fn nft(&self, ns: &Netns, ruleset: &str) {
-        let path = self.dir.file("ruleset.nft");
-        std::fs::write(&path, ruleset).expect("ruleset");
-        ns.run(T, "nft", &["-f", &path]).expect("nft -f");
-    }
-
-    fn events(&self) -> Vec<Value> {
-        read_events(self.events_path()).unwrap_or_default()
-    }
-
-    /// Waits (bounded) for a `kind` record from `src` to `dport`.
-    fn wait_event(&self, kind: &str, src: &str, dport: u16) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(e) = self
-                .events()
-                .into_iter()
-                .find(|e| e["kind"] == kind && e["src"] == src && e["dport"] == u64::from(dport))
-            {
-                return e;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {kind} event for {src} -> :{dport}: {:#?}",
-                self.events()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-/// One bounded TCP connection attempt from `ns`; whether it connected.
-fn connect(ns: &Netns, addr: &str, port: u16) -> bool {
-    ns.command(Duration::from_secs(5), "nc")
-        .args(["-z", "-w", "2", addr, &port.to_string()])
-        .output()
-        .expect("nc")
-        .status
-        .success()
+/// The monitor on node1, with the shipped defaults; whether it watches
+/// the host's own drops.
+fn monitor(lab: &Pair, profile: &str, inventory: &str) -> (MonitorProc, bool) {
+    let mut mon = lab.monitor(profile, inventory).expect("start portconform");
+    mon.wait_stderr("drops by this host's own", 1, Duration::from_secs(10))
+        .expect("a notice about local drops");
+    let watching = mon.stderr_contains("watching drops by this host's own stack");
+    // Off only where the kernel has no drop reasons: a kernel that has
+    // them but refuses the program fails here.
+    assert_eq!(
+        watching,
+        kernel::names_drop_reasons(),
+        "drop watch on this kernel: {}",
+        mon.stderr_so_far()
+    );
+    (mon, watching)
 }
 
 fn blocked(events: &[Value]) -> Vec<(String, u64, String)> {
-    events
-        .iter()
-        .filter(|e| e["kind"] == "blocked")
-        .map(|e| {
-            (
-                e["src"].as_str().unwrap_or_default().to_string(),
-                e["dport"].as_u64().unwrap_or_default(),
-                e["reason"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
+    records(events, "blocked")
 }
 
 fn assert_local_firewall(e: &Value, direction: &str) {
@@ -142,14 +53,14 @@ fn assert_local_firewall(e: &Value, direction: &str) {
 
 #[test]
 fn the_hosts_own_chains_dropping_required_tcp_flows_are_local_firewall() {
-    let mut lab = lab(157, "drops-tcp");
-    lab._servers
+    let mut lab = Pair::new(157, "drops-tcp").expect("lab");
+    lab.servers
         .push(services::tcp_echo(&lab.node1, 5432, 5).expect("listener 5432"));
-    lab._servers
+    lab.servers
         .push(services::tcp_echo(&lab.node2, 2181, 5).expect("listener 2181"));
     lab::settle();
     let inventory = "nodes = [\"192.0.2.0/24\", \"2001:db8:157::/64\"]\n";
-    let (mon, watching) = lab.monitor("thoughtspot", inventory);
+    let (mon, watching) = monitor(&lab, "thoughtspot", inventory);
     let (n1, n2) = (lab.n1.clone(), lab.n2.clone());
 
     // node1's own ruleset: its output chain drops ZooKeeper (2181) to the
@@ -158,7 +69,8 @@ fn the_hosts_own_chains_dropping_required_tcp_flows_are_local_firewall() {
     lab.nft(
         &lab.node1,
         "table inet pc_test {\n  chain output {\n    type filter hook output priority 0;\n    tcp dport 2181 drop\n  }\n  chain input {\n    type filter hook input priority 0;\n    tcp dport { 5432, 6666 } drop\n  }\n}\n",
-    );
+    )
+    .expect("nft -f");
     assert!(!connect(&lab.node1, &n2.v4, 2181));
     assert!(!connect(&lab.node2, &n1.v4, 5432));
     assert!(!connect(&lab.node2, &n1.v6, 5432));
@@ -180,9 +92,7 @@ fn the_hosts_own_chains_dropping_required_tcp_flows_are_local_firewall() {
     assert_local_firewall(&lab.wait_event("blocked", &n2.v6, 5432), "inbound");
 
     // The rule goes: the flow works again and is seen recovering.
-    lab.node1
-        .run(T, "nft", &["delete", "table", "inet", "pc_test"])
-        .expect("nft delete");
+    lab.nft_delete(&lab.node1, "pc_test").expect("nft delete");
     assert!(connect(&lab.node2, &n1.v4, 5432));
     lab.wait_event("recovered", &n2.v4, 5432);
 
@@ -222,20 +132,20 @@ fn the_hosts_own_chains_dropping_required_tcp_flows_are_local_firewall() {
 
 #[test]
 fn an_output_chain_dropping_dns_queries_is_local_firewall() {
-    let mut lab = lab(158, "drops-dns");
+    let mut lab = Pair::new(158, "drops-dns").expect("lab");
     let dns = services::dnsmasq(
         &lab.node2,
         &lab.n2.v4,
         &["--address=/appliance.test/192.0.2.99"],
     )
     .expect("dnsmasq");
-    lab._servers.push(dns);
+    lab.servers.push(dns);
     lab::settle();
     let inventory = format!(
         "nodes = [\"{}\"]\nlocal-dns = [\"{}\"]\n",
         lab.n1.v4, lab.n2.v4
     );
-    let (mon, watching) = lab.monitor("auth0-psaas", &inventory);
+    let (mon, watching) = monitor(&lab, "auth0-psaas", &inventory);
     let server = format!("@{}", lab.n2.v4);
     let dig = |tries: &str| {
         lab.node1
@@ -252,7 +162,8 @@ fn an_output_chain_dropping_dns_queries_is_local_firewall() {
     lab.nft(
         &lab.node1,
         "table inet pc_test {\n  chain output {\n    type filter hook output priority 0;\n    udp dport 53 drop\n  }\n}\n",
-    );
+    )
+    .expect("nft -f");
     assert_ne!(
         String::from_utf8_lossy(&dig("+tries=2").stdout).trim(),
         "192.0.2.99",

@@ -107,7 +107,7 @@ impl Blocked {
                 }
             }
             for (flow, answered_ns) in answered {
-                if let Some(b) = self.tracker.recovered(&flow) {
+                if let Some(b) = self.tracker.recovered(&flow, answered_ns) {
                     let record = records::record(
                         enricher,
                         EventKind::Recovered,

@@ -193,7 +193,7 @@ impl Required {
                 if let Some(info) = enricher.tables.rule(rule) {
                     self.tracker.working(info, 1);
                 }
-                if let Some(b) = self.tracker.recovered(&flow) {
+                if let Some(b) = self.tracker.recovered(&flow, ts_ns) {
                     out.push(records::record(
                         enricher,
                         EventKind::Recovered,

@@ -58,6 +58,11 @@ pub struct RuleVerdict {
 #[derive(Default)]
 pub struct Tracker {
     blocked: HashMap<FlowKey, Blocked>,
+    /// When each recovered flow was answered, at most [`MAX_BLOCKED`] of
+    /// them: an attempt made before that answer but judged after it (a
+    /// retry still waiting out its timeout when the flow worked again) is
+    /// a late verdict on the failure already reported, not a new one.
+    recovered_at: HashMap<FlowKey, u64>,
     /// Every required rule of every policy in force so far, by id.
     rules: BTreeMap<String, (RuleInfo, RuleTally)>,
     /// Blocked flows not remembered because [`MAX_BLOCKED`] were.
@@ -98,6 +103,13 @@ impl Tracker {
             .or_insert_with(|| (rule.clone(), RuleTally::default()));
         tally.failed_attempts += attempts;
         *tally.reasons.entry(reason).or_default() += attempts;
+        if self
+            .recovered_at
+            .get(&key.flow)
+            .is_some_and(|&at| h.first_ns <= at)
+        {
+            return false;
+        }
         if let Some(b) = self.blocked.get_mut(&key.flow) {
             b.attempts += attempts;
             b.reason = reason;
@@ -146,9 +158,21 @@ impl Tracker {
             .working += n;
     }
 
-    /// A blocked flow answered: forgets it and returns what it was.
-    pub fn recovered(&mut self, flow: &FlowKey) -> Option<Blocked> {
+    /// A blocked flow answered at `answered_ns`: forgets it and returns
+    /// what it was.
+    pub fn recovered(&mut self, flow: &FlowKey, answered_ns: u64) -> Option<Blocked> {
         let b = self.blocked.remove(flow)?;
+        if self.recovered_at.len() >= MAX_BLOCKED
+            && !self.recovered_at.contains_key(flow)
+            && let Some(oldest) = self
+                .recovered_at
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(k, _)| *k)
+        {
+            self.recovered_at.remove(&oldest);
+        }
+        self.recovered_at.insert(*flow, answered_ns);
         if let Some((_, tally)) = self.rules.get_mut(&b.rule.id) {
             tally.recovered += 1;
         }
@@ -307,13 +331,32 @@ mod tests {
         let pg = rule("r-pg", true);
         t.failed(&key(7, 1), &attempt(1, 10), BlockReason::Reset, &pg);
         t.working(&pg, 1);
-        let b = t.recovered(&key(7, 1).flow).unwrap();
+        let b = t.recovered(&key(7, 1).flow, 20).unwrap();
         assert_eq!(b.reason, BlockReason::Reset);
-        assert!(t.recovered(&key(7, 1).flow).is_none());
+        assert!(t.recovered(&key(7, 1).flow, 21).is_none());
         let v = &t.verdicts()[0];
         assert_eq!(v.state, RequiredState::Working);
         assert_eq!((v.tally.recovered, v.tally.working), (1, 1));
         assert_eq!(v.reason, None);
+    }
+
+    #[test]
+    fn a_retry_judged_after_the_recovery_does_not_block_the_flow_again() {
+        let mut t = Tracker::new(&tables());
+        let pg = rule("r-pg", true);
+        // Two attempts 2 s apart; the first times out and is reported, the
+        // flow then works (answered at 12 s), and only then does the
+        // second attempt's timeout expire.
+        assert!(t.failed(&key(7, 1), &attempt(1, 7_000), BlockReason::NoReply, &pg));
+        t.working(&pg, 1);
+        t.recovered(&key(7, 1).flow, 12_000).unwrap();
+        assert!(!t.failed(&key(7, 2), &attempt(1, 9_000), BlockReason::NoReply, &pg));
+        assert!(!t.is_blocked(&key(7, 1).flow));
+        let v = &t.verdicts()[0];
+        assert_eq!(v.state, RequiredState::Working, "{v:?}");
+        assert_eq!(v.tally.failed_attempts, 2);
+        // An attempt made after the recovery that fails is a new failure.
+        assert!(t.failed(&key(7, 3), &attempt(1, 13_000), BlockReason::NoReply, &pg));
     }
 
     #[test]
