@@ -51,7 +51,7 @@ pub const PROG_INGRESS: &str = "pc_ingress";
 pub const PROG_EGRESS: &str = "pc_egress";
 /// A bare XDP_PASS, the baseline benchmarks are measured against.
 pub const PROG_XDP_PASS: &str = "pc_xdp_pass";
-/// A bare TC_ACT_OK, the egress baseline.
+/// A bare pass on egress (TC_ACT_UNSPEC, as `pc_egress` returns), the baseline.
 pub const PROG_TC_PASS: &str = "pc_tc_pass";
 /// The raw tracepoint on `skb:kfree_skb` (drops by the host's own stack).
 pub const PROG_DROPS: &str = "pc_drops";

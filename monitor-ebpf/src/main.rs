@@ -17,7 +17,7 @@ mod required;
 mod stats;
 
 use aya_ebpf::{
-    bindings::{TC_ACT_OK, xdp_action},
+    bindings::{TC_ACT_UNSPEC, xdp_action},
     helpers::generated::bpf_skb_load_bytes,
     macros::{classifier, raw_tracepoint, xdp},
     programs::{RawTracePointContext, TcContext, XdpContext},
@@ -26,7 +26,7 @@ use monitor_common::{
     Packet,
     classify::{self, Verdict},
     flow::{EVENT_HEADER_BYTES, Kstat},
-    packet,
+    packet::{self, ParseError, Parsed},
     policy::Config,
     stats::{PacketDir, slot_of, slot_of_error},
 };
@@ -45,6 +45,7 @@ pub fn pc_ingress(ctx: XdpContext) -> u32 {
     observe(
         &XdpHeaders(&ctx),
         &frame,
+        || packet::parse_ethernet(&frame),
         ctx.ingress_ifindex() as u32,
         PacketDir::Ingress,
         len,
@@ -54,32 +55,44 @@ pub fn pc_ingress(ctx: XdpContext) -> u32 {
 
 #[classifier]
 pub fn pc_egress(ctx: TcContext) -> i32 {
-    // Headers of a non-linear skb may sit outside the directly readable part;
-    // pull just what the parser can read so it sees them.
-    let linear = ctx.data_end().saturating_sub(ctx.data());
-    let want = core::cmp::min(ctx.len() as usize, frame::HEADER_WINDOW);
-    if linear < want {
-        let _ = ctx.pull_data(want as u32);
+    let mut frame = Frame::new(ctx.data(), ctx.data_end());
+    let mut parsed = packet::parse_ethernet(&frame);
+    // Headers of a non-linear skb may sit outside the directly readable
+    // part: then, and only then, pull what the parser reads and parse
+    // again. Pulling every packet whose linear part is shorter than the
+    // window would reach every TCP segment the host sends (headers linear,
+    // payload in pages), and on a clone TCP keeps for retransmission the
+    // kernel copies the head to make it writable: hundreds of ns a packet.
+    let len = ctx.len() as usize;
+    if matches!(parsed, Err(ParseError::Truncated)) && frame.len() < len {
+        let _ = ctx.pull_data(core::cmp::min(len, frame::HEADER_WINDOW) as u32);
+        frame = Frame::new(ctx.data(), ctx.data_end());
+        parsed = packet::parse_ethernet(&frame);
     }
-    let frame = Frame::new(ctx.data(), ctx.data_end());
     observe(
         &TcHeaders(&ctx),
         &frame,
+        move || parsed,
         skb_ifindex(&ctx),
         PacketDir::Egress,
-        u64::from(ctx.len()),
+        len as u64,
     );
-    TC_ACT_OK
+    // Not TC_ACT_OK: in a tcx chain that ends it, and in a clsact filter
+    // list it skips the filters after ours. A monitor passes the packet on
+    // to whatever else the host attached.
+    TC_ACT_UNSPEC
 }
 
 /// Counts the packet, and when a policy is loaded classifies it: allowed
 /// traffic only bumps its rule's counter; unexpected traffic takes the
-/// flow-dedup path.
-///
+/// flow-dedup path. `parse` gives the frame's headers: XDP parses here,
+/// after the loads above (the order the verifier was shown to accept),
+/// while egress parsed already, having perhaps had to pull its headers.
 #[inline(always)]
 fn observe<H: CopyHeaders, P: Packet>(
     ctx: &H,
     frame: &P,
+    parse: impl FnOnce() -> Result<Parsed, ParseError>,
     ifindex: u32,
     dir: PacketDir,
     bytes: u64,
@@ -87,7 +100,7 @@ fn observe<H: CopyHeaders, P: Packet>(
     let config = PC_CONFIG.at(0);
     let policy = KernelPolicy { config };
     let counters = stats::counters(policy.set());
-    let parsed = match packet::parse_ethernet(frame) {
+    let parsed = match parse() {
         Ok(parsed) => parsed,
         Err(err) => {
             stats::count_traffic(counters, ifindex, dir, slot_of_error(err), bytes);
@@ -180,10 +193,10 @@ pub fn pc_xdp_pass(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
-/// A bare TC_ACT_OK: the egress baseline.
+/// A bare pass: the egress baseline, returning what `pc_egress` returns.
 #[classifier]
 pub fn pc_tc_pass(_ctx: TcContext) -> i32 {
-    TC_ACT_OK
+    TC_ACT_UNSPEC
 }
 
 /// The egress device's index (aya-ebpf has no accessor for it).

@@ -7,7 +7,10 @@ use anyhow::Context as _;
 use aya::{
     Ebpf,
     maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::{RawTracePoint, SchedClassifier, TestRun, TestRunOptions, Xdp},
+    programs::{
+        LinkOrder, RawTracePoint, SchedClassifier, TcAttachType, TestRun, TestRunOptions, Xdp,
+        XdpMode, tc::TcAttachOptions,
+    },
 };
 use monitor::{
     kernel_tables::KernelTables,
@@ -31,6 +34,9 @@ const TEST_RUN_SLOT: u32 = 1;
 pub struct Kernel {
     ebpf: Ebpf,
 }
+
+/// A program attached by [`Kernel::attach_in`]: its link, detached on drop.
+pub struct Attached(#[allow(dead_code)] Box<dyn std::any::Any + Send>);
 
 /// Result of one program run over one frame.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +83,52 @@ impl Kernel {
                 .with_context(|| format!("attaching {name}"))?;
         }
         Ok(())
+    }
+
+    /// Counts what the programs see on interface `ifindex` too (test_run's
+    /// slot stays), as the daemon does for the interfaces it watches.
+    pub fn watch_ifindex(&mut self, ifindex: u32) -> anyhow::Result<()> {
+        monitor::kernel_tables::write_ifslots(
+            &mut self.ebpf,
+            &[
+                (TEST_RUN_IFINDEX, TEST_RUN_SLOT),
+                (ifindex, TEST_RUN_SLOT + 1),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Attaches program `name` to interface `ifname` of namespace `ns`, as
+    /// the daemon does: an XDP program natively on ingress, a TC program
+    /// by a tcx link on egress. Detached when the result is dropped.
+    pub fn attach_in(
+        &mut self,
+        ns: &crate::lab::Netns,
+        ifname: &str,
+        name: &str,
+    ) -> anyhow::Result<Attached> {
+        let prog = self.ebpf.program_mut(name).context(name.to_string())?;
+        ns.enter(|| -> anyhow::Result<Attached> {
+            Ok(match prog {
+                aya::programs::Program::Xdp(p) => {
+                    let id = p
+                        .attach(ifname, XdpMode::Driver)
+                        .with_context(|| format!("attaching {name} to {ifname} (native XDP)"))?;
+                    Attached(Box::new(p.take_link(id)?))
+                }
+                aya::programs::Program::SchedClassifier(p) => {
+                    let id = p
+                        .attach_with_options(
+                            ifname,
+                            TcAttachType::Egress,
+                            TcAttachOptions::TcxOrder(LinkOrder::default()),
+                        )
+                        .with_context(|| format!("attaching {name} to {ifname} (tcx egress)"))?;
+                    Attached(Box::new(p.take_link(id)?))
+                }
+                _ => anyhow::bail!("{name} is not an XDP or TC program"),
+            })
+        })?
     }
 
     /// Program `name`'s kernel statistics (`bpf_stats`, while enabled):

@@ -180,6 +180,41 @@ impl Netns {
         }
     }
 
+    /// Runs `f` on a thread inside this namespace and returns its result:
+    /// sockets it opens and interfaces it names (an XDP or tcx attach)
+    /// are this namespace's, wherever they are used afterwards.
+    pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
+        let file = std::fs::File::open(format!("/run/netns/{}", self.name))
+            .with_context(|| format!("opening namespace {}", self.name))?;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                use std::os::fd::AsRawFd as _;
+                // SAFETY: setns on this thread only, with a namespace fd
+                // that stays open across the call.
+                if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return Err(anyhow::Error::from(std::io::Error::last_os_error())
+                        .context(format!("entering namespace {}", self.name)));
+                }
+                Ok(f())
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("a thread inside {} panicked", self.name))?
+        })
+    }
+
+    /// The index of interface `ifname` in this namespace.
+    pub fn ifindex(&self, ifname: &str) -> anyhow::Result<u32> {
+        let out = self.run(
+            Duration::from_secs(5),
+            "cat",
+            &[&format!("/sys/class/net/{ifname}/ifindex")],
+        )?;
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .with_context(|| format!("the index of {ifname} in {}", self.name))
+    }
+
     /// Runs `program args...` in the namespace (bounded by `limit`), failing
     /// when it exits non-zero.
     pub fn run(&self, limit: Duration, program: &str, args: &[&str]) -> anyhow::Result<Output> {

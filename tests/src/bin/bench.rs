@@ -5,6 +5,8 @@
 
 #[path = "bench/drops.rs"]
 mod drops;
+#[path = "bench/live.rs"]
+mod live;
 
 use std::time::Duration;
 
@@ -34,6 +36,9 @@ fn main() -> anyhow::Result<()> {
     let run = |section: &str| only.as_deref().is_none_or(|o| o == section);
     if run("counting") {
         counting(repeat)?;
+    }
+    if run("live") {
+        live::bench()?;
     }
     if run("classifier") {
         classifier(repeat)?;
@@ -141,8 +146,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// `--repeat N` (test_run repetitions) and `--only SECTION` (counting,
-/// classifier, drops, daemon or replay).
+/// `--repeat N` (test_run repetitions) and `--only SECTION` (live,
+/// counting, classifier, drops, daemon or replay).
 fn parse_args() -> anyhow::Result<(u32, Option<String>)> {
     let mut args = std::env::args().skip(1);
     let mut repeat = 1_000_000;
@@ -158,11 +163,18 @@ fn parse_args() -> anyhow::Result<(u32, Option<String>)> {
             }
             "--only" => {
                 let section = args.next().context("--only needs a section")?;
-                if !["counting", "classifier", "drops", "daemon", "replay"]
-                    .contains(&section.as_str())
+                if ![
+                    "live",
+                    "counting",
+                    "classifier",
+                    "drops",
+                    "daemon",
+                    "replay",
+                ]
+                .contains(&section.as_str())
                 {
                     anyhow::bail!(
-                        "unknown section {section:?} (counting, classifier, drops, daemon, replay)"
+                        "unknown section {section:?} (live, counting, classifier, drops, daemon, replay)"
                     );
                 }
                 only = Some(section);

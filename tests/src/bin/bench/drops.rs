@@ -82,7 +82,7 @@ pub fn bench() -> anyhow::Result<()> {
     let netns = std::fs::metadata(format!("/run/netns/{}", nodes.host.name()))
         .context("the node's namespace")?
         .ino() as u32;
-    let ifindex = ifindex(&nodes.host, &node.ifname)?;
+    let ifindex = nodes.host.ifindex(&node.ifname)?;
     nodes.host.run(
         Duration::from_secs(10),
         "nft",
@@ -145,17 +145,4 @@ pub fn bench() -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// The index of `ifname` in namespace `ns`.
-fn ifindex(ns: &lab::Netns, ifname: &str) -> anyhow::Result<u32> {
-    let out = ns.run(
-        Duration::from_secs(5),
-        "cat",
-        &[&format!("/sys/class/net/{ifname}/ifindex")],
-    )?;
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .context("ifindex")
 }
