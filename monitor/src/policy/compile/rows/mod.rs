@@ -24,6 +24,7 @@ mod component;
 mod defaults;
 mod expand;
 mod groups;
+mod portless;
 mod requirement;
 mod words;
 
@@ -73,6 +74,15 @@ pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<S
     );
     for h in &layout.unknown {
         ctx.warn(table.line, format!("column {h:?} not recognised: ignored"));
+    }
+    if let Some(h) = &layout.client_port {
+        ctx.decide(
+            table.line,
+            format!(
+                "column {h:?} holds the client's ephemeral source ports: not a port to allow; \
+                 the server's port column is"
+            ),
+        );
     }
     for h in &layout.repeated {
         ctx.warn(
@@ -251,6 +261,7 @@ fn compile_row(
         .map(|(i, c)| {
             let marked = [
                 Column::Service,
+                Column::Description,
                 Column::Component,
                 Column::Required,
                 Column::Source,
@@ -276,7 +287,7 @@ fn compile_row(
             Err(e) => {
                 match alternative_port(layout, cells).or_else(|| portless_icmp(layout, cells)) {
                     Some(found) => found,
-                    None => return Err(e),
+                    None => return Err(portless::reason(layout, cells).unwrap_or(e)),
                 }
             }
         };
