@@ -109,6 +109,10 @@ pub fn recognise(header: &str) -> Option<Column> {
         || has("devices")
     {
         Column::Peer
+    } else if (has("required") || has("needed")) && has("for") {
+        // "Required for": what the port serves (a purpose, often the
+        // sentence naming who connects), not whether it is required.
+        Column::Notes
     } else if has("required") || has("mandatory") || has("optional") || has("default") {
         // "Default status", "On by default": whether the port is open out
         // of the box.
@@ -301,6 +305,7 @@ mod tests {
         assert_eq!(ad.get(Column::Port), Some(1));
         assert!(ad.repeated.is_empty() && ad.client_port.is_some());
         assert_eq!(recognise("Device"), Some(Column::Peer));
+        assert_eq!(recognise("Required for"), Some(Column::Notes));
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod rows;
 mod sentences;
 mod stated_ends;
 mod topics;
+mod urls;
 
 use super::{
     document::{self, Block, Document},
@@ -247,9 +248,14 @@ fn learn_roles(ctx: &mut Ctx, blocks: &[Block]) {
             Block::Table(t) => t
                 .caption
                 .iter()
-                .cloned()
-                .chain(rows::group_rows(t))
-                .flat_map(|c| roles::all_of_heading(&c, ctx.title.as_deref()))
+                .filter_map(|c| roles::of_caption(c, ctx.title.as_deref()))
+                .chain(
+                    t.caption
+                        .iter()
+                        .cloned()
+                        .chain(rows::group_rows(t))
+                        .flat_map(|c| roles::all_of_heading(&c, ctx.title.as_deref())),
+                )
                 .chain(rows::component_roles(t))
                 .collect(),
             Block::Prose { text, .. } => {

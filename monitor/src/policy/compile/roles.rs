@@ -139,6 +139,26 @@ pub fn of_heading(text: &str, title: Option<&str>) -> Option<String> {
     slug(&words[start..].join(" "))
 }
 
+/// The role a table's caption names: as a heading does, or, since a
+/// caption belongs to its table alone, a short name with no word that
+/// makes it about something else (".PostgreSQL", ".Automation Hub" above
+/// an AsciiDoc table of that component's ports).
+pub fn of_caption(text: &str, title: Option<&str>) -> Option<String> {
+    if let Some(role) = of_heading(text, title) {
+        return Some(role);
+    }
+    let lower = strip_numbering(text).to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let short = (1..=3).contains(&words.len())
+        && !words
+            .iter()
+            .any(|w| NOT_A_ROLE.contains(w) || direction_word(w).is_some());
+    short.then(|| slug(&words.join(" "))).flatten()
+}
+
 /// Every role a caption or heading lists ("Ports on REST Proxy, ksqlDB and
 /// Control Center hosts"), for recognising them in endpoint cells.
 pub fn all_of_heading(text: &str, title: Option<&str>) -> Vec<String> {

@@ -102,7 +102,7 @@ pub(super) fn table_defaults(
         table
             .caption
             .as_deref()
-            .and_then(|c| roles::of_heading(c, title.as_deref()))
+            .and_then(|c| roles::of_caption(c, title.as_deref()))
             .or_else(|| {
                 headings
                     .iter()

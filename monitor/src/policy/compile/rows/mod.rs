@@ -43,6 +43,18 @@ const GROUP_LEVEL: u8 = u8::MAX;
 /// Compiles `table` into `ctx`; returns the ids of the rules it yielded.
 pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<String> {
     let layout = Layout::of(&table.header);
+    if !layout.has(Column::Port)
+        && let Some(peer) = layout.get(Column::Peer).or(layout.get(Column::Destination))
+        && let Some(rewritten) = super::urls::with_ports(table, peer)
+    {
+        ctx.decide(
+            table.line,
+            "no Port column, but URLs: each port from its URL (or its scheme: https 443, http \
+             80), the host as the peer, outbound (the hosts reach these addresses)"
+                .into(),
+        );
+        return compile(ctx, &rewritten, headings);
+    }
     if !layout.has(Column::Port) {
         ctx.warn(
             table.line,
