@@ -191,6 +191,14 @@ fn after_ports_on(lower: &str) -> Option<&str> {
 /// The words of a heading that name the hosts, without direction words,
 /// anchors and qualifiers; `None` if the heading is about something else.
 fn role_phrase(text: &str) -> Option<String> {
+    // "Client --> Management point" names two hosts, read by their arrow
+    // (`heading_arrows`).
+    if ["-->", "->", "==>", "→", "↔", "⇄", "⟷", "⟶"]
+        .iter()
+        .any(|a| text.contains(a))
+    {
+        return None;
+    }
     let text = strip_numbering(text);
     let lower = strip_parentheticals(&text.to_lowercase().replace("(s)", "s"));
     let lower = lower.split("{#").next().unwrap_or("").to_string();

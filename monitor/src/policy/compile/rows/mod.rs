@@ -55,6 +55,17 @@ pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<S
         );
         return compile(ctx, &rewritten, headings);
     }
+    if !layout.has(Column::Port)
+        && let Some(rewritten) = super::transport_columns::split(table)
+    {
+        ctx.decide(
+            table.line,
+            "the transports are columns (TCP, UDP): a port is over the transport of its column, \
+             one row per transport; '--' or an empty cell is none"
+                .into(),
+        );
+        return compile(ctx, &rewritten, headings);
+    }
     if !layout.has(Column::Port) {
         ctx.warn(
             table.line,
