@@ -34,6 +34,7 @@ const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendors")
 const UNSEEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendors-unseen");
 const BLIND: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendors-blind");
 const BLIND2: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendors-blind2");
+const BLIND3: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendors-blind3");
 
 /// Share of all facts that must hold. The issue's target is 95%; the floor
 /// is what the compiler reaches today, so that it can only go up.
@@ -55,6 +56,24 @@ const FLOOR: f64 = 0.95;
 /// Mailbox server") and come from ("the source can be any location") did;
 /// 53.3% with "(POP3)" in a port cell read as a comment. Only ever raised.
 const BLIND2_FLOOR: f64 = 0.53;
+
+/// The third blind set (`vendors-blind3/`: Configuration Manager, Pexip
+/// Infinity, Ansible Automation Platform, Active Directory), measured as
+/// it arrived on the compiler of commit 46584b6: 0.0% of 110 facts held,
+/// and the Ansible page (AsciiDoc source as text) compiled to nothing.
+/// Since: 20.9% once a Device column named the peer whose side the
+/// Inbound/Outbound heading gives, a legend's "*" made rows optional, and
+/// a Server Port column won over the Client Port(s) beside it (Pexip);
+/// 30.0% once AsciiDoc tables, block titles and links were read, URLs
+/// without a Port column gave their ports (https 443), "ALLOW X to reach"
+/// named the opener and short captions named their hosts (Ansible
+/// compiles); 52.7% once arrows in headings ("Client `-->` Management
+/// point", `<-->` both ways) gave the ends of the tables under them, with
+/// the listener's qualifier ("configured for PXE") as their condition, and
+/// "Description | UDP | TCP" tables gave each port the transport of its
+/// column; 55.5% with "While you install ..., also open these ports" read
+/// as the condition of the table below. Only ever raised.
+const BLIND3_FLOOR: f64 = 0.55;
 
 /// The same for the unseen documents: today's share (44 of 62 facts,
 /// 70.97%, after group rows, Component columns, initiators in words,
@@ -369,6 +388,11 @@ fn blind_vendor_documents_compile_to_the_facts_a_reviewer_expects() {
 #[test]
 fn second_blind_vendor_documents_compile_to_the_facts_a_reviewer_expects() {
     holds_above_floor(BLIND2, 3, BLIND2_FLOOR);
+}
+
+#[test]
+fn third_blind_vendor_documents_compile_to_the_facts_a_reviewer_expects() {
+    holds_above_floor(BLIND3, 4, BLIND3_FLOOR);
 }
 
 /// A set being tuned on: each document gives rules (even where the

@@ -103,8 +103,16 @@ pub fn recognise(header: &str) -> Option<Column> {
         || has("domain")
         || has("url")
         || has("peer")
+        // "Device": the other end, named by the kind of box it is; the
+        // heading (Inbound, Outbound) gives its side.
+        || has("device")
+        || has("devices")
     {
         Column::Peer
+    } else if (has("required") || has("needed")) && has("for") {
+        // "Required for": what the port serves (a purpose, often the
+        // sentence naming who connects), not whether it is required.
+        Column::Notes
     } else if has("required") || has("mandatory") || has("optional") || has("default") {
         // "Default status", "On by default": whether the port is open out
         // of the box.
@@ -135,6 +143,8 @@ pub struct Layout {
     positions: Vec<(Column, usize)>,
     pub unknown: Vec<String>,
     pub repeated: Vec<String>,
+    /// A client's-port column set aside for the server's port beside it.
+    pub client_port: Option<String>,
 }
 
 impl Layout {
@@ -149,7 +159,39 @@ impl Layout {
             }
         }
         layout.component_beside_service(header);
+        layout.server_port_over_client_port(header);
         layout
+    }
+
+    /// "Client Port(s) | Server Port": the client's port is its ephemeral
+    /// source range ("1024-65535/TCP"); the server's is the one to allow,
+    /// so it is the Port column even though it comes second.
+    fn server_port_over_client_port(&mut self, header: &[String]) {
+        let words = |h: &str| -> Vec<String> {
+            h.to_lowercase()
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        let Some(at) = self.get(Column::Port) else {
+            return;
+        };
+        if !words(&header[at]).iter().any(|w| w == "client") {
+            return;
+        }
+        let Some(server) = header.iter().position(|h| {
+            self.repeated.contains(h)
+                && recognise(h) == Some(Column::Port)
+                && words(h).iter().any(|w| w == "server")
+        }) else {
+            return;
+        };
+        let client = header[at].clone();
+        self.repeated.retain(|h| *h != header[server]);
+        self.positions.retain(|(c, _)| *c != Column::Port);
+        self.positions.push((Column::Port, server));
+        self.client_port = Some(client);
     }
 
     /// "Component | Service": both read as a service, so the second was
@@ -259,6 +301,11 @@ mod tests {
         assert!(l.repeated.is_empty());
         let alone = Layout::of(&["Component".to_string(), "Port".to_string()]);
         assert_eq!(alone.get(Column::Service), Some(0));
+        let ad = Layout::of(&["Client Port(s)", "Server Port", "Service"].map(String::from));
+        assert_eq!(ad.get(Column::Port), Some(1));
+        assert!(ad.repeated.is_empty() && ad.client_port.is_some());
+        assert_eq!(recognise("Device"), Some(Column::Peer));
+        assert_eq!(recognise("Required for"), Some(Column::Notes));
     }
 
     #[test]

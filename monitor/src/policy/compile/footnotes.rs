@@ -43,6 +43,11 @@ impl Footnotes {
                 Block::Footnote { mark, text, .. } => notes.add(mark, text),
                 Block::Prose { text, .. } => {
                     notes.read_numbered(text);
+                    // A legend item "* Optional service": the parser took
+                    // no bullet from it, so the star is a mark.
+                    if let Some(rest) = text.trim().strip_prefix("* ") {
+                        notes.add("\\*", rest);
+                    }
                     // HTML notes: "<p><sup>††</sup> text</p>" is prose.
                     if let Some((m, t)) = footnote_start(text.trim(), false) {
                         notes.add(&m, &t);
@@ -186,6 +191,9 @@ pub struct Effect {
     pub outbound: bool,
     /// "Sent over UDP".
     pub udp: bool,
+    /// "Optional service, disabled until you switch it on": not required,
+    /// whatever condition the note also names.
+    pub optional: bool,
 }
 
 pub fn effect(text: &str) -> Effect {
@@ -211,6 +219,9 @@ pub fn effect(text: &str) -> Effect {
             || lower.starts_with("sent ")
             || lower.contains(" sent to "),
         udp: lower.contains("over udp"),
+        optional: super::normalize::required::says_optional(text)
+            || lower.starts_with("optional")
+            || lower.contains("disabled until"),
     }
 }
 
@@ -325,6 +336,7 @@ mod tests {
         let e = effect("Here GitLab is the client: it connects out on this port.");
         assert!(e.outbound && e.condition.is_none());
         assert!(effect("Sent over UDP to your syslog server.").udp);
+        assert!(effect("Optional service, disabled until you switch it on.").optional);
         let e = effect("Not supported; use it in test labs only.");
         assert_eq!(e.condition.as_deref(), Some("in test labs"));
         let e = effect("The registry stays off until `registry_external_url` is set.");

@@ -11,6 +11,7 @@ mod arrows;
 mod categories;
 mod columns;
 mod footnotes;
+mod heading_arrows;
 mod matrix;
 pub mod normalize;
 mod port_list;
@@ -21,6 +22,8 @@ mod rows;
 mod sentences;
 mod stated_ends;
 mod topics;
+mod transport_columns;
+mod urls;
 
 use super::{
     document::{self, Block, Document},
@@ -122,6 +125,8 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
     // Where the section's prose says its table's connections go.
     let mut section_destination: Option<String> = None;
     let mut section_source: Option<String> = None;
+    // The ends the last heading's arrow names ("Client --> Management point").
+    let mut heading_ends: Option<heading_arrows::HeadingEnds> = None;
     let mut headings: Vec<(u8, String)> = Vec::new();
     let blocks = document::parse(&doc.text);
     let lines: Vec<String> = doc.text.lines().map(document::collapse_ws).collect();
@@ -135,6 +140,7 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                 while headings.last().is_some_and(|(l, _)| *l >= level) {
                     headings.pop();
                 }
+                heading_ends = heading_arrows::of(&text);
                 headings.push((level, text));
                 section = next;
                 above = None;
@@ -188,6 +194,20 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                             listener: section_destination.clone()?,
                         })
                     });
+                let by_arrow = ctx.stated_ends.is_none() && heading_ends.is_some();
+                if by_arrow && let Some(h) = &heading_ends {
+                    ctx.decide(
+                        table.line,
+                        format!(
+                            "the heading's arrow names the ends: {} {} {}",
+                            h.ends.opener,
+                            if h.both_ways { "<-->" } else { "-->" },
+                            h.ends.listener
+                        ),
+                    );
+                    ctx.stated_ends = Some(h.ends.clone());
+                    ctx.stated_both_ways = h.both_ways;
+                }
                 ctx.stated_loopback = std::mem::take(&mut loopback_above);
                 ctx.stated_destination = section_destination.clone();
                 let ids = if matrix::is_matrix(&table) {
@@ -199,7 +219,14 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                     sentences::cells::read(&mut ctx, &table, &ids, &lines)
                 };
                 ctx.stated_ends = None;
+                ctx.stated_both_ways = false;
                 ctx.stated_loopback = false;
+                if by_arrow
+                    && let Some(h) = &heading_ends
+                    && let Some(cond) = &h.condition
+                {
+                    heading_arrows::apply_condition(&mut ctx, &ids, table.line, cond);
+                }
                 ctx.stated_destination = None;
                 if let Some((line, cond)) = above.take() {
                     preamble::apply(&mut ctx, &ids, line, &cond);
@@ -247,9 +274,14 @@ fn learn_roles(ctx: &mut Ctx, blocks: &[Block]) {
             Block::Table(t) => t
                 .caption
                 .iter()
-                .cloned()
-                .chain(rows::group_rows(t))
-                .flat_map(|c| roles::all_of_heading(&c, ctx.title.as_deref()))
+                .filter_map(|c| roles::of_caption(c, ctx.title.as_deref()))
+                .chain(
+                    t.caption
+                        .iter()
+                        .cloned()
+                        .chain(rows::group_rows(t))
+                        .flat_map(|c| roles::all_of_heading(&c, ctx.title.as_deref())),
+                )
                 .chain(rows::component_roles(t))
                 .collect(),
             Block::Prose { text, .. } => {
@@ -318,6 +350,8 @@ pub struct Ctx {
     /// Both ends of the rows of the table being read, as the sentence
     /// above it states them.
     pub stated_ends: Option<stated_ends::Ends>,
+    /// The stated ends both open connections ("A <--> B").
+    pub stated_both_ways: bool,
     /// The paragraph above the table being read says its ports are on the
     /// loopback interface.
     pub stated_loopback: bool,
@@ -344,6 +378,7 @@ impl Ctx {
             definitions: Vec::new(),
             named: Vec::new(),
             stated_ends: None,
+            stated_both_ways: false,
             stated_loopback: false,
             stated_destination: None,
         }

@@ -34,8 +34,20 @@ pub fn condition(text: &str) -> Option<String> {
         if names_port || !about_rows || lower.starts_with("if ") {
             return None;
         }
-        required::condition_of(sentence.trim())
+        required::condition_of(sentence.trim()).or_else(|| during(sentence.trim()))
     })
+}
+
+/// "While you install a site ..., also open these ports": the rows are
+/// needed only during what the leading clause names.
+fn during(sentence: &str) -> Option<String> {
+    let lower = sentence.to_ascii_lowercase();
+    let lead = ["while ", "during "]
+        .iter()
+        .find(|w| lower.starts_with(*w))?;
+    let end = sentence.find(',')?;
+    let clause = sentence[lead.len()..end].trim();
+    (!clause.is_empty()).then(|| format!("{}{clause}", lead))
 }
 
 /// Makes the table's required rules conditional on `cond` (from the
@@ -72,6 +84,10 @@ mod tests {
     fn conditions_above_a_table() {
         assert!(condition("HDX Direct is disabled by default. The rows below apply only once you enable the HDX Direct policy.").is_some());
         assert!(condition("Required only when the Rendezvous policy is enabled.").is_some());
+        assert_eq!(
+            condition("While you install a remote site, also open these ports:").as_deref(),
+            Some("while you install a remote site")
+        );
         assert!(condition("Port 443 is needed only if you use TLS.").is_none());
         assert!(condition("The agent sends its data only to the server.").is_none());
         assert!(

@@ -139,6 +139,26 @@ pub fn of_heading(text: &str, title: Option<&str>) -> Option<String> {
     slug(&words[start..].join(" "))
 }
 
+/// The role a table's caption names: as a heading does, or, since a
+/// caption belongs to its table alone, a short name with no word that
+/// makes it about something else (".PostgreSQL", ".Automation Hub" above
+/// an AsciiDoc table of that component's ports).
+pub fn of_caption(text: &str, title: Option<&str>) -> Option<String> {
+    if let Some(role) = of_heading(text, title) {
+        return Some(role);
+    }
+    let lower = strip_numbering(text).to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let short = (1..=3).contains(&words.len())
+        && !words
+            .iter()
+            .any(|w| NOT_A_ROLE.contains(w) || direction_word(w).is_some());
+    short.then(|| slug(&words.join(" "))).flatten()
+}
+
 /// Every role a caption or heading lists ("Ports on REST Proxy, ksqlDB and
 /// Control Center hosts"), for recognising them in endpoint cells.
 pub fn all_of_heading(text: &str, title: Option<&str>) -> Vec<String> {
@@ -171,6 +191,14 @@ fn after_ports_on(lower: &str) -> Option<&str> {
 /// The words of a heading that name the hosts, without direction words,
 /// anchors and qualifiers; `None` if the heading is about something else.
 fn role_phrase(text: &str) -> Option<String> {
+    // "Client --> Management point" names two hosts, read by their arrow
+    // (`heading_arrows`).
+    if ["-->", "->", "==>", "→", "↔", "⇄", "⟷", "⟶"]
+        .iter()
+        .any(|a| text.contains(a))
+    {
+        return None;
+    }
     let text = strip_numbering(text);
     let lower = strip_parentheticals(&text.to_lowercase().replace("(s)", "s"));
     let lower = lower.split("{#").next().unwrap_or("").to_string();

@@ -6,7 +6,10 @@
 //! after; its tab-separated tables (`tab_rows`) are read first of all.
 //! Plain text laid out as reStructuredText (`rst`) gives its titles
 //! as headings and hides its literal blocks and command lines from Markdown.
+//! AsciiDoc source (`asciidoc`) gives its `|===` tables, headings and block
+//! titles before anything else reads it.
 
+mod asciidoc;
 pub mod blocks;
 mod cell_lines;
 mod html;
@@ -26,6 +29,8 @@ pub fn parse(text: &str) -> Vec<Block> {
         // hide the tables in them.
         return html::parse(text);
     }
+    let adoc = asciidoc::read(text);
+    let text = &mask_lines(text, adoc.lines.iter().cloned());
     let tabbed = tab_rows::find(text);
     let text = &mask_lines(text, tabbed.iter().map(|f| f.lines.clone()));
     let flattened = cell_lines::find(text);
@@ -35,6 +40,7 @@ pub fn parse(text: &str) -> Vec<Block> {
     let md = markdown::parse(&rest);
     let mut blocks = md.blocks;
     blocks.extend(rst.headings);
+    blocks.extend(adoc.blocks);
     plain::headings(&rest, &mut blocks);
     if !md.html_ranges.is_empty() {
         blocks.extend(html::parse(&mask_outside(&rest, &md.html_ranges)));

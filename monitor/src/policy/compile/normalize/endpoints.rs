@@ -512,7 +512,8 @@ fn split_list(text: &str) -> Vec<String> {
     for chunk in text.split([',', ';']) {
         let mut current: Vec<&str> = Vec::new();
         for word in chunk.split(' ') {
-            if matches!(word.to_ascii_lowercase().as_str(), "and" | "or" | "&") {
+            // "Web browser / API client": a spaced slash lists two kinds of peer.
+            if matches!(word.to_ascii_lowercase().as_str(), "and" | "or" | "&" | "/") {
                 parts.push(current.join(" "));
                 current.clear();
             } else {

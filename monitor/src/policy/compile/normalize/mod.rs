@@ -3,6 +3,7 @@
 //! (guesses) that the compiler records with `doc:line`.
 
 pub mod agents;
+pub mod allowed;
 pub mod definitions;
 pub mod direction;
 pub mod endpoints;

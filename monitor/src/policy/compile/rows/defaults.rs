@@ -102,7 +102,7 @@ pub(super) fn table_defaults(
         table
             .caption
             .as_deref()
-            .and_then(|c| roles::of_heading(c, title.as_deref()))
+            .and_then(|c| roles::of_caption(c, title.as_deref()))
             .or_else(|| {
                 headings
                     .iter()
@@ -141,7 +141,13 @@ pub(super) fn table_defaults(
         .rev()
         .find_map(|(_, h)| roles::heading_direction(h));
     let mut direction = None;
-    if !layout.has(Column::Direction) && stated.is_some() {
+    if !layout.has(Column::Direction) && stated.is_some() && ctx.stated_both_ways {
+        direction = Some(Direction::Bidirectional);
+        ctx.decide(
+            line,
+            "either end opens the connections (a two-way arrow): rows are bidirectional".into(),
+        );
+    } else if !layout.has(Column::Direction) && stated.is_some() {
         direction = Some(Direction::Inbound);
     } else if !layout.has(Column::Direction) {
         direction = Some(Direction::Bidirectional);

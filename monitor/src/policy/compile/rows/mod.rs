@@ -24,6 +24,7 @@ mod component;
 mod defaults;
 mod expand;
 mod groups;
+mod portless;
 mod requirement;
 mod words;
 
@@ -42,6 +43,29 @@ const GROUP_LEVEL: u8 = u8::MAX;
 /// Compiles `table` into `ctx`; returns the ids of the rules it yielded.
 pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<String> {
     let layout = Layout::of(&table.header);
+    if !layout.has(Column::Port)
+        && let Some(peer) = layout.get(Column::Peer).or(layout.get(Column::Destination))
+        && let Some(rewritten) = super::urls::with_ports(table, peer)
+    {
+        ctx.decide(
+            table.line,
+            "no Port column, but URLs: each port from its URL (or its scheme: https 443, http \
+             80), the host as the peer, outbound (the hosts reach these addresses)"
+                .into(),
+        );
+        return compile(ctx, &rewritten, headings);
+    }
+    if !layout.has(Column::Port)
+        && let Some(rewritten) = super::transport_columns::split(table)
+    {
+        ctx.decide(
+            table.line,
+            "the transports are columns (TCP, UDP): a port is over the transport of its column, \
+             one row per transport; '--' or an empty cell is none"
+                .into(),
+        );
+        return compile(ctx, &rewritten, headings);
+    }
     if !layout.has(Column::Port) {
         ctx.warn(
             table.line,
@@ -73,6 +97,15 @@ pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<S
     );
     for h in &layout.unknown {
         ctx.warn(table.line, format!("column {h:?} not recognised: ignored"));
+    }
+    if let Some(h) = &layout.client_port {
+        ctx.decide(
+            table.line,
+            format!(
+                "column {h:?} holds the client's ephemeral source ports: not a port to allow; \
+                 the server's port column is"
+            ),
+        );
     }
     for h in &layout.repeated {
         ctx.warn(
@@ -251,6 +284,7 @@ fn compile_row(
         .map(|(i, c)| {
             let marked = [
                 Column::Service,
+                Column::Description,
                 Column::Component,
                 Column::Required,
                 Column::Source,
@@ -276,7 +310,7 @@ fn compile_row(
             Err(e) => {
                 match alternative_port(layout, cells).or_else(|| portless_icmp(layout, cells)) {
                     Some(found) => found,
-                    None => return Err(e),
+                    None => return Err(portless::reason(layout, cells).unwrap_or(e)),
                 }
             }
         };

@@ -102,7 +102,13 @@ pub(super) fn of(row: &Row) -> Result<required::Requirement, String> {
         requirement.note =
             Some("the row says it is optional or off by default: not required".into());
     }
-    if let Some((text, e)) = row.effects.iter().find(|(_, e)| e.condition.is_some())
+    if let Some((text, _)) = row.effects.iter().find(|(_, e)| e.optional)
+        && cell(Column::Required).is_none()
+    {
+        requirement.required = Required::No;
+        requirement.condition = None;
+        requirement.note = Some(format!("its footnote says it is optional: {text}"));
+    } else if let Some((text, e)) = row.effects.iter().find(|(_, e)| e.condition.is_some())
         && requirement.required != Required::Conditional
     {
         requirement.required = Required::Conditional;

@@ -9,6 +9,7 @@
 use crate::policy::compile::{
     columns::{Column, Layout},
     normalize::{
+        allowed,
         endpoints::{Endpoint, Known},
         initiators, mentions, restricted,
     },
@@ -23,6 +24,12 @@ pub(super) fn peers(
     known: Known,
 ) -> Result<Vec<Endpoint>, String> {
     let words = words_of(layout, cells);
+    // "ALLOW controller(s) to reach the Receptor port": the instruction
+    // names who connects, whatever else the words mention.
+    let allowed = allowed::openers(&words, known);
+    if !allowed.is_empty() {
+        return Ok(allowed);
+    }
     if let Some(listener) = component {
         let named = initiators::of(&words, known);
         if named.is_empty() {
@@ -35,7 +42,27 @@ pub(super) fn peers(
     if known.roles.is_empty() && known.local.is_none() {
         return Ok(Vec::new());
     }
-    Ok(mentions::peers(&words, known))
+    Ok(mentions::peers(&without_conditions(&words), known))
+}
+
+/// The words without their "only when ..." / "only if ..." clauses: what a
+/// condition mentions ("used together with another component") is the
+/// setup it depends on, not who connects.
+fn without_conditions(words: &str) -> String {
+    words
+        .split_inclusive(['.', ';'])
+        .map(|clause| {
+            let lower = clause.to_ascii_lowercase();
+            match ["only when ", "only if "]
+                .iter()
+                .filter_map(|m| lower.find(m))
+                .min()
+            {
+                Some(at) => &clause[..at],
+                None => clause,
+            }
+        })
+        .collect()
 }
 
 /// The service, description, notes and unrecognised cells, as one text.
