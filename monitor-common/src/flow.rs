@@ -170,11 +170,17 @@ pub enum Kstat {
     LocalDropsLost = 14,
     /// Local drops whose headers could not be read or parsed.
     LocalDropsUnparsed = 15,
+    /// Packets of new flows from strangers over the per-CPU budget,
+    /// counted in a flood aggregate instead of tracked (see `flood`).
+    FloodPackets = 16,
+    /// Packets over budget that no aggregate could count: `PC_FLOODS` was
+    /// full, its catch-all entry too.
+    FloodLost = 17,
 }
 
 impl Kstat {
     /// Every counter, in index order.
-    pub const ALL: [Kstat; 15] = [
+    pub const ALL: [Kstat; 17] = [
         Kstat::Unexpected,
         Kstat::NewFlows,
         Kstat::RingbufFull,
@@ -190,6 +196,8 @@ impl Kstat {
         Kstat::LocalDropsOther,
         Kstat::LocalDropsLost,
         Kstat::LocalDropsUnparsed,
+        Kstat::FloodPackets,
+        Kstat::FloodLost,
     ];
 
     /// The counter's index in `PC_KSTATS`.
@@ -200,7 +208,7 @@ impl Kstat {
 }
 
 /// Entries of `PC_KSTATS`: the reserved index 0 and one per [`Kstat`].
-pub const KSTATS: u32 = Kstat::LocalDropsUnparsed as u32 + 1;
+pub const KSTATS: u32 = Kstat::FloodLost as u32 + 1;
 
 // `ALL` lists every counter once, in index order from 1: index 0 stays
 // reserved and the map has no slot nobody names.

@@ -6,6 +6,7 @@
 
 pub mod classify;
 pub mod drop;
+pub mod flood;
 pub mod flow;
 pub mod handshake;
 pub mod maps;

@@ -25,6 +25,14 @@ pub const MASKS_MAP: &str = ".bss.pc_masks";
 /// Unexpected-flow dedup LRU, see [`crate::flow`].
 pub const FLOWS_MAP: &str = "PC_FLOWS";
 pub const SEEN_MAP: &str = "PC_SEEN";
+/// Per-CPU new-flow budgets of strangers, one [`crate::flood::Budget`] per
+/// class; and the flood aggregates past them, see [`crate::flood`].
+pub const BUDGET_MAP: &str = "PC_BUDGET";
+pub const FLOODS_MAP: &str = "PC_FLOODS";
+/// One zeroed [`crate::flood::FloodStats`], never written: the value a new
+/// aggregate is inserted with (it does not fit the programs' stack frame
+/// beside the rest, and a zero fill there would compile to a memset call).
+pub const FLOODZERO_MAP: &str = "PC_FLOODZERO";
 /// Ring buffer of first sightings.
 pub const EVENTS_MAP: &str = "PC_EVENTS";
 /// Classifier counters (per CPU), indexed by [`crate::flow::Kstat`].

@@ -2,7 +2,8 @@
 //! keyed by (initiator, responder, service); only its first sighting goes to
 //! userspace through the ring buffer, with the packet's headers. A per-CPU
 //! direct-mapped slot array (`PC_SEEN`) in front of the LRU counts the
-//! flows seen last, so a flood of one flow never reaches the LRU.
+//! flows seen last, so a flood of one flow never reaches the LRU; new flows
+//! of strangers past a budget never reach it either (`flood`).
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
@@ -16,7 +17,9 @@ use monitor_common::{
 };
 
 use crate::{
+    flood,
     maps::{PC_EVENTS, PC_FLOWS, PC_SEEN},
+    policy::KernelPolicy,
     stats::{add_kstat, count_kstat},
 };
 
@@ -27,6 +30,8 @@ pub trait CopyHeaders {
 }
 
 pub struct Sighting<'a> {
+    /// For the peer's roles, should the flow be new (see `flood`).
+    pub policy: &'a KernelPolicy,
     pub parsed: &'a Parsed,
     pub conn: Conn,
     pub reason: Reason,
@@ -80,6 +85,19 @@ pub fn unexpected<H: CopyHeaders>(ctx: &H, s: &Sighting) {
         && let Some(state) = PC_FLOWS.get_ptr_mut(FlowKey::flipped(s.parsed, &s.conn))
     {
         add(state, !s.conn.forward, s.bytes, now);
+        return;
+    }
+    // A new flow. A stranger's past the budget is only counted, in its
+    // service's flood aggregate.
+    if !flood::admit(s.policy, s.parsed, &s.conn, s.dir, now) {
+        let over = flood::OverBudget {
+            parsed: s.parsed,
+            conn: &s.conn,
+            reason: s.reason as u8,
+            bytes: s.bytes,
+            initiator: &key.initiator,
+        };
+        flood::aggregate(&over, now);
         return;
     }
     // A first sighting gets the precise time: it dates the event.

@@ -7,6 +7,7 @@
 #![feature(asm_experimental_arch)]
 
 mod drops;
+mod flood;
 mod flows;
 mod frame;
 mod globals;
@@ -125,6 +126,7 @@ fn observe<H: CopyHeaders, P: Packet>(
         } => {
             stats::count_kstat(Kstat::Unexpected as u32);
             let sighting = Sighting {
+                policy: &policy,
                 parsed,
                 conn,
                 reason,

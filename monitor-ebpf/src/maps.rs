@@ -2,10 +2,11 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, LpmTrie, LruPerCpuHashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LpmTrie, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use monitor_common::{
     drop::{LocalDrop, MAX_DROP_FLOWS},
+    flood::{BUDGET_CLASSES, Budget, FloodKey, FloodStats, MAX_FLOOD_KEYS},
     flow::{FlowKey, FlowState, KSTATS, MAX_FLOWS, RING_BYTES, SEEN_SLOTS, SeenSlot},
     handshake::HandshakeKey,
     handshake::{Handshake, MAX_HANDSHAKES, MAX_WATCHED},
@@ -40,6 +41,16 @@ pub static PC_FLOWS: LruPerCpuHashMap<FlowKey, FlowState> =
 
 #[map(name = "PC_SEEN")]
 pub static PC_SEEN: PerCpuArray<SeenSlot> = PerCpuArray::with_max_entries(SEEN_SLOTS, 0);
+
+#[map(name = "PC_BUDGET")]
+pub static PC_BUDGET: PerCpuArray<Budget> = PerCpuArray::with_max_entries(BUDGET_CLASSES, 0);
+
+#[map(name = "PC_FLOODS")]
+pub static PC_FLOODS: PerCpuHashMap<FloodKey, FloodStats> =
+    PerCpuHashMap::with_max_entries(MAX_FLOOD_KEYS, 0);
+
+#[map(name = "PC_FLOODZERO")]
+pub static PC_FLOODZERO: PerCpuArray<FloodStats> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "PC_EVENTS")]
 pub static PC_EVENTS: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);

@@ -95,6 +95,18 @@ impl MonitorProc {
         Self::start(ns, ifaces, &args)
     }
 
+    /// The daemon's peak resident memory so far (VmHWM), in KiB: `ip netns
+    /// exec` runs it in place, so the child is the daemon itself.
+    pub fn peak_rss_kib(&self) -> anyhow::Result<u64> {
+        let pid = self.child.as_ref().context("already stopped")?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmHWM in /proc/PID/status")
+    }
+
     /// Waits until the daemon has printed `count` stderr lines containing
     /// `needle` (counting lines seen so far), or fails after `limit`.
     pub fn wait_stderr(

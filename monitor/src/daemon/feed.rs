@@ -70,6 +70,8 @@ pub fn metrics_snapshot(
     let new_flows = kstats[Kstat::NewFlows];
     out.unexpected_flows = new_flows;
     out.events_lost = kstats[Kstat::RingbufFull];
+    out.flood_packets = kstats[Kstat::FloodPackets];
+    out.flood_packets_lost = kstats[Kstat::FloodLost];
     out.flow_table = FlowTable {
         insert_failures: kstats[Kstat::FlowInsertFailed],
         // Flows are never deleted, so those gone from the LRU were evicted.
@@ -114,16 +116,18 @@ pub fn required_line(
 pub fn classifier_line(kstats: &KstatTotals, allowed: u64, live_flows: u64) -> String {
     let new_flows = kstats[Kstat::NewFlows];
     format!(
-        "  classifier: {} allowed, {} unexpected packets in {} flows ({} tracked, {} evicted), {} later fragments; lost: {} events (ring buffer full), {} flows not tracked, {} packets of evicted flows not counted",
+        "  classifier: {} allowed, {} unexpected packets in {} flows ({} tracked, {} evicted), {} later fragments, {} packets of strangers' new flows past the budget counted as floods; lost: {} events (ring buffer full), {} flows not tracked, {} packets of evicted flows not counted, {} flood packets not counted (table full)",
         allowed,
         kstats[Kstat::Unexpected],
         new_flows,
         live_flows,
         new_flows.saturating_sub(live_flows),
         kstats[Kstat::Fragments],
+        kstats[Kstat::FloodPackets],
         kstats[Kstat::RingbufFull],
         kstats[Kstat::FlowInsertFailed],
         kstats[Kstat::SeenUnflushed],
+        kstats[Kstat::FloodLost],
     )
 }
 

@@ -5,6 +5,7 @@
 mod blocked;
 pub mod command;
 pub mod feed;
+mod floods;
 pub mod summary;
 
 use std::{
@@ -186,6 +187,7 @@ pub async fn run(
     };
     let mut state = State {
         reported: Reported::with_capacity(MAX_FLOWS as usize),
+        floods: floods::Floods::new(),
         retired: BTreeMap::new(),
         blocked: monitor
             .tables()
@@ -274,6 +276,7 @@ impl Daemon<'_> {
                 }
                 _ = refresh.tick(), if classifying => {
                     refresh_flows(monitor, enricher, &mut state.reported, sinks)?;
+                    state.floods.report(monitor, enricher, sinks)?;
                     if let Some(b) = state.blocked.as_mut() {
                         b.refresh(enricher, sinks)?;
                     }
@@ -317,6 +320,8 @@ impl Daemon<'_> {
         if let Some(ring) = ring {
             drain(ring.get_mut(), enricher, &mut state.reported, sinks)?;
             refresh_flows(monitor, enricher, &mut state.reported, sinks)?;
+            state.floods.report(monitor, enricher, sinks)?;
+            state.floods.flush_console();
         }
         sweep_blocked(monitor, enricher, state, sinks)?;
         if let Some(b) = state.blocked.as_mut() {
@@ -365,6 +370,8 @@ const TOP_RULES: usize = 5;
 /// What the daemon remembers across events and reloads.
 struct State {
     reported: Reported,
+    /// Strangers' floods past the new-flow budget, reported per refresh.
+    floods: floods::Floods,
     /// Per-rule counters of policies swapped out, by rule id, so totals
     /// survive reloads.
     retired: BTreeMap<String, Counter>,

@@ -4,6 +4,7 @@
 
 pub mod borrowed;
 pub mod console;
+pub mod flood;
 pub mod jsonl;
 pub mod pcapng;
 pub mod record;

@@ -22,11 +22,12 @@ use aya::{
 };
 use monitor_common::{
     drop::LocalDrop,
+    flood::{FloodKey, FloodStats},
     flow::{FlowKey, FlowState, KstatTotals, SEEN_SLOTS, SeenSlot},
     handshake::{Handshake, HandshakeKey},
     maps::{
-        COUNTERS_MAP, Counter, CpuCounters, DROPS_MAP, EVENTS_MAP, FLOWS_MAP, HANDSHAKES_MAP,
-        KSTATS_MAP, PROG_EGRESS, PROG_INGRESS, RULEWORK_MAP, SEEN_MAP, WATCH_MAP,
+        COUNTERS_MAP, Counter, CpuCounters, DROPS_MAP, EVENTS_MAP, FLOODS_MAP, FLOWS_MAP,
+        HANDSHAKES_MAP, KSTATS_MAP, PROG_EGRESS, PROG_INGRESS, RULEWORK_MAP, SEEN_MAP, WATCH_MAP,
     },
     policy::MAX_RULES,
     stats::{IFINDEX_LIMIT, MAX_IFACES},
@@ -434,6 +435,26 @@ impl Monitor {
                     .map_err(|source| LoadError::Map { map: name, source })
             })
             .collect()
+    }
+
+    /// The flood aggregates, each CPU's copy (see `monitor_common::flood`).
+    /// Never removed: each only grows, so the daemon reports what grew and
+    /// no count the kernel adds while it reads is lost.
+    pub fn floods(&self) -> Result<Vec<(FloodKey, Vec<FloodStats>)>, LoadError> {
+        let map = self
+            .ebpf
+            .map(FLOODS_MAP)
+            .expect("the object defines PC_FLOODS");
+        let map: PerCpuHashMap<_, FloodKey, FloodStats> =
+            PerCpuHashMap::try_from(map).map_err(|source| LoadError::Map {
+                map: FLOODS_MAP,
+                source,
+            })?;
+        Ok(map
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(k, v)| (k, v.iter().copied().collect()))
+            .collect())
     }
 
     /// The tracked unexpected flows, each with its per-CPU copies merged.

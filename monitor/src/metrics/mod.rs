@@ -100,6 +100,10 @@ pub struct Snapshot {
     pub unexpected_flows: u64,
     /// Events the kernel could not queue because the ring buffer was full.
     pub events_lost: u64,
+    /// Packets of strangers' new flows past the budget, counted in flood
+    /// aggregates; and those no aggregate could count (table full).
+    pub flood_packets: u64,
+    pub flood_packets_lost: u64,
     pub flow_table: FlowTable,
     pub parse_failures: ParseFailures,
     pub blocked_required: Vec<BlockedRequired>,
@@ -319,6 +323,18 @@ impl Collector for SnapshotCollector {
         )?;
         counter(
             &mut enc,
+            "flood_packets",
+            "Packets of new flows from peers with no role past the per-CPU new-flow budget, counted in flood aggregates instead of tracked.",
+            s.flood_packets,
+        )?;
+        counter(
+            &mut enc,
+            "flood_packets_lost",
+            "Flood packets no aggregate could count (the aggregate table was full).",
+            s.flood_packets_lost,
+        )?;
+        counter(
+            &mut enc,
             "flow_table_insert_failures",
             "Flows the kernel could not insert into its flow table.",
             s.flow_table.insert_failures,
@@ -441,6 +457,8 @@ mod tests {
             }],
             unexpected_flows: 3,
             events_lost: 1,
+            flood_packets: 7,
+            flood_packets_lost: 0,
             flow_table: FlowTable {
                 insert_failures: 4,
                 evictions: 5,
@@ -480,6 +498,7 @@ mod tests {
             "portconform_rule_bytes_total{rule=\"ts-zookeeper-2181\",service=\"ZooKeeper \\\"quorum\\\"\"} 700",
             "portconform_unexpected_flows_total 3",
             "portconform_events_lost_total 1",
+            "portconform_flood_packets_total 7",
             "portconform_flow_table_insert_failures_total 4",
             "portconform_flow_table_evictions_total 5",
             "portconform_pcap_packets_dropped_total 9",
