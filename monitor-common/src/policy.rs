@@ -18,8 +18,13 @@
 //! - `PC_CONFIG`: one word of switches, [`Config`]: whether to classify,
 //!   which set is live, which peer maps to consult.
 
-/// Roles are bits of a u64.
-pub const MAX_ROLES: usize = 64;
+/// Roles are bits of a u64; the top one is [`KNOWN_PEER`].
+pub const MAX_ROLES: usize = 63;
+/// Carried by every address the inventory lists, besides its roles' bits,
+/// and by no address only a rule's own literal peers (`0.0.0.0/0` for
+/// "any") name: the kernel's budget for strangers' new flows (see
+/// `flood`) never holds back a peer the operator knows. No rule names it.
+pub const KNOWN_PEER: u64 = 1 << 63;
 /// Rules the per-rule counters and events can name.
 pub const MAX_RULES: u32 = 1024;
 /// "No rule" in events and rule references.

@@ -9,7 +9,7 @@ use monitor_common::{
     flood::{CLASS_OTHER, CLASS_SYN, FloodKey, FloodStats, register_of, source_hash},
     flow::Kstat,
     packet::{Family, IPPROTO_TCP, Parsed, TCP_ACK, TCP_SYN, v4_addr},
-    policy::ConnDir,
+    policy::{ConnDir, KNOWN_PEER},
     stats::PacketDir,
 };
 
@@ -19,8 +19,9 @@ use crate::{
     stats::count_kstat,
 };
 
-/// Whether the flow `s` starts may be tracked at `now`: always for the
-/// host's own connections and for peers with a role; for strangers, while
+/// Whether the flow a packet starts may be tracked at `now`: always for the
+/// host's own connections and for peers the inventory lists; for strangers
+/// (any other address, even one an "any" rule admits), while
 /// their class's budget on this CPU lasts, and only from an inbound packet.
 #[inline(always)]
 pub fn admit(
@@ -38,7 +39,7 @@ pub fn admit(
         Family::V4 => policy.peer_roles_v4(v4_addr(addr)),
         Family::V6 => policy.peer_roles_v6(addr),
     };
-    if roles != 0 {
+    if roles & KNOWN_PEER != 0 {
         return true;
     }
     // The host's answers to a stranger's untracked flow (the SYN-ACKs and

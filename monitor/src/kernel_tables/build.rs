@@ -7,8 +7,8 @@ use std::{
 
 use ipnet::IpNet;
 use monitor_common::policy::{
-    ConnDir, L4, MAX_RULES, MAX_RULESETS, RULE_DYNAMIC, RULE_REQUIRED, RULESET_WIDTH, RuleRef,
-    RuleSet, port_index,
+    ConnDir, KNOWN_PEER, L4, MAX_RULES, MAX_RULESETS, RULE_DYNAMIC, RULE_REQUIRED, RULESET_WIDTH,
+    RuleRef, RuleSet, port_index,
 };
 
 use super::{
@@ -95,6 +95,14 @@ pub fn build(entries: &[Entry], peers: &Peers) -> Result<KernelTables, BuildErro
     };
     for entry in entries {
         b.add(entry, peers)?;
+    }
+    // Roles no rule in force names are still the operator's known peers.
+    if let Some(inventory) = peers.inventory {
+        for (_, binding) in inventory.iter() {
+            for net in &binding.nets {
+                b.t.peers.add(*net, KNOWN_PEER);
+            }
+        }
     }
     b.finish()
 }
@@ -215,8 +223,15 @@ impl<'e> Builder<'e> {
             self.bound_roles.insert(role);
         }
         let mask = 1u64 << bit;
+        // Inventory addresses are known peers; a rule's own literals
+        // ("any" among them) are not.
+        let known = if matches!(entry.peer, PeerRef::Role(_)) {
+            KNOWN_PEER
+        } else {
+            0
+        };
         for net in nets {
-            t.peers.add(net, mask);
+            t.peers.add(net, mask | known);
         }
         Ok(mask)
     }
