@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 
 use anyhow::Context as _;
-use monitor_common::flood::FloodKey;
+use monitor_common::flood::{FloodKey, FloodStats};
 
 use super::{Console, Sinks};
 use crate::{
     enrich::{Enricher, addr},
-    events::flood::{FloodRecord, FloodTotals},
+    events::flood::{FloodRecord, merge},
     loader::Monitor,
 };
 
@@ -35,12 +35,12 @@ impl Floods {
         enricher: &Enricher,
         sinks: &mut Sinks,
     ) -> anyhow::Result<()> {
-        let mut grown: Vec<(FloodKey, FloodTotals, u64)> = monitor
+        let mut grown: Vec<(FloodKey, FloodStats, u64)> = monitor
             .floods()
             .context("reading the flood aggregates")?
             .into_iter()
             .filter_map(|(key, per_cpu)| {
-                let t = FloodTotals::merge(&per_cpu);
+                let t = merge(&per_cpu);
                 let before = self.reported.get(&key).copied().unwrap_or(0);
                 (t.packets > before).then_some((key, t, before))
             })

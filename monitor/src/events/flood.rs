@@ -11,58 +11,29 @@ use serde::Serialize;
 
 use super::{ConnDir, IpProto, jsonl::JsonLine, record::rfc3339_serde};
 
-/// One aggregate, its CPUs' copies merged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FloodTotals {
-    pub packets: u64,
-    pub bytes: u64,
-    pub first_ns: u64,
-    pub last_ns: u64,
-    pub first_source: [u8; 16],
-    pub last_source: [u8; 16],
-    pub family: u8,
-    pub registers: [u8; HLL_REGISTERS],
-}
-
-impl FloodTotals {
-    /// Sums the counts; the earliest first and the latest last sighting
-    /// with their sources; each register's maximum (the union of the
-    /// CPUs' source sets).
-    pub fn merge(per_cpu: &[FloodStats]) -> Self {
-        let mut t = FloodTotals {
-            packets: 0,
-            bytes: 0,
-            first_ns: 0,
-            last_ns: 0,
-            first_source: [0; 16],
-            last_source: [0; 16],
-            family: 0,
-            registers: [0; HLL_REGISTERS],
-        };
-        for s in per_cpu.iter().filter(|s| s.packets != 0) {
-            t.packets += s.packets;
-            t.bytes += s.bytes;
-            if t.first_ns == 0 || s.first_ns < t.first_ns {
-                t.first_ns = s.first_ns;
-                t.first_source = s.first_source;
-                t.family = s.family;
-            }
-            if s.last_ns >= t.last_ns {
-                t.last_ns = s.last_ns;
-                t.last_source = s.last_source;
-            }
-            for (r, &v) in t.registers.iter_mut().zip(&s.registers) {
-                *r = (*r).max(v);
-            }
+/// One aggregate, its CPUs' copies merged into the kernel's own layout:
+/// the counts summed; the earliest first and the latest last sighting
+/// with their sources; each register's maximum (the union of the CPUs'
+/// source sets).
+pub fn merge(per_cpu: &[FloodStats]) -> FloodStats {
+    let mut t = FloodStats::default();
+    for s in per_cpu.iter().filter(|s| s.packets != 0) {
+        t.packets += s.packets;
+        t.bytes += s.bytes;
+        if t.first_ns == 0 || s.first_ns < t.first_ns {
+            t.first_ns = s.first_ns;
+            t.first_source = s.first_source;
+            t.family = s.family;
         }
-        t
+        if s.last_ns >= t.last_ns {
+            t.last_ns = s.last_ns;
+            t.last_source = s.last_source;
+        }
+        for (r, &v) in t.registers.iter_mut().zip(&s.registers) {
+            *r = (*r).max(v);
+        }
     }
-
-    /// Distinct sources since the flood began: a HyperLogLog estimate
-    /// (within about 13%), exact only in spirit.
-    pub fn sources(&self) -> u64 {
-        estimate(&self.registers)
-    }
+    t
 }
 
 /// HyperLogLog's estimate from its registers, with linear counting while
@@ -120,7 +91,7 @@ impl FloodRecord {
     /// `t`'s times on the wall clock, `sample` its sources as addresses.
     pub fn new(
         key: &FloodKey,
-        t: &FloodTotals,
+        t: &FloodStats,
         before: u64,
         (first_seen, last_seen): (SystemTime, SystemTime),
         sample: Vec<IpAddr>,
@@ -133,7 +104,8 @@ impl FloodRecord {
         } else {
             "no-rule"
         };
-        let sources = t.sources();
+        // Distinct sources since the flood began: an estimate.
+        let sources = estimate(&t.registers);
         let service = if key.service_port == 0 {
             "several services".to_string()
         } else {
@@ -231,7 +203,7 @@ mod tests {
         b.last_source[0] = 8;
         b.registers[5] = 1;
         b.registers[6] = 2;
-        let t = FloodTotals::merge(&[a, FloodStats::default(), b]);
+        let t = merge(&[a, FloodStats::default(), b]);
         assert_eq!((t.packets, t.bytes, t.first_ns, t.last_ns), (5, 500, 5, 30));
         assert_eq!((t.first_source[0], t.last_source[0]), (7, 8));
         assert_eq!((t.registers[5], t.registers[6]), (3, 2));
