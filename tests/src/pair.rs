@@ -10,7 +10,12 @@ use serde_json::Value;
 use crate::{
     lab::{self, Background, End, Netns, TempDir},
     monitor_proc::{MonitorProc, read_events},
+    services,
 };
+
+/// The name node2's dnsmasq answers ([`Pair::dns_server`]), and its answer.
+pub const DNS_NAME: &str = "appliance.test";
+pub const DNS_ANSWER: &str = "192.0.2.99";
 
 /// How long a lab command (nft, a probe) may take.
 const T: Duration = Duration::from_secs(20);
@@ -79,6 +84,41 @@ impl Pair {
     pub fn nft_delete(&self, ns: &Netns, table: &str) -> anyhow::Result<()> {
         ns.run(T, "nft", &["delete", "table", "inet", table])?;
         Ok(())
+    }
+
+    /// Starts dnsmasq on node2 answering [`DNS_NAME`]; returns the
+    /// inventory that makes node1 a node and node2 its `local-dns`.
+    pub fn dns_server(&mut self) -> anyhow::Result<String> {
+        let address = format!("--address=/{DNS_NAME}/{DNS_ANSWER}");
+        let dns = services::dnsmasq(&self.node2, &self.n2.v4, &[&address])?;
+        self.servers.push(dns);
+        Ok(format!(
+            "nodes = [\"{}\"]\nlocal-dns = [\"{}\"]\n",
+            self.n1.v4, self.n2.v4
+        ))
+    }
+
+    /// node1 asks node2 for [`DNS_NAME`] (`+time=time +tries=tries`): the
+    /// answer, empty when there was none.
+    pub fn dig(&self, time: u32, tries: u32) -> String {
+        let out = self
+            .node1
+            .command(Duration::from_secs(10), "dig")
+            .args([&format!("@{}", self.n2.v4), DNS_NAME, "A", "+short"])
+            .args([format!("+time={time}"), format!("+tries={tries}")])
+            .output()
+            .expect("dig");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Waits (bounded) until node2's dnsmasq answers: it may take a moment
+    /// to bind, and the first answer proves it serves.
+    pub fn wait_dns(&self, time: u32) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.dig(time, 1) != DNS_ANSWER {
+            assert!(Instant::now() < deadline, "dnsmasq never answered");
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// The records written so far.

@@ -6,16 +6,13 @@
 //! or auth0-psaas profile). node1 runs a real PostgreSQL on 5432 and socat
 //! listeners; node2 runs the clients, and dnsmasq for the DNS case.
 
-use std::{
-    collections::BTreeSet,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeSet, time::Duration};
 
 use portconform_tests::{
     kernel,
     lab::{Background, Netns},
     monitor_proc::read_events,
-    pair::{Pair, connect, records},
+    pair::{DNS_ANSWER, Pair, connect, records},
     services,
 };
 
@@ -255,54 +252,24 @@ fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
 #[test]
 fn an_unanswered_dns_query_is_a_udp_no_reply() {
     let mut lab = Pair::new(63, "blocked-dns").expect("lab");
-    let dns = services::dnsmasq(
-        &lab.node2,
-        &lab.n2.v4,
-        &["--address=/appliance.test/192.0.2.99"],
-    )
-    .expect("dnsmasq");
-    lab.servers.push(dns);
-    let inventory = format!(
-        "nodes = [\"{}\"]\nlocal-dns = [\"{}\"]\n",
-        lab.n1.v4, lab.n2.v4
-    );
+    let inventory = lab.dns_server().expect("dnsmasq");
     let mon = lab
         .monitor("auth0-psaas", &inventory)
         .expect("start portconform");
-    let server = format!("@{}", lab.n2.v4);
-    let dig = |tries: &str| {
-        lab.node1
-            .command(Duration::from_secs(10), "dig")
-            .args([&server, "appliance.test", "A", "+short", "+time=2", tries])
-            .output()
-            .expect("dig")
-    };
-    // dnsmasq may take a moment to bind: the first answer proves it serves.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while String::from_utf8_lossy(&dig("+tries=1").stdout).trim() != "192.0.2.99" {
-        assert!(Instant::now() < deadline, "dnsmasq never answered");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    lab.wait_dns(2);
     lab.nft(
         &lab.node2,
         "table inet pc_test {\n  chain input {\n    type filter hook input priority 0;\n    udp dport 53 drop\n  }\n}\n",
     )
     .expect("nft -f");
-    let out = dig("+tries=2");
-    assert!(
-        String::from_utf8_lossy(&out.stdout).trim() != "192.0.2.99",
-        "the query was answered"
-    );
+    assert!(lab.dig(2, 2) != DNS_ANSWER, "the query was answered");
     let e = lab.wait_event("blocked", &lab.n1.v4, 53);
     assert_eq!(e["reason"], "no-reply", "{e}");
     assert_eq!(e["proto"], "udp", "{e}");
     assert_eq!(e["direction"], "outbound", "{e}");
     assert_eq!(e["rule"], "004-188a", "{e}");
     lab.nft_delete(&lab.node2, "pc_test").expect("nft delete");
-    assert_eq!(
-        String::from_utf8_lossy(&dig("+tries=1").stdout).trim(),
-        "192.0.2.99"
-    );
+    assert_eq!(lab.dig(2, 1), DNS_ANSWER);
     lab.wait_event("recovered", &lab.n1.v4, 53);
     let done = mon.stop().expect("stop");
     assert!(done.status.success(), "{}", done.stderr);

@@ -9,12 +9,12 @@
 //! On a kernel without drop reasons or BTF the monitor says so at start and
 //! these tests check only that it carried on.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use portconform_tests::{
     kernel, lab,
     monitor_proc::MonitorProc,
-    pair::{Pair, connect, records},
+    pair::{DNS_ANSWER, Pair, connect, records},
     services,
 };
 use serde_json::Value;
@@ -133,42 +133,16 @@ fn the_hosts_own_chains_dropping_required_tcp_flows_are_local_firewall() {
 #[test]
 fn an_output_chain_dropping_dns_queries_is_local_firewall() {
     let mut lab = Pair::new(158, "drops-dns").expect("lab");
-    let dns = services::dnsmasq(
-        &lab.node2,
-        &lab.n2.v4,
-        &["--address=/appliance.test/192.0.2.99"],
-    )
-    .expect("dnsmasq");
-    lab.servers.push(dns);
+    let inventory = lab.dns_server().expect("dnsmasq");
     lab::settle();
-    let inventory = format!(
-        "nodes = [\"{}\"]\nlocal-dns = [\"{}\"]\n",
-        lab.n1.v4, lab.n2.v4
-    );
     let (mon, watching) = monitor(&lab, "auth0-psaas", &inventory);
-    let server = format!("@{}", lab.n2.v4);
-    let dig = |tries: &str| {
-        lab.node1
-            .command(Duration::from_secs(10), "dig")
-            .args([&server, "appliance.test", "A", "+short", "+time=1", tries])
-            .output()
-            .expect("dig")
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while String::from_utf8_lossy(&dig("+tries=1").stdout).trim() != "192.0.2.99" {
-        assert!(Instant::now() < deadline, "dnsmasq never answered");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    lab.wait_dns(1);
     lab.nft(
         &lab.node1,
         "table inet pc_test {\n  chain output {\n    type filter hook output priority 0;\n    udp dport 53 drop\n  }\n}\n",
     )
     .expect("nft -f");
-    assert_ne!(
-        String::from_utf8_lossy(&dig("+tries=2").stdout).trim(),
-        "192.0.2.99",
-        "the query was answered"
-    );
+    assert_ne!(lab.dig(1, 2), DNS_ANSWER, "the query was answered");
     if !watching {
         let done = mon.stop().expect("stop");
         assert!(done.status.success(), "{}", done.stderr);
