@@ -63,6 +63,14 @@ impl Budget {
         self.tokens -= 1;
         true
     }
+
+    /// Whether [`Budget::take`] at `now` would refuse, without taking: a
+    /// stranger's SYN is tested before any per-flow lookup, and most SYNs
+    /// of a spoofed flood need no more than this answer.
+    #[inline(always)]
+    pub fn spent(&self, now: u64) -> bool {
+        self.tokens == 0 && now.saturating_sub(self.refilled_ns) < NS_PER_TOKEN
+    }
 }
 
 /// What a flood is aggregated by: the service, not the sources.
@@ -178,6 +186,17 @@ mod tests {
         let t2 = t1 + 3600 * 1_000_000_000;
         let admitted = (0..5000).filter(|_| b.take(t2)).count() as u64;
         assert_eq!(admitted, BUDGET_BURST);
+    }
+
+    #[test]
+    fn a_budget_is_spent_exactly_when_take_would_refuse() {
+        let mut b = Budget::default();
+        let t0 = 5_000_000_000;
+        for step in 0..3 * BUDGET_BURST {
+            let now = t0 + step * (NS_PER_TOKEN / 7);
+            let spent = b.spent(now);
+            assert_eq!(spent, !b.take(now), "step {step}");
+        }
     }
 
     #[test]

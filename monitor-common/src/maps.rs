@@ -21,6 +21,8 @@ pub const V4L1_MAP: &str = ".bss.pc_v4l1";
 pub const V4L2_MAP: &str = ".bss.pc_v4l2";
 pub const V4L3_MAP: &str = ".bss.pc_v4l3";
 pub const MASKS_MAP: &str = ".bss.pc_masks";
+/// The /16s where a known peer may be, see [`crate::policy::v4_known_peer`].
+pub const V4KNOWN_MAP: &str = ".bss.pc_v4known";
 
 /// Unexpected-flow dedup LRU, see [`crate::flow`].
 pub const FLOWS_MAP: &str = "PC_FLOWS";
@@ -33,6 +35,8 @@ pub const FLOODS_MAP: &str = "PC_FLOODS";
 /// aggregate is inserted with (it does not fit the programs' stack frame
 /// beside the rest, and a zero fill there would compile to a memset call).
 pub const FLOODZERO_MAP: &str = "PC_FLOODZERO";
+/// Each CPU's coarse-clock reading of the current tick (kernel only).
+pub const CLOCK_MAP: &str = "PC_CLOCK";
 /// Ring buffer of first sightings.
 pub const EVENTS_MAP: &str = "PC_EVENTS";
 /// Classifier counters (per CPU), indexed by [`crate::flow::Kstat`].

@@ -267,6 +267,9 @@ pub const V4_L2_BLOCKS: u32 = 1024;
 pub const V4_L3_BLOCKS: u32 = 2048;
 /// Distinct role masks per set (`PC_MASKS`); index 0 is "no role".
 pub const V4_MASKS: u32 = 4096;
+/// Words of the known-peer bitmap per set (`PC_V4KNOWN`): one bit per /16,
+/// set when an inventory address or network lies in it.
+pub const V4_KNOWN_WORDS: u32 = V4_L1_ENTRIES / 64;
 /// Tags in an entry's top two bits: a mask index, or the next level's block.
 pub const V4_TAG_SHIFT: u32 = 30;
 pub const V4_TAG_L2: u32 = 1;
@@ -283,6 +286,8 @@ pub trait V4Trie {
     fn l3(&self, index: u32) -> u32;
     /// `PC_MASKS[i]`.
     fn mask(&self, index: u32) -> u64;
+    /// `PC_V4KNOWN[word]`: bits of the /16s where a known peer may be.
+    fn known(&self, word: u32) -> u64;
 }
 
 /// Role mask of IPv4 `addr` (host byte order) by walking the trie: the
@@ -302,6 +307,20 @@ pub fn v4_roles<T: V4Trie + ?Sized>(trie: &T, addr: u32) -> u64 {
         return 0;
     }
     trie.mask(e)
+}
+
+/// Whether IPv4 `addr` is an address the inventory lists ([`KNOWN_PEER`]):
+/// the bitmap first, a few kilobytes that stay in cache, so the addresses
+/// of a spoofed flood (all over the space, nearly none near a known peer)
+/// are answered without the walk, whose first level alone is 256 KiB and
+/// missed the cache on each of them.
+#[inline(always)]
+pub fn v4_known_peer<T: V4Trie + ?Sized>(trie: &T, addr: u32) -> bool {
+    let hi = addr >> 16;
+    if trie.known(hi >> 6) & (1 << (hi & 63)) == 0 {
+        return false;
+    }
+    v4_roles(trie, addr) & KNOWN_PEER != 0
 }
 
 #[cfg(feature = "user")]

@@ -14,34 +14,56 @@ use monitor_common::{
 };
 
 use crate::{
+    clock,
     maps::{PC_BUDGET, PC_FLOODS, PC_FLOODZERO},
     policy::KernelPolicy,
     stats::count_kstat,
 };
 
-/// Whether the flow a packet starts may be tracked at `now`: always for the
-/// host's own connections and for peers the inventory lists; for strangers
-/// (any other address, even one an "any" rule admits), while
-/// their class's budget on this CPU lasts, and only from an inbound packet.
+/// Whether the packet's connection was opened by a stranger: a peer with
+/// no address in the inventory (even one an "any" rule admits) that opened
+/// it towards the host. The host's own connections and the inventory's
+/// peers never compete for a budget.
 #[inline(always)]
-pub fn admit(
-    policy: &KernelPolicy,
-    parsed: &Parsed,
-    conn: &Conn,
-    dir: PacketDir,
-    now: u64,
-) -> bool {
+pub fn stranger(policy: &KernelPolicy, parsed: &Parsed, conn: &Conn, dir: PacketDir) -> bool {
     if conn.direction != ConnDir::Inbound as u32 {
-        return true;
+        return false;
     }
     let addr = peer_addr(parsed, dir);
-    let roles = match parsed.family {
-        Family::V4 => policy.peer_roles_v4(v4_addr(addr)),
-        Family::V6 => policy.peer_roles_v6(addr),
+    let known = match parsed.family {
+        Family::V4 => policy.known_peer_v4(v4_addr(addr)),
+        Family::V6 => policy.peer_roles_v6(addr) & KNOWN_PEER != 0,
     };
-    if roles & KNOWN_PEER != 0 {
-        return true;
+    !known
+}
+
+/// A bare SYN arriving: it opens nothing yet, and spoofers send those.
+#[inline(always)]
+pub fn bare_syn(parsed: &Parsed, dir: PacketDir) -> bool {
+    dir == PacketDir::Ingress
+        && parsed.proto == IPPROTO_TCP
+        && parsed.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
+}
+
+/// When the SYN class's budget on this CPU is spent: the time it was
+/// found so (coarse clock), read only once the bucket is empty; `None`
+/// while it lasts.
+#[inline(always)]
+pub fn syn_budget_spent() -> Option<u64> {
+    let b = PC_BUDGET.get_ptr(CLASS_SYN)?;
+    // SAFETY: this CPU's bucket, read while nobody else writes it.
+    let b = unsafe { &*b };
+    if b.tokens != 0 {
+        return None;
     }
+    let now = clock::coarse_ns();
+    b.spent(now).then_some(now)
+}
+
+/// Whether a stranger's new flow may be tracked at `now`: while its class's
+/// budget on this CPU lasts, and only from an inbound packet.
+#[inline(always)]
+pub fn admit_stranger(parsed: &Parsed, dir: PacketDir, now: u64) -> bool {
     // The host's answers to a stranger's untracked flow (the SYN-ACKs and
     // resets a spoofed SYN flood draws) are counted with the flood, never
     // tracked: they would spend the budget the packets after a genuine
@@ -49,10 +71,9 @@ pub fn admit(
     if dir == PacketDir::Egress {
         return false;
     }
-    // A bare SYN opens nothing yet: spoofers send those. Packets after a
-    // handshake draw on the other class, which a SYN flood leaves alone.
-    let class = if parsed.proto == IPPROTO_TCP && parsed.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
-    {
+    // Packets after a handshake draw on the other class, which a SYN flood
+    // leaves alone.
+    let class = if bare_syn(parsed, dir) {
         CLASS_SYN
     } else {
         CLASS_OTHER

@@ -17,7 +17,7 @@ use monitor_common::{
 };
 
 use crate::{
-    flood,
+    clock, flood,
     maps::{PC_EVENTS, PC_FLOWS, PC_SEEN},
     policy::KernelPolicy,
     stats::{add_kstat, count_kstat},
@@ -56,6 +56,18 @@ impl FlowLookup for KernelFlows {
 #[inline(always)]
 pub fn unexpected<H: CopyHeaders>(ctx: &H, s: &Sighting) {
     let key = FlowKey::new(s.parsed, &s.conn);
+    // A stranger's SYN past the budget is only counted, in its service's
+    // flood aggregate, before any per-flow lookup: the slot and the table
+    // are each a cache miss when every packet of a spoofed flood is a new
+    // flow, and were most of its cost. A SYN of a stranger's flow tracked
+    // earlier counts there too while the budget is spent.
+    if flood::bare_syn(s.parsed, s.dir)
+        && let Some(now) = flood::syn_budget_spent()
+        && flood::stranger(s.policy, s.parsed, &s.conn, s.dir)
+    {
+        over_budget(s, &key, now);
+        return;
+    }
     // SAFETY: helper without arguments; the verifier inlines it as a load.
     let jiffies = unsafe { bpf_jiffies64() };
     let slot = PC_SEEN.get_ptr_mut(key.seen_slot());
@@ -70,8 +82,7 @@ pub fn unexpected<H: CopyHeaders>(ctx: &H, s: &Sighting) {
     }
     // Flows past the slot are rarer: the coarse clock is a memory read
     // where the precise one reads the clock source (~30 ns in a VM).
-    // SAFETY: helper without arguments.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let now = clock::coarse_ns();
     if let Some(state) = PC_FLOWS.get_ptr_mut(key) {
         add(state, s.conn.forward, s.bytes, now);
         if let Some(slot) = slot {
@@ -87,17 +98,11 @@ pub fn unexpected<H: CopyHeaders>(ctx: &H, s: &Sighting) {
         add(state, !s.conn.forward, s.bytes, now);
         return;
     }
-    // A new flow. A stranger's past the budget is only counted, in its
-    // service's flood aggregate.
-    if !flood::admit(s.policy, s.parsed, &s.conn, s.dir, now) {
-        let over = flood::OverBudget {
-            parsed: s.parsed,
-            conn: &s.conn,
-            reason: s.reason as u8,
-            bytes: s.bytes,
-            initiator: &key.initiator,
-        };
-        flood::aggregate(&over, now);
+    // A new flow. A stranger's past the budget is only counted.
+    if flood::stranger(s.policy, s.parsed, &s.conn, s.dir)
+        && !flood::admit_stranger(s.parsed, s.dir, now)
+    {
+        over_budget(s, &key, now);
         return;
     }
     // A first sighting gets the precise time: it dates the event.
@@ -125,6 +130,19 @@ pub fn unexpected<H: CopyHeaders>(ctx: &H, s: &Sighting) {
         count_kstat(Kstat::FlowInsertFailed as u32);
     }
     emit(ctx, s, &key, now);
+}
+
+/// Counts a stranger's packet over budget in its service's aggregate.
+#[inline(always)]
+fn over_budget(s: &Sighting, key: &FlowKey, now: u64) {
+    let over = flood::OverBudget {
+        parsed: s.parsed,
+        conn: &s.conn,
+        reason: s.reason as u8,
+        bytes: s.bytes,
+        initiator: &key.initiator,
+    };
+    flood::aggregate(&over, now);
 }
 
 #[inline(always)]

@@ -14,8 +14,8 @@ use core::cell::UnsafeCell;
 use monitor_common::{
     drop::{DROP_REASON_SLOTS, SkbLayout},
     policy::{
-        Config, MAX_RULESETS, POLICY_SETS, PORT_TABLE_ENTRIES, RuleSet, V4_L1_ENTRIES,
-        V4_L2_BLOCKS, V4_L3_BLOCKS, V4_MASKS,
+        Config, MAX_RULESETS, POLICY_SETS, PORT_TABLE_ENTRIES, RuleSet, V4_KNOWN_WORDS,
+        V4_L1_ENTRIES, V4_L2_BLOCKS, V4_L3_BLOCKS, V4_MASKS,
     },
     stats::IFINDEX_LIMIT,
 };
@@ -61,6 +61,7 @@ const L1: usize = (POLICY_SETS * V4_L1_ENTRIES) as usize;
 const L2: usize = (POLICY_SETS * V4_L2_BLOCKS * 256) as usize;
 const L3: usize = (POLICY_SETS * V4_L3_BLOCKS * 256) as usize;
 const MASKS: usize = (POLICY_SETS * V4_MASKS) as usize;
+const KNOWN: usize = (POLICY_SETS * V4_KNOWN_WORDS) as usize;
 
 const EMPTY_RULESET: RuleSet = RuleSet {
     len: 0,
@@ -106,6 +107,10 @@ pub static PC_V4L3: Table<u32, L3> = Table::zeroed(0);
 #[unsafe(no_mangle)]
 #[unsafe(link_section = ".bss.pc_masks")]
 pub static PC_MASKS: Table<u64, MASKS> = Table::zeroed(0);
+
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".bss.pc_v4known")]
+pub static PC_V4KNOWN: Table<u64, KNOWN> = Table::zeroed(0);
 
 /// Kernel drop reason value → `DropCause` (0: not watched), see `drops`.
 #[unsafe(no_mangle)]

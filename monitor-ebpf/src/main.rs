@@ -6,6 +6,7 @@
 #![no_main]
 #![feature(asm_experimental_arch)]
 
+mod clock;
 mod drops;
 mod flood;
 mod flows;

@@ -72,8 +72,19 @@ pub static PC_RULEWORK: PerCpuArray<u64> =
 #[map(name = "PC_DROPS")]
 pub static PC_DROPS: HashMap<FlowKey, LocalDrop> = HashMap::with_max_entries(MAX_DROP_FLOWS, 0);
 
+#[map(name = "PC_CLOCK")]
+pub static PC_CLOCK: PerCpuArray<Tick> = PerCpuArray::with_max_entries(1, 0);
+
 #[map(name = "PC_DROPBUF")]
 pub static PC_DROPBUF: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// A CPU's coarse-clock reading and the tick it was read at (`PC_CLOCK`,
+/// see `clock`).
+#[repr(C)]
+pub struct Tick {
+    pub jiffies: u64,
+    pub coarse_ns: u64,
+}
 
 /// Bytes of headers read from the skb, from its IP header: IPv6 with
 /// extension headers and a TCP header fit. A power of two: offsets are

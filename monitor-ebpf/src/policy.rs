@@ -4,13 +4,14 @@ use aya_ebpf::maps::lpm_trie::Key;
 use monitor_common::{
     classify::PolicyLookup,
     policy::{
-        Config, Host4Key, Host6Key, MAX_RULESETS, NET_SET_BITS, PORT_TABLE_ENTRIES, RuleSet,
-        V4_L1_ENTRIES, V4_L2_BLOCKS, V4_L3_BLOCKS, V4_MASKS, V4Trie, net4_key, net6_key, v4_roles,
+        Config, Host4Key, Host6Key, KNOWN_PEER, MAX_RULESETS, NET_SET_BITS, PORT_TABLE_ENTRIES,
+        RuleSet, V4_KNOWN_WORDS, V4_L1_ENTRIES, V4_L2_BLOCKS, V4_L3_BLOCKS, V4_MASKS, V4Trie,
+        net4_key, net6_key, v4_known_peer, v4_roles,
     },
 };
 
 use crate::{
-    globals::{PC_MASKS, PC_PORTCLASS, PC_RULESETS, PC_V4L1, PC_V4L2, PC_V4L3},
+    globals::{PC_MASKS, PC_PORTCLASS, PC_RULESETS, PC_V4KNOWN, PC_V4L1, PC_V4L2, PC_V4L3},
     maps::{PC_HOST4, PC_HOST6, PC_NET4, PC_NET6},
 };
 
@@ -31,6 +32,16 @@ impl KernelPolicy {
     #[inline(always)]
     pub fn set(&self) -> u32 {
         u32::from(self.config.has(Config::SET_B))
+    }
+
+    /// Whether IPv4 `addr` (host byte order) is an address the inventory
+    /// lists: through the trie's bitmap when the trie is in use.
+    #[inline(always)]
+    pub fn known_peer_v4(&self, addr: u32) -> bool {
+        if self.config.has(Config::V4TRIE) {
+            return v4_known_peer(self, addr);
+        }
+        self.peer_roles_v4(addr) & KNOWN_PEER != 0
     }
 }
 
@@ -109,5 +120,10 @@ impl V4Trie for KernelPolicy {
     #[inline(always)]
     fn mask(&self, index: u32) -> u64 {
         PC_MASKS.at(self.set() * V4_MASKS + index)
+    }
+
+    #[inline(always)]
+    fn known(&self, word: u32) -> u64 {
+        PC_V4KNOWN.at(self.set() * V4_KNOWN_WORDS + word)
     }
 }

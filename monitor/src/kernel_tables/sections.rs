@@ -5,8 +5,8 @@
 //! the idle half while packets read the live one.
 
 use monitor_common::policy::{
-    MAX_RULESETS, POLICY_SETS, PORT_TABLE_ENTRIES, RuleSet, V4_L1_ENTRIES, V4_L2_BLOCKS,
-    V4_L3_BLOCKS, V4_MASKS,
+    MAX_RULESETS, POLICY_SETS, PORT_TABLE_ENTRIES, RuleSet, V4_KNOWN_WORDS, V4_L1_ENTRIES,
+    V4_L2_BLOCKS, V4_L3_BLOCKS, V4_MASKS,
 };
 
 use super::KernelTables;
@@ -18,6 +18,7 @@ pub const V4L1_LEN: usize = (POLICY_SETS * V4_L1_ENTRIES) as usize;
 pub const V4L2_LEN: usize = (POLICY_SETS * V4_L2_BLOCKS * 256) as usize;
 pub const V4L3_LEN: usize = (POLICY_SETS * V4_L3_BLOCKS * 256) as usize;
 pub const MASKS_LEN: usize = (POLICY_SETS * V4_MASKS) as usize;
+pub const V4KNOWN_LEN: usize = (POLICY_SETS * V4_KNOWN_WORDS) as usize;
 
 /// The content of every policy section.
 pub struct Sections {
@@ -27,6 +28,7 @@ pub struct Sections {
     pub v4l2: Vec<u32>,
     pub v4l3: Vec<u32>,
     pub masks: Vec<u64>,
+    pub v4known: Vec<u64>,
 }
 
 impl Sections {
@@ -40,6 +42,7 @@ impl Sections {
             v4l2: vec![0; V4L2_LEN],
             v4l3: vec![0; V4L3_LEN],
             masks: vec![0; MASKS_LEN],
+            v4known: vec![0; V4KNOWN_LEN],
         };
         for (set, tables) in sets.into_iter().enumerate() {
             if let Some(t) = tables {
@@ -71,12 +74,14 @@ impl Sections {
             }
         }
         self.masks[set * V4_MASKS as usize..][..trie.masks.len()].copy_from_slice(&trie.masks);
+        self.v4known[set * V4_KNOWN_WORDS as usize..][..trie.known.len()]
+            .copy_from_slice(&trie.known);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use monitor_common::policy::{PORT_TABLE_ENTRIES, V4Trie, v4_roles};
+    use monitor_common::policy::{PORT_TABLE_ENTRIES, V4Trie, v4_known_peer, v4_roles};
 
     use super::*;
     use crate::kernel_tables::build::tests::thoughtspot;
@@ -97,6 +102,9 @@ mod tests {
         fn mask(&self, i: u32) -> u64 {
             self.0.masks[self.1 * V4_MASKS as usize + i as usize]
         }
+        fn known(&self, i: u32) -> u64 {
+            self.0.v4known[self.1 * V4_KNOWN_WORDS as usize + i as usize]
+        }
     }
 
     fn assert_set_holds(s: &Sections, set: usize, t: &KernelTables) {
@@ -112,6 +120,8 @@ mod tests {
         let trie = t.v4.as_ref().expect("these inventories fit the trie");
         for addr in [0xc000_0201u32, 0xc000_02ff, 0xc633_6407, 0xcb00_7109, 0] {
             assert_eq!(v4_roles(&view, addr), v4_roles(trie, addr), "{addr:#x}");
+            let known = v4_known_peer(trie, addr);
+            assert_eq!(v4_known_peer(&view, addr), known, "{addr:#x}");
         }
     }
 

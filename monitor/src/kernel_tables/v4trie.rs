@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 
 use monitor_common::policy::{
-    V4_INDEX_MASK, V4_L1_ENTRIES, V4_L2_BLOCKS, V4_L3_BLOCKS, V4_MASKS, V4_TAG_L2, V4_TAG_L3,
-    V4_TAG_SHIFT, V4Trie,
+    KNOWN_PEER, V4_INDEX_MASK, V4_KNOWN_WORDS, V4_L1_ENTRIES, V4_L2_BLOCKS, V4_L3_BLOCKS, V4_MASKS,
+    V4_TAG_L2, V4_TAG_L3, V4_TAG_SHIFT, V4Trie,
 };
 
 use super::PeerTable;
@@ -19,6 +19,9 @@ pub struct V4Table {
     pub l3: Vec<[u32; 256]>,
     /// Index 0 is the empty mask.
     pub masks: Vec<u64>,
+    /// One bit per /16 (`V4_KNOWN_WORDS` words): set where any address
+    /// the trie gives holds [`KNOWN_PEER`].
+    pub known: Vec<u64>,
 }
 
 impl V4Table {
@@ -43,6 +46,7 @@ impl V4Table {
             l2: Vec::new(),
             l3: Vec::new(),
             masks: vec![0],
+            known: Vec::new(),
         };
         let mut interned: HashMap<u64, u32> = HashMap::from([(0, 0)]);
         for (len, addr, mask) in entries {
@@ -76,7 +80,35 @@ impl V4Table {
             let n = 1usize << (32 - len);
             t.l3[b3][lo..lo + n].fill(mi);
         }
+        t.known = t.known_bitmap();
         Some(t)
+    }
+
+    /// The known-peer bitmap of the painted trie: a /16's bit is set when
+    /// any entry below its first-level entry names a mask with
+    /// [`KNOWN_PEER`].
+    fn known_bitmap(&self) -> Vec<u64> {
+        let known = |e: u32| e >> V4_TAG_SHIFT == 0 && self.masks[e as usize] & KNOWN_PEER != 0;
+        let mut words = vec![0u64; V4_KNOWN_WORDS as usize];
+        for (hi, &e) in self.l1.iter().enumerate() {
+            let any = if e >> V4_TAG_SHIFT == V4_TAG_L2 {
+                self.l2[(e & V4_INDEX_MASK) as usize].iter().any(|&e2| {
+                    if e2 >> V4_TAG_SHIFT == V4_TAG_L3 {
+                        self.l3[(e2 & V4_INDEX_MASK) as usize]
+                            .iter()
+                            .any(|&e3| known(e3))
+                    } else {
+                        known(e2)
+                    }
+                })
+            } else {
+                known(e)
+            };
+            if any {
+                words[hi / 64] |= 1 << (hi % 64);
+            }
+        }
+        words
     }
 
     /// The second-level block under /16 `hi`, made from its current value.
@@ -129,13 +161,17 @@ impl V4Trie for V4Table {
     fn mask(&self, index: u32) -> u64 {
         self.masks.get(index as usize).copied().unwrap_or(0)
     }
+
+    fn known(&self, word: u32) -> u64 {
+        self.known.get(word as usize).copied().unwrap_or(0)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
-    use monitor_common::policy::v4_roles;
+    use monitor_common::policy::{v4_known_peer, v4_roles};
     use proptest::prelude::*;
 
     use super::*;
@@ -175,6 +211,8 @@ mod tests {
         for a in probes(peers) {
             let want = peers.roles_of(IpAddr::V4(Ipv4Addr::from(a)));
             assert_eq!(v4_roles(&t, a), want, "{}", Ipv4Addr::from(a));
+            let known = want & KNOWN_PEER != 0;
+            assert_eq!(v4_known_peer(&t, a), known, "{}", Ipv4Addr::from(a));
         }
     }
 
@@ -185,11 +223,26 @@ mod tests {
             ("10.0.0.0/8", 0b10),
             ("192.0.2.0/24", 0b100),
             ("192.0.2.128/25", 0b1000),
-            ("192.0.2.200/32", 0b10000),
+            ("192.0.2.200/32", 0b10000 | KNOWN_PEER),
             ("192.0.0.0/16", 0b100000),
             ("198.51.100.7/32", 0b1000000),
-            ("203.0.113.0/30", 0b10000000),
+            ("203.0.113.0/30", 0b10000000 | KNOWN_PEER),
+            ("172.16.0.0/12", KNOWN_PEER),
         ]));
+    }
+
+    #[test]
+    fn only_the_16s_around_known_peers_are_marked() {
+        let t = V4Table::build(&table(&[
+            ("0.0.0.0/0", 0b1),
+            ("192.0.2.200/32", 0b10 | KNOWN_PEER),
+            ("172.16.0.0/15", KNOWN_PEER),
+        ]))
+        .unwrap();
+        let marked: Vec<u32> = (0..V4_L1_ENTRIES)
+            .filter(|&hi| t.known[(hi / 64) as usize] & (1 << (hi % 64)) != 0)
+            .collect();
+        assert_eq!(marked, vec![0xac10, 0xac11, 0xc000]);
     }
 
     #[test]
@@ -213,12 +266,15 @@ mod tests {
     proptest! {
         #[test]
         fn agrees_with_the_prefix_fold(
-            nets in prop::collection::vec((any::<u32>(), 0u8..=32, 1u64..16), 0..40)
+            nets in prop::collection::vec(
+                (any::<u32>(), 0u8..=32, 1u64..16, any::<bool>()),
+                0..40,
+            )
         ) {
             let mut p = PeerTable::default();
-            for (a, len, m) in nets {
+            for (a, len, m, known) in nets {
                 let net = ipnet::Ipv4Net::new(Ipv4Addr::from(a), len).unwrap();
-                p.add(ipnet::IpNet::V4(net), m);
+                p.add(ipnet::IpNet::V4(net), if known { m | KNOWN_PEER } else { m });
             }
             agrees(&p);
         }

@@ -13,7 +13,7 @@ use monitor_common::{
     maps::{
         CONFIG_MAP, COUNTERS_MAP, CpuCounters, DROPWHY_MAP, HOST4_MAP, HOST6_MAP, IFSLOT_MAP,
         MASKS_MAP, NET4_MAP, NET6_MAP, PORTCLASS_MAP, RULESETS_MAP, RULEWORK_MAP, SKBLAYOUT_MAP,
-        V4L1_MAP, V4L2_MAP, V4L3_MAP,
+        V4KNOWN_MAP, V4L1_MAP, V4L2_MAP, V4L3_MAP,
     },
     policy::{
         Config, Host4Key, Host6Key, MAX_RULES, NET_SET_BITS, Net4, Net6, RuleSet, net4_key,
@@ -24,7 +24,9 @@ use monitor_common::{
 
 use super::{
     KernelTables,
-    sections::{MASKS_LEN, PORTS_LEN, RULESETS_LEN, Sections, V4L1_LEN, V4L2_LEN, V4L3_LEN},
+    sections::{
+        MASKS_LEN, PORTS_LEN, RULESETS_LEN, Sections, V4KNOWN_LEN, V4L1_LEN, V4L2_LEN, V4L3_LEN,
+    },
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -178,7 +180,8 @@ fn write_sections(ebpf: &mut Ebpf, s: &Sections) -> Result<(), WriteError> {
     write_section::<u32, V4L1_LEN>(ebpf, V4L1_MAP, &s.v4l1)?;
     write_section::<u32, V4L2_LEN>(ebpf, V4L2_MAP, &s.v4l2)?;
     write_section::<u32, V4L3_LEN>(ebpf, V4L3_MAP, &s.v4l3)?;
-    write_section::<u64, MASKS_LEN>(ebpf, MASKS_MAP, &s.masks)
+    write_section::<u64, MASKS_LEN>(ebpf, MASKS_MAP, &s.masks)?;
+    write_section::<u64, V4KNOWN_LEN>(ebpf, V4KNOWN_MAP, &s.v4known)
 }
 
 /// A global-data section is a one-element array map whose value is the

@@ -116,7 +116,12 @@ pub fn bench() -> anyhow::Result<()> {
         "{:<34} {:>8} {:>10} {:>7} {:>14}",
         "path", "bare", "portconform", "ratio", "packets/round"
     );
+    // A developer's filter, to profile one path alone (`perf record -a`).
+    let only = std::env::var("PORTCONFORM_LIVE_PATH").ok();
     for path in PATHS {
+        if only.as_deref().is_some_and(|o| !path.label.contains(o)) {
+            continue;
+        }
         let mut bare = Vec::new();
         let mut mon = Vec::new();
         let mut ratios = Vec::new();
