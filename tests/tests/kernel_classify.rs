@@ -408,3 +408,69 @@ fn kernel_and_host_classifier_agree_frame_by_frame() {
     let events = kernel.events().unwrap();
     assert_eq!(events.len(), kernel.flows().unwrap().len());
 }
+
+/// Runs the calling thread on CPU 0 only: the new-flow budget is per CPU.
+fn pin_to_cpu0() {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; the calls only read it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        let rc = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        assert_eq!(rc, 0, "sched_setaffinity");
+    }
+}
+
+/// Past the SYN budget, strangers' SYNs go to their service's aggregate
+/// (both strangers far from every listed address and strangers in a /16
+/// the inventory uses, which the known-peer bitmap sends on to the trie),
+/// while the inventory's peers still open flows one by one.
+#[test]
+fn past_the_syn_budget_strangers_are_aggregated_and_listed_peers_tracked() {
+    use monitor_common::flood::{BUDGET_BURST, BUDGET_PER_SEC};
+    pin_to_cpu0();
+    let (kernel, _) = setup();
+    let strangers = 3 * BUDGET_BURST as u32;
+    let start = std::time::Instant::now();
+    for i in 0..strangers {
+        let [_, _, hi, lo] = i.to_be_bytes();
+        // Alternately outside every /16 the inventory uses, and inside the
+        // admin's (198.51.100.7) without being it.
+        let src = if i % 2 == 0 {
+            [203, 0, hi, lo]
+        } else {
+            [198, 51, hi, lo]
+        };
+        run(
+            &kernel,
+            PacketDir::Ingress,
+            &tcp(src, NODE1, 40000, 7777, TCP_SYN),
+        );
+    }
+    let refill = (start.elapsed().as_secs_f64() * BUDGET_PER_SEC as f64).ceil() as u64 + 1;
+    let tracked = kernel.kstat(Kstat::NewFlows).unwrap();
+    let flooded = kernel.kstat(Kstat::FloodPackets).unwrap();
+    assert_eq!(tracked + flooded, u64::from(strangers));
+    assert!(
+        (BUDGET_BURST..=BUDGET_BURST + refill).contains(&tracked),
+        "{tracked} flows tracked, budget {BUDGET_BURST} + {refill}"
+    );
+    // The budget is spent: listed peers, IPv4 and IPv6, under any role,
+    // are not held to it.
+    run(
+        &kernel,
+        PacketDir::Ingress,
+        &tcp(NODE2, NODE1, 40001, 7777, TCP_SYN),
+    );
+    run(
+        &kernel,
+        PacketDir::Ingress,
+        &tcp(ADMIN, NODE1, 40001, 7777, TCP_SYN),
+    );
+    run(
+        &kernel,
+        PacketDir::Ingress,
+        &tcp(NODE2_V6, NODE1_V6, 40001, 7777, TCP_SYN),
+    );
+    assert_eq!(kernel.kstat(Kstat::NewFlows).unwrap(), tracked + 3);
+    assert_eq!(kernel.kstat(Kstat::FloodPackets).unwrap(), flooded);
+}
