@@ -200,6 +200,52 @@ fn cell_per_line_table() -> impl Strategy<Value = String> {
     )
 }
 
+/// A table in columns of spaces, as plain-text exports print it: cells
+/// padded to their column (or overflowing it), continuation lines with the
+/// first column blank, rows that stop short.
+fn space_aligned_table() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        cell(),
+        Just("1024-65535/TCP".to_string()),
+        Just("53, 49152-65535/TCP/UDP".to_string()),
+        Just("389/TCP/UDP".to_string()),
+        Just("RPC for LSA, SAM, Netlogon (*)".to_string()),
+        Just("".to_string()),
+    ];
+    let line = (prop::collection::vec(piece, 1..5), 0usize..3, any::<bool>());
+    (
+        prop::collection::vec(
+            prop_oneof![
+                Just("Client Port(s)"),
+                Just("Server Port"),
+                Just("Service"),
+                Just("Protocol")
+            ],
+            2..5,
+        ),
+        8usize..30,
+        prop::collection::vec(line, 0..16),
+    )
+        .prop_map(|(header, width, lines)| {
+            let pad = |cells: &[String], indent: usize| {
+                let mut l = " ".repeat(indent * width);
+                for c in cells {
+                    l.push_str(&format!("{:<width$}", c.replace('\n', " ")));
+                }
+                l.trim_end().to_string()
+            };
+            let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+            let mut t = format!("{}\n", pad(&header, 0));
+            for (cells, indent, blank_after) in lines {
+                t.push_str(&format!("{}\n", pad(&cells, indent)));
+                if blank_after {
+                    t.push('\n');
+                }
+            }
+            t
+        })
+}
+
 /// A table as a browser copy gives it with tabs between cells: cells that
 /// spill over lines (bulleted lists, notes), rows short of or past the
 /// header's width, tabs in odd places.
@@ -308,7 +354,7 @@ proptest! {
 
     #[test]
     fn plain_text_copies_never_panic(
-        parts in prop::collection::vec(prop_oneof![cell_per_line_table(), tab_separated_table(), prose()], 1..5)
+        parts in prop::collection::vec(prop_oneof![cell_per_line_table(), tab_separated_table(), space_aligned_table(), prose()], 1..5)
     ) {
         let text = format!("Cluster node ports\n\n{}", parts.join("\n\n"));
         let lines = u32::try_from(text.lines().count()).unwrap();
@@ -335,7 +381,7 @@ proptest! {
     #[test]
     fn near_miss_documents_never_panic_and_stay_consistent(
         parts in prop::collection::vec(
-            prop_oneof![markdown_table(), html_table(), cell_per_line_table(), tab_separated_table(), prose(), rst_part()],
+            prop_oneof![markdown_table(), html_table(), cell_per_line_table(), tab_separated_table(), space_aligned_table(), prose(), rst_part()],
             1..6
         )
     ) {

@@ -3,12 +3,14 @@
 //! merged here in document order. Plain text copied from a browser is
 //! Markdown without markup: its flattened tables (`cell_lines`) are read
 //! before the Markdown parser sees the rest, and its headings (`plain`)
-//! after; its tab-separated tables (`tab_rows`) are read first of all.
+//! after; its tab-separated tables (`tab_rows`) are read first of all,
+//! then its tables in columns of spaces (`aligned_rows`).
 //! Plain text laid out as reStructuredText (`rst`) gives its titles
 //! as headings and hides its literal blocks and command lines from Markdown.
 //! AsciiDoc source (`asciidoc`) gives its `|===` tables, headings and block
 //! titles before anything else reads it.
 
+mod aligned_rows;
 mod asciidoc;
 pub mod blocks;
 mod cell_lines;
@@ -33,6 +35,8 @@ pub fn parse(text: &str) -> Vec<Block> {
     let text = &mask_lines(text, adoc.lines.iter().cloned());
     let tabbed = tab_rows::find(text);
     let text = &mask_lines(text, tabbed.iter().map(|f| f.lines.clone()));
+    let aligned = aligned_rows::find(text);
+    let text = &mask_lines(text, aligned.iter().map(|f| f.lines.clone()));
     let flattened = cell_lines::find(text);
     let rest = mask_lines(text, flattened.iter().map(|f| f.lines.clone()));
     let rst = rst::read(&rest);
@@ -47,6 +51,7 @@ pub fn parse(text: &str) -> Vec<Block> {
     }
     blocks.extend(flattened.into_iter().map(|f| f.block));
     blocks.extend(tabbed.into_iter().map(|f| Block::Table(f.table)));
+    blocks.extend(aligned.into_iter().map(|f| Block::Table(f.table)));
     // Stable: blocks on one line keep their order.
     blocks.sort_by_key(Block::line);
     blocks
