@@ -50,7 +50,7 @@ fn compile_writes_a_policy_and_warns_with_doc_line() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("compiled 2 documents: 88 rules, 1 skipped"),
+        stderr.contains("compiled 2 documents: 88 rules (53 to review), 1 skipped"),
         "{stderr}"
     );
     let text = std::fs::read_to_string(&out).unwrap();
@@ -76,6 +76,61 @@ fn compile_writes_a_policy_and_warns_with_doc_line() {
         "thoughtspot",
     ]);
     assert!(err.contains("cannot be used with"), "{err}");
+}
+
+/// Rules the compiler had to guess at are marked for the reviewer, with
+/// what to check; rules the document states in full are not.
+#[test]
+fn guessed_rules_are_marked_for_review() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("ports.md");
+    std::fs::write(
+        &doc,
+        "# Ports\n\n\
+         | Port | Protocol | Direction | Source | Destination |\n\
+         |------|----------|-----------|--------|-------------|\n\
+         | 8443 | TCP | Inbound | admin | nodes |\n\
+         | 9000 | | Inbound | admin | nodes |\n\n\
+         The agent also listens on port 7070 (TCP).\n",
+    )
+    .unwrap();
+    let out = dir.path().join("policy.toml");
+    let (_, stderr) = ok(&[
+        "policy",
+        "compile",
+        doc.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr.contains("compiled 1 document: 3 rules (2 to review)"),
+        "{stderr}"
+    );
+    let (json, _) = ok(&["policy", "show", out.to_str().unwrap(), "--format", "json"]);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let review = |line: u32| -> Vec<String> {
+        let rule = v["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["source"] == format!("ports.md:{line}"))
+            .unwrap_or_else(|| panic!("no rule from line {line}: {json}"));
+        serde_json::from_value(rule["review"].clone()).unwrap()
+    };
+    assert!(review(5).is_empty(), "{json}");
+    assert_eq!(review(6), vec!["no protocol given: TCP assumed"], "{json}");
+    assert!(review(8)[0].contains("read from a sentence"), "{json}");
+    let (table, _) = ok(&["policy", "show", out.to_str().unwrap()]);
+    assert!(table.contains("(3 rules, 3 active, 2 to review"), "{table}");
+    let marked: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("? ports-"))
+        .collect();
+    assert_eq!(marked.len(), 2, "{table}");
+    assert!(
+        table.contains("└ review: no protocol given: TCP assumed"),
+        "{table}"
+    );
 }
 
 #[test]

@@ -157,10 +157,11 @@ fn compile(args: CompileArgs) -> anyhow::Result<()> {
     }
     writeln!(
         stderr,
-        "compiled {} document{}: {} rules, {} skipped, {} warnings{}",
+        "compiled {} document{}: {} rules ({} to review), {} skipped, {} warnings{}",
         policy.documents.len(),
         if policy.documents.len() == 1 { "" } else { "s" },
         policy.rules.len(),
+        policy.rules.iter().filter(|r| !r.review.is_empty()).count(),
         policy.skipped.len(),
         policy.warnings.len(),
         args.output

@@ -87,6 +87,11 @@ pub struct Rule {
     pub source: Source,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Where the compiler had to guess (a peer no cell names, a protocol
+    /// the row leaves out, a rule read from a sentence): what a reviewer
+    /// should check against the document's line before trusting the rule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub review: Vec<String>,
 }
 
 impl Rule {

@@ -241,6 +241,7 @@ mod tests {
                 line: 1,
             },
             notes: Vec::new(),
+            review: Vec::new(),
         }
     }
 

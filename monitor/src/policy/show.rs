@@ -36,6 +36,7 @@ pub fn rule_json(r: &Resolved) -> Value {
         "active": r.is_active(),
         "state": r.state.to_string(),
         "notes": rule.notes,
+        "review": rule.review,
     })
 }
 
@@ -137,6 +138,7 @@ pub fn annotations(r: &Resolved, options: &ResolveOptions) -> Vec<String> {
     if let Some(d) = &rule.duplicate_of {
         out.push(format!("duplicate of {d}"));
     }
+    out.extend(rule.review.iter().map(|why| format!("review: {why}")));
     out
 }
 
@@ -179,12 +181,14 @@ pub fn table(
             .filter(|r| r.rule.source.doc == doc.name)
             .collect();
         let active = rules.iter().filter(|r| r.is_active()).count();
+        let review = rules.iter().filter(|r| !r.rule.review.is_empty()).count();
         writeln!(
             out,
-            "{} ({} rules, {} active{})",
+            "{} ({} rules, {} active, {} to review{})",
             doc.name,
             rules.len(),
             active,
+            review,
             if uniform_local {
                 "; local role: nodes"
             } else {
@@ -199,7 +203,11 @@ pub fn table(
         )?;
         for r in rules {
             let rule = r.rule;
-            let marker = if r.is_active() { ' ' } else { '-' };
+            let marker = match (r.is_active(), rule.review.is_empty()) {
+                (false, _) => '-',
+                (true, false) => '?',
+                (true, true) => ' ',
+            };
             let local = if uniform_local {
                 String::new()
             } else {
@@ -219,7 +227,9 @@ pub fn table(
                 fit(&rule.service, 27).trim_end(),
             )?;
             for a in annotations(r, options) {
-                writeln!(out, "  {:9} └ {a}", "")?;
+                for line in wrap(&format!("  {:9} └ ", ""), &a, &format!("  {:9}   ", "")) {
+                    writeln!(out, "{line}")?;
+                }
             }
         }
         writeln!(out)?;
@@ -249,6 +259,10 @@ pub fn table(
     writeln!(
         out,
         "- marks a rule that does not apply under the given release/conditions"
+    )?;
+    writeln!(
+        out,
+        "? marks a rule the compiler had to guess at: its review lines say what to check"
     )?;
     Ok(())
 }

@@ -59,6 +59,7 @@ fn read_at(line: u32) -> Rule {
             line,
         },
         notes: Vec::new(),
+        review: Vec::new(),
     }
 }
 

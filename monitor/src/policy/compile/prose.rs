@@ -251,6 +251,9 @@ pub fn finish_section(ctx: &mut Ctx, section: &mut SectionProse, headings: &[(u8
             why.clone(),
             "uploads from the nodes: outbound TCP".into(),
         ],
+        review: vec![format!(
+            "a list of hosts read as outbound TCP/{port} endpoints ({why})"
+        )],
         ..super::read_at(first)
     };
     ctx.warn(
@@ -293,8 +296,12 @@ fn dynamic_range(ctx: &mut Ctx, headings: &[(u8, String)], lower: &str, text: &s
         ),
         "TCP assumed: the services that use them are RPC/HTTP services".into(),
     ];
+    let mut review = vec![format!(
+        "dynamic ports read from a sentence: {hint_note}, TCP assumed"
+    )];
     if !between_nodes {
         notes.push("the section names no peers: between nodes assumed".into());
+        review.push("the section names no peers: between nodes assumed".into());
     }
     ctx.warn(
         line,
@@ -316,6 +323,7 @@ fn dynamic_range(ctx: &mut Ctx, headings: &[(u8, String)], lower: &str, text: &s
         required: Required::Yes,
         condition: None,
         notes,
+        review,
         ..super::read_at(line)
     };
     ctx.add_rules(line, vec![rule]);

@@ -30,6 +30,9 @@ pub(super) struct Defaults {
     pub(super) first_role: Option<String>,
     /// Who connects to the table's hosts, as the sentence above it says.
     pub(super) peer: Option<String>,
+    /// Nothing says which side opens the connections: the rows' direction
+    /// (both) is a guess.
+    pub(super) direction_guessed: bool,
 }
 
 impl Defaults {
@@ -141,6 +144,7 @@ pub(super) fn table_defaults(
         .rev()
         .find_map(|(_, h)| roles::heading_direction(h));
     let mut direction = None;
+    let mut direction_guessed = false;
     if !layout.has(Column::Direction) && stated.is_some() && ctx.stated_both_ways {
         direction = Some(Direction::Bidirectional);
         ctx.decide(
@@ -179,6 +183,7 @@ pub(super) fn table_defaults(
                     .into(),
             );
         } else {
+            direction_guessed = true;
             ctx.warn(
                 line,
                 "no Direction column and the section does not say: rows are read as \
@@ -230,5 +235,6 @@ pub(super) fn table_defaults(
             .then(|| ctx.roles.first().cloned())
             .flatten(),
         peer: stated.map(|e| e.opener),
+        direction_guessed,
     }
 }

@@ -375,6 +375,12 @@ fn compile_row(
         roles: known.roles,
         local: known.local.or(component.as_deref()),
     };
+    // Guesses the table's defaults made for this row, beside its warnings:
+    // together, what a reviewer should check (`Rule::review`).
+    let mut guesses: Vec<String> = Vec::new();
+    if cell(Column::Direction).is_none() && outbound_note.is_none() && defaults.direction_guessed {
+        guesses.push("the document does not say which side connects: both assumed".into());
+    }
     let mut remarks: Vec<endpoints::Remark> = Vec::new();
     let mut endpoint_condition: Option<String> = None;
     let mut read = |c: Column| -> Result<Option<Vec<endpoints::Endpoint>>, String> {
@@ -495,6 +501,7 @@ fn compile_row(
             peer = Some(named);
         } else if defaults.any_peer || had_destination {
             peer = Some(vec![endpoints::Endpoint::Role(endpoints::ANY.into())]);
+            guesses.push("no cell, heading or sentence names who connects: anyone assumed".into());
         }
     }
     if let Some(local) = &local {
@@ -573,6 +580,13 @@ fn compile_row(
     }
     for a in &assignments {
         warnings.extend(a.warnings.iter().cloned());
+    }
+    for w in warnings.iter().chain(&guesses) {
+        for rule in &mut rules {
+            if !rule.review.contains(w) {
+                rule.review.push(w.clone());
+            }
+        }
     }
     debug_assert!(
         rules

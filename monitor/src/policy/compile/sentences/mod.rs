@@ -133,9 +133,13 @@ fn read_in(
         last_port = Some((st.ports.clone(), st.protos.clone()));
         last_listeners = st.listeners.clone();
         let at = line_of(sentence, line, lines);
-        let rules = rules_of(ctx, &st, sentence);
+        let mut rules = rules_of(ctx, &st, sentence);
         if rules.is_empty() {
             continue;
+        }
+        for rule in &mut rules {
+            rule.review
+                .push("read from a sentence, not a table: check its ends and transport".into());
         }
         ctx.warn(
             at,
