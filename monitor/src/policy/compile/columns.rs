@@ -136,6 +136,15 @@ pub fn recognise(header: &str) -> Option<Column> {
     Some(column)
 }
 
+/// A column no reader claims whose header names a kind of host ("Cisco ISE
+/// Node", "Servers"): it says which of the product's hosts each row is
+/// about, so its values are host roles.
+pub fn host_column(header: &[String]) -> Option<usize> {
+    header
+        .iter()
+        .position(|h| recognise(h).is_none() && super::roles::ends_in_host_word(h))
+}
+
 /// Header positions of each column. The first column with a meaning wins;
 /// later ones with the same meaning are reported.
 #[derive(Debug, Default)]
@@ -145,6 +154,9 @@ pub struct Layout {
     pub repeated: Vec<String>,
     /// A client's-port column set aside for the server's port beside it.
     pub client_port: Option<String>,
+    /// Columns that repeat the Port column ("Ports on Gigabit Ethernet 1"):
+    /// their cells are ports or remarks about them, never who connects.
+    pub more_ports: Vec<usize>,
 }
 
 impl Layout {
@@ -152,7 +164,12 @@ impl Layout {
         let mut layout = Layout::default();
         for (i, h) in header.iter().enumerate() {
             match recognise(h) {
-                Some(c) if layout.get(c).is_some() => layout.repeated.push(h.clone()),
+                Some(c) if layout.get(c).is_some() => {
+                    if c == Column::Port {
+                        layout.more_ports.push(i);
+                    }
+                    layout.repeated.push(h.clone())
+                }
                 Some(c) => layout.positions.push((c, i)),
                 None if h.trim().is_empty() => layout.unknown.push("(empty header)".into()),
                 None => layout.unknown.push(h.clone()),
@@ -189,6 +206,7 @@ impl Layout {
         };
         let client = header[at].clone();
         self.repeated.retain(|h| *h != header[server]);
+        self.more_ports.retain(|&i| i != server);
         self.positions.retain(|(c, _)| *c != Column::Port);
         self.positions.push((Column::Port, server));
         self.client_port = Some(client);

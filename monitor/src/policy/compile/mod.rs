@@ -9,9 +9,11 @@ use std::collections::{HashMap, HashSet};
 
 mod arrows;
 mod categories;
+mod cell_items;
 mod columns;
 mod footnotes;
 mod heading_arrows;
+mod list_ends;
 mod matrix;
 pub mod normalize;
 mod port_list;
@@ -176,8 +178,9 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                     ends_above = stated_ends::of_paragraph(&text);
                     loopback_above = stated_ends::loopback(&text);
                 }
-                let listed =
-                    kind == document::ProseKind::ListItem && port_list::read(&mut ctx, &text, line);
+                let listed = kind == document::ProseKind::ListItem
+                    && (list_ends::read(&mut ctx, &text, line, &headings)
+                        || port_list::read(&mut ctx, &text, line));
                 if !listed {
                     prose::read(&mut ctx, &mut section, &headings, kind, &text, &code, line);
                     sentences::read(&mut ctx, &text, line, &lines);

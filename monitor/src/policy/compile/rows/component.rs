@@ -40,7 +40,10 @@ pub(super) fn fill_merged(layout: &Layout, rows: &[&Row]) -> Vec<Row> {
 /// them in the rows' words ("the Event Server hands alerts to ...").
 pub fn roles_of(table: &Table) -> Vec<String> {
     let layout = Layout::of(&table.header);
-    let Some(at) = layout.get(Column::Component) else {
+    let Some(at) = layout
+        .get(Column::Component)
+        .or_else(|| super::super::columns::host_column(&table.header))
+    else {
         return Vec::new();
     };
     let mut out: Vec<String> = Vec::new();

@@ -3,7 +3,7 @@
 //! entry and a warning, never a silent gap.
 
 use super::{
-    Ctx, arrows,
+    Ctx, arrows, cell_items,
     columns::{Column, Layout},
     footnotes,
     normalize::{
@@ -75,6 +75,15 @@ pub fn compile(ctx: &mut Ctx, table: &Table, headings: &[(u8, String)]) -> Vec<S
             ),
         );
         return Vec::new();
+    }
+    if let Some(split) = cell_items::split(table, &layout) {
+        ctx.decide(
+            table.line,
+            "port cells list items, each with its own transport, peer or arrow: one row per \
+             item that names a port; items without one are notes"
+                .into(),
+        );
+        return compile(ctx, &split, headings);
     }
     if let Some(split) = arrows::split(table, layout.get(Column::Port)) {
         ctx.decide(
@@ -357,7 +366,7 @@ fn compile_row(
         .iter()
         .find(|(_, e)| e.outbound)
         .map(|(t, _)| t.clone());
-    let direction = if outbound_note.is_some() {
+    let mut direction = if outbound_note.is_some() {
         notes.push("its footnote says the host connects out: outbound".into());
         Direction::Outbound
     } else {
@@ -501,6 +510,14 @@ fn compile_row(
             peer = Some(named);
         } else if defaults.any_peer || had_destination {
             peer = Some(vec![endpoints::Endpoint::Role(endpoints::ANY.into())]);
+            // Only the listener is named and no Direction column says
+            // otherwise: whoever it is connects in, not both ways.
+            if had_destination
+                && direction == Direction::Bidirectional
+                && cell(Column::Direction).is_none()
+            {
+                direction = Direction::Inbound;
+            }
             guesses.push("no cell, heading or sentence names who connects: anyone assumed".into());
         }
     }

@@ -74,7 +74,7 @@ fn words_of(layout: &Layout, cells: &[String]) -> String {
             layout.get(Column::Service) == Some(*i)
                 || layout.get(Column::Description) == Some(*i)
                 || layout.get(Column::Notes) == Some(*i)
-                || !layout.is_recognised(*i)
+                || !layout.is_recognised(*i) && !layout.more_ports.contains(i)
         })
         .map(|(_, c)| c.as_str())
         .collect::<Vec<_>>()
