@@ -134,6 +134,7 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
     let blocks = document::parse(&doc.text);
     let lines: Vec<String> = doc.text.lines().map(document::collapse_ws).collect();
     learn_roles(&mut ctx, &blocks);
+    ctx.main_server = roles::most_named_server(&doc.text);
     ctx.footnotes = footnotes::Footnotes::of(&doc.text, &blocks);
     for block in blocks {
         match block {
@@ -341,6 +342,9 @@ pub struct Ctx {
     pub title: Option<String>,
     /// Host roles the document's headings and captions name (slugs).
     pub roles: Vec<String>,
+    /// The kind of server the document names most ("domain controllers"):
+    /// who a "Server Port" column is on when nothing else says.
+    pub main_server: Option<String>,
     pub footnotes: footnotes::Footnotes,
     /// What the prose says about kinds of traffic ("health monitoring is
     /// optional").
@@ -377,6 +381,7 @@ impl Ctx {
             suppressed: 0,
             title: None,
             roles: Vec::new(),
+            main_server: None,
             footnotes: footnotes::Footnotes::default(),
             topics: Vec::new(),
             definitions: Vec::new(),

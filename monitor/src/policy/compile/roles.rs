@@ -87,6 +87,43 @@ pub fn ends_in_host_word(phrase: &str) -> bool {
         .is_some_and(|w| HOST_WORDS.contains(&w))
 }
 
+/// The kind of server a document names most, at least three times: the
+/// word before "server(s)" or "controller(s)" ("domain controllers",
+/// "member servers"), not an article, a number or a product with its
+/// version ("Windows Server 2003", "Windows 2000 Server").
+pub fn most_named_server(text: &str) -> Option<String> {
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for (i, w) in words.iter().enumerate().skip(1) {
+        if !matches!(*w, "server" | "servers" | "controller" | "controllers") {
+            continue;
+        }
+        let prev = words[i - 1];
+        let numeric = |s: &str| s.chars().any(|c| c.is_ascii_digit());
+        let versioned = words.get(i + 1).is_some_and(|n| numeric(n));
+        if numeric(prev) || versioned || LEADING.contains(&prev) || prev.len() < 3 {
+            continue;
+        }
+        let Some(role) = slug(&format!("{prev} {w}")) else {
+            continue;
+        };
+        match counts.iter_mut().find(|(r, _)| *r == role) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((role, 1)),
+        }
+    }
+    // The first named wins a tie: documents introduce their subject early.
+    let best = counts.iter().map(|(_, n)| *n).max()?;
+    counts
+        .into_iter()
+        .find(|(_, n)| *n == best && best >= 3)
+        .map(|(r, _)| r)
+}
+
 /// The slug of a role phrase; `None` when nothing but fillers is left.
 pub fn slug(phrase: &str) -> Option<String> {
     let lower = strip_parentheticals(&phrase.to_lowercase().replace("(s)", ""));
@@ -312,6 +349,22 @@ fn strip_parentheticals(text: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod server_tests {
+    use super::*;
+
+    #[test]
+    fn the_server_a_document_names_most() {
+        let text = "Windows Server 2003 domain controllers. Two domain controllers, member \
+                    servers, Windows 2000 Server. The domain controllers. The server.";
+        assert_eq!(
+            most_named_server(text).as_deref(),
+            Some("domain-controller")
+        );
+        assert_eq!(most_named_server("one web server, two web servers"), None);
+    }
 }
 
 #[cfg(test)]

@@ -101,6 +101,23 @@ pub(super) fn table_defaults(
         );
         Some(host)
     });
+    // "Client Port(s) | Server Port": the columns name the ends. A client
+    // connects to the server, which is the kind of server the document
+    // names most, else `server`.
+    let client_server = layout.client_port.is_some() && !has_endpoints && stated.is_none();
+    let stated_local = stated_local.or_else(|| {
+        client_server.then(|| {
+            let server = ctx.main_server.clone().unwrap_or_else(|| "server".into());
+            ctx.decide(
+                line,
+                format!(
+                    "Client Port and Server Port columns: a client connects to the server \
+                     ({server}, the server the document names most)"
+                ),
+            );
+            server
+        })
+    });
     let local = stated_local.or_else(|| {
         table
             .caption
@@ -145,7 +162,9 @@ pub(super) fn table_defaults(
         .find_map(|(_, h)| roles::heading_direction(h));
     let mut direction = None;
     let mut direction_guessed = false;
-    if !layout.has(Column::Direction) && stated.is_some() && ctx.stated_both_ways {
+    if !layout.has(Column::Direction) && client_server {
+        direction = Some(Direction::Inbound);
+    } else if !layout.has(Column::Direction) && stated.is_some() && ctx.stated_both_ways {
         direction = Some(Direction::Bidirectional);
         ctx.decide(
             line,
@@ -193,7 +212,7 @@ pub(super) fn table_defaults(
         }
     }
     let mut any_peer = false;
-    if stated.is_some() {
+    if stated.is_some() || client_server {
     } else if !has_endpoints {
         if between_nodes && !public {
             ctx.decide(
@@ -234,7 +253,9 @@ pub(super) fn table_defaults(
         first_role: (headings.last().map(|(l, _)| *l) != Some(super::GROUP_LEVEL))
             .then(|| ctx.roles.first().cloned())
             .flatten(),
-        peer: stated.map(|e| e.opener),
+        peer: stated
+            .map(|e| e.opener)
+            .or_else(|| client_server.then(|| "client".to_string())),
         direction_guessed,
     }
 }
