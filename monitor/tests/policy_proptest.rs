@@ -246,6 +246,119 @@ fn space_aligned_table() -> impl Strategy<Value = String> {
         })
 }
 
+/// A grid table as reStructuredText and saved "Reference guide" pages draw
+/// it: cells wrapped over lines, row spans (a separator under only some
+/// columns), a `+===+` header border or none, and the faults of a copy
+/// edited by hand: a ragged line, a missing bottom border, a tab, a border
+/// char turned multi-byte, a line cut short.
+fn grid_table() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        cell(),
+        Just("50470".to_string()),
+        Just("8020/ 9000".to_string()),
+        Just("dfs.datanode.http.address".to_string()),
+        Just("Master Nodes (NameNode and any back-up NameNodes)".to_string()),
+        Just("Yes (typically admins, Dev/Support teams)".to_string()),
+        Just("| + | +--+".to_string()),
+        Just("".to_string()),
+    ];
+    let row = (
+        prop::collection::vec(piece, 1..6),
+        prop::collection::vec(any::<bool>(), 6),
+    );
+    (
+        header(),
+        prop::collection::vec(4usize..18, 8),
+        0usize..4,
+        any::<bool>(),
+        prop::collection::vec(row, 0..8),
+        (0usize..7, any::<usize>()),
+    )
+        .prop_map(|(header, widths, indent, head_border, rows, (fault, at))| {
+            let widths = &widths[..header.len()];
+            let pad = " ".repeat(indent);
+            // A border: dashes (or `=`) under the columns not spanning on.
+            let border = |fill: char, open: &[bool]| {
+                let mut l = pad.clone();
+                for (k, &w) in widths.iter().enumerate() {
+                    let here = !open.get(k).copied().unwrap_or(false);
+                    let before = k > 0 && !open.get(k - 1).copied().unwrap_or(false);
+                    l.push(if here || before { '+' } else { '|' });
+                    l.push_str(&if here {
+                        fill.to_string().repeat(w)
+                    } else {
+                        " ".repeat(w)
+                    });
+                }
+                l.push(if open.get(widths.len() - 1).copied().unwrap_or(false) {
+                    '|'
+                } else {
+                    '+'
+                });
+                l
+            };
+            // A row: each cell cut into pieces as wide as its column.
+            let text_lines = |cells: &[String]| {
+                let chunks: Vec<Vec<String>> = widths
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &w)| {
+                        let chars: Vec<char> = cells
+                            .get(k)
+                            .map(|c| c.replace('\n', " "))
+                            .unwrap_or_default()
+                            .chars()
+                            .collect();
+                        let mut out: Vec<String> =
+                            chars.chunks(w - 2).map(|c| c.iter().collect()).collect();
+                        if out.is_empty() {
+                            out.push(String::new());
+                        }
+                        out
+                    })
+                    .collect();
+                let height = chunks.iter().map(Vec::len).max().unwrap_or(1);
+                (0..height)
+                    .map(|i| {
+                        let mut l = pad.clone();
+                        for (k, &w) in widths.iter().enumerate() {
+                            let piece = chunks[k].get(i).map(String::as_str).unwrap_or("");
+                            l.push_str(&format!("| {:<width$} ", piece, width = w - 2));
+                        }
+                        l.push('|');
+                        l
+                    })
+                    .collect::<Vec<String>>()
+            };
+            let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+            let mut lines = vec![border('-', &[])];
+            lines.extend(text_lines(&header));
+            lines.push(border(if head_border { '=' } else { '-' }, &[]));
+            let count = rows.len();
+            for (i, (cells, spans)) in rows.into_iter().enumerate() {
+                lines.extend(text_lines(&cells));
+                let open: &[bool] = if i + 1 < count { &spans } else { &[] };
+                lines.push(border('-', open));
+            }
+            let n = lines.len();
+            let k = at % n;
+            match fault {
+                1 => lines[k].push('|'),
+                2 => {
+                    lines.pop();
+                }
+                3 => lines[k] = lines[k].replacen(' ', "\t", 1),
+                4 => lines[k] = lines[k].replacen('-', "é", 1),
+                5 => {
+                    let keep = lines[k].chars().count() / 2;
+                    lines[k] = lines[k].chars().take(keep).collect();
+                }
+                _ => {}
+            }
+            format!("Ports\n\n{}\n", lines.join("\n"))
+        })
+}
+
 /// A table as a browser copy gives it with tabs between cells: cells that
 /// spill over lines (bulleted lists, notes), rows short of or past the
 /// header's width, tabs in odd places.
@@ -354,7 +467,7 @@ proptest! {
 
     #[test]
     fn plain_text_copies_never_panic(
-        parts in prop::collection::vec(prop_oneof![cell_per_line_table(), tab_separated_table(), space_aligned_table(), prose()], 1..5)
+        parts in prop::collection::vec(prop_oneof![cell_per_line_table(), tab_separated_table(), space_aligned_table(), grid_table(), prose()], 1..5)
     ) {
         let text = format!("Cluster node ports\n\n{}", parts.join("\n\n"));
         let lines = u32::try_from(text.lines().count()).unwrap();
@@ -381,7 +494,7 @@ proptest! {
     #[test]
     fn near_miss_documents_never_panic_and_stay_consistent(
         parts in prop::collection::vec(
-            prop_oneof![markdown_table(), html_table(), cell_per_line_table(), tab_separated_table(), space_aligned_table(), prose(), rst_part()],
+            prop_oneof![markdown_table(), html_table(), cell_per_line_table(), tab_separated_table(), space_aligned_table(), grid_table(), prose(), rst_part()],
             1..6
         )
     ) {

@@ -14,8 +14,9 @@
 //! Ceph, Puppet Enterprise) hold documents written by someone who had read
 //! neither the compiler nor its tuning, each measured first as it arrived:
 //! the share then said how far the compiler generalises to the next
-//! document a user brings (0% and 39.4%). Tuning on them since raises
-//! their floors; a document moves to the first set once its share reaches
+//! document a user brings (0% and 39.4%; the later blind sets
+//! `vendors-blind2/` to `vendors-blind4/` arrived at 0% each). Tuning on
+//! them since raises their floors; a document moves to the first set once its share reaches
 //! the target there.
 //!
 //! Roles are compared after folding case, plurals and words such as
@@ -35,6 +36,7 @@ const UNSEEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendor
 const BLIND: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendors-blind");
 const BLIND2: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendors-blind2");
 const BLIND3: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendors-blind3");
+const BLIND4: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vendors-blind4");
 
 /// Share of all facts that must hold. The issue's target is 95%; the floor
 /// is what the compiler reaches today, so that it can only go up.
@@ -72,8 +74,23 @@ const BLIND2_FLOOR: f64 = 0.53;
 /// the listener's qualifier ("configured for PXE") as their condition, and
 /// "Description | UDP | TCP" tables gave each port the transport of its
 /// column; 55.5% with "While you install ..., also open these ports" read
-/// as the condition of the table below. Only ever raised.
-const BLIND3_FLOOR: f64 = 0.55;
+/// as the condition of the table below; 62.7% once space-aligned tables
+/// were read and "Client Port(s) | Server Port" tables connected a client
+/// to the server the document names most (Active Directory, ends 0% ->
+/// 91%). Only ever raised.
+const BLIND3_FLOOR: f64 = 0.62;
+
+/// The fourth blind set (`vendors-blind4/`: SCOM, Cisco ISE, HDP/HDFS,
+/// HashiCorp Boundary), measured as it arrived on the compiler of commit
+/// 624c62c: 0.0% of 138 facts held, ports were found for 2.2%, and three
+/// of the four documents compiled to nothing. Since: 30.4% once port cells
+/// listing items ("TCP: 22 (SSH)", "UDP 9996, from NetFlow exporters")
+/// were read item by item and arrows glued to ports ("1433/TCP --->")
+/// named which column opens the connection (SCOM and ISE compile); 34.1%
+/// with "A -> B port is :9200" and "Outbound connectivity (TCP-9201) to
+/// X" list items read; grid tables with row spans read (HDP compiles).
+/// Only ever raised.
+const BLIND4_FLOOR: f64 = 0.34;
 
 /// The same for the unseen documents: today's share (44 of 62 facts,
 /// 70.97%, after group rows, Component columns, initiators in words,
@@ -89,9 +106,9 @@ const UNSEEN_FLOOR: f64 = 0.70;
 /// stated in its sentences were read (Ceph 0% -> 100%); 77.3% once the
 /// sentences of a "Port | Use" table's cells were read (Puppet 0% -> 80%);
 /// 81.8% once a condition in the paragraph above a table applied to its
-/// rows; 84.8% with ", when ..." clauses read as conditions. Only ever
-/// raised.
-const BLIND_FLOOR: f64 = 0.84;
+/// rows; 84.8% with ", when ..." clauses read as conditions; 86.4% once
+/// port cells listing items were read item by item. Only ever raised.
+const BLIND_FLOOR: f64 = 0.86;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -393,6 +410,11 @@ fn second_blind_vendor_documents_compile_to_the_facts_a_reviewer_expects() {
 #[test]
 fn third_blind_vendor_documents_compile_to_the_facts_a_reviewer_expects() {
     holds_above_floor(BLIND3, 4, BLIND3_FLOOR);
+}
+
+#[test]
+fn fourth_blind_vendor_documents_compile_to_the_facts_a_reviewer_expects() {
+    holds_above_floor(BLIND4, 4, BLIND4_FLOOR);
 }
 
 /// A set being tuned on: each document gives rules (even where the

@@ -4,7 +4,9 @@
 //! Markdown without markup: its flattened tables (`cell_lines`) are read
 //! before the Markdown parser sees the rest, and its headings (`plain`)
 //! after; its tab-separated tables (`tab_rows`) are read first of all,
-//! then its tables in columns of spaces (`aligned_rows`).
+//! then its boxed grid tables (`grid_rows`, reStructuredText's `+---+`
+//! tables, spans and all), then its tables in columns of spaces
+//! (`aligned_rows`), which must not see a grid's wrapped cells as rows.
 //! Plain text laid out as reStructuredText (`rst`) gives its titles
 //! as headings and hides its literal blocks and command lines from Markdown.
 //! AsciiDoc source (`asciidoc`) gives its `|===` tables, headings and block
@@ -14,6 +16,7 @@ mod aligned_rows;
 mod asciidoc;
 pub mod blocks;
 mod cell_lines;
+mod grid_rows;
 mod html;
 mod markdown;
 mod plain;
@@ -35,6 +38,8 @@ pub fn parse(text: &str) -> Vec<Block> {
     let text = &mask_lines(text, adoc.lines.iter().cloned());
     let tabbed = tab_rows::find(text);
     let text = &mask_lines(text, tabbed.iter().map(|f| f.lines.clone()));
+    let grids = grid_rows::find(text);
+    let text = &mask_lines(text, grids.iter().map(|f| f.lines.clone()));
     let aligned = aligned_rows::find(text);
     let text = &mask_lines(text, aligned.iter().map(|f| f.lines.clone()));
     let flattened = cell_lines::find(text);
@@ -51,6 +56,7 @@ pub fn parse(text: &str) -> Vec<Block> {
     }
     blocks.extend(flattened.into_iter().map(|f| f.block));
     blocks.extend(tabbed.into_iter().map(|f| Block::Table(f.table)));
+    blocks.extend(grids.into_iter().map(|f| Block::Table(f.table)));
     blocks.extend(aligned.into_iter().map(|f| Block::Table(f.table)));
     // Stable: blocks on one line keep their order.
     blocks.sort_by_key(Block::line);
