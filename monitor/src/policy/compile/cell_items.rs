@@ -120,19 +120,16 @@ pub fn split(table: &Table, layout: &Layout) -> Option<Table> {
     if extra_direction {
         header.push("Direction".into());
     }
-    let width = header.len();
     let mut rows = Vec::new();
     for row in &table.rows {
-        let Some(items) = listed(row) else {
-            let mut cells = row.cells.clone();
-            cells.resize(width, String::new());
-            rows.push(Row {
-                line: row.line,
-                written_cells: row.written_cells,
-                cells,
-            });
-            continue;
-        };
+        // A row whose cell reads whole is one item with nothing of its
+        // own, so that its synthetic cells say what the others' say.
+        let items = listed(row).unwrap_or_else(|| {
+            vec![Item {
+                ports: row.cells.get(port).cloned().unwrap_or_default(),
+                ..Item::default()
+            }]
+        });
         let outbound_row = row
             .cells
             .iter()

@@ -20,6 +20,8 @@ const BOTH: &[Proto] = &[Proto::Udp, Proto::Tcp];
 /// punctuation removed, so `Mem-cached` and `memcached` are one entry.
 const APPLICATION: &[(&str, &[Proto])] = &[
     ("rpc", TCP),
+    // Hadoop's RPC ("IPC" in its port tables) runs over TCP.
+    ("ipc", TCP),
     ("grpc", TCP),
     ("thrift", TCP),
     ("http", TCP),
