@@ -36,6 +36,16 @@ fn cell() -> impl Strategy<Value = String> {
         Just("`8600`[^1]".to_string()),
         Just("30000-32767†".to_string()),
         Just("8092<sup>1</sup>".to_string()),
+        // Port cells listing items, with transports, peers and arrows.
+        Just(
+            "TCP: 22 (SSH server); TCP: 80<sup>1</sup> (HTTP); Note Port 80 redirects.".to_string()
+        ),
+        Just(
+            "NetFlow: UDP 9996, from NetFlow exporters; DNS: UDP 53, to the DNS server (outbound)"
+                .to_string()
+        ),
+        Just("1433/TCP&nbsp;---><br>161,162&nbsp;<--->; TCP 1270 <---; <--->; :".to_string()),
+        Just("Kerberos: TCP/UDP 88, to ; from ; (outbound) (; ) (".to_string()),
         Just("TCP/8089".to_string()),
         Just("[9300:9400]/TCP".to_string()),
         Just("Port (5432)".to_string()),
@@ -82,6 +92,11 @@ fn header() -> impl Strategy<Value = Vec<String>> {
     prop::collection::vec(
         prop_oneof![
             Just("Port"),
+            Just("Port Number and Direction"),
+            Just("Feature A"),
+            Just("Cisco ISE Node"),
+            Just("Client Port(s)"),
+            Just("Server Port"),
             Just("Protocol"),
             Just("Service Name"),
             Just("Direction"),
@@ -424,6 +439,9 @@ fn prose() -> impl Strategy<Value = String> {
         Just("If you enable replication, also open TCP 8201 in both directions between the primary and each secondary.".to_string()),
         Just("Agents connect to the server on TCP port 10051, or to their proxy. You only need this when x.".to_string()),
         Just("open TCP ports 20000 through 32000 on every client".to_string()),
+        Just("- Client -> Controller port is `:9200`\n- Worker -> port is :\n- -> :1".to_string()),
+        Just("#### Ingress worker\n\n- Outbound connectivity (TCP-9201) to the control plane\n- Inbound connectivity (TCP-) from\n- Inbound from :".to_string()),
+        Just("Domain controllers and domain controllers. The domain controllers.".to_string()),
         Just("HDX Direct is off by default. The rows below apply only once you enable it.".to_string()),
         Just("Required only when the Rendezvous policy is enabled.".to_string()),
         Just("<table><thead><tr><th>From / To</th><th>etcd nodes</th><th>worker nodes</th></tr></thead><tr><td rowspan=\"2\">etcd nodes <sup>(1)</sup></td><td colspan=\"2\">8472 UDP</td></tr><tr><td>2379 TCP <sup>(4)</sup></td></tr><tr><td colspan=\"3\">Notes:<br/>1. Only if x.<br/>4. Local traffic from the node to itself.</td></tr></table>".to_string()),

@@ -25,12 +25,15 @@ pub fn split(table: &Table, port: Option<usize>) -> Option<Table> {
                 .any(|k| lower.contains(k))
         })
         .collect();
+    // A cell whose arrow has nothing on one side ("1433/TCP --->") names
+    // no ends: splitting on it would leave the table as it was, and read
+    // again, split again without end.
     let column = (0..table.header.len()).find(|&i| {
         Some(i) != port
             && table.rows.iter().any(|r| {
                 r.cells
                     .get(i)
-                    .is_some_and(|c| arrow_in(c, words_arrow[i]).is_some())
+                    .is_some_and(|c| c.split(';').any(|l| ends(l, words_arrow[i]).is_some()))
             })
     })?;
     let to_word = words_arrow[column];
@@ -204,6 +207,8 @@ mod tests {
         );
         assert_eq!(s.rows[1].line, 2);
         assert!(split(&table(&["Port"], &[&["1"]]), Some(0)).is_none());
+        // An arrow with one side empty names no ends: no split.
+        assert!(split(&table(&["Port", "Via"], &[&["1", "161 <--->"]]), Some(0)).is_none());
         assert_eq!(ends("a <-> b", false), Some(("a".into(), "b; a".into())));
         assert_eq!(ends("a to b", false), None);
         let t = table(
