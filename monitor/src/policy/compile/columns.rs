@@ -120,6 +120,8 @@ pub fn recognise(header: &str) -> Option<Column> {
     } else if has("notes") || has("note") || has("remarks") || has("comment") || has("comments") {
         Column::Notes
     } else if has("service")
+        // "Designation": the port's name, in translated manuals.
+        || has("designation")
         || has("use")
         || has("usage")
         || has("purpose")
@@ -298,6 +300,7 @@ mod tests {
         assert_eq!(recognise("Used By"), Some(Column::Source));
         assert_eq!(recognise("On by default"), Some(Column::Required));
         assert_eq!(recognise("Listens on"), Some(Column::Port));
+        assert_eq!(recognise("Designation"), Some(Column::Service));
         assert_eq!(recognise("Communicates on"), None);
         assert_eq!(recognise("Configurable in"), Some(Column::Setting));
         assert_eq!(recognise("Configuration"), Some(Column::Setting));
