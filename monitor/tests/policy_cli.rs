@@ -131,6 +131,26 @@ fn guessed_rules_are_marked_for_review() {
         table.contains("└ review: no protocol given: TCP assumed"),
         "{table}"
     );
+    let (only, _) = ok(&["policy", "show", out.to_str().unwrap(), "--review"]);
+    assert!(
+        only.contains("only the 2 of 3 rules the compiler had to guess at"),
+        "{only}"
+    );
+    assert!(
+        only.contains("ports-6") && only.contains("ports-8"),
+        "{only}"
+    );
+    assert!(!only.contains("ports-5 "), "{only}");
+    let (json, _) = ok(&[
+        "policy",
+        "show",
+        out.to_str().unwrap(),
+        "--review",
+        "--format",
+        "json",
+    ]);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["rules"].as_array().unwrap().len(), 2, "{json}");
 }
 
 #[test]

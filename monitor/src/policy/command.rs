@@ -99,6 +99,10 @@ pub struct ShowArgs {
     /// Also list the compiler's warnings and decisions, with doc:line.
     #[arg(long)]
     pub notes: bool,
+    /// Only the rules the compiler had to guess at (marked `?`), each with
+    /// what to check against its document line.
+    #[arg(long)]
+    pub review: bool,
 }
 
 #[derive(Args)]
@@ -215,7 +219,11 @@ fn show(mut args: ShowArgs) -> anyhow::Result<()> {
         let host = roles::host_roles(&policy, &args.roles, None, &[])?;
         policy = roles::view(&policy, &host.roles);
     }
-    let resolved = resolve::resolve(&policy, &options)?;
+    let mut resolved = resolve::resolve(&policy, &options)?;
+    let all = resolved.len();
+    if args.review {
+        resolved.retain(|r| !r.rule.review.is_empty());
+    }
     let mut out = io::stdout().lock();
     match args.format {
         Format::Json => {
@@ -235,6 +243,14 @@ fn show(mut args: ShowArgs) -> anyhow::Result<()> {
                     out,
                     "as enforced by a host playing {}: its own rules, and its peers' turned round",
                     args.roles.join(", ")
+                )?;
+            }
+            if args.review {
+                writeln!(
+                    out,
+                    "only the {} of {all} rules the compiler had to guess at: check each \
+                     against its line",
+                    resolved.len()
                 )?;
             }
             show::table(&mut out, &policy, &resolved, &options)?;
