@@ -110,6 +110,12 @@ pub fn condition_of(text: &str) -> Option<String> {
         "only in ",
         "only on ",
         "only while ",
+        // "Ports 135 and 445 only have to be open while Setup runs".
+        "only have to be open while ",
+        "only has to be open while ",
+        "only need to be open while ",
+        "only needs to be open while ",
+        "only during ",
         "only once ",
         "only with ",
         "if you enable ",
@@ -117,7 +123,13 @@ pub fn condition_of(text: &str) -> Option<String> {
         ", if ",
     ];
     // "Not needed for an offline installation": needed everywhere else.
-    const UNLESS: &[&str] = &["not needed for ", "not needed in ", "not required for "];
+    const UNLESS: &[&str] = &[
+        "not needed for ",
+        "not needed in ",
+        "not needed when ",
+        "not required for ",
+        "not required when ",
+    ];
     if let Some(start) = UNLESS
         .iter()
         .filter_map(|m| lower.find(m).map(|i| i + m.len()))
@@ -128,6 +140,16 @@ pub fn condition_of(text: &str) -> Option<String> {
         let cond = rest[..end].trim();
         if !cond.is_empty() {
             return Some(format!("not {cond}"));
+        }
+    }
+    // "... has to be open to install it; you can close it once the
+    // installation is done": needed until then.
+    if let Some(i) = lower.find("close it once ") {
+        let rest = &text[i + "close it once ".len()..];
+        let end = rest.find(['.', ';']).unwrap_or(rest.len());
+        let cond = rest[..end].trim();
+        if !cond.is_empty() {
+            return Some(format!("until {cond}"));
         }
     }
     let start = MARKERS

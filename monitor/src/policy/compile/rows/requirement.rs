@@ -63,6 +63,17 @@ pub(super) fn of(row: &Row) -> Result<required::Requirement, String> {
         .collect();
     let described = described_cells.join(". ");
     let notes_text = cell(Column::Notes).or((!described.is_empty()).then_some(described.as_str()));
+    // A note may speak of some of the row's ports only ("Ports 135 and 445
+    // only have to be open while ..."): its sentences about other ports do
+    // not bear on this row's.
+    let own_ports: Vec<(u16, u16)> = row
+        .port_cell
+        .groups
+        .iter()
+        .flat_map(|g| g.ranges.iter().map(|r| (r.lo, r.hi)))
+        .collect();
+    let scoped = notes_text.map(|t| about_ports(t, &own_ports));
+    let notes_text = scoped.as_deref();
     let mut requirement = required::parse(cell(Column::Required), notes_text)?;
     if requirement.condition.is_none() && described.to_lowercase().contains("(enterprise)") {
         // A feature of a paid edition is not in every deployment.
@@ -163,6 +174,39 @@ pub(super) fn of(row: &Row) -> Result<required::Requirement, String> {
     Ok(requirement)
 }
 
+/// The sentences of `text` that are about `ports`: all but those that
+/// start by naming other ports ("Port 5724 has to be open ...", "Ports 135,
+/// 137 and 49152-65535 only ...").
+fn about_ports(text: &str, ports: &[(u16, u16)]) -> String {
+    text.split_inclusive(['.', ';'])
+        .filter(|sentence| match named_ports(sentence) {
+            Some(named) => ports.iter().any(|p| named.contains(p)),
+            None => true,
+        })
+        .collect::<String>()
+}
+
+/// The ports a sentence opens with: "Port 88 ...", "Ports 135, 137, 445 and
+/// 49152-65535 ...".
+fn named_ports(sentence: &str) -> Option<Vec<(u16, u16)>> {
+    let lower = sentence.trim_start().to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("ports ")
+        .or_else(|| lower.strip_prefix("port "))?;
+    let mut named = Vec::new();
+    for word in rest.split(|c: char| c.is_whitespace() || c == ',') {
+        if word.is_empty() || word == "and" || word == "or" {
+            continue;
+        }
+        let (lo, hi) = word.split_once('-').unwrap_or((word, word));
+        match (lo.parse::<u16>(), hi.parse::<u16>()) {
+            (Ok(lo), Ok(hi)) if lo <= hi => named.push((lo, hi)),
+            _ => break,
+        }
+    }
+    (!named.is_empty()).then_some(named)
+}
+
 /// "Inter-node traffic over SSL": a port that exists beside the plain one
 /// for when encryption is turned on, so it is needed only then.
 fn encrypted_variant(text: &str) -> Option<String> {
@@ -183,7 +227,20 @@ fn encrypted_variant(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::encrypted_variant;
+    use super::{about_ports, encrypted_variant};
+
+    #[test]
+    fn notes_about_other_ports_do_not_bear_on_a_row() {
+        let note = "WMI uses port 135 first. Ports 135, 137, 445 and 49152-65535 only have to \
+                    be open while Setup runs. Port 5724 can be closed.";
+        assert_eq!(
+            about_ports(note, &[(1433, 1433)]),
+            "WMI uses port 135 first."
+        );
+        assert!(about_ports(note, &[(445, 445)]).contains("only have to be open while"));
+        assert!(about_ports(note, &[(49152, 65535)]).contains("Setup runs"));
+        assert!(about_ports(note, &[(5724, 5724)]).ends_with("Port 5724 can be closed."));
+    }
 
     #[test]
     fn encrypted_variants_and_encrypted_protocols() {
