@@ -142,6 +142,18 @@ pub fn condition_of(text: &str) -> Option<String> {
             return Some(format!("not {cond}"));
         }
     }
+    // "Remote access while installing": the installer's traffic, needed
+    // while the product is installed and not after.
+    const INSTALLING: &[&str] = &[
+        "while installing",
+        "during installation",
+        "during the installation",
+        "at install time",
+        "while the installer runs",
+    ];
+    if INSTALLING.iter().any(|m| lower.contains(m)) && !lower.contains("only if ") {
+        return Some("during installation".into());
+    }
     // "... has to be open to install it; you can close it once the
     // installation is done": needed until then.
     if let Some(i) = lower.find("close it once ") {
@@ -190,6 +202,21 @@ fn once_configured(lower: &str, start: Option<usize>) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn installation_only_traffic() {
+        assert_eq!(
+            condition_of("Remote access while installing").as_deref(),
+            Some("during installation")
+        );
+        assert_eq!(
+            condition_of(
+                "Port 5724 has to be open; you can close it once the installation is done."
+            )
+            .as_deref(),
+            Some("until the installation is done")
+        );
+    }
 
     #[test]
     fn conditions() {
