@@ -17,7 +17,7 @@
 
 use super::{
     columns::{self, Column, Layout},
-    normalize::ports,
+    normalize::{ports, protocol},
 };
 use crate::policy::document::{Row, Table};
 
@@ -240,6 +240,16 @@ fn read_item(text: &str) -> Option<Item> {
             rest = rest[colon + 1..].to_string();
         }
     }
+    let remarks_proto = remarks
+        .iter()
+        .find_map(|r| protocol::from_service(r))
+        .map(|p| {
+            p.protos
+                .iter()
+                .map(|p| p.name().to_ascii_uppercase())
+                .collect::<Vec<_>>()
+                .join("/")
+        });
     // ", from X" / ", to X" after the port.
     for clause in std::iter::once(rest.clone()).chain(remarks) {
         for part in clause.split(',') {
@@ -296,6 +306,10 @@ fn read_item(text: &str) -> Option<Item> {
     item.ports = ports_text;
     if item.proto.is_none() {
         item.proto = proto;
+    }
+    // "53 (DNS)": a service whose name settles the transport.
+    if item.proto.is_none() {
+        item.proto = remarks_proto;
     }
     Some(item)
 }
@@ -366,6 +380,7 @@ mod tests {
         assert_eq!(left.proto.as_deref(), Some("TCP"));
         let dns = read_item("53 (DNS) --->").unwrap();
         assert_eq!(dns.ports, "53");
+        assert_eq!(dns.proto.as_deref(), Some("UDP/TCP"));
     }
 
     #[test]
