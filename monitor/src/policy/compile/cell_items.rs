@@ -62,6 +62,9 @@ struct Item {
     to: Option<String>,
     /// "(outbound)": the host connects out.
     outbound: bool,
+    /// What the item says of the port besides ("disabled by default"):
+    /// the row's notes, where conditions are read.
+    remarks: String,
 }
 
 /// The table with its listed port cells split into one row per item, or
@@ -102,6 +105,10 @@ pub fn split(table: &Table, layout: &Layout) -> Option<Table> {
     let extra_proto = proto_at.is_none();
     if extra_proto {
         header.push("Protocol".into());
+    }
+    let notes_at = layout.get(Column::Notes);
+    if notes_at.is_none() {
+        header.push("Remarks".into());
     }
     let extra_ends = beside.is_none() && layout.get(Column::Source).is_none();
     if extra_ends {
@@ -146,6 +153,18 @@ pub fn split(table: &Table, layout: &Layout) -> Option<Table> {
             }
             if extra_proto {
                 cells.push(item.proto.clone().unwrap_or_default());
+            }
+            match notes_at {
+                Some(at) if !item.remarks.is_empty() => {
+                    let mut text = cells[at].trim().trim_end_matches('.').to_string();
+                    if !text.is_empty() {
+                        text.push_str(". ");
+                    }
+                    text.push_str(&item.remarks);
+                    cells[at] = text;
+                }
+                Some(_) => {}
+                None => cells.push(item.remarks.clone()),
             }
             let ends: Vec<(String, String)> = match beside {
                 Some((a, b)) => {
@@ -240,6 +259,7 @@ fn read_item(text: &str) -> Option<Item> {
             rest = rest[colon + 1..].to_string();
         }
     }
+    item.remarks = remarks.join("; ");
     let remarks_proto = remarks
         .iter()
         .find_map(|r| protocol::from_service(r))
@@ -327,10 +347,11 @@ fn transport(word: &str) -> Option<()> {
 mod tests {
     use super::*;
 
-    fn item(ports: &str, proto: Option<&str>) -> Item {
+    fn item(ports: &str, proto: Option<&str>, remarks: &str) -> Item {
         Item {
             ports: ports.into(),
             proto: proto.map(String::from),
+            remarks: remarks.into(),
             ..Item::default()
         }
     }
@@ -339,11 +360,11 @@ mod tests {
     fn items_give_their_ports_transports_and_peers() {
         assert_eq!(
             read_item("TCP: 22 (Secure Shell [SSH] server)"),
-            Some(item("22", Some("TCP")))
+            Some(item("22", Some("TCP"), "Secure Shell [SSH] server"))
         );
         assert_eq!(
             read_item("TCP: 12001 Global (JGroups)"),
-            Some(item("12001", Some("TCP")))
+            Some(item("12001", Some("TCP"), "JGroups"))
         );
         let netflow = read_item("NetFlow: UDP 9996, from NetFlow exporters").unwrap();
         assert_eq!(netflow.ports, "9996");
@@ -359,6 +380,8 @@ mod tests {
         assert_eq!(kerberos.to.as_deref(), Some("Active Directory"));
         let coa = read_item("UDP: 1700 (CoA Send, to network access devices) (outbound)").unwrap();
         assert!(coa.outbound);
+        let ers = read_item("TCP: 9060 (ERS REST API, disabled by default)").unwrap();
+        assert_eq!(ers.remarks, "ERS REST API, disabled by default");
         assert_eq!(read_item("Note Port 80 is redirected to port 443."), None);
         assert_eq!(read_item("ICMP (Heartbeat)"), None);
     }
