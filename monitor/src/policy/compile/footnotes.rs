@@ -206,7 +206,10 @@ pub fn effect(text: &str) -> Effect {
                 rest[..end].trim().to_string()
             })
         };
+        // "Only opened when set", "only for NodePort"; not "port 80 only
+        // redirects to 443", which says what the port does.
         cut("only ")
+            .filter(|_| !port_does_only(&lower))
             .or_else(|| cut(" until "))
             .or_else(|| trailing_only(text))
             .filter(|c| !c.is_empty())
@@ -223,6 +226,17 @@ pub fn effect(text: &str) -> Effect {
             || lower.starts_with("optional")
             || lower.contains("disabled until"),
     }
+}
+
+/// "port 80 only redirects to 443": the port, named just before "only", is
+/// what the sentence is about, and "only" limits what it does, not when it
+/// is needed. ("It only has to be reachable if ..." is a condition.)
+fn port_does_only(lower: &str) -> bool {
+    let Some(i) = lower.find(" only ") else {
+        return false;
+    };
+    let before = lower[..i].split_whitespace().last().unwrap_or("");
+    !before.is_empty() && before.chars().all(|c| c.is_ascii_digit())
 }
 
 /// "use it in development environments only.": the clause before a
@@ -299,6 +313,16 @@ pub fn split_markers(cell: &str) -> (String, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_a_port_only_does_is_no_condition() {
+        let redirect =
+            effect("Ports 80 and 443 belong to the portal; port 80 only redirects to 443.");
+        assert_eq!(redirect.condition, None);
+        let reachable = effect("It only has to be reachable if you publish NodePort Services.");
+        assert!(reachable.condition.is_some());
+        assert!(effect("Only opened when set.").condition.is_some());
+    }
 
     #[test]
     fn markers() {

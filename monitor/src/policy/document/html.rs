@@ -53,6 +53,8 @@ struct ProseBuilder {
     code: Vec<String>,
     /// Text of an open `<code>` element.
     in_code: Option<String>,
+    /// An open `<sup>` that starts the paragraph: a footnote's mark.
+    note_mark: bool,
 }
 
 impl ProseBuilder {
@@ -63,6 +65,7 @@ impl ProseBuilder {
             text: String::new(),
             code: Vec::new(),
             in_code: None,
+            note_mark: false,
         }
     }
 }
@@ -140,6 +143,20 @@ impl TokenSink for Sink {
                     local_name!("br") if state.in_cell() => {}
                     local_name!("sup") if state.in_cell() => {
                         state.push_text(if start { "[^" } else { "]" });
+                    }
+                    // "<p><sup>3</sup> A profiling port is open only when
+                    // ...": a paragraph that opens with a superscript is
+                    // the note of the cells marked with it, `[^3]: ...`.
+                    local_name!("sup") if state.tables.is_empty() => {
+                        if let Some(p) = state.prose.as_mut() {
+                            if start && p.text.trim().is_empty() && p.in_code.is_none() {
+                                p.note_mark = true;
+                                p.text.push_str("[^");
+                            } else if !start && p.note_mark {
+                                p.note_mark = false;
+                                p.text.push_str("]: ");
+                            }
+                        }
                     }
                     local_name!("tr") if start => {
                         if let Some(t) = state.tables.last_mut() {
@@ -470,6 +487,21 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_paragraph_opening_with_a_superscript_is_a_note() {
+        let blocks =
+            parse("<p><sup>3</sup> Open only when the probe is on.</p><p>See <sup>3</sup>.</p>");
+        let texts: Vec<&str> = blocks
+            .iter()
+            .filter_map(|b| match b {
+                Block::Prose { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts[0], "[^3]: Open only when the probe is on.");
+        assert_eq!(texts[1], "See 3.");
     }
 
     #[test]
