@@ -10,7 +10,7 @@
 //! The sentence reader finds neither: the first has no verb, the second no
 //! subject. Each item becomes one rule on its line, marked for review.
 
-use super::{Ctx, normalize::endpoints, roles};
+use super::{Ctx, normalize::endpoints, roles, rows::truncate};
 use crate::policy::model::{Direction, PortRange, Ports, Proto, Required, Rule};
 
 const ARROWS: &[&str] = &["-->", "->", "→", "⟶"];
@@ -171,15 +171,6 @@ fn clean(phrase: &str) -> String {
         .find_map(|a| lower.starts_with(a).then(|| &p[a.len()..]))
         .unwrap_or(p);
     p.trim().to_string()
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(max - 1).collect();
-    out.push('…');
-    out
 }
 
 #[cfg(test)]

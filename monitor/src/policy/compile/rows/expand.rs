@@ -159,7 +159,7 @@ pub(super) fn shorten(text: &str) -> String {
     out
 }
 
-pub(super) fn truncate(text: &str, max: usize) -> String {
+pub(in crate::policy::compile) fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_string()
     } else {

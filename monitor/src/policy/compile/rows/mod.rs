@@ -29,13 +29,14 @@ mod requirement;
 mod words;
 
 pub use component::roles_of as component_roles;
+pub(super) use expand::truncate;
 pub use groups::all_texts as group_rows;
 
 use cells::{
     alternative_port, endpoint_qualifiers, loopback_only, row_local, to_itself, without_self,
 };
 use defaults::{Defaults, table_defaults};
-use expand::{expand, first_clause, protocols, service_name, truncate};
+use expand::{expand, first_clause, protocols, service_name};
 
 /// The heading level a group row is read at: below every real heading.
 const GROUP_LEVEL: u8 = u8::MAX;
