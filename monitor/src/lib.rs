@@ -10,6 +10,7 @@ pub mod loader;
 pub mod metrics;
 pub mod netif;
 pub mod object;
+pub mod pin;
 pub mod policy;
 pub mod probe;
 pub mod reach;

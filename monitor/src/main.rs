@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use monitor::{daemon, policy, probe, replay, report, validate};
+use monitor::{daemon, loader, policy, probe, replay, report, validate};
 
 /// Checks live traffic against the ports that vendor documents require.
 #[derive(Parser)]
@@ -36,6 +36,9 @@ enum Command {
     /// inventory's peers and say whether it works. Exit 0: all work, 1: one
     /// does not, 2: an error.
     Probe(probe::command::ProbeArgs),
+    /// Remove what `run --pin` left attached: the programs' links, the
+    /// state maps and the pins.
+    Detach(loader::command::DetachArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Policy(args) => policy::command::run(args),
         Command::Replay(args) => replay::command::run(args),
         Command::Report(args) => report::command::run(args),
+        Command::Detach(args) => loader::command::run(args),
         // Their own exit codes: 0 pass, 1 a required flow blocked, 2 error.
         Command::Validate(args) => return verdict(validate::command::run(args)),
         Command::Probe(args) => return verdict(probe::command::run(args)),

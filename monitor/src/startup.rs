@@ -112,3 +112,28 @@ pub fn load_tables(
     }
     Ok(t)
 }
+
+/// The line a pinned start prints: whether it took over a running
+/// monitor, and which of its state it kept.
+pub fn adoption_line(a: &crate::loader::Adoption, dir: &std::path::Path) -> String {
+    if !a.adopted {
+        return format!(
+            "portconform: pinned in {}: the programs stay attached when the daemon stops",
+            dir.display()
+        );
+    }
+    let kept: Vec<&str> = crate::loader::STATE_MAPS
+        .iter()
+        .filter(|(name, _)| a.reused.contains(name))
+        .map(|(_, what)| *what)
+        .collect();
+    let kept = if kept.is_empty() {
+        "no state".to_string()
+    } else {
+        kept.join(", ")
+    };
+    format!(
+        "portconform: adopted the pinned monitor in {}: programs replaced in place; kept {kept}",
+        dir.display()
+    )
+}

@@ -204,7 +204,7 @@ impl Kernel {
         previous: Option<&KernelTables>,
         live: &KernelTables,
     ) -> anyhow::Result<()> {
-        monitor::kernel_tables::install(&mut self.ebpf, set, new, previous, Some(live))?;
+        monitor::kernel_tables::install(&mut self.ebpf, set, new, previous.is_some(), Some(live))?;
         Ok(())
     }
 

@@ -5,6 +5,7 @@
 //! namespaces and veth pairs, documentation address ranges only, bounded
 //! traffic, and cleanup on drop (so also when a test panics).
 
+pub mod bpffs;
 pub mod capture;
 pub mod fixtures;
 pub mod kernel;

@@ -59,6 +59,11 @@ pub struct RunArgs {
     /// it is reported blocked (`no-reply`), e.g. `5s`, `1500ms`.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::command::parse_timeout)]
     pub handshake_timeout: Duration,
+    /// Pin the programs, links and state maps in DIR (default
+    /// /sys/fs/bpf/portconform/default): they stay attached and counting
+    /// when the daemon stops, and the next `run --pin` adopts them.
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = crate::pin::DEFAULT_DIR)]
+    pub pin: Option<PathBuf>,
 }
 
 /// Everything `run` was asked to do.
@@ -77,6 +82,8 @@ pub struct RunConfig {
     pub summary: SummaryFormat,
     /// How long a required flow's SYN or request may go unanswered.
     pub handshake_timeout: Duration,
+    /// `--pin`: the pin directory.
+    pub pin: Option<PathBuf>,
 }
 
 /// `portconform run`.
@@ -98,6 +105,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         refresh: Duration::from_secs_f64(args.refresh),
         summary: args.summary,
         handshake_timeout: args.handshake_timeout,
+        pin: args.pin,
     })
 }
 
@@ -147,7 +155,18 @@ fn start(config: RunConfig) -> anyhow::Result<()> {
         ),
         _ => None,
     };
-    let mut monitor = Monitor::attach(&config.ifaces, tables.as_ref())?;
+    let pin = config
+        .pin
+        .as_deref()
+        .map(|dir| crate::pin::PinDir::open(dir, true))
+        .transpose()?;
+    let mut monitor = Monitor::attach(&config.ifaces, tables.as_ref(), pin)?;
+    if let (Some(a), Some(dir)) = (monitor.adoption(), monitor.pin_dir()) {
+        eprintln!("{}", startup::adoption_line(a, dir));
+        for line in &a.lost {
+            eprintln!("portconform: {line}");
+        }
+    }
     for iface in monitor.interfaces() {
         let note = match iface.xdp_mode {
             XdpAttachMode::Native => "",
@@ -215,8 +234,14 @@ fn start(config: RunConfig) -> anyhow::Result<()> {
         &options,
     ))?;
     drop(server);
+    let pinned = monitor.pin_dir().map(|d| d.display().to_string());
     drop(monitor);
-    eprintln!("portconform: detached, exiting");
+    match pinned {
+        Some(dir) => eprintln!(
+            "portconform: exiting; the programs stay attached and counting, pinned in {dir} (`portconform detach --pin {dir} --all` removes them)"
+        ),
+        None => eprintln!("portconform: detached, exiting"),
+    }
     Ok(())
 }
 

@@ -193,6 +193,21 @@ pub async fn run(
             .tables()
             .map(|t| blocked::Blocked::new(Tracker::new(t), options.handshake_timeout)),
     };
+    // Taking over a pinned run: the flows it reported are not new, and the
+    // per-rule counts of a policy it ran that this start replaced still
+    // count under their rule ids.
+    if let Some(a) = monitor.adoption() {
+        for (id, c) in &a.retired {
+            let total = state.retired.entry(id.clone()).or_default();
+            total.packets += c.packets;
+            total.bytes += c.bytes;
+        }
+        if a.adopted && monitor.tables().is_some() {
+            for (key, flow) in monitor.flows()? {
+                state.reported.adopt(&key, &flow);
+            }
+        }
+    }
     let mut daemon = Daemon {
         monitor,
         sinks,

@@ -93,6 +93,21 @@ impl Reported {
         Some(r)
     }
 
+    /// A flow a pinned run before this one reported: its counts so far are
+    /// the baseline, so the next refresh mentions it only if it moved. Its
+    /// initiator's port is not in the kernel's key and stays unknown (0).
+    pub fn adopt(&mut self, key: &FlowKey, state: &FlowState) {
+        self.flows.insert(
+            *key,
+            Seen {
+                packets: state.packets,
+                reply_packets: state.reply_packets,
+                initiator_port: 0,
+                explanation: None,
+            },
+        );
+    }
+
     pub fn len(&self) -> usize {
         self.flows.len()
     }

@@ -91,15 +91,16 @@ fn replace_nets<K: Pod>(
     Ok(())
 }
 
-/// Fills set `set` (0 or 1) with `new`, removing what `previous` (the tables
-/// last written to that set, if any) left there, and zeroes its rule
-/// counters. The set must not be live; `live` is what the other set holds,
-/// rewritten unchanged because array sections are written whole.
+/// Fills set `set` (0 or 1) with `new`, removing what an earlier policy
+/// left there, and with `zero_counters` zeroes its rule counters (an
+/// earlier policy's counts there would be read as `new`'s). The set must
+/// not be live; `live` is what the other set holds, rewritten unchanged
+/// because array sections are written whole.
 pub fn write_set(
     ebpf: &mut Ebpf,
     set: usize,
     new: &KernelTables,
-    previous: Option<&KernelTables>,
+    zero_counters: bool,
     live: Option<&KernelTables>,
 ) -> Result<(), WriteError> {
     let set32 = set as u32;
@@ -142,7 +143,7 @@ pub fn write_set(
             .into_iter()
             .map(|(len, addr, mask)| (Key::new(NET_SET_BITS + len, net6_key(set32, &addr)), mask)),
     )?;
-    if previous.is_some() {
+    if zero_counters {
         // Only this set's rule counters: its traffic counters keep what was
         // counted while it was live. Nothing writes them now (the set is
         // idle), so reading and writing back loses nothing.
@@ -240,7 +241,7 @@ pub fn activate(ebpf: &mut Ebpf, set: usize, tables: &KernelTables) -> Result<()
 
 /// First load: set A, then live.
 pub fn write(ebpf: &mut Ebpf, tables: &KernelTables) -> Result<(), WriteError> {
-    install(ebpf, 0, tables, None, None)
+    install(ebpf, 0, tables, false, None)
 }
 
 /// A policy swap: fills idle set `set` with `new` ([`write_set`]'s
@@ -249,9 +250,9 @@ pub fn install(
     ebpf: &mut Ebpf,
     set: usize,
     new: &KernelTables,
-    previous: Option<&KernelTables>,
+    zero_counters: bool,
     live: Option<&KernelTables>,
 ) -> Result<(), WriteError> {
-    write_set(ebpf, set, new, previous, live)?;
+    write_set(ebpf, set, new, zero_counters, live)?;
     activate(ebpf, set, new)
 }

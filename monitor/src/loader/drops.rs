@@ -7,7 +7,10 @@
 
 use std::{collections::HashMap, os::unix::fs::MetadataExt as _};
 
-use aya::{Ebpf, programs::RawTracePoint};
+use aya::{
+    Ebpf,
+    programs::{RawTracePoint, links::FdLink, raw_trace_point::RawTracePointLinkId},
+};
 use monitor_common::{
     drop::{DROP_REASON_SLOTS, DropCause, SkbLayout},
     maps::{DROP_TRACEPOINT, PROG_DROPS},
@@ -121,14 +124,21 @@ pub fn own_netns() -> Result<u32, String> {
 
 /// Resolves, fills the tables, loads and attaches; off with the reason on
 /// any failure.
-pub(super) fn attach(ebpf: &mut Ebpf) -> DropWatch {
+/// With the watch on, the link's id: a pinned run takes the link to pin it.
+pub(super) fn attach(ebpf: &mut Ebpf) -> (DropWatch, Option<RawTracePointLinkId>) {
     match try_attach(ebpf) {
-        Ok(causes) => DropWatch::On(causes),
-        Err(why) => DropWatch::Off(why),
+        Ok((causes, id)) => (DropWatch::On(causes), Some(id)),
+        Err(why) => (DropWatch::Off(why), None),
     }
 }
 
-fn try_attach(ebpf: &mut Ebpf) -> Result<Vec<DropCause>, String> {
+/// Takes the drop program's link out of aya's hands (to be pinned).
+pub(super) fn take_link(ebpf: &mut Ebpf, id: RawTracePointLinkId) -> Option<FdLink> {
+    let prog: &mut RawTracePoint = ebpf.program_mut(PROG_DROPS)?.try_into().ok()?;
+    prog.take_link(id).ok().map(FdLink::from)
+}
+
+fn try_attach(ebpf: &mut Ebpf) -> Result<(Vec<DropCause>, RawTracePointLinkId), String> {
     let btf = Btf::from_sys_fs().map_err(|e| format!("no kernel BTF ({e})"))?;
     let resolved = resolve(&btf, own_netns()?)?;
     crate::kernel_tables::write_drop_tables(ebpf, &resolved.layout, &resolved.reasons)
@@ -145,9 +155,10 @@ fn try_attach(ebpf: &mut Ebpf) -> Result<Vec<DropCause>, String> {
         let first = e.lines().next().unwrap_or_default();
         format!("the kernel refused the drop program ({first})")
     })?;
-    prog.attach(DROP_TRACEPOINT)
+    let id = prog
+        .attach(DROP_TRACEPOINT)
         .map_err(|e| format!("attaching to {DROP_TRACEPOINT} failed ({e})"))?;
-    Ok(resolved.causes)
+    Ok((resolved.causes, id))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::{io, os::unix::fs::MetadataExt as _, path::PathBuf};
 
 use aya::programs::{
     LinkOrder, ProgramError, SchedClassifier, TcAttachType,
-    tc::{self, NlOptions, TcAttachOptions, TcError},
+    tc::{self, NlOptions, SchedClassifierLinkId, TcAttachOptions, TcError},
 };
 use monitor_common::maps::PROG_EGRESS;
 
@@ -47,6 +47,13 @@ pub struct Clsact {
     owned: bool,
 }
 
+impl Clsact {
+    /// Whether portconform added this qdisc (and so may delete it).
+    pub fn owned(&self) -> bool {
+        self.owned
+    }
+}
+
 impl Drop for Clsact {
     fn drop(&mut self) {
         if !self.owned {
@@ -70,27 +77,28 @@ impl Drop for Clsact {
 pub fn attach(
     tc: &mut SchedClassifier,
     iface: &Interface,
-) -> Result<(EgressMode, Option<Clsact>), LoadError> {
+) -> Result<(EgressMode, Option<Clsact>, SchedClassifierLinkId), LoadError> {
     let tcx = tc.attach_with_options(
         &iface.name,
         TcAttachType::Egress,
         TcAttachOptions::TcxOrder(LinkOrder::default()),
     );
     match tcx {
-        Ok(_) => return Ok((EgressMode::Tcx, None)),
+        Ok(id) => return Ok((EgressMode::Tcx, None, id)),
         // No tcx attach type before 6.6: the kernel says EINVAL.
         Err(ProgramError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::EINVAL) => {}
         Err(err) => return Err(attach_error(PROG_EGRESS, &iface.name, err)),
     }
     let clsact = take_clsact(iface)?;
     remove_stale_filters(iface)?;
-    tc.attach_with_options(
-        &iface.name,
-        TcAttachType::Egress,
-        TcAttachOptions::Netlink(NlOptions::default()),
-    )
-    .map_err(|err| attach_error(PROG_EGRESS, &iface.name, err))?;
-    Ok((EgressMode::Clsact, Some(clsact)))
+    let id = tc
+        .attach_with_options(
+            &iface.name,
+            TcAttachType::Egress,
+            TcAttachOptions::Netlink(NlOptions::default()),
+        )
+        .map_err(|err| attach_error(PROG_EGRESS, &iface.name, err))?;
+    Ok((EgressMode::Clsact, Some(clsact), id))
 }
 
 /// Adds the clsact qdisc, or adopts the one a dead instance added (its

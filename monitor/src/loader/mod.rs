@@ -4,10 +4,15 @@
 //! everything. XDP and tcx links also go when the process dies; a clsact
 //! filter left by a killed daemon is removed by the next start.
 
+mod adopt;
 pub mod btf;
+pub mod command;
+pub mod detach;
 pub mod drops;
 mod egress;
 mod rtnl;
+
+pub use adopt::STATE_MAPS;
 
 pub use drops::DropWatch;
 pub use egress::EgressMode;
@@ -15,9 +20,9 @@ pub use egress::EgressMode;
 use std::{ffi::CString, io, sync::Arc};
 
 use aya::{
-    Ebpf, EbpfError,
+    Ebpf, EbpfError, EbpfLoader,
     maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::{ProgramError, SchedClassifier, Xdp, XdpMode},
+    programs::{ProgramError, SchedClassifier, Xdp, XdpMode, links::FdLink},
     util::KernelVersion,
 };
 use monitor_common::{
@@ -33,7 +38,11 @@ use monitor_common::{
     stats::{IFINDEX_LIMIT, MAX_IFACES},
 };
 
-use crate::{kernel_tables::KernelTables, object::EBPF_OBJECT};
+use crate::{
+    kernel_tables::KernelTables,
+    object::EBPF_OBJECT,
+    pin::{self, Layout, PinDir, PinnedIface},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -74,6 +83,8 @@ pub enum LoadError {
     Policy(#[source] crate::kernel_tables::WriteError),
     #[error("telling the programs which interfaces they watch: {0}")]
     Slots(#[source] crate::kernel_tables::WriteError),
+    #[error("pinned mode: {0}")]
+    Pin(String),
     #[error("map {map}")]
     Map {
         map: &'static str,
@@ -96,6 +107,15 @@ impl XdpAttachMode {
         match self {
             XdpAttachMode::Native => "native",
             XdpAttachMode::Generic => "generic",
+        }
+    }
+
+    /// The mode a layout record names.
+    fn named(name: &str) -> Self {
+        if name == XdpAttachMode::Generic.name() {
+            XdpAttachMode::Generic
+        } else {
+            XdpAttachMode::Native
         }
     }
 }
@@ -123,6 +143,32 @@ pub struct Monitor {
     live: usize,
     /// Whether drops by the host's own stack are watched (with a policy).
     drop_watch: Option<DropWatch>,
+    /// With `run --pin`: what stays attached when the daemon exits.
+    pinned: Option<Pinned>,
+}
+
+/// A pinned run's hold on its pins: the directory (and its lock), the link
+/// descriptors (closing them leaves the pinned links attached), and what
+/// was adopted from the run before.
+pub struct Pinned {
+    dir: PinDir,
+    _links: Vec<FdLink>,
+    layout: Layout,
+    adoption: Adoption,
+}
+
+/// What a pinned start took over from the run before it.
+#[derive(Debug, Default)]
+pub struct Adoption {
+    /// Whether there was a run before (its links were replaced in place).
+    pub adopted: bool,
+    /// State maps reused, by name.
+    pub reused: Vec<&'static str>,
+    /// One line per kind of state that could not be kept.
+    pub lost: Vec<String>,
+    /// Per-rule counters the previous policy accumulated, by rule id, when
+    /// this start's policy differs from it.
+    pub retired: Vec<(String, Counter)>,
 }
 
 impl Monitor {
@@ -131,10 +177,23 @@ impl Monitor {
     ///
     /// With `tables`, the policy is in the maps and classification switched
     /// on before any program is attached: the first packet is judged.
-    pub fn attach(names: &[String], tables: Option<&KernelTables>) -> Result<Self, LoadError> {
+    ///
+    /// With `pin`, the links and state maps are pinned there and stay when
+    /// the monitor is dropped; what an earlier pinned run left is adopted
+    /// (see [`adopt`]): its programs are replaced through their links.
+    pub fn attach(
+        names: &[String],
+        tables: Option<&KernelTables>,
+        pin: Option<PinDir>,
+    ) -> Result<Self, LoadError> {
         let resolved = resolve_interfaces(names)?;
         raise_memlock_limit();
-        let mut ebpf = Ebpf::load(EBPF_OBJECT).map_err(|err| match &err {
+        let mut loader = EbpfLoader::new();
+        let mut plan = match &pin {
+            Some(dir) => Some(adopt::prepare(dir, &mut loader)?),
+            None => None,
+        };
+        let mut ebpf = loader.load(EBPF_OBJECT).map_err(|err| match &err {
             EbpfError::MapError(MapError::CreateError { io_error, .. })
                 if io_error.kind() == io::ErrorKind::PermissionDenied =>
             {
@@ -144,42 +203,91 @@ impl Monitor {
             }
             _ => LoadError::Object(err),
         })?;
+        let old_layout = plan.as_mut().and_then(|p| p.old.take());
+        let old = old_layout.as_ref();
 
-        let mut interfaces: Vec<Interface> = resolved
-            .iter()
-            .enumerate()
-            .map(|(i, (name, index))| Interface {
-                name: name.clone(),
-                index: *index,
-                slot: i as u32 + 1,
-                xdp_mode: XdpAttachMode::Native,
-                egress_mode: EgressMode::Tcx,
-            })
-            .collect();
+        let mut interfaces = assign_slots(&resolved, old);
         let slots: Vec<(u32, u32)> = interfaces.iter().map(|i| (i.index, i.slot)).collect();
         crate::kernel_tables::write_ifslots(&mut ebpf, &slots).map_err(LoadError::Slots)?;
 
+        // A pinned run's counters continue: the same policy goes into the
+        // set it was live in; a changed one into the other set, and the
+        // old one's per-rule counts are handed to the daemon by rule id.
+        let mut live = 0;
+        let mut retired = Vec::new();
         if let Some(t) = tables {
-            crate::kernel_tables::write(&mut ebpf, t).map_err(LoadError::Policy)?;
+            let ids: Vec<String> = t.rules.iter().map(|r| r.id.clone()).collect();
+            let carried = plan.as_ref().filter(|p| p.reuses(COUNTERS_MAP)).and(old);
+            let zero = match carried {
+                Some(o) if o.rules == ids => {
+                    live = usize::from(o.live_set & 1);
+                    false
+                }
+                Some(o) => {
+                    live = 1 - usize::from(o.live_set & 1);
+                    retired = read_rule_counters(&ebpf, o.live_set.into(), o.rules.len())?
+                        .into_iter()
+                        .zip(&o.rules)
+                        .map(|(c, id)| (id.clone(), c))
+                        .collect();
+                    true
+                }
+                None => false,
+            };
+            crate::kernel_tables::install(&mut ebpf, live, t, zero, None)
+                .map_err(LoadError::Policy)?;
         }
 
+        let mut links = Vec::new();
         let xdp: &mut Xdp = program(&mut ebpf, PROG_INGRESS)?;
         xdp.load()
             .map_err(|source| program_error(PROG_INGRESS, source))?;
         for iface in &mut interfaces {
-            iface.xdp_mode = attach_xdp(xdp, iface)?;
+            match &pin {
+                Some(dir) => {
+                    let path = dir.xdp_link(iface.index);
+                    match adopt::xdp_link(xdp, &path)? {
+                        Some(link) => {
+                            iface.xdp_mode = old
+                                .and_then(|o| o.iface(iface.index))
+                                .map_or(XdpAttachMode::Native, |p| XdpAttachMode::named(&p.xdp));
+                            links.push(link);
+                        }
+                        None => {
+                            let (mode, id) = attach_xdp(xdp, iface)?;
+                            iface.xdp_mode = mode;
+                            let link = xdp
+                                .take_link(id)
+                                .map_err(|e| attach_error(PROG_INGRESS, &iface.name, e))?;
+                            let link = FdLink::try_from(link).map_err(|e| {
+                                LoadError::Pin(format!("the XDP link on {}: {e}", iface.name))
+                            })?;
+                            links.push(pin_link(link, &path)?);
+                        }
+                    }
+                }
+                None => iface.xdp_mode = attach_xdp(xdp, iface)?.0,
+            }
         }
 
         let tc: &mut SchedClassifier = program(&mut ebpf, PROG_EGRESS)?;
         tc.load()
             .map_err(|source| program_error(PROG_EGRESS, source))?;
         let mut qdiscs = Vec::new();
+        let mut pinned_ifaces = Vec::new();
         for iface in &mut interfaces {
-            match egress::attach(tc, iface) {
-                Ok((mode, qdisc)) => {
+            let result = match &pin {
+                Some(dir) => egress_pinned(tc, iface, dir, old, &mut links).map(|p| {
+                    pinned_ifaces.push(p);
+                    None
+                }),
+                None => egress::attach(tc, iface).map(|(mode, qdisc, _)| {
                     iface.egress_mode = mode;
-                    qdiscs.extend(qdisc);
-                }
+                    qdisc
+                }),
+            };
+            match result {
+                Ok(qdisc) => qdiscs.extend(qdisc),
                 Err(err) => {
                     // The filters first (with the programs), then the
                     // qdiscs, which are only deleted once empty: the order
@@ -191,15 +299,95 @@ impl Monitor {
             }
         }
         // Only a policy makes flows required; never fatal (see `drops`).
-        let drop_watch = tables.map(|_| drops::attach(&mut ebpf));
+        let drop_watch = tables.map(|_| {
+            let (watch, id) = drops::attach(&mut ebpf);
+            if let (Some(dir), Some(id)) = (&pin, id) {
+                // The new program is attached before the old one's pin
+                // goes: a drop in between may be counted twice, never
+                // missed.
+                let path = dir.drops_link();
+                let _ = PinDir::unpin(&path);
+                if let Some(link) = drops::take_link(&mut ebpf, id) {
+                    match pin_link(link, &path) {
+                        Ok(l) => links.push(l),
+                        Err(e) => log::warn!("{e}"),
+                    }
+                }
+            }
+            watch
+        });
+        if tables.is_none()
+            && let Some(dir) = &pin
+        {
+            // No policy, no drop program: the last run's goes.
+            let _ = PinDir::unpin(&dir.drops_link());
+        }
+        let pinned = match (pin, plan) {
+            (Some(dir), Some(plan)) => {
+                if let Some(o) = old {
+                    for gone in o
+                        .interfaces
+                        .iter()
+                        .filter(|g| !slots.iter().any(|(i, _)| *i == g.index))
+                    {
+                        detach::interface(&dir, gone).map_err(|e| LoadError::Pin(e.to_string()))?;
+                        eprintln!(
+                            "portconform: detached from {}, which the last pinned run watched and this one does not",
+                            gone.name
+                        );
+                    }
+                }
+                let layout = Layout {
+                    version: pin::LAYOUT_VERSION,
+                    netns: pin::netns(),
+                    maps: adopt::shapes()?,
+                    interfaces: pinned_ifaces,
+                    live_set: live as u8,
+                    rules: tables
+                        .map_or_else(Vec::new, |t| t.rules.iter().map(|r| r.id.clone()).collect()),
+                    drops: matches!(drop_watch, Some(DropWatch::On(_))),
+                };
+                dir.write_layout(&layout)
+                    .map_err(|e| LoadError::Pin(e.to_string()))?;
+                Some(Pinned {
+                    dir,
+                    _links: links,
+                    layout,
+                    adoption: Adoption {
+                        adopted: old.is_some(),
+                        reused: plan.reused,
+                        lost: plan.lost,
+                        retired,
+                    },
+                })
+            }
+            _ => None,
+        };
         Ok(Self {
             ebpf,
             _qdiscs: qdiscs,
             interfaces,
-            sets: [tables.cloned().map(Arc::new), None],
-            live: 0,
+            sets: [None, None],
+            live,
             drop_watch,
-        })
+            pinned,
+        }
+        .with_tables(tables))
+    }
+
+    fn with_tables(mut self, tables: Option<&KernelTables>) -> Self {
+        self.sets[self.live] = tables.cloned().map(Arc::new);
+        self
+    }
+
+    /// With `run --pin`: what this start took over from the run before.
+    pub fn adoption(&self) -> Option<&Adoption> {
+        self.pinned.as_ref().map(|p| &p.adoption)
+    }
+
+    /// With `run --pin`: the pin directory.
+    pub fn pin_dir(&self) -> Option<&std::path::Path> {
+        self.pinned.as_ref().map(|p| p.dir.path())
     }
 
     pub fn interfaces(&self) -> &[Interface] {
@@ -219,12 +407,19 @@ impl Monitor {
             &mut self.ebpf,
             idle,
             &new,
-            self.sets[idle].as_deref(),
+            self.sets[idle].is_some(),
             self.sets[self.live].as_deref(),
         )
         .map_err(LoadError::Policy)?;
         let old_rules = self.sets[self.live].as_ref().map_or(0, |t| t.rules.len());
         let retired = self.rule_stats(old_rules)?;
+        if let Some(p) = &mut self.pinned {
+            p.layout.live_set = idle as u8;
+            p.layout.rules = new.rules.iter().map(|r| r.id.clone()).collect();
+            p.dir
+                .write_layout(&p.layout)
+                .map_err(|e| LoadError::Pin(e.to_string()))?;
+        }
         self.sets[idle] = Some(Arc::new(new));
         self.live = idle;
         Ok(retired)
@@ -285,24 +480,7 @@ impl Monitor {
     /// Packets and bytes per rule index of the live set, for the first
     /// `rules` rules.
     pub fn rule_stats(&self, rules: usize) -> Result<Vec<Counter>, LoadError> {
-        let name = COUNTERS_MAP;
-        let map = self
-            .ebpf
-            .map(name)
-            .expect("the object defines the counters");
-        let map: PerCpuArray<_, CpuCounters> =
-            PerCpuArray::try_from(map).map_err(|source| LoadError::Map { map: name, source })?;
-        let cpus = map
-            .get(&(self.live as u32), 0)
-            .map_err(|source| LoadError::Map { map: name, source })?;
-        Ok((0..rules.min(MAX_RULES as usize))
-            .map(|i| {
-                cpus.iter().fold(Counter::default(), |a, c| Counter {
-                    packets: a.packets + c.rules[i].packets,
-                    bytes: a.bytes + c.rules[i].bytes,
-                })
-            })
-            .collect())
+        read_rule_counters(&self.ebpf, self.live, rules)
     }
 
     /// The live policy set (0 or 1): rule indexes in attempts belong to one.
@@ -495,6 +673,129 @@ impl Monitor {
     }
 }
 
+/// Packets and bytes per rule index of policy set `set`, for the first
+/// `rules` rules, summed over CPUs.
+fn read_rule_counters(ebpf: &Ebpf, set: usize, rules: usize) -> Result<Vec<Counter>, LoadError> {
+    let name = COUNTERS_MAP;
+    let map = ebpf.map(name).expect("the object defines the counters");
+    let map: PerCpuArray<_, CpuCounters> =
+        PerCpuArray::try_from(map).map_err(|source| LoadError::Map { map: name, source })?;
+    let cpus = map
+        .get(&(set as u32), 0)
+        .map_err(|source| LoadError::Map { map: name, source })?;
+    Ok((0..rules.min(MAX_RULES as usize))
+        .map(|i| {
+            cpus.iter().fold(Counter::default(), |a, c| Counter {
+                packets: a.packets + c.rules[i].packets,
+                bytes: a.bytes + c.rules[i].bytes,
+            })
+        })
+        .collect())
+}
+
+/// Counter slots: an interface a pinned run counted keeps its slot, so its
+/// traffic counters continue; the others take the free slots in order.
+fn assign_slots(resolved: &[(String, u32)], old: Option<&Layout>) -> Vec<Interface> {
+    let kept = |index: u32| old.and_then(|o| o.iface(index)).map(|p| p.slot);
+    let mut taken: Vec<u32> = resolved
+        .iter()
+        .filter_map(|(_, index)| kept(*index))
+        .collect();
+    let mut next = 1;
+    resolved
+        .iter()
+        .map(|(name, index)| {
+            let slot = kept(*index).unwrap_or_else(|| {
+                while taken.contains(&next) {
+                    next += 1;
+                }
+                taken.push(next);
+                next
+            });
+            Interface {
+                name: name.clone(),
+                index: *index,
+                slot,
+                xdp_mode: XdpAttachMode::Native,
+                egress_mode: EgressMode::Tcx,
+            }
+        })
+        .collect()
+}
+
+/// Pins a fresh link at `path`; the returned descriptor may be closed, the
+/// pin keeps the link attached.
+fn pin_link(link: FdLink, path: &std::path::Path) -> Result<FdLink, LoadError> {
+    link.pin(path)
+        .map(FdLink::from)
+        .map_err(|e| LoadError::Pin(format!("pinning {}: {e}", path.display())))
+}
+
+/// Egress of a pinned run: the last run's tcx link or clsact filter has its
+/// program replaced; otherwise a fresh attach, pinned (tcx) or recorded
+/// (clsact, left in place on exit).
+fn egress_pinned(
+    tc: &mut SchedClassifier,
+    iface: &mut Interface,
+    dir: &PinDir,
+    old: Option<&Layout>,
+    links: &mut Vec<FdLink>,
+) -> Result<PinnedIface, LoadError> {
+    let path = dir.tc_link(iface.index);
+    let mut record = PinnedIface {
+        name: iface.name.clone(),
+        index: iface.index,
+        slot: iface.slot,
+        xdp: iface.xdp_mode.name().into(),
+        egress: EgressMode::Tcx.name().into(),
+        tc_priority: None,
+        tc_handle: None,
+        owned_qdisc: false,
+    };
+    if let Some(link) = adopt::tcx_link(tc, &path)? {
+        iface.egress_mode = EgressMode::Tcx;
+        links.push(link);
+        return Ok(record);
+    }
+    let prior = old.and_then(|o| o.iface(iface.index));
+    if let Some(p) = prior
+        && let (Some(priority), Some(handle)) = (p.tc_priority, p.tc_handle)
+        && let Some(link) = adopt::clsact_filter(tc, &iface.name, priority, handle)
+    {
+        iface.egress_mode = EgressMode::Clsact;
+        record.egress = EgressMode::Clsact.name().into();
+        record.tc_priority = Some(priority);
+        record.tc_handle = Some(handle);
+        record.owned_qdisc = p.owned_qdisc;
+        // Held by the kernel's filter list, not by us: forgetting the link
+        // keeps aya from deleting the filter on exit.
+        std::mem::forget(link);
+        return Ok(record);
+    }
+    let (mode, qdisc, id) = egress::attach(tc, iface)?;
+    iface.egress_mode = mode;
+    let link = tc
+        .take_link(id)
+        .map_err(|e| attach_error(PROG_EGRESS, &iface.name, e))?;
+    match mode {
+        EgressMode::Tcx => {
+            let link = FdLink::try_from(link)
+                .map_err(|e| LoadError::Pin(format!("the tcx link on {}: {e}", iface.name)))?;
+            links.push(pin_link(link, &path)?);
+        }
+        EgressMode::Clsact => {
+            record.egress = EgressMode::Clsact.name().into();
+            record.tc_priority = link.priority().ok();
+            record.tc_handle = link.handle().ok().map(u32::from);
+            record.owned_qdisc = qdisc.as_ref().is_some_and(egress::Clsact::owned);
+            std::mem::forget(link);
+            // The qdisc stays too: `detach` removes it.
+            std::mem::forget(qdisc);
+        }
+    }
+    Ok(record)
+}
+
 /// Adds the packets the per-CPU seen-flow slots hold to their flows' merged
 /// states. A slot whose flow has left the LRU counts for nothing: that
 /// flow's eviction is already reported.
@@ -531,15 +832,18 @@ where
 /// An interface whose XDP hook is taken (another portconform, say) is an
 /// error: generic mode would run beside it, and the egress fallback takes a
 /// filter of ours found there for a dead instance's.
-fn attach_xdp(xdp: &mut Xdp, iface: &Interface) -> Result<XdpAttachMode, LoadError> {
+fn attach_xdp(
+    xdp: &mut Xdp,
+    iface: &Interface,
+) -> Result<(XdpAttachMode, aya::programs::xdp::XdpLinkId), LoadError> {
     match xdp.attach_to_if_index(iface.index, XdpMode::Driver) {
-        Ok(_) => Ok(XdpAttachMode::Native),
+        Ok(id) => Ok((XdpAttachMode::Native, id)),
         Err(err) if io_error(&err).and_then(io::Error::raw_os_error) == Some(libc::EBUSY) => {
             Err(LoadError::XdpBusy(iface.name.clone()))
         }
         Err(native_err) if !is_permission(&native_err) => {
             match xdp.attach_to_if_index(iface.index, XdpMode::Skb) {
-                Ok(_) => Ok(XdpAttachMode::Generic),
+                Ok(id) => Ok((XdpAttachMode::Generic, id)),
                 Err(_) => Err(attach_error(PROG_INGRESS, &iface.name, native_err)),
             }
         }

@@ -54,6 +54,16 @@ const GUEST_TESTS: &[GuestTests] = &[
             "a_killed_daemon_leaves_nothing_once_the_next_one_exits",
         ],
     },
+    // `run --pin` where egress is a clsact filter (no tcx before 6.6): the
+    // filter's program replaced in place with no packet missed, and a
+    // killed pinned run removed whole by `detach --all`.
+    GuestTests {
+        binary: "pinned_e2e",
+        tests: &[
+            "an_upgrade_replaces_the_programs_without_a_gap",
+            "a_killed_pinned_run_is_removed_whole_by_detach_all",
+        ],
+    },
     // Required-flow tracking with a real nftables firewall: blocked with
     // each reason, then recovered.
     GuestTests {
