@@ -14,8 +14,10 @@ use super::{Console, Sinks, emit_record};
 use crate::{
     enrich::{Enricher, monotonic_ns},
     events::{EventKind, required_line},
+    kernel_tables::KernelTables,
     loader::Monitor,
-    required::{self, Tracker, records},
+    pin::record::SavedBlocked,
+    required::{self, BlockReason, Tracker, records},
 };
 
 /// Required-flow state across sweeps and reloads.
@@ -41,6 +43,55 @@ impl Blocked {
             console: Console::with_label("blocked or recovered required flows"),
             unwatched: 0,
         }
+    }
+
+    /// The blocked flows, as a pinned run leaves them for the next.
+    pub fn save(&self) -> Vec<SavedBlocked> {
+        self.tracker
+            .blocked_flows()
+            .map(|(flow, b)| SavedBlocked {
+                flow: key_hex(flow),
+                rule: b.rule.id.clone(),
+                reason: b.reason.code(),
+                attempts: b.attempts,
+                reported_attempts: b.reported_attempts,
+                first_ns: b.first_ns,
+                last_ns: b.last_ns,
+                ifindex: b.ifindex,
+                initiator_port: b.initiator_port,
+            })
+            .collect()
+    }
+
+    /// Takes over the blocked flows a pinned run left, those whose rule is
+    /// still a required rule of `tables`; returns how many.
+    pub fn restore(&mut self, saved: &[SavedBlocked], tables: &KernelTables) -> usize {
+        let mut n = 0;
+        for s in saved {
+            let rule = tables.rules.iter().find(|r| r.id == s.rule && r.required);
+            let (Some(rule), Some(flow), Some(reason)) = (
+                rule,
+                key_from_hex(&s.flow),
+                BlockReason::from_code(s.reason),
+            ) else {
+                continue;
+            };
+            self.tracker.restore(
+                flow,
+                required::Blocked {
+                    rule: rule.clone(),
+                    reason,
+                    attempts: s.attempts,
+                    first_ns: s.first_ns,
+                    last_ns: s.last_ns,
+                    ifindex: s.ifindex,
+                    initiator_port: s.initiator_port,
+                    reported_attempts: s.reported_attempts,
+                },
+            );
+            n += 1;
+        }
+        n
     }
 
     /// After a policy swap: the new set's counters start from zero.
@@ -160,5 +211,43 @@ impl Blocked {
 
     pub fn flush_console(&mut self) {
         self.console.flush();
+    }
+}
+
+fn key_hex(key: &FlowKey) -> String {
+    // SAFETY: FlowKey is plain integers and byte arrays (repr(C), Pod).
+    let bytes = unsafe {
+        std::slice::from_raw_parts((key as *const FlowKey).cast::<u8>(), size_of::<FlowKey>())
+    };
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn key_from_hex(hex: &str) -> Option<FlowKey> {
+    if hex.len() != 2 * size_of::<FlowKey>() || !hex.is_ascii() {
+        return None;
+    }
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+        .collect::<Option<_>>()?;
+    // SAFETY: as many bytes as a FlowKey, any bit pattern of which is valid.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<FlowKey>()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flow_keys_survive_the_record() {
+        // SAFETY: FlowKey is plain integers and byte arrays.
+        let mut key: FlowKey = unsafe { std::mem::zeroed() };
+        key.initiator[..4].copy_from_slice(&[192, 0, 2, 7]);
+        key.service_port = 2888;
+        key.proto = 6;
+        let back = key_from_hex(&key_hex(&key)).expect("round trip");
+        assert_eq!(back, key);
+        assert_eq!(key_from_hex("00ff"), None, "a key of another size");
+        assert_eq!(key_from_hex(&"zz".repeat(size_of::<FlowKey>())), None);
     }
 }

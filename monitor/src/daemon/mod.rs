@@ -207,6 +207,9 @@ pub async fn run(
                 state.reported.adopt(&key, &flow);
             }
         }
+        if let (Some(b), Some(t)) = (state.blocked.as_mut(), monitor.tables()) {
+            b.restore(&a.blocked, t);
+        }
     }
     let mut daemon = Daemon {
         monitor,
@@ -342,6 +345,11 @@ impl Daemon<'_> {
         if let Some(b) = state.blocked.as_mut() {
             b.refresh(enricher, sinks)?;
             b.flush_console();
+            // A pinned run's successor takes these over (nothing is saved
+            // without --pin).
+            monitor
+                .save_blocked(b.save())
+                .context("leaving the blocked flows for the next run")?;
             let verdicts = b.tracker.verdicts();
             if let Some(w) = sinks.events.as_mut() {
                 let now = std::time::SystemTime::now();

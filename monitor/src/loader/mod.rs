@@ -59,7 +59,7 @@ pub enum LoadError {
     )]
     Permission { what: String },
     #[error(
-        "interface {0:?} already has an XDP program attached (is another portconform watching it? `ip link show {0}` names the program)"
+        "interface {0:?} already has an XDP program attached (is another portconform watching it? `ip link show {0}` names the program; a stopped `run --pin` leaves its programs attached: start it again with the same --pin, or remove them with `portconform detach --all`)"
     )]
     XdpBusy(String),
     #[error("loading the eBPF object failed: {0}")]
@@ -169,6 +169,8 @@ pub struct Adoption {
     /// Per-rule counters the previous policy accumulated, by rule id, when
     /// this start's policy differs from it.
     pub retired: Vec<(String, Counter)>,
+    /// Required flows the run before reported blocked, not yet recovered.
+    pub blocked: Vec<pin::record::SavedBlocked>,
 }
 
 impl Monitor {
@@ -346,6 +348,7 @@ impl Monitor {
                     rules: tables
                         .map_or_else(Vec::new, |t| t.rules.iter().map(|r| r.id.clone()).collect()),
                     drops: matches!(drop_watch, Some(DropWatch::On(_))),
+                    blocked: Vec::new(),
                 };
                 dir.write_layout(&layout)
                     .map_err(|e| LoadError::Pin(e.to_string()))?;
@@ -358,6 +361,7 @@ impl Monitor {
                         reused: plan.reused,
                         lost: plan.lost,
                         retired,
+                        blocked: old.map(|o| o.blocked.clone()).unwrap_or_default(),
                     },
                 })
             }
@@ -383,6 +387,21 @@ impl Monitor {
     /// With `run --pin`: what this start took over from the run before.
     pub fn adoption(&self) -> Option<&Adoption> {
         self.pinned.as_ref().map(|p| &p.adoption)
+    }
+
+    /// With `run --pin`: leaves `blocked` in the layout record for the next
+    /// run (see [`Adoption::blocked`]).
+    pub fn save_blocked(
+        &mut self,
+        blocked: Vec<pin::record::SavedBlocked>,
+    ) -> Result<(), LoadError> {
+        let Some(p) = &mut self.pinned else {
+            return Ok(());
+        };
+        p.layout.blocked = blocked;
+        p.dir
+            .write_layout(&p.layout)
+            .map_err(|e| LoadError::Pin(e.to_string()))
     }
 
     /// With `run --pin`: the pin directory.

@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 /// misread it.
 pub const LAYOUT_VERSION: u32 = 1;
 
-/// Room for the record's JSON; a thousand rule ids fit several times over.
-const RECORD_BYTES: u32 = 64 * 1024;
+/// Room for the record's JSON: a thousand rule ids and every blocked flow
+/// the daemon remembers (`required::MAX_BLOCKED`, about 250 bytes each).
+const RECORD_BYTES: u32 = 2 * 1024 * 1024;
 
 /// What a pinned run left behind.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +36,26 @@ pub struct Layout {
     pub rules: Vec<String>,
     /// Whether the drop program is attached (its link pinned).
     pub drops: bool,
+    /// Required flows reported blocked and not recovered when the daemon
+    /// stopped: the next one updates them instead of reporting them anew.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<SavedBlocked>,
+}
+
+/// A blocked flow as a stopping daemon left it (see `required::Blocked`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedBlocked {
+    /// The kernel's flow key, its bytes in hex.
+    pub flow: String,
+    pub rule: String,
+    /// `BlockReason::code`.
+    pub reason: u16,
+    pub attempts: u64,
+    pub reported_attempts: u64,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub ifindex: u32,
+    pub initiator_port: u16,
 }
 
 /// A map as the kernel describes it.

@@ -50,6 +50,31 @@ impl BlockReason {
         }
     }
 
+    /// The reason as one number, for the record a pinned run leaves (see
+    /// [`from_code`](Self::from_code)): a local drop carries its cause.
+    pub fn code(self) -> u16 {
+        match self {
+            BlockReason::NoReply => 1,
+            BlockReason::Reset => 2,
+            BlockReason::IcmpUnreachable => 3,
+            BlockReason::AdminProhibited => 4,
+            BlockReason::LocalFirewall => 5,
+            BlockReason::LocalDrop(cause) => 0x100 | u16::from(cause as u8),
+        }
+    }
+
+    pub fn from_code(code: u16) -> Option<Self> {
+        Some(match code {
+            1 => BlockReason::NoReply,
+            2 => BlockReason::Reset,
+            3 => BlockReason::IcmpUnreachable,
+            4 => BlockReason::AdminProhibited,
+            5 => BlockReason::LocalFirewall,
+            c if c >> 8 == 1 => BlockReason::LocalDrop(DropCause::from_u8(c as u8)?),
+            _ => return None,
+        })
+    }
+
     /// The reason for a drop by the host's own stack.
     pub fn local(cause: DropCause) -> Self {
         if cause.is_firewall() {

@@ -32,7 +32,8 @@ pub struct Blocked {
     pub ifindex: u32,
     /// The initiator's port of the latest failed attempt.
     pub initiator_port: u16,
-    reported_attempts: u64,
+    /// Attempts counted in the last record written of this flow.
+    pub reported_attempts: u64,
 }
 
 /// One required rule over the whole run.
@@ -84,6 +85,20 @@ impl Tracker {
                 .entry(rule.id.clone())
                 .and_modify(|(info, _)| *info = rule.clone())
                 .or_insert_with(|| (rule.clone(), RuleTally::default()));
+        }
+    }
+
+    /// The blocked flows, for a pinned run to hand to the next one.
+    pub fn blocked_flows(&self) -> impl Iterator<Item = (&FlowKey, &Blocked)> {
+        self.blocked.iter()
+    }
+
+    /// Takes over a flow a pinned run before this one reported blocked:
+    /// its next failures update it rather than report it anew. `rule` must
+    /// be a required rule of the policy in force.
+    pub fn restore(&mut self, flow: FlowKey, saved: Blocked) {
+        if self.blocked.len() < MAX_BLOCKED {
+            self.blocked.insert(flow, saved);
         }
     }
 
