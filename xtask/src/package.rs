@@ -517,7 +517,8 @@ fn subcommands(bin: &Path, path: &[String]) -> anyhow::Result<Vec<String>> {
         let Some(sub) = line.split_whitespace().next() else {
             continue;
         };
-        if sub == "help" || !line.starts_with("  ") || line.starts_with("   ") {
+        // Deeper indents continue a description.
+        if sub == "help" || line.starts_with("   ") {
             continue;
         }
         let mut deeper = path.to_vec();
