@@ -1,6 +1,8 @@
 //! portconform's userspace: loads and attaches the kernel programs, reads their
-//! maps, and runs the daemon. `main.rs` is only the command line.
+//! maps, and runs the daemon. `cli` defines the command line, `main.rs` only
+//! parses it and dispatches.
 
+pub mod cli;
 pub mod command;
 pub mod daemon;
 pub mod enrich;

@@ -35,14 +35,23 @@ impl MonitorProc {
     /// Starts `portconform run --iface <ifaces> <extra>` in `ns` and waits
     /// until it reports every interface attached.
     pub fn start(ns: &Netns, ifaces: &[&str], extra: &[&str]) -> anyhow::Result<Self> {
+        let mut args = Vec::new();
+        for iface in ifaces {
+            args.extend(["--iface", iface]);
+        }
+        args.extend_from_slice(extra);
+        Self::start_attaching(ns, &args, ifaces.len())
+    }
+
+    /// Starts `portconform run <args>` in `ns` and waits until it reports
+    /// `attached` interfaces attached: for a run whose interfaces come from
+    /// elsewhere than `--iface` (a `--config` file).
+    pub fn start_attaching(ns: &Netns, args: &[&str], attached: usize) -> anyhow::Result<Self> {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", ns.name()])
             .arg(portconform_bin())
             .arg("run");
-        for iface in ifaces {
-            cmd.args(["--iface", iface]);
-        }
-        cmd.args(extra)
+        cmd.args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .stdin(Stdio::null());
@@ -68,7 +77,7 @@ impl MonitorProc {
             stderr_seen: Vec::new(),
             stdout: Some(stdout),
         };
-        proc.wait_for_attach(ifaces.len(), Duration::from_secs(30))?;
+        proc.wait_for_attach(attached, Duration::from_secs(30))?;
         Ok(proc)
     }
 

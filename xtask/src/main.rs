@@ -4,6 +4,7 @@
 mod bench;
 mod cmd;
 mod demo;
+mod package;
 mod setup;
 mod test;
 mod vm;
@@ -28,6 +29,9 @@ enum Task {
     Demo,
     /// Per-packet cost of the kernel programs as a ratio to bare pass programs.
     Bench(bench::Args),
+    /// The Debian package, in target/debian/ (binary, man pages, completions,
+    /// systemd unit, example config).
+    Package(package::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,6 +41,7 @@ fn main() -> std::process::ExitCode {
         Task::Test(args) => test::run(&args),
         Task::Demo => demo::run(),
         Task::Bench(args) => bench::run(&args),
+        Task::Package(args) => package::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

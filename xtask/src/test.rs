@@ -1,6 +1,7 @@
 //! `cargo xtask test`: the whole gate, in the order that fails fastest:
 //! formatting, lints (userspace and the eBPF crate), host unit tests, then the
-//! tests that need root (kernel test_run, namespace end to end), serially.
+//! tests that need root (kernel test_run, namespace end to end), serially,
+//! then the Debian package, installed into a scratch root.
 //! With `--kernel`, a subset of the root tests then runs inside each of those
 //! kernels too (see `vm`).
 
@@ -8,7 +9,7 @@ use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
-use crate::{cmd, setup, vm};
+use crate::{cmd, package, setup, vm};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -66,6 +67,16 @@ fn host_gate(args: &Args) -> anyhow::Result<Totals> {
         "portconform-tests",
     ]))?;
     totals.add(root_tests(args.filter.as_deref())?);
+    // The package, from the release build the root tests just made: it
+    // installs into a scratch root and runs from there.
+    if args.filter.as_deref().is_none_or(|f| "package".contains(f)) {
+        let deb = package::build()?;
+        package::check(&deb)?;
+        totals.add(Totals {
+            passed: 1,
+            ..Totals::default()
+        });
+    }
     Ok(totals)
 }
 

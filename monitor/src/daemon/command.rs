@@ -1,11 +1,11 @@
 //! `portconform run`: load the policy, bind its roles, attach, classify.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{cell::RefCell, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 
 use crate::{
-    daemon::{self, Sinks, SummaryFormat},
+    daemon::{self, Sinks, SummaryFormat, config::ConfigFile},
     events::{JsonlWriter, PcapngWriter, Rotation},
     kernel_tables::KernelTables,
     loader::{EgressMode, Monitor, XdpAttachMode},
@@ -19,8 +19,18 @@ use crate::{
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// Interface to monitor (XDP on ingress, TC on egress); repeat or comma-separate.
-    #[arg(long = "iface", required = true, value_delimiter = ',')]
+    #[arg(
+        long = "iface",
+        required_unless_present = "config",
+        value_delimiter = ','
+    )]
     pub ifaces: Vec<String>,
+    /// Read these options from a TOML file whose keys are their long names
+    /// (`iface = ["eth0"]`, `profile = "thoughtspot"`, `interval = 30`).
+    /// Options given on the command line win over the file's. Re-read on
+    /// SIGHUP and when it changes; settings that need a restart are named.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub selection: Selection,
     #[command(flatten)]
@@ -86,9 +96,32 @@ pub struct RunConfig {
     pub pin: Option<PathBuf>,
 }
 
-/// `portconform run`.
-pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    start(RunConfig {
+/// `portconform run`. `matches` are what `args` was parsed from: with
+/// `--config`, they tell the options given on the command line, which win
+/// over the file's, from defaults.
+pub fn run(args: RunArgs, matches: &clap::ArgMatches) -> anyhow::Result<()> {
+    let file = args
+        .config
+        .as_deref()
+        .map(|path| ConfigFile::new::<RunArgs>(path, matches));
+    let args = match &file {
+        Some(file) => file.load::<RunArgs>()?,
+        None => args,
+    };
+    start(run_config(args, file.as_ref())?, file)
+}
+
+fn run_config(args: RunArgs, file: Option<&ConfigFile>) -> anyhow::Result<RunConfig> {
+    if args.ifaces.is_empty() {
+        match file {
+            Some(f) => anyhow::bail!(
+                "no interface to monitor: give --iface IF, or iface = [\"IF\"] in {}",
+                f.path().display()
+            ),
+            None => anyhow::bail!("no interface to monitor: give --iface IF"),
+        }
+    }
+    Ok(RunConfig {
         ifaces: args.ifaces,
         selection: args.selection,
         roles: args.roles,
@@ -109,7 +142,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     })
 }
 
-fn start(config: RunConfig) -> anyhow::Result<()> {
+fn start(config: RunConfig, file: Option<ConfigFile>) -> anyhow::Result<()> {
     // A mistyped interface is the likeliest mistake: say so before the
     // policy is compiled and its peers' names resolved.
     crate::loader::resolve_interfaces(&config.ifaces)?;
@@ -213,19 +246,37 @@ fn start(config: RunConfig) -> anyhow::Result<()> {
         metrics,
         console: Some(daemon::Console::new()),
     };
-    let options = daemon::Options {
-        interval: config.interval,
-        summary: config.summary,
-        refresh: config.refresh,
-        handshake_timeout: config.handshake_timeout,
-        host: netif::hostname(),
+    let host = netif::hostname();
+    let options = options_of(&config, host.clone());
+    let watch = watched(&config, file.as_ref());
+    let classifying = tables.is_some();
+    // The configuration in force: a reload that reads the config file again
+    // replaces it (keeping what needs a restart).
+    let running = RefCell::new(config);
+    let rebuild = || -> anyhow::Result<daemon::Reloaded> {
+        let Some(file) = &file else {
+            return Ok(daemon::Reloaded {
+                tables: Some(build_tables(&running.borrow())?),
+                options: None,
+                watch: None,
+            });
+        };
+        let new = run_config(file.load::<RunArgs>()?, Some(file))?;
+        let (new, notes) = reconfigure(&running.borrow(), new, classifying);
+        let tables = classifying.then(|| build_tables(&new)).transpose()?;
+        for note in notes {
+            eprintln!("portconform: {note}");
+        }
+        let reloaded = daemon::Reloaded {
+            tables,
+            options: Some(options_of(&new, host.clone())),
+            watch: Some(watched(&new, Some(file))),
+        };
+        *running.borrow_mut() = new;
+        Ok(reloaded)
     };
-    let rebuild = || build_tables(&config);
-    let reload: Option<daemon::Reload> = tables.as_ref().map(|_| &rebuild as daemon::Reload);
-    let watch: Vec<PathBuf> = [config.selection.policy.clone(), config.inventory.clone()]
-        .into_iter()
-        .flatten()
-        .collect();
+    let reload: Option<daemon::Reload> =
+        (classifying || file.is_some()).then_some(&rebuild as daemon::Reload);
     runtime.block_on(daemon::run(
         &mut monitor,
         reload,
@@ -243,6 +294,84 @@ fn start(config: RunConfig) -> anyhow::Result<()> {
         None => eprintln!("portconform: detached, exiting"),
     }
     Ok(())
+}
+
+fn options_of(config: &RunConfig, host: Option<String>) -> daemon::Options {
+    daemon::Options {
+        interval: config.interval,
+        summary: config.summary,
+        refresh: config.refresh,
+        handshake_timeout: config.handshake_timeout,
+        host,
+    }
+}
+
+/// The files whose change reloads: the policy, the inventory, the config file.
+fn watched(config: &RunConfig, file: Option<&ConfigFile>) -> Vec<PathBuf> {
+    [
+        config.selection.policy.clone(),
+        config.inventory.clone(),
+        file.map(|f| f.path().to_path_buf()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// A configuration re-read while running, made into the one to run with:
+/// the settings that cannot change without detaching or reopening keep
+/// their running values, with one note each naming it. The policy (its
+/// file or profile, roles, inventory, release, conditions, dynamic ports),
+/// the summaries and the handshake timeout apply as read.
+fn reconfigure(running: &RunConfig, new: RunConfig, classifying: bool) -> (RunConfig, Vec<String>) {
+    let mut notes = Vec::new();
+    let mut keep = |changed: bool, what: &str| {
+        if changed {
+            notes.push(format!(
+                "{what} changed in the config file: a restart applies it, the running value stays"
+            ));
+        }
+    };
+    keep(running.ifaces != new.ifaces, "iface");
+    keep(running.events != new.events, "events");
+    keep(
+        running.events_rotation.max_bytes != new.events_rotation.max_bytes,
+        "events-max-mib",
+    );
+    keep(
+        running.events_rotation.keep != new.events_rotation.keep,
+        "events-keep",
+    );
+    keep(running.pcap != new.pcap, "pcap");
+    keep(running.pcap_max_bytes != new.pcap_max_bytes, "pcap-max-mib");
+    keep(running.metrics != new.metrics, "metrics");
+    keep(running.pin != new.pin, "pin");
+    // Classifying or only counting is decided when the programs load.
+    let mut new = new;
+    let has_policy = new.selection.policy.is_some() || new.selection.profile.is_some();
+    if has_policy != classifying {
+        keep(
+            true,
+            if classifying {
+                "policy/profile (removed)"
+            } else {
+                "policy/profile (added)"
+            },
+        );
+        new.selection.policy = running.selection.policy.clone();
+        new.selection.profile = running.selection.profile.clone();
+    }
+    let new = RunConfig {
+        ifaces: running.ifaces.clone(),
+        events: running.events.clone(),
+        events_rotation: running.events_rotation,
+        pcap: running.pcap.clone(),
+        pcap_max_bytes: running.pcap_max_bytes,
+        metrics: running.metrics,
+        pin: running.pin.clone(),
+        ..new
+    };
+    (new, notes)
 }
 
 fn build_tables(config: &RunConfig) -> anyhow::Result<KernelTables> {

@@ -4,6 +4,7 @@
 
 mod blocked;
 pub mod command;
+pub mod config;
 pub mod feed;
 mod floods;
 pub mod summary;
@@ -152,8 +153,21 @@ impl Default for Console {
 /// flood of new flows cannot starve the rest of the daemon.
 const DRAIN_BUDGET: usize = 4096;
 
-/// Rebuilds the policy tables from the files they came from.
-pub type Reload<'a> = &'a dyn Fn() -> anyhow::Result<KernelTables>;
+/// Rebuilds the policy tables from the files they came from and, when
+/// `run` reads a config file, re-reads it.
+pub type Reload<'a> = &'a dyn Fn() -> anyhow::Result<Reloaded>;
+
+/// What a reload brings.
+pub struct Reloaded {
+    /// The policy's new tables (`None` when counting only).
+    pub tables: Option<KernelTables>,
+    /// Settings re-read from a config file: the ones that apply without a
+    /// restart (interval, refresh, summary format, handshake timeout) are
+    /// applied.
+    pub options: Option<Options>,
+    /// The files to watch from now on, when they changed.
+    pub watch: Option<Vec<PathBuf>>,
+}
 
 /// How often watched policy/inventory files are checked for changes.
 const WATCH_PERIOD: Duration = Duration::from_secs(2);
@@ -214,7 +228,7 @@ pub async fn run(
     let mut daemon = Daemon {
         monitor,
         sinks,
-        options,
+        options: options.clone(),
         enricher: &mut enricher,
         state: &mut state,
     };
@@ -237,7 +251,8 @@ fn watch_ring(monitor: &mut Monitor) -> anyhow::Result<AsyncFd<RingBuf<MapData>>
 struct Daemon<'a> {
     monitor: &'a mut Monitor,
     sinks: &'a mut Sinks,
-    options: &'a Options,
+    /// A reload may change them.
+    options: Options,
     enricher: &'a mut Enricher,
     state: &'a mut State,
 }
@@ -266,7 +281,8 @@ impl Daemon<'_> {
                 .map_or(Duration::from_secs(1), blocked::Blocked::period),
         )
         .await;
-        let mut stamps = file_stamps(watch);
+        let mut watch = watch.to_vec();
+        let mut stamps = file_stamps(&watch);
         let classifying = ring.is_some();
         let mut previous: Option<Snapshot> = None;
         let Self {
@@ -276,6 +292,7 @@ impl Daemon<'_> {
             enricher,
             state,
         } = self;
+        let mut why: Option<&str> = None;
         loop {
             tokio::select! {
                 ready = async { ring.as_mut().expect("guarded").readable_mut().await }, if ring.is_some() => {
@@ -302,20 +319,41 @@ impl Daemon<'_> {
                 _ = sweep.tick(), if state.blocked.is_some() => {
                     sweep_blocked(monitor, enricher, state, sinks)?;
                 }
-                _ = sighup.recv(), if reload.is_some() => {
-                    sweep_blocked(monitor, enricher, state, sinks)?;
-                    swap_policy(monitor, reload, state, enricher, "SIGHUP");
-                }
+                _ = sighup.recv(), if reload.is_some() => why = Some("SIGHUP"),
                 _ = watcher.tick(), if reload.is_some() && !watch.is_empty() => {
-                    let now = file_stamps(watch);
+                    let now = file_stamps(&watch);
                     if now != stamps {
                         stamps = now;
-                        sweep_blocked(monitor, enricher, state, sinks)?;
-                        swap_policy(monitor, reload, state, enricher, "a change of the policy or inventory file");
+                        why = Some("a change of a watched file");
                     }
                 }
                 _ = sigint.recv() => break,
                 _ = sigterm.recv() => break,
+            }
+            if let Some(why) = why.take() {
+                sweep_blocked(monitor, enricher, state, sinks)?;
+                let Some((new, files)) = swap_policy(monitor, reload, state, enricher, why) else {
+                    continue;
+                };
+                if let Some(new) = new {
+                    if new.interval != options.interval {
+                        ticker = interval(new.interval).await;
+                    }
+                    if new.refresh != options.refresh {
+                        refresh = interval(new.refresh).await;
+                    }
+                    if let Some(b) = state.blocked.as_mut()
+                        && b.timeout != new.handshake_timeout
+                    {
+                        b.timeout = new.handshake_timeout;
+                        sweep = interval(b.period()).await;
+                    }
+                    *options = new;
+                }
+                if let Some(files) = files {
+                    stamps = file_stamps(&files);
+                    watch = files;
+                }
             }
         }
         Ok(previous)
@@ -427,15 +465,20 @@ fn file_stamps(paths: &[PathBuf]) -> Vec<Option<(std::time::SystemTime, u64)>> {
         .collect()
 }
 
+/// Reloads and swaps the new policy in; on success, the settings and the
+/// files to watch that the reload brought. A failed reload changes nothing.
 fn swap_policy(
     monitor: &mut Monitor,
     reload: Option<Reload<'_>>,
     state: &mut State,
     enricher: &mut Enricher,
     why: &str,
-) {
-    let Some(reload) = reload else { return };
-    let result = reload().and_then(|tables| {
+) -> Option<(Option<Options>, Option<Vec<PathBuf>>)> {
+    let reload = reload?;
+    let result = reload().and_then(|reloaded| {
+        let Some(tables) = reloaded.tables else {
+            return Ok((None, reloaded.options, reloaded.watch));
+        };
         let rules = tables.rules.len();
         let old: Vec<String> = monitor
             .tables()
@@ -453,15 +496,24 @@ fn swap_policy(
             total.packets += c.packets;
             total.bytes += c.bytes;
         }
-        Ok(rules)
+        Ok((Some(rules), reloaded.options, reloaded.watch))
     });
     match result {
-        Ok(rules) => {
-            eprintln!("portconform: policy reloaded after {why}: classifying against {rules} rules")
+        Ok((rules, options, watch)) => {
+            match rules {
+                Some(rules) => eprintln!(
+                    "portconform: policy reloaded after {why}: classifying against {rules} rules"
+                ),
+                None => eprintln!("portconform: configuration reloaded after {why}"),
+            }
+            Some((options, watch))
         }
-        Err(err) => eprintln!(
-            "portconform: reload after {why} failed, the current policy stays in force: {err:#}"
-        ),
+        Err(err) => {
+            eprintln!(
+                "portconform: reload after {why} failed, the current policy stays in force, as do the running settings: {err:#}"
+            );
+            None
+        }
     }
 }
 

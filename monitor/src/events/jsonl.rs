@@ -6,6 +6,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use super::borrowed::RecordRef;
@@ -254,6 +255,7 @@ fn open_append(path: &Path) -> Result<(File, u64), JsonlError> {
     let file = OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(super::FILE_MODE)
         .open(path)
         .map_err(open_err)?;
     let size = file.metadata().map_err(open_err)?.len();
@@ -347,6 +349,30 @@ mod tests {
         assert_eq!(counts(&rotated(&path, 1)), vec![10, 11, 12]);
         assert_eq!(counts(&path), vec![13]);
         assert_eq!(w.current_size(), l);
+    }
+
+    /// The mode bits of `path` (the umask may take bits away, never add).
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn creates_the_file_and_each_rotation_readable_by_owner_and_group_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let l = line_len(10);
+        let mut w = writer(&path, 2 * l, 2);
+        for i in 10..15 {
+            w.write(&record(i)).unwrap();
+        }
+        w.flush().unwrap();
+        assert_eq!(w.rotations(), 2);
+        for p in [path.clone(), rotated(&path, 1), rotated(&path, 2)] {
+            let m = mode(&p);
+            assert_eq!(m & !0o640, 0, "{p:?} is {m:o}: others must not read it");
+            assert_eq!(m & 0o600, 0o600, "{p:?} is {m:o}: its owner writes it");
+        }
     }
 
     #[test]

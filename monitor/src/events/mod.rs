@@ -17,3 +17,9 @@ pub use pcapng::{CapturedPacket, PcapngError, PcapngWriter};
 pub use record::{
     ConnDir, EventKind, EventRecord, IpProto, RequiredState, RequiredStatus, rfc3339,
 };
+
+/// Permissions of the events and pcapng files the sinks create (before the
+/// umask; a file that exists keeps its own): they name this host's peers,
+/// ports and roles, so its owner writes them and its group (say, the log
+/// readers of /var/log) reads them, nobody else.
+pub const FILE_MODE: u32 = 0o640;

@@ -12,8 +12,9 @@
 //! `max_bytes` without ever writing half a block.
 
 use std::borrow::Cow;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -131,10 +132,16 @@ impl PcapngWriter {
                 needed: header.len() as u64,
             });
         }
-        let file = File::create(&path).map_err(|source| PcapngError::Create {
-            path: path.clone(),
-            source,
-        })?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(super::FILE_MODE)
+            .open(&path)
+            .map_err(|source| PcapngError::Create {
+                path: path.clone(),
+                source,
+            })?;
         let mut w = PcapngWriter {
             path,
             encoder,
@@ -499,6 +506,18 @@ mod tests {
         }
         assert_eq!(seen, 1);
         assert_eq!(r.interfaces().len(), 2);
+    }
+
+    #[test]
+    fn the_file_is_readable_by_owner_and_group_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("modes.pcapng");
+        PcapngWriter::create(&path, ["eth0"], 1 << 20).unwrap();
+        // The umask may take bits away, never add them.
+        let m = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(m & !0o640, 0, "{m:o}: others must not read it");
+        assert_eq!(m & 0o600, 0o600, "{m:o}: its owner writes it");
     }
 
     #[test]
