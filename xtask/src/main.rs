@@ -5,6 +5,7 @@ mod bench;
 mod cmd;
 mod demo;
 mod package;
+mod service;
 mod setup;
 mod test;
 mod vm;

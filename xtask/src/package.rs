@@ -13,7 +13,8 @@
 //! dpkg-deb, installs it into a scratch root with dpkg, runs the installed
 //! binary, tries the unit's stop-or-restart helper, verifies the unit with
 //! systemd-analyze against the installed files and prints its exposure
-//! score.
+//! score, then runs the service under a real systemd in a container
+//! (`service`).
 
 use std::{
     collections::BTreeSet,
@@ -412,6 +413,7 @@ pub fn check(deb: &Path) -> anyhow::Result<()> {
     check_helper(&scratch)?;
     verify_unit(&scratch)?;
     remove_from(&scratch)?;
+    crate::service::check(deb, &out_dir().join("service"))?;
     eprintln!(
         "xtask: package checked: {} man pages, completions, unit, conffile; installs, runs, removes and purges in {}",
         commands.len(),

@@ -26,13 +26,14 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "memcached",      // the appliance's documented services in the demo...
     "nginx-light",
     "openssh-server",
-    "openssh-client", // ssh-keyscan, a real SSH exchange in the demo
-    "curl",           // HTTP client for nginx in the demo
-    "iptables",       // iptables-restore-translate: validate reads iptables-save files
-    "dpkg-dev",       // dpkg-shlibdeps: the package's Depends (xtask package)
-    "binutils",       // strip, for the packaged binary
-    "systemd",        // systemd-analyze verify / security on the packaged unit
-    "man-db",         // man, which systemd-analyze verify runs on Documentation=
+    "openssh-client",    // ssh-keyscan, a real SSH exchange in the demo
+    "curl",              // HTTP client for nginx in the demo
+    "iptables",          // iptables-restore-translate: validate reads iptables-save files
+    "dpkg-dev",          // dpkg-shlibdeps: the package's Depends (xtask package)
+    "binutils",          // strip, for the packaged binary
+    "systemd",           // systemd-analyze verify / security on the packaged unit
+    "man-db",            // man, which systemd-analyze verify runs on Documentation=
+    "systemd-container", // systemd-nspawn: the packaged service under a real systemd
 ];
 
 /// bpf-linker releases known to carry a `rust-llvm-N` feature, by LLVM major.
