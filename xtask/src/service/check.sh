@@ -1,7 +1,8 @@
 #!/bin/bash
 # Runs inside the throwaway container `cargo xtask package --check` boots
-# (see service.rs): installs the package, then starts, restarts and stops
-# portconform.service the way an operator would, checking after each step.
+# (see mod.rs): installs the package, then starts, restarts, reloads,
+# upgrades, stops and removes portconform.service the way an operator
+# would, checking after each step.
 # Its verdict goes to /result/status (PASS, or FAIL: why), the trace to
 # /result/log. Traffic stays in the container's own network namespace, on
 # TEST-NET-1.
@@ -64,10 +65,29 @@ systemctl reload portconform || fail "systemctl reload"
 journal_has "policy reloaded"
 [ -n "$(xdp_id)" ] || fail "a reload detached"
 
+# A package upgrade (here the same package again: dpkg runs the same
+# maintainer scripts) restarts the monitor onto the installed binary, which
+# adopts the pins like a restart.
+before=$(xdp_id)
+dpkg -i /deb/portconform.deb || fail "dpkg -i over the installed package"
+journal_has "adopted the pinned monitor" 2
+journal_has "attached to pc0" 3
+[ "$(xdp_id)" != "$before" ] || fail "the upgrade did not replace the XDP program"
+connect 6666
+sleep 2
+[ "$(unexpected 6666)" = 1 ] || fail "6666 reported again after the upgrade"
+
 # A stop detaches and removes the pins.
 systemctl stop portconform || fail "systemctl stop"
 [ -e /sys/fs/bpf/portconform/default ] && fail "the stop left the pins"
 [ -n "$(xdp_id)" ] && fail "the stop left XDP attached"
+
+# Removing the package stops a running monitor, which detaches.
+systemctl start portconform || fail "systemctl start after the stop"
+journal_has "attached to pc0" 4
+dpkg --purge portconform || fail "dpkg --purge"
+[ -e /sys/fs/bpf/portconform/default ] && fail "the removal left the pins"
+[ -n "$(xdp_id)" ] && fail "the removal left XDP attached"
 journalctl -u portconform --no-pager | grep -v "did not resolve" | tail -20
 echo PASS > /result/status
 systemctl poweroff

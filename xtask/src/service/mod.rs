@@ -2,9 +2,11 @@
 //! booted as a throwaway container: systemd-nspawn over an overlay of `/`
 //! whose upper layer is a tmpfs, with its own network namespace and a BPF
 //! file system of its own at /sys/fs/bpf. Inside it, `check.sh` installs the
-//! .deb, then starts, restarts, reloads and stops portconform.service as an
-//! operator would: a restart must keep the pins and replace the programs
-//! without reporting known flows again, a stop must detach and unpin.
+//! .deb, then starts, restarts, reloads, upgrades (dpkg over the installed
+//! package), stops and removes portconform.service as an operator would: a
+//! restart or an upgrade must keep the pins and replace the programs
+//! without reporting known flows again; a stop or a removal must detach
+//! and unpin.
 //!
 //! Nothing of the host is touched: the overlay's upper layer, the bpffs and
 //! the container's network namespace all go when the check ends.
@@ -133,7 +135,7 @@ pub fn check(deb: &Path, work: &Path) -> anyhow::Result<()> {
         );
     }
     eprintln!(
-        "xtask: service checked under systemd in a container: start, restart (pins adopted, programs replaced, no flow reported twice), reload, stop (detached, unpinned)"
+        "xtask: service checked under systemd in a container: start, restart and upgrade (pins adopted, programs replaced, no flow reported twice), reload, stop and removal (detached, unpinned)"
     );
     Ok(())
 }
