@@ -228,6 +228,21 @@ fn link_types_are_recognised_and_unknown_ones_skipped_with_a_reason() {
         (DataLink::RAW, Link::RawIp),
         (DataLink::IPV4, Link::RawIp),
         (DataLink::IPV6, Link::RawIp),
+        (DataLink::from(0), Link::Null),
+        (DataLink::from(108), Link::Null),
+        (DataLink::from(9), Link::Ppp),
+        (DataLink::from(50), Link::Ppp),
+        (DataLink::from(104), Link::CiscoHdlc),
+        (DataLink::from(107), Link::FrameRelay),
+        (DataLink::from(239), Link::Nflog),
+        (DataLink::from(105), Link::Ieee80211),
+        (DataLink::from(127), Link::Radiotap),
+        (DataLink::from(192), Link::Ppi),
+        (DataLink::from(149), Link::Pktap),
+        (DataLink::from(258), Link::Pktap),
+        // Ethernet with the FCS-length flag in the upper bits, which
+        // libpcap masks away.
+        (DataLink::from(0x0400_0001), Link::Ethernet),
     ] {
         let p = write(
             dir.path(),
@@ -240,12 +255,12 @@ fn link_types_are_recognised_and_unknown_ones_skipped_with_a_reason() {
     }
     let p = write(
         dir.path(),
-        "wifi.pcap",
+        "zigbee.pcap",
         &pcap_bytes(
             &pkts,
             TsResolution::MicroSecond,
             Endianness::Big,
-            DataLink::IEEE802_11,
+            DataLink::from(195),
             65535,
         ),
     );
@@ -254,7 +269,7 @@ fn link_types_are_recognised_and_unknown_ones_skipped_with_a_reason() {
     let msgs = problems(&set);
     assert!(
         msgs.iter()
-            .any(|m| m.contains("link type 105 is not supported")),
+            .any(|m| m.contains("link type 195 is not supported")),
         "{msgs:?}"
     );
     assert_eq!(set.stats()[0].skipped, 3);

@@ -17,7 +17,6 @@
 use std::{
     cmp::Reverse,
     collections::BinaryHeap,
-    fmt,
     fs::File,
     io::{self, Read},
     path::{Path, PathBuf},
@@ -29,7 +28,7 @@ use std::{
 };
 
 use pcap_file::{
-    DataLink, Endianness, PcapError, TsResolution,
+    Endianness, PcapError, TsResolution,
     pcap::PcapParser,
     pcapng::{
         Block, PcapNgParser,
@@ -120,42 +119,7 @@ pub struct CaptureError {
     pub problem: Problem,
 }
 
-/// How a capture frames its packets: what sits before the IP header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Link {
-    Ethernet,
-    /// Linux cooked capture v1 (`tcpdump -i any`): 16-byte header.
-    Sll,
-    /// Linux cooked capture v2: 20-byte header.
-    Sll2,
-    /// The packet starts with its IP header.
-    RawIp,
-    Unsupported(u32),
-}
-
-impl Link {
-    fn from_datalink(d: DataLink) -> Link {
-        match u32::from(d) {
-            1 => Link::Ethernet,
-            113 => Link::Sll,
-            276 => Link::Sll2,
-            // LINKTYPE_RAW, its BSD DLT values, and the IPv4/IPv6-only types.
-            101 | 12 | 14 | 228 | 229 => Link::RawIp,
-            n => Link::Unsupported(n),
-        }
-    }
-
-    /// Bytes of link header a live interface would not have (Ethernet's 14
-    /// are what the kernel programs count, so they are not subtracted).
-    pub fn header_len(self) -> usize {
-        match self {
-            Link::Ethernet | Link::Unsupported(_) => 0,
-            Link::Sll => 16,
-            Link::Sll2 => 20,
-            Link::RawIp => 0,
-        }
-    }
-}
+pub use super::link::Link;
 
 /// One packet of a capture, borrowed from its reader until the next one.
 #[derive(Debug, Clone, Copy)]
@@ -633,7 +597,7 @@ impl CaptureReader {
             CaptureFormat::Pcap {
                 endianness: header.endianness,
                 nanos: header.ts_resolution == TsResolution::NanoSecond,
-                link: Link::from_datalink(header.datalink),
+                link: Link::from_linktype(u32::from(header.datalink)),
                 parser,
                 iface: names.intern(&label),
             }
@@ -676,7 +640,7 @@ impl CaptureReader {
             ..Default::default()
         };
         if let CaptureFormat::Pcap { parser, .. } = &format
-            && let Link::Unsupported(n) = Link::from_datalink(parser.header().datalink)
+            && let Link::Unsupported(n) = Link::from_linktype(u32::from(parser.header().datalink))
         {
             // Every packet would be skipped: say it once, up front.
             stats.problems += 1;
@@ -1393,7 +1357,7 @@ fn ng_interface(idb: &InterfaceDescriptionBlock, path: &Path, names: &mut Names)
     }
     let name = name.unwrap_or_else(|| file_label(path));
     NgInterface {
-        link: Link::from_datalink(idb.linktype),
+        link: Link::from_linktype(u32::from(idb.linktype)),
         snaplen: idb.snaplen,
         ts,
         name: names.intern(&name),
@@ -1546,18 +1510,6 @@ impl CaptureSet {
             });
         }
         out
-    }
-}
-
-impl fmt::Display for Link {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Link::Ethernet => f.write_str("ethernet"),
-            Link::Sll => f.write_str("linux-sll"),
-            Link::Sll2 => f.write_str("linux-sll2"),
-            Link::RawIp => f.write_str("raw-ip"),
-            Link::Unsupported(n) => write!(f, "linktype {n}"),
-        }
     }
 }
 

@@ -12,6 +12,7 @@
 pub mod capture;
 pub mod command;
 pub mod flows;
+pub mod link;
 pub mod required;
 
 use std::{collections::HashMap, net::IpAddr};
@@ -30,6 +31,7 @@ use crate::{
 };
 use capture::{CaptureSet, Link, Names, Packet};
 use flows::{FlowTable, Seen, Sighting};
+use link::Start;
 
 /// The monitored host's addresses: they decide each packet's direction.
 /// Looked up twice per packet, and a host has a handful: sorted lists of
@@ -131,9 +133,11 @@ pub struct Counters {
 /// The buffer [`parse_frame`] parsed (offsets in its `Parsed` are into it).
 fn frame_view<'b>(link: Link, data: &'b [u8], scratch: &'b [u8]) -> &'b [u8] {
     match link {
-        Link::Sll => data.get(2..).unwrap_or_default(),
         Link::Sll2 => scratch,
-        _ => data,
+        _ => match link.start(data) {
+            Ok(Start::Ethernet(o) | Start::Ip(o)) => data.get(o..).unwrap_or_default(),
+            Err(_) => data,
+        },
     }
 }
 
@@ -146,17 +150,7 @@ pub fn parse_frame(
     orig_len: u32,
     scratch: &mut Vec<u8>,
 ) -> Result<(Parsed, u64), ParseError> {
-    let wire =
-        |header: usize| (u64::from(orig_len) + ETH_HLEN as u64).saturating_sub(header as u64);
     match link {
-        Link::Ethernet => packet::parse_ethernet(data).map(|p| (p, u64::from(orig_len))),
-        // SLL's protocol field sits 2 bytes further than Ethernet's
-        // ethertype: seen from byte 2, the header is Ethernet-shaped, so
-        // the kernel's own parser (VLAN tags included) reads it.
-        Link::Sll => {
-            let view = data.get(2..).ok_or(ParseError::Truncated)?;
-            packet::parse_ethernet(view).map(|p| (p, wire(16)))
-        }
         // SLL2 puts the protocol first: rebuild an Ethernet-shaped header.
         Link::Sll2 => {
             if data.len() < 20 {
@@ -166,10 +160,20 @@ pub fn parse_frame(
             scratch.extend_from_slice(&[0u8; 12]);
             scratch.extend_from_slice(&data[..2]);
             scratch.extend_from_slice(&data[20..]);
-            packet::parse_ethernet(&scratch[..]).map(|p| (p, wire(20)))
+            let wire = (u64::from(orig_len) + ETH_HLEN as u64).saturating_sub(20);
+            packet::parse_ethernet(&scratch[..]).map(|p| (p, wire))
         }
-        Link::RawIp => packet::parse_ip(data, 0).map(|p| (p, wire(0))),
-        Link::Unsupported(_) => Err(ParseError::NotIp),
+        // Every other link: the kernel's own parsers, from where the link
+        // header says the network layer starts.
+        _ => {
+            let start = link.start(data)?;
+            let wire = link::wire_len(orig_len, start);
+            match start {
+                Start::Ethernet(o) => packet::parse_ethernet(data.get(o..).unwrap_or_default()),
+                Start::Ip(o) => packet::parse_ip(data.get(o..).unwrap_or_default(), 0),
+            }
+            .map(|p| (p, wire))
+        }
     }
 }
 
