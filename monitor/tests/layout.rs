@@ -92,6 +92,11 @@ fn use_tree(s: &[u8], i: usize, prefix: &ModPath, out: &mut Vec<ModPath>) -> usi
                 }
             }
         }
+        // A glob names the module it is in: `a::*` refers to `a`.
+        if s.get(i) == Some(&b'*') {
+            out.push(path);
+            return i + 1;
+        }
         let (ident, next) = ident_at(s, i);
         if ident.is_empty() {
             out.push(path);
@@ -228,7 +233,7 @@ fn common_and_kernel_modules_import_one_way() {
 }
 
 /// The checker itself finds a cycle when there is one, through a `use`
-/// group and through an inline `super::` path.
+/// group and through an inline `super::` path, and reads globs.
 #[test]
 fn a_cycle_is_found() {
     let mods: BTreeMap<ModPath, String> = [
@@ -238,7 +243,7 @@ fn a_cycle_is_found() {
             "use crate::{x, b::{Thing, other::More}};".into(),
         ),
         (vec!["b".into()], "fn f() { super::c::g() }".into()),
-        (vec!["c".into()], "use crate::a::self;".into()),
+        (vec!["c".into()], "use crate::{a::self, b::*};".into()),
         (vec!["b".into(), "other".into()], String::new()),
     ]
     .into_iter()
