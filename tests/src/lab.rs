@@ -477,3 +477,14 @@ pub fn xdp_attached(ns: &Netns, ifname: &str) -> anyhow::Result<bool> {
     let out = ns.ip(&["-d", "link", "show", "dev", ifname])?;
     Ok(String::from_utf8_lossy(&out.stdout).contains("prog/xdp"))
 }
+
+/// One bare SYN from `peer` to `dst`:`port` from source port `sport`
+/// (hping3, bounded; a refusal is not an error).
+pub fn syn(peer: &Netns, dst: &str, port: u16, sport: u16) {
+    let (port, sport) = (port.to_string(), sport.to_string());
+    let _ = peer.run(
+        Duration::from_secs(20),
+        "hping3",
+        &["-q", "-S", "-s", &sport, "-k", "-p", &port, "-c", "1", dst],
+    );
+}

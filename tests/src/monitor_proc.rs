@@ -268,3 +268,13 @@ pub fn read_events(path: impl AsRef<std::path::Path>) -> anyhow::Result<Vec<serd
         })
         .collect()
 }
+
+/// Destination ports of the `unexpected` records in the events file `events`.
+pub fn unexpected_ports(events: &str) -> Vec<u64> {
+    read_events(events)
+        .expect("events")
+        .iter()
+        .filter(|e| e["kind"] == "unexpected")
+        .filter_map(|e| e["dport"].as_u64())
+        .collect()
+}

@@ -10,31 +10,12 @@ use std::{process::Command, time::Duration};
 
 use portconform_tests::{
     fixtures::node_and_admin,
-    lab::{self, Netns, TEST_NET_3, TempDir, xdp_attached},
-    monitor_proc::{MonitorProc, read_events},
+    lab::{self, TEST_NET_3, TempDir, syn, xdp_attached},
+    monitor_proc::{MonitorProc, unexpected_ports},
     portconform_bin,
 };
 
-const T: Duration = Duration::from_secs(20);
 const RELOAD: Duration = Duration::from_secs(15);
-
-fn syn(peer: &Netns, dst: &str, port: u16, sport: u16) {
-    let (port, sport) = (port.to_string(), sport.to_string());
-    let _ = peer.run(
-        T,
-        "hping3",
-        &["-q", "-S", "-s", &sport, "-k", "-p", &port, "-c", "1", dst],
-    );
-}
-
-fn unexpected_ports(events: &str) -> Vec<u64> {
-    read_events(events)
-        .expect("events")
-        .iter()
-        .filter(|e| e["kind"] == "unexpected")
-        .filter_map(|e| e["dport"].as_u64())
-        .collect()
-}
 
 fn config(iface: &str, inventory: &str, events: &str, interval: u32, extra: &str) -> String {
     format!(

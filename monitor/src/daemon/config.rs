@@ -39,7 +39,7 @@ use std::{
 use clap::{Arg, ArgAction, ArgMatches, FromArgMatches, parser::ValueSource};
 use toml::de::{DeTable, DeValue};
 
-use crate::policy::lines::line_of;
+use crate::policy::lines::{line_of, toml_syntax_error};
 
 /// Larger than any configuration a person writes: a bound for a mistyped
 /// path that names a log or a device.
@@ -201,17 +201,8 @@ fn parse(command: &clap::Command, text: &str, origin: &str) -> Result<Vec<Key>, 
         })
     };
     for e in errors {
-        let span = e.span().unwrap_or(0..0);
-        let mut message = e.message().trim().to_string();
-        // toml says "duplicate key" without the key; the span has it.
-        if let Some(snippet) = text.get(span.clone())
-            && !snippet.is_empty()
-            && snippet.len() <= 64
-            && !snippet.contains('\n')
-        {
-            message = format!("{message} {:?}", snippet.trim());
-        }
-        issue(span.start, message);
+        let (offset, message) = toml_syntax_error(text, &e);
+        issue(offset, message);
     }
     let mut keys: Vec<Key> = Vec::new();
     for (key, value) in root.get_ref() {

@@ -19,7 +19,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::{
     error::{InventoryError, InventoryIssue},
-    lines::line_of,
+    lines::{line_of, toml_syntax_error},
     model::Policy,
     values::is_dns_name,
 };
@@ -96,17 +96,8 @@ impl Inventory {
             message,
         };
         for e in errors {
-            let span = e.span().unwrap_or(0..0);
-            let mut message = e.message().trim().to_string();
-            // toml says "duplicate key" without the key; the span has it.
-            if let Some(snippet) = text.get(span.clone())
-                && !snippet.is_empty()
-                && snippet.len() <= 64
-                && !snippet.contains('\n')
-            {
-                message = format!("{message} {:?}", snippet.trim());
-            }
-            issues.push(issue(span.start, message));
+            let (offset, message) = toml_syntax_error(text, &e);
+            issues.push(issue(offset, message));
         }
         let mut roles = BTreeMap::new();
         for (key, value) in root.get_ref() {

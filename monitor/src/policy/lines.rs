@@ -6,6 +6,22 @@ pub fn line_of(text: &str, offset: usize) -> u32 {
     line_of_bytes(text.as_bytes(), offset)
 }
 
+/// Where a TOML syntax error in `text` is, and what to say of it. toml
+/// says "duplicate key" without the key; the error's span holds it, so a
+/// short one-line span is quoted.
+pub fn toml_syntax_error(text: &str, e: &toml::de::Error) -> (usize, String) {
+    let span = e.span().unwrap_or(0..0);
+    let mut message = e.message().trim().to_string();
+    if let Some(snippet) = text.get(span.clone())
+        && !snippet.is_empty()
+        && snippet.len() <= 64
+        && !snippet.contains('\n')
+    {
+        message = format!("{message} {:?}", snippet.trim());
+    }
+    (span.start, message)
+}
+
 pub(crate) fn line_of_bytes(bytes: &[u8], offset: usize) -> u32 {
     let end = offset.min(bytes.len());
     let newlines = bytes[..end].iter().filter(|&&b| b == b'\n').count();
