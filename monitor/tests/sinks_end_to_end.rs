@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use monitor::events::{
-    CapturedPacket, ConnDir, EventKind, EventRecord, IpProto, JsonlWriter, PcapngWriter, Rotation,
-    jsonl::rotated,
+    CapturedPacket, ConnDir, EventKind, EventRecord, IpProto, JsonlWriter, LINKTYPE_ETHERNET,
+    PcapngWriter, Rotation, jsonl::rotated,
 };
 use monitor::metrics::{Family, Metrics, Snapshot, TrafficCounter, parse_metrics_addr, serve};
 
@@ -183,6 +183,7 @@ fn tshark_shows_each_event_packet_with_its_description() {
         assert!(
             w.write_packet(&CapturedPacket {
                 iface: &e.iface,
+                linktype: LINKTYPE_ETHERNET,
                 ts: e.ts,
                 original_len: len as u32,
                 data: &data,

@@ -178,6 +178,19 @@ pub fn packets(pcap: &Path) -> anyhow::Result<Vec<Packet>> {
         .collect()
 }
 
+/// Every packet's comment in a pcapng file, in file order (empty for a
+/// packet without one): what `replay --pcap` says of each packet it carved.
+pub fn comments(pcap: &Path) -> anyhow::Result<Vec<String>> {
+    let out = sh(Command::new("timeout")
+        .args(["-s", "KILL", "60", "tshark", "-n", "-r"])
+        .arg(pcap)
+        .args(["-T", "fields", "-E", "occurrence=f", "-e", "frame.comment"]))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
+
 fn parse_packet(line: &str) -> anyhow::Result<Packet> {
     let f: Vec<&str> = line.split('\t').collect();
     if f.len() != FIELDS.len() {

@@ -13,7 +13,7 @@ use portconform_tests::{
     lab::{Background, Netns},
     monitor_proc::read_events,
     pair::{DNS_ANSWER, Pair, connect, records},
-    services,
+    services, tshark,
 };
 
 // Nothing here lowers a default: the monitor takes the dynamic range from
@@ -225,12 +225,13 @@ fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
     // Replay of the capture finds the same blocked flows and the recovery.
     drop(tcpdump);
     let replayed = lab.dir.file("replayed.jsonl");
+    let carved = lab.dir.file("carved.pcapng");
     let out = std::process::Command::new(portconform_tests::portconform_bin())
         .args(["replay", "--no-resolve", &capture])
         .args(["--host", &host4, "--host", &host6])
         .args(["--profile", "thoughtspot", "--inventory"])
         .arg(lab.dir.file("inventory.toml"))
-        .args(["--events", &replayed])
+        .args(["--events", &replayed, "--pcap", &carved])
         .output()
         .expect("replay");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -247,6 +248,37 @@ fn nftables_blocks_are_flagged_with_their_reason_and_recover() {
     assert_eq!(blocked, replay_want, "replay: {events:#?}\n{stderr}");
     assert_eq!(records(&events, "recovered").len(), 1, "{events:#?}");
     assert!(stderr.contains("BLOCKED "), "{stderr}");
+
+    // The offending packets carved out of the capture, as tshark reads
+    // them: each blocked flow's attempt under its BLOCKED line, with the
+    // reset or ICMP error that refused it, and the unexpected flow.
+    let comments = tshark::comments(std::path::Path::new(&carved)).expect("tshark");
+    for (initiator, port, reason) in &replay_want {
+        let carved_for = comments
+            .iter()
+            .filter(|c| {
+                c.starts_with("BLOCKED ")
+                    && c.contains(&format!(" {initiator}:"))
+                    && c.contains(&format!(":{port} on node1.pcap "))
+                    && c.contains(&format!("[{reason}]"))
+            })
+            .count();
+        let least = if reason == "no-reply" { 1 } else { 2 };
+        assert!(
+            carved_for >= least,
+            "{initiator} -> {port} ({reason}): {carved_for} packets carved\n{comments:#?}"
+        );
+    }
+    assert!(
+        comments
+            .iter()
+            .any(|c| c.starts_with("UNEXPECTED inbound tcp") && c.contains(":6666 on node1.pcap")),
+        "{comments:#?}"
+    );
+    assert!(
+        comments.iter().all(|c| !c.is_empty()),
+        "every carved packet says why: {comments:#?}"
+    );
 }
 
 #[test]

@@ -34,7 +34,10 @@ pub use summary::SummaryFormat;
 use crate::required::{Tracker, records};
 use crate::{
     enrich::{Clock, Enricher, Explanations, Reported},
-    events::{CapturedPacket, EventRecord, JsonlWriter, PcapngWriter, RecordRef, unexpected_line},
+    events::{
+        CapturedPacket, EventRecord, JsonlWriter, LINKTYPE_ETHERNET, PcapngWriter, RecordRef,
+        unexpected_line,
+    },
     kernel_tables::KernelTables,
     loader::Monitor,
     metrics::Metrics,
@@ -617,6 +620,7 @@ pub fn drain<T>(
             let captured = usize::from(ev.captured).min(ev.header.len());
             pcap.write_packet(&CapturedPacket {
                 iface: &record.iface,
+                linktype: LINKTYPE_ETHERNET,
                 ts: record.ts,
                 original_len: ev.packet_len,
                 data: &ev.header[..captured],

@@ -13,7 +13,7 @@ pub mod text;
 pub use borrowed::RecordRef;
 pub use console::{required_line, unexpected_line};
 pub use jsonl::{JsonlError, JsonlWriter, Rotation};
-pub use pcapng::{CapturedPacket, PcapngError, PcapngWriter};
+pub use pcapng::{CapturedPacket, LINKTYPE_ETHERNET, PcapngError, PcapngWriter};
 pub use record::{
     ConnDir, EventKind, EventRecord, IpProto, RequiredState, RequiredStatus, rfc3339,
 };

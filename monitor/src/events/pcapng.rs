@@ -1,4 +1,6 @@
-//! pcapng sink for the headers of offending packets.
+//! pcapng sink for offending packets: `run --pcap` writes the headers the
+//! kernel copied (Ethernet, cut at [`SNAPLEN`]); `replay --pcap` carves
+//! whole packets out of captures of any link type.
 //!
 //! Incident responders open this in Wireshark next to the JSON lines, so each
 //! packet carries its event's one-line description as a comment and its
@@ -36,6 +38,11 @@ pub const MAX_COMMENT_BYTES: usize = 1024;
 
 /// `if_tsresol` value meaning 10^-9 s.
 const TSRESOL_NANOS: u8 = 9;
+/// LINKTYPE_ETHERNET: what the kernel programs copy.
+pub const LINKTYPE_ETHERNET: u32 = 1;
+/// libpcap's LINKTYPE_MATCHING_MASK and LT_FCS_LENGTH_PRESENT.
+const LINKTYPE_MASK: u32 = 0x03ff_ffff;
+const FCS_LENGTH_PRESENT: u32 = 0x0400_0000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PcapngError {
@@ -62,13 +69,17 @@ pub enum PcapngError {
 /// One captured packet and what to say about it.
 #[derive(Clone, Copy, Debug)]
 pub struct CapturedPacket<'a> {
-    /// Interface name; an interface not given at creation gets its own
-    /// description block on first use.
+    /// Interface name; an interface (name and link type) not given at
+    /// creation gets its own description block on first use.
     pub iface: &'a str,
+    /// How `data` is framed: a pcap LINKTYPE value, upper bits (libpcap's
+    /// FCS length) included.
+    pub linktype: u32,
     pub ts: SystemTime,
     /// Length of the packet on the wire; never less than what was captured.
     pub original_len: u32,
-    /// The captured bytes from the Ethernet header on; cut to [`SNAPLEN`].
+    /// The captured bytes from the link header on; cut to the writer's
+    /// snapshot length.
     pub data: &'a [u8],
     /// Usually the event's one-line description.
     pub comment: &'a str,
@@ -80,7 +91,9 @@ pub struct PcapngWriter {
     /// Encodes blocks into its inner `Vec`, which is then moved to `file`.
     encoder: PcapNgWriter<Vec<u8>>,
     file: BufWriter<File>,
-    interfaces: Vec<String>,
+    /// (name, linktype) of each interface described, by interface id.
+    interfaces: Vec<(String, u32)>,
+    snaplen: u32,
     max_bytes: u64,
     bytes_written: u64,
     packets_written: u64,
@@ -89,8 +102,9 @@ pub struct PcapngWriter {
 }
 
 impl PcapngWriter {
-    /// Creates (or replaces) `path` and writes the section header and one
-    /// interface description per name in `interfaces`.
+    /// Creates (or replaces) `path` for the kernel's Ethernet headers, cut
+    /// at [`SNAPLEN`], and writes the section header and one interface
+    /// description per name in `interfaces`.
     ///
     /// Once a packet would take the file past `max_bytes` the file is
     /// closed to further packets: the capture stays a gap-free prefix of the
@@ -104,6 +118,22 @@ impl PcapngWriter {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
+        let names: Vec<(String, u32)> = interfaces
+            .into_iter()
+            .map(|n| (n.as_ref().to_owned(), LINKTYPE_ETHERNET))
+            .collect();
+        Self::create_with(path, names, SNAPLEN, max_bytes)
+    }
+
+    /// Creates (or replaces) `path` for packets of up to `snaplen` bytes,
+    /// describing the (name, linktype) `interfaces` up front; others are
+    /// described when their first packet comes.
+    pub fn create_with(
+        path: impl AsRef<Path>,
+        interfaces: Vec<(String, u32)>,
+        snaplen: u32,
+        max_bytes: u64,
+    ) -> Result<Self, PcapngError> {
         let path = path.as_ref().to_path_buf();
         let section = SectionHeaderBlock {
             endianness: pcap_file::Endianness::native(),
@@ -118,10 +148,8 @@ impl PcapngWriter {
                 path: path.clone(),
                 source,
             })?;
-        let mut names = Vec::new();
-        for name in interfaces {
-            encode_interface(&mut encoder, &path, name.as_ref())?;
-            names.push(name.as_ref().to_owned());
+        for (name, linktype) in &interfaces {
+            encode_interface(&mut encoder, &path, name, *linktype, snaplen)?;
         }
         let header = std::mem::take(encoder.get_mut());
         // Checked before the file is created, so a bad limit leaves nothing behind.
@@ -146,7 +174,8 @@ impl PcapngWriter {
             path,
             encoder,
             file: BufWriter::new(file),
-            interfaces: names,
+            interfaces,
+            snaplen,
             max_bytes,
             bytes_written: 0,
             packets_written: 0,
@@ -168,15 +197,26 @@ impl PcapngWriter {
             self.packets_dropped += 1;
             return Ok(false);
         }
-        let interface_id = match self.interfaces.iter().position(|n| n == packet.iface) {
+        let interface_id = match self
+            .interfaces
+            .iter()
+            .position(|(n, l)| n == packet.iface && *l == packet.linktype)
+        {
             Some(id) => id,
             None => {
-                encode_interface(&mut self.encoder, &self.path, packet.iface)?;
-                self.interfaces.push(packet.iface.to_owned());
+                encode_interface(
+                    &mut self.encoder,
+                    &self.path,
+                    packet.iface,
+                    packet.linktype,
+                    self.snaplen,
+                )?;
+                self.interfaces
+                    .push((packet.iface.to_owned(), packet.linktype));
                 self.interfaces.len() - 1
             }
         };
-        let data = &packet.data[..packet.data.len().min(SNAPLEN as usize)];
+        let data = &packet.data[..packet.data.len().min(self.snaplen as usize)];
         let comment = truncate_at_char(packet.comment, MAX_COMMENT_BYTES);
         let options = if comment.is_empty() {
             Vec::new()
@@ -262,19 +302,30 @@ impl Drop for PcapngWriter {
 }
 
 /// Encodes an interface description into the encoder's scratch buffer; the
-/// caller emits or discards the buffer.
+/// caller emits or discards the buffer. pcapng's link type field has 16
+/// bits: a pcap link type's FCS length (libpcap's upper bits, in 16-bit
+/// words) becomes the `if_fcslen` option, so the frames' trailing checksum
+/// is still known for what it is.
 fn encode_interface(
     encoder: &mut PcapNgWriter<Vec<u8>>,
     path: &Path,
     name: &str,
+    linktype: u32,
+    snaplen: u32,
 ) -> Result<(), PcapngError> {
+    let mut options = vec![
+        InterfaceDescriptionOption::IfName(Cow::Owned(name.to_owned())),
+        InterfaceDescriptionOption::IfTsResol(TSRESOL_NANOS),
+    ];
+    if linktype & FCS_LENGTH_PRESENT != 0 {
+        options.push(InterfaceDescriptionOption::IfFcsLen(
+            ((linktype >> 28) * 2) as u8,
+        ));
+    }
     let idb = InterfaceDescriptionBlock {
-        linktype: DataLink::ETHERNET,
-        snaplen: SNAPLEN,
-        options: vec![
-            InterfaceDescriptionOption::IfName(Cow::Owned(name.to_owned())),
-            InterfaceDescriptionOption::IfTsResol(TSRESOL_NANOS),
-        ],
+        linktype: DataLink::from(linktype & LINKTYPE_MASK),
+        snaplen,
+        options,
     };
     encoder
         .write_pcapng_block(idb)
@@ -360,6 +411,7 @@ mod tests {
             let cap = &s.wire[..s.wire.len().min(SNAPLEN as usize)];
             w.write_packet(&CapturedPacket {
                 iface: s.iface,
+                linktype: LINKTYPE_ETHERNET,
                 ts: s.ts,
                 original_len: s.wire.len() as u32,
                 data: cap,
@@ -443,6 +495,7 @@ mod tests {
         assert!(
             !w.write_packet(&CapturedPacket {
                 iface: "eth0",
+                linktype: LINKTYPE_ETHERNET,
                 ts: UNIX_EPOCH,
                 original_len: 1,
                 data: &[0],
@@ -481,6 +534,7 @@ mod tests {
         let long_comment = "é".repeat(MAX_COMMENT_BYTES);
         w.write_packet(&CapturedPacket {
             iface: "late0",
+            linktype: LINKTYPE_ETHERNET,
             ts: UNIX_EPOCH - Duration::from_secs(5),
             // Claims to be shorter than what was captured.
             original_len: 10,

@@ -13,7 +13,12 @@ use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use ipnet::IpNet;
 
-use super::{Counters, Hosts, Replayer, capture::CaptureSet, infer_hosts};
+use super::{
+    Counters, Hosts, Replayer,
+    capture::CaptureSet,
+    carve::{self, CarveOptions, Carver},
+    infer_hosts,
+};
 use crate::{
     events::{EventRecord, JsonlWriter, Rotation, console, rfc3339},
     kernel_tables::KernelTables,
@@ -43,6 +48,17 @@ pub struct ReplayArgs {
     /// Write events as JSON lines to FILE (`-` for stdout).
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
+    /// Carve the offending packets into FILE (pcapng): each unexpected
+    /// flow's first 8 packets and each blocked attempt's, whole, with the
+    /// event's line as the packet comment and the source's interface.
+    #[arg(long, value_name = "FILE.pcapng")]
+    pub pcap: Option<PathBuf>,
+    /// Carve every packet of the unexpected flows, not only their first 8.
+    #[arg(long, requires = "pcap")]
+    pub pcap_all_packets: bool,
+    /// Stop adding packets to the pcapng file at this many MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 100, requires = "pcap", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub pcap_max_mib: u64,
     /// How long a required flow's SYN or request may go unanswered (in
     /// capture time) before it is reported blocked, e.g. `5s`.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::command::parse_timeout)]
@@ -61,6 +77,8 @@ pub struct ReplayConfig {
     pub roles: RoleArgs,
     pub inventory: Option<PathBuf>,
     pub events: Option<PathBuf>,
+    /// `--pcap`: the offending packets carved out.
+    pub carve: Option<CarveOptions>,
     /// One stderr line per new unexpected flow, as `run` prints.
     pub console: bool,
     /// How long a required flow's attempt may go unanswered.
@@ -103,6 +121,11 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         roles: args.roles,
         inventory: args.inventory,
         events: args.events,
+        carve: args.pcap.map(|path| CarveOptions {
+            path,
+            all_packets: args.pcap_all_packets,
+            max_bytes: args.pcap_max_mib * 1024 * 1024,
+        }),
         console: true,
         handshake_timeout: args.handshake_timeout,
         resolve_names: !args.no_resolve,
@@ -163,6 +186,12 @@ pub fn replay(config: ReplayConfig) -> anyhow::Result<()> {
         })
         .transpose()
         .context("opening the events file")?;
+    let carver = config
+        .carve
+        .as_ref()
+        .map(Carver::create)
+        .transpose()
+        .context("opening the --pcap file")?;
     let mut set = CaptureSet::open(&config.captures);
     let bar = progress_bar(&set);
     let host_label = hosts
@@ -173,6 +202,9 @@ pub fn replay(config: ReplayConfig) -> anyhow::Result<()> {
     let mut replayer = Replayer::new(&tables, Hosts::new(&hosts))
         .with_handshake_timeout(config.handshake_timeout)
         .with_host_label(host_label.clone());
+    if let Some(carver) = carver {
+        replayer = replayer.with_carver(carver);
+    }
     let mut out = Vec::new();
     // With an events file the console is a preview: a capture of a scan
     // has a new flow per packet. Without one, it is the only output.
@@ -213,6 +245,9 @@ pub fn replay(config: ReplayConfig) -> anyhow::Result<()> {
         if packets.is_multiple_of(PROGRESS_EVERY) {
             progress(read_so_far(), packets);
         }
+        if let Some(e) = replayer.take_carve_error() {
+            return Err(anyhow::Error::new(e).context("writing the --pcap file"));
+        }
         if out.is_empty() {
             Ok(())
         } else {
@@ -223,6 +258,9 @@ pub fn replay(config: ReplayConfig) -> anyhow::Result<()> {
         bar.finish_and_clear();
     }
     replayer.finish(set.interfaces(), &mut out);
+    if let Some(e) = replayer.take_carve_error() {
+        return Err(anyhow::Error::new(e).context("writing the --pcap file"));
+    }
     emit(&mut out)?;
     let end = UNIX_EPOCH + Duration::from_nanos(replayer.counters.last_ts_ns);
     if let Some(w) = events.as_mut() {
@@ -242,6 +280,9 @@ pub fn replay(config: ReplayConfig) -> anyhow::Result<()> {
             "portconform: {} required-flow attempts not tracked: the attempt table was full (as the kernel's would be)",
             replayer.required.table_full
         );
+    }
+    if let Some(c) = replayer.carver() {
+        eprintln!("portconform: {}", carve_summary(c));
     }
     let problems = report_failures(&set);
     eprintln!(
@@ -264,6 +305,33 @@ pub fn replay(config: ReplayConfig) -> anyhow::Result<()> {
         bail!("nothing could be read from {}", describe(&config.captures));
     }
     Ok(())
+}
+
+/// What `--pcap` wrote, and what it could not, and why.
+fn carve_summary(c: &Carver) -> String {
+    let n = &c.counts;
+    let mut s = format!(
+        "wrote {} packets to {}: {} of unexpected flows, {} of blocked attempts",
+        n.unexpected + n.blocked,
+        c.path().display(),
+        n.unexpected,
+        n.blocked
+    );
+    if c.dropped() > 0 {
+        s.push_str(&format!(
+            "; {} more not written: the file reached --pcap-max-mib",
+            c.dropped()
+        ));
+    }
+    if n.not_held > 0 {
+        s.push_str(&format!(
+            "; {} packets of pending attempts not kept (over {} per attempt or {} MiB in all)",
+            n.not_held,
+            carve::HOLD_PACKETS,
+            carve::HOLD_BYTES >> 20
+        ));
+    }
+    s
 }
 
 fn describe(paths: &[PathBuf]) -> String {

@@ -142,8 +142,9 @@ pub type Evicted = (FlowKey, FlowState);
 
 /// What became of an unexpected packet.
 pub enum Seen {
-    /// Counted into a flow already tracked.
-    Known,
+    /// Counted into a flow already tracked, which has now seen this many
+    /// packets (both ways).
+    Known(u64),
     /// A first sighting: the event the kernel would put in its ring buffer,
     /// and the flow evicted to make room, if any.
     New(Box<FlowEvent>, Option<Evicted>),
@@ -253,7 +254,7 @@ impl FlowTable {
         let key = FlowKey::new(s.parsed, &s.conn);
         if let Some(state) = self.touch(&key) {
             add(state, s.conn.forward, s.bytes, s.ts_ns);
-            return Seen::Known;
+            return Seen::Known(state.packets + state.reply_packets);
         }
         // Where the classifier guessed which end serves, the flow may be
         // tracked the other way round.
@@ -261,7 +262,7 @@ impl FlowTable {
             let flipped = FlowKey::flipped(s.parsed, &s.conn);
             if let Some(state) = self.touch(&flipped) {
                 add(state, !s.conn.forward, s.bytes, s.ts_ns);
-                return Seen::Known;
+                return Seen::Known(state.packets + state.reply_packets);
             }
         }
         let state = FlowState::first_sighting(

@@ -10,6 +10,7 @@
 //! time of each packet.
 
 pub mod capture;
+pub mod carve;
 pub mod command;
 pub mod flows;
 pub mod link;
@@ -26,12 +27,14 @@ use monitor_common::{
 
 use crate::{
     enrich::{Clock, Enricher, Reported},
-    events::EventRecord,
+    events::{EventRecord, PcapngError, console},
     kernel_tables::KernelTables,
 };
 use capture::{CaptureSet, Link, Names, Packet};
+use carve::Carver;
 use flows::{FlowTable, Seen, Sighting};
 use link::Start;
+use required::{AttemptPacket, Judged};
 
 /// The monitored host's addresses: they decide each packet's direction.
 /// Looked up twice per packet, and a host has a handful: sorted lists of
@@ -236,6 +239,10 @@ pub struct Replayer<'a> {
     scratch: Vec<u8>,
     pub counters: Counters,
     pub required: required::Required,
+    /// `--pcap`: where offending packets are carved to.
+    carver: Option<Carver>,
+    /// The first error writing the carved file; carving stops at it.
+    carve_error: Option<PcapngError>,
 }
 
 /// How long a required flow's attempt may go unanswered, unless told.
@@ -265,13 +272,68 @@ impl<'a> Replayer<'a> {
             scratch: Vec::new(),
             counters: Counters::default(),
             required: required::Required::new(tables, DEFAULT_HANDSHAKE_TIMEOUT.as_nanos() as u64),
+            carver: None,
+            carve_error: None,
         }
     }
 
     /// Judges required flows' attempts with this timeout.
     pub fn with_handshake_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.required = required::Required::new(self.tables, timeout.as_nanos() as u64);
+        if self.carver.is_some() {
+            self.required.keep_judged();
+        }
         self
+    }
+
+    /// Carves the offending packets into `carver`'s file.
+    pub fn with_carver(mut self, carver: Carver) -> Self {
+        self.required.keep_judged();
+        self.carver = Some(carver);
+        self
+    }
+
+    pub fn carver(&self) -> Option<&Carver> {
+        self.carver.as_ref()
+    }
+
+    /// The error that stopped carving, if one did: the caller stops the
+    /// replay there rather than leave a file short without saying so.
+    pub fn take_carve_error(&mut self) -> Option<PcapngError> {
+        self.carve_error.take()
+    }
+
+    /// Runs one carving step; an error ends carving and is kept for
+    /// [`take_carve_error`](Self::take_carve_error).
+    #[inline(never)]
+    fn carve(&mut self, f: impl FnOnce(&mut Carver) -> Result<(), PcapngError>) {
+        if let Some(c) = self.carver.as_mut()
+            && let Err(e) = f(c)
+        {
+            self.carver = None;
+            self.carve_error = Some(e);
+        }
+    }
+
+    /// Carves or forgets the held packets of the attempts a sweep judged.
+    #[inline(never)]
+    fn carve_judged(&mut self, names: &Names) {
+        let Some(judged) = self.required.judged.as_mut() else {
+            return;
+        };
+        if judged.is_empty() {
+            return;
+        }
+        let judged = std::mem::take(judged);
+        self.carve(|c| {
+            for j in &judged {
+                match j {
+                    Judged::Blocked(key, line) => c.blocked(key, names, line)?,
+                    Judged::Dropped(key) => c.release(key),
+                }
+            }
+            Ok(())
+        });
     }
 
     /// Names the host in every record.
@@ -347,7 +409,7 @@ impl<'a> Replayer<'a> {
         {
             self.sync_names(names);
             let view = frame_view(pkt.link, pkt.data, &self.scratch);
-            self.required.packet(
+            let attempt = self.required.packet(
                 view,
                 &parsed,
                 &verdict,
@@ -357,6 +419,20 @@ impl<'a> Replayer<'a> {
                 &self.enricher,
                 out,
             );
+            if self.carver.is_some() {
+                self.carve_judged(names);
+                match attempt {
+                    Some(AttemptPacket::Part(key)) => self.carve(|c| {
+                        c.hold(&key, pkt);
+                        Ok(())
+                    }),
+                    Some(AttemptPacket::Answered(key)) => self.carve(|c| {
+                        c.release(&key);
+                        Ok(())
+                    }),
+                    None => {}
+                }
+            }
         }
         let c = &mut self.counters;
         match verdict {
@@ -380,7 +456,14 @@ impl<'a> Replayer<'a> {
                     frame: pkt.data,
                     ts_ns: pkt.ts_ns,
                 };
-                if let Seen::New(ev, evicted) = self.flows.unexpected(&sighting) {
+                let seen = self.flows.unexpected(&sighting);
+                if let Seen::Known(nth) = seen {
+                    if self.carver.as_ref().is_some_and(|c| c.wants(nth)) {
+                        let comment =
+                            carve::later_packet_comment(&parsed, dir, names.get(pkt.iface), nth);
+                        self.carve(|c| c.unexpected(pkt, names, &comment));
+                    }
+                } else if let Seen::New(ev, evicted) = seen {
                     self.counters.new_flows += 1;
                     self.sync_names(names);
                     // The evicted flow's counts are final: say so before the
@@ -402,6 +485,10 @@ impl<'a> Replayer<'a> {
                     }
                     let record = self.enricher.first_sighting(&ev);
                     self.reported.first(&ev, &record);
+                    if self.carver.is_some() {
+                        let line = console::line(&record).unwrap_or_default();
+                        self.carve(|c| c.unexpected(pkt, names, &line));
+                    }
                     out.push(record);
                 }
             }
@@ -416,6 +503,8 @@ impl<'a> Replayer<'a> {
         let flows = self.flows.drain();
         self.required
             .finish(self.counters.last_ts_ns, &self.enricher, out);
+        self.carve_judged(names);
+        self.carve(Carver::finish);
         for (key, state) in flows {
             if let Some(r) = self.reported.update(&self.enricher, &key, &state) {
                 out.push(r);

@@ -14,9 +14,12 @@ use monitor_common::{
 use super::flows::{self, Packed};
 use crate::{
     enrich::Enricher,
-    events::{EventKind, EventRecord, RequiredStatus},
+    events::{EventKind, EventRecord, RequiredStatus, required_line},
     kernel_tables::KernelTables,
-    required::{self, Tracker, records, tracker::RuleVerdict},
+    required::{
+        self, Tracker, records,
+        tracker::{Blocked, RuleVerdict},
+    },
 };
 
 type Hasher = foldhash::fast::RandomState;
@@ -127,8 +130,30 @@ impl HandshakeTable for Table {
 /// Capture time between sweeps of the table: as often as the daemon's.
 const SWEEP_EVERY_NS: u64 = 100_000_000;
 
+/// What a packet was to an attempt, for carving its packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptPacket {
+    /// A SYN, request or refusal of the pending attempt.
+    Part(HandshakeKey),
+    /// The answer: the attempt worked.
+    Answered(HandshakeKey),
+}
+
+/// An attempt that left the table in a sweep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judged {
+    /// It failed: its BLOCKED line, as the console would print it for
+    /// this attempt alone.
+    Blocked(HandshakeKey, String),
+    /// It failed, but on a rule no longer required: not reported.
+    Dropped(HandshakeKey),
+}
+
 pub struct Required {
     table: Table,
+    /// Attempts judged since last taken, kept only when packets are carved
+    /// (`replay --pcap`).
+    pub judged: Option<Vec<Judged>>,
     pub tracker: Tracker,
     timeout_ns: u64,
     last_sweep_ns: u64,
@@ -141,6 +166,7 @@ impl Required {
     pub fn new(tables: &KernelTables, timeout_ns: u64) -> Self {
         Self {
             table: Table::default(),
+            judged: None,
             tracker: Tracker::new(tables),
             timeout_ns,
             last_sweep_ns: 0,
@@ -162,7 +188,13 @@ impl Required {
         !self.idle() && ts_ns.saturating_sub(self.last_sweep_ns) >= SWEEP_EVERY_NS
     }
 
+    /// Keeps what each sweep judges in [`judged`](Self::judged).
+    pub fn keep_judged(&mut self) {
+        self.judged = Some(Vec::new());
+    }
+
     /// One classified packet. `view` is the buffer `parsed` was read from.
+    /// Returns what the packet was to an attempt the table tracks.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     pub fn packet(
@@ -175,20 +207,26 @@ impl Required {
         ifindex: u32,
         enricher: &Enricher,
         out: &mut Vec<EventRecord>,
-    ) {
+    ) -> Option<AttemptPacket> {
         self.sweep(ts_ns, enricher, out, false);
         if !matches!(
             verdict,
             Verdict::Allowed { required: true, .. } | Verdict::Infrastructure
         ) {
-            return;
+            return None;
         }
         let track = handshake::track(view, parsed, verdict, dir);
-        if matches!(track, Track::None) {
-            return;
-        }
+        let key = match track {
+            Track::None => return None,
+            Track::Attempt { key, .. }
+            | Track::Answered { key, .. }
+            | Track::Refused { key, .. } => key,
+        };
         match handshake::apply(&mut self.table, &track, ts_ns, 0, ifindex) {
             Applied::TableFull => self.table_full += 1,
+            Applied::Started | Applied::Retried | Applied::Refused => {
+                return Some(AttemptPacket::Part(key));
+            }
             Applied::Answered { rule, flow } => {
                 if let Some(info) = enricher.tables.rule(rule) {
                     self.tracker.working(info, 1);
@@ -202,9 +240,11 @@ impl Required {
                         enricher.clock.wall(ts_ns),
                     ));
                 }
+                return Some(AttemptPacket::Answered(key));
             }
-            _ => {}
+            Applied::Nothing => {}
         }
+        None
     }
 
     /// Judges the table at capture time `now_ns` (at most every
@@ -239,8 +279,33 @@ impl Required {
         for (key, h, reason) in failed {
             self.table.remove(&key);
             let Some(rule) = enricher.tables.rule(h.rule).filter(|r| r.required) else {
+                if let Some(judged) = self.judged.as_mut() {
+                    judged.push(Judged::Dropped(key));
+                }
                 continue;
             };
+            if let Some(judged) = self.judged.as_mut() {
+                // This attempt's own line: the flow's record counts every
+                // attempt, and is only written for the first.
+                let attempt = Blocked {
+                    rule: rule.clone(),
+                    reason,
+                    attempts: u64::from(h.attempts.max(1)),
+                    first_ns: h.first_ns,
+                    last_ns: h.last_ns,
+                    ifindex: h.ifindex,
+                    initiator_port: key.initiator_port,
+                    reported_attempts: 0,
+                };
+                let r = records::record(
+                    enricher,
+                    EventKind::Blocked,
+                    &key.flow,
+                    &attempt,
+                    enricher.clock.wall(h.last_ns),
+                );
+                judged.push(Judged::Blocked(key, required_line(&r)));
+            }
             if self.tracker.failed(&key, &h, reason, rule) {
                 let b = self.tracker.get(&key.flow).expect("just added");
                 out.push(records::record(

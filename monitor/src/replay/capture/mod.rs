@@ -126,6 +126,9 @@ pub struct Packet<'a> {
     /// Length on the wire; `data` may be shorter (snapshot length).
     pub orig_len: u32,
     pub link: Link,
+    /// The capture's own LINKTYPE value for `link`, upper bits included:
+    /// what a carved copy of the packet is written with.
+    pub linktype: u32,
     /// Index into [`CaptureSet::interfaces`].
     pub iface: usize,
     pub data: &'a [u8],
@@ -189,6 +192,7 @@ enum CaptureFormat {
         endianness: Endianness,
         nanos: bool,
         link: Link,
+        linktype: u32,
     },
     PcapNg {
         parser: PcapNgParser,
@@ -204,6 +208,7 @@ struct Current {
     ts_ns: u64,
     orig_len: u32,
     link: Link,
+    linktype: u32,
     iface: usize,
     /// Range in the window's available bytes.
     data: (usize, usize),
@@ -286,6 +291,7 @@ enum Step {
 
 struct NgInterface {
     link: Link,
+    linktype: u32,
     snaplen: u32,
     ts: TsUnit,
     /// Index into the capture set's interface names.

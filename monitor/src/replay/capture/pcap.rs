@@ -11,6 +11,7 @@ impl CaptureReader {
             endianness,
             nanos,
             link,
+            linktype,
             ..
         } = self.format
         else {
@@ -93,6 +94,7 @@ impl CaptureReader {
             // present are the better witness.
             orig_len: orig_len.max(incl_len as u32),
             link,
+            linktype,
             iface,
             data: (16, 16 + incl_len),
         }))

@@ -75,6 +75,7 @@ impl CaptureReader {
                     // interfaces by position.
                     interfaces.push(NgInterface {
                         link: Link::Unsupported(u32::MAX),
+                        linktype: u32::MAX,
                         snaplen: 0,
                         ts: TsUnit::MICROS,
                         name: 0,
@@ -169,6 +170,7 @@ impl CaptureReader {
             ts_ns,
             orig_len: orig_len.max(captured),
             link: iface.link,
+            linktype: iface.linktype,
             iface: iface.name,
             data: range,
         }))
@@ -327,6 +329,7 @@ pub(super) fn ng_interface(
     let name = name.unwrap_or_else(|| file_label(path));
     NgInterface {
         link: Link::from_linktype(u32::from(idb.linktype)),
+        linktype: u32::from(idb.linktype),
         snaplen: idb.snaplen,
         ts,
         name: names.intern(&name),

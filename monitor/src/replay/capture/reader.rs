@@ -89,6 +89,7 @@ impl CaptureReader {
                 endianness: header.endianness,
                 nanos: header.ts_resolution == TsResolution::NanoSecond,
                 link: Link::from_linktype(u32::from(header.datalink)),
+                linktype: u32::from(header.datalink),
                 parser,
                 iface: names.intern(&label),
             }
@@ -178,6 +179,7 @@ impl CaptureReader {
             ts_ns: c.ts_ns,
             orig_len: c.orig_len,
             link: c.link,
+            linktype: c.linktype,
             iface: c.iface,
             data: &self.window.available()[c.data.0..c.data.1],
             file: self.index,
@@ -247,6 +249,7 @@ impl CaptureReader {
                 endianness,
                 nanos,
                 link,
+                linktype,
                 ..
             } => {
                 if let Link::Unsupported(_) = link {
@@ -275,6 +278,7 @@ impl CaptureReader {
                     ts_ns: u64::from(ts_sec) * 1_000_000_000 + frac_ns,
                     orig_len: orig_len.max(incl_len as u32),
                     link,
+                    linktype,
                     iface,
                     data: (16, 16 + incl_len),
                 };
@@ -312,6 +316,7 @@ impl CaptureReader {
                     ts_ns,
                     orig_len: read_u32(&head[24..28], e).max(captured as u32),
                     link: iface.link,
+                    linktype: iface.linktype,
                     iface: iface.name,
                     data: (28, 28 + captured),
                 };

@@ -88,6 +88,7 @@ impl CaptureSet {
                     ts_ns: c.ts_ns,
                     orig_len: c.orig_len,
                     link: c.link,
+                    linktype: c.linktype,
                     iface: c.iface,
                     data: &reader.window.available()[c.data.0..c.data.1],
                     file: reader.index,
