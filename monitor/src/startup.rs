@@ -137,3 +137,35 @@ pub fn adoption_line(a: &crate::loader::Adoption, dir: &std::path::Path) -> Stri
         dir.display()
     )
 }
+
+/// The events' numbering for this run: a pinned run that stopped cleanly is
+/// gone on with; otherwise a new instance begins, and after a crash a note
+/// says what the last instance is known to have reached.
+pub fn events_stream(
+    adoption: Option<&crate::loader::Adoption>,
+) -> (crate::events::Stream, Option<String>) {
+    use crate::events::Stream;
+    match adoption.and_then(|a| a.stream.as_ref()) {
+        Some(s) if s.clean => (
+            Stream::resume(s.instance.clone(), s.next_seq),
+            Some(format!(
+                "events go on as instance {} from seq {}",
+                s.instance, s.next_seq
+            )),
+        ),
+        Some(s) => {
+            let stream = Stream::fresh();
+            let reached = match s.next_seq.saturating_sub(1) {
+                0 => "had numbered none when last saved".to_string(),
+                n => format!("had reached seq {n} or more"),
+            };
+            let note = format!(
+                "the last pinned run did not stop cleanly: its events (instance {}) {reached}, and what it wrote after that is not known; events now go as instance {} from seq 1",
+                s.instance,
+                stream.instance()
+            );
+            (stream, Some(note))
+        }
+        None => (Stream::fresh(), None),
+    }
+}

@@ -77,6 +77,22 @@ fn replay_writes_events_and_fails_only_when_nothing_was_read() {
         "{stderr}"
     );
     assert!(!stderr.contains("did not resolve"), "{stderr}");
+    // Every line numbered 1, 2, 3, ... under one instance, so a collector
+    // can tell it has them all.
+    let stamps: Vec<(u64, String)> = stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["seq"].as_u64().unwrap(),
+                v["instance"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (i, (seq, instance)) in stamps.iter().enumerate() {
+        assert_eq!(*seq, i as u64 + 1, "{stdout}");
+        assert_eq!(instance, &stamps[0].1, "{stdout}");
+    }
     // Flow records, then one verdict per required rule.
     let (required, flows): (Vec<&str>, Vec<&str>) = stdout
         .lines()

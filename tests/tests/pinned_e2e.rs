@@ -57,6 +57,33 @@ fn unexpected_to(events: &[serde_json::Value], port: u16) -> Vec<&serde_json::Va
         .collect()
 }
 
+/// Each instance in `events` with its seqs, which must be 1, 2, 3, ... in
+/// file order: nothing missing, nothing twice.
+fn numbering(events: &[serde_json::Value]) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = Vec::new();
+    for e in events {
+        let instance = e["instance"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no instance: {e}"));
+        let seq = e["seq"].as_u64().unwrap_or_else(|| panic!("no seq: {e}"));
+        match out.last_mut() {
+            Some((i, last)) if i == instance => {
+                assert_eq!(seq, *last + 1, "{e}");
+                *last = seq;
+            }
+            _ => {
+                assert_eq!(seq, 1, "a new instance starts at 1: {e}");
+                assert!(
+                    out.iter().all(|(i, _)| i != instance),
+                    "instance {instance} comes back: {e}"
+                );
+                out.push((instance.to_string(), seq));
+            }
+        }
+    }
+    out
+}
+
 fn wait_for(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
@@ -123,6 +150,11 @@ fn a_restart_reports_the_gap_and_nothing_it_reported_before() {
         "{}",
         second.stderr_so_far()
     );
+    assert!(
+        second.stderr_contains("events go on as instance"),
+        "{}",
+        second.stderr_so_far()
+    );
     let e = lab.wait_event("unexpected", &peer, 6667);
     let ts = humantime::parse_rfc3339(e["ts"].as_str().unwrap()).expect("ts");
     assert!(
@@ -151,6 +183,8 @@ fn a_restart_reports_the_gap_and_nothing_it_reported_before() {
         blocked_2888, 1,
         "a flow reported blocked before the restart is not reported again: {all:#?}"
     );
+    // One numbering across the restart: one instance, seq 1, 2, 3, ...
+    assert_eq!(numbering(&all).len(), 1, "{all:#?}");
 
     let out = detach(&lab.node1, &["--all", "--pin", pins.to_str().unwrap()]);
     assert!(
@@ -305,13 +339,37 @@ fn a_killed_pinned_run_is_removed_whole_by_detach_all() {
         &args,
     )
     .expect("start");
-    let prog = xdp_prog_id(&lab.node1, &lab.n1.ifname).expect("xdp prog id");
+    assert!(!connect(&lab.node2, &lab.n1.v4, 6666));
+    lab.wait_event("unexpected", &lab.n2.v4, 6666);
     mon.signal(libc::SIGKILL);
     drop(mon);
     assert!(
         xdp_attached(&lab.node1, &lab.n1.ifname).unwrap(),
         "pinned: still attached after kill -9"
     );
+
+    // The next start cannot know the last seq written: a new instance.
+    let next = MonitorProc::classifying(
+        &lab.node1,
+        &[&lab.n1.ifname],
+        "thoughtspot",
+        &inv,
+        &events,
+        &args,
+    )
+    .expect("start again");
+    assert!(
+        next.stderr_contains("did not stop cleanly"),
+        "{}",
+        next.stderr_so_far()
+    );
+    assert!(!connect(&lab.node2, &lab.n1.v4, 6667));
+    lab.wait_event("unexpected", &lab.n2.v4, 6667);
+    let done = next.stop().expect("stop");
+    assert!(done.status.success(), "{}", done.stderr);
+    let all = read_events(&events).expect("events");
+    assert_eq!(numbering(&all).len(), 2, "{all:#?}");
+    let prog = xdp_prog_id(&lab.node1, &lab.n1.ifname).expect("xdp prog id");
 
     let out = detach(&lab.node1, &["--all", "--pin", pins.to_str().unwrap()]);
     assert!(

@@ -200,6 +200,25 @@ fn start(config: RunConfig, file: Option<ConfigFile>) -> anyhow::Result<()> {
             eprintln!("portconform: {line}");
         }
     }
+    let events = match events {
+        Some(w) => {
+            let (stream, note) = startup::events_stream(monitor.adoption());
+            if let Some(note) = note {
+                eprintln!("portconform: {note}");
+            }
+            // Saved at once, as not clean: a crash from here on is known
+            // for one by the next run.
+            monitor
+                .save_stream(crate::pin::record::SavedStream {
+                    instance: stream.instance().to_string(),
+                    next_seq: stream.next_seq(),
+                    clean: false,
+                })
+                .context("leaving the events numbering in the pin record")?;
+            Some(w.with_stream(stream))
+        }
+        None => None,
+    };
     for iface in monitor.interfaces() {
         let note = match iface.xdp_mode {
             XdpAttachMode::Native => "",

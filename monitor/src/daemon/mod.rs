@@ -311,6 +311,7 @@ impl Daemon<'_> {
                     summary::emit(&snapshot, previous.as_ref(), options.summary, false)?;
                     report_kernel(monitor, &snapshot, state, sinks, options.summary)?;
                     previous = Some(snapshot);
+                    save_stream(monitor, sinks, false)?;
                 }
                 _ = refresh.tick(), if classifying => {
                     refresh_flows(monitor, enricher, &mut state.reported, sinks)?;
@@ -415,8 +416,27 @@ impl Daemon<'_> {
         }
         let snapshot = stats::read(monitor).context("reading the counters")?;
         summary::emit(&snapshot, previous.as_ref(), options.summary, true)?;
-        report_kernel(monitor, &snapshot, state, sinks, options.summary)
+        report_kernel(monitor, &snapshot, state, sinks, options.summary)?;
+        // Last: every line of this run is written and flushed, so the next
+        // pinned run's numbering follows on exactly.
+        save_stream(monitor, sinks, true)
     }
+}
+
+/// With `run --pin`: leaves where the events' numbering stands in the pin
+/// record; `clean` once the last line is written, else a lower bound for
+/// the message a successor prints after a crash.
+fn save_stream(monitor: &mut Monitor, sinks: &Sinks, clean: bool) -> anyhow::Result<()> {
+    let Some(stream) = sinks.events.as_ref().and_then(JsonlWriter::stream) else {
+        return Ok(());
+    };
+    monitor
+        .save_stream(crate::pin::record::SavedStream {
+            instance: stream.instance().to_string(),
+            next_seq: stream.next_seq(),
+            clean,
+        })
+        .context("leaving the events numbering for the next run")
 }
 
 /// A timer that skips ticks it missed rather than bursting, already past

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::borrowed::RecordRef;
 use super::record::{EventRecord, RequiredStatus};
+use super::stream::Stream;
 
 /// How big the events file may grow and how many old files to keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,6 +112,8 @@ pub struct JsonlWriter {
     size: u64,
     rotations: u64,
     line: Vec<u8>,
+    /// Numbers every line (`seq`, `instance`) when set.
+    stream: Option<Stream>,
 }
 
 impl JsonlWriter {
@@ -138,7 +141,19 @@ impl JsonlWriter {
             size,
             rotations: 0,
             line: Vec::with_capacity(512),
+            stream: None,
         })
+    }
+
+    /// Numbers every line written from now on (see [`Stream`]).
+    pub fn with_stream(mut self, stream: Stream) -> Self {
+        self.stream = Some(stream);
+        self
+    }
+
+    /// The numbering, to leave it to a pinned run's successor.
+    pub fn stream(&self) -> Option<&Stream> {
+        self.stream.as_ref()
     }
 
     pub fn path(&self) -> &Path {
@@ -167,6 +182,9 @@ impl JsonlWriter {
     pub fn write<T: JsonLine>(&mut self, record: &T) -> Result<(), JsonlError> {
         self.line.clear();
         record.write_line(&mut self.line)?;
+        if let Some(stream) = self.stream.as_mut() {
+            stream.stamp(&mut self.line);
+        }
         self.line.push(b'\n');
         let len = self.line.len() as u64;
         if let Sink::File(_) = self.sink

@@ -8,6 +8,7 @@ pub mod flood;
 pub mod jsonl;
 pub mod pcapng;
 pub mod record;
+pub mod stream;
 pub mod text;
 
 pub use borrowed::RecordRef;
@@ -17,6 +18,7 @@ pub use pcapng::{CapturedPacket, LINKTYPE_ETHERNET, PcapngError, PcapngWriter};
 pub use record::{
     ConnDir, EventKind, EventRecord, IpProto, RequiredState, RequiredStatus, rfc3339,
 };
+pub use stream::Stream;
 
 /// Permissions of the events and pcapng files the sinks create (before the
 /// umask; a file that exists keeps its own): they name this host's peers,

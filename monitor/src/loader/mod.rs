@@ -171,6 +171,8 @@ pub struct Adoption {
     pub retired: Vec<(String, Counter)>,
     /// Required flows the run before reported blocked, not yet recovered.
     pub blocked: Vec<pin::record::SavedBlocked>,
+    /// The run before's events numbering.
+    pub stream: Option<pin::record::SavedStream>,
 }
 
 impl Monitor {
@@ -349,6 +351,7 @@ impl Monitor {
                         .map_or_else(Vec::new, |t| t.rules.iter().map(|r| r.id.clone()).collect()),
                     drops: matches!(drop_watch, Some(DropWatch::On(_))),
                     blocked: Vec::new(),
+                    stream: None,
                 };
                 dir.write_layout(&layout)
                     .map_err(|e| LoadError::Pin(e.to_string()))?;
@@ -362,6 +365,7 @@ impl Monitor {
                         lost: plan.lost,
                         retired,
                         blocked: old.map(|o| o.blocked.clone()).unwrap_or_default(),
+                        stream: old.and_then(|o| o.stream.clone()),
                     },
                 })
             }
@@ -399,6 +403,18 @@ impl Monitor {
             return Ok(());
         };
         p.layout.blocked = blocked;
+        p.dir
+            .write_layout(&p.layout)
+            .map_err(|e| LoadError::Pin(e.to_string()))
+    }
+
+    /// With `run --pin`: leaves the events numbering in the layout record
+    /// for the next run.
+    pub fn save_stream(&mut self, stream: pin::record::SavedStream) -> Result<(), LoadError> {
+        let Some(p) = &mut self.pinned else {
+            return Ok(());
+        };
+        p.layout.stream = Some(stream);
         p.dir
             .write_layout(&p.layout)
             .map_err(|e| LoadError::Pin(e.to_string()))

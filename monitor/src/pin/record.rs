@@ -40,6 +40,21 @@ pub struct Layout {
     /// stopped: the next one updates them instead of reporting them anew.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blocked: Vec<SavedBlocked>,
+    /// The events' numbering (see `events::stream`), so the next run goes
+    /// on with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<SavedStream>,
+}
+
+/// An events stream's instance and where its numbering stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedStream {
+    pub instance: String,
+    /// The `seq` of the next line: exact when `clean`, else a lower bound
+    /// (saved every summary while the daemon runs).
+    pub next_seq: u64,
+    /// Whether the daemon that saved it stopped cleanly.
+    pub clean: bool,
 }
 
 /// A blocked flow as a stopping daemon left it (see `required::Blocked`).

@@ -20,7 +20,7 @@ use super::{
     infer_hosts,
 };
 use crate::{
-    events::{EventRecord, JsonlWriter, Rotation, console, rfc3339},
+    events::{EventRecord, JsonlWriter, Rotation, Stream, console, rfc3339},
     kernel_tables::KernelTables,
     policy::{
         self,
@@ -183,6 +183,8 @@ pub fn replay(config: ReplayConfig) -> anyhow::Result<()> {
                     keep: 0,
                 },
             )
+            // A replay is one instance: its lines numbered from 1.
+            .map(|w| w.with_stream(Stream::fresh()))
         })
         .transpose()
         .context("opening the events file")?;
