@@ -7,6 +7,7 @@ pub mod command;
 pub mod daemon;
 pub mod enrich;
 pub mod events;
+pub mod export;
 pub mod kernel_tables;
 pub mod loader;
 pub mod metrics;
