@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use crate::{
     daemon::{self, Sinks, SummaryFormat, config::ConfigFile},
     events::{JsonlWriter, PcapngWriter, Rotation},
+    export::{self, ExportArgs, Exporter},
     kernel_tables::KernelTables,
     loader::{EgressMode, Monitor, XdpAttachMode},
     metrics::{Metrics, serve},
@@ -74,6 +75,8 @@ pub struct RunArgs {
     /// when the daemon stops, and the next `run --pin` adopts them.
     #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = crate::pin::DEFAULT_DIR)]
     pub pin: Option<PathBuf>,
+    #[command(flatten)]
+    pub export: ExportArgs,
 }
 
 /// Everything `run` was asked to do.
@@ -94,6 +97,8 @@ pub struct RunConfig {
     pub handshake_timeout: Duration,
     /// `--pin`: the pin directory.
     pub pin: Option<PathBuf>,
+    /// `--export` and its spools.
+    pub export: ExportArgs,
 }
 
 /// `portconform run`. `matches` are what `args` was parsed from: with
@@ -139,8 +144,13 @@ fn run_config(args: RunArgs, file: Option<&ConfigFile>) -> anyhow::Result<RunCon
         summary: args.summary,
         handshake_timeout: args.handshake_timeout,
         pin: args.pin,
+        export: args.export,
     })
 }
+
+/// How long a stopping daemon keeps sending what is spooled; the rest goes
+/// with the next start.
+const EXPORT_GRACE: Duration = Duration::from_secs(5);
 
 fn start(config: RunConfig, file: Option<ConfigFile>) -> anyhow::Result<()> {
     // A mistyped interface is the likeliest mistake: say so before the
@@ -148,9 +158,12 @@ fn start(config: RunConfig, file: Option<ConfigFile>) -> anyhow::Result<()> {
     crate::loader::resolve_interfaces(&config.ifaces)?;
     let tables = match (&config.selection.policy, &config.selection.profile) {
         (None, None) => {
-            if config.inventory.is_some() || config.events.is_some() {
+            if config.inventory.is_some()
+                || config.events.is_some()
+                || !config.export.export.is_empty()
+            {
                 anyhow::bail!(
-                    "--inventory and --events need a policy: give --policy FILE or --profile NAME"
+                    "--inventory, --events and --export need a policy: give --policy FILE or --profile NAME"
                 );
             }
             eprintln!("portconform: no --policy or --profile: counting traffic only");
@@ -167,6 +180,16 @@ fn start(config: RunConfig, file: Option<ConfigFile>) -> anyhow::Result<()> {
         .map(|p| JsonlWriter::open(p, config.events_rotation))
         .transpose()
         .context("opening the events file")?;
+    // Exported lines are the events file's, numbered alike; without a
+    // file they are still made, for the sinks alone.
+    let events = match Exporter::start(&config.export)? {
+        Some(exporter) => Some(
+            events
+                .unwrap_or_else(JsonlWriter::without_file)
+                .with_export(exporter),
+        ),
+        None => events,
+    };
     let pcap = config
         .pcap
         .as_ref()
@@ -303,6 +326,11 @@ fn start(config: RunConfig, file: Option<ConfigFile>) -> anyhow::Result<()> {
         &mut sinks,
         &options,
     ))?;
+    if let Some(w) = sinks.events.as_mut() {
+        for (counts, dir) in w.finish_export(EXPORT_GRACE) {
+            eprintln!("portconform: {}", export::summary_line(&counts, &dir));
+        }
+    }
     drop(server);
     let pinned = monitor.pin_dir().map(|d| d.display().to_string());
     drop(monitor);
@@ -365,6 +393,15 @@ fn reconfigure(running: &RunConfig, new: RunConfig, classifying: bool) -> (RunCo
     keep(running.pcap_max_bytes != new.pcap_max_bytes, "pcap-max-mib");
     keep(running.metrics != new.metrics, "metrics");
     keep(running.pin != new.pin, "pin");
+    keep(running.export.export != new.export.export, "export");
+    keep(
+        running.export.spool_dir != new.export.spool_dir,
+        "spool-dir",
+    );
+    keep(
+        running.export.spool_max_mib != new.export.spool_max_mib,
+        "spool-max-mib",
+    );
     // Classifying or only counting is decided when the programs load.
     let mut new = new;
     let has_policy = new.selection.policy.is_some() || new.selection.profile.is_some();
@@ -388,6 +425,7 @@ fn reconfigure(running: &RunConfig, new: RunConfig, classifying: bool) -> (RunCo
         pcap_max_bytes: running.pcap_max_bytes,
         metrics: running.metrics,
         pin: running.pin.clone(),
+        export: running.export.clone(),
         ..new
     };
     (new, notes)

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use super::borrowed::RecordRef;
 use super::record::{EventRecord, RequiredStatus};
 use super::stream::Stream;
+use crate::export::{Exporter, SinkCounts, spool::SpoolError};
 
 /// How big the events file may grow and how many old files to keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,11 +54,15 @@ pub enum JsonlError {
     ZeroMaxBytes { path: PathBuf },
     #[error("cannot encode an event as JSON: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("cannot spool events for export")]
+    Export(#[from] SpoolError),
 }
 
 enum Sink {
     Stdout(BufWriter<io::Stdout>),
     File(BufWriter<File>),
+    /// No file: the lines only go to the exporter.
+    None(io::Sink),
 }
 
 impl Sink {
@@ -65,6 +70,7 @@ impl Sink {
         match self {
             Sink::Stdout(w) => w,
             Sink::File(w) => w,
+            Sink::None(w) => w,
         }
     }
 }
@@ -114,6 +120,8 @@ pub struct JsonlWriter {
     line: Vec<u8>,
     /// Numbers every line (`seq`, `instance`) when set.
     stream: Option<Stream>,
+    /// Also sends every line to the `--export` sinks.
+    export: Option<Exporter>,
 }
 
 impl JsonlWriter {
@@ -142,7 +150,51 @@ impl JsonlWriter {
             rotations: 0,
             line: Vec::with_capacity(512),
             stream: None,
+            export: None,
         })
+    }
+
+    /// A writer with no file, for lines that only go to the exporter.
+    pub fn without_file() -> Self {
+        JsonlWriter {
+            path: PathBuf::from("(no events file)"),
+            rotation: Rotation::default(),
+            sink: Sink::None(io::sink()),
+            size: 0,
+            rotations: 0,
+            line: Vec::with_capacity(512),
+            stream: None,
+            export: None,
+        }
+    }
+
+    /// Sends every line written from now on to `exporter`'s sinks too.
+    pub fn with_export(mut self, exporter: Exporter) -> Self {
+        self.export = Some(exporter);
+        self
+    }
+
+    /// What each export sink did so far.
+    pub fn export_counts(&self) -> Vec<SinkCounts> {
+        self.export
+            .as_ref()
+            .map(Exporter::counts)
+            .unwrap_or_default()
+    }
+
+    /// Stops exporting: what is spooled is sent for at most `grace` (the
+    /// rest waits in the spools); the sinks' final counts and spools.
+    pub fn finish_export(&mut self, grace: std::time::Duration) -> Vec<(SinkCounts, PathBuf)> {
+        let Some(exporter) = self.export.take() else {
+            return Vec::new();
+        };
+        let dirs = exporter.spool_dirs();
+        exporter
+            .finish(grace)
+            .into_iter()
+            .zip(dirs)
+            .map(|(c, (_, d))| (c, d))
+            .collect()
     }
 
     /// Numbers every line written from now on (see [`Stream`]).
@@ -185,6 +237,9 @@ impl JsonlWriter {
         if let Some(stream) = self.stream.as_mut() {
             stream.stamp(&mut self.line);
         }
+        if let Some(export) = self.export.as_mut() {
+            export.push(&self.line);
+        }
         self.line.push(b'\n');
         let len = self.line.len() as u64;
         if let Sink::File(_) = self.sink
@@ -224,7 +279,11 @@ impl JsonlWriter {
             .map_err(|source| JsonlError::Write {
                 path: path.clone(),
                 source,
-            })
+            })?;
+        if let Some(export) = self.export.as_mut() {
+            export.flush()?;
+        }
+        Ok(())
     }
 
     /// FILE → FILE.1 → … → FILE.keep; the oldest falls off the end.

@@ -1,5 +1,343 @@
-//! Exporting the events to the engines a fleet already runs, each through
-//! a bounded on-disk [`spool`], so that nothing is lost on the way without
-//! being counted.
+//! Exporting the events to the engines a fleet already runs (`--export
+//! URL`), each sink through a bounded on-disk [`spool`], so that nothing is
+//! lost on the way without being counted.
+//!
+//! The daemon (or replay) hands every line it writes to [`Exporter::push`],
+//! which appends it to each sink's spool; a thread of the exporter's own
+//! sends from the spools, so a slow or absent collector never holds up the
+//! reading of the kernel's events, and the lines left at exit go with the
+//! next start.
 
 pub mod spool;
+pub mod syslog;
+mod tcp;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use spool::{Spool, SpoolCounts, SpoolError};
+
+/// Where spools live unless told: the packaged unit's StateDirectory.
+pub const DEFAULT_SPOOL_DIR: &str = "/var/lib/portconform/spool";
+
+/// The options of `run` and `replay` that export.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ExportArgs {
+    /// Send every events line to URL as well: syslog+tcp://HOST:PORT (RFC
+    /// 5424, octet-counted). Repeatable; each sink has its own spool.
+    #[arg(long = "export", value_name = "URL", value_parser = Target::parse)]
+    pub export: Vec<Target>,
+    /// Where each sink's spool of lines not yet delivered is kept.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_SPOOL_DIR)]
+    pub spool_dir: PathBuf,
+    /// The most each sink's spool may hold; past it, its oldest lines are
+    /// dropped and counted.
+    #[arg(long, value_name = "MIB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub spool_max_mib: u64,
+}
+
+/// A sink, as its URL names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// `syslog+tcp://HOST:PORT`.
+    SyslogTcp { host: String, port: u16 },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(
+        "--export {url}: {why}; give syslog+tcp://HOST:PORT (NATS and IPFIX sinks are not built yet)"
+    )]
+    BadUrl { url: String, why: String },
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error("cannot start the export thread")]
+    Thread(#[source] std::io::Error),
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Target, ExportError> {
+        let bad = |why: &str| ExportError::BadUrl {
+            url: url.to_string(),
+            why: why.to_string(),
+        };
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
+        let authority = rest.trim_end_matches('/');
+        if authority.contains('/') || authority.contains('?') {
+            return Err(bad("a syslog URL has no path"));
+        }
+        let (host, port) = authority.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| bad("the port is not a number from 1 to 65535"))?;
+        match scheme {
+            "syslog+tcp" => Ok(Target::SyslogTcp {
+                host: host.to_string(),
+                port,
+            }),
+            other => Err(bad(&format!("scheme {other}:// is not supported"))),
+        }
+    }
+
+    /// What it is called in messages and metrics.
+    pub fn label(&self) -> String {
+        match self {
+            Target::SyslogTcp { host, port } if host.contains(':') => {
+                format!("syslog+tcp://[{host}]:{port}")
+            }
+            Target::SyslogTcp { host, port } => format!("syslog+tcp://{host}:{port}"),
+        }
+    }
+
+    /// Its spool's directory name: the URL with anything but letters,
+    /// digits, dots and dashes made a dash.
+    fn spool_name(&self) -> String {
+        self.label()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    }
+}
+
+/// What one sink did, for the summary and the metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SinkCounts {
+    pub sink: String,
+    /// Lines the collector acknowledged.
+    pub sent: u64,
+    /// Lines sent again after a connection failed before acknowledging them.
+    pub retried: u64,
+    /// Lines in the spool, waiting.
+    pub spooled: u64,
+    /// Lines the full spool dropped undelivered.
+    pub dropped: u64,
+    pub connected: bool,
+}
+
+/// One sink's state, shared by the writer and its sender.
+struct Shared {
+    target: Target,
+    spool: Mutex<Spool>,
+    /// Wakes the sender when lines were added.
+    wake: tokio::sync::Notify,
+    retried: AtomicU64,
+    connected: AtomicBool,
+    /// Set at exit: send what is spooled, then stop.
+    stopping: AtomicBool,
+}
+
+impl Shared {
+    fn spool(&self) -> std::sync::MutexGuard<'_, Spool> {
+        self.spool.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn counts(&self) -> SinkCounts {
+        let SpoolCounts {
+            sent,
+            dropped,
+            pending,
+            ..
+        } = self.spool().counts();
+        SinkCounts {
+            sink: self.target.label(),
+            sent,
+            retried: self.retried.load(Ordering::Relaxed),
+            spooled: pending,
+            dropped,
+            connected: self.connected.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The sinks and the thread that sends to them.
+pub struct Exporter {
+    sinks: Vec<Arc<Shared>>,
+    thread: Option<JoinHandle<()>>,
+    /// The first error writing a spool; the caller stops on it.
+    error: Option<SpoolError>,
+}
+
+impl Exporter {
+    /// Opens every sink's spool (keeping what an earlier run left) and
+    /// starts sending. `None` when `args` names no sink.
+    pub fn start(args: &ExportArgs) -> Result<Option<Exporter>, ExportError> {
+        if args.export.is_empty() {
+            return Ok(None);
+        }
+        let mut sinks = Vec::new();
+        for target in &args.export {
+            let dir = args.spool_dir.join(target.spool_name());
+            let spool = Spool::open(&dir, args.spool_max_mib * 1024 * 1024)?;
+            sinks.push(Arc::new(Shared {
+                target: target.clone(),
+                spool: Mutex::new(spool),
+                wake: tokio::sync::Notify::new(),
+                retried: AtomicU64::new(0),
+                connected: AtomicBool::new(false),
+                stopping: AtomicBool::new(false),
+            }));
+        }
+        let senders = sinks.clone();
+        let thread = std::thread::Builder::new()
+            .name("portconform-export".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        log::error!("export: cannot start the async runtime: {e}");
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let tasks: Vec<_> = senders
+                        .into_iter()
+                        .map(|s| tokio::spawn(tcp::send(s)))
+                        .collect();
+                    for t in tasks {
+                        let _ = t.await;
+                    }
+                });
+            })
+            .map_err(ExportError::Thread)?;
+        Ok(Some(Exporter {
+            sinks,
+            thread: Some(thread),
+            error: None,
+        }))
+    }
+
+    /// Spools one line (a JSON record without its newline) for every sink.
+    pub fn push(&mut self, line: &[u8]) {
+        for s in &self.sinks {
+            if let Err(e) = s.spool().append(line)
+                && self.error.is_none()
+            {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    /// Makes the lines pushed so far visible to the senders and wakes them;
+    /// the error that stopped a spool, if one did.
+    pub fn flush(&mut self) -> Result<(), SpoolError> {
+        for s in &self.sinks {
+            if let Err(e) = s.spool().flush()
+                && self.error.is_none()
+            {
+                self.error = Some(e);
+            }
+            s.wake.notify_one();
+        }
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    pub fn counts(&self) -> Vec<SinkCounts> {
+        self.sinks.iter().map(|s| s.counts()).collect()
+    }
+
+    pub fn spool_dirs(&self) -> Vec<(String, PathBuf)> {
+        self.sinks
+            .iter()
+            .map(|s| (s.target.label(), s.spool().dir().to_path_buf()))
+            .collect()
+    }
+
+    /// Sends what is spooled for at most `grace`, then stops; what is left
+    /// stays spooled for the next start. Returns the final counts.
+    pub fn finish(mut self, grace: Duration) -> Vec<SinkCounts> {
+        let _ = self.flush();
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline && self.sinks.iter().any(|s| s.spool().counts().pending > 0)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for s in &self.sinks {
+            s.stopping.store(true, Ordering::Relaxed);
+            s.wake.notify_one();
+            let _ = s.spool().sync();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.counts()
+    }
+}
+
+/// One closing line per sink: what went, what waits, what was lost.
+pub fn summary_line(c: &SinkCounts, dir: &Path) -> String {
+    let mut s = format!(
+        "export {}: {} lines delivered, {} sent again after a connection failed",
+        c.sink, c.sent, c.retried
+    );
+    if c.spooled > 0 {
+        s.push_str(&format!(
+            "; {} not delivered yet, kept in {} for the next start",
+            c.spooled,
+            dir.display()
+        ));
+    }
+    if c.dropped > 0 {
+        s.push_str(&format!(
+            "; {} dropped undelivered: the spool was full (--spool-max-mib)",
+            c.dropped
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_read_or_refused_with_what_to_give() {
+        assert_eq!(
+            Target::parse("syslog+tcp://192.0.2.9:6514").unwrap(),
+            Target::SyslogTcp {
+                host: "192.0.2.9".into(),
+                port: 6514
+            }
+        );
+        let v6 = Target::parse("syslog+tcp://[2001:db8::9]:514/").unwrap();
+        assert_eq!(v6.label(), "syslog+tcp://[2001:db8::9]:514");
+        assert_eq!(v6.spool_name(), "syslog-tcp----2001-db8--9--514");
+        for (url, why) in [
+            ("kafka://k:9092", "scheme kafka:// is not supported"),
+            ("syslog+tcp://host", "no port"),
+            ("syslog+tcp://host:0", "the port is not a number"),
+            ("syslog+tcp://:514", "no host"),
+            ("host:514", "no scheme"),
+        ] {
+            let e = Target::parse(url).unwrap_err().to_string();
+            assert!(
+                e.contains(why) && e.contains("syslog+tcp://HOST:PORT"),
+                "{url}: {e}"
+            );
+        }
+    }
+}

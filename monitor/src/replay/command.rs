@@ -59,6 +59,8 @@ pub struct ReplayArgs {
     /// Stop adding packets to the pcapng file at this many MiB.
     #[arg(long, value_name = "MIB", default_value_t = 100, requires = "pcap", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub pcap_max_mib: u64,
+    #[command(flatten)]
+    pub export: crate::export::ExportArgs,
     /// How long a required flow's SYN or request may go unanswered (in
     /// capture time) before it is reported blocked, e.g. `5s`.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::command::parse_timeout)]
@@ -79,6 +81,8 @@ pub struct ReplayConfig {
     pub events: Option<PathBuf>,
     /// `--pcap`: the offending packets carved out.
     pub carve: Option<CarveOptions>,
+    /// `--export` and its spools.
+    pub export: crate::export::ExportArgs,
     /// One stderr line per new unexpected flow, as `run` prints.
     pub console: bool,
     /// How long a required flow's attempt may go unanswered.
@@ -87,6 +91,9 @@ pub struct ReplayConfig {
     pub resolve_names: bool,
 }
 
+/// How long a replay waits at its end for the sinks to take what it
+/// spooled; the rest goes with the next run that exports there.
+const EXPORT_GRACE: Duration = Duration::from_secs(30);
 /// Problems printed per file; the rest are counted.
 const PROBLEMS_SHOWN: usize = 10;
 /// New-flow lines printed on stderr when events also go to a file.
@@ -126,6 +133,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
             all_packets: args.pcap_all_packets,
             max_bytes: args.pcap_max_mib * 1024 * 1024,
         }),
+        export: args.export,
         console: true,
         handshake_timeout: args.handshake_timeout,
         resolve_names: !args.no_resolve,
@@ -171,7 +179,7 @@ pub fn replay(config: ReplayConfig) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let mut events = config
+    let events = config
         .events
         .as_ref()
         // A replay's output is one batch: rotating it would split it.
@@ -183,11 +191,19 @@ pub fn replay(config: ReplayConfig) -> anyhow::Result<()> {
                     keep: 0,
                 },
             )
-            // A replay is one instance: its lines numbered from 1.
-            .map(|w| w.with_stream(Stream::fresh()))
         })
         .transpose()
         .context("opening the events file")?;
+    let mut events = match crate::export::Exporter::start(&config.export)? {
+        Some(exporter) => Some(
+            events
+                .unwrap_or_else(JsonlWriter::without_file)
+                .with_export(exporter),
+        ),
+        None => events,
+    }
+    // A replay is one instance: its lines numbered from 1.
+    .map(|w| w.with_stream(Stream::fresh()));
     let carver = config
         .carve
         .as_ref()
@@ -270,6 +286,12 @@ pub fn replay(config: ReplayConfig) -> anyhow::Result<()> {
             w.write(&status).context("writing the events file")?;
         }
         w.flush().context("flushing the events file")?;
+        for (counts, dir) in w.finish_export(EXPORT_GRACE) {
+            eprintln!(
+                "portconform: {}",
+                crate::export::summary_line(&counts, &dir)
+            );
+        }
     }
     if held_back > 0 {
         eprintln!("portconform: {held_back} more flows not shown here; all are in the events file");
