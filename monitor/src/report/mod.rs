@@ -8,6 +8,8 @@
 //! - [`model`] is the aggregated report, serialized as is for `--format json`.
 //! - [`terminal`] and [`html`] render it; [`context`] and [`documents`] add
 //!   what the policy and the vendor documents say about the cited rules.
+//! - [`timeline`] bins each host's flows over time, for the terminal's
+//!   sparklines.
 //! - [`command`] is the command line's edge.
 
 pub mod aggregate;
@@ -18,6 +20,7 @@ pub mod html;
 pub mod load;
 pub mod model;
 pub mod terminal;
+pub mod timeline;
 
 pub use aggregate::Aggregator;
 pub use command::{ReportArgs, ReportFormat};

@@ -1,12 +1,14 @@
 //! The report over hand-written events files (tests/fixtures/report): two
 //! hosts, a rotated file, updates superseding first sightings, a flow seen
 //! again after a restart, blocked and recovered flows, verdict lines, a torn
-//! last line, a kind from the future, and fields carrying markup.
+//! last line, a kind from the future, and fields carrying markup; and the
+//! timeline over them.
 
 use std::{
     cell::RefCell,
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use html5ever::{
@@ -23,6 +25,7 @@ use super::{
     load,
     model::Basis,
     terminal,
+    timeline::{Kind, Lane, Timeline},
 };
 use crate::{
     events::{ConnDir, IpProto, RequiredState},
@@ -652,4 +655,105 @@ fn an_empty_or_unreadable_input_reads_nothing() {
     assert_eq!(agg.records(), 0);
     let mut agg = Aggregator::new();
     assert!(load::read_file(&dir.path().join("missing.jsonl"), &mut agg).is_err());
+}
+
+/// The non-empty columns of a lane's row: (column, flows).
+fn columns_of(lane: &Lane, kind: Kind) -> Vec<(usize, u64)> {
+    lane.bins(kind)
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.flows > 0)
+        .map(|(i, b)| (i, b.flows))
+        .collect()
+}
+
+#[test]
+fn timeline_bins_each_hosts_flows_at_their_first_sighting() {
+    let r = report(None);
+    let t = Timeline::of(&r).expect("flows to place");
+    // 16:00:01 to 16:10:50 fits 44 columns of 15 s (10 s would need 66).
+    assert_eq!(t.width, Duration::from_secs(15));
+    assert_eq!(t.label(t.start), "2026-11-22T16:00:00Z");
+    assert_eq!(
+        (t.columns, t.label(t.end())),
+        (44, "2026-11-22T16:11:00Z".into())
+    );
+    let hosts: Vec<&str> = t.lanes.iter().map(|l| l.host.as_str()).collect();
+    assert_eq!(hosts, ["node-a", "node-b"]);
+    let (a, b) = (&t.lanes[0], &t.lanes[1]);
+    // ZooKeeper at 16:00:01 (its later sighting does not move it), ICMP at
+    // 16:01:05; PostgreSQL blocked at 16:00:50, nginx at 16:02:58.
+    assert_eq!(columns_of(a, Kind::Unexpected), [(0, 1), (4, 1)]);
+    assert_eq!(columns_of(a, Kind::Blocked), [(3, 1), (11, 1)]);
+    assert_eq!(columns_of(b, Kind::Unexpected), [(40, 2)]);
+    assert_eq!(columns_of(b, Kind::Blocked), [(43, 1)]);
+    assert_eq!((t.max_bin(), t.max_total()), (2, 2));
+    // Each column links to its earliest flow, which is the lane's host's
+    // and first seen inside the column.
+    for lane in &t.lanes {
+        for kind in [Kind::Unexpected, Kind::Blocked] {
+            for (i, bin) in lane
+                .bins(kind)
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.flows > 0)
+            {
+                let (at, index) = bin.earliest.unwrap();
+                let (host, first_seen) = match kind {
+                    Kind::Unexpected => {
+                        let f = &r.unexpected.flows[index];
+                        (&f.host, f.first_seen)
+                    }
+                    Kind::Blocked => {
+                        let f = &r.blocked[index];
+                        (&f.host, f.first_seen.unwrap())
+                    }
+                };
+                assert_eq!((host, first_seen), (&lane.host, at));
+                assert!(t.edge(i) <= at && at < t.edge(i + 1), "{kind:?} column {i}");
+                assert!(bin.first_listed.unwrap() <= index);
+            }
+        }
+    }
+    // node-b's two unexpected flows share a column: the earliest (6666, at
+    // 16:10:00) is also the busiest.
+    let both = &b.unexpected[40];
+    assert_eq!(r.unexpected.flows[both.earliest.unwrap().1].dport, 6666);
+}
+
+#[test]
+fn sparklines_scale_every_host_to_the_busiest_column() {
+    assert_eq!(terminal::sparkline(&[0, 1, 2, 4, 7, 8], 8), " ▁▂▄▇█");
+    // One flow among thousands still shows.
+    assert_eq!(terminal::sparkline(&[1, 5000], 5000), "▁█");
+    let r = report(None);
+    let mut out = Vec::new();
+    terminal::write(&mut out, &r, 10).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let line = |marks: &[(usize, char)]| {
+        let mut cells = vec![' '; 44];
+        for &(i, c) in marks {
+            cells[i] = c;
+        }
+        cells.into_iter().collect::<String>()
+    };
+    let a = format!(
+        "  node-a  |{}|  2 unexpected, 2 blocked",
+        line(&[(0, '▄'), (3, '▄'), (4, '▄'), (11, '▄')])
+    );
+    let b = format!(
+        "  node-b  |{}|  2 unexpected, 1 blocked",
+        line(&[(40, '█'), (43, '▄')])
+    );
+    assert!(text.contains(&a), "{text}");
+    assert!(text.contains(&b), "{text}");
+    assert!(
+        text.contains(
+            "\n  2026-11-22T16:00:00Z to 2026-11-22T16:11:00Z, one column per 15s, █ = 2 flows:\n"
+        ),
+        "{text}"
+    );
+    // In the hosts section, before the required flows.
+    let at = text.find("  node-a  |").unwrap();
+    assert!(text.find("\nHosts").unwrap() < at && at < text.find("\nRequired flows").unwrap());
 }
