@@ -9,6 +9,10 @@
 //! (when `--docs` provided the text) and the rules compiled from it are
 //! listed (when a policy was given): a link out to a file would break as
 //! soon as the page leaves the machine.
+//!
+//! The page opens with a timeline of each host's flows ([`super::svg`])
+//! whose marks link to rows of the blocked and unexpected-flow tables: those
+//! rows carry ids ([`row_id`]) for it.
 
 use std::{collections::BTreeMap, fmt::Write as _, net::IpAddr};
 
@@ -18,7 +22,9 @@ use super::{
     context::PolicyContext,
     documents::Documents,
     model::{Basis, Report, RequiredCell, service_label},
+    svg::{self, row_id},
     terminal::{cell_text, flow_text},
+    timeline::{Kind, Timeline},
 };
 use crate::{events::RequiredState, events::rfc3339, policy::Source};
 
@@ -49,6 +55,11 @@ code,pre,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.92em
 pre.doc{background:#f7f7f7;padding:.4em .6em;margin:.3em 0;overflow-x:auto;white-space:pre-wrap}
 pre.doc .cited{background:#fff1a8}
 .muted{color:#666}
+tr:target{outline:2px solid #3367d6;outline-offset:-1px}
+tr:target td{background:#e8f0fe}
+svg.timeline{display:block;max-width:100%;height:auto;margin:.5em 0 1em}
+svg.timeline text{font:11px ui-monospace,Menlo,Consolas,monospace;fill:#333}
+svg.timeline a:focus{outline:2px solid #3367d6}
 ";
 
 /// Anchors for the document lines the page cites: `d{doc}-l{line}`, the
@@ -205,6 +216,7 @@ pub fn render(
                     }
                 }
                 nav {
+                    a href="#timeline" { "Timeline" }
                     a href="#hosts" { "Hosts" }
                     a href="#required" { "Required flows" }
                     a href="#blocked" { "Blocked flows" }
@@ -212,6 +224,7 @@ pub fn render(
                     a href="#documents" { "Documents" }
                     @if i.bad_lines > 0 { a href="#problems" { "Problems" } }
                 }
+                (svg::section(Timeline::of(report).as_ref(), MAX_FLOWS))
                 (hosts(report))
                 (required(report, &c))
                 (blocked(report, &c))
@@ -318,8 +331,8 @@ fn blocked(report: &Report, c: &Citations) -> Markup {
                         th { "recovered" }
                     } }
                     tbody {
-                        @for f in &report.blocked {
-                            tr class=(if f.recovered { "recovered" } else { "st-blocked" }) {
+                        @for (i, f) in report.blocked.iter().enumerate() {
+                            tr id=(row_id(Kind::Blocked, i)) class=(if f.recovered { "recovered" } else { "st-blocked" }) {
                                 td { (f.host) }
                                 td { (rule_link(c, Some(&f.rule), f.source.as_deref())) }
                                 td.mono { (flow_text(f.proto, &f.src, &f.dst, f.dport, f.direction)) }
@@ -397,8 +410,8 @@ fn unexpected(report: &Report, c: &Citations, top: usize) -> Markup {
                         th { "reason" } th { "nearest rule" } th { "peer roles" } th { "note" }
                     } }
                     tbody {
-                        @for f in u.flows.iter().take(MAX_FLOWS) {
-                            tr {
+                        @for (i, f) in u.flows.iter().take(MAX_FLOWS).enumerate() {
+                            tr id=(row_id(Kind::Unexpected, i)) {
                                 td { (f.host) } td { (f.iface) }
                                 td.mono { (peer_of(f.direction, f.src, f.dst)) }
                                 td.mono { (flow_text(f.proto, &f.src, &f.dst, f.dport, f.direction)) }

@@ -8,6 +8,8 @@
 //! - [`model`] is the aggregated report, serialized as is for `--format json`.
 //! - [`terminal`] and [`html`] render it; [`context`] and [`documents`] add
 //!   what the policy and the vendor documents say about the cited rules.
+//! - [`timeline`] bins each host's flows over time, once for both: the
+//!   terminal's sparklines and the page's SVG timeline ([`svg`]).
 //! - [`command`] is the command line's edge.
 
 pub mod aggregate;
@@ -17,7 +19,9 @@ pub mod documents;
 pub mod html;
 pub mod load;
 pub mod model;
+pub mod svg;
 pub mod terminal;
+pub mod timeline;
 
 pub use aggregate::Aggregator;
 pub use command::{ReportArgs, ReportFormat};

@@ -1,12 +1,16 @@
-//! The terminal summary: hosts, the required-flow matrix, blocked flows and
-//! the top unexpected flows by port, by peer and by packets. Fields that
+//! The terminal summary: hosts (each with a sparkline of its flows over
+//! time), the required-flow matrix, blocked flows and the top unexpected
+//! flows by port, by peer and by packets. Fields that
 //! come from packets or DNS (a note quoting a name, an interface) are made
 //! safe for a terminal: a control character in them is shown escaped, never
 //! sent to the terminal to act on.
 
 use std::io::{self, Write};
 
-use super::model::{Basis, BlockedFlow, Report, RequiredCell, UnexpectedFlow, service_label};
+use super::{
+    model::{Basis, BlockedFlow, Report, RequiredCell, UnexpectedFlow, service_label},
+    timeline::{Kind, Timeline},
+};
 use crate::events::{ConnDir, IpProto, RequiredState, rfc3339};
 
 /// Escapes control characters (ESC, CR, BEL, ...) so that text from the
@@ -223,7 +227,56 @@ fn hosts(out: &mut dyn Write, report: &Report) -> io::Result<()> {
             h.required_not_seen.to_string(),
         ]);
     }
-    t.write(out)
+    t.write(out)?;
+    activity(out, report)
+}
+
+/// Block characters, one eighth to full height.
+const BLOCKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// One character per column: a space where there is nothing, else a block
+/// as tall as `count / max`, rounded up so that one flow still shows.
+pub fn sparkline(counts: &[u64], max: u64) -> String {
+    counts
+        .iter()
+        .map(|&n| match n {
+            0 => ' ',
+            _ => {
+                let level = (n.saturating_mul(8).div_ceil(max.max(1))).clamp(1, 8);
+                BLOCKS[level as usize - 1]
+            }
+        })
+        .collect()
+}
+
+/// Each host's unexpected and blocked flows over time, one sparkline per
+/// host over the same columns and the same scale, so hosts compare.
+fn activity(out: &mut dyn Write, report: &Report) -> io::Result<()> {
+    let Some(t) = Timeline::of(report) else {
+        return writeln!(out, "\n  No unexpected or blocked flow to show over time.");
+    };
+    let max = t.max_total();
+    writeln!(
+        out,
+        "\n  Over time: unexpected + blocked flows (recovered too) per column, by first sighting,\n  \
+         {} to {}, one column per {}, █ = {}:",
+        t.label(t.start),
+        t.label(t.end()),
+        t.width_text(),
+        plural(max, "flow", "flows")
+    )?;
+    let names: Vec<String> = t.lanes.iter().map(|l| terminal_safe(&l.host)).collect();
+    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    for (lane, name) in t.lanes.iter().zip(&names) {
+        writeln!(
+            out,
+            "  {name:<width$}  |{}|  {} unexpected, {} blocked",
+            sparkline(&lane.totals(), max),
+            lane.flows(Kind::Unexpected),
+            lane.flows(Kind::Blocked),
+        )?;
+    }
+    Ok(())
 }
 
 fn required(out: &mut dyn Write, report: &Report) -> io::Result<()> {

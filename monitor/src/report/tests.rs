@@ -1,12 +1,14 @@
 //! The report over hand-written events files (tests/fixtures/report): two
 //! hosts, a rotated file, updates superseding first sightings, a flow seen
 //! again after a restart, blocked and recovered flows, verdict lines, a torn
-//! last line, a kind from the future, and fields carrying markup.
+//! last line, a kind from the future, and fields carrying markup; and the
+//! timeline over them, in the terminal and in the page.
 
 use std::{
     cell::RefCell,
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use html5ever::{
@@ -23,6 +25,7 @@ use super::{
     load,
     model::Basis,
     terminal,
+    timeline::{COLUMNS, Kind, Lane, Timeline},
 };
 use crate::{
     events::{ConnDir, IpProto, RequiredState},
@@ -652,4 +655,291 @@ fn an_empty_or_unreadable_input_reads_nothing() {
     assert_eq!(agg.records(), 0);
     let mut agg = Aggregator::new();
     assert!(load::read_file(&dir.path().join("missing.jsonl"), &mut agg).is_err());
+}
+
+/// The non-empty columns of a lane's row: (column, flows).
+fn columns_of(lane: &Lane, kind: Kind) -> Vec<(usize, u64)> {
+    lane.bins(kind)
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.flows > 0)
+        .map(|(i, b)| (i, b.flows))
+        .collect()
+}
+
+#[test]
+fn timeline_bins_each_hosts_flows_at_their_first_sighting() {
+    let r = report(None);
+    let t = Timeline::of(&r).expect("flows to place");
+    // 16:00:01 to 16:10:50 fits 44 columns of 15 s (10 s would need 66).
+    assert_eq!(t.width, Duration::from_secs(15));
+    assert_eq!(t.label(t.start), "2026-11-22T16:00:00Z");
+    assert_eq!(
+        (t.columns, t.label(t.end())),
+        (44, "2026-11-22T16:11:00Z".into())
+    );
+    let hosts: Vec<&str> = t.lanes.iter().map(|l| l.host.as_str()).collect();
+    assert_eq!(hosts, ["node-a", "node-b"]);
+    let (a, b) = (&t.lanes[0], &t.lanes[1]);
+    // ZooKeeper at 16:00:01 (its later sighting does not move it), ICMP at
+    // 16:01:05; PostgreSQL blocked at 16:00:50, nginx at 16:02:58.
+    assert_eq!(columns_of(a, Kind::Unexpected), [(0, 1), (4, 1)]);
+    assert_eq!(columns_of(a, Kind::Blocked), [(3, 1), (11, 1)]);
+    assert_eq!(columns_of(b, Kind::Unexpected), [(40, 2)]);
+    assert_eq!(columns_of(b, Kind::Blocked), [(43, 1)]);
+    assert_eq!((t.max_bin(), t.max_total()), (2, 2));
+    // Each column links to its earliest flow, which is the lane's host's
+    // and first seen inside the column.
+    for lane in &t.lanes {
+        for kind in [Kind::Unexpected, Kind::Blocked] {
+            for (i, bin) in lane
+                .bins(kind)
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.flows > 0)
+            {
+                let (at, index) = bin.earliest.unwrap();
+                let (host, first_seen) = match kind {
+                    Kind::Unexpected => {
+                        let f = &r.unexpected.flows[index];
+                        (&f.host, f.first_seen)
+                    }
+                    Kind::Blocked => {
+                        let f = &r.blocked[index];
+                        (&f.host, f.first_seen.unwrap())
+                    }
+                };
+                assert_eq!((host, first_seen), (&lane.host, at));
+                assert!(t.edge(i) <= at && at < t.edge(i + 1), "{kind:?} column {i}");
+                assert!(bin.first_listed.unwrap() <= index);
+            }
+        }
+    }
+    // node-b's two unexpected flows share a column: the earliest (6666, at
+    // 16:10:00) is also the busiest.
+    let both = &b.unexpected[40];
+    assert_eq!(r.unexpected.flows[both.earliest.unwrap().1].dport, 6666);
+}
+
+#[test]
+fn sparklines_scale_every_host_to_the_busiest_column() {
+    assert_eq!(terminal::sparkline(&[0, 1, 2, 4, 7, 8], 8), " ▁▂▄▇█");
+    // One flow among thousands still shows.
+    assert_eq!(terminal::sparkline(&[1, 5000], 5000), "▁█");
+    let r = report(None);
+    let mut out = Vec::new();
+    terminal::write(&mut out, &r, 10).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let line = |marks: &[(usize, char)]| {
+        let mut cells = vec![' '; 44];
+        for &(i, c) in marks {
+            cells[i] = c;
+        }
+        cells.into_iter().collect::<String>()
+    };
+    let a = format!(
+        "  node-a  |{}|  2 unexpected, 2 blocked",
+        line(&[(0, '▄'), (3, '▄'), (4, '▄'), (11, '▄')])
+    );
+    let b = format!(
+        "  node-b  |{}|  2 unexpected, 1 blocked",
+        line(&[(40, '█'), (43, '▄')])
+    );
+    assert!(text.contains(&a), "{text}");
+    assert!(text.contains(&b), "{text}");
+    assert!(
+        text.contains(
+            "\n  2026-11-22T16:00:00Z to 2026-11-22T16:11:00Z, one column per 15s, █ = 2 flows:\n"
+        ),
+        "{text}"
+    );
+    // In the hosts section, before the required flows.
+    let at = text.find("  node-a  |").unwrap();
+    assert!(text.find("\nHosts").unwrap() < at && at < text.find("\nRequired flows").unwrap());
+}
+
+/// The marks of the page's timeline: (lane host, class, href, tooltip).
+fn marks(elems: &[Elem]) -> Vec<(String, String, String, String)> {
+    let mut host = String::new();
+    let mut out = Vec::new();
+    for (i, e) in elems.iter().enumerate() {
+        if let Some(h) = e.attrs.get("data-host") {
+            host = h.clone();
+        }
+        if e.name == "a" && e.attrs.get("class").is_some_and(|c| c.starts_with("mark")) {
+            let title = &elems[i + 1];
+            assert_eq!(title.name, "title", "a mark starts with its tooltip");
+            out.push((
+                host.clone(),
+                e.attrs["class"].clone(),
+                e.attrs["href"].clone(),
+                title.text.clone(),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn html_timeline_comes_first_and_each_mark_links_to_its_flows_row() {
+    let page = page(None, &Documents::default());
+    let elems = elements(&page);
+    let svg = elems.iter().position(|e| e.name == "svg").expect("an SVG");
+    let table = elems.iter().position(|e| e.name == "table").unwrap();
+    assert!(svg < table, "the timeline comes before the tables");
+    let svg_el = &elems[svg];
+    assert!(svg_el.attrs["aria-label"].contains("2 hosts"));
+    assert!(elems[svg + 1].name == "title" && elems[svg + 2].name == "desc");
+    let desc = &elems[svg + 2].text;
+    assert!(
+        desc.contains("node-a: 2 unexpected flows, 2 blocked flows.")
+            && desc.contains("node-b: 2 unexpected flows, 1 blocked flow."),
+        "{desc}"
+    );
+    let marks = marks(&elems);
+    assert_eq!(marks.len(), 6, "{marks:?}");
+    for (host, class, href, _) in &marks {
+        let id = href.strip_prefix('#').expect("in-page link");
+        let row = elems
+            .iter()
+            .position(|e| e.attrs.get("id").is_some_and(|i| i == id))
+            .unwrap_or_else(|| panic!("{href} has no target"));
+        assert_eq!(elems[row].name, "tr");
+        let first_cell = elems[row..].iter().find(|e| e.name == "td").unwrap();
+        assert_eq!(&first_cell.text, host, "{href}");
+        let section = elems[..row]
+            .iter()
+            .rev()
+            .find(|e| e.name == "section")
+            .unwrap();
+        let kind = class.strip_prefix("mark ").unwrap();
+        assert_eq!(section.attrs["id"], kind, "{href}");
+    }
+    let (_, _, href, tooltip) = marks
+        .iter()
+        .find(|(h, c, _, _)| h == "node-b" && c == "mark unexpected")
+        .unwrap();
+    assert_eq!(
+        href, "#flow-u1",
+        "the earliest of the column is the busiest flow"
+    );
+    assert_eq!(
+        tooltip,
+        "node-b: 2 unexpected flows first seen from 2026-11-22T16:10:00Z to \
+         2026-11-22T16:10:15Z UTC; the link goes to the earliest"
+    );
+}
+
+/// An events file of `n` unexpected flows from one scanner, one port a
+/// second, and one blocked flow, in `dir`.
+fn scan_events(dir: &Path, host: &str, n: u64) -> PathBuf {
+    let template: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(fixture("b-events.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let mut lines = Vec::new();
+    for i in 0..n {
+        let mut v = template.clone();
+        let at =
+            crate::events::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(1_795_365_758 + i));
+        v["host"] = host.into();
+        v["dport"] = (1000 + i).into();
+        for key in ["ts", "first_seen", "last_seen"] {
+            v[key] = at.clone().into();
+        }
+        lines.push(v.to_string());
+    }
+    let blocked = std::fs::read_to_string(fixture("b-events.jsonl"))
+        .unwrap()
+        .lines()
+        .find(|l| l.contains("\"kind\":\"blocked\""))
+        .unwrap()
+        .replace("\"node-b\"", &serde_json::to_string(host).unwrap());
+    lines.push(blocked);
+    let path = dir.join("scan.jsonl");
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    path
+}
+
+#[test]
+fn html_timeline_stays_small_over_a_scan_and_its_links_resolve() {
+    let dir = tempfile::tempdir().unwrap();
+    let flows = html::MAX_FLOWS as u64 * 3;
+    let r = aggregate(&[scan_events(dir.path(), "scanned", flows)]).finish(None);
+    assert_eq!(r.unexpected.flows_total, flows);
+    let page = html::render(&r, None, &Documents::default(), 10);
+    let elems = elements(&page);
+    let marks = marks(&elems);
+    assert!(marks.len() <= 2 * COLUMNS, "{} marks", marks.len());
+    let svg_at = page.find("<svg").unwrap();
+    let svg_len = page[svg_at..].find("</svg>").unwrap();
+    assert!(svg_len < 40_000, "the SVG is {svg_len} bytes");
+    let ids: BTreeSet<&str> = elems
+        .iter()
+        .filter_map(|e| e.attrs.get("id").map(String::as_str))
+        .collect();
+    for (_, _, href, _) in &marks {
+        assert!(ids.contains(&href[1..]), "{href} leads nowhere");
+    }
+    // Flows past the page's list lead to their section, and say why.
+    let (_, _, _, tooltip) = marks
+        .iter()
+        .find(|(_, _, href, _)| href == "#unexpected")
+        .expect("columns of flows past the list");
+    assert!(tooltip.contains("--format json has all"), "{tooltip}");
+    assert!(
+        marks
+            .iter()
+            .any(|(_, _, href, _)| href.starts_with("#flow-u"))
+    );
+}
+
+#[test]
+fn html_timeline_escapes_host_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let evil = "<img src=x onerror=alert(1)>\"'&";
+    let r = aggregate(&[scan_events(dir.path(), evil, 3)]).finish(None);
+    let page = html::render(&r, None, &Documents::default(), 10);
+    let elems = elements(&page);
+    assert!(
+        elems.iter().all(|e| e.name != "img"),
+        "an <img> came through"
+    );
+    let lane = elems
+        .iter()
+        .find(|e| e.attrs.contains_key("data-host"))
+        .unwrap();
+    assert_eq!(lane.attrs["data-host"], evil);
+    let svg_at = page.find("<svg").unwrap();
+    assert!(page[svg_at..].contains("&lt;img src=x onerror=alert(1)&gt;"));
+}
+
+#[test]
+fn without_flows_the_timeline_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("quiet.jsonl");
+    let verdicts: Vec<String> = std::fs::read_to_string(fixture("b-events.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"required\""))
+        .map(str::to_string)
+        .collect();
+    std::fs::write(&path, verdicts.join("\n")).unwrap();
+    let r = aggregate(&[path]).finish(None);
+    assert!(r.inputs.records > 0);
+    assert!(Timeline::of(&r).is_none());
+    let page = html::render(&r, None, &Documents::default(), 10);
+    assert!(!page.contains("<svg"));
+    assert!(page.contains("there is nothing to draw over time"));
+    let mut out = Vec::new();
+    terminal::write(&mut out, &r, 10).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("No unexpected or blocked flow to show over time."),
+        "{text}"
+    );
 }

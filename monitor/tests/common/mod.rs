@@ -1,7 +1,8 @@
 //! What the monitor's integration tests share, included by each with
 //! `mod common;`: the `portconform` binary run as a user runs it (here), the
-//! hosts and frames of the replay tests ([`frames`]) and the pcap files they
-//! are written to ([`pcap`]).
+//! hosts and frames of the replay tests ([`frames`]), the pcap files they
+//! are written to ([`pcap`]) and a headless chromium for looking at the
+//! HTML report as a browser lays it out ([`webdriver`]).
 
 // Each test file is its own crate and uses only a part of this module; the
 // rest would warn as dead code there.
@@ -9,6 +10,7 @@
 
 pub mod frames;
 pub mod pcap;
+pub mod webdriver;
 
 use std::process::Command;
 
