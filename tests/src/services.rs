@@ -226,3 +226,79 @@ pub fn sshd(ns: &Netns, dir: &TempDir) -> anyhow::Result<Background> {
     ns.wait_tcp_listening(22, T)?;
     Ok(bg)
 }
+
+/// The fields of one message as Debian's rsyslog parsed it, from the file
+/// [`rsyslog`] writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyslogMessage {
+    /// `1` when rsyslog read it as RFC 5424 (RFC 3164 gives 0).
+    pub version: String,
+    pub timestamp: String,
+    pub hostname: String,
+    pub app_name: String,
+    pub procid: String,
+    pub msgid: String,
+    pub structured_data: String,
+    pub msg: String,
+}
+
+/// Debian's rsyslogd in `ns`, receiving syslog over TCP (octet-counted or
+/// not, as imtcp does) on `addr:port` and writing each message's RFC 5424
+/// fields, as it parsed them, one per line to `out` (see [`syslog_messages`]).
+/// Its work files go in `dir`. Not waited for: see `Netns::wait_tcp_listening`.
+pub fn rsyslog(
+    ns: &Netns,
+    addr: &str,
+    port: u16,
+    dir: &str,
+    out: &str,
+) -> anyhow::Result<Background> {
+    let conf = format!("{dir}/rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "global(workDirectory=\"{dir}\")\n\
+             module(load=\"imtcp\")\n\
+             input(type=\"imtcp\" address=\"{addr}\" port=\"{port}\")\n\
+             template(name=\"fields\" type=\"list\") {{\n\
+               property(name=\"protocol-version\") constant(value=\"\\t\")\n\
+               property(name=\"timereported\" dateFormat=\"rfc3339\") constant(value=\"\\t\")\n\
+               property(name=\"hostname\") constant(value=\"\\t\")\n\
+               property(name=\"app-name\") constant(value=\"\\t\")\n\
+               property(name=\"procid\") constant(value=\"\\t\")\n\
+               property(name=\"msgid\") constant(value=\"\\t\")\n\
+               property(name=\"structured-data\") constant(value=\"\\t\")\n\
+               property(name=\"msg\" droplastlf=\"on\") constant(value=\"\\n\")\n\
+             }}\n\
+             action(type=\"omfile\" file=\"{out}\" template=\"fields\")\n"
+        ),
+    )?;
+    let pid = format!("{dir}/rsyslogd.pid");
+    // Stopped with SIGTERM, on which rsyslog writes out what it received.
+    ns.spawn_graceful(
+        "rsyslogd",
+        &["-n", "-f", &conf, "-i", &pid],
+        libc::SIGTERM,
+        Duration::from_secs(5),
+    )
+}
+
+/// The messages in the file [`rsyslog`] writes (none when it is not there).
+pub fn syslog_messages(out: &str) -> Vec<SyslogMessage> {
+    let text = std::fs::read_to_string(out).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.splitn(8, '\t').collect();
+            (f.len() == 8).then(|| SyslogMessage {
+                version: f[0].into(),
+                timestamp: f[1].into(),
+                hostname: f[2].into(),
+                app_name: f[3].into(),
+                procid: f[4].into(),
+                msgid: f[5].into(),
+                structured_data: f[6].into(),
+                msg: f[7].trim_start().into(),
+            })
+        })
+        .collect()
+}

@@ -587,6 +587,11 @@ fn report_kernel(
     if let Some(m) = &sinks.metrics {
         let dropped = sinks.pcap.as_ref().map_or(0, PcapngWriter::packets_dropped);
         let mut snapshot = feed::metrics_snapshot(traffic, &kstats, &rules, live, dropped);
+        snapshot.exports = sinks
+            .events
+            .as_ref()
+            .map(JsonlWriter::export_counts)
+            .unwrap_or_default();
         if let (Some(b), Some(t)) = (&state.blocked, tables) {
             snapshot.blocked_required = b
                 .tracker

@@ -115,6 +115,8 @@ pub struct Snapshot {
     /// monitored interfaces): of required flows, of nothing required, not
     /// recorded (table full), unreadable.
     pub local_drops: LocalDrops,
+    /// Each `--export` sink's deliveries.
+    pub exports: Vec<crate::export::SinkCounts>,
 }
 
 /// See [`Snapshot::local_drops`].
@@ -412,6 +414,44 @@ impl Collector for SnapshotCollector {
                 ConstGauge::new(flows).encode(family.encode_family(&labels)?)?;
             }
         }
+
+        {
+            let mut family = enc.encode_descriptor(
+                "export_lines",
+                "Events lines per --export sink: sent (acknowledged by the collector), retried (sent again after a connection failed) and dropped (removed undelivered from a full spool).",
+                None,
+                MetricType::Counter,
+            )?;
+            for e in &s.exports {
+                for (outcome, n) in [
+                    ("sent", e.sent),
+                    ("retried", e.retried),
+                    ("dropped", e.dropped),
+                ] {
+                    let labels = [("sink", e.sink.as_str()), ("outcome", outcome)];
+                    ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        for (name, help, pick) in [
+            (
+                "export_spooled_lines",
+                "Events lines waiting in each --export sink's spool.",
+                (|e: &crate::export::SinkCounts| i64::try_from(e.spooled).unwrap_or(i64::MAX))
+                    as fn(&crate::export::SinkCounts) -> i64,
+            ),
+            (
+                "export_connected",
+                "Whether each --export sink is connected (1) or not (0).",
+                |e: &crate::export::SinkCounts| i64::from(e.connected),
+            ),
+        ] {
+            let mut family = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for e in &s.exports {
+                ConstGauge::new(pick(e))
+                    .encode(family.encode_family(&[("sink", e.sink.as_str())])?)?;
+            }
+        }
         Ok(())
     }
 }
@@ -481,6 +521,14 @@ mod tests {
                 lost: 13,
                 unparsed: 14,
             },
+            exports: vec![crate::export::SinkCounts {
+                sink: "syslog+tcp://192.0.2.9:514".into(),
+                sent: 15,
+                retried: 16,
+                spooled: 17,
+                dropped: 18,
+                connected: true,
+            }],
         }
     }
 
@@ -512,6 +560,11 @@ mod tests {
             "portconform_parse_failures_total{reason=\"too-deep\"} 8",
             "# TYPE portconform_blocked_required_flows gauge",
             "portconform_blocked_required_flows{rule=\"ts-ssh-22\",service=\"SSH\"} 2",
+            "portconform_export_lines_total{sink=\"syslog+tcp://192.0.2.9:514\",outcome=\"sent\"} 15",
+            "portconform_export_lines_total{sink=\"syslog+tcp://192.0.2.9:514\",outcome=\"retried\"} 16",
+            "portconform_export_lines_total{sink=\"syslog+tcp://192.0.2.9:514\",outcome=\"dropped\"} 18",
+            "portconform_export_spooled_lines{sink=\"syslog+tcp://192.0.2.9:514\"} 17",
+            "portconform_export_connected{sink=\"syslog+tcp://192.0.2.9:514\"} 1",
             "# EOF",
         ] {
             assert!(

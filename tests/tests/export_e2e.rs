@@ -1,0 +1,161 @@
+//! `run --export syslog+tcp://` (issue 19, items 1 and 2): every events
+//! line reaches a real rsyslog as a well-formed RFC 5424 message, and a
+//! collector outage loses none of them: they wait in the spool and go once
+//! it is back, which the lines' gap-free `seq` proves.
+//!
+//! Lab (documentation ranges only): node2 (rsyslog) ── node1 (monitored,
+//! thoughtspot, exporting to node2).
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use portconform_tests::{
+    lab::Background,
+    monitor_proc::{MonitorProc, read_events},
+    pair::{Pair, connect},
+    services::{self, SyslogMessage},
+};
+
+const PORT: u16 = 10514;
+
+/// Waits (bounded) until rsyslog has a message for every line of the
+/// events file; the messages by seq.
+fn wait_delivered(lab: &Pair, received: &str) -> BTreeMap<u64, SyslogMessage> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let lines = read_events(lab.events_path()).unwrap_or_default();
+        let got: BTreeMap<u64, SyslogMessage> = services::syslog_messages(received)
+            .into_iter()
+            .filter_map(|m| {
+                let v: serde_json::Value = serde_json::from_str(&m.msg).ok()?;
+                Some((v["seq"].as_u64()?, m))
+            })
+            .collect();
+        let missing: Vec<u64> = lines
+            .iter()
+            .filter_map(|l| l["seq"].as_u64())
+            .filter(|s| !got.contains_key(s))
+            .collect();
+        if !lines.is_empty() && missing.is_empty() {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rsyslog never got seq {missing:?} of {} lines",
+            lines.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn syslog_gets_every_line_across_a_collector_outage() {
+    let lab = Pair::new(91, "export").expect("lab");
+    let work = lab.dir.file("rsyslog");
+    std::fs::create_dir_all(&work).unwrap();
+    let received = lab.dir.file("received.log");
+    let rsyslog = || -> Background {
+        let bg =
+            services::rsyslog(&lab.node2, &lab.n2.v4, PORT, &work, &received).expect("rsyslogd");
+        lab.node2
+            .wait_tcp_listening(PORT, Duration::from_secs(10))
+            .expect("rsyslog listens");
+        bg
+    };
+    let inv = lab.dir.file("inventory.toml");
+    std::fs::write(&inv, "nodes = [\"192.0.2.0/24\"]\n").unwrap();
+    let url = format!("syslog+tcp://{}:{PORT}", lab.n2.v4);
+    let spool = lab.dir.file("spool");
+    let peer = lab.n2.v4.clone();
+
+    let collector = rsyslog();
+    let mon = MonitorProc::classifying(
+        &lab.node1,
+        &[&lab.n1.ifname],
+        "thoughtspot",
+        &inv,
+        &lab.events_path(),
+        &[
+            "--interval",
+            "3600",
+            "--export",
+            &url,
+            "--spool-dir",
+            &spool,
+        ],
+    )
+    .expect("start portconform");
+    assert!(!connect(&lab.node2, &lab.n1.v4, 6666));
+    lab.wait_event("unexpected", &peer, 6666);
+    wait_delivered(&lab, &received);
+
+    // The collector goes away (stopped as an operator would, so that what
+    // its TCP acknowledged is in its file); events keep coming.
+    drop(collector);
+    for port in [6667, 6668, 6669] {
+        assert!(!connect(&lab.node2, &lab.n1.v4, port));
+        lab.wait_event("unexpected", &peer, port);
+    }
+    // A required port with nothing listening: blocked, reset.
+    assert!(!connect(&lab.node2, &lab.n1.v4, 2888));
+    lab.wait_event("blocked", &peer, 2888);
+    std::thread::sleep(Duration::from_secs(2));
+    let _collector = rsyslog();
+    wait_delivered(&lab, &received);
+    let done = mon.stop().expect("stop");
+    assert!(done.status.success(), "{}", done.stderr);
+
+    // Every line, the closing ones too, as a well-formed RFC 5424 message.
+    let got = wait_delivered(&lab, &received);
+    let lines = read_events(lab.events_path()).expect("events");
+    assert!(lines.len() >= 6, "{lines:#?}");
+    for line in &lines {
+        let seq = line["seq"].as_u64().expect("seq");
+        let m = &got[&seq];
+        let msg: serde_json::Value = serde_json::from_str(&m.msg).expect("JSON message");
+        assert_eq!(&msg, line, "the message is the record");
+        assert_eq!(m.version, "1", "read as RFC 5424: {m:?}");
+        assert_eq!(m.app_name, "portconform", "{m:?}");
+        assert_eq!(m.msgid, line["kind"].as_str().unwrap(), "{m:?}");
+        assert_eq!(
+            m.structured_data,
+            format!("[meta sequenceId=\"{seq}\"]"),
+            "{m:?}"
+        );
+        assert!(m.procid.parse::<u32>().is_ok(), "{m:?}");
+        let ts = line["ts"].as_str().unwrap();
+        assert_eq!(
+            m.timestamp.get(..19),
+            ts.get(..19),
+            "the record's time: {m:?}"
+        );
+    }
+    let kinds: Vec<&str> = lines.iter().filter_map(|l| l["kind"].as_str()).collect();
+    assert!(
+        kinds.contains(&"blocked") && kinds.contains(&"required"),
+        "{kinds:?}"
+    );
+    assert!(
+        done.stderr.contains(&format!("export {url}: ")) && done.stderr.contains("lines delivered"),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        !done.stderr.contains("not delivered yet"),
+        "{}",
+        done.stderr
+    );
+    // The outage was seen for one, and said.
+    assert!(
+        done.stderr.contains("connection lost") || done.stderr.contains("cannot connect"),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        done.stderr.contains("sending what was spooled"),
+        "{}",
+        done.stderr
+    );
+}
