@@ -107,3 +107,73 @@ fn policy_options_need_a_policy() {
         "{err}"
     );
 }
+
+/// Lines a replay wrote, some of them taken out: the report names what is
+/// missing per host and instance (issue 19), and says when all is there.
+#[test]
+fn missing_lines_are_found_from_their_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = portconform(&["report", &fixture("b-events.jsonl")]);
+    assert!(ok, "{err}");
+    assert!(
+        !out.contains("Lines"),
+        "unnumbered lines say nothing: {out}"
+    );
+
+    // Numbered lines, as run and replay write them: node-a's instance
+    // complete, node-b's with a gap and without its first two lines.
+    let line = |host: &str, instance: &str, seq: u64, kind: &str| {
+        if kind == "probe" {
+            return format!(
+                r#"{{"ts":"2026-11-22T16:00:00Z","kind":"probe","host":"{host}","seq":{seq},"instance":"{instance}"}}"#
+            );
+        }
+        format!(
+            r#"{{"ts":"2026-11-22T16:00:{:02}Z","kind":"unexpected","iface":"eth0","direction":"inbound","proto":"tcp","src":"198.51.100.7","dst":"192.0.2.1","sport":40000,"dport":{},"count":1,"first_seen":"2026-11-22T16:00:00Z","last_seen":"2026-11-22T16:00:00Z","host":"{host}","seq":{seq},"instance":"{instance}"}}"#,
+            seq % 60,
+            7000 + seq
+        )
+    };
+    let mut a = String::new();
+    for seq in 1..=5 {
+        // A kind this version does not know still takes its number.
+        let kind = if seq == 3 { "probe" } else { "unexpected" };
+        a.push_str(&line("node-a", "aaaaaaaa-1111", seq, kind));
+        a.push('\n');
+    }
+    let mut b = String::new();
+    for seq in (3..=9).chain(13..=14) {
+        b.push_str(&line("node-b", "bbbbbbbb-2222", seq, "unexpected"));
+        b.push('\n');
+    }
+    let (pa, pb) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    std::fs::write(&pa, a).unwrap();
+    std::fs::write(&pb, b).unwrap();
+    let html = dir.path().join("r.html");
+    let (pa, pb, html_arg) = (
+        pa.display().to_string(),
+        pb.display().to_string(),
+        html.display().to_string(),
+    );
+    let (ok, out, err) = portconform(&["report", &pa, &pb, "--html", &html_arg]);
+    assert!(ok, "{err}");
+    let want = "node-b (instance bbbbbbbb): lines 1 to 2 are not in the files given (rotated away, or lost); 3 lines missing between seq 3 and 14: 10-12";
+    assert!(
+        out.contains("Lines missing:") && out.contains(want),
+        "{out}"
+    );
+    assert!(!out.contains("node-a (instance"), "{out}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains(r##"<a href="#missing">Lines are missing</a>"##),
+        "{page}"
+    );
+    assert!(page.contains(want), "{page}");
+
+    let (ok, out, err) = portconform(&["report", &pa]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("Lines: all there (5 numbered lines in 1 instance, none missing)"),
+        "{out}"
+    );
+}

@@ -190,6 +190,7 @@ pub struct Aggregator {
     required: HashMap<(String, String, String), RequiredStatus>,
     hosts: BTreeSet<String>,
     inputs: Inputs,
+    sequences: super::sequence::Sequences,
 }
 
 impl Sink for Aggregator {
@@ -219,6 +220,10 @@ impl Sink for Aggregator {
         if self.inputs.bad_line_samples.len() < BAD_LINE_SAMPLES {
             self.inputs.bad_line_samples.push(bad);
         }
+    }
+
+    fn numbered(&mut self, host: &str, instance: &str, seq: u64) {
+        self.sequences.add(host, instance, seq);
     }
 
     fn unknown_kind(&mut self, kind: &str) {
@@ -293,6 +298,8 @@ impl Aggregator {
         if let Some(ctx) = policy {
             self.inputs.policy = Some(ctx.label.clone());
         }
+        self.inputs.sequences = self.sequences.report();
+        self.inputs.instances_not_checked = self.sequences.instances_dropped;
         let unexpected = self.unexpected_view();
         let blocked = self.blocked_flows();
         let required = self.required_rows(policy, &blocked);

@@ -81,6 +81,10 @@ impl Sink for Stderr<'_> {
     fn unknown_kind(&mut self, kind: &str) {
         self.inner.unknown_kind(kind);
     }
+
+    fn numbered(&mut self, host: &str, instance: &str, seq: u64) {
+        self.inner.numbered(host, instance, seq);
+    }
 }
 
 impl Stderr<'_> {

@@ -192,6 +192,11 @@ pub fn render(
 ) -> String {
     let c = citations(report);
     let i = &report.inputs;
+    let missing: Vec<String> = i
+        .sequences
+        .iter()
+        .filter_map(super::sequence::problem_text)
+        .collect();
     let page = html! {
         (DOCTYPE)
         html lang="en" {
@@ -214,6 +219,12 @@ pub fn render(
                             " could not be used"
                         } "."
                     }
+                    @if !missing.is_empty() {
+                        " " a href="#missing" { "Lines are missing" } " from "
+                        (missing.len()) @if missing.len() == 1 { " instance" } @else { " instances" } "."
+                    } @else if !i.sequences.is_empty() {
+                        " Every numbered line is there."
+                    }
                 }
                 nav {
                     a href="#timeline" { "Timeline" }
@@ -230,6 +241,13 @@ pub fn render(
                 (blocked(report, &c))
                 (unexpected(report, &c, top))
                 (problems(report))
+                @if !missing.is_empty() {
+                    section id="missing" {
+                        h2 { "Missing lines" }
+                        p { "Each line a monitor writes is numbered (" code { "seq" } ") per daemon instance; these numbers were not in the files read." }
+                        ul { @for m in &missing { li.mono { (m) } } }
+                    }
+                }
                 (documents(&c, policy, docs))
             }
         }

@@ -70,6 +70,9 @@ pub trait Sink {
     /// A line of a kind this version does not know: written by a newer
     /// monitor, so counted rather than reported as damage.
     fn unknown_kind(&mut self, kind: &str);
+    /// A line's number in its host's `instance` (every line `run` and
+    /// `replay` write has one), whatever its kind.
+    fn numbered(&mut self, host: &str, instance: &str, seq: u64);
 }
 
 /// What was read from one file.
@@ -174,7 +177,14 @@ pub fn read_lines(mut reader: impl BufRead, stats: &mut FileStats, sink: &mut im
         if text.trim().is_empty() {
             continue;
         }
-        match parse_line(text) {
+        let parsed = parse_line(text);
+        if parsed.is_ok()
+            && let Some((host, instance, seq)) = numbered(text)
+        {
+            let host = host.filter(|h| !h.is_empty());
+            sink.numbered(host.as_deref().unwrap_or(&stats.host), &instance, seq);
+        }
+        match parsed {
             Ok(Parsed::Record(record)) => {
                 let host = match &*record {
                     Record::Event(e) => e.host.as_deref(),
@@ -252,11 +262,29 @@ enum Parsed {
     UnknownKind(String),
 }
 
-/// Just the `kind`, borrowed: the dispatch costs no allocation.
+/// The `kind`, and the line's number and host, borrowed: the dispatch
+/// costs no allocation.
 #[derive(Deserialize)]
 struct KindOnly<'a> {
     #[serde(borrow)]
     kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    host: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    instance: Option<Cow<'a, str>>,
+    seq: Option<u64>,
+}
+
+/// A line's number: (host if the line names one, instance, seq).
+type Numbered = (Option<String>, String, u64);
+
+fn numbered(text: &str) -> Option<Numbered> {
+    let head: KindOnly = serde_json::from_str(text).ok()?;
+    Some((
+        head.host.map(Cow::into_owned),
+        head.instance?.into_owned(),
+        head.seq?,
+    ))
 }
 
 fn parse_line(text: &str) -> Result<Parsed, String> {
@@ -315,6 +343,7 @@ mod tests {
         records: Vec<(String, Record)>,
         bad: Vec<String>,
         unknown: Vec<String>,
+        numbered: Vec<(String, String, u64)>,
     }
 
     impl Sink for Collect {
@@ -326,6 +355,11 @@ mod tests {
         }
         fn unknown_kind(&mut self, kind: &str) {
             self.unknown.push(kind.to_string());
+        }
+
+        fn numbered(&mut self, host: &str, instance: &str, seq: u64) {
+            self.numbered
+                .push((host.to_string(), instance.to_string(), seq));
         }
     }
 

@@ -42,6 +42,10 @@ pub struct Inputs {
     pub bad_line_samples: Vec<BadLine>,
     /// Lines of kinds this version does not know, by kind.
     pub unknown_kinds: BTreeMap<String, u64>,
+    /// Per host and instance, the line numbers read and the gaps in them.
+    pub sequences: Vec<super::sequence::InstanceLines>,
+    /// Instances past the bound per host, not checked.
+    pub instances_not_checked: u64,
     /// `--policy FILE` or `--profile NAME`, when one was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,

@@ -197,7 +197,44 @@ fn header(out: &mut dyn Write, report: &Report) -> io::Result<()> {
         None => line
             .push_str("; no policy (give --policy or --profile to list required rules never seen)"),
     }
-    writeln!(out, "{}", terminal_safe(&line))
+    writeln!(out, "{}", terminal_safe(&line))?;
+    sequences(out, report)
+}
+
+/// Whether every numbered line of every host is there: one line when so,
+/// one per instance with something missing otherwise.
+fn sequences(out: &mut dyn Write, report: &Report) -> io::Result<()> {
+    let i = &report.inputs;
+    if i.sequences.is_empty() {
+        return Ok(());
+    }
+    let problems: Vec<String> = i
+        .sequences
+        .iter()
+        .filter_map(crate::report::sequence::problem_text)
+        .collect();
+    let lines: u64 = i.sequences.iter().map(|s| s.lines).sum();
+    if problems.is_empty() && i.instances_not_checked == 0 {
+        return writeln!(
+            out,
+            "Lines: all there ({} numbered lines in {}, none missing)",
+            lines,
+            plural(i.sequences.len() as u64, "instance", "instances")
+        );
+    }
+    writeln!(out, "Lines missing:")?;
+    for p in &problems {
+        writeln!(out, "  {}", terminal_safe(p))?;
+    }
+    if i.instances_not_checked > 0 {
+        writeln!(
+            out,
+            "  {} lines of instances past {} per host not checked",
+            i.instances_not_checked,
+            crate::report::sequence::MAX_INSTANCES
+        )?;
+    }
+    Ok(())
 }
 
 fn hosts(out: &mut dyn Write, report: &Report) -> io::Result<()> {
