@@ -12,7 +12,7 @@ pub struct Args {
     /// test_run repetitions per packet and program.
     #[arg(long, default_value_t = 2_000_000)]
     repeat: u32,
-    /// Run one section only: live, counting, classifier, drops, daemon or replay.
+    /// Run one section only: live, counting, classifier, drops, daemon, export or replay.
     #[arg(long, value_name = "SECTION")]
     only: Option<String>,
 }

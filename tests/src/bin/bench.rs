@@ -5,6 +5,8 @@
 
 #[path = "bench/drops.rs"]
 mod drops;
+#[path = "bench/export.rs"]
+mod export;
 #[path = "bench/live.rs"]
 mod live;
 
@@ -48,6 +50,9 @@ fn main() -> anyhow::Result<()> {
     }
     if run("daemon") {
         daemon()?;
+    }
+    if run("export") {
+        export::bench()?;
     }
     if run("replay") {
         replay_bench(2_000_000)?;
@@ -169,12 +174,13 @@ fn parse_args() -> anyhow::Result<(u32, Option<String>)> {
                     "classifier",
                     "drops",
                     "daemon",
+                    "export",
                     "replay",
                 ]
                 .contains(&section.as_str())
                 {
                     anyhow::bail!(
-                        "unknown section {section:?} (live, counting, classifier, drops, daemon, replay)"
+                        "unknown section {section:?} (live, counting, classifier, drops, daemon, export, replay)"
                     );
                 }
                 only = Some(section);

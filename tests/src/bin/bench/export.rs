@@ -1,0 +1,160 @@
+//! `--export` throughput (issue 19, item 6): events lines per second
+//! through a sink's spool and out to a collector, every line acknowledged
+//! (none lost), on one core, against writing the same records to the
+//! events file in the same run.
+//!
+//! The collector is a thread that reads and discards as fast as the
+//! loopback delivers, in a namespace of the benchmark's own, on the other
+//! core: the benchmark measures portconform's side (numbering, spooling,
+//! framing, sending, tracking acknowledgements), not a SIEM.
+
+use std::{
+    io::Read as _,
+    net::TcpListener,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use monitor::{
+    events::{ConnDir, EventKind, EventRecord, IpProto, JsonlWriter, Rotation, Stream},
+    export::{ExportArgs, Exporter, Target},
+};
+use portconform_tests::lab::{Netns, TempDir};
+
+/// Records per measured round, and rounds (alternating file and export).
+const RECORDS: u64 = 200_000;
+const ROUNDS: usize = 3;
+
+fn pin_to(cpu: usize) -> anyhow::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; this thread only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error()).context("sched_setaffinity");
+        }
+    }
+    Ok(())
+}
+
+fn record(i: u64) -> EventRecord {
+    let t = std::time::UNIX_EPOCH + Duration::from_secs(1_795_365_758) + Duration::from_micros(i);
+    EventRecord {
+        ts: t,
+        kind: EventKind::Unexpected,
+        iface: "eth0".into(),
+        direction: ConnDir::Inbound,
+        proto: IpProto::Tcp,
+        src: std::net::IpAddr::from([198, 51, 100, (i % 250) as u8]),
+        dst: std::net::IpAddr::from([192, 0, 2, 1]),
+        sport: 40000 + (i % 20000) as u16,
+        dport: 7000 + (i % 1000) as u16,
+        count: 1,
+        first_seen: t,
+        last_seen: t,
+        rule: None,
+        source: None,
+        reason: Some("no-rule".into()),
+        bytes: Some(74),
+        reply_packets: Some(0),
+        peer_roles: Some(vec!["scanners".into()]),
+        note: Some(format!("no rule allows tcp {} inbound", 7000 + i % 1000)),
+        update_of: None,
+        host: Some("bench".into()),
+    }
+}
+
+/// Writes `RECORDS` records through `w`, flushing every 4096 as the
+/// daemon's drain does.
+fn write_all(w: &mut JsonlWriter, records: &[EventRecord]) -> anyhow::Result<()> {
+    for chunk in records.chunks(4096) {
+        for r in chunk {
+            w.write(r)?;
+        }
+        w.flush()?;
+    }
+    Ok(())
+}
+
+pub fn bench() -> anyhow::Result<()> {
+    let ns = Netns::new("exportbench")?;
+    let dir = TempDir::new("exportbench")?;
+    let records: Vec<EventRecord> = (0..RECORDS).map(record).collect();
+    let dir_path = dir.file("");
+    let result = ns.enter(move || -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        // The collector: accepts and discards, on the other core.
+        std::thread::spawn(move || {
+            let _ = pin_to(1);
+            let mut buf = vec![0u8; 1 << 20];
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { return };
+                while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+            }
+        });
+        pin_to(0)?;
+        let (mut file_times, mut export_times) = (Vec::new(), Vec::new());
+        for round in 0..ROUNDS {
+            let path = format!("{dir_path}/events-{round}.jsonl");
+            let mut file = JsonlWriter::open(
+                &path,
+                Rotation {
+                    max_bytes: 1 << 40,
+                    keep: 0,
+                },
+            )?
+            .with_stream(Stream::fresh());
+            let start = Instant::now();
+            write_all(&mut file, &records)?;
+            file_times.push(start.elapsed());
+            drop(file);
+            std::fs::remove_file(&path)?;
+
+            let args = ExportArgs {
+                export: vec![Target::SyslogTcp {
+                    host: "127.0.0.1".into(),
+                    port,
+                }],
+                spool_dir: format!("{dir_path}/spool-{round}").into(),
+                spool_max_mib: 1024,
+            };
+            let exporter = Exporter::start(&args)?.context("one sink")?;
+            let mut w = JsonlWriter::without_file()
+                .with_stream(Stream::fresh())
+                .with_export(exporter);
+            let start = Instant::now();
+            write_all(&mut w, &records)?;
+            // Until the collector's TCP acknowledged every line.
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while w.export_counts()[0].sent < RECORDS {
+                anyhow::ensure!(Instant::now() < deadline, "not all lines were delivered");
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            export_times.push(start.elapsed());
+            let counts = w.finish_export(Duration::from_secs(1));
+            let c = &counts[0].0;
+            anyhow::ensure!(
+                c.sent == RECORDS && c.dropped == 0 && c.spooled == 0,
+                "lost lines: {c:?}"
+            );
+        }
+        Ok((file_times, export_times))
+    })??;
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (file, export) = (median(result.0), median(result.1));
+    let rate = |d: Duration| RECORDS as f64 / d.as_secs_f64();
+    println!(
+        "\nexport: events lines to a collector, every line acknowledged, one core ({ROUNDS} rounds of {RECORDS}, median)"
+    );
+    println!(
+        "  syslog+tcp: {:.0} lines/s, none lost; the events file alone: {:.0} lines/s ({:.2}x its time)",
+        rate(export),
+        rate(file),
+        export.as_secs_f64() / file.as_secs_f64()
+    );
+    Ok(())
+}
