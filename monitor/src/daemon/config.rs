@@ -532,6 +532,9 @@ refresh = 60
 summary = "json"
 handshake-timeout = "1500ms"
 pin = "/sys/fs/bpf/portconform/lab"
+export = ["syslog+tcp://192.0.2.9:514"]
+spool-dir = "/var/lib/portconform/other-spool"
+spool-max-mib = 11
 "#;
 
     #[test]
@@ -573,6 +576,18 @@ pin = "/sys/fs/bpf/portconform/lab"
             a.pin.as_deref(),
             Some(Path::new("/sys/fs/bpf/portconform/lab"))
         );
+        assert_eq!(
+            a.export.export,
+            [crate::export::Target::SyslogTcp {
+                host: "192.0.2.9".into(),
+                port: 514
+            }]
+        );
+        assert_eq!(
+            a.export.spool_dir,
+            Path::new("/var/lib/portconform/other-spool")
+        );
+        assert_eq!(a.export.spool_max_mib, 11);
         assert_eq!(
             a.config.as_deref(),
             Some(Path::new("/etc/portconform/test.toml"))
