@@ -34,6 +34,7 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "systemd",           // systemd-analyze verify / security on the packaged unit
     "man-db",            // man, which systemd-analyze verify runs on Documentation=
     "systemd-container", // systemd-nspawn: the packaged service under a real systemd
+    "wireshark-common",  // text2pcap and editcap: the captures of replay's corpus test
 ];
 
 /// bpf-linker releases known to carry a `rust-llvm-N` feature, by LLVM major.
