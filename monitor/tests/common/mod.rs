@@ -1,14 +1,18 @@
 //! What the monitor's integration tests share, included by each with
 //! `mod common;`: the `portconform` binary run as a user runs it (here), the
-//! hosts and frames of the replay tests ([`frames`]), the pcap files they
-//! are written to ([`pcap`]) and a headless chromium for looking at the
-//! HTML report as a browser lays it out ([`webdriver`]).
+//! hosts and frames of the replay tests ([`frames`]), the link-layer
+//! headers of every link type replay reads ([`links`]), the pcap and pcapng
+//! files they are written to ([`pcap`]), tshark as the oracle replay's
+//! parser is held to ([`oracle`]) and a headless chromium for looking at
+//! the HTML report as a browser lays it out ([`webdriver`]).
 
 // Each test file is its own crate and uses only a part of this module; the
 // rest would warn as dead code there.
 #![allow(dead_code)]
 
 pub mod frames;
+pub mod links;
+pub mod oracle;
 pub mod pcap;
 pub mod webdriver;
 
