@@ -146,8 +146,79 @@ fn frame_view<'b>(link: Link, data: &'b [u8], scratch: &'b [u8]) -> &'b [u8] {
 
 /// Parses a captured frame as the kernel would have seen it on the wire,
 /// and the length the kernel would have counted (an Ethernet frame's).
+///
+/// A frame the capture cut short (its snapshot length: `tcpdump -s 68`)
+/// may end inside headers the kernel reads whole, a TCP header's options
+/// say, though what classifying it takes is there; see [`parse_cut`].
 #[inline(always)]
 pub fn parse_frame(
+    link: Link,
+    data: &[u8],
+    orig_len: u32,
+    scratch: &mut Vec<u8>,
+) -> Result<(Parsed, u64), ParseError> {
+    match parse_whole(link, data, orig_len, scratch) {
+        Err(ParseError::Truncated) if (data.len() as u64) < u64::from(orig_len) => {
+            parse_cut(link, data, orig_len, scratch)
+        }
+        r => r,
+    }
+}
+
+/// Bytes of zeros a cut frame is read with, past what was captured: more
+/// than an IPv4 header and a TCP header with all their options.
+const CUT_PAD: usize = 512;
+
+/// A frame cut by the snapshot length, read as if the bytes it lacks were
+/// zeros, and taken only when every byte classification reads was
+/// captured: the link header, the IP headers up to the transport header,
+/// and of that the ports and TCP flags (ICMP's type and code). What the
+/// zeros stand for (TCP or IP options, a payload) is never read. A frame
+/// cut before those bytes stays truncated, as does a runt (a frame that
+/// was that short on the wire: the kernel would not have read it either).
+#[cold]
+#[inline(never)]
+fn parse_cut(
+    link: Link,
+    data: &[u8],
+    orig_len: u32,
+    scratch: &mut Vec<u8>,
+) -> Result<(Parsed, u64), ParseError> {
+    // Where the parsed buffer's bytes stop being captured ones.
+    let captured = match link {
+        Link::Sll2 if data.len() >= 20 => ETH_HLEN + (data.len() - 20),
+        Link::Sll2 => return Err(ParseError::Truncated),
+        _ => match link.start(data)? {
+            Start::Ethernet(o) | Start::Ip(o) => data.len().saturating_sub(o),
+        },
+    };
+    let missing = (orig_len as usize - data.len()).min(CUT_PAD);
+    let mut padded = Vec::with_capacity(data.len() + missing);
+    padded.extend_from_slice(data);
+    padded.resize(data.len() + missing, 0);
+    // Whatever the zeros make the parser say (a TCP data offset of 0 is
+    // malformed), the frame is what it was: truncated.
+    let (p, wire) =
+        parse_whole(link, &padded, orig_len, scratch).map_err(|_| ParseError::Truncated)?;
+    let needed = if p.fragment == packet::Fragment::Later {
+        0
+    } else {
+        match p.proto {
+            packet::IPPROTO_TCP => 14,
+            packet::IPPROTO_UDP => 4,
+            packet::IPPROTO_ICMP | packet::IPPROTO_ICMPV6 => 2,
+            _ => 0,
+        }
+    };
+    if usize::from(p.l4_offset) + needed <= captured {
+        Ok((p, wire))
+    } else {
+        Err(ParseError::Truncated)
+    }
+}
+
+#[inline(always)]
+fn parse_whole(
     link: Link,
     data: &[u8],
     orig_len: u32,
@@ -621,6 +692,46 @@ mod tests {
     };
 
     use super::{KernelTables, Policy};
+
+    /// A SYN with 20 bytes of TCP options, as `tcpdump -s 68` cuts it.
+    #[test]
+    fn a_frame_cut_after_its_ports_and_flags_is_read_a_runt_is_not() {
+        use monitor_common::packet::{ParseError, TCP_SYN};
+
+        use super::{Link, parse_frame};
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+        f.extend_from_slice(&[0x45, 0, 0, 60, 0, 1, 0x40, 0, 64, 6, 0, 0]);
+        f.extend_from_slice(&[198, 51, 100, 7, 192, 0, 2, 1]);
+        f.extend_from_slice(&[
+            0x9c, 0x40, 0x1b, 0x58, 0, 0, 0, 1, 0, 0, 0, 0, 0xa0, TCP_SYN,
+        ]);
+        f.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
+        f.extend_from_slice(&[
+            2, 4, 5, 0xb4, 4, 2, 8, 10, 1, 2, 3, 4, 0, 0, 0, 0, 1, 3, 3, 7,
+        ]);
+        assert_eq!(f.len(), 74);
+        let mut scratch = Vec::new();
+        let whole = parse_frame(Link::Ethernet, &f, 74, &mut scratch).unwrap();
+        let (cut, wire) = parse_frame(Link::Ethernet, &f[..68], 74, &mut scratch).unwrap();
+        assert_eq!(
+            (cut.sport, cut.dport, cut.tcp_flags),
+            (40000, 7000, TCP_SYN)
+        );
+        assert_eq!(
+            (cut.src, cut.dst, wire),
+            (whole.0.src, whole.0.dst, whole.1)
+        );
+        // Cut before the flags: not read.
+        assert_eq!(
+            parse_frame(Link::Ethernet, &f[..45], 74, &mut scratch).err(),
+            Some(ParseError::Truncated)
+        );
+        // As short on the wire: the kernel could not read it either.
+        assert_eq!(
+            parse_frame(Link::Ethernet, &f[..68], 68, &mut scratch).err(),
+            Some(ParseError::Truncated)
+        );
+    }
 
     #[test]
     fn port_array_answers_what_the_tables_hold() {
