@@ -48,6 +48,8 @@ const ZSH: &str = "usr/share/zsh/vendor-completions/_portconform";
 const FISH: &str = "usr/share/fish/vendor_completions.d/portconform.fish";
 const MAN: &str = "usr/share/man/man1";
 const DOC: &str = "usr/share/doc/portconform";
+/// Prometheus alerting and recording rules, for `rule_files:`.
+const RULES: &str = "usr/share/portconform/prometheus/portconform.rules.yml";
 /// The exposure `systemd-analyze security` may give the unit at most: a
 /// change that loosens its sandbox fails the check.
 const MAX_EXPOSURE: f64 = 3.0;
@@ -124,6 +126,11 @@ pub fn build() -> anyhow::Result<PathBuf> {
     install(
         &packaging.join("copyright"),
         &stage.join(DOC).join("copyright"),
+        0o644,
+    )?;
+    install(
+        &packaging.join("prometheus/portconform.rules.yml"),
+        &stage.join(RULES),
         0o644,
     )?;
     install(
@@ -380,7 +387,7 @@ pub fn check(deb: &Path) -> anyhow::Result<()> {
         .filter_map(|l| l.split_whitespace().last())
         .map(|p| p.trim_start_matches("./").trim_end_matches('/').to_string())
         .collect();
-    for path in ["usr/bin/portconform", UNIT, HELPER, CONFIG, BASH, ZSH, FISH]
+    for path in ["usr/bin/portconform", UNIT, HELPER, CONFIG, BASH, ZSH, FISH, RULES]
         .into_iter()
         .map(String::from)
         .chain([format!("{DOC}/copyright"), format!("{DOC}/README.md.gz")])
