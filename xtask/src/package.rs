@@ -387,10 +387,19 @@ pub fn check(deb: &Path) -> anyhow::Result<()> {
         .filter_map(|l| l.split_whitespace().last())
         .map(|p| p.trim_start_matches("./").trim_end_matches('/').to_string())
         .collect();
-    for path in ["usr/bin/portconform", UNIT, HELPER, CONFIG, BASH, ZSH, FISH, RULES]
-        .into_iter()
-        .map(String::from)
-        .chain([format!("{DOC}/copyright"), format!("{DOC}/README.md.gz")])
+    for path in [
+        "usr/bin/portconform",
+        UNIT,
+        HELPER,
+        CONFIG,
+        BASH,
+        ZSH,
+        FISH,
+        RULES,
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain([format!("{DOC}/copyright"), format!("{DOC}/README.md.gz")])
     {
         ensure!(contents.contains(&path), "the package has no {path}");
     }
