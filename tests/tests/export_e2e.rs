@@ -159,3 +159,106 @@ fn syslog_gets_every_line_across_a_collector_outage() {
         done.stderr
     );
 }
+
+/// `run --export ipfix+udp://`: Debian's nfcapd stores the flow records,
+/// and `nfdump` prints the 5-tuples of the unexpected and blocked flows the
+/// events name.
+#[test]
+fn nfcapd_stores_the_flows_and_nfdump_prints_their_five_tuples() {
+    let lab = Pair::new(92, "ipfix").expect("lab");
+    let flows = lab.dir.file("nfcapd");
+    std::fs::create_dir_all(&flows).unwrap();
+    let port = 4739u16;
+    let nfcapd = lab
+        .node2
+        .spawn_graceful(
+            "nfcapd",
+            &[
+                "-b",
+                &lab.n2.v4,
+                "-p",
+                &port.to_string(),
+                "-w",
+                &flows,
+                "-t",
+                "3600",
+            ],
+            libc::SIGTERM,
+            Duration::from_secs(10),
+        )
+        .expect("nfcapd");
+    lab.node2
+        .wait_udp_bound(port, Duration::from_secs(10))
+        .expect("nfcapd listens");
+    let inv = lab.dir.file("inventory.toml");
+    std::fs::write(&inv, "nodes = [\"192.0.2.0/24\"]\n").unwrap();
+    let url = format!("ipfix+udp://{}:{port}", lab.n2.v4);
+    let spool = lab.dir.file("spool");
+    let peer = lab.n2.v4.clone();
+    let mon = MonitorProc::classifying(
+        &lab.node1,
+        &[&lab.n1.ifname],
+        "thoughtspot",
+        &inv,
+        &lab.events_path(),
+        &[
+            "--interval",
+            "3600",
+            "--export",
+            &url,
+            "--spool-dir",
+            &spool,
+        ],
+    )
+    .expect("start portconform");
+    for port in [6666, 6667] {
+        assert!(!connect(&lab.node2, &lab.n1.v4, port));
+        lab.wait_event("unexpected", &peer, port);
+    }
+    assert!(!connect(&lab.node2, &lab.n1.v4, 2888));
+    lab.wait_event("blocked", &peer, 2888);
+    let done = mon.stop().expect("stop");
+    assert!(done.status.success(), "{}", done.stderr);
+    assert!(
+        done.stderr.contains(&format!("export {url}: "))
+            && !done.stderr.contains("not delivered yet"),
+        "{}",
+        done.stderr
+    );
+    // nfcapd writes its file out when it stops.
+    drop(nfcapd);
+    let out = std::process::Command::new("nfdump")
+        .args(["-R", &flows, "-q", "-o", "fmt:%sa|%da|%sp|%dp|%pr|%pkt"])
+        .output()
+        .expect("nfdump");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored: Vec<Vec<String>> = text
+        .lines()
+        .map(|l| l.split('|').map(|f| f.trim().to_string()).collect())
+        .filter(|f: &Vec<String>| f.len() == 6)
+        .collect();
+    let lines = read_events(lab.events_path()).expect("events");
+    let flows_in_events: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| ["unexpected", "blocked"].contains(&l["kind"].as_str().unwrap_or("")))
+        .collect();
+    assert!(flows_in_events.len() >= 3, "{lines:#?}");
+    for e in flows_in_events {
+        let want = [
+            e["src"].as_str().unwrap().to_string(),
+            e["dst"].as_str().unwrap().to_string(),
+            e["sport"].to_string(),
+            e["dport"].to_string(),
+            e["proto"].as_str().unwrap().to_uppercase(),
+        ];
+        assert!(
+            stored.iter().any(|s| s[..5] == want),
+            "{want:?} not stored by nfcapd:\n{text}"
+        );
+    }
+}

@@ -8,9 +8,11 @@
 //! reading of the kernel's events, and the lines left at exit go with the
 //! next start.
 
+pub mod ipfix;
 pub mod spool;
 pub mod syslog;
 mod tcp;
+mod udp;
 
 use std::{
     path::{Path, PathBuf},
@@ -31,7 +33,8 @@ pub const DEFAULT_SPOOL_DIR: &str = "/var/lib/portconform/spool";
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct ExportArgs {
     /// Send every events line to URL as well: syslog+tcp://HOST:PORT (RFC
-    /// 5424, octet-counted). Repeatable; each sink has its own spool.
+    /// 5424, octet-counted), or its flows to ipfix+udp://HOST:PORT (RFC
+    /// 7011). Repeatable; each sink has its own spool.
     #[arg(long = "export", value_name = "URL", value_parser = Target::parse)]
     pub export: Vec<Target>,
     /// Where each sink's spool of lines not yet delivered is kept.
@@ -48,12 +51,14 @@ pub struct ExportArgs {
 pub enum Target {
     /// `syslog+tcp://HOST:PORT`.
     SyslogTcp { host: String, port: u16 },
+    /// `ipfix+udp://HOST:PORT`.
+    IpfixUdp { host: String, port: u16 },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     #[error(
-        "--export {url}: {why}; give syslog+tcp://HOST:PORT (NATS and IPFIX sinks are not built yet)"
+        "--export {url}: {why}; give syslog+tcp://HOST:PORT or ipfix+udp://HOST:PORT (NATS, syslog over TLS and IPFIX over TCP are not built yet)"
     )]
     BadUrl { url: String, why: String },
     #[error(transparent)]
@@ -71,7 +76,7 @@ impl Target {
         let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
         let authority = rest.trim_end_matches('/');
         if authority.contains('/') || authority.contains('?') {
-            return Err(bad("a syslog URL has no path"));
+            return Err(bad("this URL has no path"));
         }
         let (host, port) = authority.rsplit_once(':').ok_or_else(|| bad("no port"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -88,17 +93,35 @@ impl Target {
                 host: host.to_string(),
                 port,
             }),
+            "ipfix+udp" => Ok(Target::IpfixUdp {
+                host: host.to_string(),
+                port,
+            }),
             other => Err(bad(&format!("scheme {other}:// is not supported"))),
+        }
+    }
+
+    fn scheme(&self) -> &'static str {
+        match self {
+            Target::SyslogTcp { .. } => "syslog+tcp",
+            Target::IpfixUdp { .. } => "ipfix+udp",
+        }
+    }
+
+    /// The collector's host and port.
+    pub fn host_port(&self) -> (&str, u16) {
+        match self {
+            Target::SyslogTcp { host, port } | Target::IpfixUdp { host, port } => (host, *port),
         }
     }
 
     /// What it is called in messages and metrics.
     pub fn label(&self) -> String {
-        match self {
-            Target::SyslogTcp { host, port } if host.contains(':') => {
-                format!("syslog+tcp://[{host}]:{port}")
-            }
-            Target::SyslogTcp { host, port } => format!("syslog+tcp://{host}:{port}"),
+        let (host, port) = self.host_port();
+        if host.contains(':') {
+            format!("{}://[{host}]:{port}", self.scheme())
+        } else {
+            format!("{}://{host}:{port}", self.scheme())
         }
     }
 
@@ -213,7 +236,10 @@ impl Exporter {
                 runtime.block_on(async move {
                     let tasks: Vec<_> = senders
                         .into_iter()
-                        .map(|s| tokio::spawn(tcp::send(s)))
+                        .map(|s| match s.target {
+                            Target::SyslogTcp { .. } => tokio::spawn(tcp::send(s)),
+                            Target::IpfixUdp { .. } => tokio::spawn(udp::send(s)),
+                        })
                         .collect();
                     for t in tasks {
                         let _ = t.await;
@@ -329,6 +355,10 @@ mod tests {
         for (url, why) in [
             ("kafka://k:9092", "scheme kafka:// is not supported"),
             ("syslog+tcp://host", "no port"),
+            (
+                "ipfix+tcp://host:4739",
+                "scheme ipfix+tcp:// is not supported",
+            ),
             ("syslog+tcp://host:0", "the port is not a number"),
             ("syslog+tcp://:514", "no host"),
             ("host:514", "no scheme"),

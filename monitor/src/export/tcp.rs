@@ -46,8 +46,8 @@ fn closed(stream: &TcpStream) -> bool {
 }
 
 async fn connect(target: &Target) -> std::io::Result<TcpStream> {
-    let Target::SyslogTcp { host, port } = target;
-    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host.as_str(), *port))).await {
+    let (host, port) = target.host_port();
+    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port))).await {
         Ok(r) => r,
         Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
     }
