@@ -10,7 +10,11 @@
 
 use std::{
     io::Read as _,
-    net::TcpListener,
+    net::{TcpListener, UdpSocket},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -64,6 +68,32 @@ fn record(i: u64) -> EventRecord {
     }
 }
 
+/// Data records in one IPFIX message of portconform's IPv4 template (a
+/// fixed part, five one-byte-length strings, a counter), or `None` for a
+/// message this benchmark did not expect.
+fn ipfix_records(msg: &[u8]) -> Option<u64> {
+    let mut n = 0;
+    let mut at = 16;
+    while at + 4 <= msg.len() {
+        let id = u16::from_be_bytes([msg[at], msg[at + 1]]);
+        let len = usize::from(u16::from_be_bytes([msg[at + 2], msg[at + 3]]));
+        let set = msg.get(at + 4..at + len)?;
+        if id == 256 {
+            let mut r = 0;
+            while r < set.len() {
+                r += 46;
+                for _ in 0..5 {
+                    r += 1 + usize::from(*set.get(r)?);
+                }
+                r += 8;
+                n += 1;
+            }
+        }
+        at += len.max(4);
+    }
+    Some(n)
+}
+
 /// Writes `RECORDS` records through `w`, flushing every 4096 as the
 /// daemon's drain does.
 fn write_all(w: &mut JsonlWriter, records: &[EventRecord]) -> anyhow::Result<()> {
@@ -81,7 +111,8 @@ pub fn bench() -> anyhow::Result<()> {
     let dir = TempDir::new("exportbench")?;
     let records: Vec<EventRecord> = (0..RECORDS).map(record).collect();
     let dir_path = dir.file("");
-    let result = ns.enter(move || -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    type Times = (Vec<Duration>, Vec<Duration>, Vec<(Duration, u64)>);
+    let result = ns.enter(move || -> anyhow::Result<Times> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let port = listener.local_addr()?.port();
         // The collector: accepts and discards, on the other core.
@@ -93,8 +124,20 @@ pub fn bench() -> anyhow::Result<()> {
                 while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
             }
         });
+        // The IPFIX collector: counts the records that arrive.
+        let udp = UdpSocket::bind("127.0.0.1:0")?;
+        let udp_port = udp.local_addr()?.port();
+        let received = Arc::new(AtomicU64::new(0));
+        let counter = received.clone();
+        std::thread::spawn(move || {
+            let _ = pin_to(1);
+            let mut buf = vec![0u8; 65536];
+            while let Ok(n) = udp.recv(&mut buf) {
+                counter.fetch_add(ipfix_records(&buf[..n]).unwrap_or(0), Ordering::Relaxed);
+            }
+        });
         pin_to(0)?;
-        let (mut file_times, mut export_times) = (Vec::new(), Vec::new());
+        let (mut file_times, mut export_times, mut ipfix) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..ROUNDS {
             let path = format!("{dir_path}/events-{round}.jsonl");
             let mut file = JsonlWriter::open(
@@ -138,13 +181,48 @@ pub fn bench() -> anyhow::Result<()> {
                 c.sent == RECORDS && c.dropped == 0 && c.spooled == 0,
                 "lost lines: {c:?}"
             );
+
+            // IPFIX over UDP: until every record arrived at the collector
+            // (UDP may drop: then the round says how many).
+            let before = received.load(Ordering::Relaxed);
+            let args = ExportArgs {
+                export: vec![Target::IpfixUdp {
+                    host: "127.0.0.1".into(),
+                    port: udp_port,
+                }],
+                spool_dir: format!("{dir_path}/ipfix-{round}").into(),
+                spool_max_mib: 1024,
+            };
+            let exporter = Exporter::start(&args)?.context("one sink")?;
+            let mut w = JsonlWriter::without_file()
+                .with_stream(Stream::fresh())
+                .with_export(exporter);
+            let start = Instant::now();
+            write_all(&mut w, &records)?;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while received.load(Ordering::Relaxed) - before < RECORDS
+                && Instant::now() < deadline
+                && !(w.export_counts()[0].sent == RECORDS
+                    && start.elapsed() > Duration::from_secs(30))
+            {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            let took = start.elapsed();
+            w.finish_export(Duration::from_secs(1));
+            ipfix.push((took, received.load(Ordering::Relaxed) - before));
         }
-        Ok((file_times, export_times))
+        Ok((file_times, export_times, ipfix))
     })??;
     let median = |mut v: Vec<Duration>| {
         v.sort();
         v[v.len() / 2]
     };
+    let lost: u64 = result
+        .2
+        .iter()
+        .map(|(_, got)| RECORDS - got.min(&RECORDS))
+        .sum();
+    let ipfix = median(result.2.iter().map(|(t, _)| *t).collect());
     let (file, export) = (median(result.0), median(result.1));
     let rate = |d: Duration| RECORDS as f64 / d.as_secs_f64();
     println!(
@@ -155,6 +233,11 @@ pub fn bench() -> anyhow::Result<()> {
         rate(export),
         rate(file),
         export.as_secs_f64() / file.as_secs_f64()
+    );
+    println!(
+        "  ipfix+udp: {:.0} records/s to the collector, {lost} lost over the rounds; {:.2}x the events file's time",
+        rate(ipfix),
+        ipfix.as_secs_f64() / file.as_secs_f64()
     );
     Ok(())
 }
