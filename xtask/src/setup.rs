@@ -35,6 +35,7 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "man-db",            // man, which systemd-analyze verify runs on Documentation=
     "systemd-container", // systemd-nspawn: the packaged service under a real systemd
     "prometheus",        // promtool: checks and tests the shipped alerting rules
+    "nfdump",            // nfcapd, nfdump: the IPFIX collector of export_e2e
     "rsyslog",           // the SIEM's syslog input for run --export syslog+tcp:// (export_e2e)
     "chromium",          // a real browser lays out the HTML report (report_browser)
     "chromium-driver",   // chromedriver: WebDriver to drive it (report_browser)
