@@ -19,8 +19,6 @@ use std::{borrow::Cow, net::IpAddr, time::Duration};
 
 use serde::Deserialize;
 
-use crate::events::IpProto;
-
 /// Templates are sent again this often over UDP.
 pub const TEMPLATE_EVERY: Duration = Duration::from_secs(30);
 /// A message stays within one Ethernet frame's IPv6 UDP payload.
@@ -106,6 +104,19 @@ fn templates(out: &mut Vec<u8>) {
     out[start + 2..start + 4].copy_from_slice(&set_len.to_be_bytes());
 }
 
+/// The protocol number of an events line's `proto` (`tcp`, ..., or the
+/// number). Read here rather than through `events::IpProto`: the events
+/// writer hands lines to this module, which must not reach back.
+fn protocol(name: &str) -> Option<u8> {
+    match name {
+        "tcp" => Some(6),
+        "udp" => Some(17),
+        "icmp" => Some(1),
+        "icmpv6" => Some(58),
+        n => n.parse().ok(),
+    }
+}
+
 /// RFC 3339 to milliseconds since the epoch (0 if it does not read).
 fn millis(t: &str) -> u64 {
     humantime::parse_rfc3339(t)
@@ -127,7 +138,8 @@ struct Flow<'a> {
     iface: Cow<'a, str>,
     #[serde(borrow)]
     direction: &'a str,
-    proto: IpProto,
+    #[serde(borrow)]
+    proto: &'a str,
     src: IpAddr,
     dst: IpAddr,
     sport: u16,
@@ -175,7 +187,7 @@ pub fn record(line: &[u8]) -> Option<(u16, Vec<u8>)> {
     };
     put16(&mut out, r.sport);
     put16(&mut out, r.dport);
-    out.push(r.proto.number());
+    out.push(protocol(r.proto)?);
     put64(&mut out, r.bytes.unwrap_or(0));
     put64(&mut out, r.count);
     put64(&mut out, millis(r.first_seen));
