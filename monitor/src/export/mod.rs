@@ -26,6 +26,20 @@ use std::{
 
 use spool::{Spool, SpoolCounts, SpoolError};
 
+/// Lines a sender takes from its spool at a time.
+const BATCH: usize = 512;
+/// How often a sender looks again while nothing new comes.
+const POLL: Duration = Duration::from_millis(50);
+/// Spooled lines are forced to disk this often.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
+/// Waits between connection attempts, growing up to the last.
+const BACKOFF: [u64; 6] = [100, 250, 500, 1000, 2000, 5000];
+
+/// The wait before connection attempt `attempt` (from 0).
+fn backoff(attempt: usize) -> Duration {
+    Duration::from_millis(BACKOFF[attempt.min(BACKOFF.len() - 1)])
+}
+
 /// Where spools live unless told: the packaged unit's StateDirectory.
 pub const DEFAULT_SPOOL_DIR: &str = "/var/lib/portconform/spool";
 
@@ -171,6 +185,24 @@ struct Shared {
 impl Shared {
     fn spool(&self) -> std::sync::MutexGuard<'_, Spool> {
         self.spool.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes the next lines to send into `lines`, forcing the spool to
+    /// disk first when [`SYNC_EVERY`] has passed since `last_sync`.
+    fn take(
+        &self,
+        lines: &mut Vec<(u64, Vec<u8>)>,
+        last_sync: &mut Instant,
+    ) -> Result<(), SpoolError> {
+        lines.clear();
+        let mut spool = self.spool();
+        if last_sync.elapsed() >= SYNC_EVERY {
+            *last_sync = Instant::now();
+            if let Err(e) = spool.sync() {
+                log::warn!("export {}: {e}", self.target.label());
+            }
+        }
+        spool.take(BATCH, lines)
     }
 
     fn counts(&self) -> SinkCounts {

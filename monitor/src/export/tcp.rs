@@ -15,16 +15,8 @@ use std::{
 
 use tokio::{io::AsyncWriteExt as _, net::TcpStream};
 
-use super::{Shared, Target, syslog};
+use super::{BATCH, POLL, Shared, Target, backoff, syslog};
 
-/// Lines sent per write.
-const BATCH: usize = 512;
-/// How often acknowledgements are looked at while nothing new comes.
-const POLL: Duration = Duration::from_millis(50);
-/// Spooled lines are forced to disk this often.
-const SYNC_EVERY: Duration = Duration::from_secs(1);
-/// Waits between connection attempts, doubling up to the last.
-const BACKOFF: [u64; 6] = [100, 250, 500, 1000, 2000, 5000];
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Bytes written on `stream` that its peer has not acknowledged.
@@ -77,9 +69,8 @@ pub async fn send(sink: Arc<Shared>) {
                 if sink.stopping.load(Ordering::Relaxed) {
                     return;
                 }
-                let wait = BACKOFF[attempt.min(BACKOFF.len() - 1)];
+                tokio::time::sleep(backoff(attempt)).await;
                 attempt += 1;
-                tokio::time::sleep(Duration::from_millis(wait)).await;
                 continue;
             }
         };
@@ -123,18 +114,7 @@ async fn session(
     let mut inflight: VecDeque<(u64, u64)> = VecDeque::new();
     let mut written: u64 = 0;
     loop {
-        lines.clear();
-        let taken = {
-            let mut spool = sink.spool();
-            if last_sync.elapsed() >= SYNC_EVERY {
-                *last_sync = Instant::now();
-                if let Err(e) = spool.sync() {
-                    log::warn!("export {}: {e}", sink.target.label());
-                }
-            }
-            spool.take(BATCH, &mut lines)
-        };
-        if let Err(e) = taken {
+        if let Err(e) = sink.take(&mut lines, last_sync) {
             return Some(e.to_string());
         }
         if !lines.is_empty() {

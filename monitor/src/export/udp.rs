@@ -8,17 +8,12 @@
 
 use std::{
     sync::{Arc, atomic::Ordering},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use tokio::net::UdpSocket;
 
-use super::{Shared, ipfix};
-
-const BATCH: usize = 512;
-const POLL: Duration = Duration::from_millis(50);
-const SYNC_EVERY: Duration = Duration::from_secs(1);
-const BACKOFF: [u64; 6] = [100, 250, 500, 1000, 2000, 5000];
+use super::{BATCH, POLL, Shared, backoff, ipfix};
 
 async fn connect(host: &str, port: u16) -> std::io::Result<UdpSocket> {
     let addr = tokio::net::lookup_host((host, port))
@@ -58,10 +53,7 @@ pub async fn send(sink: Arc<Shared>) {
                 if sink.stopping.load(Ordering::Relaxed) {
                     return;
                 }
-                tokio::time::sleep(Duration::from_millis(
-                    BACKOFF[attempt.min(BACKOFF.len() - 1)],
-                ))
-                .await;
+                tokio::time::sleep(backoff(attempt)).await;
                 attempt += 1;
                 continue;
             }
@@ -78,10 +70,7 @@ pub async fn send(sink: Arc<Shared>) {
                 if sink.spool().rewind().is_err() {
                     return;
                 }
-                tokio::time::sleep(Duration::from_millis(
-                    BACKOFF[attempt.min(BACKOFF.len() - 1)],
-                ))
-                .await;
+                tokio::time::sleep(backoff(attempt)).await;
                 attempt += 1;
             }
         }
@@ -98,18 +87,7 @@ async fn session(
     // Templates go first, then on schedule.
     let mut last_templates: Option<Instant> = None;
     loop {
-        lines.clear();
-        let taken = {
-            let mut spool = sink.spool();
-            if last_sync.elapsed() >= SYNC_EVERY {
-                *last_sync = Instant::now();
-                if let Err(e) = spool.sync() {
-                    log::warn!("export {}: {e}", sink.target.label());
-                }
-            }
-            spool.take(BATCH, &mut lines)
-        };
-        if let Err(e) = taken {
+        if let Err(e) = sink.take(&mut lines, last_sync) {
             return Some(e.to_string());
         }
         if lines.is_empty() {
