@@ -36,6 +36,7 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "systemd-container", // systemd-nspawn: the packaged service under a real systemd
     "prometheus",        // promtool: checks and tests the shipped alerting rules
     "nfdump",            // nfcapd, nfdump: the IPFIX collector of export_e2e
+    "nats-server",       // a three-node JetStream cluster for run --export nats:// (nats_e2e)
     "rsyslog",           // the SIEM's syslog input for run --export syslog+tcp:// (export_e2e)
     "chromium",          // a real browser lays out the HTML report (report_browser)
     "chromium-driver",   // chromedriver: WebDriver to drive it (report_browser)

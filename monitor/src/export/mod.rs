@@ -9,6 +9,7 @@
 //! next start.
 
 pub mod ipfix;
+pub mod nats;
 pub mod spool;
 pub mod syslog;
 mod tcp;
@@ -46,9 +47,11 @@ pub const DEFAULT_SPOOL_DIR: &str = "/var/lib/portconform/spool";
 /// The options of `run` and `replay` that export.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct ExportArgs {
-    /// Send every events line to URL as well: syslog+tcp://HOST:PORT (RFC
-    /// 5424, octet-counted), or its flows to ipfix+udp://HOST:PORT (RFC
-    /// 7011). Repeatable; each sink has its own spool.
+    /// Send every events line to URL as well: nats://HOST:PORT[/STREAM]
+    /// (JetStream; stream PORTCONFORM unless named, created if missing),
+    /// syslog+tcp://HOST:PORT (RFC 5424, octet-counted), or its flows to
+    /// ipfix+udp://HOST:PORT (RFC 7011). Repeatable; each sink has its own
+    /// spool.
     #[arg(long = "export", value_name = "URL", value_parser = Target::parse)]
     pub export: Vec<Target>,
     /// Where each sink's spool of lines not yet delivered is kept.
@@ -63,6 +66,12 @@ pub struct ExportArgs {
 /// A sink, as its URL names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
+    /// `nats://HOST:PORT[/STREAM]`: JetStream.
+    Nats {
+        host: String,
+        port: u16,
+        stream: String,
+    },
     /// `syslog+tcp://HOST:PORT`.
     SyslogTcp { host: String, port: u16 },
     /// `ipfix+udp://HOST:PORT`.
@@ -72,7 +81,7 @@ pub enum Target {
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     #[error(
-        "--export {url}: {why}; give syslog+tcp://HOST:PORT or ipfix+udp://HOST:PORT (NATS, syslog over TLS and IPFIX over TCP are not built yet)"
+        "--export {url}: {why}; give nats://HOST:PORT[/STREAM], syslog+tcp://HOST:PORT or ipfix+udp://HOST:PORT (syslog over TLS and IPFIX over TCP are not built yet)"
     )]
     BadUrl { url: String, why: String },
     #[error(transparent)]
@@ -88,8 +97,12 @@ impl Target {
             why: why.to_string(),
         };
         let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
-        let authority = rest.trim_end_matches('/');
-        if authority.contains('/') || authority.contains('?') {
+        let rest = rest.trim_end_matches('/');
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if rest.contains('?') || rest.contains('#') {
+            return Err(bad("this URL takes no query"));
+        }
+        if !path.is_empty() && scheme != "nats" {
             return Err(bad("this URL has no path"));
         }
         let (host, port) = authority.rsplit_once(':').ok_or_else(|| bad("no port"))?;
@@ -103,6 +116,11 @@ impl Target {
             .filter(|p| *p > 0)
             .ok_or_else(|| bad("the port is not a number from 1 to 65535"))?;
         match scheme {
+            "nats" => Ok(Target::Nats {
+                host: host.to_string(),
+                port,
+                stream: stream_name(path).map_err(|why| bad(&why))?,
+            }),
             "syslog+tcp" => Ok(Target::SyslogTcp {
                 host: host.to_string(),
                 port,
@@ -117,6 +135,7 @@ impl Target {
 
     fn scheme(&self) -> &'static str {
         match self {
+            Target::Nats { .. } => "nats",
             Target::SyslogTcp { .. } => "syslog+tcp",
             Target::IpfixUdp { .. } => "ipfix+udp",
         }
@@ -125,18 +144,25 @@ impl Target {
     /// The collector's host and port.
     pub fn host_port(&self) -> (&str, u16) {
         match self {
-            Target::SyslogTcp { host, port } | Target::IpfixUdp { host, port } => (host, *port),
+            Target::Nats { host, port, .. }
+            | Target::SyslogTcp { host, port }
+            | Target::IpfixUdp { host, port } => (host, *port),
         }
     }
 
     /// What it is called in messages and metrics.
     pub fn label(&self) -> String {
         let (host, port) = self.host_port();
-        if host.contains(':') {
+        let mut label = if host.contains(':') {
             format!("{}://[{host}]:{port}", self.scheme())
         } else {
             format!("{}://{host}:{port}", self.scheme())
+        };
+        if let Target::Nats { stream, .. } = self {
+            label.push('/');
+            label.push_str(stream);
         }
+        label
     }
 
     /// Its spool's directory name: the URL with anything but letters,
@@ -153,6 +179,24 @@ impl Target {
             })
             .collect()
     }
+}
+
+/// The stream a `nats://` URL's path names (the default when none), if it
+/// is a name JetStream takes.
+pub fn stream_name(path: &str) -> Result<String, String> {
+    if path.is_empty() {
+        return Ok(nats::DEFAULT_STREAM.to_string());
+    }
+    if path.len() > 255
+        || path.chars().any(|c| {
+            matches!(c, '.' | '*' | '>' | '/' | '\\') || c.is_whitespace() || c.is_control()
+        })
+    {
+        return Err(format!(
+            "{path:?} is not a stream name (no dots, slashes, wildcards or spaces)"
+        ));
+    }
+    Ok(path.to_string())
 }
 
 /// What one sink did, for the summary and the metrics.
@@ -269,6 +313,7 @@ impl Exporter {
                     let tasks: Vec<_> = senders
                         .into_iter()
                         .map(|s| match s.target {
+                            Target::Nats { .. } => tokio::spawn(nats::send(s)),
                             Target::SyslogTcp { .. } => tokio::spawn(tcp::send(s)),
                             Target::IpfixUdp { .. } => tokio::spawn(udp::send(s)),
                         })
@@ -381,6 +426,18 @@ mod tests {
                 port: 6514
             }
         );
+        assert_eq!(
+            Target::parse("nats://192.0.2.9:4222").unwrap().label(),
+            "nats://192.0.2.9:4222/PORTCONFORM"
+        );
+        assert_eq!(
+            Target::parse("nats://[2001:db8::9]:4222/FLEET/").unwrap(),
+            Target::Nats {
+                host: "2001:db8::9".into(),
+                port: 4222,
+                stream: "FLEET".into()
+            }
+        );
         let v6 = Target::parse("syslog+tcp://[2001:db8::9]:514/").unwrap();
         assert_eq!(v6.label(), "syslog+tcp://[2001:db8::9]:514");
         assert_eq!(v6.spool_name(), "syslog-tcp----2001-db8--9--514");
@@ -392,6 +449,10 @@ mod tests {
                 "scheme ipfix+tcp:// is not supported",
             ),
             ("syslog+tcp://host:0", "the port is not a number"),
+            ("syslog+tcp://host:514/x", "this URL has no path"),
+            ("nats://host:4222/a.b", "is not a stream name"),
+            ("nats://host:4222/a/b", "is not a stream name"),
+            ("nats://host:4222?x=1", "takes no query"),
             ("syslog+tcp://:514", "no host"),
             ("host:514", "no scheme"),
         ] {

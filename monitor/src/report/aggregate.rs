@@ -92,7 +92,7 @@ impl Counts {
 }
 
 /// The sightings of one flow, by `first_seen`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Sightings(BTreeMap<SystemTime, Counts>);
 
 impl Sightings {
@@ -133,7 +133,7 @@ impl Sightings {
 /// Why a flow is unexpected (or blocked), from the earliest first sighting
 /// read; updates repeat the explanation, so they serve when no first
 /// sighting was given (its rotated file was not passed).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Explanation {
     /// Which record it came from: (not a first sighting, first_seen, ts);
     /// the smallest wins, so the result does not depend on reading order.
@@ -164,13 +164,13 @@ impl Explanation {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct FlowAcc {
     sightings: Sightings,
     why: Explanation,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct BlockedAcc {
     /// Failed attempts per blocking episode (`count` is cumulative).
     sightings: Sightings,
@@ -181,7 +181,7 @@ struct BlockedAcc {
 }
 
 /// Everything read so far; [`Aggregator::finish`] turns it into a report.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Aggregator {
     unexpected: HashMap<FlowId, FlowAcc>,
     blocked: HashMap<(FlowId, String), BlockedAcc>,
@@ -222,8 +222,8 @@ impl Sink for Aggregator {
         }
     }
 
-    fn numbered(&mut self, host: &str, instance: &str, seq: u64) {
-        self.sequences.add(host, instance, seq);
+    fn numbered(&mut self, host: &str, instance: &str, seq: u64) -> bool {
+        self.sequences.add(host, instance, seq)
     }
 
     fn unknown_kind(&mut self, kind: &str) {

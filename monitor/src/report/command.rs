@@ -17,9 +17,13 @@ use super::{
     documents::Documents,
     html,
     load::{self, BadLine, Record, Sink},
+    stream::{Followed, StreamReader},
     terminal,
 };
-use crate::policy::{self, command::Selection};
+use crate::{
+    export::Target,
+    policy::{self, command::Selection},
+};
 
 /// Bad lines printed per file; the rest are counted.
 const BAD_LINES_SHOWN: u64 = 10;
@@ -36,8 +40,21 @@ pub enum ReportFormat {
 #[derive(clap::Args)]
 pub struct ReportArgs {
     /// Events files (JSON lines; rotated `FILE.N` too), one host or many.
-    #[arg(required = true, value_name = "EVENTS.jsonl")]
+    #[arg(required_unless_present = "from", value_name = "EVENTS.jsonl")]
     pub files: Vec<PathBuf>,
+    /// Read the fleet's events from the JetStream stream `run --export
+    /// nats://` publishes to (stream PORTCONFORM unless named), as well as
+    /// from any files given.
+    #[arg(long, value_name = "nats://HOST:PORT[/STREAM]", value_parser = Target::parse)]
+    pub from: Option<Target>,
+    /// With --from: after the stream's current messages, keep reading, and
+    /// print the report again (and rewrite --html) every --every while new
+    /// events come, until SIGINT or SIGTERM.
+    #[arg(long, requires = "from")]
+    pub follow: bool,
+    /// How often --follow prints the report again.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration, requires = "follow")]
+    pub every: std::time::Duration,
     /// Also write the report as one self-contained HTML page.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
@@ -82,8 +99,8 @@ impl Sink for Stderr<'_> {
         self.inner.unknown_kind(kind);
     }
 
-    fn numbered(&mut self, host: &str, instance: &str, seq: u64) {
-        self.inner.numbered(host, instance, seq);
+    fn numbered(&mut self, host: &str, instance: &str, seq: u64) -> bool {
+        self.inner.numbered(host, instance, seq)
     }
 }
 
@@ -167,18 +184,91 @@ fn report(config: ReportArgs) -> anyhow::Result<()> {
             }
         }
     }
-    if agg.records() == 0 {
+    let mut stream = match &config.from {
+        Some(target) => {
+            let mut reader = StreamReader::open(target)?;
+            let path = PathBuf::from(reader.url());
+            let mut sink = Stderr {
+                inner: &mut agg,
+                path: &path,
+                bad: 0,
+            };
+            reader.catch_up(&mut sink)?;
+            sink.done();
+            if let Some(why) = &reader.stats.stopped {
+                eprintln!("portconform: {}: {why}", reader.url());
+            }
+            Some(reader)
+        }
+        None => None,
+    };
+    if agg.records() == 0 && !config.follow {
+        let mut inputs: Vec<String> = config
+            .files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        inputs.extend(config.from.iter().map(Target::label));
+        bail!("no event could be read from {}", inputs.join(", "));
+    }
+    let stats_of = |r: &StreamReader| r.stats.clone();
+    let Some(reader) = stream.as_mut().filter(|_| config.follow) else {
+        if let Some(r) = &stream {
+            agg.file_read(stats_of(r));
+        }
+        write_report(&config, agg, policy.as_ref())?;
+        return unopened_error(&unopened);
+    };
+    {
+        let mut now = agg.clone();
+        now.file_read(stats_of(reader));
+        write_report(&config, now, policy.as_ref())?;
+        let path = PathBuf::from(reader.url());
+        loop {
+            let mut sink = Stderr {
+                inner: &mut agg,
+                path: &path,
+                bad: 0,
+            };
+            let followed = reader.follow(&mut sink, config.every)?;
+            sink.done();
+            if followed == Followed::Read(0) {
+                continue;
+            }
+            let mut now = agg.clone();
+            now.file_read(stats_of(reader));
+            println!(
+                "\n== {} at {} ==",
+                reader.url(),
+                humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            );
+            write_report(&config, now, policy.as_ref())?;
+            if followed == Followed::Stopped {
+                break;
+            }
+        }
+    }
+    unopened_error(&unopened)
+}
+
+fn unopened_error(unopened: &[String]) -> anyhow::Result<()> {
+    if !unopened.is_empty() {
         bail!(
-            "no event could be read from {}",
-            config
-                .files
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            "could not open {} (the report covers the other files)",
+            unopened.join(", ")
         );
     }
-    let report = agg.finish(policy.as_ref());
+    Ok(())
+}
+
+/// The report of what `agg` read: the summary on stdout, the page to
+/// --html (replaced whole, so a browser never loads half of one).
+fn write_report(
+    config: &ReportArgs,
+    agg: Aggregator,
+    policy: Option<&PolicyContext>,
+) -> anyhow::Result<()> {
+    let report = agg.finish(policy);
     let mut out = io::stdout().lock();
     match config.format {
         ReportFormat::Text => terminal::write(&mut out, &report, config.top)?,
@@ -206,15 +296,11 @@ fn report(config: ReportArgs) -> anyhow::Result<()> {
             });
         }
         let docs = Documents::load(citations.documents(), &dirs);
-        let page = html::render(&report, policy.as_ref(), &docs, config.top);
-        std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
+        let page = html::render(&report, policy, &docs, config.top);
+        let tmp = path.with_extension("html.tmp");
+        std::fs::write(&tmp, page).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("portconform: wrote {}", path.display());
-    }
-    if !unopened.is_empty() {
-        bail!(
-            "could not open {} (the report covers the other files)",
-            unopened.join(", ")
-        );
     }
     Ok(())
 }

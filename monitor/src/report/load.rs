@@ -71,8 +71,9 @@ pub trait Sink {
     /// monitor, so counted rather than reported as damage.
     fn unknown_kind(&mut self, kind: &str);
     /// A line's number in its host's `instance` (every line `run` and
-    /// `replay` write has one), whatever its kind.
-    fn numbered(&mut self, host: &str, instance: &str, seq: u64);
+    /// `replay` write has one), whatever its kind. False when that number
+    /// was read before: the line is a duplicate and is skipped.
+    fn numbered(&mut self, host: &str, instance: &str, seq: u64) -> bool;
 }
 
 /// What was read from one file.
@@ -86,9 +87,34 @@ pub struct FileStats {
     pub records: u64,
     pub bad_lines: u64,
     pub unknown_kinds: u64,
+    /// Lines whose number in their instance was read before: delivered
+    /// twice (at least once means sometimes twice), read once.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub duplicates: u64,
     /// A read error that ended the file early (the lines before it count).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+}
+
+impl FileStats {
+    /// Nothing read yet from `path`, whose records belong to `host` when
+    /// they do not say.
+    pub fn new(path: PathBuf, host: String) -> Self {
+        FileStats {
+            path,
+            host,
+            lines: 0,
+            records: 0,
+            bad_lines: 0,
+            unknown_kinds: 0,
+            duplicates: 0,
+            stopped: None,
+        }
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The host a file's records belong to when they do not say: the file name
@@ -123,15 +149,7 @@ pub fn read_file(path: &Path, sink: &mut impl Sink) -> Result<FileStats, LoadErr
         path: path.to_path_buf(),
         source,
     })?;
-    let mut stats = FileStats {
-        path: path.to_path_buf(),
-        host: file_host(path),
-        lines: 0,
-        records: 0,
-        bad_lines: 0,
-        unknown_kinds: 0,
-        stopped: None,
-    };
+    let mut stats = FileStats::new(path.to_path_buf(), file_host(path));
     read_lines(BufReader::new(file), &mut stats, sink);
     Ok(stats)
 }
@@ -173,37 +191,54 @@ pub fn read_lines(mut reader: impl BufRead, stats: &mut FileStats, sink: &mut im
             stats.bad_lines += 1;
             continue;
         };
-        let text = text.trim_end_matches(['\n', '\r']);
-        if text.trim().is_empty() {
-            continue;
+        let line_no = stats.lines;
+        read_line(text, line_no, stats, sink);
+    }
+}
+
+/// One line's text (its `line_no` in its file, or its message number in a
+/// stream) into `sink`. A line whose number in its instance was read
+/// before (a collector that got it twice, a file given twice) is counted
+/// as a duplicate and not read again.
+pub fn read_line(text: &str, line_no: u64, stats: &mut FileStats, sink: &mut impl Sink) {
+    let bad = |what: String| BadLine {
+        file: stats.path.clone(),
+        line: line_no,
+        what,
+    };
+    let text = text.trim_end_matches(['\n', '\r']);
+    if text.trim().is_empty() {
+        return;
+    }
+    let parsed = parse_line(text);
+    if parsed.is_ok()
+        && let Some((host, instance, seq)) = numbered(text)
+    {
+        let host = host.filter(|h| !h.is_empty());
+        if !sink.numbered(host.as_deref().unwrap_or(&stats.host), &instance, seq) {
+            stats.duplicates += 1;
+            return;
         }
-        let parsed = parse_line(text);
-        if parsed.is_ok()
-            && let Some((host, instance, seq)) = numbered(text)
-        {
-            let host = host.filter(|h| !h.is_empty());
-            sink.numbered(host.as_deref().unwrap_or(&stats.host), &instance, seq);
+    }
+    match parsed {
+        Ok(Parsed::Record(record)) => {
+            let host = match &*record {
+                Record::Event(e) => e.host.as_deref(),
+                Record::Required(r) => r.host.as_deref(),
+            }
+            .filter(|h| !h.is_empty())
+            .unwrap_or(&stats.host)
+            .to_string();
+            stats.records += 1;
+            sink.record(&host, *record);
         }
-        match parsed {
-            Ok(Parsed::Record(record)) => {
-                let host = match &*record {
-                    Record::Event(e) => e.host.as_deref(),
-                    Record::Required(r) => r.host.as_deref(),
-                }
-                .filter(|h| !h.is_empty())
-                .unwrap_or(&stats.host)
-                .to_string();
-                stats.records += 1;
-                sink.record(&host, *record);
-            }
-            Ok(Parsed::UnknownKind(kind)) => {
-                stats.unknown_kinds += 1;
-                sink.unknown_kind(&kind);
-            }
-            Err(what) => {
-                stats.bad_lines += 1;
-                sink.bad_line(bad(what));
-            }
+        Ok(Parsed::UnknownKind(kind)) => {
+            stats.unknown_kinds += 1;
+            sink.unknown_kind(&kind);
+        }
+        Err(what) => {
+            stats.bad_lines += 1;
+            sink.bad_line(bad(what));
         }
     }
 }
@@ -357,22 +392,16 @@ mod tests {
             self.unknown.push(kind.to_string());
         }
 
-        fn numbered(&mut self, host: &str, instance: &str, seq: u64) {
-            self.numbered
-                .push((host.to_string(), instance.to_string(), seq));
+        fn numbered(&mut self, host: &str, instance: &str, seq: u64) -> bool {
+            let n = (host.to_string(), instance.to_string(), seq);
+            let new = !self.numbered.contains(&n);
+            self.numbered.push(n);
+            new
         }
     }
 
     fn read(name: &str, bytes: &[u8]) -> (FileStats, Collect) {
-        let mut stats = FileStats {
-            path: PathBuf::from(name),
-            host: file_host(Path::new(name)),
-            lines: 0,
-            records: 0,
-            bad_lines: 0,
-            unknown_kinds: 0,
-            stopped: None,
-        };
+        let mut stats = FileStats::new(PathBuf::from(name), file_host(Path::new(name)));
         let mut sink = Collect::default();
         read_lines(io::Cursor::new(bytes.to_vec()), &mut stats, &mut sink);
         (stats, sink)

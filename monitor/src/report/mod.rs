@@ -21,6 +21,7 @@ pub mod html;
 pub mod load;
 pub mod model;
 pub mod sequence;
+pub mod stream;
 pub mod svg;
 pub mod terminal;
 pub mod timeline;

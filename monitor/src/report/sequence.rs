@@ -25,7 +25,7 @@ const GAPS_LISTED: usize = 20;
 struct Seen {
     /// Disjoint, sorted, inclusive; not adjacent (merged).
     ranges: Vec<(u64, u64)>,
-    /// Lines, duplicates included.
+    /// Lines, each number once (until fragmented).
     lines: u64,
     /// Past [`MAX_RANGES`]: only `lines`, `lowest` and `highest` are kept.
     fragmented: bool,
@@ -34,7 +34,8 @@ struct Seen {
 }
 
 impl Seen {
-    fn add(&mut self, seq: u64) {
+    /// False when `seq` was seen before (as far as can still be told).
+    fn add(&mut self, seq: u64) -> bool {
         if self.lines == 0 {
             (self.lowest, self.highest) = (seq, seq);
         }
@@ -42,18 +43,19 @@ impl Seen {
         self.lowest = self.lowest.min(seq);
         self.highest = self.highest.max(seq);
         if self.fragmented {
-            return;
+            return true;
         }
         // The common case: the next number after the last range.
         if let Some(last) = self.ranges.last_mut()
             && seq == last.1 + 1
         {
             last.1 = seq;
-            return;
+            return true;
         }
         let i = self.ranges.partition_point(|r| r.1 < seq);
         if self.ranges.get(i).is_some_and(|r| r.0 <= seq) {
-            return; // already seen
+            self.lines -= 1;
+            return false;
         }
         let joins_left = i > 0 && self.ranges[i - 1].1 + 1 == seq;
         let joins_right = self.ranges.get(i).is_some_and(|r| r.0 == seq + 1);
@@ -68,11 +70,12 @@ impl Seen {
                 if self.ranges.len() >= MAX_RANGES {
                     self.fragmented = true;
                     self.ranges = Vec::new();
-                    return;
+                    return true;
                 }
                 self.ranges.insert(i, (seq, seq));
             }
         }
+        true
     }
 }
 
@@ -81,7 +84,8 @@ impl Seen {
 pub struct InstanceLines {
     pub host: String,
     pub instance: String,
-    /// Lines read (duplicates included).
+    /// Lines read, each number once (duplicates still count when the
+    /// numbers are too scattered to tell).
     pub lines: u64,
     /// The lowest and highest `seq` read.
     pub first: u64,
@@ -106,7 +110,7 @@ impl InstanceLines {
 }
 
 /// Every host's instances.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Sequences {
     by: BTreeMap<String, BTreeMap<String, Seen>>,
     /// Instances not kept past [`MAX_INSTANCES`] per host.
@@ -114,17 +118,19 @@ pub struct Sequences {
 }
 
 impl Sequences {
-    pub fn add(&mut self, host: &str, instance: &str, seq: u64) {
+    /// Notes `seq` of `host`'s `instance`; false when it was noted before.
+    pub fn add(&mut self, host: &str, instance: &str, seq: u64) -> bool {
         let instances = match self.by.get_mut(host) {
             Some(i) => i,
             None => self.by.entry(host.to_string()).or_default(),
         };
         if let Some(seen) = instances.get_mut(instance) {
-            seen.add(seq);
+            seen.add(seq)
         } else if instances.len() >= MAX_INSTANCES {
             self.instances_dropped += 1;
+            true
         } else {
-            instances.entry(instance.to_string()).or_default().add(seq);
+            instances.entry(instance.to_string()).or_default().add(seq)
         }
     }
 
@@ -242,7 +248,12 @@ mod tests {
         v.swap(3, 700);
         let i = of(v.into_iter().chain([5, 5]));
         assert!(i.complete(), "{i:?}");
-        assert_eq!((i.lines, i.first, i.last), (1002, 1, 1000));
+        // The two repeats of 5 are duplicates: read once.
+        assert_eq!((i.lines, i.first, i.last), (1000, 1, 1000));
+        let mut s = Sequences::default();
+        assert!(s.add("h", "i", 5));
+        assert!(!s.add("h", "i", 5));
+        assert!(s.add("h", "j", 5));
         assert_eq!(problem_text(&i), None);
     }
 
