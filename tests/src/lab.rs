@@ -239,6 +239,14 @@ pub struct Background {
     stop: Option<(i32, Duration)>,
 }
 
+impl Background {
+    /// Kills it at once (SIGKILL), whatever [`Netns::spawn_graceful`]
+    /// asked: a crash, for the tests of what survives one.
+    pub fn kill(mut self) {
+        self.stop = None;
+    }
+}
+
 impl Drop for Background {
     fn drop(&mut self) {
         if let Some((signal, grace)) = self.stop

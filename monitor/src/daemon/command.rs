@@ -75,6 +75,10 @@ pub struct RunArgs {
     /// when the daemon stops, and the next `run --pin` adopts them.
     #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = crate::pin::DEFAULT_DIR)]
     pub pin: Option<PathBuf>,
+    /// The name records and exports give this host (their `host`): the
+    /// fleet's reports and stream subjects go by it. Default: the hostname.
+    #[arg(long, value_name = "NAME")]
+    pub host_name: Option<String>,
     #[command(flatten)]
     pub export: ExportArgs,
 }
@@ -99,6 +103,8 @@ pub struct RunConfig {
     pub pin: Option<PathBuf>,
     /// `--export` and its spools.
     pub export: ExportArgs,
+    /// `--host-name`.
+    pub host_name: Option<String>,
 }
 
 /// `portconform run`. `matches` are what `args` was parsed from: with
@@ -145,6 +151,7 @@ fn run_config(args: RunArgs, file: Option<&ConfigFile>) -> anyhow::Result<RunCon
         handshake_timeout: args.handshake_timeout,
         pin: args.pin,
         export: args.export,
+        host_name: args.host_name.filter(|h| !h.trim().is_empty()),
     })
 }
 
@@ -288,7 +295,7 @@ fn start(config: RunConfig, file: Option<ConfigFile>) -> anyhow::Result<()> {
         metrics,
         console: Some(daemon::Console::new()),
     };
-    let host = netif::hostname();
+    let host = config.host_name.clone().or_else(netif::hostname);
     let options = options_of(&config, host.clone());
     let watch = watched(&config, file.as_ref());
     let classifying = tables.is_some();
@@ -393,6 +400,7 @@ fn reconfigure(running: &RunConfig, new: RunConfig, classifying: bool) -> (RunCo
     keep(running.pcap_max_bytes != new.pcap_max_bytes, "pcap-max-mib");
     keep(running.metrics != new.metrics, "metrics");
     keep(running.pin != new.pin, "pin");
+    keep(running.host_name != new.host_name, "host-name");
     keep(running.export.export != new.export.export, "export");
     keep(
         running.export.spool_dir != new.export.spool_dir,
@@ -426,6 +434,7 @@ fn reconfigure(running: &RunConfig, new: RunConfig, classifying: bool) -> (RunCo
         metrics: running.metrics,
         pin: running.pin.clone(),
         export: running.export.clone(),
+        host_name: running.host_name.clone(),
         ..new
     };
     (new, notes)

@@ -19,7 +19,7 @@ use std::{
 
 use async_nats::jetstream::{
     self,
-    context::{GetStreamErrorKind, PublishAckFuture, PublishErrorKind},
+    context::{GetStreamErrorKind, PublishAckFuture},
     message::PublishMessage,
     stream,
 };
@@ -175,6 +175,40 @@ async fn connect(host: &str, port: u16) -> Result<async_nats::Client, String> {
     }
 }
 
+/// An outage as the sender lives it: since when nothing is delivered, and
+/// how many attempts failed since (the backoff).
+#[derive(Default)]
+struct Outage {
+    since: Option<Instant>,
+    attempt: usize,
+}
+
+impl Outage {
+    /// A failure: said once per outage.
+    fn failed(&mut self, label: &str, why: &str) {
+        if self.since.is_none() {
+            log::warn!("export {label}: {why}; resending what was not acknowledged once it can");
+            self.since = Some(Instant::now());
+        }
+    }
+
+    /// Lines were acknowledged: the outage, if any, is over.
+    fn delivered(&mut self, label: &str) {
+        if let Some(since) = self.since.take() {
+            log::warn!(
+                "export {label}: delivering again after {:.1} s; sending what was spooled",
+                since.elapsed().as_secs_f64()
+            );
+        }
+        self.attempt = 0;
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(backoff(self.attempt)).await;
+        self.attempt += 1;
+    }
+}
+
 /// Sends `sink`'s spool until it is stopping and empty (or cannot be
 /// emptied: then what is left stays spooled).
 pub(super) async fn send(sink: Arc<Shared>) {
@@ -183,78 +217,59 @@ pub(super) async fn send(sink: Arc<Shared>) {
         return;
     };
     let fallback_host = crate::netif::hostname().unwrap_or_else(|| "unknown-host".into());
-    let mut attempt = 0usize;
     let mut last_sync = Instant::now();
-    let mut down_since: Option<Instant> = None;
+    let mut outage = Outage::default();
     // One client for the whole run: it reconnects by itself, to any node
     // of the cluster it has learnt of.
     let client = loop {
         match connect(host, *port).await {
             Ok(c) => break c,
             Err(e) => {
-                if down_since.is_none() {
-                    log::warn!(
-                        "export {label}: cannot connect ({e}); lines are spooled until it can"
-                    );
-                    down_since = Some(Instant::now());
-                }
+                outage.failed(&label, &format!("cannot connect ({e})"));
                 if sink.stopping.load(Ordering::Relaxed) {
                     return;
                 }
-                tokio::time::sleep(backoff(attempt)).await;
-                attempt += 1;
+                outage.wait().await;
             }
         }
     };
     let js = jetstream::new(client.clone());
+    // Looked up (created if missing) once: a stream that stops answering
+    // later is a cluster recovering, not a stream to create again.
     let mut stream_ready = false;
     loop {
-        let failed = if !stream_ready {
+        let why = if stream_ready {
+            sink.connected.store(true, Ordering::Relaxed);
+            match session(
+                &sink,
+                &js,
+                stream,
+                &fallback_host,
+                &mut last_sync,
+                &mut outage,
+                &label,
+            )
+            .await
+            {
+                None => return,
+                Some(why) => why,
+            }
+        } else {
             match ensure_stream(&js, &client, stream).await {
                 Ok(()) => {
                     stream_ready = true;
-                    None
+                    continue;
                 }
-                Err(e) => Some(e),
-            }
-        } else {
-            if let Some(since) = down_since.take() {
-                log::warn!(
-                    "export {label}: delivering again after {:.1} s; sending what was spooled",
-                    since.elapsed().as_secs_f64()
-                );
-            }
-            attempt = 0;
-            sink.connected.store(true, Ordering::Relaxed);
-            let failed = session(&sink, &js, stream, &fallback_host, &mut last_sync).await;
-            match failed {
-                None => return,
-                Some(Failure::StreamGone(why)) => {
-                    stream_ready = false;
-                    Some(why)
-                }
-                Some(Failure::Other(why)) => Some(why),
+                Err(e) => e,
             }
         };
-        let Some(why) = failed else { continue };
         sink.connected.store(false, Ordering::Relaxed);
-        if down_since.is_none() {
-            log::warn!("export {label}: {why}; resending what was not acknowledged once it can");
-            down_since = Some(Instant::now());
-        }
+        outage.failed(&label, &why);
         if sink.spool().rewind().is_err() || sink.stopping.load(Ordering::Relaxed) {
             return;
         }
-        tokio::time::sleep(backoff(attempt)).await;
-        attempt += 1;
+        outage.wait().await;
     }
-}
-
-/// Why a session ended.
-enum Failure {
-    /// The stream is missing: look it up (and create it) again.
-    StreamGone(String),
-    Other(String),
 }
 
 /// Publishes and settles acknowledgements until a publish fails (why) or
@@ -265,18 +280,20 @@ async fn session(
     stream: &str,
     fallback_host: &str,
     last_sync: &mut Instant,
-) -> Option<Failure> {
+    outage: &mut Outage,
+    label: &str,
+) -> Option<String> {
     let mut lines = Vec::with_capacity(BATCH);
     // (spool index after the line, its acknowledgement).
     let mut inflight: VecDeque<(u64, PublishAckFuture)> = VecDeque::new();
-    let fail = |inflight: &VecDeque<(u64, PublishAckFuture)>, f: Failure| {
+    let fail = |inflight: &VecDeque<(u64, PublishAckFuture)>, f: String| {
         sink.retried
             .fetch_add(inflight.len() as u64, Ordering::Relaxed);
         Some(f)
     };
     loop {
         if let Err(e) = sink.take(&mut lines, last_sync) {
-            return fail(&inflight, Failure::Other(e.to_string()));
+            return fail(&inflight, e.to_string());
         }
         let idle = lines.is_empty();
         for (index, line) in lines.drain(..) {
@@ -284,12 +301,12 @@ async fn session(
             match tokio::time::timeout(HANDOFF, js.send_publish(subject, msg)).await {
                 Ok(Ok(ack)) => inflight.push_back((index + 1, ack)),
                 Ok(Err(e)) => {
-                    return fail(&inflight, Failure::Other(format!("cannot publish: {e}")));
+                    return fail(&inflight, format!("cannot publish: {e}"));
                 }
                 Err(_) => {
                     return fail(
                         &inflight,
-                        Failure::Other("cannot publish: the client is not connected".into()),
+                        "cannot publish: the client is not connected".into(),
                     );
                 }
             }
@@ -309,20 +326,15 @@ async fn session(
                         let _ = sink.spool().ack(upto);
                     }
                     sink.retried.fetch_add(1, Ordering::Relaxed);
-                    let why = format!("publish not acknowledged: {e}");
-                    let f = if e.kind() == PublishErrorKind::StreamNotFound {
-                        Failure::StreamGone(why)
-                    } else {
-                        Failure::Other(why)
-                    };
-                    return fail(&inflight, f);
+                    return fail(&inflight, format!("publish not acknowledged: {e}"));
                 }
             }
         }
-        if let Some(upto) = upto
-            && let Err(e) = sink.spool().ack(upto)
-        {
-            return fail(&inflight, Failure::Other(e.to_string()));
+        if let Some(upto) = upto {
+            if let Err(e) = sink.spool().ack(upto) {
+                return fail(&inflight, e.to_string());
+            }
+            outage.delivered(label);
         }
         if idle {
             let empty = inflight.is_empty() && !sink.spool().has_unread();
