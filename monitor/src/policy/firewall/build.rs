@@ -11,7 +11,7 @@
 //! where the monitor merely tolerates what the vendor lists. Rules of
 //! another release (`--release`) never.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::IpNet;
 
@@ -65,18 +65,22 @@ pub fn build(
     let resolved = resolve::resolve(policy, options)?;
     let product = roles::product_roles(policy);
     let host_roles = &export.host.roles;
-    let mut kept: Vec<Resolved> = Vec::new();
     let mut omitted: Vec<String> = Vec::new();
+    let mut out_ids: BTreeSet<&str> = BTreeSet::new();
     for r in &resolved {
         if roles::seen_by(r.rule, host_roles, &product).is_none() {
             continue;
         }
-        match left_out(r, export.include_optional) {
-            None => kept.push(r.clone()),
-            Some(why) => omitted.push(format!("  {} ({}): {why}", r.rule.id, r.rule.source)),
+        if let Some(why) = left_out(r, export.include_optional) {
+            omitted.push(format!("  {} ({}): {why}", r.rule.id, r.rule.source));
+            out_ids.insert(&r.rule.id);
         }
     }
-    let entries = resolve::entries(&kept, host_roles);
+    // Flattened from every rule, then filtered: `entries` learns the
+    // product's roles from the rules it is given, and a role whose own
+    // rules are all left out still enforces its peers' rules turned round.
+    let mut entries = resolve::entries(&resolved, host_roles);
+    entries.retain(|e| !out_ids.contains(e.rule.id.as_str()));
     let mut sets = Sets::new(export.inventory);
     let mut allows: Vec<Allow> = Vec::new();
     for e in &entries {
@@ -235,7 +239,7 @@ fn header(
             allows
                 .iter()
                 .map(|a| a.id.as_str())
-                .collect::<std::collections::BTreeSet<_>>()
+                .collect::<BTreeSet<_>>()
                 .len(),
             if export.include_optional {
                 ", and optional rules (--include-optional)"
