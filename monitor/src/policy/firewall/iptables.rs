@@ -80,15 +80,15 @@ fn allow_lines(out: &mut String, chain: &str, a: &Allow, set: &PeerSet, v6: bool
     let flag = if a.way == Way::In { "-s" } else { "-d" };
     let nets: Vec<String> = set.nets_of(v6).map(ToString::to_string).collect();
     if nets.is_empty() {
+        let family = if v6 { "IPv6" } else { "IPv4" };
         let why = if set.names.is_empty() {
-            "no address is bound to its peers".to_string()
+            format!("its peers have no {family} address in the inventory")
         } else {
             format!(
                 "its peers are DNS names ({}): add lines for their addresses",
                 set.names.join(", ")
             )
         };
-        let family = if v6 { "IPv6" } else { "IPv4" };
         let _ = writeln!(out, "# {}: no {family} line: {why}", a.comment());
         return;
     }
@@ -144,7 +144,7 @@ mod tests {
             "-A OUTPUT -d 198.51.100.53/32 -p udp -m udp --dport 53 -m comment --comment \"d-7 d.md:7 DNS\" -j ACCEPT",
             "-A INPUT -p icmp -m icmp --icmp-type 3 -m comment --comment \"ICMP errors\" -j ACCEPT",
             "# d-8 d.md:8 SMTP: no IPv4 line: its peers are DNS names (mail.example.com): add lines for their addresses",
-            "# d-9 d.md:9 SSH: no IPv4 line: no address is bound to its peers",
+            "# d-9 d.md:9 SSH: no IPv4 line: its peers have no IPv4 address in the inventory",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -165,7 +165,7 @@ mod tests {
             "-A INPUT -s 2001:db8:1::/64 -p ipv6-icmp -m comment --comment \"d-6 d.md:6 Healthcheck\" -j ACCEPT",
             "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 135 -m hl --hl-eq 255 -m comment --comment \"ICMPv6 neighbour discovery\" -j ACCEPT",
             "-A OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type 2 -m comment --comment \"ICMPv6 errors\" -j ACCEPT",
-            "# d-7 d.md:7 DNS: no IPv6 line: no address is bound to its peers",
+            "# d-7 d.md:7 DNS: no IPv6 line: its peers have no IPv6 address in the inventory",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

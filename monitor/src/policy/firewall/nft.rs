@@ -2,7 +2,8 @@
 //! atomically on every load (declared, deleted and declared again in one
 //! transaction, so that loading it twice does not stack rules), with one
 //! named set per peer role and family that the site can also fill at run
-//! time (`nft add element inet portconform nodes_v4 { ... }`), input and
+//! time (`nft add element inet portconform nodes_v4 { ... }`; auto-merge
+//! takes elements that overlap the ones written), input and
 //! output chains that drop by default.
 
 use std::fmt::Write as _;
@@ -108,7 +109,7 @@ pub fn render(fw: &Firewall) -> String {
             }
             let _ = writeln!(
                 out,
-                "\tset {} {{\n\t\ttype {}\n\t\tflags interval",
+                "\tset {} {{\n\t\ttype {}\n\t\tflags interval\n\t\tauto-merge",
                 set_name(set, v6),
                 if v6 { "ipv6_addr" } else { "ipv4_addr" }
             );
@@ -145,7 +146,11 @@ pub fn render(fw: &Firewall) -> String {
                 );
             }
             if !any {
-                let _ = writeln!(out, "\t\t# {}: no address bound to its peers", a.comment());
+                let _ = writeln!(
+                    out,
+                    "\t\t# {}: its peers have no address in the inventory",
+                    a.comment()
+                );
             }
         }
         let _ = writeln!(out, "\t}}\n");
@@ -196,7 +201,7 @@ mod tests {
         );
         // Unbound: said, not emitted.
         assert!(
-            text.contains("# d-9 d.md:9 SSH: no address bound to its peers"),
+            text.contains("# d-9 d.md:9 SSH: its peers have no address in the inventory"),
             "{text}"
         );
         assert!(!text.contains("@admin_v4"), "{text}");
