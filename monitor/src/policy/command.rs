@@ -339,7 +339,7 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
     )?;
     let text = firewall::render(&fw, args.format);
     let mut stderr = io::stderr().lock();
-    for note in firewall::build::set_notes(&fw.sets, &fw.allows) {
+    for note in firewall::header::set_notes(&fw.sets, &fw.allows) {
         writeln!(stderr, "warning: {note}")?;
     }
     match &args.output {

@@ -15,25 +15,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::IpNet;
 
-use super::{Allow, Firewall, PeerSet, Way};
+use super::{Allow, ExportOptions, Firewall, PeerSet, Way};
 use crate::policy::{
     error::PolicyError,
     inventory::Inventory,
     model::{Direction, Peer, Policy, PortRange, Required},
     resolve::{self, Entry, PeerRef, ResolveOptions, Resolved, State},
-    roles::{self, HostRoles},
+    roles,
 };
-
-/// What to export, beyond the policy and how it resolves.
-#[derive(Debug, Clone)]
-pub struct ExportOptions<'a> {
-    /// How the policy was given, for the header: `profile thoughtspot`.
-    pub origin: String,
-    pub host: HostRoles,
-    pub inventory: Option<&'a Inventory>,
-    /// Also allow the optional rules (`required = "no"`).
-    pub include_optional: bool,
-}
 
 /// Why a rule the host would enforce is not in the ruleset, or `None` if
 /// it is.
@@ -109,7 +98,7 @@ pub fn build(
         a.ports = merge(std::mem::take(&mut a.ports));
     }
     let (sets, allows) = sets.finish(allows);
-    let header = header(policy, options, export, &sets, &allows, &omitted);
+    let header = super::header::lines(policy, options, export, &sets, &allows, &omitted);
     Ok(Firewall {
         header,
         sets,
@@ -209,100 +198,15 @@ impl<'a> Sets<'a> {
     }
 }
 
-fn header(
-    policy: &Policy,
-    options: &ResolveOptions,
-    export: &ExportOptions,
-    sets: &[PeerSet],
-    allows: &[Allow],
-    omitted: &[String],
-) -> Vec<String> {
-    let mut h = vec![
-        format!(
-            "portconform policy export of {} ({} rules), for a host playing {}",
-            export.origin,
-            policy.rules.len(),
-            export.host
-        ),
-        match &options.release {
-            Some(r) => format!("release {r}"),
-            None => "rules of every release (no --release)".into(),
-        },
-        format!(
-            "dynamic ports {} ({})",
-            options.dynamic_ports.range, options.dynamic_ports.origin
-        ),
-        String::new(),
-        format!(
-            "Allowed: the {} rules in force on this host (its own, and its peers' turned round): \
-             required rules, conditional rules whose condition is enabled{}.",
-            allows
-                .iter()
-                .map(|a| a.id.as_str())
-                .collect::<BTreeSet<_>>()
-                .len(),
-            if export.include_optional {
-                ", and optional rules (--include-optional)"
-            } else {
-                ""
-            }
-        ),
-        "Always allowed: loopback, established and related traffic, ICMP errors, ICMPv6 \
-         packet-too-big and neighbour discovery (hop limit 255)."
-            .into(),
-        "Everything else is dropped, inbound and outbound. No forward chain: this is the \
-         host's own traffic."
-            .into(),
-    ];
-    if !omitted.is_empty() {
-        h.push(String::new());
-        h.push(format!("Left out ({}):", omitted.len()));
-        h.extend(omitted.iter().cloned());
-    }
-    let notes = set_notes(sets, allows);
-    if !notes.is_empty() {
-        h.push(String::new());
-        h.extend(notes);
-    }
-    h
-}
-
-/// What the reviewer must know about the peers: unbound roles, and DNS
-/// names the ruleset cannot hold.
-pub fn set_notes(sets: &[PeerSet], allows: &[Allow]) -> Vec<String> {
-    let mut out = Vec::new();
-    for (i, s) in sets.iter().enumerate() {
-        let mut ids: Vec<&str> = allows
-            .iter()
-            .filter(|a| a.peer == i)
-            .map(|a| a.id.as_str())
-            .collect();
-        ids.dedup();
-        let what = match &s.role {
-            Some(role) => format!("role {role}"),
-            None => format!("the peers of {}", s.name),
-        };
-        if s.nets.is_empty() && s.names.is_empty() {
-            out.push(format!(
-                "{what} is not bound in the inventory: {} allow nothing until it is",
-                ids.join(", ")
-            ));
-        } else if !s.names.is_empty() {
-            out.push(format!(
-                "{what}: DNS names {} are not resolved (the export does not depend on DNS): \
-                 add their addresses for {}",
-                s.names.join(", "),
-                ids.join(", ")
-            ));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{model::NODES, profiles, resolve::test_options, roles::RolesOrigin};
+    use crate::policy::{
+        model::NODES,
+        profiles,
+        resolve::test_options,
+        roles::{HostRoles, RolesOrigin},
+    };
 
     fn export(inv: Option<&Inventory>) -> ExportOptions<'_> {
         ExportOptions {

@@ -5,18 +5,34 @@
 //! and `doc:line`, so that a firewall reviewer can trace each line back to
 //! the vendor document and `validate` can prove the ruleset right.
 //!
-//! [`build`] decides what goes in (shared by both syntaxes); [`nft`] and
-//! [`iptables`] only write it down.
+//! [`build`] decides what goes in (shared by both syntaxes) and [`header`]
+//! says so; [`nft`] and [`iptables`] only write it down.
 
 pub mod build;
+pub mod header;
 pub mod iptables;
 pub mod nft;
 
 use ipnet::IpNet;
 
-use super::model::{PortRange, Proto};
+use super::{
+    inventory::Inventory,
+    model::{PortRange, Proto},
+    roles::HostRoles,
+};
 
-pub use build::{ExportOptions, build};
+pub use build::build;
+
+/// What to export, beyond the policy and how it resolves.
+#[derive(Debug, Clone)]
+pub struct ExportOptions<'a> {
+    /// How the policy was given, for the header: `profile thoughtspot`.
+    pub origin: String,
+    pub host: HostRoles,
+    pub inventory: Option<&'a Inventory>,
+    /// Also allow the optional rules (`required = "no"`).
+    pub include_optional: bool,
+}
 
 /// The syntax of the exported ruleset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
