@@ -363,3 +363,66 @@ fn errors_are_one_clear_line() {
     let err = fails(&["policy", "show", "--policy", bad.to_str().unwrap()]);
     assert!(err.contains("bad.toml:3:"), "{err}");
 }
+
+/// `policy export` for one role of a two-role product: the host's share,
+/// its peers' rules turned round, to stdout or `-o` alike.
+#[test]
+fn export_writes_one_roles_share() {
+    let roles = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/roles");
+    let policy = format!("{roles}/cluster.toml");
+    let inventory = format!("{roles}/inventory.toml");
+    let base = [
+        "policy",
+        "export",
+        "--policy",
+        &policy,
+        "--inventory",
+        &inventory,
+        "--dynamic-ports",
+        "40000-40100",
+    ];
+    let err = fails(&[&base[..], &["--format", "nft"]].concat());
+    assert!(err.contains("several host roles (agent, server)"), "{err}");
+    let err = fails(&[&base[..], &["--format", "nft", "--role", "worker"]].concat());
+    assert!(err.contains("its roles: agent, server"), "{err}");
+
+    let args = [&base[..], &["--role", "agent", "--format", "iptables"]].concat();
+    let (stdout, stderr) = ok(&args);
+    assert!(stderr.contains("exported 1 rules"), "{stderr}");
+    // The servers' inbound agent channel is the agent's outbound rule.
+    assert!(
+        stdout.contains(
+            "-A OUTPUT -d 192.0.2.1/32 -p tcp -m tcp --dport 9440 -m comment --comment \"c-5 cluster.md:5 agent channel\" -j ACCEPT\n"
+        ),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("-A INPUT -s"), "{stdout}");
+    // The optional update mirror only when asked for.
+    assert!(
+        stdout.contains("c-12 (cluster.md:12): optional"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("--dport 443"), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("server.nft");
+    let args = [
+        &base[..],
+        &["--role", "server", "--format", "nft", "--include-optional"],
+    ]
+    .concat();
+    let (stdout, _) = ok(&args);
+    ok(&[&args[..], &["-o", out.to_str().unwrap()]].concat());
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), stdout);
+    assert!(
+        stdout.contains("\t\tip saddr @agent_v4 tcp dport 9440 accept comment \"c-5 cluster.md:5 agent channel\"\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\t\tip daddr @server_v4 tcp dport 7000 accept comment \"c-6 cluster.md:6 replication\"\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("elements = { 192.0.2.16/28 }"), "{stdout}");
+    // The agent's update rule is not the server's.
+    assert!(!stdout.contains("c-12"), "{stdout}");
+}

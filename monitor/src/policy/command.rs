@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use crate::command::Format;
 
 use super::{
-    compile_paths, explain,
+    compile_paths, explain, firewall,
     inventory::Inventory,
     load,
     model::{Policy, PortRange, Release},
@@ -35,6 +35,9 @@ pub enum PolicyCommand {
     Show(ShowArgs),
     /// Which rules allow a port (PORT, PORT/tcp, PORT/udp or icmp), and why.
     Explain(ExplainArgs),
+    /// Write the host's share of the policy as a firewall ruleset (nft or
+    /// iptables-save), each rule commented with its id and doc:line.
+    Export(ExportArgs),
 }
 
 #[derive(Args)]
@@ -116,6 +119,30 @@ pub struct ExplainArgs {
     pub format: Format,
 }
 
+#[derive(Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Site inventory: binds the peers' roles to addresses (v4 and v6).
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    /// The host role of the policy this host plays (repeatable); a policy
+    /// with one host role (the seeds' `nodes`) needs none.
+    #[arg(long = "role", value_name = "NAME")]
+    pub roles: Vec<String>,
+    /// nft: one file for both families; iptables / ip6tables: an
+    /// iptables-save file for IPv4 / IPv6.
+    #[arg(long, value_enum)]
+    pub format: firewall::Syntax,
+    /// Also allow the optional rules (required = no). Conditional rules
+    /// are allowed when their condition is enabled (--enable-condition).
+    #[arg(long)]
+    pub include_optional: bool,
+    /// Write the ruleset here instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
 fn parse_release(s: &str) -> Result<Release, String> {
     s.parse()
 }
@@ -133,6 +160,7 @@ pub fn run(args: PolicyArgs) -> anyhow::Result<()> {
         PolicyCommand::Compile(a) => compile(a),
         PolicyCommand::Show(a) => show(a),
         PolicyCommand::Explain(a) => explain(a),
+        PolicyCommand::Export(a) => export(a),
     };
     // `policy show | head` closes the pipe early: not an error.
     match result {
@@ -276,5 +304,67 @@ fn explain(args: ExplainArgs) -> anyhow::Result<()> {
         }
         Format::Table => explain::text(&mut out, &args.target, &resolved, &options)?,
     }
+    Ok(())
+}
+
+fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let (policy, options) = select(&args.selection)?;
+    let inventory = args
+        .inventory
+        .as_ref()
+        .map(|path| Inventory::load(path, &policy))
+        .transpose()?;
+    let product = roles::product_roles(&policy);
+    if product.len() > 1 && args.roles.is_empty() {
+        bail!(
+            "the policy has several host roles ({}): say which this host plays with --role NAME",
+            product.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+    let host = roles::host_roles(&policy, &args.roles, None, &[])?;
+    let origin = match (&args.selection.policy, &args.selection.profile) {
+        (Some(path), _) => format!("policy {}", path.display()),
+        (None, Some(name)) => format!("profile {name}"),
+        (None, None) => "the policy".to_string(),
+    };
+    let fw = firewall::build(
+        &policy,
+        &options,
+        &firewall::ExportOptions {
+            origin,
+            host,
+            inventory: inventory.as_ref(),
+            include_optional: args.include_optional,
+        },
+    )?;
+    let text = firewall::render(&fw, args.format);
+    let mut stderr = io::stderr().lock();
+    for note in firewall::header::set_notes(&fw.sets, &fw.allows) {
+        writeln!(stderr, "warning: {note}")?;
+    }
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => io::stdout().lock().write_all(text.as_bytes())?,
+    }
+    let mut ids: Vec<&str> = fw.allows.iter().map(|a| a.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    writeln!(
+        stderr,
+        "exported {} rules of the policy as {} ({} lines){}",
+        ids.len(),
+        match args.format {
+            firewall::Syntax::Nft => "an nft ruleset",
+            firewall::Syntax::Iptables => "an iptables-save ruleset (IPv4)",
+            firewall::Syntax::Ip6tables => "an ip6tables-save ruleset (IPv6)",
+        },
+        text.lines().count(),
+        args.output
+            .as_ref()
+            .map(|p| format!(" -> {}", p.display()))
+            .unwrap_or_default(),
+    )?;
     Ok(())
 }

@@ -74,6 +74,7 @@ pub mod compile;
 pub mod document;
 pub mod error;
 pub mod explain;
+pub mod firewall;
 pub mod inventory;
 pub mod lines;
 pub mod load;
