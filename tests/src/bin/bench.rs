@@ -7,6 +7,8 @@
 mod drops;
 #[path = "bench/export.rs"]
 mod export;
+#[path = "bench/export_nats.rs"]
+mod export_nats;
 #[path = "bench/live.rs"]
 mod live;
 
@@ -53,6 +55,7 @@ fn main() -> anyhow::Result<()> {
     }
     if run("export") {
         export::bench()?;
+        export_nats::bench()?;
     }
     if run("replay") {
         replay_bench(2_000_000)?;

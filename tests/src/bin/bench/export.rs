@@ -29,7 +29,7 @@ use portconform_tests::lab::{Netns, TempDir};
 const RECORDS: u64 = 200_000;
 const ROUNDS: usize = 3;
 
-fn pin_to(cpu: usize) -> anyhow::Result<()> {
+pub(crate) fn pin_to(cpu: usize) -> anyhow::Result<()> {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; this thread only.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
@@ -41,7 +41,7 @@ fn pin_to(cpu: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn record(i: u64) -> EventRecord {
+pub(crate) fn record(i: u64) -> EventRecord {
     let t = std::time::UNIX_EPOCH + Duration::from_secs(1_795_365_758) + Duration::from_micros(i);
     EventRecord {
         ts: t,
@@ -96,7 +96,7 @@ fn ipfix_records(msg: &[u8]) -> Option<u64> {
 
 /// Writes `RECORDS` records through `w`, flushing every 4096 as the
 /// daemon's drain does.
-fn write_all(w: &mut JsonlWriter, records: &[EventRecord]) -> anyhow::Result<()> {
+pub(crate) fn write_all(w: &mut JsonlWriter, records: &[EventRecord]) -> anyhow::Result<()> {
     for chunk in records.chunks(4096) {
         for r in chunk {
             w.write(r)?;
