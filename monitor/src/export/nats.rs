@@ -38,6 +38,10 @@ const MAX_INFLIGHT: usize = 4096;
 /// the client's buffer is full, during an outage).
 const HANDOFF: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Lines one message carries at most, and its payload's bytes at most
+/// (well under the server's default 1 MiB max_payload).
+const MSG_LINES: u64 = 64;
+const MSG_BYTES: usize = 64 * 1024;
 
 /// The subjects the stream must take: every host's every kind.
 pub fn all_subjects() -> String {
@@ -75,8 +79,8 @@ struct Head<'a> {
     seq: Option<u64>,
 }
 
-/// A line's subject and message id.
-fn address(line: &[u8], fallback_host: &str) -> (String, Option<String>) {
+/// A line's subject, and its instance and seq when it has them.
+fn address(line: &[u8], fallback_host: &str) -> (String, Option<(String, u64)>) {
     let head: Option<Head> = serde_json::from_slice(line).ok();
     match &head {
         Some(h) => (
@@ -84,25 +88,100 @@ fn address(line: &[u8], fallback_host: &str) -> (String, Option<String>) {
                 h.host.as_deref().unwrap_or(fallback_host),
                 h.kind.as_deref().unwrap_or("unknown"),
             ),
-            h.instance
-                .as_deref()
-                .zip(h.seq)
-                .map(|(i, s)| format!("{i}.{s}")),
+            h.instance.as_deref().map(str::to_string).zip(h.seq),
         ),
         None => (subject(fallback_host, "unknown"), None),
     }
 }
 
-/// A line as a publish: its subject and message.
-fn message(line: Vec<u8>, fallback_host: &str, stream: &str) -> (String, PublishMessage) {
-    let (subject, id) = address(&line, fallback_host);
-    let mut msg = PublishMessage::build()
-        .payload(line.into())
-        .expected_stream(stream);
-    if let Some(id) = id {
-        msg = msg.message_id(id);
+/// Consecutive lines of one subject and instance, as one message: under
+/// load the spool hands out hundreds of lines at once, and a JetStream
+/// acknowledgement per line would cost more than the lines themselves.
+/// When lines come one at a time, so do messages.
+struct Batch {
+    subject: String,
+    numbers: Option<(String, u64, u64)>,
+    payload: Vec<u8>,
+    lines: u64,
+    /// The spool index after its last line.
+    end: u64,
+}
+
+impl Batch {
+    fn new(subject: String, numbers: Option<(String, u64)>, line: Vec<u8>, index: u64) -> Self {
+        Batch {
+            subject,
+            numbers: numbers.map(|(i, s)| (i, s, s)),
+            payload: line,
+            lines: 1,
+            end: index + 1,
+        }
     }
-    (subject, msg)
+
+    /// Takes `line` if it continues this batch; gives it back if not.
+    fn offer(
+        &mut self,
+        subject: &str,
+        numbers: &Option<(String, u64)>,
+        line: Vec<u8>,
+        index: u64,
+    ) -> Option<Vec<u8>> {
+        let continues = match (&mut self.numbers, numbers) {
+            (Some((i, _, last)), Some((j, seq))) => i == j && *seq == *last + 1,
+            _ => false,
+        };
+        if !continues
+            || self.subject != subject
+            || self.lines >= MSG_LINES
+            || self.payload.len() + 1 + line.len() > MSG_BYTES
+        {
+            return Some(line);
+        }
+        if let (Some((_, _, last)), Some((_, seq))) = (&mut self.numbers, numbers) {
+            *last = *seq;
+        }
+        self.payload.push(b'\n');
+        self.payload.extend_from_slice(&line);
+        self.lines += 1;
+        self.end = index + 1;
+        None
+    }
+
+    /// `<instance>.<seq>` for one line, `<instance>.<first>-<last>` for
+    /// more.
+    fn id(&self) -> Option<String> {
+        self.numbers.as_ref().map(|(i, first, last)| {
+            if first == last {
+                format!("{i}.{first}")
+            } else {
+                format!("{i}.{first}-{last}")
+            }
+        })
+    }
+
+    fn message(self, stream: &str) -> (String, PublishMessage) {
+        let mut msg = PublishMessage::build().expected_stream(stream);
+        if let Some(id) = self.id() {
+            msg = msg.message_id(id);
+        }
+        (self.subject, msg.payload(self.payload.into()))
+    }
+}
+
+/// Cuts `lines` (spool index, line) into batches.
+fn batches(lines: impl IntoIterator<Item = (u64, Vec<u8>)>, fallback_host: &str) -> Vec<Batch> {
+    let mut out: Vec<Batch> = Vec::new();
+    for (index, line) in lines {
+        let (subject, numbers) = address(&line, fallback_host);
+        let line = match out.last_mut() {
+            Some(b) => b.offer(&subject, &numbers, line, index),
+            None => Some(line),
+        };
+        if let Some(line) = line {
+            out.push(Batch::new(subject, numbers, line, index));
+        }
+    }
+    out
 }
 
 /// Replicas for a stream this sink creates: as many as the cluster has
@@ -284,11 +363,12 @@ async fn session(
     label: &str,
 ) -> Option<String> {
     let mut lines = Vec::with_capacity(BATCH);
-    // (spool index after the line, its acknowledgement).
-    let mut inflight: VecDeque<(u64, PublishAckFuture)> = VecDeque::new();
-    let fail = |inflight: &VecDeque<(u64, PublishAckFuture)>, f: String| {
-        sink.retried
-            .fetch_add(inflight.len() as u64, Ordering::Relaxed);
+    // (spool index after the message's last line, its lines, its
+    // acknowledgement).
+    let mut inflight: VecDeque<(u64, u64, PublishAckFuture)> = VecDeque::new();
+    let fail = |inflight: &VecDeque<(u64, u64, PublishAckFuture)>, f: String| {
+        let lines: u64 = inflight.iter().map(|(_, n, _)| n).sum();
+        sink.retried.fetch_add(lines, Ordering::Relaxed);
         Some(f)
     };
     loop {
@@ -296,10 +376,11 @@ async fn session(
             return fail(&inflight, e.to_string());
         }
         let idle = lines.is_empty();
-        for (index, line) in lines.drain(..) {
-            let (subject, msg) = message(line, fallback_host, stream);
+        for batch in batches(lines.drain(..), fallback_host) {
+            let (end, n) = (batch.end, batch.lines);
+            let (subject, msg) = batch.message(stream);
             match tokio::time::timeout(HANDOFF, js.send_publish(subject, msg)).await {
-                Ok(Ok(ack)) => inflight.push_back((index + 1, ack)),
+                Ok(Ok(ack)) => inflight.push_back((end, n, ack)),
                 Ok(Err(e)) => {
                     return fail(&inflight, format!("cannot publish: {e}"));
                 }
@@ -316,16 +397,16 @@ async fn session(
         let keep = if idle { 0 } else { MAX_INFLIGHT - BATCH };
         let mut upto = None;
         while inflight.len() > keep {
-            let Some((index, ack)) = inflight.pop_front() else {
+            let Some((end, n, ack)) = inflight.pop_front() else {
                 break;
             };
             match ack.await {
-                Ok(_) => upto = Some(index),
+                Ok(_) => upto = Some(end),
                 Err(e) => {
                     if let Some(upto) = upto {
                         let _ = sink.spool().ack(upto);
                     }
-                    sink.retried.fetch_add(1, Ordering::Relaxed);
+                    sink.retried.fetch_add(n, Ordering::Relaxed);
                     return fail(&inflight, format!("publish not acknowledged: {e}"));
                 }
             }
@@ -368,14 +449,17 @@ mod tests {
     }
 
     #[test]
-    fn messages_carry_the_lines_numbers_as_their_id() {
+    fn lines_are_addressed_by_host_and_kind() {
         let line = br#"{"kind":"unexpected","host":"node-a","seq":7,"instance":"i-1"}"#;
         assert_eq!(
             address(line, "fallback"),
-            ("portconform.node-a.unexpected".into(), Some("i-1.7".into()))
+            (
+                "portconform.node-a.unexpected".into(),
+                Some(("i-1".into(), 7))
+            )
         );
         // A line without a host goes under this host's name; one that is
-        // not JSON still goes, without an id.
+        // not JSON still goes, without numbers.
         assert_eq!(
             address(br#"{"kind":"blocked","seq":1}"#, "h.example"),
             ("portconform.h_example.blocked".into(), None)
@@ -383,6 +467,51 @@ mod tests {
         assert_eq!(
             address(b"not json", "h.example"),
             ("portconform.h_example.unknown".into(), None)
+        );
+    }
+
+    fn line(kind: &str, instance: &str, seq: u64) -> Vec<u8> {
+        format!(r#"{{"kind":"{kind}","host":"h","seq":{seq},"instance":"{instance}"}}"#)
+            .into_bytes()
+    }
+
+    #[test]
+    fn consecutive_lines_of_one_subject_share_a_message() {
+        let lines = vec![
+            (10, line("unexpected", "a", 1)),
+            (11, line("unexpected", "a", 2)),
+            (12, line("unexpected", "a", 3)),
+            (13, line("blocked", "a", 4)),
+            (14, line("unexpected", "a", 5)),
+            (15, line("unexpected", "b", 6)),
+            (16, b"torn".to_vec()),
+            (17, b"torn".to_vec()),
+        ];
+        let got: Vec<(String, Option<String>, u64, u64)> = batches(lines, "h")
+            .iter()
+            .map(|b| (b.subject.clone(), b.id(), b.lines, b.end))
+            .collect();
+        let u = "portconform.h.unexpected".to_string();
+        assert_eq!(
+            got,
+            vec![
+                (u.clone(), Some("a.1-3".into()), 3, 13),
+                ("portconform.h.blocked".into(), Some("a.4".into()), 1, 14),
+                (u.clone(), Some("a.5".into()), 1, 15),
+                (u, Some("b.6".into()), 1, 16),
+                ("portconform.h.unknown".into(), None, 1, 17),
+                ("portconform.h.unknown".into(), None, 1, 18),
+            ]
+        );
+        let b = batches((0..200).map(|i| (i, line("unexpected", "a", i + 1))), "h");
+        assert_eq!(
+            b.iter().map(|b| b.lines).collect::<Vec<_>>(),
+            vec![64, 64, 64, 8]
+        );
+        assert_eq!(
+            b[0].payload.split(|&c| c == b'\n').count(),
+            64,
+            "newline-separated"
         );
     }
 }

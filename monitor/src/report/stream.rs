@@ -1,8 +1,9 @@
 //! Reading the fleet's JetStream stream for `report --from nats://`: the
 //! messages `run --export nats://` published, read like the lines of one
 //! events file, so that the report from the stream is the report from the
-//! hosts' files. A message's number in the stream stands for its line
-//! number in messages; a line delivered twice is read once by its
+//! hosts' files. A message carries one line or, under load, several
+//! (newline-separated); its number in the stream stands for the line
+//! number in messages. A line delivered twice is read once by its
 //! instance and seq (see [`super::load::read_line`]).
 //!
 //! The stream is read by an ordered consumer: ephemeral, unacknowledged,
@@ -215,16 +216,19 @@ impl StreamReader {
             why: e.to_string(),
         })?;
         let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-        self.stats.lines += 1;
-        match std::str::from_utf8(&m.payload) {
-            Ok(text) => read_line(text, seq, &mut self.stats, sink),
-            Err(_) => {
-                self.stats.bad_lines += 1;
-                sink.bad_line(BadLine {
-                    file: self.stats.path.clone(),
-                    line: seq,
-                    what: "not UTF-8 text".into(),
-                });
+        // One line, or under load several, newline-separated.
+        for line in m.payload.split(|&b| b == b'\n') {
+            self.stats.lines += 1;
+            match std::str::from_utf8(line) {
+                Ok(text) => read_line(text, seq, &mut self.stats, sink),
+                Err(_) => {
+                    self.stats.bad_lines += 1;
+                    sink.bad_line(BadLine {
+                        file: self.stats.path.clone(),
+                        line: seq,
+                        what: "not UTF-8 text".into(),
+                    });
+                }
             }
         }
         Ok(seq)
