@@ -15,7 +15,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::events::{EventKind, EventRecord, RequiredStatus};
+use crate::events::{EventKind, EventRecord, RequiredStatus, flood::FloodRecord};
 
 /// An event line is a few hundred bytes; a line this long is not one (a
 /// binary file, a JSON dump) and is skipped without being held in memory.
@@ -70,6 +70,13 @@ pub trait Sink {
     /// A line of a kind this version does not know: written by a newer
     /// monitor, so counted rather than reported as damage.
     fn unknown_kind(&mut self, kind: &str);
+    /// A `flood` line, with its host as for [`Sink::record`]. The report
+    /// has no section for floods and counts them with the kinds it does
+    /// not read; `learn` sets flooded services aside.
+    fn flood(&mut self, host: &str, flood: FloodRecord) {
+        let _ = (host, flood);
+        self.unknown_kind("flood");
+    }
     /// A line's number in its host's `instance` (every line `run` and
     /// `replay` write has one), whatever its kind.
     fn numbered(&mut self, host: &str, instance: &str, seq: u64);
@@ -196,6 +203,16 @@ pub fn read_lines(mut reader: impl BufRead, stats: &mut FileStats, sink: &mut im
                 stats.records += 1;
                 sink.record(&host, *record);
             }
+            Ok(Parsed::Flood(flood)) => {
+                let host = flood
+                    .host
+                    .as_deref()
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or(&stats.host)
+                    .to_string();
+                stats.records += 1;
+                sink.flood(&host, *flood);
+            }
             Ok(Parsed::UnknownKind(kind)) => {
                 stats.unknown_kinds += 1;
                 sink.unknown_kind(&kind);
@@ -259,6 +276,7 @@ fn read_bounded_line(
 
 enum Parsed {
     Record(Box<Record>),
+    Flood(Box<FloodRecord>),
     UnknownKind(String),
 }
 
@@ -303,6 +321,11 @@ fn parse_line(text: &str) -> Result<Parsed, String> {
         let r: RequiredStatus = serde_json::from_str(text)
             .map_err(|e| format!("bad \"required\" record: {}", json_error(&e)))?;
         return Ok(Parsed::Record(Box::new(Record::Required(r))));
+    }
+    if kind == "flood" {
+        let f: FloodRecord = serde_json::from_str(text)
+            .map_err(|e| format!("bad \"flood\" record: {}", json_error(&e)))?;
+        return Ok(Parsed::Flood(Box::new(f)));
     }
     if !known.iter().any(|k| k.as_str() == kind) {
         return Ok(Parsed::UnknownKind(kind.into_owned()));

@@ -1,0 +1,178 @@
+//! The `portconform learn` command: events files in, the site's addendum to
+//! the vendor document out (stdout or `-o`). Files are read by the
+//! report's loader; a damaged line is named `file:line: what` on stderr and
+//! skipped, a file with no usable line at all is an error naming its first
+//! bad line, so a wrong path or a non-events file cannot pass for a quiet
+//! site.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+
+use super::{
+    collect::Collected,
+    group::{Grouper, Prefixes},
+    noise::{DEFAULT_SCAN_PORTS, Ephemeral},
+    propose::{Thresholds, propose},
+    render::{Provenance, markdown},
+};
+use crate::{
+    policy::{self, Inventory, command::Selection},
+    report::load,
+};
+
+/// Bad lines printed per file; the rest are counted.
+const BAD_LINES_SHOWN: usize = 10;
+
+/// Everything `learn` was asked to do.
+#[derive(clap::Args)]
+#[command(after_long_help = "\
+Thresholds (a group of flows becomes a row when it meets all of them):
+  a flow is one peer reaching one service of one monitored host, counted
+  once per UTC day it was seen, so a monitoring server scraping one host
+  for a week is 7 flows, and one peer seen once is 1: a one-off. The
+  defaults (--min-flows 2, --min-hosts 1, --min-days 1) keep what was seen
+  from two peers, or from one on two days; on a fleet's week of events
+  raise --min-days to keep only what recurs.
+Set aside, and listed after the table with the reason: scans (a peer that
+  opened --scan-ports distinct ports of one host, default 10), services a
+  `flood` record names, ports in the dynamic range (a client's ephemeral
+  port is never proposed), ICMP and other port-less protocols, one-offs
+  and groups below a threshold.")]
+pub struct LearnArgs {
+    /// Events files written by `run` or `replay` (JSON lines; rotated
+    /// `FILE.N` too), one host or many.
+    #[arg(required = true, value_name = "EVENTS.jsonl")]
+    pub files: Vec<PathBuf>,
+    /// The policy the events were judged by: names the hosts' roles (and,
+    /// with --inventory, the peers').
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Site inventory binding the policy's roles to addresses (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    /// Monitored hosts a group must be seen by.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub min_hosts: u64,
+    /// Distinct UTC days a group must be seen on.
+    #[arg(long, value_name = "D", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=36_500))]
+    pub min_days: u64,
+    /// Flows a group must hold: one peer reaching one host, once per day.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub min_flows: u64,
+    /// Distinct ports one peer opens on one host that make it a scan.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SCAN_PORTS as u64, value_parser = clap::value_parser!(u64).range(2..=65_536))]
+    pub scan_ports: u64,
+    /// Prefix length grouping IPv4 peers that have no role.
+    #[arg(long, value_name = "BITS", default_value_t = 24, value_parser = clap::value_parser!(u8).range(8..=32))]
+    pub v4_prefix: u8,
+    /// Prefix length grouping IPv6 peers that have no role.
+    #[arg(long, value_name = "BITS", default_value_t = 64, value_parser = clap::value_parser!(u8).range(16..=128))]
+    pub v6_prefix: u8,
+    /// Write the Markdown here instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `portconform learn`.
+pub fn run(args: LearnArgs) -> anyhow::Result<()> {
+    let sel = &args.selection;
+    let label = match (&sel.policy, &sel.profile) {
+        (Some(path), _) => Some(format!("--policy {}", path.display())),
+        (None, Some(name)) => Some(format!("--profile {name}")),
+        (None, None) => None,
+    };
+    let (policy, dynamic) = match label {
+        Some(_) => {
+            let (policy, options) = policy::command::select(sel)?;
+            (Some(policy), options.dynamic_ports.range)
+        }
+        None => {
+            if args.inventory.is_some() {
+                bail!(
+                    "--inventory binds a policy's roles: give --policy FILE or --profile NAME too"
+                );
+            }
+            let dynamic = sel
+                .dynamic_ports
+                .unwrap_or_else(|| policy::DynamicPorts::from_host().range);
+            (None, dynamic)
+        }
+    };
+    let inventory = match (&args.inventory, &policy) {
+        (Some(path), Some(policy)) => Some(Inventory::load(path, policy)?),
+        _ => None,
+    };
+    let collected = read(&args.files)?;
+    let thresholds = Thresholds {
+        min_hosts: args.min_hosts as usize,
+        min_days: args.min_days as usize,
+        min_flows: args.min_flows as usize,
+        scan_ports: args.scan_ports as usize,
+    };
+    let ephemeral = Ephemeral { host: dynamic };
+    let prefixes = Prefixes {
+        v4: args.v4_prefix,
+        v6: args.v6_prefix,
+    };
+    let mut grouper = Grouper::new(policy.as_ref(), inventory.as_ref(), prefixes);
+    let proposal = propose(&collected, &mut grouper, &thresholds, &ephemeral);
+    let text = markdown(
+        &proposal,
+        &Provenance {
+            files: args.files.len(),
+            policy: label.as_deref(),
+            thresholds: &thresholds,
+            ephemeral: &ephemeral,
+        },
+    );
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "portconform: {} rows proposed, {} set aside, from {} unexpected flows -> {}",
+                proposal.rows.len(),
+                proposal.aside.len(),
+                proposal.flows,
+                path.display()
+            );
+        }
+        None => {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads every file into one [`Collected`]; see the module's comment for
+/// what fails.
+pub fn read(files: &[PathBuf]) -> anyhow::Result<Collected> {
+    let mut collected = Collected::default();
+    for path in files {
+        let before = collected.bad_lines.len();
+        let stats = load::read_file(path, &mut collected)?;
+        let bad = &collected.bad_lines[before..];
+        for line in bad.iter().take(BAD_LINES_SHOWN) {
+            eprintln!("portconform: warning: {line}");
+        }
+        if bad.len() > BAD_LINES_SHOWN {
+            eprintln!(
+                "portconform: warning: {}: {} more bad lines",
+                path.display(),
+                bad.len() - BAD_LINES_SHOWN
+            );
+        }
+        if stats.records == 0
+            && let Some(first) = bad.first()
+        {
+            bail!("{first}: not an events file (no line of it could be read)");
+        }
+        if let Some(why) = &stats.stopped {
+            bail!("{}: {why}", path.display());
+        }
+    }
+    Ok(collected)
+}
