@@ -69,11 +69,13 @@ impl Scan {
     }
 }
 
+/// (host, initiator, responder, direction): the pair a scan is judged on.
+type Pair<'a> = (&'a str, IpAddr, IpAddr, ConnDir);
+
 /// Every initiator that opened unexpected connections to at least
 /// `min_ports` distinct (protocol, port) of one responder, in order.
 pub fn scans(collected: &Collected, min_ports: usize) -> Vec<Scan> {
-    let mut by_pair: BTreeMap<(&str, IpAddr, IpAddr, ConnDir), BTreeSet<(IpProto, u16)>> =
-        BTreeMap::new();
+    let mut by_pair: BTreeMap<Pair, BTreeSet<(IpProto, u16)>> = BTreeMap::new();
     for id in collected.flows.keys() {
         by_pair
             .entry((id.host.as_str(), id.src, id.dst, id.direction))

@@ -144,7 +144,7 @@ fn safe(s: &str) -> String {
     let mut out: String = s
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-' | '@') {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-' | '@' | ',') {
                 c
             } else {
                 '_'

@@ -494,6 +494,71 @@ mod tests {
         assert_eq!(sink.records[1].0, "node-a");
     }
 
+    /// A `flood` line as the daemon writes it reaches the sink whole; the
+    /// report's sink counts it with the kinds it does not read.
+    #[test]
+    fn flood_lines_are_read_back_as_written() {
+        use crate::events::{ConnDir, IpProto, jsonl::JsonLine as _};
+        let t = humantime::parse_rfc3339("2026-11-22T16:55:30Z").unwrap();
+        let flood = FloodRecord {
+            ts: t,
+            kind: "flood".into(),
+            direction: ConnDir::Inbound,
+            proto: IpProto::Tcp,
+            service_port: 8080,
+            reason: "no-rule".into(),
+            packets: 10,
+            bytes: 600,
+            total_packets: 30,
+            sources: 25,
+            sources_estimated: true,
+            sample: vec!["198.51.100.7".parse().unwrap()],
+            first_seen: t,
+            last_seen: t,
+            note: "n".into(),
+            host: None,
+        };
+        let mut line = Vec::new();
+        flood.write_line(&mut line).unwrap();
+        line.push(b'\n');
+
+        #[derive(Default)]
+        struct Floods(Vec<(String, FloodRecord)>, Collect);
+        impl Sink for Floods {
+            fn record(&mut self, host: &str, record: Record) {
+                self.1.record(host, record);
+            }
+            fn bad_line(&mut self, bad: BadLine) {
+                self.1.bad_line(bad);
+            }
+            fn unknown_kind(&mut self, kind: &str) {
+                self.1.unknown_kind(kind);
+            }
+            fn numbered(&mut self, host: &str, instance: &str, seq: u64) {
+                self.1.numbered(host, instance, seq);
+            }
+            fn flood(&mut self, host: &str, flood: FloodRecord) {
+                self.0.push((host.to_string(), flood));
+            }
+        }
+        let mut stats = FileStats {
+            path: PathBuf::from("n1.jsonl"),
+            host: "n1".into(),
+            lines: 0,
+            records: 0,
+            bad_lines: 0,
+            unknown_kinds: 0,
+            stopped: None,
+        };
+        let mut sink = Floods::default();
+        read_lines(io::Cursor::new(line.clone()), &mut stats, &mut sink);
+        assert_eq!(sink.0, [("n1".to_string(), flood)]);
+        assert!(sink.1.bad.is_empty(), "{:?}", sink.1.bad);
+        // The report's default: counted as a kind it does not read.
+        let (_, plain) = read("n1.jsonl", &line);
+        assert_eq!(plain.unknown, ["flood"]);
+    }
+
     #[test]
     fn an_unreadable_file_is_an_error_naming_it() {
         let mut sink = Collect::default();
