@@ -155,6 +155,11 @@ pub fn read(files: &[PathBuf]) -> anyhow::Result<Collected> {
         let before = collected.bad_lines.len();
         let stats = load::read_file(path, &mut collected)?;
         let bad = &collected.bad_lines[before..];
+        if stats.records == 0
+            && let Some(first) = bad.first()
+        {
+            bail!("{first}: not an events file (no line of it could be read)");
+        }
         for line in bad.iter().take(BAD_LINES_SHOWN) {
             eprintln!("portconform: warning: {line}");
         }
@@ -164,11 +169,6 @@ pub fn read(files: &[PathBuf]) -> anyhow::Result<Collected> {
                 path.display(),
                 bad.len() - BAD_LINES_SHOWN
             );
-        }
-        if stats.records == 0
-            && let Some(first) = bad.first()
-        {
-            bail!("{first}: not an events file (no line of it could be read)");
         }
         if let Some(why) = &stats.stopped {
             bail!("{}: {why}", path.display());
