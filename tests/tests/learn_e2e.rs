@@ -3,8 +3,9 @@
 //! document never lists: a monitoring agent's HTTP endpoint on 9100
 //! (Debian's prometheus-node-exporter), NTP (chronyd) and DNS (dnsmasq),
 //! each used by two clients; plus a port scan and one-off connections.
-//! The node's traffic is captured, replayed under the vendor's profile, and
-//! `learn` must propose the three services and none of the noise. Its
+//! The node's traffic is watched by `run` and captured; the capture is
+//! replayed under the vendor's profile, and `learn`, on either events
+//! file, must propose the three services and none of the noise. Its
 //! output compiled with the vendor's document must then allow, on a second
 //! replay of the same capture, every flow of the proposed rows, and still
 //! report the noise.
@@ -17,7 +18,7 @@ use std::{collections::BTreeSet, process::Command, time::Duration};
 use portconform_tests::{
     capture::Tcpdump,
     lab::{self, TEST_NET_2, TEST_NET_3, TempDir},
-    monitor_proc::read_events,
+    monitor_proc::{MonitorProc, read_events},
     portconform_bin, services,
 };
 use serde_json::Value;
@@ -52,6 +53,16 @@ fn unexpected(events: &[Value]) -> BTreeSet<(String, String, u64, String)> {
                 e["src"].as_str().unwrap().to_string(),
             )
         })
+        .collect()
+}
+
+/// The table's rows up to their Destination cell (the evidence differs
+/// between runs: times, counts).
+fn table(markdown: &str) -> Vec<String> {
+    markdown
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| Port"))
+        .map(|l| l.split(" | ").take(5).collect::<Vec<_>>().join(" | "))
         .collect()
 }
 
@@ -95,8 +106,29 @@ fn learn_proposes_the_site_services_and_sets_the_noise_aside() {
     )
     .expect("dnsmasq");
     lab::settle();
+    let inventory = dir.file("inventory.toml");
+    std::fs::write(
+        &inventory,
+        format!("nodes = [\"{}\", \"{}\"]\n", node.v4, scanner.host_if.v4),
+    )
+    .unwrap();
+    // The traffic is both captured, for replay, and watched live.
     let capture = dir.file("node.pcap");
     let dump = Tcpdump::start_immediate(&lab.host, "any", &capture).expect("tcpdump");
+    let live = dir.file("live.jsonl");
+    let mon = MonitorProc::start(
+        &lab.host,
+        &[&node.ifname, &scanner.host_if.ifname],
+        &[
+            "--profile",
+            "thoughtspot",
+            "--inventory",
+            &inventory,
+            "--events",
+            &live,
+        ],
+    )
+    .expect("portconform run");
 
     // The site's services, each from both clients.
     let ntp: Vec<_> = [clients.v4.as_str(), client2.as_str()]
@@ -175,15 +207,12 @@ fn learn_proposes_the_site_services_and_sets_the_noise_aside() {
         .host
         .run(T, "nc", &["-z", "-w", "2", &clients.v4, "8081"]);
     std::thread::sleep(Duration::from_millis(300));
-    dump.stop().expect("tcpdump stop");
+    let captured = dump.stop().expect("tcpdump stop");
+    assert_eq!(captured.dropped_by_kernel, 0, "{captured:?}");
+    let done = mon.stop().expect("portconform run stop");
+    assert!(done.status.success(), "{}", done.stderr);
 
     // Replay under the vendor's document alone.
-    let inventory = dir.file("inventory.toml");
-    std::fs::write(
-        &inventory,
-        format!("nodes = [\"{}\", \"{}\"]\n", node.v4, scanner.host_if.v4),
-    )
-    .unwrap();
     let replay = |events: &str, policy: &[&str]| {
         let mut args = vec!["replay", "--no-resolve", &capture, "--host", &node.v4];
         args.extend([
@@ -215,11 +244,7 @@ fn learn_proposes_the_site_services_and_sets_the_noise_aside() {
         &site,
     ]);
     let text = std::fs::read_to_string(&site).unwrap();
-    let rows: Vec<String> = text
-        .lines()
-        .filter(|l| l.starts_with("| ") && !l.starts_with("| Port"))
-        .map(|l| l.split(" | ").take(5).collect::<Vec<_>>().join(" | "))
-        .collect();
+    let rows = table(&text);
     assert_eq!(
         rows,
         [
@@ -247,6 +272,19 @@ fn learn_proposes_the_site_services_and_sets_the_noise_aside() {
         text.contains("one-off: tcp 8081 outbound from nodes to 198.51.100.0/24"),
         "{text}"
     );
+    // The live monitor's events propose the same rows.
+    let from_live = dir.file("live.md");
+    portconform(&[
+        "learn",
+        &live,
+        "--profile",
+        "thoughtspot",
+        "--inventory",
+        &inventory,
+        "-o",
+        &from_live,
+    ]);
+    assert_eq!(table(&std::fs::read_to_string(&from_live).unwrap()), rows);
     // Same input, same bytes.
     let again = dir.file("again.md");
     portconform(&[
