@@ -17,7 +17,7 @@ use super::{
     render::{Provenance, markdown},
 };
 use crate::{
-    policy::{self, Inventory, command::Selection},
+    policy::{self, Inventory, PolicySource, PortRange, command::parse_port_range},
     report::load,
 };
 
@@ -44,10 +44,18 @@ pub struct LearnArgs {
     /// `FILE.N` too), one host or many.
     #[arg(required = true, value_name = "EVENTS.jsonl")]
     pub files: Vec<PathBuf>,
-    /// The policy the events were judged by: names the hosts' roles (and,
-    /// with --inventory, the peers').
-    #[command(flatten)]
-    pub selection: Selection,
+    /// The compiled policy the events were judged by: names the hosts'
+    /// roles (and, with --inventory, the peers'). Without one, every host
+    /// is `nodes`.
+    #[arg(long, value_name = "FILE", conflicts_with = "profile")]
+    pub policy: Option<PathBuf>,
+    /// An embedded profile (thoughtspot, auth0-psaas) instead of --policy.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Where clients pick their ports, never proposed (default: this
+    /// host's net.ipv4.ip_local_port_range; IANA's 49152-65535 always).
+    #[arg(long, value_name = "LO-HI", value_parser = parse_port_range)]
+    pub dynamic_ports: Option<PortRange>,
     /// Site inventory binding the policy's roles to addresses (TOML).
     #[arg(long, value_name = "FILE")]
     pub inventory: Option<PathBuf>,
@@ -76,29 +84,24 @@ pub struct LearnArgs {
 
 /// `portconform learn`.
 pub fn run(args: LearnArgs) -> anyhow::Result<()> {
-    let sel = &args.selection;
-    let label = match (&sel.policy, &sel.profile) {
-        (Some(path), _) => Some(format!("--policy {}", path.display())),
-        (None, Some(name)) => Some(format!("--profile {name}")),
-        (None, None) => None,
+    let (label, source) = match (&args.policy, &args.profile) {
+        (Some(path), _) => (
+            Some(format!("--policy {}", path.display())),
+            Some(PolicySource::File(path)),
+        ),
+        (None, Some(name)) => (
+            Some(format!("--profile {name}")),
+            Some(PolicySource::Profile(name)),
+        ),
+        (None, None) => (None, None),
     };
-    let (policy, dynamic) = match label {
-        Some(_) => {
-            let (policy, options) = policy::command::select(sel)?;
-            (Some(policy), options.dynamic_ports.range)
-        }
-        None => {
-            if args.inventory.is_some() {
-                bail!(
-                    "--inventory binds a policy's roles: give --policy FILE or --profile NAME too"
-                );
-            }
-            let dynamic = sel
-                .dynamic_ports
-                .unwrap_or_else(|| policy::DynamicPorts::from_host().range);
-            (None, dynamic)
-        }
-    };
+    let policy = source.map(policy::load).transpose()?;
+    if policy.is_none() && args.inventory.is_some() {
+        bail!("--inventory binds a policy's roles: give --policy FILE or --profile NAME too");
+    }
+    let dynamic = args
+        .dynamic_ports
+        .unwrap_or_else(|| policy::DynamicPorts::from_host().range);
     let inventory = match (&args.inventory, &policy) {
         (Some(path), Some(policy)) => Some(Inventory::load(path, policy)?),
         _ => None,
