@@ -76,6 +76,8 @@ pub struct FlowSeen {
 pub struct FlowTotals {
     /// Packets both ways.
     pub packets: u64,
+    /// Packets from the initiator: none means only answers were seen.
+    pub opened: u64,
     pub first_seen: SystemTime,
     pub last_seen: SystemTime,
 }
@@ -85,6 +87,7 @@ impl FlowSeen {
         let (counts, first_seen, _) = self.sightings.total();
         FlowTotals {
             packets: counts.count.saturating_add(counts.reply_packets),
+            opened: counts.count,
             first_seen,
             last_seen: counts.last_seen.max(first_seen),
         }

@@ -37,8 +37,10 @@ Thresholds (a group of flows becomes a row when it meets all of them):
 Set aside, and listed after the table with the reason: scans (a peer that
   opened --scan-ports distinct ports of one host, default 10), services a
   `flood` record names, ports in the dynamic range (a client's ephemeral
-  port is never proposed), ICMP and other port-less protocols, one-offs
-  and groups below a threshold.")]
+  port is never proposed), ICMP and other port-less protocols, groups of
+  which only answers were seen (backscatter), one-offs and groups below a
+  threshold.
+")]
 pub struct LearnArgs {
     /// Events files written by `run` or `replay` (JSON lines; rotated
     /// `FILE.N` too), one host or many.

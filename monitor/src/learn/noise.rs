@@ -2,8 +2,9 @@
 //! (one peer reaching many ports of one host), floods (the monitor's own
 //! `flood` records), and ports no service listens on (a client's ephemeral
 //! port, which an unexpected flow seen mid-connection can name as its
-//! service). What remains still has to pass the thresholds of
-//! [`super::propose`]; a group that does not is a one-off.
+//! service). What remains still has to pass [`super::propose`]: a group
+//! of which only answers were seen, or one below the thresholds (a
+//! one-off), is no row either.
 
 use std::{
     collections::{BTreeMap, BTreeSet},

@@ -51,6 +51,8 @@ pub struct Evidence {
     /// (host, peer, day) triples.
     pub flows: BTreeSet<(String, IpAddr, u64)>,
     pub packets: u64,
+    /// Of `packets`, those sent by the side that opened the flows.
+    pub opened: u64,
     pub first_seen: Option<SystemTime>,
     pub last_seen: Option<SystemTime>,
 }
@@ -66,6 +68,7 @@ impl Evidence {
             self.flows.insert((id.host.clone(), peer, day));
         }
         self.packets = self.packets.saturating_add(t.packets);
+        self.opened = self.opened.saturating_add(t.opened);
         self.first_seen = Some(
             self.first_seen
                 .map_or(t.first_seen, |f| f.min(t.first_seen)),
@@ -90,6 +93,10 @@ pub enum Reason {
     Ephemeral,
     /// ICMP and protocols without ports: a row needs a port.
     NoPort,
+    /// Only answers were seen, never a packet of the side that would
+    /// have opened the flows: backscatter of someone else's spoofed
+    /// traffic, or a capture that missed every request.
+    AnswersOnly,
     /// One peer, one host, one day.
     OneOff,
     /// Below a threshold other than the one-off's: which, in words.
@@ -203,9 +210,13 @@ pub fn propose(
     }
 }
 
-/// Which threshold a group misses, if any: the one-off first (it is the
-/// common case and the plainest reason), then hosts, days, flows.
+/// Why a group is no row, if it is not: nothing but answers seen; then the
+/// one-off (the common case and the plainest reason); then hosts, days,
+/// flows.
 fn below(e: &Evidence, t: &Thresholds) -> Option<Reason> {
+    if e.opened == 0 {
+        return Some(Reason::AnswersOnly);
+    }
     if e.flows.len() < t.min_flows && e.flows.len() <= 1 {
         return Some(Reason::OneOff);
     }

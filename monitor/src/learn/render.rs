@@ -195,6 +195,10 @@ fn aside_line(a: &Aside, t: &Thresholds, eph: &Ephemeral) -> String {
             eph.describe()
         ),
         Reason::NoPort => format!("no port: {what}: rows are for TCP and UDP services"),
+        Reason::AnswersOnly => format!(
+            "answers only: {what}: no packet of the opening side was seen \
+             (backscatter of spoofed traffic, or requests the capture missed)"
+        ),
         Reason::OneOff => format!("one-off: {what}: one peer, one host, one day"),
         Reason::Threshold(why) => format!("below threshold: {what}: {why}"),
         Reason::NoRole(why) => format!("no host role: {why}"),

@@ -208,3 +208,32 @@ fn bad_files_are_errors_naming_file_and_line() {
         "{missing}"
     );
 }
+
+#[test]
+fn answers_without_a_request_are_no_service() {
+    // SYN-ACKs from many hosts of one network to this one, which never
+    // sent a SYN: the monitor reads each as an outbound connection to
+    // port 80 whose opener sent nothing (count 0).
+    let lines: Vec<String> = (1..=5)
+        .map(|i| {
+            line(
+                "node-a",
+                "outbound",
+                "tcp",
+                "192.0.2.1",
+                40000 + i,
+                &format!("203.0.113.{i}"),
+                80,
+                DAY1,
+            )
+            .replace("\"count\":5", "\"count\":0")
+        })
+        .collect();
+    let (p, text) = learn(&[&lines]);
+    assert!(p.rows.is_empty(), "{text}");
+    assert_eq!(p.aside[0].reason, Reason::AnswersOnly);
+    assert!(
+        text.contains("answers only: tcp 80 outbound from nodes to 203.0.113.0/24: no packet of the opening side"),
+        "{text}"
+    );
+}
