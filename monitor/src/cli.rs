@@ -4,7 +4,7 @@
 
 use clap::{CommandFactory as _, Parser, Subcommand};
 
-use crate::{daemon, loader, policy, probe, replay, report, validate};
+use crate::{daemon, learn, loader, policy, probe, replay, report, validate};
 
 /// Checks live traffic against the ports that vendor documents require.
 #[derive(Parser)]
@@ -27,6 +27,10 @@ pub enum Command {
     /// Summarize events files (from `run` or `replay`, one host or many):
     /// required flows per host, blocked flows, top unexpected flows.
     Report(report::command::ReportArgs),
+    /// Propose the site's additions to the vendor document from events
+    /// files: one Markdown row per service seen (with its evidence), scans,
+    /// floods and one-offs set aside.
+    Learn(learn::LearnArgs),
     /// Try a candidate firewall ruleset (nftables, or iptables-save) in a
     /// throwaway lab of network namespaces: which required flows it blocks,
     /// which ports no rule allows it lets through. Exit 0: none blocked,

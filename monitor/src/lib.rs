@@ -9,6 +9,7 @@ pub mod enrich;
 pub mod events;
 pub mod export;
 pub mod kernel_tables;
+pub mod learn;
 pub mod loader;
 pub mod metrics;
 pub mod netif;

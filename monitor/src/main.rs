@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::FromArgMatches as _;
 use monitor::{
     cli::{self, Cli, Command},
-    daemon, loader, policy, probe, replay, report, validate,
+    daemon, learn, loader, policy, probe, replay, report, validate,
 };
 
 fn main() -> ExitCode {
@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         Command::Policy(args) => policy::command::run(args),
         Command::Replay(args) => replay::command::run(args),
         Command::Report(args) => report::command::run(args),
+        Command::Learn(args) => learn::command::run(args),
         Command::Detach(args) => loader::command::run(args),
         // Their own exit codes: 0 pass, 1 a required flow blocked, 2 error.
         Command::Validate(args) => return verdict(validate::command::run(args)),

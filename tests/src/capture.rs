@@ -34,8 +34,24 @@ impl Tcpdump {
     /// `tcpdump -i iface -w path` in `ns`, returned once it is listening.
     /// It keeps root (`-Z root`): the scratch directory is root's own.
     pub fn start(ns: &Netns, iface: &str, path: &str) -> anyhow::Result<Self> {
+        Self::start_with(ns, iface, path, &[])
+    }
+
+    /// [`Tcpdump::start`] in immediate mode, each packet written as it
+    /// comes: none is left in the kernel's buffer when it is stopped, so
+    /// the last packets of a test are in the file too. Frames are cut at
+    /// 1024 bytes: in immediate mode each slot of the kernel's ring holds a
+    /// whole snapshot, and at the default 256 KiB the ring has room for a
+    /// handful of packets, so a burst (a port scan and its resets) is
+    /// dropped. Replay reads the headers of cut frames.
+    pub fn start_immediate(ns: &Netns, iface: &str, path: &str) -> anyhow::Result<Self> {
+        Self::start_with(ns, iface, path, &["--immediate-mode", "-U", "-s", "1024"])
+    }
+
+    fn start_with(ns: &Netns, iface: &str, path: &str, extra: &[&str]) -> anyhow::Result<Self> {
         let mut child = Command::new("ip")
             .args(["netns", "exec", ns.name(), "tcpdump", "-n", "-Z", "root"])
+            .args(extra)
             .args(["-i", iface, "-w", path])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -302,3 +302,72 @@ pub fn syslog_messages(out: &str) -> Vec<SyslogMessage> {
         })
         .collect()
 }
+
+/// Debian's prometheus-node-exporter serving its metrics over HTTP on
+/// `addr`:9100 of `ns` (a site's monitoring agent, which vendor documents
+/// never list); returned once it listens.
+pub fn node_exporter(ns: &Netns, addr: &str) -> anyhow::Result<Background> {
+    let listen = format!("--web.listen-address={addr}:9100");
+    let bg = ns.spawn(
+        "prometheus-node-exporter",
+        &[
+            &listen,
+            "--collector.disable-defaults",
+            "--collector.loadavg",
+        ],
+    )?;
+    ns.wait_tcp_listening(9100, T)?;
+    Ok(bg)
+}
+
+/// Debian's chronyd serving NTP on `addr`:123 of `ns` to `allow` (a CIDR)
+/// from its local clock, with its own configuration in `dir`: `-x` so that
+/// it never touches the host's clock, no command port. Returned once it
+/// has bound the port.
+pub fn chronyd(ns: &Netns, addr: &str, allow: &str, dir: &TempDir) -> anyhow::Result<Background> {
+    let conf = dir.file("chronyd-server.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "allow {allow}\nlocal stratum 8\nbindaddress {addr}\ncmdport 0\npidfile {}\n",
+            dir.file("chronyd-server.pid")
+        ),
+    )
+    .context("chronyd.conf")?;
+    let bg = ns.spawn_graceful(
+        "chronyd",
+        &["-d", "-x", "-u", "root", "-f", &conf],
+        libc::SIGTERM,
+        Duration::from_secs(5),
+    )?;
+    ns.wait_udp_bound(123, T)?;
+    Ok(bg)
+}
+
+/// One NTP measurement of `server` from `ns`, sent from `source` (an
+/// address of `ns`): chronyd `-Q`, which asks and prints the offset but
+/// never sets a clock, bounded by its own `-t`. `tag` names its files in
+/// `dir`. Returns the child, to wait for after starting others.
+pub fn ntp_query(
+    ns: &Netns,
+    server: &str,
+    source: &str,
+    tag: &str,
+    dir: &TempDir,
+) -> anyhow::Result<std::process::Child> {
+    let conf = dir.file(&format!("chronyd-{tag}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "server {server} iburst\nbindacqaddress {source}\ncmdport 0\npidfile {}\n",
+            dir.file(&format!("chronyd-{tag}.pid"))
+        ),
+    )
+    .context("chronyd client conf")?;
+    ns.command(T, "chronyd")
+        .args(["-Q", "-t", "10", "-u", "root", "-f", &conf])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("chronyd -Q")
+}

@@ -26,21 +26,23 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "memcached",      // the appliance's documented services in the demo...
     "nginx-light",
     "openssh-server",
-    "openssh-client",    // ssh-keyscan, a real SSH exchange in the demo
-    "curl",              // HTTP client for nginx in the demo
-    "iptables",          // iptables-restore-translate: validate reads iptables-save files
-    "dpkg-dev",          // dpkg-shlibdeps: the package's Depends (xtask package)
-    "binutils",          // strip, for the packaged binary
-    "systemd",           // systemd-analyze verify / security on the packaged unit
-    "man-db",            // man, which systemd-analyze verify runs on Documentation=
-    "systemd-container", // systemd-nspawn: the packaged service under a real systemd
-    "prometheus",        // promtool: checks and tests the shipped alerting rules
-    "nfdump",            // nfcapd, nfdump: the IPFIX collector of export_e2e
-    "nats-server",       // a three-node JetStream cluster for run --export nats:// (nats_e2e)
-    "rsyslog",           // the SIEM's syslog input for run --export syslog+tcp:// (export_e2e)
-    "chromium",          // a real browser lays out the HTML report (report_browser)
-    "chromium-driver",   // chromedriver: WebDriver to drive it (report_browser)
-    "wireshark-common",  // text2pcap and editcap: the captures of replay's corpus test
+    "openssh-client",           // ssh-keyscan, a real SSH exchange in the demo
+    "curl",                     // HTTP client for nginx in the demo
+    "iptables",                 // iptables-restore-translate: validate reads iptables-save files
+    "dpkg-dev",                 // dpkg-shlibdeps: the package's Depends (xtask package)
+    "binutils",                 // strip, for the packaged binary
+    "systemd",                  // systemd-analyze verify / security on the packaged unit
+    "man-db",                   // man, which systemd-analyze verify runs on Documentation=
+    "systemd-container",        // systemd-nspawn: the packaged service under a real systemd
+    "prometheus",               // promtool: checks and tests the shipped alerting rules
+    "nfdump",                   // nfcapd, nfdump: the IPFIX collector of export_e2e
+    "nats-server", // a three-node JetStream cluster for run --export nats:// (nats_e2e)
+    "rsyslog",     // the SIEM's syslog input for run --export syslog+tcp:// (export_e2e)
+    "chromium",    // a real browser lays out the HTML report (report_browser)
+    "chromium-driver", // chromedriver: WebDriver to drive it (report_browser)
+    "wireshark-common", // text2pcap and editcap: the captures of replay's corpus test
+    "prometheus-node-exporter", // a site's HTTP service on 9100 that learn must find (learn_e2e)
+    "chrony",      // chronyd serving and querying NTP in the lab (learn_e2e)
 ];
 
 /// bpf-linker releases known to carry a `rust-llvm-N` feature, by LLVM major.

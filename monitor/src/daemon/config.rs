@@ -535,6 +535,7 @@ pin = "/sys/fs/bpf/portconform/lab"
 export = ["syslog+tcp://192.0.2.9:514"]
 spool-dir = "/var/lib/portconform/other-spool"
 spool-max-mib = 11
+host-name = "node-a"
 "#;
 
     #[test]
@@ -588,6 +589,7 @@ spool-max-mib = 11
             Path::new("/var/lib/portconform/other-spool")
         );
         assert_eq!(a.export.spool_max_mib, 11);
+        assert_eq!(a.host_name.as_deref(), Some("node-a"));
         assert_eq!(
             a.config.as_deref(),
             Some(Path::new("/etc/portconform/test.toml"))

@@ -4,10 +4,10 @@
 //! tracked, so a record says how much, from roughly how many sources, and
 //! names two of them; not who each was.
 
-use std::{net::IpAddr, time::SystemTime};
+use std::{borrow::Cow, net::IpAddr, time::SystemTime};
 
 use monitor_common::flood::{FloodKey, FloodStats, HLL_REGISTERS};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ConnDir, IpProto, jsonl::JsonLine, record::rfc3339_serde};
 
@@ -53,18 +53,18 @@ pub fn estimate(registers: &[u8; HLL_REGISTERS]) -> u64 {
     e.round() as u64
 }
 
-/// The `flood` line of the events file.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// The `flood` line of the events file; `report` and `learn` read it back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FloodRecord {
     #[serde(with = "rfc3339_serde")]
     pub ts: SystemTime,
-    pub kind: &'static str,
+    pub kind: Cow<'static, str>,
     pub direction: ConnDir,
     pub proto: IpProto,
     /// The service the flood aims at; 0 where floods on more services than
     /// the kernel aggregates separately are counted together.
     pub service_port: u16,
-    pub reason: &'static str,
+    pub reason: Cow<'static, str>,
     /// Packets over budget since the previous record (each one a flow the
     /// kernel did not track), and in all.
     pub packets: u64,
@@ -81,7 +81,7 @@ pub struct FloodRecord {
     #[serde(with = "rfc3339_serde")]
     pub last_seen: SystemTime,
     pub note: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
 }
 
@@ -114,11 +114,11 @@ impl FloodRecord {
         let packets = t.packets - before.min(t.packets);
         Self {
             ts: SystemTime::now(),
-            kind: "flood",
+            kind: Cow::Borrowed("flood"),
             direction,
             proto,
             service_port: key.service_port,
-            reason,
+            reason: Cow::Borrowed(reason),
             packets,
             bytes: t.bytes,
             total_packets: t.packets,

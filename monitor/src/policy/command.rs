@@ -147,7 +147,8 @@ fn parse_release(s: &str) -> Result<Release, String> {
     s.parse()
 }
 
-fn parse_port_range(s: &str) -> Result<PortRange, String> {
+/// `--dynamic-ports LO-HI`, for every command that takes it.
+pub fn parse_port_range(s: &str) -> Result<PortRange, String> {
     resolve::parse_range(s).ok_or_else(|| format!("{s:?} is not a port range LO-HI"))
 }
 

@@ -29,14 +29,12 @@ use super::{
         Basis, BlockedFlow, HostSummary, Inputs, PEER_PORTS_SHOWN, PeerGroup, PortGroup, Report,
         RequiredCell, RequiredRow, Unexpected, UnexpectedFlow, service_label,
     },
+    sightings::{Counts, Sightings},
 };
 use crate::events::{ConnDir, EventKind, EventRecord, IpProto, RequiredState, RequiredStatus};
 
 /// Bad lines kept verbatim for the report; the rest are counted.
 pub const BAD_LINE_SAMPLES: usize = 100;
-/// Sightings kept apart per flow; past this the oldest two are merged, so
-/// that a flow evicted and seen again every second stays one small entry.
-const MAX_SIGHTINGS: usize = 64;
 
 /// The identity of a flow: the client's port is not part of it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -59,74 +57,6 @@ impl FlowId {
             dst: r.dst,
             dport: r.dport,
         }
-    }
-}
-
-/// Cumulative counts of one sighting, as its latest record gives them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Counts {
-    count: u64,
-    bytes: u64,
-    reply_packets: u64,
-    last_seen: SystemTime,
-}
-
-impl Counts {
-    fn of(r: &EventRecord) -> Self {
-        Counts {
-            count: r.count,
-            bytes: r.bytes.unwrap_or(0),
-            reply_packets: r.reply_packets.unwrap_or(0),
-            last_seen: r.last_seen,
-        }
-    }
-
-    /// Which of two records of one sighting is the later: counts only grow.
-    fn rank(&self) -> (u64, SystemTime, u64) {
-        (
-            self.count.saturating_add(self.reply_packets),
-            self.last_seen,
-            self.bytes,
-        )
-    }
-}
-
-/// The sightings of one flow, by `first_seen`.
-#[derive(Debug, Default, Clone)]
-struct Sightings(BTreeMap<SystemTime, Counts>);
-
-impl Sightings {
-    fn add(&mut self, first_seen: SystemTime, counts: Counts) {
-        let slot = self.0.entry(first_seen).or_insert(counts);
-        if counts.rank() > slot.rank() {
-            *slot = counts;
-        }
-        if self.0.len() > MAX_SIGHTINGS {
-            let (_, oldest) = self.0.pop_first().expect("more than one sighting");
-            let next = self.0.values_mut().next().expect("more than one sighting");
-            next.count += oldest.count;
-            next.bytes += oldest.bytes;
-            next.reply_packets += oldest.reply_packets;
-            next.last_seen = next.last_seen.max(oldest.last_seen);
-        }
-    }
-
-    /// (counts summed over sightings, earliest first_seen, sightings).
-    fn total(&self) -> (Counts, SystemTime, u64) {
-        let first = *self.0.keys().next().expect("a flow has a sighting");
-        let mut sum = Counts {
-            count: 0,
-            bytes: 0,
-            reply_packets: 0,
-            last_seen: first,
-        };
-        for c in self.0.values() {
-            sum.count += c.count;
-            sum.bytes += c.bytes;
-            sum.reply_packets += c.reply_packets;
-            sum.last_seen = sum.last_seen.max(c.last_seen);
-        }
-        (sum, first, self.0.len() as u64)
     }
 }
 
@@ -372,7 +302,7 @@ impl Aggregator {
             .blocked
             .iter()
             .map(|((id, rule), acc)| {
-                let (attempts, first_seen, last_seen) = if acc.sightings.0.is_empty() {
+                let (attempts, first_seen, last_seen) = if acc.sightings.is_empty() {
                     (0, None, None)
                 } else {
                     let (sum, first, _) = acc.sightings.total();

@@ -15,7 +15,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::events::{EventKind, EventRecord, RequiredStatus};
+use crate::events::{EventKind, EventRecord, RequiredStatus, flood::FloodRecord};
 
 /// An event line is a few hundred bytes; a line this long is not one (a
 /// binary file, a JSON dump) and is skipped without being held in memory.
@@ -70,6 +70,13 @@ pub trait Sink {
     /// A line of a kind this version does not know: written by a newer
     /// monitor, so counted rather than reported as damage.
     fn unknown_kind(&mut self, kind: &str);
+    /// A `flood` line, with its host as for [`Sink::record`]. The report
+    /// has no section for floods and counts them with the kinds it does
+    /// not read; `learn` sets flooded services aside.
+    fn flood(&mut self, host: &str, flood: FloodRecord) {
+        let _ = (host, flood);
+        self.unknown_kind("flood");
+    }
     /// A line's number in its host's `instance` (every line `run` and
     /// `replay` write has one), whatever its kind. False when that number
     /// was read before: the line is a duplicate and is skipped.
@@ -232,6 +239,16 @@ pub fn read_line(text: &str, line_no: u64, stats: &mut FileStats, sink: &mut imp
             stats.records += 1;
             sink.record(&host, *record);
         }
+        Ok(Parsed::Flood(flood)) => {
+            let host = flood
+                .host
+                .as_deref()
+                .filter(|h| !h.is_empty())
+                .unwrap_or(&stats.host)
+                .to_string();
+            stats.records += 1;
+            sink.flood(&host, *flood);
+        }
         Ok(Parsed::UnknownKind(kind)) => {
             stats.unknown_kinds += 1;
             sink.unknown_kind(&kind);
@@ -294,6 +311,7 @@ fn read_bounded_line(
 
 enum Parsed {
     Record(Box<Record>),
+    Flood(Box<FloodRecord>),
     UnknownKind(String),
 }
 
@@ -338,6 +356,11 @@ fn parse_line(text: &str) -> Result<Parsed, String> {
         let r: RequiredStatus = serde_json::from_str(text)
             .map_err(|e| format!("bad \"required\" record: {}", json_error(&e)))?;
         return Ok(Parsed::Record(Box::new(Record::Required(r))));
+    }
+    if kind == "flood" {
+        let f: FloodRecord = serde_json::from_str(text)
+            .map_err(|e| format!("bad \"flood\" record: {}", json_error(&e)))?;
+        return Ok(Parsed::Flood(Box::new(f)));
     }
     if !known.iter().any(|k| k.as_str() == kind) {
         return Ok(Parsed::UnknownKind(kind.into_owned()));
@@ -408,6 +431,15 @@ mod tests {
     }
 
     const UNEXPECTED: &str = r#"{"ts":"2026-11-22T16:55:30.594388125Z","kind":"unexpected","iface":"eth0","direction":"inbound","proto":"tcp","src":"198.51.100.2","dst":"198.51.100.1","sport":35320,"dport":2181,"count":1,"first_seen":"2026-11-22T16:55:30.594388125Z","last_seen":"2026-11-22T16:55:30.594388125Z"}"#;
+    #[test]
+    fn a_line_read_twice_is_read_once() {
+        let numbered = UNEXPECTED.replace("}", r#","host":"n1","seq":4,"instance":"i"}"#);
+        let again = UNEXPECTED.replace("}", r#","host":"n1","seq":5,"instance":"i"}"#);
+        let text = format!("{numbered}\n{again}\n{numbered}\n");
+        let (stats, sink) = read("n1.jsonl", text.as_bytes());
+        assert_eq!((stats.lines, stats.records, stats.duplicates), (3, 2, 1));
+        assert_eq!(sink.records.len(), 2);
+    }
 
     #[test]
     fn host_comes_from_the_file_name_without_rotation_suffix() {
@@ -498,6 +530,63 @@ mod tests {
         let (_, sink) = read("node-a.jsonl", format!("{line}\n{empty}\n").as_bytes());
         assert_eq!(sink.records[0].0, "node-b");
         assert_eq!(sink.records[1].0, "node-a");
+    }
+
+    /// A `flood` line as the daemon writes it reaches the sink whole; the
+    /// report's sink counts it with the kinds it does not read.
+    #[test]
+    fn flood_lines_are_read_back_as_written() {
+        use crate::events::{ConnDir, IpProto, jsonl::JsonLine as _};
+        let t = humantime::parse_rfc3339("2026-11-22T16:55:30Z").unwrap();
+        let flood = FloodRecord {
+            ts: t,
+            kind: "flood".into(),
+            direction: ConnDir::Inbound,
+            proto: IpProto::Tcp,
+            service_port: 8080,
+            reason: "no-rule".into(),
+            packets: 10,
+            bytes: 600,
+            total_packets: 30,
+            sources: 25,
+            sources_estimated: true,
+            sample: vec!["198.51.100.7".parse().unwrap()],
+            first_seen: t,
+            last_seen: t,
+            note: "n".into(),
+            host: None,
+        };
+        let mut line = Vec::new();
+        flood.write_line(&mut line).unwrap();
+        line.push(b'\n');
+
+        #[derive(Default)]
+        struct Floods(Vec<(String, FloodRecord)>, Collect);
+        impl Sink for Floods {
+            fn record(&mut self, host: &str, record: Record) {
+                self.1.record(host, record);
+            }
+            fn bad_line(&mut self, bad: BadLine) {
+                self.1.bad_line(bad);
+            }
+            fn unknown_kind(&mut self, kind: &str) {
+                self.1.unknown_kind(kind);
+            }
+            fn numbered(&mut self, host: &str, instance: &str, seq: u64) -> bool {
+                self.1.numbered(host, instance, seq)
+            }
+            fn flood(&mut self, host: &str, flood: FloodRecord) {
+                self.0.push((host.to_string(), flood));
+            }
+        }
+        let mut stats = FileStats::new(PathBuf::from("n1.jsonl"), "n1".into());
+        let mut sink = Floods::default();
+        read_lines(io::Cursor::new(line.clone()), &mut stats, &mut sink);
+        assert_eq!(sink.0, [("n1".to_string(), flood)]);
+        assert!(sink.1.bad.is_empty(), "{:?}", sink.1.bad);
+        // The report's default: counted as a kind it does not read.
+        let (_, plain) = read("n1.jsonl", &line);
+        assert_eq!(plain.unknown, ["flood"]);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //!   what the policy and the vendor documents say about the cited rules.
 //! - [`timeline`] bins each host's flows over time, once for both: the
 //!   terminal's sparklines and the page's SVG timeline ([`svg`]).
+//! - [`sightings`] folds a flow's cumulative counts, for `learn` too.
 //! - [`sequence`] checks each host's line numbers for gaps.
 //! - [`command`] is the command line's edge.
 
@@ -21,6 +22,7 @@ pub mod html;
 pub mod load;
 pub mod model;
 pub mod sequence;
+pub mod sightings;
 pub mod stream;
 pub mod svg;
 pub mod terminal;
