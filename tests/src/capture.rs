@@ -36,6 +36,10 @@ impl Tcpdump {
     pub fn start(ns: &Netns, iface: &str, path: &str) -> anyhow::Result<Self> {
         let mut child = Command::new("ip")
             .args(["netns", "exec", ns.name(), "tcpdump", "-n", "-Z", "root"])
+            // Each packet handed over as it comes: otherwise those of the
+            // last buffer timeout (up to a second) are still in the
+            // kernel's block when SIGINT ends the capture, and are lost.
+            .arg("--immediate-mode")
             .args(["-i", iface, "-w", path])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

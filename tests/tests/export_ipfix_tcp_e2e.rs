@@ -8,12 +8,13 @@
 //! the capture: the templates at the start of each connection, every
 //! record's 5-tuple and portconform's enterprise-specific elements.
 //!
-//! Lab (documentation ranges only): node2 (socat, dumpcap) ── node1
+//! Lab (documentation ranges only): node2 (socat, tcpdump) ── node1
 //! (monitored, thoughtspot, exporting to node2).
 
 use std::time::{Duration, Instant};
 
 use portconform_tests::{
+    capture::Tcpdump,
     lab::{Background, Netns},
     monitor_proc::{MonitorProc, read_events},
     pair::{Pair, connect},
@@ -41,82 +42,87 @@ fn wait_established(ns: &Netns, port: u16) {
     }
 }
 
-/// tshark's reading of the capture: one row per IPFIX data record, its
-/// fields split on `|`.
-fn decoded(pcap: &str) -> (String, Vec<Vec<String>>) {
+/// One IPFIX data record as tshark decoded it.
+#[derive(Debug)]
+struct Decoded {
+    /// Source, destination, their ports, the protocol number.
+    five_tuple: [String; 5],
+    /// The enterprise-specific elements tshark shows (it leaves out
+    /// empty strings), as text.
+    enterprise: Vec<String>,
+}
+
+/// A JSON value that tshark's `--no-duplicate-keys` makes a list when a
+/// key repeats, as a list either way.
+fn all(v: &serde_json::Value) -> Vec<&serde_json::Value> {
+    match v {
+        serde_json::Value::Array(a) => a.iter().collect(),
+        serde_json::Value::Null => vec![],
+        v => vec![v],
+    }
+}
+
+/// `aa:bb:...` as text.
+fn hex_text(h: &str) -> String {
+    let bytes: Vec<u8> = h
+        .split(':')
+        .filter_map(|b| u8::from_str_radix(b, 16).ok())
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// tshark's reading of the capture, IPFIX over TCP on [`PORT`]: every
+/// data record of every message, in order.
+fn decoded(pcap: &str) -> Vec<Decoded> {
     let out = std::process::Command::new("timeout")
         .args(["-s", "KILL", "60", "tshark", "-n", "-r", pcap])
         .args(["-d", &format!("tcp.port=={PORT},cflow")])
-        .args([
-            "-Y",
-            "cflow",
-            "-T",
-            "fields",
-            "-E",
-            "separator=|",
-            "-E",
-            "occurrence=a",
-        ])
-        .args(["-E", "aggregator=;"])
-        .args([
-            "-e",
-            "cflow.srcaddr",
-            "-e",
-            "cflow.dstaddr",
-            "-e",
-            "cflow.srcport",
-            "-e",
-            "cflow.dstport",
-            "-e",
-            "cflow.protocol",
-            "-e",
-            "cflow.template_id",
-        ])
+        .args(["-Y", "cflow", "-T", "json", "--no-duplicate-keys"])
         .output()
         .expect("tshark");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
-        "{text}{}",
+        "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut rows = Vec::new();
-    for line in text.lines() {
-        let cols: Vec<Vec<&str>> = line.split('|').map(|c| c.split(';').collect()).collect();
-        let n = cols[0].len();
-        for i in 0..n {
-            rows.push(
-                cols[..5]
-                    .iter()
-                    .map(|c| c.get(i).copied().unwrap_or("").to_string())
-                    .collect(),
-            );
+    let packets: serde_json::Value = serde_json::from_slice(&out.stdout).expect("tshark's JSON");
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+    let mut records = Vec::new();
+    for packet in all(&packets) {
+        for message in all(&packet["_source"]["layers"]["cflow"]) {
+            let Some(message) = message.as_object() else {
+                continue;
+            };
+            let sets = message.iter().filter(|(k, _)| k.starts_with("Set "));
+            for set in sets.flat_map(|(_, v)| all(v)) {
+                let Some(set) = set.as_object() else { continue };
+                let flows = set.iter().filter(|(k, _)| k.starts_with("Flow "));
+                for flow in flows.flat_map(|(_, v)| all(v)) {
+                    records.push(Decoded {
+                        five_tuple: [
+                            text(&flow["cflow.srcaddr"]),
+                            text(&flow["cflow.dstaddr"]),
+                            text(&flow["cflow.srcport"]),
+                            text(&flow["cflow.dstport"]),
+                            text(&flow["cflow.protocol"]),
+                        ],
+                        enterprise: all(&flow["cflow.enterprise_private_entry"])
+                            .into_iter()
+                            .map(|h| hex_text(h.as_str().unwrap_or("")))
+                            .collect(),
+                    });
+                }
+            }
         }
     }
-    (text, rows)
+    records
 }
 
 #[test]
 fn tshark_decodes_every_flow_sent_over_tcp_across_a_collector_outage() {
     let lab = Pair::new(94, "ipfixtcp").expect("lab");
     let pcap = lab.dir.file("collector.pcapng");
-    let _dumpcap = lab
-        .node2
-        .spawn_graceful(
-            "dumpcap",
-            &[
-                "-q",
-                "-i",
-                &lab.n2.ifname,
-                "-f",
-                &format!("tcp port {PORT}"),
-                "-w",
-                &pcap,
-            ],
-            libc::SIGINT,
-            Duration::from_secs(10),
-        )
-        .expect("dumpcap");
+    let capture = Tcpdump::start(&lab.node2, &lab.n2.ifname, &pcap).expect("tcpdump");
     let stored = lab.dir.file("stored.ipfix");
     let collector = || -> Background {
         let bg = lab
@@ -135,12 +141,6 @@ fn tshark_decodes_every_flow_sent_over_tcp_across_a_collector_outage() {
             .expect("socat listens");
         bg
     };
-    // dumpcap has its file open before any traffic.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::metadata(&pcap).map_or(0, |m| m.len()) == 0 {
-        assert!(Instant::now() < deadline, "dumpcap never started");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let inv = lab.dir.file("inventory.toml");
     std::fs::write(&inv, "nodes = [\"192.0.2.0/24\"]\n").unwrap();
     let url = format!("ipfix+tcp://{}:{PORT}", lab.n2.v4);
@@ -191,9 +191,9 @@ fn tshark_decodes_every_flow_sent_over_tcp_across_a_collector_outage() {
         "{}",
         done.stderr
     );
-    drop(_dumpcap);
+    capture.stop().expect("tcpdump stops");
 
-    let (text, records) = decoded(&pcap);
+    let records = decoded(&pcap);
     let lines = read_events(lab.events_path()).expect("events");
     let flows: Vec<&serde_json::Value> = lines
         .iter()
@@ -201,16 +201,31 @@ fn tshark_decodes_every_flow_sent_over_tcp_across_a_collector_outage() {
         .collect();
     assert!(flows.len() >= 4, "{lines:#?}");
     for e in flows {
+        let field = |k: &str| e[k].as_str().unwrap_or("").to_string();
         let want = [
-            e["src"].as_str().unwrap().to_string(),
-            e["dst"].as_str().unwrap().to_string(),
+            field("src"),
+            field("dst"),
             e["sport"].to_string(),
             e["dport"].to_string(),
             "6".to_string(),
         ];
+        // The verdict, its reason, and for a blocked flow the rule and
+        // its doc:line, in portconform's enterprise elements.
+        let mut texts = vec![field("kind"), field("reason")];
+        if e["rule"].is_string() {
+            texts.extend([field("rule"), field("source")]);
+        }
         assert!(
-            records.iter().any(|r| r[..] == want),
-            "{want:?} not decoded by tshark:\n{text}"
+            records
+                .iter()
+                .any(|r| r.five_tuple == want && r.enterprise.starts_with(&texts)),
+            "{want:?} {texts:?} not decoded by tshark:\n{records:#?}"
         );
     }
+    assert!(
+        records
+            .iter()
+            .any(|r| r.enterprise.first().is_some_and(|v| v == "blocked")),
+        "{records:#?}"
+    );
 }
