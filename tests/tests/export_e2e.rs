@@ -16,6 +16,7 @@ use portconform_tests::{
     lab::Background,
     monitor_proc::{MonitorProc, read_events},
     pair::{Pair, connect},
+    pki::Pki,
     services::{self, SyslogMessage},
 };
 
@@ -265,67 +266,6 @@ fn nfcapd_stores_the_flows_and_nfdump_prints_their_five_tuples() {
     }
 }
 
-/// PEM files made for one test: a CA, and certificates it signed.
-struct Pki {
-    ca: String,
-    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-}
-
-impl Pki {
-    fn new(dir: &portconform_tests::lab::TempDir) -> Pki {
-        let key = rcgen::KeyPair::generate().expect("CA key");
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA");
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "portconform test CA");
-        params.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::CrlSign,
-        ];
-        let cert = params.self_signed(&key).expect("CA certificate");
-        let ca = dir.file("ca.pem");
-        std::fs::write(&ca, cert.pem()).unwrap();
-        Pki {
-            ca,
-            issuer: rcgen::Issuer::new(params, key),
-        }
-    }
-
-    /// A certificate named `name` (an IP address: the collector's; empty:
-    /// a client's) as files NAME.pem and NAME.key.
-    fn issue(
-        &self,
-        dir: &portconform_tests::lab::TempDir,
-        file: &str,
-        name: &str,
-    ) -> (String, String) {
-        let key = rcgen::KeyPair::generate().expect("key");
-        let sans: Vec<String> = if name.is_empty() {
-            vec![]
-        } else {
-            vec![name.into()]
-        };
-        let mut params = rcgen::CertificateParams::new(sans).expect("params");
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, format!("portconform {file}"));
-        params.extended_key_usages = vec![if name.is_empty() {
-            rcgen::ExtendedKeyUsagePurpose::ClientAuth
-        } else {
-            rcgen::ExtendedKeyUsagePurpose::ServerAuth
-        }];
-        let cert = params.signed_by(&key, &self.issuer).expect("certificate");
-        let (c, k) = (
-            dir.file(&format!("{file}.pem")),
-            dir.file(&format!("{file}.key")),
-        );
-        std::fs::write(&c, cert.pem()).unwrap();
-        std::fs::write(&k, key.serialize_pem()).unwrap();
-        (c, k)
-    }
-}
-
 /// `run --export syslog+tls://` with mutual TLS: rsyslog (rsyslog-gnutls)
 /// takes only a client its CA signed, portconform only a collector its
 /// `--export-ca` signed for the URL's address. Every line arrives, across
@@ -334,10 +274,14 @@ impl Pki {
 #[test]
 fn syslog_over_tls_gets_every_line_across_an_outage_and_a_wrong_certificate() {
     let lab = Pair::new(93, "exporttls").expect("lab");
-    let pki = Pki::new(&lab.dir);
-    let (cert, key) = pki.issue(&lab.dir, "collector", &lab.n2.v4);
-    let (wrong_cert, wrong_key) = pki.issue(&lab.dir, "elsewhere", "203.0.113.7");
-    let (client_cert, client_key) = pki.issue(&lab.dir, "client", "");
+    let pki = Pki::new(&lab.dir).expect("CA");
+    let (cert, key) = pki
+        .issue(&lab.dir, "collector", &lab.n2.v4)
+        .expect("certificate");
+    let (wrong_cert, wrong_key) = pki
+        .issue(&lab.dir, "elsewhere", "203.0.113.7")
+        .expect("certificate");
+    let (client_cert, client_key) = pki.issue(&lab.dir, "client", "").expect("certificate");
     let received = lab.dir.file("received.log");
     let rsyslog = |name: &str, cert: &str, key: &str, out: &str| -> Background {
         let work = lab.dir.file(name);
