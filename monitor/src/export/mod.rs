@@ -97,7 +97,7 @@ pub enum ExportError {
     Tls {
         url: String,
         #[source]
-        source: tls::TlsError,
+        source: Box<tls::TlsError>,
     },
     #[error(transparent)]
     Spool(#[from] SpoolError),
@@ -302,7 +302,7 @@ impl Exporter {
                         tls_config = Some(tls::client_config(&files).map_err(|source| {
                             ExportError::Tls {
                                 url: target.label(),
-                                source,
+                                source: Box::new(source),
                             }
                         })?);
                     }
