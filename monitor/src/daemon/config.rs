@@ -592,7 +592,11 @@ export-key = "/etc/portconform/client.key"
         );
         assert_eq!(a.export.spool_max_mib, 11);
         assert_eq!(
-            (a.export.export_ca, a.export.export_cert, a.export.export_key),
+            (
+                a.export.export_ca,
+                a.export.export_cert,
+                a.export.export_key
+            ),
             (
                 Some("/etc/portconform/siem-ca.pem".into()),
                 Some("/etc/portconform/client.pem".into()),

@@ -93,11 +93,12 @@ pub enum ExportError {
         "--export {url}: {why}; give syslog+tcp://HOST:PORT, syslog+tls://HOST:PORT, ipfix+udp://HOST:PORT or ipfix+tcp://HOST:PORT (NATS is not built yet)"
     )]
     BadUrl { url: String, why: String },
-    #[error("--export {url}: {source}")]
+    /// A TLS file that cannot be used; its error names it.
+    #[error("--export {url}")]
     Tls {
         url: String,
         #[source]
-        source: Box<tls::TlsError>,
+        error: Box<tls::TlsError>,
     },
     #[error(transparent)]
     Spool(#[from] SpoolError),
@@ -302,7 +303,7 @@ impl Exporter {
                         tls_config = Some(tls::client_config(&files).map_err(|source| {
                             ExportError::Tls {
                                 url: target.label(),
-                                source: Box::new(source),
+                                error: Box::new(source),
                             }
                         })?);
                     }
