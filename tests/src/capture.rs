@@ -48,6 +48,15 @@ impl Tcpdump {
         Self::start_with(ns, iface, path, &["--immediate-mode", "-U", "-s", "1024"])
     }
 
+    /// [`Tcpdump::start`] in immediate mode with whole frames: each
+    /// packet handed over as it comes, so that those of the last buffer
+    /// timeout (up to a second) are not left in the kernel's block when
+    /// SIGINT ends the capture. For a few large packets (a collector's
+    /// stream), not bursts: see [`Tcpdump::start_immediate`].
+    pub fn start_immediate_whole(ns: &Netns, iface: &str, path: &str) -> anyhow::Result<Self> {
+        Self::start_with(ns, iface, path, &["--immediate-mode"])
+    }
+
     fn start_with(ns: &Netns, iface: &str, path: &str, extra: &[&str]) -> anyhow::Result<Self> {
         let mut child = Command::new("ip")
             .args(["netns", "exec", ns.name(), "tcpdump", "-n", "-Z", "root"])

@@ -13,6 +13,7 @@ pub mod lab;
 pub mod monitor_proc;
 pub mod packets;
 pub mod pair;
+pub mod pki;
 pub mod services;
 pub mod tshark;
 

@@ -253,12 +253,72 @@ pub fn rsyslog(
     dir: &str,
     out: &str,
 ) -> anyhow::Result<Background> {
+    start_rsyslog(
+        ns,
+        &format!(
+            "global(workDirectory=\"{dir}\")\n\
+             module(load=\"imtcp\")\n"
+        ),
+        addr,
+        port,
+        dir,
+        out,
+    )
+}
+
+/// The PEM files of a TLS syslog receiver: the CA it trusts clients
+/// with, its certificate and key.
+pub struct TlsFiles<'a> {
+    pub ca: &'a str,
+    pub cert: &'a str,
+    pub key: &'a str,
+}
+
+/// Like [`rsyslog`], but receiving syslog over TLS (RFC 5425) through
+/// rsyslog-gnutls, and accepting only clients whose certificate the CA
+/// signed (mutual TLS: `x509/certvalid`).
+pub fn rsyslog_tls(
+    ns: &Netns,
+    addr: &str,
+    port: u16,
+    tls: &TlsFiles,
+    dir: &str,
+    out: &str,
+) -> anyhow::Result<Background> {
+    start_rsyslog(
+        ns,
+        &format!(
+            "global(workDirectory=\"{dir}\"\n\
+               defaultNetstreamDriver=\"gtls\"\n\
+               defaultNetstreamDriverCAFile=\"{}\"\n\
+               defaultNetstreamDriverCertFile=\"{}\"\n\
+               defaultNetstreamDriverKeyFile=\"{}\")\n\
+             module(load=\"imtcp\" streamDriver.name=\"gtls\" streamDriver.mode=\"1\" \
+               streamDriver.authMode=\"x509/certvalid\")\n",
+            tls.ca, tls.cert, tls.key
+        ),
+        addr,
+        port,
+        dir,
+        out,
+    )
+}
+
+/// rsyslogd with `head` (its global settings and imtcp module) and an
+/// input on `addr:port` whose messages go to `out` field by field.
+fn start_rsyslog(
+    ns: &Netns,
+    head: &str,
+    addr: &str,
+    port: u16,
+    dir: &str,
+    out: &str,
+) -> anyhow::Result<Background> {
     let conf = format!("{dir}/rsyslog.conf");
     std::fs::write(
         &conf,
         format!(
-            "global(workDirectory=\"{dir}\")\n\
-             module(load=\"imtcp\")\n\
+            "{head}\
              input(type=\"imtcp\" address=\"{addr}\" port=\"{port}\")\n\
              template(name=\"fields\" type=\"list\") {{\n\
                property(name=\"protocol-version\") constant(value=\"\\t\")\n\

@@ -38,6 +38,7 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "nfdump",                   // nfcapd, nfdump: the IPFIX collector of export_e2e
     "nats-server", // a three-node JetStream cluster for run --export nats:// (nats_e2e)
     "rsyslog",     // the SIEM's syslog input for run --export syslog+tcp:// (export_e2e)
+    "rsyslog-gnutls", // rsyslog's TLS input for run --export syslog+tls:// (export_e2e)
     "chromium",    // a real browser lays out the HTML report (report_browser)
     "chromium-driver", // chromedriver: WebDriver to drive it (report_browser)
     "wireshark-common", // text2pcap and editcap: the captures of replay's corpus test

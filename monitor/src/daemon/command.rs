@@ -410,6 +410,18 @@ fn reconfigure(running: &RunConfig, new: RunConfig, classifying: bool) -> (RunCo
         running.export.spool_max_mib != new.export.spool_max_mib,
         "spool-max-mib",
     );
+    keep(
+        (
+            &running.export.export_ca,
+            &running.export.export_cert,
+            &running.export.export_key,
+        ) != (
+            &new.export.export_ca,
+            &new.export.export_cert,
+            &new.export.export_key,
+        ),
+        "export-ca/export-cert/export-key",
+    );
     // Classifying or only counting is decided when the programs load.
     let mut new = new;
     let has_policy = new.selection.policy.is_some() || new.selection.profile.is_some();

@@ -536,6 +536,9 @@ export = ["syslog+tcp://192.0.2.9:514"]
 spool-dir = "/var/lib/portconform/other-spool"
 spool-max-mib = 11
 host-name = "node-a"
+export-ca = "/etc/portconform/siem-ca.pem"
+export-cert = "/etc/portconform/client.pem"
+export-key = "/etc/portconform/client.key"
 "#;
 
     #[test]
@@ -590,6 +593,18 @@ host-name = "node-a"
         );
         assert_eq!(a.export.spool_max_mib, 11);
         assert_eq!(a.host_name.as_deref(), Some("node-a"));
+        assert_eq!(
+            (
+                a.export.export_ca,
+                a.export.export_cert,
+                a.export.export_key
+            ),
+            (
+                Some("/etc/portconform/siem-ca.pem".into()),
+                Some("/etc/portconform/client.pem".into()),
+                Some("/etc/portconform/client.key".into())
+            )
+        );
         assert_eq!(
             a.config.as_deref(),
             Some(Path::new("/etc/portconform/test.toml"))

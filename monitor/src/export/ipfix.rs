@@ -12,7 +12,8 @@
 //!
 //! Over UDP the templates go with the first message and again every
 //! [`TEMPLATE_EVERY`], as RFC 7011 §8.4 asks of an exporter whose
-//! collector may have restarted. Lines that are not flows (a rule's
+//! collector may have restarted. `ipfix+tcp://` sends the same messages
+//! (see `tcp.rs`), the templates once at the start of each connection. Lines that are not flows (a rule's
 //! verdict, a flood aggregate) have no IPFIX form and are skipped.
 
 use std::{borrow::Cow, net::IpAddr, time::Duration};

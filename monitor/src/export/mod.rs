@@ -11,8 +11,10 @@
 pub mod ipfix;
 pub mod nats;
 pub mod spool;
+mod stream;
 pub mod syslog;
 mod tcp;
+pub mod tls;
 mod udp;
 
 use std::{
@@ -49,11 +51,23 @@ pub const DEFAULT_SPOOL_DIR: &str = "/var/lib/portconform/spool";
 pub struct ExportArgs {
     /// Send every events line to URL as well: nats://HOST:PORT[/STREAM]
     /// (JetStream; stream PORTCONFORM unless named, created if missing),
-    /// syslog+tcp://HOST:PORT (RFC 5424, octet-counted), or its flows to
-    /// ipfix+udp://HOST:PORT (RFC 7011). Repeatable; each sink has its own
+    /// syslog+tcp://HOST:PORT or syslog+tls://HOST:PORT (RFC 5424,
+    /// octet-counted; RFC 5425), or its flows to ipfix+udp://HOST:PORT or
+    /// ipfix+tcp://HOST:PORT (RFC 7011). Repeatable; each sink has its own
     /// spool.
     #[arg(long = "export", value_name = "URL", value_parser = Target::parse)]
     pub export: Vec<Target>,
+    /// syslog+tls://: trust the CAs of this PEM bundle instead of the
+    /// system's trust store.
+    #[arg(long, value_name = "FILE")]
+    pub export_ca: Option<PathBuf>,
+    /// syslog+tls://: present this PEM certificate (chain) to collectors
+    /// that ask for one (mutual TLS); with --export-key.
+    #[arg(long, value_name = "FILE", requires = "export_key")]
+    pub export_cert: Option<PathBuf>,
+    /// syslog+tls://: the PEM private key of --export-cert.
+    #[arg(long, value_name = "FILE", requires = "export_cert")]
+    pub export_key: Option<PathBuf>,
     /// Where each sink's spool of lines not yet delivered is kept.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_SPOOL_DIR)]
     pub spool_dir: PathBuf,
@@ -76,14 +90,25 @@ pub enum Target {
     SyslogTcp { host: String, port: u16 },
     /// `ipfix+udp://HOST:PORT`.
     IpfixUdp { host: String, port: u16 },
+    /// `syslog+tls://HOST:PORT`.
+    SyslogTls { host: String, port: u16 },
+    /// `ipfix+tcp://HOST:PORT`.
+    IpfixTcp { host: String, port: u16 },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     #[error(
-        "--export {url}: {why}; give nats://HOST:PORT[/STREAM], syslog+tcp://HOST:PORT or ipfix+udp://HOST:PORT (syslog over TLS and IPFIX over TCP are not built yet)"
+        "--export {url}: {why}; give nats://HOST:PORT[/STREAM], syslog+tcp://HOST:PORT, syslog+tls://HOST:PORT, ipfix+udp://HOST:PORT or ipfix+tcp://HOST:PORT"
     )]
     BadUrl { url: String, why: String },
+    /// A TLS file that cannot be used; its error names it.
+    #[error("--export {url}")]
+    Tls {
+        url: String,
+        #[source]
+        error: Box<tls::TlsError>,
+    },
     #[error(transparent)]
     Spool(#[from] SpoolError),
     #[error("cannot start the export thread")]
@@ -129,6 +154,17 @@ impl Target {
                 host: host.to_string(),
                 port,
             }),
+            "syslog+tls" => {
+                tls::server_name(host).map_err(|e| bad(&e.to_string()))?;
+                Ok(Target::SyslogTls {
+                    host: host.to_string(),
+                    port,
+                })
+            }
+            "ipfix+tcp" => Ok(Target::IpfixTcp {
+                host: host.to_string(),
+                port,
+            }),
             other => Err(bad(&format!("scheme {other}:// is not supported"))),
         }
     }
@@ -138,6 +174,8 @@ impl Target {
             Target::Nats { .. } => "nats",
             Target::SyslogTcp { .. } => "syslog+tcp",
             Target::IpfixUdp { .. } => "ipfix+udp",
+            Target::SyslogTls { .. } => "syslog+tls",
+            Target::IpfixTcp { .. } => "ipfix+tcp",
         }
     }
 
@@ -146,7 +184,9 @@ impl Target {
         match self {
             Target::Nats { host, port, .. }
             | Target::SyslogTcp { host, port }
-            | Target::IpfixUdp { host, port } => (host, *port),
+            | Target::IpfixUdp { host, port }
+            | Target::SyslogTls { host, port }
+            | Target::IpfixTcp { host, port } => (host, *port),
         }
     }
 
@@ -212,6 +252,10 @@ pub struct SinkCounts {
     /// Lines the full spool dropped undelivered.
     pub dropped: u64,
     pub connected: bool,
+    /// Connection attempts that failed: TCP (refused, unreachable,
+    /// timed out), and TLS handshakes (the certificate, the protocol).
+    pub connect_failures: u64,
+    pub tls_failures: u64,
 }
 
 /// One sink's state, shared by the writer and its sender.
@@ -222,6 +266,10 @@ struct Shared {
     wake: tokio::sync::Notify,
     retried: AtomicU64,
     connected: AtomicBool,
+    connect_failures: AtomicU64,
+    tls_failures: AtomicU64,
+    /// The TLS client configuration, for `syslog+tls://`.
+    tls: Option<Arc<rustls::ClientConfig>>,
     /// Set at exit: send what is spooled, then stop.
     stopping: AtomicBool,
 }
@@ -263,6 +311,8 @@ impl Shared {
             spooled: pending,
             dropped,
             connected: self.connected.load(Ordering::Relaxed),
+            connect_failures: self.connect_failures.load(Ordering::Relaxed),
+            tls_failures: self.tls_failures.load(Ordering::Relaxed),
         }
     }
 }
@@ -283,7 +333,27 @@ impl Exporter {
             return Ok(None);
         }
         let mut sinks = Vec::new();
+        let mut tls_config = None;
         for target in &args.export {
+            let tls = match target {
+                Target::SyslogTls { .. } => {
+                    if tls_config.is_none() {
+                        let files = tls::TlsFiles {
+                            ca: args.export_ca.clone(),
+                            cert: args.export_cert.clone(),
+                            key: args.export_key.clone(),
+                        };
+                        tls_config = Some(tls::client_config(&files).map_err(|source| {
+                            ExportError::Tls {
+                                url: target.label(),
+                                error: Box::new(source),
+                            }
+                        })?);
+                    }
+                    tls_config.clone()
+                }
+                _ => None,
+            };
             let dir = args.spool_dir.join(target.spool_name());
             let spool = Spool::open(&dir, args.spool_max_mib * 1024 * 1024)?;
             sinks.push(Arc::new(Shared {
@@ -292,6 +362,9 @@ impl Exporter {
                 wake: tokio::sync::Notify::new(),
                 retried: AtomicU64::new(0),
                 connected: AtomicBool::new(false),
+                connect_failures: AtomicU64::new(0),
+                tls_failures: AtomicU64::new(0),
+                tls,
                 stopping: AtomicBool::new(false),
             }));
         }
@@ -314,7 +387,12 @@ impl Exporter {
                         .into_iter()
                         .map(|s| match s.target {
                             Target::Nats { .. } => tokio::spawn(nats::send(s)),
-                            Target::SyslogTcp { .. } => tokio::spawn(tcp::send(s)),
+                            Target::SyslogTcp { .. } | Target::SyslogTls { .. } => {
+                                tokio::spawn(tcp::send(s, tcp::Framing::Syslog))
+                            }
+                            Target::IpfixTcp { .. } => {
+                                tokio::spawn(tcp::send(s, tcp::Framing::Ipfix))
+                            }
                             Target::IpfixUdp { .. } => tokio::spawn(udp::send(s)),
                         })
                         .collect();
@@ -441,13 +519,23 @@ mod tests {
         let v6 = Target::parse("syslog+tcp://[2001:db8::9]:514/").unwrap();
         assert_eq!(v6.label(), "syslog+tcp://[2001:db8::9]:514");
         assert_eq!(v6.spool_name(), "syslog-tcp----2001-db8--9--514");
+        assert_eq!(
+            Target::parse("syslog+tls://siem.example.com:6514").unwrap(),
+            Target::SyslogTls {
+                host: "siem.example.com".into(),
+                port: 6514
+            }
+        );
+        let ipfix = Target::parse("ipfix+tcp://[2001:db8::9]:4739").unwrap();
+        assert_eq!(ipfix.label(), "ipfix+tcp://[2001:db8::9]:4739");
         for (url, why) in [
             ("kafka://k:9092", "scheme kafka:// is not supported"),
             ("syslog+tcp://host", "no port"),
             (
-                "ipfix+tcp://host:4739",
-                "scheme ipfix+tcp:// is not supported",
+                "syslog+udp://host:514",
+                "scheme syslog+udp:// is not supported",
             ),
+            ("syslog+tls://bad name:6514", "neither a DNS name nor an IP"),
             ("syslog+tcp://host:0", "the port is not a number"),
             ("syslog+tcp://host:514/x", "this URL has no path"),
             ("nats://host:4222/a.b", "is not a stream name"),

@@ -399,6 +399,11 @@ impl Spool {
         self.read.index < self.end()
     }
 
+    /// Lines taken by the sender and not acknowledged yet.
+    pub fn in_flight(&self) -> u64 {
+        self.read.index - self.acked
+    }
+
     /// Hands over up to `max` lines not taken yet, each with its index, in
     /// order. They stay in the spool until [`ack`](Self::ack)ed.
     pub fn take(&mut self, max: usize, out: &mut Vec<(u64, Vec<u8>)>) -> Result<(), SpoolError> {

@@ -44,6 +44,7 @@ pub async fn send(sink: Arc<Shared>) {
         let socket = match connect(host, port).await {
             Ok(s) => s,
             Err(e) => {
+                sink.connect_failures.fetch_add(1, Ordering::Relaxed);
                 if !down {
                     log::warn!(
                         "export {label}: cannot reach it ({e}); lines are spooled until it can"

@@ -433,6 +433,20 @@ impl Collector for SnapshotCollector {
                 }
             }
         }
+        {
+            let mut family = enc.encode_descriptor(
+                "export_connect_failures",
+                "Connection attempts per --export sink that failed, by stage: tcp (refused, unreachable, timed out) or tls (the handshake: the collector's certificate, the protocol).",
+                None,
+                MetricType::Counter,
+            )?;
+            for e in &s.exports {
+                for (stage, n) in [("tcp", e.connect_failures), ("tls", e.tls_failures)] {
+                    let labels = [("sink", e.sink.as_str()), ("stage", stage)];
+                    ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
         for (name, help, pick) in [
             (
                 "export_spooled_lines",
@@ -528,6 +542,8 @@ mod tests {
                 spooled: 17,
                 dropped: 18,
                 connected: true,
+                connect_failures: 19,
+                tls_failures: 20,
             }],
         }
     }
@@ -562,6 +578,7 @@ mod tests {
             "portconform_blocked_required_flows{rule=\"ts-ssh-22\",service=\"SSH\"} 2",
             "portconform_export_lines_total{sink=\"syslog+tcp://192.0.2.9:514\",outcome=\"sent\"} 15",
             "portconform_export_lines_total{sink=\"syslog+tcp://192.0.2.9:514\",outcome=\"retried\"} 16",
+            "portconform_export_connect_failures_total{sink=\"syslog+tcp://192.0.2.9:514\",stage=\"tls\"} 20",
             "portconform_export_lines_total{sink=\"syslog+tcp://192.0.2.9:514\",outcome=\"dropped\"} 18",
             "portconform_export_spooled_lines{sink=\"syslog+tcp://192.0.2.9:514\"} 17",
             "portconform_export_connected{sink=\"syslog+tcp://192.0.2.9:514\"} 1",

@@ -4,13 +4,13 @@
 //! events file in the same run.
 //!
 //! The collector is a thread that reads and discards as fast as the
-//! loopback delivers, in a namespace of the benchmark's own, on the other
-//! core: the benchmark measures portconform's side (numbering, spooling,
-//! framing, sending, tracking acknowledgements), not a SIEM.
+//! loopback delivers (over TLS: decrypts with rustls, then discards), in a
+//! namespace of the benchmark's own, on the other core: the benchmark
+//! measures portconform's side (numbering, spooling, framing, encrypting,
+//! sending, tracking acknowledgements), not a SIEM.
 
 use std::{
-    io::Read as _,
-    net::{TcpListener, UdpSocket},
+    net::{TcpListener, TcpStream, UdpSocket},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -23,7 +23,11 @@ use monitor::{
     events::{ConnDir, EventKind, EventRecord, IpProto, JsonlWriter, Rotation, Stream},
     export::{ExportArgs, Exporter, Target},
 };
-use portconform_tests::lab::{Netns, TempDir};
+use portconform_tests::{
+    lab::{Netns, TempDir},
+    pki::Pki,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject as _};
 
 /// Records per measured round, and rounds (alternating file and export).
 const RECORDS: u64 = 200_000;
@@ -106,24 +110,96 @@ pub(crate) fn write_all(w: &mut JsonlWriter, records: &[EventRecord]) -> anyhow:
     Ok(())
 }
 
+/// Reads and discards what one connection brings, on the other core.
+fn discard(mut s: impl std::io::Read) {
+    let mut buf = vec![0u8; 1 << 20];
+    while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// A TLS collector on `listener`: each connection decrypted and discarded.
+fn tls_collector(listener: TcpListener, cert: &str, key: &str) -> anyhow::Result<()> {
+    let chain = CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(key)?;
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?,
+    );
+    std::thread::spawn(move || {
+        let _ = pin_to(1);
+        for stream in listener.incoming() {
+            let Ok(s) = stream else { return };
+            let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+                return;
+            };
+            discard(rustls::StreamOwned::<_, TcpStream>::new(conn, s));
+        }
+    });
+    Ok(())
+}
+
+/// Sends `records` through one sink to `target` until its collector's
+/// TCP acknowledged every line; how long it took.
+fn tcp_round(
+    records: &[EventRecord],
+    target: Target,
+    spool_dir: String,
+    ca: Option<&str>,
+) -> anyhow::Result<Duration> {
+    let args = ExportArgs {
+        export: vec![target],
+        spool_dir: spool_dir.into(),
+        spool_max_mib: 1024,
+        export_ca: ca.map(Into::into),
+        ..ExportArgs::default()
+    };
+    let exporter = Exporter::start(&args)?.context("one sink")?;
+    let mut w = JsonlWriter::without_file()
+        .with_stream(Stream::fresh())
+        .with_export(exporter);
+    let start = Instant::now();
+    write_all(&mut w, records)?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while w.export_counts()[0].sent < RECORDS {
+        anyhow::ensure!(Instant::now() < deadline, "not all lines were delivered");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let took = start.elapsed();
+    let counts = w.finish_export(Duration::from_secs(1));
+    let c = &counts[0].0;
+    anyhow::ensure!(
+        c.sent == RECORDS && c.dropped == 0 && c.spooled == 0,
+        "lost lines: {c:?}"
+    );
+    Ok(took)
+}
+
 pub fn bench() -> anyhow::Result<()> {
     let ns = Netns::new("exportbench")?;
     let dir = TempDir::new("exportbench")?;
     let records: Vec<EventRecord> = (0..RECORDS).map(record).collect();
     let dir_path = dir.file("");
-    type Times = (Vec<Duration>, Vec<Duration>, Vec<(Duration, u64)>);
+    let pki = Pki::new(&dir)?;
+    let (cert, key) = pki.issue(&dir, "collector", "127.0.0.1")?;
+    let ca = pki.ca.clone();
+    /// Per round: the events file, each TCP sink, IPFIX over UDP.
+    type Times = (Vec<Duration>, Vec<[Duration; 3]>, Vec<(Duration, u64)>);
     let result = ns.enter(move || -> anyhow::Result<Times> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let port = listener.local_addr()?.port();
         // The collector: accepts and discards, on the other core.
         std::thread::spawn(move || {
             let _ = pin_to(1);
-            let mut buf = vec![0u8; 1 << 20];
-            for stream in listener.incoming() {
-                let Ok(mut s) = stream else { return };
-                while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+            for s in listener.incoming().map_while(Result::ok) {
+                discard(s);
             }
         });
+        let tls_listener = TcpListener::bind("127.0.0.1:0")?;
+        let tls_port = tls_listener.local_addr()?.port();
+        tls_collector(tls_listener, &cert, &key)?;
         // The IPFIX collector: counts the records that arrive.
         let udp = UdpSocket::bind("127.0.0.1:0")?;
         let udp_port = udp.local_addr()?.port();
@@ -154,33 +230,30 @@ pub fn bench() -> anyhow::Result<()> {
             drop(file);
             std::fs::remove_file(&path)?;
 
-            let args = ExportArgs {
-                export: vec![Target::SyslogTcp {
-                    host: "127.0.0.1".into(),
-                    port,
-                }],
-                spool_dir: format!("{dir_path}/spool-{round}").into(),
-                spool_max_mib: 1024,
-            };
-            let exporter = Exporter::start(&args)?.context("one sink")?;
-            let mut w = JsonlWriter::without_file()
-                .with_stream(Stream::fresh())
-                .with_export(exporter);
-            let start = Instant::now();
-            write_all(&mut w, &records)?;
-            // Until the collector's TCP acknowledged every line.
-            let deadline = Instant::now() + Duration::from_secs(120);
-            while w.export_counts()[0].sent < RECORDS {
-                anyhow::ensure!(Instant::now() < deadline, "not all lines were delivered");
-                std::thread::sleep(Duration::from_micros(200));
-            }
-            export_times.push(start.elapsed());
-            let counts = w.finish_export(Duration::from_secs(1));
-            let c = &counts[0].0;
-            anyhow::ensure!(
-                c.sent == RECORDS && c.dropped == 0 && c.spooled == 0,
-                "lost lines: {c:?}"
-            );
+            let host = || "127.0.0.1".to_string();
+            export_times.push([
+                tcp_round(
+                    &records,
+                    Target::SyslogTcp { host: host(), port },
+                    format!("{dir_path}/syslog-{round}"),
+                    None,
+                )?,
+                tcp_round(
+                    &records,
+                    Target::SyslogTls {
+                        host: host(),
+                        port: tls_port,
+                    },
+                    format!("{dir_path}/tls-{round}"),
+                    Some(&ca),
+                )?,
+                tcp_round(
+                    &records,
+                    Target::IpfixTcp { host: host(), port },
+                    format!("{dir_path}/ipfix-tcp-{round}"),
+                    None,
+                )?,
+            ]);
 
             // IPFIX over UDP: until every record arrived at the collector
             // (UDP may drop: then the round says how many).
@@ -192,6 +265,7 @@ pub fn bench() -> anyhow::Result<()> {
                 }],
                 spool_dir: format!("{dir_path}/ipfix-{round}").into(),
                 spool_max_mib: 1024,
+                ..ExportArgs::default()
             };
             let exporter = Exporter::start(&args)?.context("one sink")?;
             let mut w = JsonlWriter::without_file()
@@ -223,17 +297,22 @@ pub fn bench() -> anyhow::Result<()> {
         .map(|(_, got)| RECORDS - got.min(&RECORDS))
         .sum();
     let ipfix = median(result.2.iter().map(|(t, _)| *t).collect());
-    let (file, export) = (median(result.0), median(result.1));
+    let file = median(result.0);
+    let sink = |i: usize| median(result.1.iter().map(|t| t[i]).collect());
+
     let rate = |d: Duration| RECORDS as f64 / d.as_secs_f64();
     println!(
         "\nexport: events lines to a collector, every line acknowledged, one core ({ROUNDS} rounds of {RECORDS}, median)"
     );
-    println!(
-        "  syslog+tcp: {:.0} lines/s, none lost; the events file alone: {:.0} lines/s ({:.2}x its time)",
-        rate(export),
-        rate(file),
-        export.as_secs_f64() / file.as_secs_f64()
-    );
+    println!("  the events file alone: {:.0} lines/s", rate(file));
+    for (i, name) in ["syslog+tcp", "syslog+tls", "ipfix+tcp"].iter().enumerate() {
+        let t = sink(i);
+        println!(
+            "  {name}: {:.0} lines/s, none lost ({:.2}x the events file's time)",
+            rate(t),
+            t.as_secs_f64() / file.as_secs_f64()
+        );
+    }
     println!(
         "  ipfix+udp: {:.0} records/s to the collector, {lost} lost over the rounds; {:.2}x the events file's time",
         rate(ipfix),

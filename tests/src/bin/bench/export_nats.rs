@@ -73,6 +73,7 @@ pub fn bench() -> anyhow::Result<()> {
                 }],
                 spool_dir: format!("{dir_path}/spool-{round}").into(),
                 spool_max_mib: 1024,
+                ..ExportArgs::default()
             };
             let exporter = Exporter::start(&args)?.context("one sink")?;
             let mut w = JsonlWriter::without_file()
