@@ -54,6 +54,11 @@ pub enum Followed {
 pub struct StreamReader {
     runtime: tokio::runtime::Runtime,
     messages: pull::Ordered,
+    /// The stream itself, to fetch from its leader what the consumer's
+    /// server skipped.
+    stream: jetstream::stream::Stream,
+    /// The stream sequence the next message should have.
+    next: u64,
     url: String,
     /// The stream's last message when it was opened: catching up ends there.
     end: u64,
@@ -76,7 +81,7 @@ impl StreamReader {
             url: url.clone(),
             why,
         };
-        let (messages, end) = runtime.block_on(async {
+        let (messages, stream, first, end) = runtime.block_on(async {
             let addr = if host.contains(':') {
                 format!("[{host}]:{port}")
             } else {
@@ -102,12 +107,13 @@ impl StreamReader {
                 .get_stream(stream)
                 .await
                 .map_err(|e| no_stream(e.to_string()))?;
-            let end = s
+            let state = s
                 .info()
                 .await
                 .map_err(|e| no_stream(e.to_string()))?
                 .state
-                .last_sequence;
+                .clone();
+            let (first, end) = (state.first_sequence, state.last_sequence);
             let consumer = s
                 .create_consumer(pull::OrderedConfig {
                     filter_subject: nats::all_subjects(),
@@ -122,11 +128,13 @@ impl StreamReader {
                 url: url.clone(),
                 why: e.to_string(),
             })?;
-            Ok::<_, StreamError>((messages, end))
+            Ok::<_, StreamError>((messages, s, first, end))
         })?;
         Ok(StreamReader {
             runtime,
             messages,
+            stream,
+            next: first,
             stats: FileStats::new(url.clone().into(), "unknown-host".into()),
             url,
             end,
@@ -148,10 +156,9 @@ impl StreamReader {
                 .block_on(async { tokio::time::timeout(CATCH_UP_IDLE, messages.next()).await });
             match next {
                 Err(_) => {
-                    self.stats.stopped = Some(format!(
-                        "the stream went quiet at message {last} of {}: its last messages were deleted meanwhile",
-                        self.end
-                    ));
+                    // The consumer's server has no more: the rest (if the
+                    // stream still has it) from the leader.
+                    self.fill(self.end + 1, sink);
                     return Ok(());
                 }
                 Ok(None) => break,
@@ -216,8 +223,55 @@ impl StreamReader {
             why: e.to_string(),
         })?;
         let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-        // One line, or under load several, newline-separated.
-        for line in m.payload.split(|&b| b == b'\n') {
+        // A consumer reads its own server's copy of the stream: one that
+        // was down and is still catching up skips what it lacks. Those
+        // messages are fetched from the stream's leader, never skipped.
+        if seq > self.next {
+            let (from, to) = (self.next, seq - 1);
+            eprintln!(
+                "portconform: {}: messages {from}-{to} were not in the consumer's server's copy of the stream (a node catching up?); reading them from the stream's leader",
+                self.url
+            );
+            for missing in from..=to {
+                let got = self.runtime.block_on(self.stream.get_raw_message(missing));
+                if let Ok(raw) = got
+                    && raw.subject.starts_with(nats::SUBJECT_PREFIX)
+                {
+                    self.lines(&raw.payload, missing, sink);
+                }
+            }
+        }
+        self.next = self.next.max(seq + 1);
+        self.lines(&m.payload, seq, sink);
+        Ok(seq)
+    }
+
+    /// Reads the messages from the next expected one up to `until`
+    /// (excluded) from the stream's leader, when the consumer skipped them.
+    fn fill(&mut self, until: u64, sink: &mut impl Sink) {
+        if until <= self.next {
+            return;
+        }
+        let (from, to) = (self.next, until - 1);
+        eprintln!(
+            "portconform: {}: messages {from}-{to} were not in the consumer's server's copy of the stream (a node catching up?); reading them from the stream's leader",
+            self.url
+        );
+        for missing in from..=to {
+            let got = self.runtime.block_on(self.stream.get_raw_message(missing));
+            if let Ok(raw) = got
+                && raw.subject.starts_with(nats::SUBJECT_PREFIX)
+            {
+                self.lines(&raw.payload, missing, sink);
+            }
+        }
+        self.next = until;
+    }
+
+    /// A message's lines (one, or under load several, newline-separated)
+    /// into `sink`, numbered by the message's `seq`.
+    fn lines(&mut self, payload: &[u8], seq: u64, sink: &mut impl Sink) {
+        for line in payload.split(|&b| b == b'\n') {
             self.stats.lines += 1;
             match std::str::from_utf8(line) {
                 Ok(text) => read_line(text, seq, &mut self.stats, sink),
@@ -231,6 +285,5 @@ impl StreamReader {
                 }
             }
         }
-        Ok(seq)
     }
 }
