@@ -317,4 +317,20 @@ fn learn_proposes_the_site_services_and_sets_the_noise_aside() {
     let noise: BTreeSet<_> = seen.iter().filter(|f| !service(f)).cloned().collect();
     assert_eq!(after, noise);
     assert_eq!(noise.len(), 32, "{noise:#?}");
+
+    // And the firewall exported from that policy opens the site's
+    // services: the learned rows are required, so they go in by default.
+    let ruleset = dir.file("site.nft");
+    portconform(&[
+        "policy", "export", "--policy", &policy, "--format", "nft", "-o", &ruleset,
+    ]);
+    let ruleset = std::fs::read_to_string(&ruleset).unwrap();
+    for (proto, port) in [("udp", 53), ("udp", 123), ("tcp", 9100)] {
+        assert!(
+            ruleset
+                .lines()
+                .any(|l| l.contains(&format!("{proto} dport {port}")) && l.contains("site.md:")),
+            "the export does not open {proto} {port} from site.md:\n{ruleset}"
+        );
+    }
 }

@@ -51,8 +51,9 @@ pub fn markdown(p: &Proposal, how: &Provenance) -> String {
     out.push_str(
         "Review each row before adding this document to the vendor's. A row \
          allows what was seen; the comment in its Description gives the \
-         evidence. Required? says No: the traffic is allowed but never \
-         reported as blocked.\n\n",
+         evidence. Required? says Yes: the site was seen relying on it, so \
+         the monitor reports it when it is blocked and `policy export` \
+         opens it in the firewall; write No for traffic that may stop.\n\n",
     );
     if p.rows.is_empty() {
         out.push_str("No group of flows passed the thresholds.\n\n");
@@ -65,7 +66,7 @@ pub fn markdown(p: &Proposal, how: &Provenance) -> String {
             let (source, dest) = ends(&row.key);
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {source} | {dest} | {} <!-- {} --> | No |",
+                "| {} | {} | {} | {source} | {dest} | {} <!-- {} --> | Yes |",
                 row.key.port,
                 proto_name(row.key.proto),
                 row.key.direction,

@@ -65,7 +65,7 @@ fn flows_group_by_role_direction_port_and_peer_network() {
     // One peer seen on two days is two flows: a service, not a one-off.
     assert_eq!(p.rows[2].evidence.days.len(), 2);
     assert!(
-        text.contains("| 9100 | TCP | inbound | 198.51.100.0/24 | nodes | learned: 1 host from 2 peers <!-- hosts: 1 (node-a); peers: 2; flows: 2; days: 1; packets: 18; first seen: 2026-11-22T10:00:00Z; last seen: 2026-11-22T10:00:00Z --> | No |"),
+        text.contains("| 9100 | TCP | inbound | 198.51.100.0/24 | nodes | learned: 1 host from 2 peers <!-- hosts: 1 (node-a); peers: 2; flows: 2; days: 1; packets: 18; first seen: 2026-11-22T10:00:00Z; last seen: 2026-11-22T10:00:00Z --> | Yes |"),
         "{text}"
     );
     assert!(
