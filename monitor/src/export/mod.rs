@@ -329,6 +329,18 @@ impl Exporter {
     /// Opens every sink's spool (keeping what an earlier run left) and
     /// starts sending. `None` when `args` names no sink.
     pub fn start(args: &ExportArgs) -> Result<Option<Exporter>, ExportError> {
+        let tls_files = args.export_ca.is_some() || args.export_cert.is_some();
+        if tls_files
+            && !args
+                .export
+                .iter()
+                .any(|t| matches!(t, Target::SyslogTls { .. }))
+        {
+            // Said, so that nobody believes a plain sink is encrypted.
+            log::warn!(
+                "--export-ca, --export-cert and --export-key apply to syslog+tls:// sinks only, and none is given: they are not used"
+            );
+        }
         if args.export.is_empty() {
             return Ok(None);
         }
