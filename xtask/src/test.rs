@@ -58,8 +58,11 @@ fn host_gate(args: &Args) -> anyhow::Result<Totals> {
     if !args.no_lint {
         lint()?;
     }
+    // Release, as the root tests' build: the dependencies (aws-lc-sys's C
+    // among them) are compiled once for both instead of once per profile.
     let mut totals = run_counted(cmd::cargo().args([
         "test",
+        "--release",
         "--workspace",
         "--exclude",
         "monitor-ebpf",
