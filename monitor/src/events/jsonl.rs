@@ -84,6 +84,14 @@ pub const BUFFER: usize = 64 * 1024;
 pub trait JsonLine {
     /// Appends the JSON object, without the newline.
     fn write_line(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error>;
+
+    /// Appends the IPFIX data record of the flow the line records, and
+    /// returns its template; `None` when it records no flow. The IPFIX
+    /// sinks take this rather than read the line back (see
+    /// `export::ipfix::Flow`).
+    fn ipfix(&self, _out: &mut Vec<u8>) -> Option<u16> {
+        None
+    }
 }
 
 /// One per new flow, so it has its own serializer.
@@ -92,6 +100,10 @@ impl JsonLine for EventRecord {
         self.write_json(out);
         Ok(())
     }
+
+    fn ipfix(&self, out: &mut Vec<u8>) -> Option<u16> {
+        self.borrowed().flow()?.encode(out)
+    }
 }
 
 /// What the daemon's drain writes per new flow, without owning its text.
@@ -99,6 +111,10 @@ impl JsonLine for RecordRef<'_> {
     fn write_line(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
         self.write_json(out);
         Ok(())
+    }
+
+    fn ipfix(&self, out: &mut Vec<u8>) -> Option<u16> {
+        self.flow()?.encode(out)
     }
 }
 
@@ -118,6 +134,8 @@ pub struct JsonlWriter {
     size: u64,
     rotations: u64,
     line: Vec<u8>,
+    /// The line's flow record, for the IPFIX sinks.
+    flow: Vec<u8>,
     /// Numbers every line (`seq`, `instance`) when set.
     stream: Option<Stream>,
     /// Also sends every line to the `--export` sinks.
@@ -149,6 +167,7 @@ impl JsonlWriter {
             size,
             rotations: 0,
             line: Vec::with_capacity(512),
+            flow: Vec::with_capacity(256),
             stream: None,
             export: None,
         })
@@ -163,6 +182,7 @@ impl JsonlWriter {
             size: 0,
             rotations: 0,
             line: Vec::with_capacity(512),
+            flow: Vec::with_capacity(256),
             stream: None,
             export: None,
         }
@@ -238,7 +258,13 @@ impl JsonlWriter {
             stream.stamp(&mut self.line);
         }
         if let Some(export) = self.export.as_mut() {
-            export.push(&self.line);
+            self.flow.clear();
+            let flow = if export.wants_flows() {
+                record.ipfix(&mut self.flow)
+            } else {
+                None
+            };
+            export.push(&self.line, flow.map(|t| (t, &self.flow[..])));
         }
         self.line.push(b'\n');
         let len = self.line.len() as u64;

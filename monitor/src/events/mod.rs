@@ -5,6 +5,7 @@
 pub mod borrowed;
 pub mod console;
 pub mod flood;
+pub mod flow;
 pub mod jsonl;
 pub mod pcapng;
 pub mod record;

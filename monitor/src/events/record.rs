@@ -661,6 +661,21 @@ mod tests {
             fn borrows_and_copies_back_unchanged(r in record()) {
                 prop_assert_eq!(r.borrowed().to_record(), r);
             }
+
+            /// The IPFIX sinks take the flow record the writer encodes
+            /// from the fields; it is the one reading the line gives.
+            #[test]
+            fn its_ipfix_record_is_the_one_its_line_gives(r in record()) {
+                use crate::events::jsonl::JsonLine as _;
+                let mut line = Vec::new();
+                r.write_json(&mut line);
+                let mut ours = Vec::new();
+                let template = r.ipfix(&mut ours);
+                prop_assert_eq!(
+                    template.map(|t| (t, ours)),
+                    crate::export::ipfix::from_line(&line)
+                );
+            }
         }
     }
 

@@ -179,6 +179,11 @@ impl Target {
         }
     }
 
+    /// Whether it takes flow records rather than lines.
+    fn is_ipfix(&self) -> bool {
+        matches!(self, Target::IpfixUdp { .. } | Target::IpfixTcp { .. })
+    }
+
     /// The collector's host and port.
     pub fn host_port(&self) -> (&str, u16) {
         match self {
@@ -323,6 +328,8 @@ pub struct Exporter {
     thread: Option<JoinHandle<()>>,
     /// The first error writing a spool; the caller stops on it.
     error: Option<SpoolError>,
+    /// The spool line of the record being pushed, for the IPFIX sinks.
+    flow_line: Vec<u8>,
 }
 
 impl Exporter {
@@ -418,13 +425,34 @@ impl Exporter {
             sinks,
             thread: Some(thread),
             error: None,
+            flow_line: Vec::with_capacity(256),
         }))
     }
 
-    /// Spools one line (a JSON record without its newline) for every sink.
-    pub fn push(&mut self, line: &[u8]) {
+    /// Whether a sink takes flow records ([`push`](Self::push)'s `flow`),
+    /// so that the writer encodes them only then.
+    pub fn wants_flows(&self) -> bool {
+        self.sinks.iter().any(|s| s.target.is_ipfix())
+    }
+
+    /// Spools one line (a JSON record without its newline) for every sink;
+    /// an IPFIX sink spools `flow` instead, the line's flow record encoded
+    /// with its template, and nothing for a line that is not a flow.
+    pub fn push(&mut self, line: &[u8], flow: Option<(u16, &[u8])>) {
+        self.flow_line.clear();
         for s in &self.sinks {
-            if let Err(e) = s.spool().append(line)
+            let spooled = if s.target.is_ipfix() {
+                let Some((template, data)) = flow else {
+                    continue;
+                };
+                if self.flow_line.is_empty() {
+                    ipfix::to_spool(template, data, &mut self.flow_line);
+                }
+                &self.flow_line
+            } else {
+                line
+            };
+            if let Err(e) = s.spool().append(spooled)
                 && self.error.is_none()
             {
                 self.error = Some(e);

@@ -52,7 +52,7 @@ struct Framer {
 impl Framer {
     /// A new connection: IPFIX starts over with templates and sequence 0.
     fn reset(&mut self) {
-        self.messages = ipfix::Messages::new(self.pid);
+        self.messages = ipfix::Messages::new(self.pid, ipfix::MAX_TCP_MESSAGE);
         self.templates = true;
     }
 
@@ -61,7 +61,7 @@ impl Framer {
             framing,
             pid,
             scratch: Vec::with_capacity(1024),
-            messages: ipfix::Messages::new(pid),
+            messages: ipfix::Messages::new(pid, ipfix::MAX_TCP_MESSAGE),
             templates: true,
         }
     }
@@ -81,16 +81,16 @@ impl Framer {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs() as u32);
                 for (_, line) in lines {
-                    if let Some((template, data)) = ipfix::record(line)
+                    if let Some(template) = ipfix::from_spool(line, &mut self.scratch)
                         && let Some(m) =
-                            self.messages.add(template, &data, now, &mut self.templates)
+                            self.messages
+                                .add(template, &self.scratch, now, &mut self.templates)
                     {
                         out.extend_from_slice(&m);
                     }
                 }
                 out.extend(self.messages.finish().into_iter().flatten());
-                // A record is in the batch's last message at the latest;
-                // lines that are not flows go with it.
+                // A record is in the batch's last message at the latest.
                 if let Some((index, _)) = lines.last() {
                     ends.push((index + 1, out.len() as u64));
                 }

@@ -4,7 +4,7 @@
 //! handed to the kernel. What the spool still protects against is a
 //! collector the network says is unreachable (the ICMP errors a connected
 //! UDP socket reports on its next send): then the lines wait, and go once
-//! it is back. Lines that are not flows are acknowledged without a message.
+//! it is back.
 
 use std::{
     sync::{Arc, atomic::Ordering},
@@ -39,7 +39,7 @@ pub async fn send(sink: Arc<Shared>) {
     let mut down = false;
     // One observation domain per daemon: the collector keeps its
     // templates and sequence numbers apart from another run's.
-    let mut messages = ipfix::Messages::new(std::process::id());
+    let mut messages = ipfix::Messages::new(std::process::id(), ipfix::MAX_UDP_MESSAGE);
     loop {
         let socket = match connect(host, port).await {
             Ok(s) => s,
@@ -85,6 +85,7 @@ async fn session(
     last_sync: &mut Instant,
 ) -> Option<String> {
     let mut lines = Vec::with_capacity(BATCH);
+    let mut data = Vec::with_capacity(256);
     // Templates go first, then on schedule.
     let mut last_templates: Option<Instant> = None;
     loop {
@@ -110,7 +111,7 @@ async fn session(
         }
         let mut out = Vec::new();
         for (_, line) in &lines {
-            if let Some((template, data)) = ipfix::record(line) {
+            if let Some(template) = ipfix::from_spool(line, &mut data) {
                 out.extend(messages.add(template, &data, now, &mut templates));
             }
         }

@@ -12,18 +12,25 @@
 //!
 //! Over UDP the templates go with the first message and again every
 //! [`TEMPLATE_EVERY`], as RFC 7011 §8.4 asks of an exporter whose
-//! collector may have restarted. `ipfix+tcp://` sends the same messages
-//! (see `tcp.rs`), the templates once at the start of each connection. Lines that are not flows (a rule's
-//! verdict, a flood aggregate) have no IPFIX form and are skipped.
+//! collector may have restarted, in messages that fit one frame.
+//! `ipfix+tcp://` sends the same records (see `tcp.rs`) in messages as
+//! long as IPFIX allows, the templates once at the start of each
+//! connection. Lines that are not flows (a rule's status, a flood
+//! aggregate) have no IPFIX form: they never reach an IPFIX sink's spool.
 
-use std::{borrow::Cow, net::IpAddr, time::Duration};
+mod record;
 
-use serde::Deserialize;
+use std::time::Duration;
+
+pub use record::{Flow, from_line, from_spool, to_spool, verdict};
 
 /// Templates are sent again this often over UDP.
 pub const TEMPLATE_EVERY: Duration = Duration::from_secs(30);
-/// A message stays within one Ethernet frame's IPv6 UDP payload.
-pub const MAX_MESSAGE: usize = 1400;
+/// Over UDP, a message stays within one Ethernet frame's IPv6 UDP payload.
+pub const MAX_UDP_MESSAGE: usize = 1400;
+/// Over TCP, a message may be as long as its 16-bit length says (RFC 7011
+/// §3.1): a batch of records is a few messages, not hundreds.
+pub const MAX_TCP_MESSAGE: usize = 65535;
 /// RFC 5612's documentation enterprise number.
 pub const ENTERPRISE: u32 = 32473;
 const VERSION: u16 = 10;
@@ -105,108 +112,10 @@ fn templates(out: &mut Vec<u8>) {
     out[start + 2..start + 4].copy_from_slice(&set_len.to_be_bytes());
 }
 
-/// The protocol number of an events line's `proto` (`tcp`, ..., or the
-/// number). Read here rather than through `events::IpProto`: the events
-/// writer hands lines to this module, which must not reach back.
-fn protocol(name: &str) -> Option<u8> {
-    match name {
-        "tcp" => Some(6),
-        "udp" => Some(17),
-        "icmp" => Some(1),
-        "icmpv6" => Some(58),
-        n => n.parse().ok(),
-    }
-}
-
-/// RFC 3339 to milliseconds since the epoch (0 if it does not read).
-fn millis(t: &str) -> u64 {
-    humantime::parse_rfc3339(t)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// The fields of an events line a flow record takes, borrowed: a record
-/// per line at hundreds of thousands a second cannot afford the
-/// allocations of a whole `EventRecord`.
-#[derive(Deserialize)]
-struct Flow<'a> {
-    #[serde(borrow)]
-    kind: &'a str,
-    #[serde(borrow, default)]
-    update_of: Option<&'a str>,
-    #[serde(borrow)]
-    iface: Cow<'a, str>,
-    #[serde(borrow)]
-    direction: &'a str,
-    #[serde(borrow)]
-    proto: &'a str,
-    src: IpAddr,
-    dst: IpAddr,
-    sport: u16,
-    dport: u16,
-    count: u64,
-    #[serde(borrow)]
-    first_seen: &'a str,
-    #[serde(borrow)]
-    last_seen: &'a str,
-    #[serde(borrow, default)]
-    rule: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    source: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    reason: Option<Cow<'a, str>>,
-    #[serde(default)]
-    bytes: Option<u64>,
-    #[serde(default)]
-    reply_packets: Option<u64>,
-}
-
-/// One flow record's data (without its set header), and its template;
-/// `None` for a line that is not a flow.
-pub fn record(line: &[u8]) -> Option<(u16, Vec<u8>)> {
-    let r: Flow = serde_json::from_slice(line).ok()?;
-    let verdict = match (r.kind, r.update_of) {
-        ("unexpected", _) | ("update", None | Some("unexpected")) => "unexpected",
-        ("blocked", _) | ("update", Some("blocked")) => "blocked",
-        ("recovered", _) => "recovered",
-        _ => return None,
-    };
-    let mut out = Vec::with_capacity(160);
-    let template = match (r.src, r.dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            out.extend_from_slice(&s.octets());
-            out.extend_from_slice(&d.octets());
-            TEMPLATE_V4
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            out.extend_from_slice(&s.octets());
-            out.extend_from_slice(&d.octets());
-            TEMPLATE_V6
-        }
-        _ => return None,
-    };
-    put16(&mut out, r.sport);
-    put16(&mut out, r.dport);
-    out.push(protocol(r.proto)?);
-    put64(&mut out, r.bytes.unwrap_or(0));
-    put64(&mut out, r.count);
-    put64(&mut out, millis(r.first_seen));
-    put64(&mut out, millis(r.last_seen));
-    out.push(u8::from(r.direction == "outbound"));
-    put_text(&mut out, &r.iface);
-    put_text(&mut out, verdict);
-    put_text(&mut out, r.reason.as_deref().unwrap_or(""));
-    put_text(&mut out, r.rule.as_deref().unwrap_or(""));
-    put_text(&mut out, r.source.as_deref().unwrap_or(""));
-    put64(&mut out, r.reply_packets.unwrap_or(0));
-    Some((template, out))
-}
-
-/// Builds messages: records in, whole messages of at most [`MAX_MESSAGE`]
-/// bytes out, numbered as RFC 7011 says (data records sent before).
+/// Builds messages: records in, whole messages of at most `max` bytes out, numbered as RFC 7011 says (data records sent before).
 pub struct Messages {
     domain: u32,
+    max: usize,
     sequence: u32,
     /// The message being filled, and its open data set's template.
     message: Vec<u8>,
@@ -215,9 +124,10 @@ pub struct Messages {
 }
 
 impl Messages {
-    pub fn new(domain: u32) -> Self {
+    pub fn new(domain: u32, max: usize) -> Self {
         Self {
             domain,
+            max,
             sequence: 0,
             message: Vec::new(),
             open: None,
@@ -275,7 +185,7 @@ impl Messages {
             4
         };
         let mut done = None;
-        if !self.message.is_empty() && self.message.len() + set_header + data.len() > MAX_MESSAGE {
+        if !self.message.is_empty() && self.message.len() + set_header + data.len() > self.max {
             done = self.finish();
         }
         if self.message.is_empty() {
@@ -297,30 +207,10 @@ impl Messages {
 mod tests {
     use super::*;
 
-    const LINE: &str = r#"{"ts":"2026-11-22T16:42:38Z","kind":"blocked","iface":"eth0","direction":"inbound","proto":"tcp","src":"192.0.2.2","dst":"192.0.2.1","sport":42000,"dport":5432,"count":3,"first_seen":"2026-11-22T16:42:38Z","last_seen":"2026-11-22T16:42:40Z","rule":"000-42","source":"doc.txt:42","reason":"reset","seq":4,"instance":"x"}"#;
-
-    #[test]
-    fn a_flow_line_is_a_record_and_others_are_not() {
-        let (t, data) = record(LINE.as_bytes()).unwrap();
-        assert_eq!(t, TEMPLATE_V4);
-        assert_eq!(&data[..8], &[192, 0, 2, 2, 192, 0, 2, 1]);
-        assert_eq!(&data[8..13], &[0xa4, 0x10, 0x15, 0x38, 6]);
-        // packetTotalCount is the count; flowEnd two seconds after start.
-        assert_eq!(u64::from_be_bytes(data[21..29].try_into().unwrap()), 3);
-        let start = u64::from_be_bytes(data[29..37].try_into().unwrap());
-        let end = u64::from_be_bytes(data[37..45].try_into().unwrap());
-        assert_eq!(end - start, 2000);
-        assert_eq!(data[45], 0, "ingress");
-        assert_eq!(&data[46..51], b"\x04eth0");
-        assert_eq!(&data[51..59], b"\x07blocked");
-        assert!(record(br#"{"kind":"required","rule":"x"}"#).is_none());
-        assert!(record(b"not json").is_none());
-    }
-
     #[test]
     fn messages_stay_small_carry_templates_when_asked_and_count_records() {
-        let (t, data) = record(LINE.as_bytes()).unwrap();
-        let mut m = Messages::new(7);
+        let (t, data) = from_line(record::tests::LINE.as_bytes()).unwrap();
+        let mut m = Messages::new(7, MAX_UDP_MESSAGE);
         let mut templates = true;
         let mut done = Vec::new();
         for _ in 0..40 {
@@ -331,7 +221,7 @@ mod tests {
         done.extend(m.finish());
         let mut records = 0u32;
         for (i, msg) in done.iter().enumerate() {
-            assert!(msg.len() <= MAX_MESSAGE);
+            assert!(msg.len() <= MAX_UDP_MESSAGE);
             assert_eq!(u16::from_be_bytes([msg[0], msg[1]]), 10);
             assert_eq!(usize::from(u16::from_be_bytes([msg[2], msg[3]])), msg.len());
             assert_eq!(u32::from_be_bytes(msg[8..12].try_into().unwrap()), records);
