@@ -30,8 +30,8 @@ use portconform_tests::{
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject as _};
 
 /// Records per measured round, and rounds (alternating file and export).
-const RECORDS: u64 = 200_000;
-const ROUNDS: usize = 3;
+pub(crate) const RECORDS: u64 = 200_000;
+pub(crate) const ROUNDS: usize = 3;
 
 pub(crate) fn pin_to(cpu: usize) -> anyhow::Result<()> {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; this thread only.
@@ -161,14 +161,9 @@ fn tls_collector(listener: TcpListener, cert: &str, key: &str) -> anyhow::Result
     Ok(())
 }
 
-/// Sends `records` through one sink to `target` until its collector's
-/// TCP acknowledged every line; how long it took.
-fn tcp_round(
-    records: &[EventRecord],
-    target: Target,
-    spool_dir: String,
-    ca: Option<&str>,
-) -> anyhow::Result<Duration> {
+/// A writer with no file whose lines go to one sink, `target`, spooled
+/// in `spool_dir`.
+fn exporting(target: Target, spool_dir: String, ca: Option<&str>) -> anyhow::Result<JsonlWriter> {
     let args = ExportArgs {
         export: vec![target],
         spool_dir: spool_dir.into(),
@@ -177,9 +172,44 @@ fn tcp_round(
         ..ExportArgs::default()
     };
     let exporter = Exporter::start(&args)?.context("one sink")?;
-    let mut w = JsonlWriter::without_file()
+    Ok(JsonlWriter::without_file()
         .with_stream(Stream::fresh())
-        .with_export(exporter);
+        .with_export(exporter))
+}
+
+/// Writes `records` to a fresh events file in `dir`; how long it took.
+pub(crate) fn file_round(
+    dir: &str,
+    round: usize,
+    records: &[EventRecord],
+) -> anyhow::Result<Duration> {
+    let path = format!("{dir}/events-{round}.jsonl");
+    let mut file = JsonlWriter::open(
+        &path,
+        Rotation {
+            max_bytes: 1 << 40,
+            keep: 0,
+        },
+    )?
+    .with_stream(Stream::fresh());
+    let start = Instant::now();
+    write_all(&mut file, records)?;
+    let took = start.elapsed();
+    drop(file);
+    std::fs::remove_file(&path)?;
+    Ok(took)
+}
+
+/// Sends `records` through one sink to `target` until its collector
+/// acknowledged every line (TCP's acknowledgement, or JetStream's); how
+/// long it took.
+pub(crate) fn acked_round(
+    records: &[EventRecord],
+    target: Target,
+    spool_dir: String,
+    ca: Option<&str>,
+) -> anyhow::Result<Duration> {
+    let mut w = exporting(target, spool_dir, ca)?;
     let start = Instant::now();
     write_all(&mut w, records)?;
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -195,6 +225,12 @@ fn tcp_round(
         "lost lines: {c:?}"
     );
     Ok(took)
+}
+
+/// The median of a round's times.
+pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
 }
 
 pub fn bench() -> anyhow::Result<()> {
@@ -239,30 +275,17 @@ pub fn bench() -> anyhow::Result<()> {
         pin_to(0)?;
         let (mut file_times, mut export_times, mut ipfix) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..ROUNDS {
-            let path = format!("{dir_path}/events-{round}.jsonl");
-            let mut file = JsonlWriter::open(
-                &path,
-                Rotation {
-                    max_bytes: 1 << 40,
-                    keep: 0,
-                },
-            )?
-            .with_stream(Stream::fresh());
-            let start = Instant::now();
-            write_all(&mut file, &records)?;
-            file_times.push(start.elapsed());
-            drop(file);
-            std::fs::remove_file(&path)?;
+            file_times.push(file_round(&dir_path, round, &records)?);
 
             let host = || "127.0.0.1".to_string();
             export_times.push([
-                tcp_round(
+                acked_round(
                     &records,
                     Target::SyslogTcp { host: host(), port },
                     format!("{dir_path}/syslog-{round}"),
                     None,
                 )?,
-                tcp_round(
+                acked_round(
                     &records,
                     Target::SyslogTls {
                         host: host(),
@@ -271,7 +294,7 @@ pub fn bench() -> anyhow::Result<()> {
                     format!("{dir_path}/tls-{round}"),
                     Some(&ca),
                 )?,
-                tcp_round(
+                acked_round(
                     &records,
                     Target::IpfixTcp { host: host(), port },
                     format!("{dir_path}/ipfix-tcp-{round}"),
@@ -282,19 +305,14 @@ pub fn bench() -> anyhow::Result<()> {
             // IPFIX over UDP: until every record arrived at the collector
             // (UDP may drop: then the round says how many).
             let before = received.load(Ordering::Relaxed);
-            let args = ExportArgs {
-                export: vec![Target::IpfixUdp {
+            let mut w = exporting(
+                Target::IpfixUdp {
                     host: "127.0.0.1".into(),
                     port: udp_port,
-                }],
-                spool_dir: format!("{dir_path}/ipfix-{round}").into(),
-                spool_max_mib: 1024,
-                ..ExportArgs::default()
-            };
-            let exporter = Exporter::start(&args)?.context("one sink")?;
-            let mut w = JsonlWriter::without_file()
-                .with_stream(Stream::fresh())
-                .with_export(exporter);
+                },
+                format!("{dir_path}/ipfix-{round}"),
+                None,
+            )?;
             let start = Instant::now();
             write_all(&mut w, &records)?;
             let deadline = Instant::now() + Duration::from_secs(60);
@@ -311,10 +329,6 @@ pub fn bench() -> anyhow::Result<()> {
         }
         Ok((file_times, export_times, ipfix))
     })??;
-    let median = |mut v: Vec<Duration>| {
-        v.sort();
-        v[v.len() / 2]
-    };
     let lost: u64 = result
         .2
         .iter()

@@ -4,19 +4,14 @@
 //! before it leaves the spool, on one core, against writing the same
 //! records to the events file in the same run.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use monitor::{
-    events::{JsonlWriter, Rotation, Stream},
-    export::{ExportArgs, Exporter, Target},
-};
+use monitor::export::Target;
 use portconform_tests::lab::{Netns, TempDir};
 
-use crate::export::{pin_to, record, write_all};
+use crate::export::{RECORDS, ROUNDS, acked_round, file_round, median, pin_to, record};
 
-const RECORDS: u64 = 200_000;
-const ROUNDS: usize = 3;
 const PORT: u16 = 14222;
 
 pub fn bench() -> anyhow::Result<()> {
@@ -50,57 +45,20 @@ pub fn bench() -> anyhow::Result<()> {
         pin_to(0)?;
         let (mut file_times, mut nats_times) = (Vec::new(), Vec::new());
         for round in 0..ROUNDS {
-            let path = format!("{dir_path}/events-{round}.jsonl");
-            let mut file = JsonlWriter::open(
-                &path,
-                Rotation {
-                    max_bytes: 1 << 40,
-                    keep: 0,
-                },
-            )?
-            .with_stream(Stream::fresh());
-            let start = Instant::now();
-            write_all(&mut file, &records)?;
-            file_times.push(start.elapsed());
-            drop(file);
-            std::fs::remove_file(&path)?;
-
-            let args = ExportArgs {
-                export: vec![Target::Nats {
+            file_times.push(file_round(&dir_path, round, &records)?);
+            nats_times.push(acked_round(
+                &records,
+                Target::Nats {
                     host: "127.0.0.1".into(),
                     port: PORT,
                     stream: "BENCH".into(),
-                }],
-                spool_dir: format!("{dir_path}/spool-{round}").into(),
-                spool_max_mib: 1024,
-                ..ExportArgs::default()
-            };
-            let exporter = Exporter::start(&args)?.context("one sink")?;
-            let mut w = JsonlWriter::without_file()
-                .with_stream(Stream::fresh())
-                .with_export(exporter);
-            let start = Instant::now();
-            write_all(&mut w, &records)?;
-            // Until JetStream acknowledged every line.
-            let deadline = Instant::now() + Duration::from_secs(120);
-            while w.export_counts()[0].sent < RECORDS {
-                anyhow::ensure!(Instant::now() < deadline, "not all lines were delivered");
-                std::thread::sleep(Duration::from_micros(200));
-            }
-            nats_times.push(start.elapsed());
-            let counts = w.finish_export(Duration::from_secs(1));
-            let c = &counts[0].0;
-            anyhow::ensure!(
-                c.sent == RECORDS && c.dropped == 0 && c.spooled == 0,
-                "lost lines: {c:?}"
-            );
+                },
+                format!("{dir_path}/spool-{round}"),
+                None,
+            )?);
         }
         Ok((file_times, nats_times))
     })??;
-    let median = |mut v: Vec<Duration>| {
-        v.sort();
-        v[v.len() / 2]
-    };
     let (file, nats) = (median(file_times), median(nats_times));
     let rate = |d: Duration| RECORDS as f64 / d.as_secs_f64();
     println!(
