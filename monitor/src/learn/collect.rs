@@ -5,60 +5,18 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    net::IpAddr,
     time::{SystemTime, UNIX_EPOCH},
 };
 
 use crate::{
-    events::{ConnDir, EventKind, EventRecord, IpProto, flood::FloodRecord},
+    events::{EventKind, EventRecord, flood::FloodRecord},
     report::{
         load::{BadLine, Record, Sink},
         sightings::{Counts, Sightings},
     },
 };
 
-/// A flow as the monitor names it: the client's port is not part of it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FlowId {
-    pub host: String,
-    pub direction: ConnDir,
-    pub proto: IpProto,
-    /// The side that opened the connection.
-    pub src: IpAddr,
-    /// The side that serves it, on `dport`.
-    pub dst: IpAddr,
-    pub dport: u16,
-}
-
-impl FlowId {
-    fn of(host: &str, r: &EventRecord) -> Self {
-        FlowId {
-            host: host.to_string(),
-            direction: r.direction,
-            proto: r.proto,
-            src: r.src,
-            dst: r.dst,
-            dport: r.dport,
-        }
-    }
-
-    /// The far end: the initiator of an inbound flow, the responder of an
-    /// outbound one.
-    pub fn peer(&self) -> IpAddr {
-        match self.direction {
-            ConnDir::Inbound => self.src,
-            ConnDir::Outbound => self.dst,
-        }
-    }
-
-    /// The monitored host's own address in the flow.
-    pub fn local(&self) -> IpAddr {
-        match self.direction {
-            ConnDir::Inbound => self.dst,
-            ConnDir::Outbound => self.src,
-        }
-    }
-}
+pub use crate::report::sightings::FlowId;
 
 /// Everything the files say about one flow.
 #[derive(Debug, Default)]

@@ -29,36 +29,12 @@ use super::{
         Basis, BlockedFlow, HostSummary, Inputs, PEER_PORTS_SHOWN, PeerGroup, PortGroup, Report,
         RequiredCell, RequiredRow, Unexpected, UnexpectedFlow, service_label,
     },
-    sightings::{Counts, Sightings},
+    sightings::{Counts, FlowId, Sightings},
 };
 use crate::events::{ConnDir, EventKind, EventRecord, IpProto, RequiredState, RequiredStatus};
 
 /// Bad lines kept verbatim for the report; the rest are counted.
 pub const BAD_LINE_SAMPLES: usize = 100;
-
-/// The identity of a flow: the client's port is not part of it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct FlowId {
-    host: String,
-    direction: ConnDir,
-    proto: IpProto,
-    src: IpAddr,
-    dst: IpAddr,
-    dport: u16,
-}
-
-impl FlowId {
-    fn of(host: &str, r: &EventRecord) -> Self {
-        FlowId {
-            host: host.to_string(),
-            direction: r.direction,
-            proto: r.proto,
-            src: r.src,
-            dst: r.dst,
-            dport: r.dport,
-        }
-    }
-}
 
 /// Why a flow is unexpected (or blocked), from the earliest first sighting
 /// read; updates repeat the explanation, so they serve when no first

@@ -1,16 +1,60 @@
-//! A flow's sightings: the cumulative counts its `unexpected`, `update`
-//! and `blocked` records carry, folded so that reading order does not
-//! matter. Shared by `report` and `learn`, which must count a flow's
-//! packets the same way.
+//! A flow's identity and its sightings: the cumulative counts its
+//! `unexpected`, `update` and `blocked` records carry, folded so that
+//! reading order does not matter. Shared by `report` and `learn`, which
+//! must name a flow and count its packets the same way.
 //!
 //! Counts in one *sighting* (named by its `first_seen`) are cumulative:
 //! the record with the most packets wins, never the sum. A flow seen again
 //! after a restart of the monitor, or after its flow table evicted it,
 //! starts a new sighting whose counts start over, so sightings add up.
 
-use std::{collections::BTreeMap, time::SystemTime};
+use std::{collections::BTreeMap, net::IpAddr, time::SystemTime};
 
-use crate::events::EventRecord;
+use crate::events::{ConnDir, EventRecord, IpProto};
+
+/// A flow as the monitor names it: the client's port is not part of it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowId {
+    pub host: String,
+    pub direction: ConnDir,
+    pub proto: IpProto,
+    /// The side that opened the connection.
+    pub src: IpAddr,
+    /// The side that serves it, on `dport`.
+    pub dst: IpAddr,
+    pub dport: u16,
+}
+
+impl FlowId {
+    /// The flow record `r` of `host` counts.
+    pub fn of(host: &str, r: &EventRecord) -> Self {
+        FlowId {
+            host: host.to_string(),
+            direction: r.direction,
+            proto: r.proto,
+            src: r.src,
+            dst: r.dst,
+            dport: r.dport,
+        }
+    }
+
+    /// The far end: the initiator of an inbound flow, the responder of an
+    /// outbound one.
+    pub fn peer(&self) -> IpAddr {
+        match self.direction {
+            ConnDir::Inbound => self.src,
+            ConnDir::Outbound => self.dst,
+        }
+    }
+
+    /// The monitored host's own address in the flow.
+    pub fn local(&self) -> IpAddr {
+        match self.direction {
+            ConnDir::Inbound => self.dst,
+            ConnDir::Outbound => self.src,
+        }
+    }
+}
 
 /// Sightings kept apart per flow; past this the oldest two are merged, so
 /// that a flow evicted and seen again every second stays one small entry.

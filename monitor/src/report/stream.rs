@@ -226,21 +226,7 @@ impl StreamReader {
         // A consumer reads its own server's copy of the stream: one that
         // was down and is still catching up skips what it lacks. Those
         // messages are fetched from the stream's leader, never skipped.
-        if seq > self.next {
-            let (from, to) = (self.next, seq - 1);
-            eprintln!(
-                "portconform: {}: messages {from}-{to} were not in the consumer's server's copy of the stream (a node catching up?); reading them from the stream's leader",
-                self.url
-            );
-            for missing in from..=to {
-                let got = self.runtime.block_on(self.stream.get_raw_message(missing));
-                if let Ok(raw) = got
-                    && raw.subject.starts_with(nats::SUBJECT_PREFIX)
-                {
-                    self.lines(&raw.payload, missing, sink);
-                }
-            }
-        }
+        self.fill(seq, sink);
         self.next = self.next.max(seq + 1);
         self.lines(&m.payload, seq, sink);
         Ok(seq)
