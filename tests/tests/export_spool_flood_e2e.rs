@@ -8,15 +8,15 @@
 //!
 //! `--spool-max-mib 1` on purpose: the bound is the user's setting under
 //! test, and its default (256 MiB) would take a test minutes of flood to
-//! fill; at 1 MiB a few seconds of flood fill it many times over. Every
-//! other option is at its shipped default.
+//! fill, where 1 MiB fills 9 times over in 5 s. Every other option is at
+//! its shipped default.
 //!
 //! The flood: bare SYNs from node1, the monitored host, to one new port
 //! of node2 (a node) each, 12400 and up (hping3 `-p ++12400`): no rule of
 //! thoughtspot lists a port from 12346 to 32767, so each SYN is a new
 //! unexpected flow and one events line. Connections the host opens never
-//! compete for the kernel's new-flow budget of strangers (a random-source
-//! SYN flood at it would be a handful of `flood` aggregates instead), and
+//! compete for the kernel's new-flow budget of strangers (which makes a
+//! random-source SYN flood at the host a few `flood` aggregates), and
 //! node2's firewall drops them unanswered, so that no flow changes after
 //! its line and no refresh writes an `update` for it later: one line per
 //! flow, all written during the flood.
@@ -234,13 +234,15 @@ fn a_flooded_spool_holds_its_bound_and_says_what_it_dropped() {
     // The flood, with no collector to take the lines: 10,000 SYNs a
     // second asked of hping3, bounded in count and time.
     let last_port = FLOOD_FIRST_PORT + (FLOOD_SYNS - 1) as u16;
-    lab.nft(
-        &lab.node2,
-        &format!(
-            "table inet flood {{\n chain input {{\n  type filter hook input priority 0; policy accept;\n  tcp dport {FLOOD_FIRST_PORT}-{last_port} drop\n }}\n}}\n"
-        ),
-    )
-    .expect("nft");
+    let drop_flood = [
+        "table inet flood {".to_string(),
+        "  chain input {".into(),
+        "    type filter hook input priority 0; policy accept;".into(),
+        format!("    tcp dport {FLOOD_FIRST_PORT}-{last_port} drop"),
+        "  }".into(),
+        "}\n".into(),
+    ];
+    lab.nft(&lab.node2, &drop_flood.join("\n")).expect("nft");
     let flooding = Instant::now();
     let out = lab
         .node1
