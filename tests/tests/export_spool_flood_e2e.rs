@@ -58,8 +58,8 @@ const ACKED_BYTES: u64 = 2 * 21;
 const FLOOD_SYNS: u32 = 20_000;
 const FLOOD_FIRST_PORT: u16 = 12_400;
 /// The daemon's resident memory may not pass this, sampled during the
-/// flood and at its peak (VmHWM). Measured: about 42 MiB before the flood
-/// and 50 MiB at its peak, of which the new flows' tables are some 7 MiB
+/// flood and at its peak (VmHWM). Measured: about 40 MiB before the flood
+/// and 51 MiB at its peak, of which the new flows' tables are some 7 MiB
 /// (the same flood without `--export`) and the export about 1.5 MiB: the
 /// spool keeps on disk what the collector has not taken, and holds in
 /// memory only a 64 KiB write buffer and a batch of 512 lines.
