@@ -10,6 +10,7 @@ pub mod capture;
 pub mod fixtures;
 pub mod kernel;
 pub mod lab;
+pub mod metrics;
 pub mod monitor_proc;
 pub mod packets;
 pub mod pair;

@@ -107,13 +107,13 @@ impl MonitorProc {
     /// The daemon's peak resident memory so far (VmHWM), in KiB: `ip netns
     /// exec` runs it in place, so the child is the daemon itself.
     pub fn peak_rss_kib(&self) -> anyhow::Result<u64> {
-        let pid = self.child.as_ref().context("already stopped")?.id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .context("no VmHWM in /proc/PID/status")
+        status_kib(self.pid().context("already stopped")?, "VmHWM")
+    }
+
+    /// The daemon's process id while it runs: `ip netns exec` execs it in
+    /// place, so the child is the daemon itself.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Waits until the daemon has printed `count` stderr lines containing
@@ -232,6 +232,18 @@ impl Drop for MonitorProc {
             let _ = child.wait();
         }
     }
+}
+
+/// A memory figure of process `pid` from `/proc/PID/status`, in KiB:
+/// `field` is `VmRSS` (resident now), `VmHWM` (its peak), and so on.
+pub fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))
 }
 
 /// Runs `portconform args...` (outside any lab) to completion, bounded.

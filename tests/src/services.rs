@@ -1,6 +1,7 @@
 //! Real servers from Debian's packages, started inside lab namespaces.
 
 use std::{
+    collections::BTreeMap,
     path::PathBuf,
     process::Command,
     time::{Duration, Instant},
@@ -359,6 +360,19 @@ pub fn syslog_messages(out: &str) -> Vec<SyslogMessage> {
                 structured_data: f[6].into(),
                 msg: f[7].trim_start().into(),
             })
+        })
+        .collect()
+}
+
+/// The messages in the file [`rsyslog`] writes, by the `seq` of the JSON
+/// record each carries (a line sent twice is kept once; messages that are
+/// not a numbered record are left out).
+pub fn syslog_messages_by_seq(out: &str) -> BTreeMap<u64, SyslogMessage> {
+    syslog_messages(out)
+        .into_iter()
+        .filter_map(|m| {
+            let v: serde_json::Value = serde_json::from_str(&m.msg).ok()?;
+            Some((v["seq"].as_u64()?, m))
         })
         .collect()
 }

@@ -28,13 +28,7 @@ fn wait_delivered(lab: &Pair, received: &str) -> BTreeMap<u64, SyslogMessage> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let lines = read_events(lab.events_path()).unwrap_or_default();
-        let got: BTreeMap<u64, SyslogMessage> = services::syslog_messages(received)
-            .into_iter()
-            .filter_map(|m| {
-                let v: serde_json::Value = serde_json::from_str(&m.msg).ok()?;
-                Some((v["seq"].as_u64()?, m))
-            })
-            .collect();
+        let got = services::syslog_messages_by_seq(received);
         let missing: Vec<u64> = lines
             .iter()
             .filter_map(|l| l["seq"].as_u64())

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use portconform_tests::{
     lab::{self, TEST_NET_1, TEST_NET_2, TempDir},
+    metrics,
     monitor_proc::{MonitorProc, read_events},
     pair::connect,
     services,
@@ -86,16 +87,7 @@ fn a_random_source_flood_hides_no_genuine_flow() {
     // flood (every summary interval, 5 s), they must say what the final
     // summary says.
     std::thread::sleep(Duration::from_secs(6));
-    let scrape = nodes
-        .host
-        .command(Duration::from_secs(10), "sh")
-        .args([
-            "-c",
-            "printf 'GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' | nc -w 2 127.0.0.1 9464",
-        ])
-        .output()
-        .expect("scrape");
-    let metrics = String::from_utf8_lossy(&scrape.stdout).into_owned();
+    let metrics = metrics::scrape(&nodes.host, 9464).expect("scrape");
     let rss = mon.peak_rss_kib().expect("rss");
     let done = mon.stop().expect("stop");
     let ran = monitoring.elapsed().as_secs_f64();

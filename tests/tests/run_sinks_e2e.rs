@@ -7,6 +7,7 @@ use std::{process::Command, time::Duration};
 use portconform_tests::{
     fixtures::node_and_admin,
     lab::{self, TEST_NET_3, TempDir, sh},
+    metrics,
     monitor_proc::{MonitorProc, read_events},
 };
 
@@ -54,18 +55,7 @@ fn pcapng_opens_in_tshark_and_metrics_count_the_same_flows() {
     }
     std::thread::sleep(Duration::from_millis(1200));
     // Scrape from inside the host namespace: the endpoint binds its loopback.
-    let scrape = lab
-        .host
-        .run(
-            T,
-            "sh",
-            &[
-                "-c",
-                "printf 'GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' | nc -w 2 127.0.0.1 9464",
-            ],
-        )
-        .expect("scrape");
-    let metrics = String::from_utf8_lossy(&scrape.stdout).into_owned();
+    let metrics = metrics::scrape(&lab.host, 9464).expect("scrape");
     let done = mon.stop().expect("stop");
     assert!(done.status.success(), "{}", done.stderr);
 

@@ -5,7 +5,9 @@
 //!
 //! The spool is bounded: when a line would take it past its size, its
 //! oldest segment is removed and the lines in it that were not delivered
-//! are counted as dropped, never silently lost.
+//! are counted as dropped, never silently lost. Lines of it already on the
+//! wire are counted once their fate is known: sent if the collector
+//! acknowledges them, dropped if the connection fails first.
 //!
 //! Layout, readable with `ls` and `cat`: segment files named by the spool
 //! index of their first line (`00000000000000000042.seg`), each holding
@@ -73,7 +75,8 @@ pub struct SpoolCounts {
     pub sent: u64,
     /// Lines removed undelivered because the spool was full (this process).
     pub dropped: u64,
-    /// Lines waiting (from an earlier run's spool too).
+    /// Lines waiting (from an earlier run's spool too), and lines removed
+    /// while on the wire, until the collector acknowledges them or not.
     pub pending: u64,
     /// Bytes on disk.
     pub bytes: u64,
@@ -90,6 +93,10 @@ pub struct Spool {
     acked: u64,
     /// Every line below this index was handed to the sender.
     read: ReadPos,
+    /// Lines removed from a full spool while on the wire: neither sent nor
+    /// dropped until an [`ack`](Self::ack) or a [`rewind`](Self::rewind)
+    /// says which.
+    in_doubt: std::ops::Range<u64>,
     counts: SpoolCounts,
 }
 
@@ -115,6 +122,7 @@ impl Spool {
             writer: None,
             acked: 0,
             read: ReadPos::default(),
+            in_doubt: 0..0,
             counts: SpoolCounts::default(),
         };
         let mut firsts = Vec::new();
@@ -331,14 +339,24 @@ impl Spool {
         Ok(())
     }
 
-    /// Removes the oldest segment to make room; its undelivered lines are
-    /// counted as dropped.
+    /// Removes the oldest segment to make room; its lines not handed to
+    /// the sender are counted as dropped, those on the wire are in doubt.
     fn drop_oldest(&mut self) -> Result<(), SpoolError> {
         let seg = self.segments.remove(0);
         let end = seg.first + seg.lines;
-        let undelivered = end - self.acked.clamp(seg.first, end);
-        self.counts.dropped += undelivered;
-        self.counts.pending -= undelivered;
+        let undelivered = self.acked.clamp(seg.first, end);
+        let taken = self.read.index.clamp(undelivered, end);
+        if taken > undelivered {
+            // Contiguous with the lines in doubt already: those end where
+            // `acked` was moved to, which is where this segment's begin.
+            if self.in_doubt.is_empty() {
+                self.in_doubt = undelivered..taken;
+            } else {
+                self.in_doubt.end = taken;
+            }
+        }
+        self.counts.dropped += end - taken;
+        self.counts.pending -= end - taken;
         self.counts.bytes -= seg.bytes;
         fs::remove_file(self.path(seg.first)).map_err(self.io("cannot remove a full segment"))?;
         if self.acked < end {
@@ -451,6 +469,13 @@ impl Spool {
     /// Every line below `upto` was delivered.
     pub fn ack(&mut self, upto: u64) -> Result<(), SpoolError> {
         let upto = upto.min(self.read.index);
+        let settled = upto.clamp(self.in_doubt.start, self.in_doubt.end);
+        if settled > self.in_doubt.start {
+            let n = settled - self.in_doubt.start;
+            self.counts.sent += n;
+            self.counts.pending -= n;
+            self.in_doubt.start = settled;
+        }
         if upto <= self.acked {
             return Ok(());
         }
@@ -463,8 +488,13 @@ impl Spool {
     }
 
     /// The lines taken but not acknowledged are taken again (the
-    /// connection they went out on failed).
+    /// connection they went out on failed); those a full spool removed
+    /// meanwhile are lost with it, and counted as dropped.
     pub fn rewind(&mut self) -> Result<(), SpoolError> {
+        let lost = self.in_doubt.end - self.in_doubt.start;
+        self.counts.dropped += lost;
+        self.counts.pending -= lost;
+        self.in_doubt = 0..0;
         self.read = self.position_of(self.acked)?;
         Ok(())
     }
@@ -619,11 +649,56 @@ mod tests {
         for i in 1..5000 {
             s.append(&line(i)).unwrap();
         }
-        // The taken line was dropped before its ack: the ack is ignored.
+        // The taken line was removed before its ack, which still says it
+        // arrived.
         s.ack(1).unwrap();
-        assert_eq!(s.counts().sent, 0);
+        assert_eq!(
+            (s.counts().sent, s.counts().dropped),
+            (1, 5000 - 1 - s.counts().pending)
+        );
         let rest = take_all(&mut s);
         assert_eq!(rest.last().unwrap().0, 4999);
         assert_eq!(rest.len() as u64, s.counts().pending);
+    }
+
+    #[test]
+    fn lines_dropped_on_the_wire_count_as_sent_if_acknowledged_else_as_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(dir.path(), MIN_BYTES).unwrap();
+        // The sender puts 100 lines on the wire, and a flood wraps the
+        // spool before the collector has acknowledged them.
+        for i in 0..100 {
+            s.append(&line(i)).unwrap();
+        }
+        let mut out = Vec::new();
+        s.take(100, &mut out).unwrap();
+        let n = 5000;
+        for i in 100..n {
+            s.append(&line(i)).unwrap();
+        }
+        let c = s.counts();
+        assert_eq!(c.sent + c.dropped + c.pending, n, "{c:?}");
+        // What is left: the collector will never see the lines between
+        // the wire's and these.
+        let rest = take_all(&mut s);
+        let left = rest[0].0;
+        assert!(left > 100, "the flood dropped none");
+        // The first 60 arrive, which the collector's acknowledgement says;
+        // then the connection fails, taking the other 40 with it.
+        s.ack(60).unwrap();
+        assert_eq!(s.counts().sent, 60);
+        s.rewind().unwrap();
+        let c = s.counts();
+        assert_eq!((c.sent, c.dropped), (60, left - 60), "{c:?}");
+        assert_eq!(c.pending, n - left, "{c:?}");
+        // Sent again on the next connection: what was left, nothing more.
+        let again = take_all(&mut s);
+        assert_eq!(again, rest);
+        s.ack(n).unwrap();
+        let c = s.counts();
+        assert_eq!(
+            (c.sent, c.dropped, c.pending),
+            (60 + n - left, left - 60, 0)
+        );
     }
 }
