@@ -60,6 +60,17 @@ impl Pair {
     /// (written to the lab's directory), with the shipped defaults but for
     /// a summary interval long enough not to interleave.
     pub fn monitor(&self, profile: &str, inventory: &str) -> anyhow::Result<MonitorProc> {
+        self.monitor_with(profile, inventory, &["--interval", "3600"])
+    }
+
+    /// `portconform run` on node1 with `profile`, this `inventory` and
+    /// `extra` options.
+    pub fn monitor_with(
+        &self,
+        profile: &str,
+        inventory: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<MonitorProc> {
         let inv = self.dir.file("inventory.toml");
         std::fs::write(&inv, inventory)?;
         MonitorProc::classifying(
@@ -68,8 +79,23 @@ impl Pair {
             profile,
             &inv,
             &self.events_path(),
-            &["--interval", "3600"],
+            extra,
         )
+    }
+
+    /// Where [`exporting`](Self::exporting) keeps the sink's spool.
+    pub fn spool_dir(&self) -> String {
+        self.dir.file("spool")
+    }
+
+    /// The export tests' monitor: thoughtspot, node2's network as its
+    /// nodes, every line exported to `url` through a spool in
+    /// [`spool_dir`](Self::spool_dir); then `extra` options.
+    pub fn exporting(&self, url: &str, extra: &[&str]) -> anyhow::Result<MonitorProc> {
+        let spool = self.spool_dir();
+        let mut args = vec!["--export", url, "--spool-dir", &spool];
+        args.extend_from_slice(extra);
+        self.monitor_with("thoughtspot", "nodes = [\"192.0.2.0/24\"]\n", &args)
     }
 
     /// Loads `ruleset` into `ns` with real nft.

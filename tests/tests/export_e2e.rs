@@ -14,7 +14,7 @@ use std::{
 
 use portconform_tests::{
     lab::Background,
-    monitor_proc::{MonitorProc, read_events},
+    monitor_proc::read_events,
     pair::{Pair, connect},
     pki::Pki,
     services::{self, SyslogMessage},
@@ -100,29 +100,13 @@ fn syslog_gets_every_line_across_a_collector_outage() {
             .expect("rsyslog listens");
         bg
     };
-    let inv = lab.dir.file("inventory.toml");
-    std::fs::write(&inv, "nodes = [\"192.0.2.0/24\"]\n").unwrap();
     let url = format!("syslog+tcp://{}:{PORT}", lab.n2.v4);
-    let spool = lab.dir.file("spool");
     let peer = lab.n2.v4.clone();
 
     let collector = rsyslog();
-    let mon = MonitorProc::classifying(
-        &lab.node1,
-        &[&lab.n1.ifname],
-        "thoughtspot",
-        &inv,
-        &lab.events_path(),
-        &[
-            "--interval",
-            "3600",
-            "--export",
-            &url,
-            "--spool-dir",
-            &spool,
-        ],
-    )
-    .expect("start portconform");
+    let mon = lab
+        .exporting(&url, &["--interval", "3600"])
+        .expect("start portconform");
     assert!(!connect(&lab.node2, &lab.n1.v4, 6666));
     lab.wait_event("unexpected", &peer, 6666);
     wait_delivered(&lab, &received);
@@ -187,27 +171,11 @@ fn nfcapd_stores_the_flows_and_nfdump_prints_their_five_tuples() {
     lab.node2
         .wait_udp_bound(port, Duration::from_secs(10))
         .expect("nfcapd listens");
-    let inv = lab.dir.file("inventory.toml");
-    std::fs::write(&inv, "nodes = [\"192.0.2.0/24\"]\n").unwrap();
     let url = format!("ipfix+udp://{}:{port}", lab.n2.v4);
-    let spool = lab.dir.file("spool");
     let peer = lab.n2.v4.clone();
-    let mon = MonitorProc::classifying(
-        &lab.node1,
-        &[&lab.n1.ifname],
-        "thoughtspot",
-        &inv,
-        &lab.events_path(),
-        &[
-            "--interval",
-            "3600",
-            "--export",
-            &url,
-            "--spool-dir",
-            &spool,
-        ],
-    )
-    .expect("start portconform");
+    let mon = lab
+        .exporting(&url, &["--interval", "3600"])
+        .expect("start portconform");
     for port in [6666, 6667] {
         assert!(!connect(&lab.node2, &lab.n1.v4, port));
         lab.wait_event("unexpected", &peer, port);
@@ -292,35 +260,25 @@ fn syslog_over_tls_gets_every_line_across_an_outage_and_a_wrong_certificate() {
             .expect("rsyslog listens");
         bg
     };
-    let inv = lab.dir.file("inventory.toml");
-    std::fs::write(&inv, "nodes = [\"192.0.2.0/24\"]\n").unwrap();
     let url = format!("syslog+tls://{}:{PORT}", lab.n2.v4);
-    let spool = lab.dir.file("spool");
     let peer = lab.n2.v4.clone();
 
     let collector = rsyslog("rsyslog", &cert, &key, &received);
-    let mon = MonitorProc::classifying(
-        &lab.node1,
-        &[&lab.n1.ifname],
-        "thoughtspot",
-        &inv,
-        &lab.events_path(),
-        &[
-            "--interval",
-            "3600",
-            "--export",
+    let mon = lab
+        .exporting(
             &url,
-            "--export-ca",
-            &pki.ca,
-            "--export-cert",
-            &client_cert,
-            "--export-key",
-            &client_key,
-            "--spool-dir",
-            &spool,
-        ],
-    )
-    .expect("start portconform");
+            &[
+                "--interval",
+                "3600",
+                "--export-ca",
+                &pki.ca,
+                "--export-cert",
+                &client_cert,
+                "--export-key",
+                &client_key,
+            ],
+        )
+        .expect("start portconform");
     assert!(!connect(&lab.node2, &lab.n1.v4, 6666));
     lab.wait_event("unexpected", &peer, 6666);
     wait_delivered(&lab, &received);

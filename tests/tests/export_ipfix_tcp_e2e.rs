@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use portconform_tests::{
     capture::Tcpdump,
     lab::{Background, Netns},
-    monitor_proc::{MonitorProc, read_events},
+    monitor_proc::read_events,
     pair::{Pair, connect},
 };
 
@@ -142,29 +142,13 @@ fn tshark_decodes_every_flow_sent_over_tcp_across_a_collector_outage() {
             .expect("socat listens");
         bg
     };
-    let inv = lab.dir.file("inventory.toml");
-    std::fs::write(&inv, "nodes = [\"192.0.2.0/24\"]\n").unwrap();
     let url = format!("ipfix+tcp://{}:{PORT}", lab.n2.v4);
-    let spool = lab.dir.file("spool");
     let peer = lab.n2.v4.clone();
 
     let socat = collector();
-    let mon = MonitorProc::classifying(
-        &lab.node1,
-        &[&lab.n1.ifname],
-        "thoughtspot",
-        &inv,
-        &lab.events_path(),
-        &[
-            "--interval",
-            "3600",
-            "--export",
-            &url,
-            "--spool-dir",
-            &spool,
-        ],
-    )
-    .expect("start portconform");
+    let mon = lab
+        .exporting(&url, &["--interval", "3600"])
+        .expect("start portconform");
     wait_established(&lab.node2, PORT);
     assert!(!connect(&lab.node2, &lab.n1.v4, 6666));
     lab.wait_event("unexpected", &peer, 6666);

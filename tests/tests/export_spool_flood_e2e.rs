@@ -36,7 +36,7 @@ use std::{
 
 use portconform_tests::{
     metrics,
-    monitor_proc::{MonitorProc, read_events, status_kib},
+    monitor_proc::{read_events, status_kib},
     pair::Pair,
     services,
 };
@@ -204,28 +204,19 @@ fn a_flooded_spool_holds_its_bound_and_says_what_it_dropped() {
     let work = lab.dir.file("rsyslog");
     std::fs::create_dir_all(&work).unwrap();
     let received = lab.dir.file("received.log");
-    let inv = lab.dir.file("inventory.toml");
-    std::fs::write(&inv, "nodes = [\"192.0.2.0/24\"]\n").unwrap();
     let url = format!("syslog+tcp://{}:{PORT}", lab.n2.v4);
-    let spool = lab.dir.file("spool");
-    let mon = MonitorProc::classifying(
-        &lab.node1,
-        &[&lab.n1.ifname],
-        "thoughtspot",
-        &inv,
-        &lab.events_path(),
-        &[
-            "--export",
+    let spool = lab.spool_dir();
+    let mon = lab
+        .exporting(
             &url,
-            "--spool-dir",
-            &spool,
-            "--spool-max-mib",
-            &SPOOL_MIB.to_string(),
-            "--metrics",
-            &METRICS_PORT.to_string(),
-        ],
-    )
-    .expect("start portconform");
+            &[
+                "--spool-max-mib",
+                &SPOOL_MIB.to_string(),
+                "--metrics",
+                &METRICS_PORT.to_string(),
+            ],
+        )
+        .expect("start portconform");
     let pid = mon.pid().expect("running");
     let rss_before = status_kib(pid, "VmRSS").expect("VmRSS");
     let stop = Arc::new(AtomicBool::new(false));
