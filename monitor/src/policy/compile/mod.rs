@@ -11,6 +11,7 @@ mod arrows;
 mod categories;
 mod cell_items;
 mod columns;
+mod daemons;
 mod footnotes;
 mod heading_arrows;
 mod list_ends;
