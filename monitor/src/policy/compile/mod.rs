@@ -17,6 +17,7 @@ mod heading_arrows;
 mod list_ends;
 mod matrix;
 pub mod normalize;
+mod outgoing_list;
 mod port_list;
 mod preamble;
 mod prose;
@@ -131,6 +132,8 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
     let mut section_source: Option<String> = None;
     // The ends the last heading's arrow names ("Client --> Management point").
     let mut heading_ends: Option<heading_arrows::HeadingEnds> = None;
+    // The paragraph announcing a list of the host's outgoing connections.
+    let mut outgoing: Option<outgoing_list::Intro> = None;
     let mut headings: Vec<(u8, String)> = Vec::new();
     let blocks = document::parse(&doc.text);
     let lines: Vec<String> = doc.text.lines().map(document::collapse_ws).collect();
@@ -149,6 +152,7 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                 headings.push((level, text));
                 section = next;
                 above = None;
+                outgoing = None;
                 ends_above = None;
                 loopback_above = false;
                 section_destination = None;
@@ -177,18 +181,23 @@ fn compile_one(doc: &Document, prefix: &str) -> Ctx {
                     section_source = Some(host);
                 }
                 if kind == document::ProseKind::Paragraph {
+                    outgoing = outgoing_list::intro(&ctx, &text, line, &headings);
                     ends_above = stated_ends::of_paragraph(&text);
                     loopback_above = stated_ends::loopback(&text);
                 }
                 let listed = kind == document::ProseKind::ListItem
                     && (list_ends::read(&mut ctx, &text, line, &headings)
-                        || port_list::read(&mut ctx, &text, line));
+                        || port_list::read(&mut ctx, &text, line)
+                        || outgoing
+                            .as_ref()
+                            .is_some_and(|i| outgoing_list::read(&mut ctx, i, &text, line)));
                 if !listed {
                     prose::read(&mut ctx, &mut section, &headings, kind, &text, &code, line);
                     sentences::read(&mut ctx, &text, line, &lines);
                 }
             }
             Block::Table(table) => {
+                outgoing = None;
                 ctx.stated_ends = ends_above
                     .take()
                     .or_else(|| table.caption.as_deref().and_then(stated_ends::of_caption))
