@@ -17,6 +17,7 @@
 
 use super::{
     columns::{self, Column, Layout},
+    daemons,
     normalize::{ports, protocol},
 };
 use crate::policy::document::{Row, Table};
@@ -176,7 +177,9 @@ pub fn split(table: &Table, layout: &Layout) -> Option<Table> {
                     }
                 }
                 None => {
-                    let here = host.and_then(|h| row.cells.get(h)).cloned();
+                    // A "Service | Servers" row listens on its daemon.
+                    let here = daemons::of_row(layout, &table.header, &row.cells)
+                        .or_else(|| host.and_then(|h| row.cells.get(h)).cloned());
                     let here = here.unwrap_or_default();
                     let out = item.outbound || outbound_row || item.to.is_some();
                     match (&item.from, &item.to) {

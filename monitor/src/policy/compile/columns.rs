@@ -25,6 +25,9 @@ pub enum Column {
     /// Where the port is configured ("Configurable in", "Configuration"):
     /// file names and menu paths, which name no peer.
     Setting,
+    /// Who may reach the port, as a class: "Need End User Access?" (Yes /
+    /// No), "Access Requirement" (External / Internal).
+    Access,
 }
 
 impl fmt::Display for Column {
@@ -42,6 +45,7 @@ impl fmt::Display for Column {
             Column::Description => "description (not compiled)",
             Column::Setting => "setting (not compiled)",
             Column::Component => "component (the listening host)",
+            Column::Access => "access (who reaches the port)",
         })
     }
 }
@@ -68,6 +72,19 @@ pub fn recognise(header: &str) -> Option<Column> {
         || has("property")
     {
         Column::Setting
+    } else if has("access")
+        && [
+            "need",
+            "user",
+            "users",
+            "external",
+            "requirement",
+            "requirements",
+        ]
+        .iter()
+        .any(|w| has(w))
+    {
+        Column::Access
     } else if has("listens") || has("listen") || has("listening") {
         Column::Port
     } else if (has("port") || has("ports")) && has("name") {
@@ -311,6 +328,8 @@ mod tests {
         assert_eq!(recognise("Destination port"), Some(Column::Port));
         assert_eq!(recognise("Source/Destination"), Some(Column::Peer));
         assert_eq!(recognise("Ingress/Egress"), Some(Column::Direction));
+        assert_eq!(recognise("Need End User Access?"), Some(Column::Access));
+        assert_eq!(recognise("Access Requirement"), Some(Column::Access));
     }
 
     #[test]

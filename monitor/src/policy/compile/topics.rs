@@ -68,6 +68,20 @@ pub fn learn(text: &str) -> Vec<Topic> {
                 .map(|(_, c)| c.trim_end_matches('.').trim().to_string())
                 .unwrap_or_default();
             push(&mut out, &lower[..i], Effect::Condition(cond), &sentence);
+        } else if let Some((subject, cond)) = scoped(&sentence) {
+            // "The privileged ports 1019 and 1022 are used only on a
+            // DataNode in secure mode": the ports named, else the words.
+            let ports = port_numbers(&subject);
+            if ports.is_empty() {
+                push(&mut out, &subject, Effect::Condition(cond), &sentence);
+            } else {
+                out.push(Topic {
+                    words: Vec::new(),
+                    ports,
+                    effect: Effect::Condition(cond),
+                    said: sentence.clone(),
+                });
+            }
         } else if let Some(rest) = lower.strip_prefix("in ")
             && let Some(i) = rest.find(" mode")
             && rest[..i].split_whitespace().count() <= 3
@@ -82,6 +96,65 @@ pub fn learn(text: &str) -> Vec<Topic> {
         }
     }
     out
+}
+
+/// Words that end a sentence's subject: its verb.
+const VERBS: &[&str] = &[
+    " are ", " is ", " run ", " runs ", " must ", " have ", " has ", " need ", " needs ", " can ",
+    " should ", " will ", " only ",
+];
+
+/// Markers of a condition that scopes the subject to some deployments.
+const ONLY: &[&str] = &[
+    " only when ",
+    " only if ",
+    " only on ",
+    " only while ",
+    " only during ",
+];
+
+/// A note that scopes some of the product's parts or ports to a setup:
+/// "JournalNode and ZKFC ... are needed only when NameNode High
+/// Availability is enabled", "Ports 1019 and 1022 are used only on a
+/// DataNode that runs in secure mode". The subject is the sentence's
+/// first phrase, before its verb, and short: a sentence that starts with
+/// anything longer is not about named parts.
+fn scoped(sentence: &str) -> Option<(String, String)> {
+    let lower = sentence.to_ascii_lowercase();
+    let at = ONLY.iter().filter_map(|m| lower.find(m)).min()?;
+    let body = ["note:", "note", "important:"]
+        .iter()
+        .find_map(|p| lower.strip_prefix(p))
+        .unwrap_or(&lower)
+        .trim_start();
+    let end = VERBS.iter().filter_map(|v| body.find(v)).min()?;
+    let subject = body[..end].trim();
+    let words = subject.split_whitespace().count();
+    if words == 0 || words > 6 || lower.len() - body.len() + end > at {
+        return None;
+    }
+    // "Ports 1019 and 1022 ..." but not "If you ..." or "It ...".
+    let first = subject.split_whitespace().next().unwrap_or("");
+    if matches!(
+        first,
+        "if" | "it" | "this" | "they" | "you" | "when" | "while"
+    ) {
+        return None;
+    }
+    let cond = required::condition_of(&sentence[at..])?;
+    let marker = sentence[at..].split_whitespace().nth(1)?;
+    Some((
+        subject.to_string(),
+        format!("{} {cond}", marker.to_ascii_lowercase()),
+    ))
+}
+
+/// The port numbers a phrase names.
+fn port_numbers(text: &str) -> Vec<u16> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse::<u16>().ok())
+        .filter(|p| *p > 0)
+        .collect()
 }
 
 fn push(out: &mut Vec<Topic>, subject: &str, effect: Effect, said: &str) {
@@ -144,6 +217,22 @@ mod tests {
         );
         assert!(about_ports(&topics, &[8080]).is_some());
         assert!(about_ports(&topics, &[25]).is_none());
+        let topics = learn(
+            "Note: JournalNode and ZKFC are not part of a standard installation; they run, and \
+             their ports are needed, only when NameNode High Availability is enabled. The \
+             privileged ports 1019 and 1022 are used only on a DataNode that runs in secure mode \
+             (Kerberos).",
+        );
+        assert!(matches!(
+            &about(&topics, "JournalNode RPC server").unwrap().effect,
+            Effect::Condition(c) if c == "when NameNode High Availability is enabled"
+        ));
+        assert!(matches!(
+            &about_ports(&topics, &[1022]).unwrap().effect,
+            Effect::Condition(c) if c == "on a DataNode that runs in secure mode"
+        ));
+        assert!(about(&topics, "DataNode").is_none());
+        assert!(learn("If you use TLS, the port is needed only when clients connect.").is_empty());
         let topics = learn("The enrollment port is only used when an agent registers.");
         assert!(matches!(
             &about(&topics, "Agent enrollment").unwrap().effect,

@@ -87,9 +87,46 @@ pub(super) fn endpoint_qualifiers(text: &str) -> (String, Option<String>) {
         }
     }
     if condition.is_none() {
-        return (text.to_string(), None);
+        return match activity_clause(text) {
+            Some((host, cond)) => (host, cond),
+            None => (text.to_string(), None),
+        };
     }
     (kept.join("; "), condition)
+}
+
+/// Words for the kind of host an endpoint cell starts with.
+const HOST_WORDS: &[&str] = &[
+    "agent", "agents", "server", "servers", "console", "consoles", "client", "clients", "node",
+    "nodes", "host", "hosts",
+];
+
+/// "Windows agent installed using MOMAgent.msi", "UNIX/Linux agent
+/// discovery and monitoring of agent", "UNIX/Linux agent for installing,
+/// upgrading, and removing agent using SSH": a host, then what it is doing
+/// or how it got there. The host is the endpoint; "for <doing>" is also
+/// the setup the row is needed for.
+fn activity_clause(text: &str) -> Option<(String, Option<String>)> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let at = words
+        .iter()
+        .take(3)
+        .position(|w| HOST_WORDS.contains(&w.to_ascii_lowercase().as_str()))?;
+    let next = words.get(at + 1)?.to_ascii_lowercase();
+    let after = words
+        .get(at + 2)
+        .map(|w| w.trim_end_matches([',', ';', '.']).to_ascii_lowercase());
+    let purpose = next == "for" && after.as_deref().is_some_and(|w| w.ends_with("ing"));
+    let how = matches!(
+        next.as_str(),
+        "installed" | "deployed" | "discovery" | "running"
+    );
+    if !purpose && !how {
+        return None;
+    }
+    let host = words[..=at].join(" ");
+    let cond = purpose.then(|| words[at + 1..].join(" "));
+    Some((host, cond))
 }
 
 /// Why a row's port is bound to the loopback interface, if it says so: a
@@ -207,6 +244,15 @@ mod tests {
         let (kept, cond) = endpoint_qualifiers("**Linux worker nodes only**; Any network");
         assert_eq!(kept, "Any network");
         assert_eq!(cond.as_deref(), Some("only on Linux worker nodes"));
+        let (kept, cond) = endpoint_qualifiers("Windows agent installed using MOMAgent.msi");
+        assert_eq!((kept.as_str(), cond), ("Windows agent", None));
+        let (kept, cond) = endpoint_qualifiers("UNIX/Linux agent for installing, upgrading");
+        assert_eq!(kept, "UNIX/Linux agent");
+        assert_eq!(cond.as_deref(), Some("for installing, upgrading"));
+        let (_, cond) = endpoint_qualifiers("Unix agent for updating");
+        assert_eq!(cond.as_deref(), Some("for updating"));
+        let (kept, _) = endpoint_qualifiers("Web console for Application Diagnostics");
+        assert_eq!(kept, "Web console for Application Diagnostics");
         let (kept, cond) = endpoint_qualifiers("network devices, if the forwarder collects syslog");
         assert_eq!(kept, "network devices");
         assert_eq!(cond.as_deref(), Some("if the forwarder collects syslog"));

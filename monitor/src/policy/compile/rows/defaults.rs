@@ -168,7 +168,7 @@ pub(super) fn table_defaults(
         direction = Some(Direction::Bidirectional);
         ctx.decide(
             line,
-            "either end opens the connections (a two-way arrow): rows are bidirectional".into(),
+            "either end opens the connections (a two-way arrow, or \"inbound and outbound\" among the members): rows are bidirectional".into(),
         );
     } else if !layout.has(Column::Direction) && stated.is_some() {
         direction = Some(Direction::Inbound);

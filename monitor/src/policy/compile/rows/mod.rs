@@ -5,7 +5,7 @@
 use super::{
     Ctx, arrows, cell_items,
     columns::{Column, Layout},
-    footnotes,
+    daemons, footnotes,
     normalize::{
         direction,
         endpoints::{self, EndpointReading},
@@ -19,6 +19,7 @@ use crate::policy::{
     model::{Direction, NODES, Ports, Proto, Required, Rule},
 };
 
+mod access;
 mod cells;
 mod component;
 mod defaults;
@@ -373,8 +374,13 @@ fn compile_row(
     } else {
         direction
     };
+    // "Service | Servers" rows: the daemon is the host's role, more
+    // precisely than the heading ("ZooKeeper Ports") says.
+    let daemon = daemons::of_row(layout, header, cells);
     let component = if layout.has(Column::Component) {
         cell(Column::Component).and_then(roles::slug)
+    } else if daemon.is_some() {
+        daemon.clone()
     } else {
         defaults
             .component_is_local
@@ -422,9 +428,8 @@ fn compile_row(
     if let Some(why) = to_itself(source.as_deref(), destination.as_deref(), cells) {
         return Err(why);
     }
-    let local = defaults
-        .local
-        .clone()
+    let local = daemon
+        .or(defaults.local.clone())
         .or(component.clone())
         .or_else(|| row_local(direction, source.as_deref(), destination.as_deref()))
         .or_else(|| {
@@ -479,6 +484,25 @@ fn compile_row(
         peer = Some(vec![endpoints::Endpoint::Role(opener.clone())]);
     } else if listener_only && defaults.peer_is_local {
         peer = Some(vec![endpoints::Endpoint::Role(NODES.into())]);
+    } else if listener_only
+        && !layout.has(Column::Component)
+        && let Some(named) = access::peers(layout, cells)
+    {
+        // The access column is the document's own word on who reaches
+        // the port; the description's words say what the port serves.
+        destination = None;
+        notes.push(format!(
+            "the access column names who connects: {}",
+            named
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        peer = Some(named);
+        if cell(Column::Direction).is_none() {
+            direction = Direction::Inbound;
+        }
     } else if listener_only {
         destination = None;
         let known = endpoints::Known {

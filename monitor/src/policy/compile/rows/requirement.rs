@@ -48,6 +48,7 @@ pub(super) fn of(row: &Row) -> Result<required::Requirement, String> {
         Column::Required,
         Column::Notes,
         Column::Setting,
+        Column::Access,
     ];
     let described_cells: Vec<&str> = row
         .cells
